@@ -1,0 +1,1 @@
+"""Running containers on a host: the Driver contract, the runc driver and the image cache."""
