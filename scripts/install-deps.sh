@@ -5,7 +5,7 @@ set -euo pipefail
 
 PACKAGES=(runc skopeo umoci buildah docker-registry iproute2 nftables
           busybox-static python3-venv python3-dev curl procps wrk haproxy
-          util-linux psmisc ca-certificates)
+          util-linux psmisc ca-certificates iputils-ping)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -226,7 +226,11 @@ class Machine(_Frozen):
     """A machine as the API returns it.
 
     ``host_id`` and ``desired_state`` are Ferry additions; ``revision`` is the
-    optimistic-concurrency counter every write must carry.
+    optimistic-concurrency counter every write must carry. ``generation`` is
+    bumped by every start (of a machine that is not running), restart and
+    signal request; with ``pending_signal`` set it asks the agent to deliver
+    that signal, without it to (re)start the process. The agent acts once per
+    generation, which keeps its loop level-triggered.
     """
 
     id: str
@@ -246,4 +250,6 @@ class Machine(_Frozen):
     checks: list[CheckStatus] = Field(default_factory=list)
     exit_code: int | None = None
     restart_count: int = 0
+    generation: int = 0
+    pending_signal: str | None = None
     revision: int = 0

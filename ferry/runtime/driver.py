@@ -81,11 +81,17 @@ class Driver(Protocol):
         ...
 
     def signal(self, container_id: str, signal: str) -> None:
-        """Send ``signal`` (e.g. ``"SIGTERM"``) to the container's process. No-op if it has exited."""
+        """Send ``signal`` (e.g. ``"SIGTERM"``) to the container's process.
+
+        No-op if it has exited.
+        """
         ...
 
     def stop(self, container_id: str, signal: str, timeout: float) -> ContainerStatus:
-        """Send ``signal``, wait up to ``timeout`` seconds, then SIGKILL; return the exited status."""
+        """Send ``signal``, wait up to ``timeout`` seconds, then SIGKILL.
+
+        Returns the exited status.
+        """
         ...
 
     def inspect(self, container_id: str) -> ContainerStatus:

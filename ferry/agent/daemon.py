@@ -1,0 +1,237 @@
+"""``ferry agent``: the host daemon.
+
+Threads, each with one job:
+- watcher: long-polls the control plane for this host's desired machines;
+- heartbeat: tells the control plane the host is alive;
+- health: runs machines' checks and ships their logs;
+- main loop: each cycle reads a fresh snapshot (desired + containers), asks the
+  pure ``plan_host`` for steps, logs each step's one-line reason and hands the
+  step to a worker pool. Level-triggered: a lost wake-up costs one cycle.
+
+On start it adopts the containers that are already running (their shims
+outlived the previous agent), so a restart makes no duplicates and no orphans.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from ferry.agent.checks import CheckTracker
+from ferry.agent.logship import LogShipper
+from ferry.agent.network_hook import MachineNetwork
+from ferry.agent.reconcile import MachineMemory, Step, container_id, plan_host
+from ferry.agent.runner import HostIdentity, StepRunner
+from ferry.client import FerryClient
+from ferry.errors import FerryError
+from ferry.model import CheckStatus, DesiredState, Machine, MachineState
+from ferry.runtime.driver import ContainerStatus
+from ferry.runtime.images import RegistryImageStore
+from ferry.runtime.runc import RuncDriver
+
+log = logging.getLogger("ferry.agent")
+
+CYCLE_SECONDS = 0.5
+HEARTBEAT_SECONDS = 2.0
+WATCH_TIMEOUT = 20.0
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    host_id: str
+    region: str
+    address: str
+    cpus: int
+    memory_mb: int
+    machine_subnet: str
+    state_dir: Path
+    netns_prefix: str
+    api_url: str
+    token: str
+    cgroup_parent: str = "ferry"
+    insecure_registries: tuple[str, ...] = ()
+
+
+class Agent:
+    """One host's agent. ``run()`` blocks until ``stop()`` (or SIGTERM/SIGINT)."""
+
+    def __init__(self, settings: AgentSettings) -> None:
+        self.settings = settings
+        self.client = FerryClient(settings.api_url, settings.token)
+        self.driver = RuncDriver(
+            settings.state_dir / "runtime", cgroup_parent=settings.cgroup_parent
+        )
+        self.images = RegistryImageStore(
+            settings.state_dir / "images", insecure_registries=settings.insecure_registries
+        )
+        self.network = MachineNetwork(settings.netns_prefix, settings.machine_subnet)
+        self.memory: dict[str, MachineMemory] = {}
+        self.runner = StepRunner(
+            HostIdentity(settings.host_id, settings.region),
+            self.driver,
+            self.images,
+            self.network,
+            self.client,
+            self.memory,
+        )
+        self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="step")
+        self.checks = CheckTracker()
+        self.logs = LogShipper(self.driver)
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._snapshot: list[Machine] | None = None
+        self._version = 0
+        self._busy: set[str] = set()
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def run(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._on_signal)
+        self.network.ensure_bridge()
+        self._register()
+        threads = [
+            threading.Thread(target=self._watch_loop, name="watch", daemon=True),
+            threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True),
+            threading.Thread(target=self._health_loop, name="health", daemon=True),
+        ]
+        for t in threads:
+            t.start()
+        log.info(
+            "agent %s (%s) up; state in %s",
+            self.settings.host_id,
+            self.settings.region,
+            self.settings.state_dir,
+        )
+        while not self._stopping.is_set():
+            self._wake.wait(CYCLE_SECONDS)
+            self._wake.clear()
+            try:
+                self.cycle()
+            except FerryError as exc:
+                log.warning("cycle failed: %s", exc)
+        # Containers keep running: their shims outlive the agent, the next agent adopts them.
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        log.info("agent %s stopped", self.settings.host_id)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        log.info("received signal %d: stopping", signum)
+        self.stop()
+
+    def _register(self) -> None:
+        s = self.settings
+        while not self._stopping.is_set():
+            try:
+                self.client.register_host(
+                    host_id=s.host_id,
+                    region=s.region,
+                    address=s.address,
+                    cpus=s.cpus,
+                    memory_mb=s.memory_mb,
+                    machine_subnet=s.machine_subnet,
+                )
+                return
+            except FerryError as exc:
+                log.warning("cannot register with %s yet: %s", s.api_url, exc)
+                self._stopping.wait(1.0)
+
+    # -- the cycle ----------------------------------------------------------
+
+    def cycle(self) -> list[Step]:
+        """One reconcile pass; returns the steps it started (for tests and logs)."""
+        with self._lock:
+            desired = self._snapshot
+            busy = set(self._busy)
+        if desired is None:
+            return []  # never act before the first snapshot: it could look like "nothing wanted"
+        containers = self.driver.list()
+        self._adopt(desired, containers)
+        steps = plan_host(desired, containers, self.memory, busy, time.monotonic())
+        for step in steps:
+            log.info("%s: %s", step.kind.value, step.reason)
+            with self._lock:
+                self._busy.add(step.machine_id)
+            self.pool.submit(self._run_step, step)
+        if not steps:
+            log.debug("no action: %d machines, %d containers", len(desired), len(containers))
+        return steps
+
+    def _adopt(self, desired: list[Machine], containers: list[ContainerStatus]) -> None:
+        running = {c.container_id for c in containers}
+        for m in desired:
+            if m.id not in self.memory and container_id(m) in running:
+                self.memory[m.id] = MachineMemory(acted_generation=m.generation)
+                log.info("adopted running machine %s (%s)", m.id, m.instance_id)
+
+    def _run_step(self, step: Step) -> None:
+        try:
+            self.runner.run(step)
+        finally:
+            with self._lock:
+                self._busy.discard(step.machine_id)
+            self._wake.set()
+
+    # -- background loops ----------------------------------------------------
+
+    def _watch_loop(self) -> None:
+        since = 0
+        while not self._stopping.is_set():
+            try:
+                version, machines = self.client.watch_host_machines(
+                    self.settings.host_id, since=since, timeout=WATCH_TIMEOUT
+                )
+            except FerryError as exc:
+                log.warning("watch failed (control plane down?): %s; keeping last state", exc)
+                self._stopping.wait(1.0)
+                continue
+            with self._lock:
+                self._snapshot = list(machines)
+            since = version
+            self._wake.set()
+
+    def _heartbeat_loop(self) -> None:
+        while not self._stopping.wait(HEARTBEAT_SECONDS):
+            try:
+                self.client.heartbeat(self.settings.host_id)
+            except FerryError as exc:
+                log.warning("heartbeat failed: %s", exc)
+                if "not found" in str(exc).lower():
+                    self._register()
+
+    def _health_loop(self) -> None:
+        last_ship = 0.0
+        while not self._stopping.wait(0.1):
+            with self._lock:
+                desired = list(self._snapshot or [])
+            started = [
+                m
+                for m in desired
+                if m.desired_state is DesiredState.STARTED and m.state is MachineState.STARTED
+            ]
+            for machine, results in self.checks.run_due(started):
+                try:
+                    self.client.report_status(
+                        self.settings.host_id,
+                        machine.id,
+                        MachineState.STARTED.value,
+                        machine.instance_id,
+                        "health",
+                        ", ".join(f"{r['name']}={r['status']}" for r in results),
+                        checks=[CheckStatus.model_validate(r) for r in results],
+                    )
+                except FerryError as exc:
+                    log.warning("could not report checks of %s: %s", machine.id, exc)
+            if time.monotonic() - last_ship >= 1.0:
+                last_ship = time.monotonic()
+                self.logs.ship(desired, self.client, self.settings.host_id)

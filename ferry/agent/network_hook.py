@@ -1,0 +1,84 @@
+"""Host networking of machines: one bridge per host, one network namespace per machine.
+
+The host's bridge ``br0`` holds the gateway of the host's machine subnet;
+each machine gets a named namespace with a veth ``eth0`` on that bridge, its
+private IP and a default route via the gateway. runc joins the namespace by
+path, so the network is ready before the machine's process starts.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+from ferry.net.iproute import NETNS_DIR, delete_netns, ip, ip_batch, list_netns, netns_exists
+
+BRIDGE = "br0"
+
+
+class MachineNetwork:
+    """Creates and removes machine namespaces on this host. Blocking; raises ``NetworkError``."""
+
+    def __init__(self, netns_prefix: str, machine_subnet: str) -> None:
+        self.netns_prefix = netns_prefix
+        self.subnet = ipaddress.ip_network(machine_subnet)
+        self.gateway = str(next(self.subnet.hosts()))
+
+    def ensure_bridge(self) -> None:
+        """Create the host bridge with the subnet's gateway address. Idempotent."""
+        if not Path(f"/sys/class/net/{BRIDGE}").exists():
+            ip_batch(
+                [
+                    f"link add {BRIDGE} type bridge",
+                    f"addr add {self.gateway}/{self.subnet.prefixlen} dev {BRIDGE}",
+                    f"link set {BRIDGE} up",
+                ]
+            )
+
+    def netns_name(self, machine_id: str) -> str:
+        return f"{self.netns_prefix}vm-{machine_id}"
+
+    def netns_path(self, machine_id: str) -> Path:
+        return NETNS_DIR / self.netns_name(machine_id)
+
+    def ensure(self, machine_id: str, private_ip: str) -> Path:
+        """Give the machine its namespace, veth and address; return the namespace path.
+
+        Idempotent: an existing namespace with an ``eth0`` is kept as it is.
+        """
+        name = self.netns_name(machine_id)
+        if netns_exists(name) and "eth0" in ip("-o", "link", "show", netns=name, check=False):
+            return self.netns_path(machine_id)
+        self.remove(machine_id)
+        veth = _veth_name(machine_id)
+        ip_batch(
+            [
+                f"netns add {name}",
+                f"link add {veth} type veth peer name eth0 netns {name}",
+                f"link set {veth} master {BRIDGE} up",
+            ]
+        )
+        ip_batch(
+            [
+                "link set lo up",
+                f"addr add {private_ip}/{self.subnet.prefixlen} dev eth0",
+                "link set eth0 up",
+                f"route add default via {self.gateway}",
+            ],
+            netns=name,
+        )
+        return self.netns_path(machine_id)
+
+    def remove(self, machine_id: str) -> None:
+        """Delete the machine's namespace (its veth goes with it). Idempotent."""
+        delete_netns(self.netns_name(machine_id))
+        ip("link", "del", _veth_name(machine_id), check=False)
+
+    def list_machine_ids(self) -> list[str]:
+        """Machine ids that have a namespace on this host."""
+        prefix = f"{self.netns_prefix}vm-"
+        return [n[len(prefix) :] for n in list_netns(prefix)]
+
+
+def _veth_name(machine_id: str) -> str:
+    return f"v{machine_id[:13]}"

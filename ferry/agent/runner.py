@@ -1,0 +1,263 @@
+"""Carries out the reconcile steps on this host: image, network, container, report.
+
+Each step runs on a worker thread; one step per machine at a time (the loop
+marks the machine busy). Every outcome, good or bad, is reported to the
+control plane as a state and an event, so the user sees why.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from ferry.agent.network_hook import MachineNetwork
+from ferry.agent.reconcile import (
+    LABEL_APP,
+    LABEL_INSTANCE,
+    LABEL_MACHINE,
+    RESTART_BACKOFF_MAX,
+    MachineMemory,
+    Step,
+    StepKind,
+    container_id,
+    should_restart,
+)
+from ferry.errors import FerryError
+from ferry.model import Machine, MachineState
+from ferry.runtime.driver import ContainerSpec, ContainerStatus, Driver, ImageStore
+from ferry.runtime.process import merge_env, resolve_process
+
+log = logging.getLogger(__name__)
+
+
+class StatusReporter(Protocol):
+    """The one call the runner makes to the control plane (``FerryClient.report_status``)."""
+
+    def report_status(
+        self,
+        host_id: str,
+        machine_id: str,
+        state: str,
+        instance_id: str,
+        event_type: str,
+        event_status: str,
+        reason: str | None = None,
+        exit_code: int | None = None,
+        restart_count: int | None = None,
+    ) -> object: ...
+
+
+@dataclass(frozen=True)
+class HostIdentity:
+    host_id: str
+    region: str
+
+
+class StepRunner:
+    """Executes ``Step``s. Thread-safe across machines; never raises (failures are reported)."""
+
+    def __init__(
+        self,
+        host: HostIdentity,
+        driver: Driver,
+        images: ImageStore,
+        network: MachineNetwork,
+        reporter: StatusReporter,
+        memory: dict[str, MachineMemory],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.host = host
+        self.driver = driver
+        self.images = images
+        self.network = network
+        self.reporter = reporter
+        self.memory = memory
+        self.clock = clock
+        self._lock = threading.Lock()
+
+    def mem(self, machine_id: str) -> MachineMemory:
+        with self._lock:
+            return self.memory.setdefault(machine_id, MachineMemory())
+
+    def run(self, step: Step) -> None:
+        """Carry out ``step``; log and report failures instead of raising."""
+        try:
+            handler = getattr(self, f"_do_{step.kind.value.replace('-', '_')}")
+            handler(step)
+        except FerryError as exc:
+            log.warning("step %s for %s failed: %s", step.kind.value, step.machine_id, exc)
+            if step.machine is not None and step.kind is not StepKind.DESTROY:
+                self._give_up(step.machine, "launch", f"failed: {exc}", None)
+        except Exception:
+            log.exception("step %s for %s crashed", step.kind.value, step.machine_id)
+
+    # -- steps -------------------------------------------------------------
+
+    def _do_start(self, step: Step) -> None:
+        m = _need(step)
+        for old in step.containers:
+            self._remove_container(m, old)
+        self._start(m, event_type="start")
+
+    def _do_restart(self, step: Step) -> None:
+        m = _need(step)
+        for c in step.containers:
+            self._stop_container(m, c)
+        self.mem(m.id).restart_count = 0
+        self._start(m, event_type="restart")
+
+    def _do_signal(self, step: Step) -> None:
+        m = _need(step)
+        assert m.pending_signal is not None
+        self.driver.signal(container_id(m), m.pending_signal)
+        self.mem(m.id).acted_generation = m.generation
+        self._report(m, MachineState.STARTED, "signal", m.pending_signal)
+
+    def _do_stop(self, step: Step) -> None:
+        m = _need(step)
+        exit_code = None
+        for c in step.containers:
+            exit_code = self._stop_container(m, c)
+        if m.state not in (MachineState.STOPPED, MachineState.FAILED):
+            self._report(m, MachineState.STOPPED, "exit", "stopped", exit_code=exit_code)
+
+    def _do_exited(self, step: Step) -> None:
+        m = _need(step)
+        current = next(c for c in step.containers if c.container_id == container_id(m))
+        mem = self.mem(m.id)
+        code = current.exit_code
+        if should_restart(m.config.restart, code, mem.restart_count):
+            mem.restart_count += 1
+            self._remove_container(m, current)
+            log.info("restarting %s by policy %s (exit %s)", m.id, m.config.restart.policy, code)
+            self._start(m, event_type="restart", exit_code=code)
+            return
+        self._remove_container(m, current)
+        reason = f"exited with code {code}; restart policy {m.config.restart.policy} gives up"
+        self._give_up(m, "exit", reason, code)
+
+    def _do_destroy(self, step: Step) -> None:
+        m = _need(step)
+        for c in step.containers:
+            self._stop_container(m, c)
+        self.network.remove(m.id)
+        with self._lock:
+            self.memory.pop(m.id, None)
+        self._report(m, MachineState.DESTROYED, "destroy", "destroyed")
+
+    def _do_remove_orphan(self, step: Step) -> None:
+        for c in step.containers:
+            if c.state.value == "running":
+                self.driver.stop(c.container_id, "SIGKILL", 0)
+            self.driver.destroy(c.container_id)
+        self.network.remove(step.machine_id)
+
+    def _do_report(self, step: Step) -> None:
+        m = _need(step)
+        assert step.report_state is not None
+        if step.report_state is MachineState.STARTED:
+            self.mem(m.id).acted_generation = m.generation
+        self._report(m, step.report_state, "update", step.report_state.value)
+
+    # -- pieces ------------------------------------------------------------
+
+    def _start(self, m: Machine, *, event_type: str, exit_code: int | None = None) -> None:
+        mem = self.mem(m.id)
+        started = self.clock()
+        image = self.images.ensure(m.config.image)
+        netns = self.network.ensure(m.id, m.private_ip)
+        guest = m.config.effective_guest
+        env = merge_env(image.config.env, self._machine_env(m))
+        spec = ContainerSpec(
+            container_id=container_id(m),
+            image=image,
+            process_args=resolve_process(image.config, m.config.init),
+            env=env,
+            working_dir=image.config.working_dir or "/",
+            hostname=m.id,
+            cpus=float(guest.cpus),
+            cpu_shares=1024 * guest.cpus if guest.cpu_kind == "performance" else 64 * guest.cpus,
+            memory_mb=guest.memory_mb,
+            netns_path=netns,
+            labels={LABEL_MACHINE: m.id, LABEL_INSTANCE: m.instance_id, LABEL_APP: m.app_name},
+        )
+        self.driver.destroy(spec.container_id)  # a half-made container from a crash mid-start
+        self.driver.start(spec)
+        mem.acted_generation = m.generation
+        mem.next_start_at = 0.0
+        took = self.clock() - started
+        log.info("machine %s started in %.0f ms (%s)", m.id, took * 1000, event_type)
+        self._report(m, MachineState.STARTED, event_type, "started", exit_code=exit_code)
+
+    def _machine_env(self, m: Machine) -> dict[str, str]:
+        env = dict(m.config.env)
+        env.update(
+            {
+                "FLY_APP_NAME": m.app_name,
+                "FLY_MACHINE_ID": m.id,
+                "FLY_ALLOC_ID": m.id,
+                "FLY_REGION": m.region,
+                "FLY_PRIVATE_IP": m.private_ip,
+                "FLY_MACHINE_VERSION": m.instance_id,
+                "FLY_IMAGE_REF": m.config.image,
+                "FLY_PROCESS_GROUP": m.config.metadata.get("fly_process_group", "app"),
+                "FLY_VM_MEMORY_MB": str(m.config.effective_guest.memory_mb),
+                "FLY_HOST_ID": self.host.host_id,
+            }
+        )
+        env.setdefault("PRIMARY_REGION", m.region)
+        return env
+
+    def _stop_container(self, m: Machine, c: ContainerStatus) -> int | None:
+        stop = m.config.effective_stop
+        status = c
+        if c.state.value == "running":
+            status = self.driver.stop(c.container_id, stop.signal, stop.timeout_seconds)
+        self.driver.destroy(c.container_id)
+        return status.exit_code
+
+    def _remove_container(self, m: Machine, c: ContainerStatus) -> None:
+        self._stop_container(m, c)
+
+    def _give_up(self, m: Machine, event_type: str, reason: str, exit_code: int | None) -> None:
+        mem = self.mem(m.id)
+        mem.gave_up_generation = m.generation
+        mem.acted_generation = m.generation
+        mem.backoff = min(mem.backoff * 2, RESTART_BACKOFF_MAX)
+        state = MachineState.STOPPED if exit_code == 0 else MachineState.FAILED
+        self._report(m, state, event_type, state.value, reason=reason, exit_code=exit_code)
+
+    def _report(
+        self,
+        m: Machine,
+        state: MachineState,
+        event_type: str,
+        event_status: str,
+        *,
+        reason: str | None = None,
+        exit_code: int | None = None,
+    ) -> None:
+        try:
+            self.reporter.report_status(
+                self.host.host_id,
+                m.id,
+                state.value,
+                m.instance_id,
+                event_type,
+                event_status,
+                reason=reason,
+                exit_code=exit_code,
+                restart_count=self.mem(m.id).restart_count,
+            )
+        except FerryError as exc:
+            # The next cycle sees the mismatch again and re-reports: nothing is lost.
+            log.warning("could not report %s %s: %s", m.id, state.value, exc)
+
+
+def _need(step: Step) -> Machine:
+    assert step.machine is not None, f"step {step.kind} needs a machine"
+    return step.machine

@@ -1,0 +1,81 @@
+"""`ferry server` and `ferry agent`: the long-running processes."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ferry.errors import ConfigError
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def server_command(
+    home: Annotated[Path, typer.Option(help="State directory (FERRY_HOME).")] = Path(
+        os.environ.get("FERRY_HOME", "/var/lib/ferry")
+    ),
+    listen: Annotated[
+        list[str] | None, typer.Option(help="host:port to serve on; repeat for several.")
+    ] = None,
+    registry: Annotated[
+        str, typer.Option(help="host:port of the OCI registry the hosts pull from.")
+    ] = "127.0.0.1:5000",
+    store_url: Annotated[
+        str | None, typer.Option(help="Store URL; default sqlite in FERRY_HOME/server.")
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Run the control plane (HTTP API, store, scheduler, host liveness)."""
+    from ferry.server import run_server
+
+    _logging(verbose)
+    run_server(home, listen or ["127.0.0.1:4280"], store_url, registry=registry)
+
+
+def agent_command(
+    host_id: Annotated[str, typer.Option(help="This host's id, e.g. ams-1.")],
+    region: Annotated[str, typer.Option(help="This host's region code.")],
+    address: Annotated[str, typer.Option(help="This host's address on the region network.")],
+    machine_subnet: Annotated[str, typer.Option(help="CIDR of this host's machines.")],
+    state_dir: Annotated[Path, typer.Option(help="Where images and containers live.")],
+    api_url: Annotated[str, typer.Option(help="The control plane's URL.")],
+    cpus: Annotated[int, typer.Option(help="CPUs this host offers.")] = os.cpu_count() or 1,
+    memory_mb: Annotated[int, typer.Option(help="Memory this host offers, MB.")] = 4096,
+    netns_prefix: Annotated[str, typer.Option(help="Prefix of machine namespaces.")] = "ferry-",
+    cgroup_parent: Annotated[str, typer.Option(help="cgroup parent of machines.")] = "ferry",
+    insecure_registry: Annotated[
+        list[str] | None, typer.Option(help="Registry reached over plain HTTP.")
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Run a host agent: keeps this host's machines as the control plane wants them."""
+    from ferry.agent.daemon import Agent, AgentSettings
+
+    _logging(verbose)
+    token = os.environ.get("FERRY_API_TOKEN", "")
+    if not token:
+        raise ConfigError("FERRY_API_TOKEN is not set", hint="the agent needs the cluster token")
+    settings = AgentSettings(
+        host_id=host_id,
+        region=region,
+        address=address,
+        cpus=cpus,
+        memory_mb=memory_mb,
+        machine_subnet=machine_subnet,
+        state_dir=state_dir,
+        netns_prefix=netns_prefix,
+        api_url=api_url,
+        token=token,
+        cgroup_parent=cgroup_parent,
+        insecure_registries=tuple(insecure_registry or ()),
+    )
+    Agent(settings).run()

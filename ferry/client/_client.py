@@ -1,0 +1,176 @@
+"""``FerryClient``: one method per call of the control-plane API (docs/api.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ferry.client._agent import AgentMethods
+from ferry.client._parse import parse_model, parse_models
+from ferry.client._parse import path_segment as _seg
+from ferry.errors import UnavailableError
+from ferry.model import App, Host, Machine, MachineConfig, MachineEvent, Region
+
+#: The server caps ``wait`` at this many seconds (docs/api.md).
+MAX_WAIT_SECONDS = 300
+#: Extra seconds a long-poll request may take beyond its server-side timeout.
+LONG_POLL_SLACK = 10.0
+
+
+class FerryClient(AgentMethods):
+    """Synchronous client of the Ferry API; every method blocks until the answer arrives.
+
+    ``FerryClient()`` reads ``FERRY_API_URL`` and ``FERRY_API_TOKEN`` (else the
+    admin-token file under ``$FERRY_HOME``). Methods raise ``ApiError`` for an
+    error answer (with ``status`` and the server's ``hint``) and
+    ``UnavailableError`` when the API cannot be reached. Use it as a context
+    manager or call ``close()``.
+    """
+
+    def __enter__(self) -> FerryClient:
+        return self
+
+    # -- apps ---------------------------------------------------------------
+
+    def list_apps(self, org_slug: str = "personal") -> list[App]:
+        data = self._request("GET", "/v1/apps", params={"org_slug": org_slug})
+        return parse_models(App, (data or {}).get("apps", []))
+
+    def create_app(self, name: str, org_slug: str = "personal", network: str = "default") -> App:
+        """Create an app; a duplicate name answers ``ApiError`` with status 409."""
+        body = {"app_name": name, "org_slug": org_slug, "network": network}
+        return parse_model(App, self._request("POST", "/v1/apps", body=body))
+
+    def get_app(self, name: str) -> App:
+        return parse_model(App, self._request("GET", f"/v1/apps/{_seg(name)}"))
+
+    def delete_app(self, name: str, *, force: bool = False) -> None:
+        """Ask for the app and all its machines to be destroyed (asynchronous on the server)."""
+        self._request("DELETE", f"/v1/apps/{_seg(name)}", params={"force": force})
+
+    # -- machines -----------------------------------------------------------
+
+    def _machines(self, app: str) -> str:
+        return f"/v1/apps/{_seg(app)}/machines"
+
+    def create_machine(
+        self,
+        app: str,
+        config: MachineConfig,
+        *,
+        region: str | None = None,
+        name: str | None = None,
+        skip_launch: bool = False,
+    ) -> Machine:
+        body: dict[str, Any] = {"config": config.model_dump(mode="json", exclude_none=True)}
+        if region is not None:
+            body["region"] = region
+        if name is not None:
+            body["name"] = name
+        if skip_launch:
+            body["skip_launch"] = True
+        return parse_model(Machine, self._request("POST", self._machines(app), body=body))
+
+    def list_machines(
+        self, app: str, *, region: str | None = None, include_deleted: bool = False
+    ) -> list[Machine]:
+        params = {"region": region, "include_deleted": include_deleted}
+        return parse_models(Machine, self._request("GET", self._machines(app), params=params))
+
+    def get_machine(self, app: str, machine_id: str) -> Machine:
+        path = f"{self._machines(app)}/{_seg(machine_id)}"
+        return parse_model(Machine, self._request("GET", path))
+
+    def update_machine(
+        self,
+        app: str,
+        machine_id: str,
+        config: MachineConfig,
+        *,
+        current_version: str | None = None,
+    ) -> Machine:
+        """Replace the machine's config; the answer carries the new ``instance_id``."""
+        body: dict[str, Any] = {"config": config.model_dump(mode="json", exclude_none=True)}
+        if current_version is not None:
+            body["current_version"] = current_version
+        path = f"{self._machines(app)}/{_seg(machine_id)}"
+        return parse_model(Machine, self._request("POST", path, body=body))
+
+    def delete_machine(self, app: str, machine_id: str, *, force: bool = False) -> None:
+        """Ask for the machine to be destroyed; a running one needs ``force`` (else 409)."""
+        path = f"{self._machines(app)}/{_seg(machine_id)}"
+        self._request("DELETE", path, params={"force": force})
+
+    def start_machine(self, app: str, machine_id: str) -> str:
+        """Start the machine; returns the state it was in before."""
+        path = f"{self._machines(app)}/{_seg(machine_id)}/start"
+        data = self._request("POST", path) or {}
+        return str(data.get("previous_state", ""))
+
+    def stop_machine(
+        self, app: str, machine_id: str, *, signal: str | None = None, timeout: str | None = None
+    ) -> None:
+        body = {k: v for k, v in {"signal": signal, "timeout": timeout}.items() if v is not None}
+        self._request("POST", f"{self._machines(app)}/{_seg(machine_id)}/stop", body=body)
+
+    def restart_machine(
+        self, app: str, machine_id: str, *, signal: str | None = None, timeout: str | None = None
+    ) -> None:
+        params = {"signal": signal, "timeout": timeout}
+        self._request("POST", f"{self._machines(app)}/{_seg(machine_id)}/restart", params=params)
+
+    def signal_machine(self, app: str, machine_id: str, signal: str) -> None:
+        path = f"{self._machines(app)}/{_seg(machine_id)}/signal"
+        self._request("POST", path, body={"signal": signal})
+
+    def wait_machine(
+        self,
+        app: str,
+        machine_id: str,
+        *,
+        state: str = "started",
+        timeout: float = 60,
+        instance_id: str | None = None,
+    ) -> str:
+        """Block until the machine reaches ``state`` (server long-poll, capped at 300 s).
+
+        Returns the state reached. Raises ``ApiError`` with status 408 when the
+        server-side timeout passes, 409 when the machine failed instead of starting.
+        """
+        seconds = max(1, min(MAX_WAIT_SECONDS, round(timeout)))
+        params = {"state": state, "timeout": seconds, "instance_id": instance_id}
+        path = f"{self._machines(app)}/{_seg(machine_id)}/wait"
+        data = self._request("GET", path, params=params, timeout=seconds + LONG_POLL_SLACK) or {}
+        return str(data.get("state", state))
+
+    def machine_events(self, app: str, machine_id: str) -> list[MachineEvent]:
+        """The machine's events, newest first."""
+        path = f"{self._machines(app)}/{_seg(machine_id)}/events"
+        return parse_models(MachineEvent, self._request("GET", path))
+
+    def machine_logs(self, app: str, machine_id: str, *, tail: int = 200) -> list[str]:
+        """The last ``tail`` log lines the host agent uploaded for the machine, oldest first."""
+        path = f"{self._machines(app)}/{_seg(machine_id)}/logs"
+        data = self._request("GET", path, params={"tail": tail}) or {}
+        return [str(line) for line in data.get("lines", [])]
+
+    # -- platform -----------------------------------------------------------
+
+    def regions(self) -> list[Region]:
+        """The regions that have at least one registered host."""
+        data = self._request("GET", "/v1/platform/regions") or {}
+        return parse_models(Region, data.get("Regions", []))
+
+    def platform_info(self) -> dict[str, Any]:
+        """``{"version", "registry", "regions", "hosts"}`` as the server sends it."""
+        data = self._request("GET", "/v1/platform/info")
+        if not isinstance(data, dict):
+            raise UnavailableError("the Ferry API sent no platform information")
+        return data
+
+    def hosts(self) -> list[Host]:
+        return parse_models(Host, self._request("GET", "/v1/hosts"))
+
+    def healthz(self) -> bool:
+        """True when the control plane answers its health check."""
+        data = self._request("GET", "/healthz") or {}
+        return bool(data.get("ok"))

@@ -1,0 +1,142 @@
+"""The HTTP core of the client: one pooled ``httpx.Client`` and the translation of failures.
+
+Every failure leaves this module as a ``FerryError``:
+
+- an error answer (non-2xx) becomes ``ApiError`` carrying the server's
+  ``error`` sentence, its ``hint`` and the HTTP status;
+- a refused connection or a timeout becomes ``UnavailableError``;
+- a malformed ``FERRY_API_URL`` becomes ``ValidationError``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+
+from ferry.client._settings import default_api_url, default_token
+from ferry.errors import ApiError, UnavailableError, ValidationError
+
+_UNREACHABLE_HINT = "is the cluster running? try `ferry cluster status`"
+_NO_TOKEN_HINT = "set FERRY_API_TOKEN, or run where `ferry auth token` works"
+
+
+class HttpCore:
+    """Owns the connection pool; subclasses add one method per API call.
+
+    Not thread-safe for ``close``; requests may be issued from one thread at a time
+    per client (httpx's own rule for a sync client is looser, but Ferry never needs more).
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        token: str | None = None,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        timeout: float = 30,
+    ) -> None:
+        self.base_url = (base_url or default_api_url()).rstrip("/")
+        self._token = token if token is not None else default_token()
+        headers = {"Accept": "application/json", "User-Agent": "ferry-client"}
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
+        try:
+            self._http = httpx.Client(
+                base_url=self.base_url, headers=headers, transport=transport, timeout=timeout
+            )
+        except (httpx.InvalidURL, ValueError) as exc:
+            raise ValidationError(
+                f"invalid Ferry API URL {self.base_url!r}",
+                hint="set FERRY_API_URL to something like http://127.0.0.1:4280",
+            ) from exc
+        self.timeout = timeout
+
+    def close(self) -> None:
+        """Close the pooled connections. Idempotent."""
+        self._http.close()
+
+    def __enter__(self) -> HttpCore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        body: Any = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """Send one request and return the decoded JSON answer (``None`` for an empty body).
+
+        Blocking. Raises ``ApiError``, ``UnavailableError`` or ``ValidationError``.
+        """
+        clean_params = {k: _param(v) for k, v in (params or {}).items() if v is not None}
+        try:
+            response = self._http.request(
+                method,
+                path,
+                params=clean_params,
+                json=body,
+                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+            )
+        except httpx.TimeoutException as exc:
+            raise UnavailableError(
+                f"the Ferry API at {self.base_url} did not answer in time ({method} {path})",
+                hint=_UNREACHABLE_HINT,
+            ) from exc
+        except httpx.UnsupportedProtocol as exc:
+            raise ValidationError(
+                f"invalid Ferry API URL {self.base_url!r}: only http:// and https:// work",
+                hint="set FERRY_API_URL to something like http://127.0.0.1:4280",
+            ) from exc
+        except httpx.TransportError as exc:
+            raise UnavailableError(
+                f"cannot reach the Ferry API at {self.base_url}", hint=_UNREACHABLE_HINT
+            ) from exc
+        if response.is_success:
+            return _decode(response)
+        raise self._api_error(response)
+
+    def _api_error(self, response: httpx.Response) -> ApiError:
+        message: str | None = None
+        hint: str | None = None
+        try:
+            payload = response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            payload = None
+        if isinstance(payload, dict):
+            if isinstance(payload.get("error"), str):
+                message = payload["error"]
+            if isinstance(payload.get("hint"), str):
+                hint = payload["hint"]
+        if message is None:
+            text = response.text.strip()[:200] or response.reason_phrase
+            message = f"the Ferry API answered {response.status_code}: {text}"
+        if response.status_code == 401 and hint is None and not self._token:
+            hint = _NO_TOKEN_HINT
+        return ApiError(message, status=response.status_code, hint=hint)
+
+
+def _param(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
+
+
+def _decode(response: httpx.Response) -> Any:
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UnavailableError(
+            f"the Ferry API answered {response.request.method} {response.request.url.path} "
+            "with something that is not JSON",
+            hint="is FERRY_API_URL pointing at a Ferry control plane?",
+        ) from exc

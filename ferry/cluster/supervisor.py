@@ -1,0 +1,159 @@
+"""The embedded cluster's supervisor: one process that owns every other one.
+
+``python -m ferry.cluster.supervisor --home H`` builds the namespaces, then
+runs the registry, the control plane and one agent per host, restarting any
+that crash; on SIGTERM it stops them, removes the machines' containers and
+the namespaces, and exits. Logs go to ``H/logs/<name>.log``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+from ferry.cluster.cleanup import cgroup_parent, cleanup_cluster
+from ferry.cluster.processes import Child, ProcessGroup, become_subreaper
+from ferry.cluster.registry import registry_command, write_registry_config
+from ferry.cluster.settings import ClusterSettings
+from ferry.cluster.topology import build_topology
+from ferry.net.iproute import netns_exec_argv
+
+log = logging.getLogger("ferry.supervisor")
+
+
+def ferry_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "ferry", *args]
+
+
+class Supervisor:
+    def __init__(self, settings: ClusterSettings) -> None:
+        self.settings = settings
+        self.group = ProcessGroup()
+        self._stopping = False
+
+    def start(self) -> None:
+        s = self.settings
+        plan = s.plan
+        build_topology(plan)
+        registry_root = s.home / "registry"
+        config = write_registry_config(registry_root, s.registry_address)
+        self.group.add(Child("registry", registry_command(config), s.log_dir / "registry.log"))
+        self.group.add(
+            Child(
+                "server",
+                ferry_argv(
+                    "server",
+                    "--home",
+                    str(s.home),
+                    "--listen",
+                    f"127.0.0.1:{s.api_port}",
+                    "--listen",
+                    f"{plan.root_address}:{s.api_port}",
+                    "--registry",
+                    s.registry_address,
+                ),
+                s.log_dir / "server.log",
+            )
+        )
+        token = self._wait_token()
+        for host in plan.hosts:
+            argv = ferry_argv(
+                "agent",
+                "--host-id",
+                host.host_id,
+                "--region",
+                host.region,
+                "--address",
+                host.address,
+                "--cpus",
+                str(s.host_cpus),
+                "--memory-mb",
+                str(s.host_memory_mb),
+                "--machine-subnet",
+                host.machine_subnet,
+                "--state-dir",
+                str(s.host_dir(host.host_id)),
+                "--netns-prefix",
+                f"{s.prefix}-",
+                "--cgroup-parent",
+                cgroup_parent(s, host.host_id),
+                "--api-url",
+                s.internal_api_url,
+                "--insecure-registry",
+                s.registry_address,
+            )
+            self.group.add(
+                Child(
+                    f"agent-{host.host_id}",
+                    netns_exec_argv(host.netns, argv),
+                    s.log_dir / f"agent-{host.host_id}.log",
+                    env={"FERRY_API_TOKEN": token},
+                )
+            )
+
+    def _wait_token(self, timeout: float = 30.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                token = self.settings.token_path.read_text().strip()
+                if token:
+                    return token
+            except FileNotFoundError:
+                pass
+            self.group.reap()
+            time.sleep(0.05)
+        raise RuntimeError(f"the control plane wrote no token in {timeout:.0f}s; see server.log")
+
+    def run(self) -> None:
+        while not self._stopping:
+            time.sleep(0.2)
+            self.group.reap()
+            for name in self.group.restart_crashed():
+                log.warning("restarted %s", name)
+
+    def shutdown(self) -> None:
+        agents = [n for n in self.group.children if n.startswith("agent-")]
+        for name in agents:
+            self.group.stop(name)
+        cleanup_cluster(self.settings, purge=False)  # containers before the API they report to
+        for name in ("server", "registry"):
+            self.group.stop(name)
+        log.info("cluster %s stopped", self.settings.prefix)
+
+    def request_stop(self, signum: int, frame: FrameType | None) -> None:
+        self._stopping = True
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ferry-supervisor")
+    parser.add_argument("--home", type=Path, required=True)
+    args = parser.parse_args(argv)
+    settings = ClusterSettings.load(args.home)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    become_subreaper()
+    supervisor = Supervisor(settings)
+    signal.signal(signal.SIGTERM, supervisor.request_stop)
+    signal.signal(signal.SIGINT, supervisor.request_stop)
+    settings.pid_path.write_text(str(os.getpid()))
+    try:
+        supervisor.start()
+        supervisor.run()
+    except Exception:
+        log.exception("supervisor failed")
+        return_code = 1
+    else:
+        return_code = 0
+    finally:
+        supervisor.shutdown()
+        settings.pid_path.unlink(missing_ok=True)
+    return return_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""Build and tear down the embedded cluster's networks from a ``ClusterPlan``.
+
+Root namespace <-> core <-> regions <-> hosts; see ``ferry.net.plan`` for the
+addresses. The core forwards between regions (the WAN); each region's edge
+namespace forwards between the core and its hosts; each host forwards to its
+machines. Nothing listens on or routes through anything but these
+namespaces and one veth in the root namespace.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ferry.net.iproute import add_netns, delete_netns, ip_batch, list_netns, set_sysctl
+from ferry.net.plan import ClusterPlan, HostPlan
+
+log = logging.getLogger(__name__)
+
+
+def root_link_name(plan: ClusterPlan) -> str:
+    """Name of the one veth the cluster puts in the root namespace (<= 15 chars)."""
+    return f"{plan.prefix}"[:15]
+
+
+def build_topology(plan: ClusterPlan) -> None:
+    """Create every namespace, link, address and route of ``plan``.
+
+    Blocking; raises ``NetworkError``. Call ``teardown_topology`` on failure.
+    """
+    core = plan.core_netns
+    add_netns(core)
+    set_sysctl(core, "net.ipv4.ip_forward", "1")
+    root_if = root_link_name(plan)
+    ip_batch(
+        [
+            f"link add {root_if} type veth peer name root netns {core}",
+            f"addr add {plan.root_address}/24 dev {root_if}",
+            f"link set {root_if} up",
+            f"route add {plan.cluster_cidr} via {plan.core_address} dev {root_if}",
+        ]
+    )
+    core_lines = [f"addr add {plan.core_address}/24 dev root", "link set root up"]
+    for region in plan.regions:
+        add_netns(region.netns)
+        set_sysctl(region.netns, "net.ipv4.ip_forward", "1")
+        core_if = f"r-{region.code}"
+        core_lines += [
+            f"link add {core_if} type veth peer name uplink netns {region.netns}",
+            f"addr add {region.uplink_core}/30 dev {core_if}",
+            f"link set {core_if} up",
+            f"route add {region.aggregate} via {region.uplink_region} dev {core_if}",
+        ]
+    ip_batch(core_lines[:2], netns=core)
+    ip_batch(core_lines[2:], netns=core)
+    for region in plan.regions:
+        ip_batch(
+            [
+                f"addr add {region.uplink_region}/30 dev uplink",
+                "link set uplink up",
+                "link add edge0 type bridge",
+                f"addr add {region.edge_address}/24 dev edge0",
+                "link set edge0 up",
+                f"route add default via {region.uplink_core}",
+            ],
+            netns=region.netns,
+        )
+        for host in region.hosts:
+            _build_host(plan, region.netns, host)
+    log.info("topology up: %d regions, %d hosts", len(plan.regions), len(plan.hosts))
+
+
+def teardown_topology(prefix: str) -> list[str]:
+    """Delete every namespace named ``<prefix>-…`` (their veths and routes go with them).
+
+    Idempotent; returns the names it deleted. Processes inside must be gone first,
+    or the namespaces live on unnamed until they exit.
+    """
+    names = list_netns(f"{prefix}-")
+    for name in names:
+        delete_netns(name)
+    return names
+
+
+def _build_host(plan: ClusterPlan, region_netns: str, host: HostPlan) -> None:
+    add_netns(host.netns)
+    set_sysctl(host.netns, "net.ipv4.ip_forward", "1")
+    host_if = f"h{host.index + 1}"
+    ip_batch(
+        [
+            f"link add {host_if} type veth peer name eth0 netns {host.netns}",
+            f"link set {host_if} master edge0 up",
+        ],
+        netns=region_netns,
+    )
+    ip_batch(
+        [
+            f"addr add {host.address}/24 dev eth0",
+            "link set eth0 up",
+            f"route add default via {host.gateway}",
+        ],
+        netns=host.netns,
+    )
+    ip_batch([f"route add {host.machine_subnet} via {host.address}"], netns=region_netns)

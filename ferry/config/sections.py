@@ -1,0 +1,240 @@
+"""``[build]``, ``[env]``, ``[[vm]]``, ``[deploy]``, ``[[restart]]`` and ``[experimental]``.
+
+Each function reads one parsed section through ``Table`` and returns model
+objects, raising ``ConfigError`` (file, line, key) for the first problem.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from ferry.config.app_config import BuildConfig, DeployConfig
+from ferry.config.reader import Table, show
+from ferry.errors import ValidationError
+from ferry.model import SIZE_PRESETS, GuestConfig, InitConfig, RestartPolicy
+
+__all__ = [
+    "parse_build",
+    "parse_deploy",
+    "parse_env",
+    "parse_experimental",
+    "parse_restart",
+    "parse_vm",
+]
+
+_MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(gb|gib|g|mb|mib|m)?\s*$", re.IGNORECASE)
+_RESTART_POLICIES = {"always": "always", "never": "no", "on-failure": "on-failure"}
+_UNSUPPORTED_BUILD = {
+    "builder": "build the image yourself and set [build] image, or use a dockerfile",
+    "buildpacks": "build the image yourself and set [build] image, or use a dockerfile",
+    "builtin": "use a dockerfile instead",
+}
+_MIN_MEMORY_MB, _MAX_MEMORY_MB = 64, 262144
+
+
+def parse_build(table: Table | None, base_dir: Path) -> BuildConfig:
+    """``[build]``; relative ``dockerfile`` and ``ignorefile`` are resolved against ``base_dir``."""
+    if table is None:
+        return BuildConfig()
+    table.check_keys(
+        (
+            "image",
+            "dockerfile",
+            "args",
+            "build-target",
+            "ignorefile",
+            "compression",
+            "compression_level",
+        ),
+        unsupported=_UNSUPPORTED_BUILD,
+    )
+    image = table.optional_string("image")
+    dockerfile = table.optional_string("dockerfile")
+    if image is not None and dockerfile is not None:
+        raise table.fail(
+            "dockerfile",
+            "sets both image and dockerfile",
+            hint="keep image to deploy a prebuilt image, or dockerfile to build one",
+        )
+    if dockerfile is not None and "://" in dockerfile:
+        raise table.error("dockerfile", "must be a local path; URLs are not supported yet")
+    ignorefile = table.optional_string("ignorefile")
+    return BuildConfig(
+        image=image,
+        dockerfile=_resolve(base_dir, dockerfile),
+        args=table.string_map("args"),
+        target=table.optional_string("build-target"),
+        ignorefile=_resolve(base_dir, ignorefile),
+    )
+
+
+def parse_env(table: Table | None) -> dict[str, str]:
+    """``[env]``: names must not start with ``FLY_``; numbers and booleans become text."""
+    if table is None:
+        return {}
+    for name in table.data:
+        if name.upper().startswith("FLY_"):
+            raise table.fail(
+                name,
+                f'variable "{name}" starts with FLY_, which is reserved for the platform',
+                hint="rename it",
+            )
+    return table.strings()
+
+
+def parse_vm(tables: list[Table]) -> GuestConfig | None:
+    """``[[vm]]`` (or ``[vm]``) → guest; ``memory``/``cpus``/``cpu_kind`` override ``size``.
+
+    ``None`` when the file has no vm section (the machine gets the default size).
+    """
+    if not tables:
+        return None
+    if len(tables) > 1:
+        raise tables[1].fail(None, "appears more than once; Ferry reads one [[vm]] for now")
+    table = tables[0]
+    table.check_keys(
+        (
+            "size",
+            "memory",
+            "memory_mb",
+            "cpus",
+            "cpu_kind",
+            "processes",
+            "kernel_args",
+            "host_dedication_id",
+            "persist_rootfs",
+        ),
+    )
+    table.string_list("processes")
+    size = table.optional_string("size")
+    cpu_kind = (
+        table.choice("cpu_kind", ("shared", "performance"), "shared")
+        if table.has("cpu_kind")
+        else None
+    )
+    cpus = table.optional_integer("cpus", minimum=1, maximum=64)
+    memory_mb = _memory(table)
+    if size is not None:
+        try:
+            base = GuestConfig.from_size(size)
+        except ValidationError as exc:
+            raise table.error("size", f"is not a known size: {show(size)}", hint=exc.hint) from None
+    else:
+        kind = cpu_kind or "shared"
+        preset = f"{kind}-cpu-{cpus or 1}x" if kind == "shared" else f"performance-{cpus or 1}x"
+        base = GuestConfig.from_size(preset) if preset in SIZE_PRESETS else GuestConfig()
+    return GuestConfig(
+        cpu_kind=cpu_kind or base.cpu_kind,
+        cpus=cpus or base.cpus,
+        memory_mb=memory_mb or base.memory_mb,
+    )
+
+
+def parse_deploy(table: Table | None) -> DeployConfig:
+    """``[deploy]``: strategy rolling or immediate, ``max_unavailable``, ``wait_timeout``."""
+    if table is None:
+        return DeployConfig()
+    table.check_keys(
+        ("strategy", "max_unavailable", "wait_timeout"),
+        unsupported={
+            "release_command": "run the command yourself before deploying",
+            "release_command_timeout": "remove it along with release_command",
+            "release_command_vm": "remove it along with release_command",
+            "seed_command": "seed the database yourself",
+        },
+    )
+    strategy = table.string("strategy", "rolling")
+    if strategy in ("canary", "bluegreen"):
+        raise table.error(
+            "strategy", f'"{strategy}" is not supported yet by Ferry; use rolling or immediate'
+        )
+    strategy = table.choice("strategy", ("rolling", "immediate"), "rolling")
+    max_unavailable = table.data.get("max_unavailable", 0.33)
+    if (
+        isinstance(max_unavailable, bool)
+        or not isinstance(max_unavailable, int | float)
+        or max_unavailable <= 0
+        or (isinstance(max_unavailable, float) and 1 < max_unavailable != int(max_unavailable))
+    ):
+        raise table.error(
+            "max_unavailable",
+            f"must be a whole number of machines (1 or more) or a fraction between 0 and 1,"
+            f" got {show(max_unavailable)}",
+        )
+    return DeployConfig(
+        strategy=strategy,
+        max_unavailable=float(max_unavailable),
+        wait_timeout=table.duration("wait_timeout", 300.0),
+    )
+
+
+def parse_restart(tables: list[Table]) -> RestartPolicy | None:
+    """``[[restart]]``: ``never`` becomes the API's ``"no"``; ``retries`` → ``max_retries``."""
+    if not tables:
+        return None
+    if len(tables) > 1:
+        raise tables[1].fail(None, "appears more than once; Ferry reads one [[restart]] for now")
+    table = tables[0]
+    table.check_keys(("policy", "retries", "processes"))
+    table.string_list("processes")
+    policy = table.choice("policy", tuple(_RESTART_POLICIES), "on-failure")
+    retries = table.optional_integer("retries", minimum=0)
+    if retries is None:
+        return RestartPolicy(policy=_RESTART_POLICIES[policy])
+    return RestartPolicy(policy=_RESTART_POLICIES[policy], max_retries=retries)
+
+
+def parse_experimental(table: Table | None) -> InitConfig:
+    """``[experimental]`` ``cmd``, ``entrypoint``, ``exec`` → ``init``; strings are shell-split."""
+    if table is None:
+        return InitConfig()
+    table.check_keys(
+        (
+            "cmd",
+            "entrypoint",
+            "exec",
+            "auto_rollback",
+            "enable_consul",
+            "enable_etcd",
+            "private_network",
+            "allowed_public_ports",
+            "attached",
+            "lazy_load_images",
+        ),
+    )
+    return InitConfig(
+        cmd=table.command("cmd"),
+        entrypoint=table.command("entrypoint"),
+        exec=table.command("exec"),
+    )
+
+
+def _memory(table: Table) -> int | None:
+    """``memory`` as "1gb", "512mb", "512" or an integer number of MB (``memory_mb`` too)."""
+    key = "memory" if table.has("memory") else "memory_mb"
+    value = table.data.get(key)
+    if value is None:
+        return None
+    match = _MEMORY.match(value) if isinstance(value, str) else None
+    if isinstance(value, int) and not isinstance(value, bool):
+        megabytes = float(value)
+    elif match:
+        unit = (match.group(2) or "mb").lower()
+        megabytes = float(match.group(1)) * (1024 if unit.startswith("g") else 1)
+    else:
+        raise table.error(key, f'must be a size such as "512mb" or "1gb", got {show(value)}')
+    if megabytes != int(megabytes) or not _MIN_MEMORY_MB <= megabytes <= _MAX_MEMORY_MB:
+        raise table.error(
+            key,
+            f"must be a whole number of MB between {_MIN_MEMORY_MB} and {_MAX_MEMORY_MB},"
+            f" got {show(value)}",
+        )
+    return int(megabytes)
+
+
+def _resolve(base_dir: Path, path: str | None) -> Path | None:
+    if path is None:
+        return None
+    candidate = Path(path)
+    return (candidate if candidate.is_absolute() else base_dir / candidate).absolute()

@@ -1,0 +1,246 @@
+"""Execute a ``DeployPlan`` through the API and report progress through a callback.
+
+``rolling`` handles one machine at a time: update (or create), wait until the
+new instance is ``started``, then until its health checks pass; the first
+failure stops the rollout so machines not yet updated keep the old version.
+``immediate`` updates/creates everything first, then waits for every machine
+to start (no check waiting).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal, Protocol
+
+from ferry.client import MAX_WAIT_SECONDS
+from ferry.deploy.plan import DeployPlan, DeployStep
+from ferry.errors import ApiError
+from ferry.model import Machine, MachineConfig, MachineState
+
+#: How often a machine is polled while waiting for its checks (the server has no check wait).
+CHECK_POLL_SECONDS = 0.25
+
+
+class RolloutClient(Protocol):
+    """The slice of ``FerryClient`` a rollout uses."""
+
+    def create_machine(
+        self,
+        app: str,
+        config: MachineConfig,
+        *,
+        region: str | None = None,
+        name: str | None = None,
+        skip_launch: bool = False,
+    ) -> Machine: ...
+
+    def update_machine(
+        self,
+        app: str,
+        machine_id: str,
+        config: MachineConfig,
+        *,
+        current_version: str | None = None,
+    ) -> Machine: ...
+
+    def wait_machine(
+        self,
+        app: str,
+        machine_id: str,
+        *,
+        state: str = "started",
+        timeout: float = 60,
+        instance_id: str | None = None,
+    ) -> str: ...
+
+    def get_machine(self, app: str, machine_id: str) -> Machine: ...
+
+
+Phase = Literal["begin", "launched", "started", "healthy", "failed"]
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One step of the rollout moved: ``begin`` → ``launched`` → ``started`` → ``healthy``
+    (or ``failed``). ``elapsed`` counts seconds since the step began."""
+
+    step: DeployStep
+    phase: Phase
+    machine: Machine | None = None
+    elapsed: float = 0.0
+    detail: str = ""
+
+
+@dataclass
+class RolloutResult:
+    """What happened. ``failure`` is a sentence when the rollout stopped early."""
+
+    machines: list[Machine] = field(default_factory=list)
+    failure: str | None = None
+    failed_step: DeployStep | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+
+def expected_check_count(config: MachineConfig) -> int:
+    """How many health checks a machine with ``config`` reports."""
+    return len(config.checks) + sum(len(service.checks) for service in config.services)
+
+
+class Rollout:
+    """Runs one plan. Blocking; raises only what the client raises outside the waits
+    (``UnavailableError`` when the API is gone); API refusals end up in the result."""
+
+    def __init__(
+        self,
+        client: RolloutClient,
+        app: str,
+        config_for_region: Callable[[str], MachineConfig],
+        *,
+        wait_timeout: float,
+        on_progress: Callable[[Progress], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._client = client
+        self._app = app
+        self._config_for_region = config_for_region
+        self._wait_timeout = wait_timeout
+        self._report = on_progress or (lambda _progress: None)
+        self._clock = clock
+        self._sleep = sleep
+
+    def run(self, plan: DeployPlan) -> RolloutResult:
+        if plan.strategy == "immediate":
+            return self._run_immediate(plan)
+        return self._run_rolling(plan)
+
+    def _run_rolling(self, plan: DeployPlan) -> RolloutResult:
+        result = RolloutResult()
+        for step in plan.steps:
+            began = self._clock()
+            machine = self._launch(step, began, result)
+            if machine is None:
+                return result
+            if step.wait_started:
+                failure = self._wait_started(step, machine, began) or self._wait_checks(
+                    step, machine, began
+                )
+                if failure:
+                    return self._fail(result, step, failure, began, machine)
+            result.machines.append(self._latest(machine))
+        return result
+
+    def _run_immediate(self, plan: DeployPlan) -> RolloutResult:
+        result = RolloutResult()
+        began = self._clock()
+        launched: list[tuple[DeployStep, Machine]] = []
+        for step in plan.steps:
+            machine = self._launch(step, began, result)
+            if machine is None:
+                return result
+            launched.append((step, machine))
+        for step, machine in launched:
+            if step.wait_started:
+                failure = self._wait_started(step, machine, began)
+                if failure:
+                    return self._fail(result, step, failure, began, machine)
+            result.machines.append(self._latest(machine))
+        return result
+
+    def _launch(self, step: DeployStep, began: float, result: RolloutResult) -> Machine | None:
+        """Send the update/create; on refusal record the failure and return ``None``."""
+        self._report(Progress(step, "begin"))
+        config = self._config_for_region(step.region)
+        try:
+            if step.kind == "update" and step.machine_id is not None:
+                machine = self._client.update_machine(
+                    self._app, step.machine_id, config, current_version=step.instance_id
+                )
+            else:
+                machine = self._client.create_machine(self._app, config, region=step.region)
+        except ApiError as exc:
+            verb = "update" if step.kind == "update" else "create"
+            self._fail(result, step, f"could not {verb} {step.label}: {exc.message}", began, None)
+            return None
+        self._report(Progress(step, "launched", machine, self._clock() - began))
+        return machine
+
+    def _wait_started(self, step: DeployStep, machine: Machine, began: float) -> str | None:
+        """Long-poll until the new instance is started; a failure sentence or ``None``."""
+        deadline = began + self._wait_timeout
+        while True:
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                return f"{machine.id} did not start within {self._wait_timeout:g}s"
+            try:
+                self._client.wait_machine(
+                    self._app,
+                    machine.id,
+                    state="started",
+                    timeout=min(remaining, MAX_WAIT_SECONDS),
+                    instance_id=machine.instance_id,
+                )
+            except ApiError as exc:
+                if exc.status == 408:
+                    continue
+                return f"{machine.id} failed to start: {exc.message}"
+            self._report(Progress(step, "started", machine, self._clock() - began))
+            return None
+
+    def _wait_checks(self, step: DeployStep, machine: Machine, began: float) -> str | None:
+        """Poll until every check of the new instance passes; a failure sentence or ``None``."""
+        expected = expected_check_count(machine.config)
+        if expected == 0:
+            return None
+        deadline = began + self._wait_timeout
+        since: datetime = machine.updated_at
+        latest = machine
+        while True:
+            try:
+                latest = self._client.get_machine(self._app, machine.id)
+            except ApiError as exc:
+                return f"{machine.id} vanished while its checks were awaited: {exc.message}"
+            if latest.instance_id != machine.instance_id:
+                return f"{machine.id} was changed by someone else during the deploy"
+            if latest.state is MachineState.FAILED:
+                code = f" (exit code {latest.exit_code})" if latest.exit_code is not None else ""
+                return f"{machine.id} failed after starting{code}"
+            fresh = [c for c in latest.checks if c.updated_at is None or c.updated_at >= since]
+            if len(fresh) >= expected and all(c.status == "passing" for c in fresh):
+                self._report(Progress(step, "healthy", latest, self._clock() - began))
+                return None
+            if self._clock() >= deadline:
+                failing = [c for c in fresh if c.status != "passing"]
+                if not failing:
+                    return f"{machine.id} reported no health checks within {self._wait_timeout:g}s"
+                details = "; ".join(
+                    f"{c.name} {c.status}" + (f" ({c.output.strip()[:120]})" if c.output else "")
+                    for c in failing
+                )
+                return f"{machine.id} checks not passing after {self._wait_timeout:g}s: {details}"
+            self._sleep(CHECK_POLL_SECONDS)
+
+    def _latest(self, machine: Machine) -> Machine:
+        try:
+            return self._client.get_machine(self._app, machine.id)
+        except ApiError:
+            return machine
+
+    def _fail(
+        self,
+        result: RolloutResult,
+        step: DeployStep,
+        failure: str,
+        began: float,
+        machine: Machine | None,
+    ) -> RolloutResult:
+        result.failure = failure
+        result.failed_step = step
+        self._report(Progress(step, "failed", machine, self._clock() - began, failure))
+        return result

@@ -1,0 +1,81 @@
+"""Thin adapter over iproute2: namespaces, links, addresses, routes, sysctls.
+
+Every function runs ``ip`` (batched where it can: one exec per call) and
+translates a failure into ``NetworkError`` carrying ip's own message.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+from ferry.errors import NetworkError
+
+NETNS_DIR = Path("/var/run/netns")
+
+
+def ip(*args: str, netns: str | None = None, check: bool = True) -> str:
+    """Run ``ip [-n netns] ARGS``; return stdout. Raises ``NetworkError`` when ``check``."""
+    argv = ["ip", *(["-n", netns] if netns else []), *args]
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if check and proc.returncode != 0:
+        raise NetworkError(f"`{' '.join(argv)}` failed: {proc.stderr.strip() or proc.returncode}")
+    return proc.stdout
+
+
+def ip_batch(lines: Sequence[str], *, netns: str | None = None, force: bool = False) -> None:
+    """Run several ip commands in one exec (``ip -batch -``).
+
+    With ``force`` ip keeps going past errors (used by idempotent teardown).
+    """
+    if not lines:
+        return
+    argv = ["ip", *(["-n", netns] if netns else []), *(["-force"] if force else []), "-batch", "-"]
+    proc = subprocess.run(
+        argv, input="\n".join(lines) + "\n", capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0 and not force:
+        raise NetworkError(f"ip batch in {netns or 'root namespace'} failed: {proc.stderr.strip()}")
+
+
+def netns_exists(name: str) -> bool:
+    return (NETNS_DIR / name).exists()
+
+
+def list_netns(prefix: str) -> list[str]:
+    """Named network namespaces whose name starts with ``prefix``."""
+    try:
+        names = os.listdir(NETNS_DIR)
+    except FileNotFoundError:
+        return []
+    return sorted(n for n in names if n.startswith(prefix))
+
+
+def add_netns(name: str) -> None:
+    """Create a named network namespace with loopback up. Idempotent."""
+    if not netns_exists(name):
+        ip("netns", "add", name)
+    ip("link", "set", "lo", "up", netns=name)
+
+
+def delete_netns(name: str) -> None:
+    """Delete a named network namespace (its veths go with it). Idempotent."""
+    if netns_exists(name):
+        ip("netns", "delete", name, check=False)
+
+
+def set_sysctl(netns: str | None, key: str, value: str) -> None:
+    """Write a network sysctl inside ``netns`` (``/proc/sys`` is per network namespace)."""
+    argv = ["sysctl", "-qw", f"{key}={value}"]
+    if netns:
+        argv = ["ip", "netns", "exec", netns, *argv]
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise NetworkError(f"cannot set {key}={value} in {netns or 'root'}: {proc.stderr.strip()}")
+
+
+def netns_exec_argv(netns: str, argv: Sequence[str]) -> list[str]:
+    """The argv that runs ``argv`` inside ``netns``."""
+    return ["ip", "netns", "exec", netns, *argv]

@@ -1,0 +1,212 @@
+"""The OCI runtime spec (``config.json``) of a machine's container, built purely.
+
+The defaults follow Docker's: its default capability set, masked and read-only
+``/proc`` and ``/sys`` paths, ``noNewPrivileges``, and the usual pseudo-file
+systems. Resource limits come from the machine's guest size.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ferry.runtime.driver import ContainerSpec
+
+__all__ = [
+    "DEFAULT_CAPABILITIES",
+    "DEFAULT_PATH",
+    "MASKED_PATHS",
+    "READONLY_PATHS",
+    "build_runtime_spec",
+    "parse_user",
+    "render_hosts_file",
+]
+
+DEFAULT_CAPABILITIES: tuple[str, ...] = (
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+)
+
+MASKED_PATHS: tuple[str, ...] = (
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+)
+
+READONLY_PATHS: tuple[str, ...] = (
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+)
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+CPU_PERIOD_US = 100_000
+OPEN_FILES_LIMIT = 65_536
+
+
+def parse_user(user: str) -> tuple[int, int]:
+    """uid and gid of an image's ``User``: numeric ``uid[:gid]`` is honoured, anything else is root.
+
+    A missing gid is 0, as Docker does for a uid absent from /etc/passwd. Names
+    (``nobody``) would need the image's /etc/passwd; they fall back to 0:0.
+    """
+    uid_text, _, gid_text = user.partition(":")
+    if not uid_text.isdigit():
+        return 0, 0
+    uid = int(uid_text)
+    gid = int(gid_text) if gid_text.isdigit() else 0
+    return uid, gid
+
+
+def render_hosts_file(hostname: str) -> str:
+    """An /etc/hosts that resolves localhost and the machine's own hostname."""
+    return (
+        f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"
+    )
+
+
+def _env_list(env: dict[str, str]) -> list[str]:
+    merged = {"PATH": DEFAULT_PATH, **env}
+    return [f"{key}={value}" for key, value in merged.items()]
+
+
+def _mounts(hosts_file: Path | None, resolv_conf: Path | None) -> list[dict[str, Any]]:
+    mounts: list[dict[str, Any]] = [
+        {"destination": "/proc", "type": "proc", "source": "proc"},
+        {
+            "destination": "/dev",
+            "type": "tmpfs",
+            "source": "tmpfs",
+            "options": ["nosuid", "strictatime", "mode=755", "size=65536k"],
+        },
+        {
+            "destination": "/dev/pts",
+            "type": "devpts",
+            "source": "devpts",
+            "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
+        },
+        {
+            "destination": "/dev/shm",
+            "type": "tmpfs",
+            "source": "shm",
+            "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+        },
+        {
+            "destination": "/dev/mqueue",
+            "type": "mqueue",
+            "source": "mqueue",
+            "options": ["nosuid", "noexec", "nodev"],
+        },
+        {
+            "destination": "/sys",
+            "type": "sysfs",
+            "source": "sysfs",
+            "options": ["nosuid", "noexec", "nodev", "ro"],
+        },
+    ]
+    for destination, source in (("/etc/hosts", hosts_file), ("/etc/resolv.conf", resolv_conf)):
+        if source is not None:
+            mounts.append(
+                {
+                    "destination": destination,
+                    "type": "bind",
+                    "source": str(source),
+                    "options": ["rbind", "ro"],
+                }
+            )
+    return mounts
+
+
+def _resources(spec: ContainerSpec) -> dict[str, Any]:
+    memory_bytes = spec.memory_mb * 1024 * 1024
+    return {
+        "devices": [{"allow": False, "access": "rwm"}],
+        # swap equal to the limit: memory+swap may not exceed it, so a hog is OOM-killed
+        "memory": {"limit": memory_bytes, "swap": memory_bytes},
+        "cpu": {
+            "shares": spec.cpu_shares,
+            "quota": max(1000, round(spec.cpus * CPU_PERIOD_US)),
+            "period": CPU_PERIOD_US,
+        },
+        "pids": {"limit": spec.pids_limit},
+    }
+
+
+def build_runtime_spec(
+    spec: ContainerSpec,
+    rootfs: Path,
+    cgroups_path: str,
+    *,
+    hosts_file: Path | None = None,
+    resolv_conf: Path | None = None,
+    open_files_limit: int = OPEN_FILES_LIMIT,
+) -> dict[str, Any]:
+    """The OCI runtime spec (as a JSON-ready dict) to run ``spec`` on ``rootfs``.
+
+    ``cgroups_path`` is passed through verbatim (use an absolute ``/parent/id``).
+    ``hosts_file`` and ``resolv_conf``, when given, are bind-mounted read-only
+    over /etc/hosts and /etc/resolv.conf. ``open_files_limit`` must not exceed the
+    runtime's own hard RLIMIT_NOFILE (runc cannot raise it). Pure: touches no file.
+    """
+    uid, gid = parse_user(spec.image.config.user)
+    capabilities = list(DEFAULT_CAPABILITIES)
+    namespaces: list[dict[str, str]] = [
+        {"type": "pid"},
+        {"type": "ipc"},
+        {"type": "uts"},
+        {"type": "mount"},
+        {"type": "network", "path": str(spec.netns_path)}
+        if spec.netns_path is not None
+        else {"type": "network"},
+    ]
+    return {
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": False,
+            "user": {"uid": uid, "gid": gid},
+            "args": list(spec.process_args),
+            "env": _env_list(spec.env),
+            "cwd": spec.working_dir or "/",
+            "capabilities": {
+                "bounding": capabilities,
+                "effective": capabilities,
+                "permitted": capabilities,
+            },
+            "rlimits": [
+                {"type": "RLIMIT_NOFILE", "hard": open_files_limit, "soft": open_files_limit}
+            ],
+            "noNewPrivileges": True,
+        },
+        "root": {"path": str(rootfs), "readonly": False},
+        "hostname": spec.hostname,
+        "mounts": _mounts(hosts_file, resolv_conf),
+        "linux": {
+            "cgroupsPath": cgroups_path,
+            "resources": _resources(spec),
+            "namespaces": namespaces,
+            "maskedPaths": list(MASKED_PATHS),
+            "readonlyPaths": list(READONLY_PATHS),
+        },
+    }

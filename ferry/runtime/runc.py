@@ -1,0 +1,390 @@
+"""The runc driver: each machine is a runc container on an overlay of its image.
+
+Layout of ``state_dir/containers/<id>/``::
+
+    config.json   OCI runtime spec (the bundle)
+    upper/ work/  the container's writable overlay layer
+    rootfs/       the overlay mount (lower = the image's read-only rootfs)
+    hosts         bind-mounted on /etc/hosts
+    stdout.log    the process's stdout and stderr (and runc's own errors)
+    pid           the container's init pid, written by runc
+    shim.pid      pid of the shim that waits for runc and records the exit code
+    exit_code     written by the shim when the process ends (128+N for signal N)
+    labels.json   the labels of ``ContainerSpec``
+
+The shim is ``sh -c 'runc run …; echo $? > exit_code'`` in its own session, so
+containers keep running, and their exit codes are still recorded, while the
+agent is down. A new driver on the same ``state_dir`` adopts them via ``list``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import resource
+import shutil
+import signal as signals
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from ferry.errors import RuntimeFailure, ValidationError
+from ferry.runtime.driver import ContainerSpec, ContainerState, ContainerStatus
+from ferry.runtime.host_os import (
+    mount_overlay,
+    pid_in_cgroup,
+    pid_is_running,
+    remove_cgroup_dirs,
+    unmount,
+)
+from ferry.runtime.oci_spec import OPEN_FILES_LIMIT, build_runtime_spec, render_hosts_file
+
+__all__ = ["RuncDriver", "parse_signal"]
+
+START_TIMEOUT = 10.0
+KILL_TIMEOUT = 10.0
+_POLL = 0.002
+_EXIT_CODE_GRACE = 0.2
+_LOG_TAIL_BYTES = 2000
+_SHIM_SCRIPT = 'runc --root "$1" run --bundle "$2" --pid-file "$3" "$4"; echo $? > "$5"'
+
+
+def parse_signal(name: str) -> signals.Signals:
+    """``"SIGTERM"``, ``"TERM"``, ``"term"`` or ``"15"`` → the signal.
+
+    Raises ``ValidationError`` naming the unknown signal.
+    """
+    text = name.strip().upper()
+    try:
+        if text.isdigit():
+            return signals.Signals(int(text))
+        return signals.Signals[text if text.startswith("SIG") else f"SIG{text}"]
+    except (KeyError, ValueError):
+        raise ValidationError(
+            f"unknown signal {name!r}", hint="use a name such as SIGTERM, SIGINT or SIGKILL"
+        ) from None
+
+
+class _Paths:
+    """File names of one container's directory."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+        self.config = directory / "config.json"
+        self.upper = directory / "upper"
+        self.work = directory / "work"
+        self.rootfs = directory / "rootfs"
+        self.hosts = directory / "hosts"
+        self.log = directory / "stdout.log"
+        self.pid = directory / "pid"
+        self.shim_pid = directory / "shim.pid"
+        self.exit_code = directory / "exit_code"
+        self.labels = directory / "labels.json"
+
+
+def _read_int(path: Path) -> int | None:
+    try:
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        return None
+    return int(text) if text.lstrip("-").isdigit() else None
+
+
+def _log_tail(path: Path) -> str:
+    try:
+        with path.open("rb") as log:
+            log.seek(0, os.SEEK_END)
+            log.seek(max(0, log.tell() - _LOG_TAIL_BYTES))
+            return log.read().decode(errors="replace").strip()
+    except FileNotFoundError:
+        return ""
+
+
+class RuncDriver:
+    """``Driver`` backed by runc. Blocking; safe to use from several threads for distinct ids."""
+
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        runc_root: Path | None = None,
+        cgroup_parent: str = "ferry",
+        runc_binary: str = "runc",
+        resolv_conf: Path | None = None,
+    ) -> None:
+        self.state_dir = state_dir.absolute()
+        self.containers_dir = self.state_dir / "containers"
+        self.runc_root = (runc_root or self.state_dir / "runc").absolute()
+        self.cgroup_parent = cgroup_parent.strip("/")
+        self.runc_binary = runc_binary
+        self.resolv_conf = resolv_conf
+        self.containers_dir.mkdir(parents=True, exist_ok=True)
+        self.runc_root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        hard_nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        unlimited = hard_nofile == resource.RLIM_INFINITY
+        self.open_files_limit = (
+            OPEN_FILES_LIMIT if unlimited else min(OPEN_FILES_LIMIT, hard_nofile)
+        )
+        self._shims: dict[str, subprocess.Popen[bytes]] = {}
+        self._shims_lock = threading.Lock()
+
+    # -- naming ---------------------------------------------------------------
+
+    def cgroups_path(self, container_id: str) -> str:
+        """The absolute cgroup path of a container, e.g. ``/ferry/<id>``."""
+        return f"/{self.cgroup_parent}/{container_id}"
+
+    def log_path(self, container_id: str) -> Path:
+        return self._paths(container_id).log
+
+    def _paths(self, container_id: str) -> _Paths:
+        if not container_id or "/" in container_id or container_id in (".", ".."):
+            raise ValidationError(f"invalid container id {container_id!r}")
+        return _Paths(self.containers_dir / container_id)
+
+    # -- start ----------------------------------------------------------------
+
+    def start(self, spec: ContainerSpec) -> ContainerStatus:
+        """Mount the overlay, write the bundle, spawn the shim; return once the process runs.
+
+        Raises ``RuntimeFailure`` (after removing everything it made) if the container
+        exists already, or its process is not running within ``START_TIMEOUT`` seconds.
+        """
+        paths = self._paths(spec.container_id)
+        try:
+            paths.dir.mkdir()
+        except FileExistsError:
+            raise RuntimeFailure(
+                f"container {spec.container_id} already exists on this host",
+                hint="destroy it before starting it again",
+            ) from None
+        try:
+            return self._start_in(paths, spec)
+        except BaseException:
+            self.destroy(spec.container_id)
+            raise
+
+    def _start_in(self, paths: _Paths, spec: ContainerSpec) -> ContainerStatus:
+        for directory in (paths.upper, paths.work, paths.rootfs):
+            directory.mkdir()
+        paths.hosts.write_text(render_hosts_file(spec.hostname))
+        paths.labels.write_text(json.dumps(spec.labels))
+        runtime_spec = build_runtime_spec(
+            spec,
+            paths.rootfs,
+            self.cgroups_path(spec.container_id),
+            hosts_file=paths.hosts,
+            resolv_conf=self.resolv_conf,
+            open_files_limit=self.open_files_limit,
+        )
+        paths.config.write_text(json.dumps(runtime_spec))
+        mount_overlay(spec.image.rootfs, paths.upper, paths.work, paths.rootfs)
+        shim = self._spawn_shim(paths, spec.container_id)
+        pid = self._wait_for_pid(paths, shim, spec.container_id)
+        return ContainerStatus(
+            spec.container_id, ContainerState.RUNNING, pid=pid, labels=dict(spec.labels)
+        )
+
+    def _spawn_shim(self, paths: _Paths, container_id: str) -> subprocess.Popen[bytes]:
+        argv = [
+            "sh",
+            "-c",
+            _SHIM_SCRIPT.replace("runc", self.runc_binary, 1),
+            "ferry-shim",
+            str(self.runc_root),
+            str(paths.dir),
+            str(paths.pid),
+            container_id,
+            str(paths.exit_code),
+        ]
+        with paths.log.open("ab") as log:
+            try:
+                shim = subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    cwd=paths.dir,
+                )
+            except OSError as exc:
+                raise RuntimeFailure(f"could not spawn the runc shim: {exc}") from exc
+        paths.shim_pid.write_text(str(shim.pid))
+        with self._shims_lock:
+            self._shims[container_id] = shim
+        return shim
+
+    def _wait_for_pid(self, paths: _Paths, shim: subprocess.Popen[bytes], container_id: str) -> int:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            pid = _read_int(paths.pid)
+            if pid is not None and pid_is_running(pid):
+                return pid
+            if shim.poll() is not None:
+                if pid is not None:  # ran and ended already: still a start
+                    return pid
+                raise RuntimeFailure(
+                    f"runc could not start container {container_id} "
+                    f"(exit {shim.returncode}): {_log_tail(paths.log) or 'no output'}"
+                )
+            if time.monotonic() > deadline:
+                raise RuntimeFailure(
+                    f"container {container_id} did not start within {START_TIMEOUT:.0f}s: "
+                    f"{_log_tail(paths.log) or 'no output'}"
+                )
+            time.sleep(_POLL)
+
+    # -- inspect --------------------------------------------------------------
+
+    def inspect(self, container_id: str) -> ContainerStatus:
+        """Status from the pid and exit_code files and /proc. Cheap: no exec, no runc."""
+        paths = self._paths(container_id)
+        if not paths.dir.is_dir():
+            return ContainerStatus(container_id, ContainerState.MISSING)
+        labels = self._read_labels(paths)
+        self._reap_shim(container_id)
+        pid = _read_int(paths.pid)
+        exit_code = _read_int(paths.exit_code)
+        if exit_code is None and pid is not None and self._is_running(container_id, pid):
+            return ContainerStatus(container_id, ContainerState.RUNNING, pid=pid, labels=labels)
+        if exit_code is None and pid is not None and self._shim_alive(paths):
+            exit_code = self._await_exit_code(paths, _EXIT_CODE_GRACE)
+        return ContainerStatus(
+            container_id, ContainerState.EXITED, pid=pid, exit_code=exit_code, labels=labels
+        )
+
+    def list(self) -> list[ContainerStatus]:
+        """Every container directory under ``state_dir``, running or not, sorted by id."""
+        return [self.inspect(entry.name) for entry in sorted(self.containers_dir.iterdir())]
+
+    def _is_running(self, container_id: str, pid: int) -> bool:
+        return pid_is_running(pid) and pid_in_cgroup(pid, self.cgroups_path(container_id))
+
+    def _read_labels(self, paths: _Paths) -> dict[str, str]:
+        try:
+            loaded = json.loads(paths.labels.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {}
+        return {str(k): str(v) for k, v in loaded.items()} if isinstance(loaded, dict) else {}
+
+    def _shim_alive(self, paths: _Paths) -> bool:
+        shim_pid = _read_int(paths.shim_pid)
+        return shim_pid is not None and pid_is_running(shim_pid)
+
+    def _reap_shim(self, container_id: str) -> None:
+        with self._shims_lock:
+            shim = self._shims.get(container_id)
+            if shim is not None and shim.poll() is not None:
+                del self._shims[container_id]
+
+    def _await_exit_code(self, paths: _Paths, timeout: float) -> int | None:
+        """Wait until the shim records the exit code (or has gone without doing so)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            code = _read_int(paths.exit_code)
+            if code is not None:
+                return code
+            self._reap_shim(paths.dir.name)
+            if not self._shim_alive(paths) or time.monotonic() > deadline:
+                return _read_int(paths.exit_code)
+            time.sleep(_POLL * 2)
+
+    # -- signals, stop ----------------------------------------------------------
+
+    def signal(self, container_id: str, signal: str) -> None:
+        """Send ``signal`` to the container's init process; no-op if it is not running.
+
+        The pid is checked against the container's cgroup first, so a reused pid is
+        never signalled. Raises ``ValidationError`` for an unknown signal name.
+        """
+        signum = parse_signal(signal)
+        paths = self._paths(container_id)
+        pid = _read_int(paths.pid)
+        if pid is None or _read_int(paths.exit_code) is not None:
+            return
+        if not self._is_running(container_id, pid):
+            return
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            return
+        except PermissionError as exc:
+            raise RuntimeFailure(f"not allowed to signal container {container_id}") from exc
+
+    def stop(self, container_id: str, signal: str, timeout: float) -> ContainerStatus:
+        """Send ``signal``, wait up to ``timeout`` s, then SIGKILL; return the exited status.
+
+        Idempotent: stopping an exited container returns its status. Raises
+        ``RuntimeFailure`` if the process survives SIGKILL for ``KILL_TIMEOUT`` s.
+        """
+        status = self.inspect(container_id)
+        if status.state is not ContainerState.RUNNING:
+            return status
+        paths = self._paths(container_id)
+        self.signal(container_id, signal)
+        if not self._wait_exited(paths, timeout):
+            self.signal(container_id, "SIGKILL")
+            if not self._wait_exited(paths, KILL_TIMEOUT):
+                raise RuntimeFailure(
+                    f"container {container_id} did not exit {KILL_TIMEOUT:.0f}s after SIGKILL"
+                )
+        return self.inspect(container_id)
+
+    def _wait_exited(self, paths: _Paths, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        container_id = paths.dir.name
+        while True:
+            if _read_int(paths.exit_code) is not None:
+                return True
+            self._reap_shim(container_id)
+            pid = _read_int(paths.pid)
+            if not self._shim_alive(paths) and (
+                pid is None or not self._is_running(container_id, pid)
+            ):
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(_POLL * 2)
+
+    # -- destroy ----------------------------------------------------------------
+
+    def destroy(self, container_id: str) -> None:
+        """Kill the process if needed, delete runc's state, unmount, remove the directory
+        and the container's cgroups. Idempotent; also cleans up a half-created container.
+
+        Raises ``RuntimeFailure`` if the process cannot be killed or a mount or cgroup
+        cannot be removed.
+        """
+        paths = self._paths(container_id)
+        if paths.dir.is_dir():
+            self.signal(container_id, "SIGKILL")
+            if not self._wait_exited(paths, KILL_TIMEOUT):
+                raise RuntimeFailure(f"container {container_id} survived SIGKILL; not removed")
+        with self._shims_lock:
+            shim = self._shims.pop(container_id, None)
+        if shim is not None:
+            shim.wait(timeout=KILL_TIMEOUT)
+        if (self.runc_root / container_id).exists():
+            self._runc("delete", "--force", container_id)
+        if paths.dir.is_dir():
+            unmount(paths.rootfs)
+            shutil.rmtree(paths.dir)
+        remove_cgroup_dirs(self.cgroups_path(container_id).lstrip("/"))
+
+    def cleanup(self) -> None:
+        """Remove the parent cgroup (``/ferry``) where it is empty. Safe to call any time."""
+        with contextlib.suppress(RuntimeFailure):  # still holds containers: keep it
+            remove_cgroup_dirs(self.cgroup_parent)
+
+    def _runc(self, *args: str) -> str:
+        argv = [self.runc_binary, "--root", str(self.runc_root), *args]
+        try:
+            done = subprocess.run(argv, capture_output=True, timeout=30, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise RuntimeFailure(f"`{' '.join(argv)}` failed: {exc}") from exc
+        if done.returncode != 0:
+            stderr = done.stderr.decode(errors="replace").strip()[-_LOG_TAIL_BYTES:]
+            raise RuntimeFailure(f"`runc {' '.join(args)}` failed: {stderr or 'no output'}")
+        return done.stdout.decode(errors="replace")

@@ -1,0 +1,179 @@
+"""The narrow storage contract of the control plane (kine-style).
+
+One ``StateStore`` Protocol; backends live in sibling modules and are chosen
+by URL scheme in ``ferry.store.open_store``. Every method is blocking and
+thread-safe: the API calls it from FastAPI's threadpool and, for quick reads,
+from the event loop itself.
+
+Concurrency rules shared by every backend:
+
+- Each write to a machine row increments ``Machine.revision`` (per machine)
+  and bumps the store-wide ``resource_version`` in the same transaction; the
+  row remembers the resource version of its last write so watchers can ask
+  "what changed after N?".
+- ``update_machine`` carries the revision the caller read and raises
+  ``RevisionConflict`` when it is stale. Callers re-read and retry a bounded
+  number of times (``ferry.server.machines_service`` does three tries).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from ferry.model import App, Host, HostStatus, Machine, MachineEvent, Organization
+
+__all__ = ["HostSnapshot", "StateStore"]
+
+
+@dataclass(frozen=True)
+class HostSnapshot:
+    """The desired state of one host, read in one transaction.
+
+    ``resource_version`` is the store-wide counter; ``host_version`` is the
+    highest resource version among this host's machine rows (0 if none), so a
+    watcher can tell whether *its* machines changed after a given version.
+    """
+
+    resource_version: int
+    host_version: int
+    machines: list[Machine]
+
+
+class StateStore(Protocol):
+    """Durable state of the control plane. All methods block; all are thread-safe.
+
+    Raises ``NotFoundError`` for unknown names and ids, ``ConflictError`` for
+    duplicates, ``RevisionConflict`` for stale machine writes, and
+    ``UnavailableError`` when the database itself fails.
+    """
+
+    # -- organizations and apps ---------------------------------------------
+    def get_org(self, slug: str) -> Organization:
+        """The organization ``slug``; raises ``NotFoundError``."""
+        ...
+
+    def create_app(self, app: App) -> App:
+        """Insert ``app``; raises ``ConflictError`` if the name is taken, ``NotFoundError``
+        if its organization does not exist."""
+        ...
+
+    def get_app(self, name: str) -> App:
+        """The app ``name`` with its live machine count; raises ``NotFoundError``."""
+        ...
+
+    def list_apps(self, org_slug: str | None = None) -> list[App]:
+        """Apps sorted by name, optionally of one organization."""
+        ...
+
+    def set_app_status(self, name: str, status: str) -> None:
+        """Set the app's status (``deployed``, ``destroying``); raises ``NotFoundError``."""
+        ...
+
+    def delete_app(self, name: str) -> None:
+        """Remove the app with its machine rows, events and logs. Idempotent."""
+        ...
+
+    # -- hosts ---------------------------------------------------------------
+    def upsert_host(self, host: Host) -> Host:
+        """Insert or replace the host with ``host.id`` (idempotent re-registration)."""
+        ...
+
+    def get_host(self, host_id: str) -> Host:
+        """The host ``host_id``; raises ``NotFoundError``."""
+        ...
+
+    def list_hosts(self) -> list[Host]:
+        """All registered hosts sorted by id."""
+        ...
+
+    def record_heartbeat(self, host_id: str, at: datetime) -> Host:
+        """Set ``last_heartbeat`` and mark the host up; raises ``NotFoundError``."""
+        ...
+
+    def set_host_status(self, host_id: str, status: HostStatus) -> None:
+        """Mark a host up or down; raises ``NotFoundError``."""
+        ...
+
+    # -- machines ------------------------------------------------------------
+    def insert_machine(self, machine: Machine, event: MachineEvent | None = None) -> Machine:
+        """Insert a new machine (revision 1) and, atomically, its first event.
+
+        Raises ``ConflictError`` if the id exists or the private IP is in use on
+        the host by a machine that is not destroyed.
+        """
+        ...
+
+    def get_machine(self, machine_id: str) -> Machine:
+        """The machine ``machine_id`` (without events); raises ``NotFoundError``."""
+        ...
+
+    def list_machines(
+        self,
+        *,
+        app_name: str | None = None,
+        host_id: str | None = None,
+        include_destroyed: bool = True,
+    ) -> list[Machine]:
+        """Machines (without events) sorted by creation time, filtered as asked.
+
+        ``include_destroyed=False`` leaves out machines whose actual state is
+        ``destroyed``.
+        """
+        ...
+
+    def update_machine(
+        self,
+        machine_id: str,
+        expected_revision: int,
+        *,
+        event: MachineEvent | None = None,
+        **changes: Any,
+    ) -> Machine:
+        """Apply ``changes`` (``Machine`` field names) if the row is at ``expected_revision``.
+
+        Bumps the revision and the store-wide resource version, and appends
+        ``event``, all in one transaction. Raises ``RevisionConflict`` when the
+        revision is stale, ``NotFoundError`` for an unknown id, ``ValueError``
+        for a field that cannot be changed (a programming error).
+        """
+        ...
+
+    def host_snapshot(self, host_id: str) -> HostSnapshot:
+        """Every machine assigned to ``host_id`` whose actual state is not ``destroyed``."""
+        ...
+
+    def resource_version(self) -> int:
+        """The store-wide counter bumped by every machine write (0 for a new store)."""
+        ...
+
+    # -- events and logs -----------------------------------------------------
+    def append_event(self, machine_id: str, event: MachineEvent) -> None:
+        """Append an event without changing the machine row (no revision bump)."""
+        ...
+
+    def list_events(self, machine_id: str, limit: int = 100) -> list[MachineEvent]:
+        """The machine's events, newest first."""
+        ...
+
+    def append_logs(self, machine_id: str, lines: list[str], *, keep: int = 1000) -> None:
+        """Append log lines, keeping only the last ``keep`` lines of the machine."""
+        ...
+
+    def tail_logs(self, machine_id: str, tail: int) -> list[str]:
+        """The last ``tail`` log lines of the machine, oldest first."""
+        ...
+
+    # -- meta ----------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        """A small server setting, or ``None``."""
+        ...
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Store a small server setting (idempotent)."""
+        ...
+
+    def close(self) -> None:
+        """Release connections. Idempotent."""
+        ...

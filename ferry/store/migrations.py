@@ -1,0 +1,136 @@
+"""Numbered schema migrations, applied in order when a store opens.
+
+Each migration is a list of SQL statements; ``schema_version`` records the
+highest number applied. Applying is idempotent and runs in one transaction,
+so a crash mid-way leaves the previous version intact. Never edit a released
+migration: append a new one.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Final
+
+from sqlalchemy import Connection, text
+
+__all__ = ["MIGRATIONS", "apply_migrations", "current_version"]
+
+MIGRATIONS: Final[list[tuple[int, list[str]]]] = [
+    (
+        1,
+        [
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+            "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+            "INSERT INTO counters (name, value) VALUES ('resource_version', 0)",
+            """CREATE TABLE tokens (
+                id TEXT PRIMARY KEY,
+                name TEXT NOT NULL,
+                token_sha256 TEXT NOT NULL UNIQUE,
+                created_at REAL NOT NULL
+            )""",
+            "CREATE TABLE orgs (slug TEXT PRIMARY KEY, name TEXT NOT NULL)",
+            "INSERT INTO orgs (slug, name) VALUES ('personal', 'Personal')",
+            """CREATE TABLE apps (
+                name TEXT PRIMARY KEY,
+                id TEXT NOT NULL UNIQUE,
+                org_slug TEXT NOT NULL REFERENCES orgs(slug),
+                status TEXT NOT NULL,
+                network TEXT NOT NULL,
+                created_at REAL NOT NULL
+            )""",
+            """CREATE TABLE hosts (
+                id TEXT PRIMARY KEY,
+                region TEXT NOT NULL,
+                address TEXT NOT NULL,
+                cpus INTEGER NOT NULL,
+                memory_mb INTEGER NOT NULL,
+                machine_subnet TEXT NOT NULL,
+                status TEXT NOT NULL,
+                last_heartbeat REAL NOT NULL,
+                registered_at REAL NOT NULL
+            )""",
+            """CREATE TABLE machines (
+                id TEXT PRIMARY KEY,
+                name TEXT NOT NULL,
+                app_name TEXT NOT NULL,
+                region TEXT NOT NULL,
+                host_id TEXT NOT NULL,
+                instance_id TEXT NOT NULL,
+                private_ip TEXT NOT NULL,
+                config TEXT NOT NULL,
+                image_ref TEXT NOT NULL,
+                desired_state TEXT NOT NULL,
+                state TEXT NOT NULL,
+                exit_code INTEGER,
+                restart_count INTEGER NOT NULL DEFAULT 0,
+                restart_generation INTEGER NOT NULL DEFAULT 0,
+                pending_signal TEXT,
+                checks TEXT NOT NULL DEFAULT '[]',
+                revision INTEGER NOT NULL,
+                resource_version INTEGER NOT NULL,
+                created_at REAL NOT NULL,
+                updated_at REAL NOT NULL
+            )""",
+            "CREATE INDEX machines_by_host ON machines (host_id, resource_version)",
+            "CREATE INDEX machines_by_app ON machines (app_name, created_at)",
+            """CREATE UNIQUE INDEX machines_live_ip ON machines (host_id, private_ip)
+                WHERE state != 'destroyed'""",
+            """CREATE TABLE events (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                machine_id TEXT NOT NULL,
+                id TEXT NOT NULL,
+                type TEXT NOT NULL,
+                status TEXT NOT NULL,
+                source TEXT NOT NULL,
+                timestamp INTEGER NOT NULL,
+                request TEXT NOT NULL DEFAULT '{}'
+            )""",
+            "CREATE INDEX events_by_machine ON events (machine_id, seq)",
+            """CREATE TABLE logs (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                machine_id TEXT NOT NULL,
+                line TEXT NOT NULL
+            )""",
+            "CREATE INDEX logs_by_machine ON logs (machine_id, seq)",
+        ],
+    ),
+]
+
+
+def current_version(conn: Connection) -> int:
+    """The highest migration applied (0 for an empty database). Creates ``schema_version``."""
+    conn.execute(
+        text(
+            "CREATE TABLE IF NOT EXISTS schema_version "
+            "(version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
+        )
+    )
+    found = conn.execute(text("SELECT MAX(version) FROM schema_version")).scalar()
+    return int(found or 0)
+
+
+def apply_migrations(conn: Connection) -> int:
+    """Apply every migration newer than the database, inside the caller's transaction.
+
+    Returns the schema version afterwards. Raises ``RuntimeError`` if the
+    database is newer than this code knows (an older Ferry opening a newer
+    store); the caller turns that into a user-facing error.
+    """
+    version = current_version(conn)
+    latest = MIGRATIONS[-1][0]
+    if version > latest:
+        raise RuntimeError(
+            f"the state database has schema version {version}, "
+            f"but this Ferry only knows up to {latest}"
+        )
+    for number, statements in MIGRATIONS:
+        if number <= version:
+            continue
+        for statement in statements:
+            conn.execute(text(statement))
+        conn.execute(
+            text("INSERT INTO schema_version (version, applied_at) VALUES (:v, :t)"),
+            {"v": number, "t": time.time()},
+        )
+        version = number
+    return version

@@ -1,0 +1,92 @@
+"""SQLAlchemy Core descriptions of the tables that ``migrations.py`` creates.
+
+These are used to build queries only; the DDL of record is the migrations.
+The store conformance suite catches any drift between the two.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text
+
+__all__ = ["apps", "counters", "events", "hosts", "logs", "machines", "meta", "orgs"]
+
+metadata = MetaData()
+
+meta = Table("meta", metadata, Column("key", String, primary_key=True), Column("value", Text))
+
+counters = Table(
+    "counters", metadata, Column("name", String, primary_key=True), Column("value", Integer)
+)
+
+orgs = Table("orgs", metadata, Column("slug", String, primary_key=True), Column("name", String))
+
+apps = Table(
+    "apps",
+    metadata,
+    Column("name", String, primary_key=True),
+    Column("id", String),
+    Column("org_slug", String),
+    Column("status", String),
+    Column("network", String),
+    Column("created_at", Float),
+)
+
+hosts = Table(
+    "hosts",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("region", String),
+    Column("address", String),
+    Column("cpus", Integer),
+    Column("memory_mb", Integer),
+    Column("machine_subnet", String),
+    Column("status", String),
+    Column("last_heartbeat", Float),
+    Column("registered_at", Float),
+)
+
+machines = Table(
+    "machines",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("name", String),
+    Column("app_name", String),
+    Column("region", String),
+    Column("host_id", String),
+    Column("instance_id", String),
+    Column("private_ip", String),
+    Column("config", Text),
+    Column("image_ref", Text),
+    Column("desired_state", String),
+    Column("state", String),
+    Column("exit_code", Integer),
+    Column("restart_count", Integer),
+    Column("restart_generation", Integer),
+    Column("pending_signal", String),
+    Column("checks", Text),
+    Column("revision", Integer),
+    Column("resource_version", Integer),
+    Column("created_at", Float),
+    Column("updated_at", Float),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("machine_id", String),
+    Column("id", String),
+    Column("type", String),
+    Column("status", String),
+    Column("source", String),
+    Column("timestamp", Integer),
+    Column("request", Text),
+)
+
+logs = Table(
+    "logs",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("machine_id", String),
+    Column("line", Text),
+)

@@ -1,0 +1,533 @@
+"""The SQLite backend of ``StateStore``: SQLAlchemy Core, WAL mode, one engine.
+
+Durability: the database runs in WAL mode with ``synchronous=NORMAL``. A
+commit is then written to the WAL before it returns, but not fsynced; this
+survives a kill -9 of the server (the OS still holds the pages), and only an
+OS crash or power loss can drop the last transactions. That is the guarantee
+the control plane promises ("kill -9 loses nothing acknowledged").
+
+Concurrency: one engine shared by every thread (``check_same_thread=False``).
+Writes are serialized by a process-wide lock and run as ``BEGIN IMMEDIATE``,
+so they never fail half-way on a lock upgrade; reads run in deferred
+transactions and, thanks to WAL, never wait for writers.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import TypeAdapter
+from sqlalchemy import Connection, Row, create_engine, event, func, select, text
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from ferry.errors import ConflictError, NotFoundError, RevisionConflict, UnavailableError
+from ferry.model import (
+    App,
+    CheckStatus,
+    Host,
+    HostStatus,
+    ImageRef,
+    Machine,
+    MachineConfig,
+    MachineEvent,
+    Organization,
+)
+from ferry.store.base import HostSnapshot
+from ferry.store.migrations import apply_migrations
+from ferry.store.schema import apps, counters, events, hosts, logs, machines, meta, orgs
+
+__all__ = ["SqliteStore"]
+
+_CHECKS = TypeAdapter(list[CheckStatus])
+_MUTABLE_FIELDS = frozenset(
+    {
+        "state",
+        "desired_state",
+        "instance_id",
+        "host_id",
+        "private_ip",
+        "config",
+        "image_ref",
+        "exit_code",
+        "restart_count",
+        "generation",
+        "pending_signal",
+        "checks",
+        "updated_at",
+    }
+)
+_LIVE = machines.c.state != "destroyed"
+
+
+def _ts(moment: datetime) -> float:
+    return moment.timestamp()
+
+
+def _dt(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def _on_connect(dbapi_conn: sqlite3.Connection, _record: object) -> None:
+    # Let SQLAlchemy's "begin" hook issue BEGIN itself (pysqlite's own
+    # transaction handling cannot do BEGIN IMMEDIATE).
+    dbapi_conn.isolation_level = None
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def _on_begin(conn: Connection) -> None:
+    mode = conn.get_execution_options().get("ferry_begin", "DEFERRED")
+    conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+class SqliteStore:
+    """``StateStore`` on one SQLite file. See the module docstring for guarantees.
+
+    Opening creates the file and its directory if needed and applies pending
+    migrations. Raises ``UnavailableError`` if the file cannot be opened.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UnavailableError(f"cannot create {path.parent}: {exc.strerror}") from exc
+        self._engine = create_engine(
+            f"sqlite:///{path}",
+            connect_args={"check_same_thread": False, "timeout": 10},
+            pool_size=8,
+            max_overflow=32,
+        )
+        event.listen(self._engine, "connect", _on_connect)
+        event.listen(self._engine, "begin", _on_begin)
+        self._write_lock = threading.Lock()
+        try:
+            with self._write() as conn:
+                apply_migrations(conn)
+        except RuntimeError as exc:
+            raise UnavailableError(
+                f"cannot open {path}: {exc}", hint="upgrade Ferry to open this database"
+            ) from exc
+
+    # -- transactions --------------------------------------------------------
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        try:
+            with self._engine.connect() as conn, conn.begin():
+                yield conn
+        except OperationalError as exc:
+            raise UnavailableError(f"the state database {self.path} failed: {exc.orig}") from exc
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        try:
+            with self._write_lock, self._engine.connect() as conn:
+                conn.execution_options(ferry_begin="IMMEDIATE")
+                with conn.begin():
+                    yield conn
+        except OperationalError as exc:
+            raise UnavailableError(f"the state database {self.path} failed: {exc.orig}") from exc
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    # -- organizations and apps ---------------------------------------------
+    def get_org(self, slug: str) -> Organization:
+        with self._read() as conn:
+            row = conn.execute(select(orgs).where(orgs.c.slug == slug)).first()
+        if row is None:
+            raise NotFoundError(f"organization {slug!r} not found", hint="use org_slug 'personal'")
+        return Organization(name=row.name, slug=row.slug)
+
+    def _app_query(self) -> Any:
+        count = (
+            select(func.count())
+            .where(machines.c.app_name == apps.c.name, _LIVE)
+            .scalar_subquery()
+            .label("machine_count")
+        )
+        return select(apps, orgs.c.name.label("org_name"), count).join(
+            orgs, orgs.c.slug == apps.c.org_slug
+        )
+
+    @staticmethod
+    def _app(row: Row[Any]) -> App:
+        return App(
+            id=row.id,
+            name=row.name,
+            organization=Organization(name=row.org_name, slug=row.org_slug),
+            status=row.status,
+            network=row.network,
+            machine_count=row.machine_count,
+            created_at=_dt(row.created_at),
+        )
+
+    def create_app(self, app: App) -> App:
+        self.get_org(app.organization.slug)
+        try:
+            with self._write() as conn:
+                conn.execute(
+                    apps.insert().values(
+                        name=app.name,
+                        id=app.id,
+                        org_slug=app.organization.slug,
+                        status=app.status,
+                        network=app.network,
+                        created_at=_ts(app.created_at),
+                    )
+                )
+        except IntegrityError as exc:
+            raise ConflictError(
+                f"app name {app.name!r} is already taken", hint="choose another name"
+            ) from exc
+        return self.get_app(app.name)
+
+    def get_app(self, name: str) -> App:
+        with self._read() as conn:
+            row = conn.execute(self._app_query().where(apps.c.name == name)).first()
+        if row is None:
+            raise NotFoundError(
+                f"app {name!r} not found", hint="list apps with `ferry apps list` or create it"
+            )
+        return self._app(row)
+
+    def list_apps(self, org_slug: str | None = None) -> list[App]:
+        query = self._app_query().order_by(apps.c.name)
+        if org_slug is not None:
+            query = query.where(apps.c.org_slug == org_slug)
+        with self._read() as conn:
+            return [self._app(row) for row in conn.execute(query)]
+
+    def set_app_status(self, name: str, status: str) -> None:
+        with self._write() as conn:
+            result = conn.execute(apps.update().where(apps.c.name == name).values(status=status))
+        if result.rowcount == 0:
+            raise NotFoundError(f"app {name!r} not found")
+
+    def delete_app(self, name: str) -> None:
+        ids = select(machines.c.id).where(machines.c.app_name == name)
+        with self._write() as conn:
+            conn.execute(events.delete().where(events.c.machine_id.in_(ids)))
+            conn.execute(logs.delete().where(logs.c.machine_id.in_(ids)))
+            conn.execute(machines.delete().where(machines.c.app_name == name))
+            conn.execute(apps.delete().where(apps.c.name == name))
+
+    # -- hosts ---------------------------------------------------------------
+    @staticmethod
+    def _host(row: Row[Any]) -> Host:
+        return Host(
+            id=row.id,
+            region=row.region,
+            address=row.address,
+            cpus=row.cpus,
+            memory_mb=row.memory_mb,
+            machine_subnet=row.machine_subnet,
+            status=HostStatus(row.status),
+            last_heartbeat=_dt(row.last_heartbeat),
+            registered_at=_dt(row.registered_at),
+        )
+
+    def upsert_host(self, host: Host) -> Host:
+        values = {
+            "id": host.id,
+            "region": host.region,
+            "address": host.address,
+            "cpus": host.cpus,
+            "memory_mb": host.memory_mb,
+            "machine_subnet": host.machine_subnet,
+            "status": host.status.value,
+            "last_heartbeat": _ts(host.last_heartbeat),
+            "registered_at": _ts(host.registered_at),
+        }
+        update = {k: v for k, v in values.items() if k not in ("id", "registered_at")}
+        statement = sqlite_insert(hosts).values(values)
+        with self._write() as conn:
+            conn.execute(statement.on_conflict_do_update(index_elements=["id"], set_=update))
+        return self.get_host(host.id)
+
+    def get_host(self, host_id: str) -> Host:
+        with self._read() as conn:
+            row = conn.execute(select(hosts).where(hosts.c.id == host_id)).first()
+        if row is None:
+            raise NotFoundError(
+                f"host {host_id!r} is not registered", hint="start its agent so it registers"
+            )
+        return self._host(row)
+
+    def list_hosts(self) -> list[Host]:
+        with self._read() as conn:
+            return [self._host(row) for row in conn.execute(select(hosts).order_by(hosts.c.id))]
+
+    def record_heartbeat(self, host_id: str, at: datetime) -> Host:
+        self.set_host_status(host_id, HostStatus.UP, heartbeat=at)
+        return self.get_host(host_id)
+
+    def set_host_status(
+        self, host_id: str, status: HostStatus, *, heartbeat: datetime | None = None
+    ) -> None:
+        values: dict[str, Any] = {"status": status.value}
+        if heartbeat is not None:
+            values["last_heartbeat"] = _ts(heartbeat)
+        with self._write() as conn:
+            result = conn.execute(hosts.update().where(hosts.c.id == host_id).values(values))
+        if result.rowcount == 0:
+            raise NotFoundError(
+                f"host {host_id!r} is not registered", hint="register it again (restart its agent)"
+            )
+
+    # -- machines ------------------------------------------------------------
+    @staticmethod
+    def _machine(row: Row[Any]) -> Machine:
+        return Machine(
+            id=row.id,
+            name=row.name,
+            app_name=row.app_name,
+            state=row.state,
+            desired_state=row.desired_state,
+            region=row.region,
+            instance_id=row.instance_id,
+            private_ip=row.private_ip,
+            config=MachineConfig.model_validate_json(row.config),
+            image_ref=ImageRef.model_validate_json(row.image_ref),
+            host_id=row.host_id,
+            created_at=_dt(row.created_at),
+            updated_at=_dt(row.updated_at),
+            checks=_CHECKS.validate_json(row.checks),
+            exit_code=row.exit_code,
+            restart_count=row.restart_count,
+            generation=row.restart_generation,
+            pending_signal=row.pending_signal,
+            revision=row.revision,
+        )
+
+    @staticmethod
+    def _encode(changes: dict[str, Any]) -> dict[str, Any]:
+        unknown = set(changes) - _MUTABLE_FIELDS
+        if unknown:
+            raise ValueError(f"machine fields cannot be changed: {sorted(unknown)}")
+        values: dict[str, Any] = {}
+        for key, value in changes.items():
+            if key in ("config", "image_ref"):
+                values[key] = value.model_dump_json()
+            elif key == "checks":
+                values[key] = _CHECKS.dump_json(value).decode()
+            elif key == "updated_at":
+                values[key] = _ts(value)
+            elif key == "generation":
+                values["restart_generation"] = value
+            elif key in ("state", "desired_state"):
+                values[key] = str(value.value if hasattr(value, "value") else value)
+            else:
+                values[key] = value
+        return values
+
+    @staticmethod
+    def _bump(conn: Connection) -> int:
+        statement = (
+            counters.update()
+            .where(counters.c.name == "resource_version")
+            .values(value=counters.c.value + 1)
+            .returning(counters.c.value)
+        )
+        return int(conn.execute(statement).scalar_one())
+
+    @staticmethod
+    def _insert_event(conn: Connection, machine_id: str, item: MachineEvent) -> None:
+        conn.execute(
+            events.insert().values(
+                machine_id=machine_id,
+                id=item.id,
+                type=item.type,
+                status=item.status,
+                source=item.source,
+                timestamp=item.timestamp,
+                request=json.dumps(item.request, default=str),
+            )
+        )
+
+    def insert_machine(self, machine: Machine, event: MachineEvent | None = None) -> Machine:
+        fields = {
+            name: getattr(machine, name) for name in _MUTABLE_FIELDS if name != "updated_at"
+        }
+        values = self._encode(fields)
+        values.update(
+            id=machine.id,
+            name=machine.name,
+            app_name=machine.app_name,
+            region=machine.region,
+            revision=1,
+            created_at=_ts(machine.created_at),
+            updated_at=_ts(machine.updated_at),
+        )
+        try:
+            with self._write() as conn:
+                values["resource_version"] = self._bump(conn)
+                conn.execute(machines.insert().values(values))
+                if event is not None:
+                    self._insert_event(conn, machine.id, event)
+        except IntegrityError as exc:
+            raise ConflictError(
+                f"machine {machine.id} or address {machine.private_ip} on host "
+                f"{machine.host_id} is already in use",
+                hint="retry the request",
+            ) from exc
+        return self.get_machine(machine.id)
+
+    def get_machine(self, machine_id: str) -> Machine:
+        with self._read() as conn:
+            row = conn.execute(select(machines).where(machines.c.id == machine_id)).first()
+        if row is None:
+            raise NotFoundError(f"machine {machine_id!r} not found")
+        return self._machine(row)
+
+    def list_machines(
+        self,
+        *,
+        app_name: str | None = None,
+        host_id: str | None = None,
+        include_destroyed: bool = True,
+    ) -> list[Machine]:
+        query = select(machines).order_by(machines.c.created_at, machines.c.id)
+        if app_name is not None:
+            query = query.where(machines.c.app_name == app_name)
+        if host_id is not None:
+            query = query.where(machines.c.host_id == host_id)
+        if not include_destroyed:
+            query = query.where(_LIVE)
+        with self._read() as conn:
+            return [self._machine(row) for row in conn.execute(query)]
+
+    def update_machine(
+        self,
+        machine_id: str,
+        expected_revision: int,
+        *,
+        event: MachineEvent | None = None,
+        **changes: Any,
+    ) -> Machine:
+        values = self._encode(changes)
+        values["revision"] = expected_revision + 1
+        with self._write() as conn:
+            values["resource_version"] = self._bump(conn)
+            result = conn.execute(
+                machines.update()
+                .where(machines.c.id == machine_id, machines.c.revision == expected_revision)
+                .values(values)
+            )
+            if result.rowcount == 0:
+                current = conn.execute(
+                    select(machines.c.revision).where(machines.c.id == machine_id)
+                ).scalar()
+                if current is None:
+                    raise NotFoundError(f"machine {machine_id!r} not found")
+                raise RevisionConflict(
+                    f"machine {machine_id} changed meanwhile (revision {current}, "
+                    f"not {expected_revision})",
+                    hint="read it again and retry",
+                )
+            if event is not None:
+                self._insert_event(conn, machine_id, event)
+            row = conn.execute(select(machines).where(machines.c.id == machine_id)).one()
+        return self._machine(row)
+
+    def host_snapshot(self, host_id: str) -> HostSnapshot:
+        with self._read() as conn:
+            version = conn.execute(
+                select(counters.c.value).where(counters.c.name == "resource_version")
+            ).scalar_one()
+            host_version = conn.execute(
+                select(func.max(machines.c.resource_version)).where(machines.c.host_id == host_id)
+            ).scalar()
+            rows = conn.execute(
+                select(machines)
+                .where(machines.c.host_id == host_id, _LIVE)
+                .order_by(machines.c.created_at, machines.c.id)
+            ).all()
+        return HostSnapshot(
+            resource_version=int(version),
+            host_version=int(host_version or 0),
+            machines=[self._machine(row) for row in rows],
+        )
+
+    def resource_version(self) -> int:
+        with self._read() as conn:
+            return int(
+                conn.execute(
+                    select(counters.c.value).where(counters.c.name == "resource_version")
+                ).scalar_one()
+            )
+
+    # -- events and logs -----------------------------------------------------
+    def append_event(self, machine_id: str, event: MachineEvent) -> None:
+        with self._write() as conn:
+            self._insert_event(conn, machine_id, event)
+
+    def list_events(self, machine_id: str, limit: int = 100) -> list[MachineEvent]:
+        query = (
+            select(events)
+            .where(events.c.machine_id == machine_id)
+            .order_by(events.c.seq.desc())
+            .limit(limit)
+        )
+        with self._read() as conn:
+            rows = conn.execute(query).all()
+        return [
+            MachineEvent(
+                id=row.id,
+                type=row.type,
+                status=row.status,
+                source=row.source,
+                timestamp=row.timestamp,
+                request=json.loads(row.request),
+            )
+            for row in rows
+        ]
+
+    def append_logs(self, machine_id: str, lines: list[str], *, keep: int = 1000) -> None:
+        if not lines:
+            return
+        with self._write() as conn:
+            conn.execute(logs.insert(), [{"machine_id": machine_id, "line": ln} for ln in lines])
+            conn.execute(
+                text(
+                    "DELETE FROM logs WHERE machine_id = :m AND seq < (SELECT seq FROM logs "
+                    "WHERE machine_id = :m ORDER BY seq DESC LIMIT 1 OFFSET :k)"
+                ),
+                {"m": machine_id, "k": keep - 1},
+            )
+
+    def tail_logs(self, machine_id: str, tail: int) -> list[str]:
+        query = (
+            select(logs.c.line)
+            .where(logs.c.machine_id == machine_id)
+            .order_by(logs.c.seq.desc())
+            .limit(tail)
+        )
+        with self._read() as conn:
+            lines = list(conn.execute(query).scalars())
+        return lines[::-1]
+
+    # -- meta ----------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        with self._read() as conn:
+            value = conn.execute(select(meta.c.value).where(meta.c.key == key)).scalar()
+        return None if value is None else str(value)
+
+    def set_meta(self, key: str, value: str) -> None:
+        statement = sqlite_insert(meta).values(key=key, value=value)
+        with self._write() as conn:
+            conn.execute(
+                statement.on_conflict_do_update(index_elements=["key"], set_={"value": value})
+            )
