@@ -19,13 +19,13 @@ import contextlib
 import json
 import subprocess
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
-from ferry.errors import ConfigError, RuntimeFailure
+from ferry.errors import ConfigError, RuntimeFailure, UnavailableError
 
 SourceKind = Literal["dockerfile", "oci-layout", "oci-archive", "cluster", "remote"]
 
@@ -105,6 +105,17 @@ def classify_image(image: str, base_dir: Path, registry: str) -> ImageSource:
     if image.startswith(f"{registry}/"):
         return ImageSource("cluster", image)
     return ImageSource("remote", image)
+
+
+def registry_address(platform_info: Mapping[str, Any]) -> str:
+    """The registry the agents pull from, as ``GET /v1/platform/info`` names it."""
+    registry = platform_info.get("registry")
+    if not isinstance(registry, str) or not registry:
+        raise UnavailableError(
+            "the control plane names no image registry",
+            hint="start the cluster with its registry (`ferry cluster up`)",
+        )
+    return registry
 
 
 def deployment_tag(now: datetime) -> str:

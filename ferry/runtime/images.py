@@ -35,9 +35,14 @@ _TOOL_TIMEOUT = 600
 _NOT_FOUND_MARKERS = ("manifest unknown", "name unknown", "not found", "404")
 
 
+def _without_tag(name: str) -> str:
+    head, slash, last = name.rpartition("/")
+    return f"{head}{slash}{last.partition(':')[0]}" if slash else name
+
+
 def split_reference(reference: str) -> tuple[str, str | None]:
-    """``host:port/repo@sha256:<hex>`` → (``host:port/repo``, ``sha256:<hex>``);
-    a tag reference (``host/repo:tag``) → (reference, None).
+    """``host:port/repo@sha256:<hex>`` → (``host:port/repo``, ``sha256:<hex>``); a tag
+    next to the digest is dropped. A tag reference (``host/repo:tag``) → (reference, None).
 
     Raises ``ValidationError`` for an empty reference or a malformed digest.
     """
@@ -54,7 +59,7 @@ def split_reference(reference: str) -> tuple[str, str | None]:
             f"invalid image digest in {reference!r}",
             hint="a digest reference looks like registry:5000/app@sha256:<64 hex digits>",
         )
-    return name, digest
+    return _without_tag(name), digest
 
 
 def image_config_from_oci(config_blob: dict[str, Any]) -> ImageConfig:
@@ -104,6 +109,7 @@ class RegistryImageStore:
         name, digest = split_reference(reference)
         if digest is None:
             digest = self.resolve_digest(reference)
+            name = _without_tag(name)
         hex_digest = digest.removeprefix("sha256:")
         cached = self._cached(hex_digest)
         if cached is not None:

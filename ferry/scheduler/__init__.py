@@ -12,7 +12,7 @@ No I/O, no clock, no randomness.
 from __future__ import annotations
 
 from ferry.scheduler._index import Scheduler
-from ferry.scheduler._reference import place_machine
+from ferry.scheduler._rule import place_machine
 from ferry.scheduler._types import HostCapacity, NoPlacement, Placement, PlacementRequest
 
 __all__ = [

@@ -23,8 +23,7 @@ from bisect import bisect_left, insort
 from collections.abc import Iterable
 
 from ferry.errors import ConflictError, NotFoundError, ValidationError
-from ferry.scheduler import _reasons
-from ferry.scheduler._reference import require_unique_ids
+from ferry.scheduler import _rule
 from ferry.scheduler._types import HostCapacity, NoPlacement, Placement, PlacementRequest
 
 __all__ = ["Scheduler"]
@@ -192,12 +191,12 @@ class _RegionIndex:
         region = self.region
         if not self.order:
             if self.down == 0:
-                return NoPlacement(region, _reasons.no_hosts(region))
-            return NoPlacement(region, _reasons.no_host_up(region, self.down))
-        largest = _reasons.largest_free(
+                return NoPlacement(region, _rule.reason_no_hosts(region))
+            return NoPlacement(region, _rule.reason_no_host_up(region, self.down))
+        largest = _rule.largest_free(
             (r.host_id, r.free_cpus, r.free_memory_mb) for r in self.up_hosts.values()
         )
-        reason = _reasons.no_room(region, cpus, memory_mb, largest, len(self.order), self.down)
+        reason = _rule.reason_no_room(region, cpus, memory_mb, largest, len(self.order), self.down)
         return NoPlacement(region, reason)
 
 
@@ -215,7 +214,7 @@ class Scheduler:
     def __init__(self, hosts: Iterable[HostCapacity]) -> None:
         """Index ``hosts``; raises ``ValidationError`` when two share an id."""
         snapshot = list(hosts)
-        require_unique_ids(host.host_id for host in snapshot)
+        _rule.require_unique_ids(host.host_id for host in snapshot)
         self._records: dict[str, _HostRecord] = {}
         self._regions: dict[str, _RegionIndex] = {}
         for host in snapshot:
@@ -235,13 +234,13 @@ class Scheduler:
         """
         region = self._regions.get(request.region)
         if region is None:
-            return NoPlacement(request.region, _reasons.no_hosts(request.region))
+            return NoPlacement(request.region, _rule.reason_no_hosts(request.region))
         app = request.app
         record = region.best(app, request.cpus, request.memory_mb)
         if record is None:
             return region.refusal(request.cpus, request.memory_mb)
         spread = region.spreads.get(app)
-        reason = _reasons.placed(
+        reason = _rule.reason_placed(
             record.host_id,
             app,
             region.region,

@@ -1,0 +1,49 @@
+# Ferry — the two set-up commands are `make up` and `make test` (as root on Debian 12).
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+FERRY := $(VENV)/bin/ferry
+export FERRY_HOME ?= /var/lib/ferry
+PYTEST := $(VENV)/bin/pytest -p no:cacheprovider
+
+.PHONY: up down test test-unit test-integration test-e2e bench lint deps venv demo clean
+
+deps:
+	@bash scripts/install-deps.sh
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || /usr/bin/python3 -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip >/dev/null
+	@$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+venv: deps $(VENV)/.installed
+
+up: venv
+	@bash scripts/up.sh
+
+down: venv
+	@$(FERRY) cluster down --purge
+
+test: venv
+	@bash scripts/run-tests.sh all
+
+test-unit: venv
+	@bash scripts/run-tests.sh unit
+
+test-integration: venv
+	@bash scripts/run-tests.sh integration
+
+test-e2e: venv
+	@bash scripts/run-tests.sh e2e
+
+bench: venv
+	@bash scripts/bench.sh
+
+lint: venv
+	$(VENV)/bin/ruff check ferry tests bench
+	$(VENV)/bin/ruff format --check ferry tests bench
+	$(VENV)/bin/mypy ferry
+
+clean: down
+	rm -rf $(VENV)

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# `make up`: start the embedded cluster, build and deploy the demo app to every region.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+FERRY=$PWD/.venv/bin/ferry
+export FERRY_HOME=${FERRY_HOME:-/var/lib/ferry}
+
+"$FERRY" cluster up
+demo="$FERRY_HOME/demo"
+rm -rf "$demo" && mkdir -p "$demo"
+cp -r demo/. "$demo/"
+cp "$(command -v busybox)" "$demo/busybox"
+regions=$("$FERRY" cluster status --json | .venv/bin/python -c 'import json,sys; print(",".join(r["code"] for r in json.load(sys.stdin)["regions"]))')
+(cd "$demo" && "$FERRY" deploy --regions "$regions")
+
+echo
+echo "Ferry is up. Try:"
+echo "  .venv/bin/ferry status -a hello            # machines per region"
+echo "  .venv/bin/ferry logs -a hello              # their output"
+"$FERRY" status -a hello --json | .venv/bin/python -c '
+import json, sys
+data = json.load(sys.stdin)
+machines = data["machines"] if isinstance(data, dict) else data
+for m in machines:
+    print(f"  .venv/bin/ferry region exec {m[\"region\"]} -- curl -s http://{m[\"private_ip\"]}:8080/   # {m[\"region\"]} machine {m[\"id\"]}")
+'
+echo "  .venv/bin/ferry cluster status             # regions, hosts, addresses"
+echo "  make down                                  # stop everything and clean up"
