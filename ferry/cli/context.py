@@ -87,7 +87,7 @@ def resolve_app(app: str | None, config_path: Path | None = None) -> str:
     if not config.app:
         raise ValidationError(
             f"{path} does not name an app",
-            hint="add `app = \"NAME\"` to it, or pass -a APP",
+            hint='add `app = "NAME"` to it, or pass -a APP',
         )
     return config.app
 

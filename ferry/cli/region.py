@@ -15,9 +15,7 @@ from ferry.net.iproute import netns_exec_argv
 app = typer.Typer(no_args_is_help=True, help="Act from inside a region of the embedded cluster.")
 
 
-@app.command(
-    "exec", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
-)
+@app.command("exec", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def exec_in_region(
     region: Annotated[str, typer.Argument(help="Region code, e.g. ams.")],
     command: Annotated[list[str], typer.Argument(help="The command, after --.")],

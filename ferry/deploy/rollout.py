@@ -100,7 +100,7 @@ class Rollout:
         self,
         client: RolloutClient,
         app: str,
-        config_for_region: Callable[[str], MachineConfig],
+        config_for: Callable[[DeployStep], MachineConfig],
         *,
         wait_timeout: float,
         on_progress: Callable[[Progress], None] | None = None,
@@ -109,7 +109,7 @@ class Rollout:
     ) -> None:
         self._client = client
         self._app = app
-        self._config_for_region = config_for_region
+        self._config_for = config_for
         self._wait_timeout = wait_timeout
         self._report = on_progress or (lambda _progress: None)
         self._clock = clock
@@ -156,7 +156,7 @@ class Rollout:
     def _launch(self, step: DeployStep, began: float, result: RolloutResult) -> Machine | None:
         """Send the update/create; on refusal record the failure and return ``None``."""
         self._report(Progress(step, "begin"))
-        config = self._config_for_region(step.region)
+        config = self._config_for(step)
         try:
             if step.kind == "update" and step.machine_id is not None:
                 machine = self._client.update_machine(

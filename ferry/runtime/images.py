@@ -32,6 +32,7 @@ from ferry.runtime.driver import ImageConfig, LocalImage
 __all__ = ["RegistryImageStore", "image_config_from_oci", "split_reference"]
 
 _TOOL_TIMEOUT = 600
+_OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 _NOT_FOUND_MARKERS = ("manifest unknown", "name unknown", "not found", "404")
 
 
@@ -202,16 +203,32 @@ class RegistryImageStore:
                 f"pulled {name}@{digest} but the stored manifest is {got}",
                 hint="the registry served a different manifest; check the image reference",
             )
+        if descriptor.get("mediaType") != _OCI_MANIFEST:
+            # --preserve-digests kept a Docker v2 manifest (so its digest is checkable), but
+            # umoci unpacks only OCI manifests: add a converted one; layer blobs are reused.
+            with _locked(self.cache_dir / "locks" / "oci.lock"):
+                self._skopeo(
+                    [
+                        "copy",
+                        "--quiet",
+                        "--format=oci",
+                        *tls,
+                        source,
+                        f"oci:{self.layout}:{hex_digest}-oci",
+                    ],
+                    what=f"convert {name}@{digest} to an OCI manifest",
+                )
 
     def _unpack(self, hex_digest: str) -> LocalImage:
         rootfs_dir = self.cache_dir / "rootfs"
         final = rootfs_dir / hex_digest
         staging = rootfs_dir / f".unpack-{hex_digest}"
         shutil.rmtree(staging, ignore_errors=True)  # left by a crash; we hold the digest lock
+        unpack_tag = self._oci_format_tag(hex_digest)
         with _locked(self.cache_dir / "locks" / "oci.lock", shared=True):
             config = self._read_image_config(hex_digest)
             self._run(
-                ["umoci", "raw", "unpack", "--image", f"{self.layout}:{hex_digest}", str(staging)],
+                ["umoci", "raw", "unpack", "--image", f"{self.layout}:{unpack_tag}", str(staging)],
                 what=f"unpack sha256:{hex_digest}",
             )
         config_path = self.cache_dir / "configs" / f"{hex_digest}.json"
@@ -222,6 +239,13 @@ class RegistryImageStore:
             shutil.rmtree(final)
         staging.rename(final)
         return LocalImage(digest=f"sha256:{hex_digest}", rootfs=final, config=config)
+
+    def _oci_format_tag(self, hex_digest: str) -> str:
+        """The layout tag umoci can unpack for this digest (see ``_pull``)."""
+        descriptor = self._manifest_descriptor(hex_digest)
+        if descriptor is None or descriptor.get("mediaType") == _OCI_MANIFEST:
+            return hex_digest
+        return f"{hex_digest}-oci"
 
     def _read_image_config(self, hex_digest: str) -> ImageConfig:
         descriptor = self._manifest_descriptor(hex_digest)

@@ -33,7 +33,7 @@ def error_of(text: str) -> str:
     [
         pytest.param(
             BASE.replace("8080", '"eighty"'),
-            'apps/web/fly.toml:8: [http_service] internal_port must be an integer between 1 and'
+            "apps/web/fly.toml:8: [http_service] internal_port must be an integer between 1 and"
             ' 65535, got "eighty"',
             id="wrong type for internal_port",
         ),
@@ -56,7 +56,7 @@ def error_of(text: str) -> str:
         ),
         pytest.param(
             BASE + '  [[http_service.checks]]\n    interval = "soon"\n',
-            'apps/web/fly.toml:11: [[http_service.checks]] interval must be a duration such as'
+            "apps/web/fly.toml:11: [[http_service.checks]] interval must be a duration such as"
             ' "10s" or "1m30s", got "soon"',
             id="bad duration",
         ),
@@ -72,7 +72,9 @@ def error_of(text: str) -> str:
             id="env name starting FLY_",
         ),
         pytest.param(
-            BASE.replace('image = "nginx:1.27"', 'image = "nginx:1.27"\n  dockerfile = "Dockerfile"'),
+            BASE.replace(
+                'image = "nginx:1.27"', 'image = "nginx:1.27"\n  dockerfile = "Dockerfile"'
+            ),
             "apps/web/fly.toml:6: [build] sets both image and dockerfile",
             id="both image and dockerfile",
         ),
@@ -99,7 +101,7 @@ def test_error_names_file_line_and_key(text: str, expected: str) -> None:
 
 
 def test_syntax_error_suggests_quoting_a_bare_word() -> None:
-    assert 'strings need double quotes, e.g. key = "value"' in error_of('app = hello\n')
+    assert 'strings need double quotes, e.g. key = "value"' in error_of("app = hello\n")
 
 
 def test_size_error_lists_the_known_sizes() -> None:
@@ -120,7 +122,7 @@ def test_errors_in_the_second_array_entry_point_at_its_line() -> None:
     port = "ninety"
 """
     assert error_of(text).startswith(
-        'apps/web/fly.toml:10: [[services.ports]] port must be an integer between 1 and 65535,'
+        "apps/web/fly.toml:10: [[services.ports]] port must be an integer between 1 and 65535,"
         ' got "ninety"'
     )
 
@@ -137,34 +139,34 @@ def test_an_unknown_key_with_no_close_match_explains_why_it_is_an_error() -> Non
     [
         ("[env]\nTAGS = [1, 2]\n", "fly.toml:2: [env] TAGS must be a string, number or boolean"),
         ("kill_timeout = -1\n", "fly.toml:1: kill_timeout must be a duration"),
-        ('kill_signal = "SIGNOPE"\n', 'fly.toml:1: kill_signal must be a signal name'),
+        ('kill_signal = "SIGNOPE"\n', "fly.toml:1: kill_signal must be a signal name"),
         ('app = "Hello World"\n', "fly.toml:1: app must be lowercase letters, digits and dashes"),
         ("http_service = 5\n", "fly.toml:1: http_service must be a table, got 5"),
-        ("[http_service]\nauto_stop_machines = \"sleep\"\n", "fly.toml:2: [http_service] auto_stop"),
-        ("[deploy]\nstrategy = \"fast\"\n", 'fly.toml:2: [deploy] strategy must be one of'),
+        ('[http_service]\nauto_stop_machines = "sleep"\n', "fly.toml:2: [http_service] auto_stop"),
+        ('[deploy]\nstrategy = "fast"\n', "fly.toml:2: [deploy] strategy must be one of"),
         ("[deploy]\nmax_unavailable = 0\n", "fly.toml:2: [deploy] max_unavailable must be"),
-        ("[deploy]\nrelease_command = \"migrate\"\n", "fly.toml:2: [deploy] release_command is not"),
-        ("[[restart]]\npolicy = \"sometimes\"\n", "fly.toml:2: [[restart]] policy must be one of"),
-        ("[[vm]]\nmemory = \"lots\"\n", 'fly.toml:2: [[vm]] memory must be a size such as "512mb"'),
+        ('[deploy]\nrelease_command = "migrate"\n', "fly.toml:2: [deploy] release_command is not"),
+        ('[[restart]]\npolicy = "sometimes"\n', "fly.toml:2: [[restart]] policy must be one of"),
+        ('[[vm]]\nmemory = "lots"\n', 'fly.toml:2: [[vm]] memory must be a size such as "512mb"'),
         ("[[vm]]\nmemory = 32\n", "fly.toml:2: [[vm]] memory must be a whole number of MB"),
-        ("[[vm]]\ncpu_kind = \"gpu\"\n", "fly.toml:2: [[vm]] cpu_kind must be one of"),
-        ("[checks.db]\ntype = \"tcp\"\n", "fly.toml:1: [checks.db] needs a port"),
-        ("[checks.web]\nport = 80\npath = \"health\"\n", 'fly.toml:3: [checks.web] path must start'),
-        ("[[services]]\nprotocol = \"tcp\"\n", "fly.toml:1: [[services]] needs an internal_port"),
+        ('[[vm]]\ncpu_kind = "gpu"\n', "fly.toml:2: [[vm]] cpu_kind must be one of"),
+        ('[checks.db]\ntype = "tcp"\n', "fly.toml:1: [checks.db] needs a port"),
+        ('[checks.web]\nport = 80\npath = "health"\n', "fly.toml:3: [checks.web] path must start"),
+        ('[[services]]\nprotocol = "tcp"\n', "fly.toml:1: [[services]] needs an internal_port"),
         (
-            "[[services]]\ninternal_port = 1\n[[services.ports]]\nhandlers = [\"http\"]\n",
+            '[[services]]\ninternal_port = 1\n[[services.ports]]\nhandlers = ["http"]\n',
             "fly.toml:3: [[services.ports]] needs a port, or a start_port and an end_port",
         ),
         (
-            "[[services]]\ninternal_port = 1\n[[services.ports]]\nport = 80\nhandlers = [\"h3\"]\n",
+            '[[services]]\ninternal_port = 1\n[[services.ports]]\nport = 80\nhandlers = ["h3"]\n',
             '[[services.ports]] handlers has an unknown handler "h3"',
         ),
         (
             "[http_service.concurrency]\nsoft_limit = 50\nhard_limit = 25\n",
-            "fly.toml:2: [http_service.concurrency] soft_limit (50) must not exceed hard_limit (25)",
+            "fly.toml:2: [http_service.concurrency] soft_limit (50) must not exceed hard_limit",
         ),
-        ("[experimental]\ncmd = \"run 'unclosed\"\n", "fly.toml:2: [experimental] cmd cannot be"),
-        ("[build]\nbuildpacks = [\"x\"]\n", "fly.toml:2: [build] buildpacks is not supported yet"),
+        ('[experimental]\ncmd = "run \'unclosed"\n', "fly.toml:2: [experimental] cmd cannot be"),
+        ('[build]\nbuildpacks = ["x"]\n', "fly.toml:2: [build] buildpacks is not supported yet"),
         ("mounts = 3\n", "fly.toml:1: mounts must be a table or an array of tables"),
         ("[[vm]]\ncpus = 1\n[[vm]]\ncpus = 2\n", "fly.toml:3: [[vm]] appears more than once"),
     ],
@@ -174,6 +176,6 @@ def test_other_mistakes_are_named(text: str, expected: str) -> None:
 
 
 def test_error_without_a_findable_line_still_names_the_file() -> None:
-    message = error_of("a = 1\na = 2\n")
+    message = error_of('app = "hello')
 
-    assert message.startswith("apps/web/fly.toml: syntax error: Cannot overwrite a value")
+    assert message.startswith("apps/web/fly.toml: syntax error: Unterminated string at the end")

@@ -187,7 +187,13 @@ def test_http_service_comes_before_services() -> None:
 
 @pytest.mark.parametrize(
     ("written", "expected"),
-    [('"off"', "off"), ('"stop"', "stop"), ('"suspend"', "suspend"), ("true", "stop"), ("false", "off")],
+    [
+        ('"off"', "off"),
+        ('"stop"', "stop"),
+        ('"suspend"', "suspend"),
+        ("true", "stop"),
+        ("false", "off"),
+    ],
 )
 def test_auto_stop_machines_accepts_words_and_booleans(written: str, expected: str) -> None:
     config = parse(f"[http_service]\nauto_stop_machines = {written}\n")
@@ -196,7 +202,12 @@ def test_auto_stop_machines_accepts_words_and_booleans(written: str, expected: s
 
 
 def test_port_ranges_in_services() -> None:
-    text = "[[services]]\ninternal_port = 7000\n[[services.ports]]\nstart_port = 7000\nend_port = 7010\n"
+    text = """[[services]]
+internal_port = 7000
+[[services.ports]]
+start_port = 7000
+end_port = 7010
+"""
 
     port = parse(text).services[0].ports[0]
 
@@ -209,7 +220,10 @@ def test_port_ranges_in_services() -> None:
         ('size = "shared-cpu-2x"', GuestConfig(cpu_kind="shared", cpus=2, memory_mb=512)),
         ('size = "shared-cpu-2x"\nmemory = "2gb"', GuestConfig(cpus=2, memory_mb=2048)),
         ('size = "shared-cpu-1x"\ncpus = 4', GuestConfig(cpus=4, memory_mb=256)),
-        ('size = "performance-1x"\nmemory = 4096', GuestConfig(cpu_kind="performance", memory_mb=4096)),
+        (
+            'size = "performance-1x"\nmemory = 4096',
+            GuestConfig(cpu_kind="performance", memory_mb=4096),
+        ),
         ('memory = "1gb"', GuestConfig(cpus=1, memory_mb=1024)),
         ('memory = "512mb"', GuestConfig(memory_mb=512)),
         ('memory = "768"', GuestConfig(memory_mb=768)),
@@ -265,7 +279,9 @@ def test_env_numbers_and_booleans_become_text() -> None:
     assert env == {"WORKERS": "4", "RATIO": "0.5", "DEBUG": "true"}
 
 
-@pytest.mark.parametrize(("written", "seconds"), [("10", 10.0), ('"1m30s"', 90.0), ('"300s"', 300.0)])
+@pytest.mark.parametrize(
+    ("written", "seconds"), [("10", 10.0), ('"1m30s"', 90.0), ('"300s"', 300.0)]
+)
 def test_kill_timeout_takes_seconds_or_a_duration(written: str, seconds: float) -> None:
     assert parse(f"kill_timeout = {written}\n").kill_timeout == seconds
 

@@ -1,0 +1,160 @@
+"""Machine start latency: raw ``runc run -d`` versus ``RuncDriver.start()`` on one rootfs.
+
+Run as root: ``.venv/bin/python bench/machine_start_raw.py [--runs 20]``.
+
+Both sides use the same busybox rootfs (the "cached image") and the same OCI
+spec. Raw: each run's bundle (overlay mount and config.json) is prepared in
+advance, and the time is from exec of ``runc run -d`` until the container's pid
+is running. Driver: from the ``start()`` call to its return (overlay mount,
+config, shim spawn, pid running). Everything made is removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from ferry.runtime.driver import ContainerSpec, ImageConfig, LocalImage
+from ferry.runtime.host_os import mount_overlay, pid_is_running, remove_cgroup_dirs, unmount
+from ferry.runtime.oci_spec import build_runtime_spec
+from ferry.runtime.runc import RuncDriver
+
+SCRIPT = "sleep 600"
+
+
+def make_busybox_rootfs(rootfs: Path) -> None:
+    (rootfs / "bin").mkdir(parents=True)
+    shutil.copy2("/bin/busybox", rootfs / "bin" / "busybox")
+    for applet in ("sh", "sleep"):
+        (rootfs / "bin" / applet).symlink_to("busybox")
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def spec_for(image: LocalImage, container_id: str) -> ContainerSpec:
+    return ContainerSpec(container_id, image, ("sh", "-c", SCRIPT), {}, memory_mb=64)
+
+
+def raw_runs(work: Path, image: LocalImage, runs: int, cgroup_parent: str) -> list[float]:
+    root = work / "raw-runc"
+    bundles: list[tuple[str, Path]] = []
+    for n in range(runs):
+        container_id = f"raw-{n}"
+        bundle = work / "raw" / container_id
+        for sub in ("upper", "work", "rootfs"):
+            (bundle / sub).mkdir(parents=True)
+        mount_overlay(image.rootfs, bundle / "upper", bundle / "work", bundle / "rootfs")
+        spec = build_runtime_spec(
+            spec_for(image, container_id),
+            bundle / "rootfs",
+            f"/{cgroup_parent}/{container_id}",
+            open_files_limit=1024,
+        )
+        (bundle / "config.json").write_text(json.dumps(spec))
+        bundles.append((container_id, bundle))
+    samples: list[float] = []
+    try:
+        for container_id, bundle in bundles:
+            pid_file = bundle / "pid"
+            began = time.perf_counter()
+            subprocess.run(
+                [
+                    "runc",
+                    "--root",
+                    str(root),
+                    "run",
+                    "-d",
+                    "--bundle",
+                    str(bundle),
+                    "--pid-file",
+                    str(pid_file),
+                    container_id,
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                check=True,
+            )
+            pid = int(pid_file.read_text())
+            while not pid_is_running(pid):
+                time.sleep(0.0005)
+            samples.append(time.perf_counter() - began)
+    finally:
+        for container_id, bundle in bundles:
+            subprocess.run(
+                ["runc", "--root", str(root), "kill", container_id, "KILL"],
+                capture_output=True,
+                check=False,
+            )
+        for container_id, bundle in bundles:
+            subprocess.run(
+                ["runc", "--root", str(root), "delete", "--force", container_id],
+                capture_output=True,
+                check=False,
+            )
+            unmount(bundle / "rootfs")
+            remove_cgroup_dirs(f"{cgroup_parent}/{container_id}")
+    return samples
+
+
+def driver_runs(work: Path, image: LocalImage, runs: int, cgroup_parent: str) -> list[float]:
+    driver = RuncDriver(work / "driver-state", cgroup_parent=cgroup_parent)
+    samples: list[float] = []
+    try:
+        for n in range(runs):
+            began = time.perf_counter()
+            driver.start(spec_for(image, f"drv-{n}"))
+            samples.append(time.perf_counter() - began)
+    finally:
+        for status in driver.list():
+            driver.destroy(status.container_id)
+    return samples
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=20)
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("run as root: runc, overlay mounts and cgroups need it", file=sys.stderr)
+        return 2
+    cgroup_parent = f"ferry-bench-{os.getpid()}"
+    work = Path(tempfile.mkdtemp(prefix="ferry-bench-"))
+    try:
+        make_busybox_rootfs(work / "image")
+        image = LocalImage("sha256:" + "0" * 64, work / "image", ImageConfig())
+        raw = raw_runs(work, image, args.runs, cgroup_parent)
+        driver = driver_runs(work, image, args.runs, cgroup_parent)
+    finally:
+        remove_cgroup_dirs(cgroup_parent)
+        shutil.rmtree(work, ignore_errors=True)
+    runc_version = subprocess.run(["runc", "--version"], capture_output=True, text=True)
+    print(
+        f"runc: {runc_version.stdout.splitlines()[0]}; kernel {platform.release()}; "
+        f"{os.cpu_count()} cores; runs={args.runs}"
+    )
+    raw_p50, drv_p50 = statistics.median(raw), statistics.median(driver)
+    print(
+        f"raw `runc run -d`     p50 {raw_p50 * 1000:6.1f} ms  p95 {percentile(raw, 0.95) * 1000:6.1f} ms"
+    )
+    print(
+        f"RuncDriver.start()    p50 {drv_p50 * 1000:6.1f} ms  p95 {percentile(driver, 0.95) * 1000:6.1f} ms"
+    )
+    print(f"ratio (driver/raw) p50 {drv_p50 / raw_p50:.2f}  (goal <= 1.5)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,196 @@
+"""`ferry deploy`: build or copy the image, then roll it out region by region.
+
+Order matters for the user: everything that can be refused cheaply (app name,
+regions, strategy, image source) is checked before a build starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import typer
+
+from ferry.cli import context, output
+from ferry.client import FerryClient
+from ferry.config import AppConfig
+from ferry.deploy.images import (
+    ImageSource,
+    classify_image,
+    dockerfile_source,
+    publish_image,
+    registry_address,
+)
+from ferry.deploy.plan import (
+    STRATEGIES,
+    DeployStep,
+    Strategy,
+    check_regions,
+    choose_regions,
+    live_machines,
+    parse_regions,
+    plan_deploy,
+)
+from ferry.deploy.rollout import Progress, Rollout, expected_check_count
+from ferry.errors import ApiError, ConfigError, RuntimeFailure, ValidationError
+from ferry.model import Machine, MachineConfig, parse_duration
+
+
+def deploy_command(
+    ctx: typer.Context,
+    config_path: Path | None = typer.Option(None, "--config", "-c", help="Path to fly.toml"),
+    app: str | None = typer.Option(None, "--app", "-a", help=context.APP_OPTION_HELP),
+    regions: str | None = typer.Option(None, "--regions", help="Comma-separated, e.g. ams,iad"),
+    image: str | None = typer.Option(None, "--image", "-i", help="Image or OCI layout/.tar"),
+    strategy: str | None = typer.Option(None, "--strategy", help="rolling | immediate"),
+    wait_timeout: str | None = typer.Option(None, "--wait-timeout", help="e.g. 5m (default 5m)"),
+) -> None:
+    """Deploy the app described by fly.toml (or --image) to its regions."""
+    found = context.local_config(config_path)
+    app_config = found[1] if found else None
+    config_dir = found[0].parent if found else Path.cwd()
+    app_name = app or (app_config.app if app_config else None)
+    if not app_name:
+        raise ValidationError(
+            "no app to deploy: fly.toml names none and -a was not given",
+            hint='pass -a APP, or add `app = "NAME"` to fly.toml',
+        )
+    chosen_strategy = _strategy(strategy, app_config)
+    timeout = (
+        parse_duration(wait_timeout)
+        if wait_timeout
+        else (app_config.deploy.wait_timeout if app_config else 300.0)
+    )
+    client = context.client(ctx)
+    cluster_regions = [region.code for region in client.regions()]
+    requested = parse_regions(regions)
+    if requested:
+        check_regions(requested, cluster_regions)
+    registry = registry_address(client.platform_info())
+    source = _image_source(image, app_config, config_dir, registry)
+
+    machines = _ensure_app(client, app_name)
+    primary = app_config.primary_region if app_config else None
+    targets = choose_regions(requested, machines, primary, cluster_regions)
+    plan = plan_deploy(machines, targets, chosen_strategy)
+
+    pinned = publish_image(
+        source,
+        app=app_name,
+        registry=registry,
+        runner=context.state(ctx).image_tools,
+        now=datetime.now(UTC),
+        say=lambda line: output.say(line, style="dim"),
+    )
+    output.say(f"Image: {pinned}")
+    output.say(
+        f"Deploying {app_name} to {', '.join(targets)} ({chosen_strategy}, "
+        f"{len(plan.updates)} to update, {len(plan.creates)} to create)",
+        style="bold",
+    )
+    rollout = Rollout(
+        client,
+        app_name,
+        _config_factory(app_config, pinned, machines),
+        wait_timeout=timeout,
+        on_progress=_print_progress,
+    )
+    result = rollout.run(plan)
+    _print_summary(client.list_machines(app_name))
+    if not result.ok:
+        raise RuntimeFailure(
+            f"deploy of {app_name} stopped: {result.failure}",
+            hint="machines not yet updated keep the previous version; "
+            "see `ferry logs` and `ferry machine status ID`",
+        )
+    output.say(f"Deployed {app_name}: {output.short_digest(pinned)}", style="green")
+
+
+def _strategy(flag: str | None, app_config: AppConfig | None) -> Strategy:
+    value = flag or (app_config.deploy.strategy if app_config else "rolling")
+    for known in STRATEGIES:
+        if value == known:
+            return known
+    raise ValidationError(f"unknown --strategy {value!r}", hint="use 'rolling' or 'immediate'")
+
+
+def _image_source(
+    image: str | None, app_config: AppConfig | None, config_dir: Path, registry: str
+) -> ImageSource:
+    """Where the image comes from: --image, then [build] image, then a Dockerfile."""
+    if image:
+        return classify_image(image, Path.cwd(), registry)
+    build = app_config.build if app_config else None
+    if build and build.image:
+        return classify_image(build.image, config_dir, registry)
+    if build and build.dockerfile:
+        return dockerfile_source(build.dockerfile, config_dir, dict(build.args), build.target)
+    if app_config and (config_dir / "Dockerfile").is_file():
+        args = dict(build.args) if build else {}
+        target = build.target if build else None
+        return dockerfile_source(config_dir / "Dockerfile", config_dir, args, target)
+    raise ConfigError(
+        "no image to deploy",
+        hint="pass --image, or set [build] image or [build] dockerfile in fly.toml",
+    )
+
+
+def _ensure_app(client: FerryClient, app_name: str) -> list[Machine]:
+    """The app's machines; creates the app (and says so) when it does not exist yet."""
+    try:
+        client.get_app(app_name)
+    except ApiError as exc:
+        if exc.status != 404:
+            raise
+        client.create_app(app_name)
+        output.say(f"App {app_name} did not exist: created it")
+        return []
+    return client.list_machines(app_name)
+
+
+def _config_factory(
+    app_config: AppConfig | None, image: str, machines: list[Machine]
+) -> Callable[[DeployStep], MachineConfig]:
+    """fly.toml decides the config; without it each machine keeps its own, with the new image."""
+    by_id = {machine.id: machine for machine in machines}
+
+    def config_for(step: DeployStep) -> MachineConfig:
+        if app_config is not None:
+            return app_config.machine_config(image, region=step.region)
+        existing = by_id.get(step.machine_id or "")
+        if existing is not None:
+            return existing.config.model_copy(update={"image": image})
+        return MachineConfig(image=image)
+
+    return config_for
+
+
+def _print_progress(progress: Progress) -> None:
+    step, seconds = progress.step, f"{progress.elapsed:.1f}s"
+    if progress.phase == "begin":
+        verb = (
+            f"Updating {step.label}"
+            if step.kind == "update"
+            else f"Creating a machine in {step.region}"
+        )
+        output.say(f"{verb} …")
+    elif progress.phase == "launched" and progress.machine and step.kind == "create":
+        output.say(f"  created {progress.machine.id} on {progress.machine.host_id}", style="dim")
+    elif progress.phase == "started" and progress.machine:
+        has_checks = expected_check_count(progress.machine.config) > 0
+        tail = ", waiting for checks" if has_checks else ""
+        output.say(f"  {progress.machine.id} started in {seconds}{tail}", style="green")
+    elif progress.phase == "healthy":
+        output.say(f"  checks passing after {seconds}", style="green")
+    elif progress.phase == "failed":
+        output.say(f"  failed after {seconds}: {progress.detail}", style="red")
+
+
+def _print_summary(machines: list[Machine]) -> None:
+    rows = [
+        (m.id, m.region, m.state.value, output.short_digest(m.config.image), m.private_ip)
+        for m in sorted(live_machines(machines), key=lambda m: (m.region, m.id))
+    ]
+    output.stdout().print()
+    output.stdout().print(output.simple_table(("MACHINE", "REGION", "STATE", "IMAGE", "IP"), rows))

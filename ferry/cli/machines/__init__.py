@@ -1,0 +1,18 @@
+"""`ferry machine …` (alias `machines`): run and manage single machines."""
+
+from __future__ import annotations
+
+import typer
+
+from ferry.cli.machines import inspect, lifecycle, run
+
+app = typer.Typer(no_args_is_help=True, help="Run and manage individual machines.")
+app.command("run")(run.run)
+app.command("list")(inspect.list_machines)
+app.command("status")(inspect.status)
+app.command("start")(lifecycle.start)
+app.command("stop")(lifecycle.stop)
+app.command("restart")(lifecycle.restart)
+app.command("destroy")(lifecycle.destroy)
+
+__all__ = ["app"]

@@ -1,0 +1,60 @@
+"""The `ferry` command: flyctl's layout (one module per noun, one function per verb).
+
+Every ``FerryError`` a command raises is printed as ``Error: <message>`` plus
+its hint on stderr and the exit status is 1; a traceback appears only with
+``FERRY_DEBUG=1``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import typer
+from typer.core import TyperGroup
+
+from ferry.cli import apps, auth, cluster, daemons, output, region, regions, scale
+from ferry.cli.deploy import deploy_command
+from ferry.cli.logs import logs_command
+from ferry.cli.machines import app as machines_app
+from ferry.cli.status import status_command
+from ferry.errors import FerryError
+
+
+class FerryGroup(TyperGroup):
+    """The root group: turns ``FerryError`` into a one-line message and exit status 1."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except FerryError as error:
+            if os.environ.get("FERRY_DEBUG") == "1":
+                raise
+            output.print_error(error)
+            raise typer.Exit(1) from None
+
+
+app = typer.Typer(
+    cls=FerryGroup,
+    no_args_is_help=True,
+    help="Ferry: deploy containers close to your users, the Fly.io way, on your own machines.",
+    pretty_exceptions_enable=False,
+)
+app.add_typer(auth.app, name="auth")
+app.add_typer(apps.app, name="apps")
+app.add_typer(regions.app, name="regions")
+app.add_typer(machines_app, name="machine")
+app.add_typer(machines_app, name="machines", hidden=True)
+app.add_typer(scale.app, name="scale")
+app.command("deploy")(deploy_command)
+app.command("status")(status_command)
+app.command("logs")(logs_command)
+app.add_typer(cluster.app, name="cluster")
+app.add_typer(region.app, name="region")
+app.command("server")(daemons.server_command)
+app.command("agent")(daemons.agent_command)
+
+
+def run() -> None:
+    """Console-script entry point (`ferry`)."""
+    app(prog_name="ferry")

@@ -1,0 +1,104 @@
+"""Apps: create, list, delete. Deleting is two-phase: every machine is marked desired
+``destroyed``; the app row goes once the agents report the last one destroyed.
+
+All functions block on store I/O and are safe from several threads.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ferry.errors import ConflictError, NotFoundError, RevisionConflict, ValidationError
+from ferry.model import App, DesiredState, MachineState, Organization
+from ferry.server.clock import Clock
+from ferry.server.ids import new_app_id
+from ferry.server.machines_service import make_event
+from ferry.server.watch import ChangeNotifier
+from ferry.store import StateStore
+
+__all__ = ["AppService"]
+
+_APP_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+_TRIES = 3
+_RUNNING = {MachineState.STARTING, MachineState.STARTED, MachineState.RESTARTING}
+
+
+class AppService:
+    """The app half of the control plane's service layer."""
+
+    def __init__(self, store: StateStore, clock: Clock, notifier: ChangeNotifier) -> None:
+        self.store = store
+        self.clock = clock
+        self.notifier = notifier
+
+    def create(self, name: str, org_slug: str, network: str) -> App:
+        """Create an app. ``ValidationError`` for a bad name, ``NotFoundError`` for an
+        unknown org, ``ConflictError`` when the name is taken."""
+        if not _APP_NAME.match(name):
+            raise ValidationError(
+                f"invalid app name {name!r}",
+                hint="use 2-63 lowercase letters, digits or '-', starting with a letter or digit",
+            )
+        org = self.store.get_org(org_slug)
+        app = App(
+            id=new_app_id(),
+            name=name,
+            organization=Organization(name=org.name, slug=org.slug),
+            network=network or "default",
+            created_at=self.clock.now(),
+        )
+        return self.store.create_app(app)
+
+    def delete(self, name: str, *, force: bool = False) -> str:
+        """Start deleting the app; returns ``"deleted"`` or ``"destroying"``.
+
+        Idempotent. Raises ``NotFoundError`` for an unknown app and
+        ``ConflictError`` when machines are running and ``force`` is false.
+        """
+        self.store.get_app(name)
+        live = self.store.list_machines(app_name=name, include_destroyed=False)
+        running = [m.id for m in live if m.state in _RUNNING]
+        if running and not force:
+            raise ConflictError(
+                f"app {name!r} has {len(running)} running machine(s): {', '.join(running)}",
+                hint="stop them first, or delete with force=true",
+            )
+        if not live:
+            self.store.delete_app(name)
+            return "deleted"
+        self.store.set_app_status(name, "destroying")
+        for machine in live:
+            self._mark_destroyed(machine.id)
+        return "destroying"
+
+    def _mark_destroyed(self, machine_id: str) -> None:
+        for attempt in range(_TRIES):
+            machine = self.store.get_machine(machine_id)
+            if machine.desired_state is DesiredState.DESTROYED:
+                return
+            event = make_event(self.clock, "destroy", "requested", "user", reason="app deleted")
+            try:
+                self.store.update_machine(
+                    machine.id,
+                    machine.revision,
+                    event=event,
+                    desired_state=DesiredState.DESTROYED,
+                    updated_at=self.clock.now(),
+                )
+            except RevisionConflict:
+                if attempt == _TRIES - 1:
+                    raise
+                continue
+            self.notifier.notify(machine.host_id)
+            return
+
+    def finish_delete_if_done(self, name: str) -> bool:
+        """Remove an app being deleted once none of its machines is left. Idempotent."""
+        try:
+            app = self.store.get_app(name)
+        except NotFoundError:
+            return False
+        if app.status != "destroying" or app.machine_count > 0:
+            return False
+        self.store.delete_app(name)
+        return True

@@ -1,0 +1,65 @@
+"""The wiring of one control plane: store, clock, notifier and the services on top."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from ferry.server.apps_service import AppService
+from ferry.server.clock import Clock
+from ferry.server.hosts_service import HostService
+from ferry.server.liveness import HostLiveness
+from ferry.server.machines_service import MachineService
+from ferry.server.watch import ChangeNotifier
+from ferry.store import StateStore
+
+__all__ = ["ControlPlane", "json_response"]
+
+
+@dataclass
+class ControlPlane:
+    """Everything a route needs; built once per app by ``create_app``."""
+
+    store: StateStore
+    clock: Clock
+    notifier: ChangeNotifier
+    apps: AppService
+    machines: MachineService
+    hosts: HostService
+    liveness: HostLiveness
+    registry: str = ""
+
+    @classmethod
+    def build(
+        cls, store: StateStore, clock: Clock, *, host_down_after: float, registry: str
+    ) -> ControlPlane:
+        notifier = ChangeNotifier()
+        apps = AppService(store, clock, notifier)
+        return cls(
+            store=store,
+            clock=clock,
+            notifier=notifier,
+            apps=apps,
+            machines=MachineService(store, clock, notifier),
+            hosts=HostService(store, clock, notifier, apps),
+            liveness=HostLiveness(store, clock, down_after=host_down_after),
+            registry=registry,
+        )
+
+
+def json_response(value: Any, status_code: int = 200) -> JSONResponse:
+    """Serialize models (or lists/dicts of them) once, without response_model re-validation."""
+    return JSONResponse(_plain(value), status_code=status_code)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value

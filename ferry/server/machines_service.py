@@ -1,0 +1,306 @@
+"""User actions on machines: create, update, start, stop, restart, signal, destroy.
+
+Each action is validate → decide (pure: ``plan_action``, the scheduler,
+``placement``) → one store write that carries the revision it read. A lost
+race (``RevisionConflict``) is re-read and retried up to ``_TRIES`` times.
+Every committed write notifies the watchers of the machine's host. All
+methods block (store I/O) and are safe to call from several threads.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import replace
+from collections.abc import Callable
+from typing import Any
+
+from ferry.errors import CapacityError, ConflictError, NotFoundError, RevisionConflict
+from ferry.errors import ValidationError as FerryValidationError
+from ferry.model import (
+    Action,
+    DesiredState,
+    Machine,
+    MachineConfig,
+    MachineEvent,
+    MachineState,
+    plan_action,
+)
+from ferry.scheduler import NoPlacement, PlacementRequest, place_machine
+from ferry.server.clock import Clock
+from ferry.server.ids import new_machine_id, new_ulid
+from ferry.server.placement import allocate_private_ip, choose_region, host_capacities
+from ferry.server.schemas import CreateMachineRequest, UpdateMachineRequest
+from ferry.server.watch import ChangeNotifier
+from ferry.store import StateStore
+
+__all__ = ["MachineService", "make_event"]
+
+_TRIES = 3
+_RUNNING = {MachineState.STARTING, MachineState.STARTED, MachineState.RESTARTING}
+_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$")
+
+#: (changes for ``update_machine``, event) or ``None`` when nothing needs writing.
+Decision = tuple[dict[str, Any], MachineEvent] | None
+
+
+def make_event(clock: Clock, type_: str, status: str, source: str, **request: Any) -> MachineEvent:
+    """A new event stamped with the clock, in Fly's shape (timestamp in milliseconds)."""
+    return MachineEvent.model_validate(
+        {
+            "id": new_ulid(),
+            "type": type_,
+            "status": status,
+            "source": source,
+            "timestamp": int(clock.now().timestamp() * 1000),
+            "request": {k: v for k, v in request.items() if v is not None},
+        }
+    )
+
+
+class MachineService:
+    """The machine half of the control plane's service layer."""
+
+    def __init__(self, store: StateStore, clock: Clock, notifier: ChangeNotifier) -> None:
+        self.store = store
+        self.clock = clock
+        self.notifier = notifier
+        # Placement reads capacity then writes: one creation at a time keeps
+        # two requests from taking the same room or address.
+        self._placement_lock = threading.Lock()
+
+    # -- reads ---------------------------------------------------------------
+    def get(self, app_name: str, machine_id: str, *, with_events: bool = False) -> Machine:
+        """The machine of ``app_name``; ``NotFoundError`` names the id and the app."""
+        self.store.get_app(app_name)
+        try:
+            machine = self.store.get_machine(machine_id)
+        except NotFoundError:
+            machine = None
+        if machine is None or machine.app_name != app_name:
+            raise NotFoundError(
+                f"machine {machine_id!r} not found in app {app_name!r}",
+                hint=f"list its machines with `ferry machine list -a {app_name}`",
+            )
+        if with_events:
+            events = self.store.list_events(machine.id, limit=20)
+            machine = machine.model_copy(update={"events": events})
+        return machine
+
+    def list(
+        self, app_name: str, *, include_deleted: bool = False, region: str | None = None
+    ) -> list[Machine]:
+        """Machines of the app, oldest first; ``NotFoundError`` for an unknown app."""
+        self.store.get_app(app_name)
+        found = self.store.list_machines(app_name=app_name, include_destroyed=include_deleted)
+        return [m for m in found if region is None or m.region == region]
+
+    # -- create --------------------------------------------------------------
+    def create(self, app_name: str, request: CreateMachineRequest) -> Machine:
+        """Validate, place, allocate an address and store a new machine.
+
+        Raises ``NotFoundError`` (app), ``ConflictError`` (app being deleted,
+        duplicate name), ``ValidationError`` (name, region), ``CapacityError``.
+        """
+        app = self.store.get_app(app_name)
+        if app.status == "destroying":
+            raise ConflictError(
+                f"app {app_name!r} is being deleted", hint="wait, then create the app again"
+            )
+        if request.name is not None and not _NAME.match(request.name):
+            raise FerryValidationError(
+                f"invalid machine name {request.name!r}",
+                hint="use letters, digits, '.', '_' or '-' (at most 63)",
+            )
+        guest = request.config.effective_guest
+        with self._placement_lock:
+            hosts = self.store.list_hosts()
+            region = choose_region(request.region, hosts)
+            machines = self.store.list_machines(include_destroyed=False)
+            name = request.name or f"{app_name}-{new_machine_id()[:6]}"
+            if any(m.app_name == app_name and m.name == name for m in machines):
+                raise ConflictError(
+                    f"app {app_name!r} already has a machine named {name!r}",
+                    hint="choose another name",
+                )
+            outcome = place_machine(
+                PlacementRequest(
+                    app=app_name, region=region, cpus=guest.cpus, memory_mb=guest.memory_mb
+                ),
+                host_capacities(hosts, machines),
+            )
+            if isinstance(outcome, NoPlacement):
+                raise CapacityError(
+                    outcome.reason, hint="choose a smaller size or another region, or add hosts"
+                )
+            host = next(h for h in hosts if h.id == outcome.host_id)
+            now = self.clock.now()
+            desired = DesiredState.STOPPED if request.skip_launch else DesiredState.STARTED
+            machine = Machine(
+                id=new_machine_id(),
+                name=name,
+                app_name=app_name,
+                state=MachineState.CREATED,
+                desired_state=desired,
+                region=region,
+                instance_id=new_ulid(),
+                private_ip=allocate_private_ip(host, machines),
+                config=request.config,
+                host_id=host.id,
+                created_at=now,
+                updated_at=now,
+                generation=0 if request.skip_launch else 1,
+            )
+            event = make_event(self.clock, "launch", "created", "user")
+            stored = self.store.insert_machine(machine, event)
+        self.notifier.notify(stored.host_id)
+        return stored
+
+    # -- changes -------------------------------------------------------------
+    def _mutate(
+        self, app_name: str, machine_id: str, decide: Callable[[Machine], Decision]
+    ) -> tuple[Machine, Machine]:
+        """Apply ``decide`` with optimistic retries; return (before, after)."""
+        for attempt in range(_TRIES):
+            before = self.get(app_name, machine_id)
+            decision = decide(before)
+            if decision is None:
+                return before, before
+            changes, event = decision
+            changes["updated_at"] = self.clock.now()
+            try:
+                after = self.store.update_machine(
+                    before.id, before.revision, event=event, **changes
+                )
+            except RevisionConflict:
+                if attempt == _TRIES - 1:
+                    raise
+                continue
+            self.notifier.notify(after.host_id)
+            return before, after
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def update(self, app_name: str, machine_id: str, request: UpdateMachineRequest) -> Machine:
+        """Replace the config; the machine gets a new ``instance_id``.
+
+        A machine that should run goes to state ``replacing`` (the agent
+        recreates its container with the new config and reports ``started``);
+        a stopped one keeps its state and uses the new config at next start.
+        Raises ``ValidationError`` for a changed region or name,
+        ``ConflictError`` when ``current_version`` is stale or the machine is
+        destroyed, ``CapacityError`` when a larger guest no longer fits its host.
+        """
+
+        def decide(m: Machine) -> Decision:
+            plan_action(m.state, m.desired_state, Action.UPDATE)
+            if request.region not in (None, m.region):
+                raise FerryValidationError(
+                    f"machine {m.id} is in region {m.region}; its region cannot change",
+                    hint="create a new machine in the other region",
+                )
+            if request.name not in (None, m.name):
+                raise FerryValidationError(
+                    f"machine {m.id} is named {m.name!r}; its name cannot change"
+                )
+            if request.current_version not in (None, m.instance_id):
+                raise ConflictError(
+                    f"machine {m.id} is at version {m.instance_id}, "
+                    f"not {request.current_version}",
+                    hint="read the machine again and retry",
+                )
+            self._check_resize(m, request.config)
+            running = m.desired_state is DesiredState.STARTED
+            state = MachineState.REPLACING if running else m.state
+            event = make_event(self.clock, "update", state.value, "user")
+            return {"config": request.config, "instance_id": new_ulid(), "state": state}, event
+
+        return self._mutate(app_name, machine_id, decide)[1]
+
+    def _check_resize(self, machine: Machine, config: MachineConfig) -> None:
+        old, new = machine.config.effective_guest, config.effective_guest
+        if new.cpus <= old.cpus and new.memory_mb <= old.memory_mb:
+            return
+        hosts = [h for h in self.store.list_hosts() if h.id == machine.host_id]
+        others = self.store.list_machines(host_id=machine.host_id, include_destroyed=False)
+        request = PlacementRequest(
+            app=machine.app_name, region=machine.region, cpus=new.cpus, memory_mb=new.memory_mb
+        )
+        # A resize stays on the machine's host even while that host is silent.
+        capacities = [
+            replace(c, up=True) for c in host_capacities(hosts, others, ignore_machine=machine.id)
+        ]
+        outcome = place_machine(request, capacities)
+        if isinstance(outcome, NoPlacement):
+            raise CapacityError(outcome.reason, hint="choose a smaller size")
+
+    def start(self, app_name: str, machine_id: str) -> MachineState:
+        """Ask for the machine to run; returns the state it had. Idempotent."""
+
+        def decide(m: Machine) -> Decision:
+            desired = plan_action(m.state, m.desired_state, Action.START)
+            if m.desired_state is desired and m.state in _RUNNING:
+                return None
+            changes: dict[str, Any] = {"desired_state": desired, "pending_signal": None}
+            if m.state not in _RUNNING:
+                changes["generation"] = m.generation + 1
+            return changes, make_event(self.clock, "start", "requested", "user")
+
+        return self._mutate(app_name, machine_id, decide)[0].state
+
+    def stop(
+        self, app_name: str, machine_id: str, *, signal: str | None, timeout: object = None
+    ) -> None:
+        """Ask for the machine to stop. Idempotent. ``ConflictError`` if destroyed."""
+
+        def decide(m: Machine) -> Decision:
+            desired = plan_action(m.state, m.desired_state, Action.STOP)
+            if m.desired_state is desired:
+                return None
+            event = make_event(
+                self.clock, "stop", "requested", "user", signal=signal, timeout=timeout
+            )
+            return {"desired_state": desired}, event
+
+        self._mutate(app_name, machine_id, decide)
+
+    def restart(self, app_name: str, machine_id: str, *, signal: str | None = None) -> None:
+        """Bump the restart generation; the agent restarts the process once for it."""
+
+        def decide(m: Machine) -> Decision:
+            desired = plan_action(m.state, m.desired_state, Action.RESTART)
+            changes = {
+                "desired_state": desired,
+                "generation": m.generation + 1,
+                "pending_signal": None,
+            }
+            return changes, make_event(self.clock, "restart", "requested", "user", signal=signal)
+
+        self._mutate(app_name, machine_id, decide)
+
+    def signal(self, app_name: str, machine_id: str, signal: str) -> None:
+        """Ask the agent to deliver ``signal`` once (new generation with a pending signal)."""
+
+        def decide(m: Machine) -> Decision:
+            desired = plan_action(m.state, m.desired_state, Action.SIGNAL)
+            changes = {
+                "desired_state": desired,
+                "generation": m.generation + 1,
+                "pending_signal": signal,
+            }
+            return changes, make_event(self.clock, "signal", "requested", "user", signal=signal)
+
+        self._mutate(app_name, machine_id, decide)
+
+    def destroy(self, app_name: str, machine_id: str, *, force: bool = False) -> None:
+        """Mark the machine desired ``destroyed``; the agent tears it down and reports.
+
+        ``ConflictError`` for a running machine without ``force``, or one
+        already destroyed.
+        """
+
+        def decide(m: Machine) -> Decision:
+            desired = plan_action(m.state, m.desired_state, Action.DESTROY, force=force)
+            event = make_event(self.clock, "destroy", "requested", "user", force=force or None)
+            return {"desired_state": desired}, event
+
+        self._mutate(app_name, machine_id, decide)

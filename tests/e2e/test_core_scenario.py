@@ -1,0 +1,147 @@
+"""The core scenario, as a user lives it.
+
+cluster up → deploy the demo to three regions → each machine answers from its
+region → a killed container is restarted by its policy → a killed agent comes
+back and adopts its machines: no duplicates, no orphans → cluster down leaves
+nothing behind.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from ferry.client import FerryClient
+from ferry.cluster.settings import ClusterSettings
+from ferry.model import Machine, MachineState
+from tests.e2e.conftest import demo_dir, ferry
+
+pytestmark = pytest.mark.e2e
+
+REGIONS = ("ams", "iad", "sin")
+
+
+def wait_for(predicate, timeout: float, what: str):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def curl_from(cluster: ClusterSettings, region: str, url: str) -> str:
+    result = ferry(cluster, "region", "exec", region, "--", "curl", "-s", "-m", "3", url)
+    return result.stdout
+
+
+def container_pid(cluster: ClusterSettings, m: Machine) -> int:
+    pid_file = (
+        cluster.host_dir(m.host_id) / "runtime" / "containers" / f"{m.id}-{m.instance_id}" / "pid"
+    )
+    return int(pid_file.read_text().strip())
+
+
+def containers_on(cluster: ClusterSettings, host_id: str) -> list[str]:
+    root = cluster.host_dir(host_id) / "runtime" / "containers"
+    return sorted(p.name for p in root.iterdir()) if root.exists() else []
+
+
+@pytest.fixture(scope="module")
+def deployed(cluster: ClusterSettings, tmp_path_factory: pytest.TempPathFactory) -> list[Machine]:
+    app_dir = demo_dir(tmp_path_factory.mktemp("app"))
+    result = ferry(cluster, "deploy", "--regions", ",".join(REGIONS), cwd=app_dir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    token = cluster.token_path.read_text().strip()
+    with FerryClient(cluster.api_url, token) as c:
+        return c.list_machines("hello")
+
+
+def test_deploy_puts_one_started_machine_in_each_region(deployed: list[Machine]) -> None:
+    assert sorted(m.region for m in deployed) == sorted(REGIONS)
+    assert all(m.state is MachineState.STARTED for m in deployed)
+
+
+def test_each_machine_answers_from_its_region(
+    cluster: ClusterSettings, deployed: list[Machine]
+) -> None:
+    for m in deployed:
+        body = curl_from(cluster, m.region, f"http://{m.private_ip}:8080/")
+        assert f"region={m.region}" in body
+        assert f"machine={m.id}" in body
+
+
+def test_machines_reach_each_other_across_regions(
+    cluster: ClusterSettings, deployed: list[Machine]
+) -> None:
+    by_region = {m.region: m for m in deployed}
+    body = curl_from(cluster, "sin", f"http://{by_region['ams'].private_ip}:8080/")
+    assert "region=ams" in body
+
+
+def test_killed_container_is_restarted_by_policy(
+    cluster: ClusterSettings, client: FerryClient, deployed: list[Machine]
+) -> None:
+    m = next(x for x in deployed if x.region == "iad")
+    old_pid = container_pid(cluster, m)
+    os.kill(old_pid, signal.SIGKILL)
+    restarted = wait_for(
+        lambda: (x := client.get_machine("hello", m.id)).restart_count >= 1
+        and x.state is MachineState.STARTED
+        and container_pid(cluster, x) != old_pid
+        and x,
+        30,
+        "the killed machine to be restarted",
+    )
+    assert restarted.restart_count == 1
+    events = client.machine_events("hello", m.id)
+    assert any(e.type == "restart" for e in events)
+    assert "region=iad" in wait_for(
+        lambda: curl_from(cluster, "iad", f"http://{m.private_ip}:8080/"), 15, "an answer"
+    )
+
+
+def test_restarted_agent_adopts_its_machines(
+    cluster: ClusterSettings, client: FerryClient, deployed: list[Machine]
+) -> None:
+    m = next(x for x in deployed if x.region == "ams")
+    before = containers_on(cluster, m.host_id)
+    pid_before = container_pid(cluster, client.get_machine("hello", m.id))
+    agent_pid = agent_pid_of(m.host_id, cluster)
+    os.kill(agent_pid, signal.SIGKILL)
+    wait_for(lambda: agent_pid_of(m.host_id, cluster) not in (None, agent_pid), 30, "a new agent")
+    time.sleep(3)  # several reconcile cycles of the new agent
+    assert containers_on(cluster, m.host_id) == before  # no duplicates, no orphans
+    assert container_pid(cluster, client.get_machine("hello", m.id)) == pid_before  # adopted
+    assert "region=ams" in curl_from(cluster, "ams", f"http://{m.private_ip}:8080/")
+
+
+def agent_pid_of(host_id: str, cluster: ClusterSettings) -> int | None:
+    """The PID of the agent process of ``host_id`` in this cluster (by its command line)."""
+    out = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        pid, _, args = line.strip().partition(" ")
+        if " agent " in args and f"--host-id {host_id}" in args and str(cluster.home) in args:
+            if not args.startswith("ip netns"):
+                return int(pid)
+    return None
+
+
+def test_cluster_down_leaves_nothing_behind(tmp_path: Path) -> None:
+    from ferry.cluster.ephemeral import ephemeral_cluster
+    from ferry.net.iproute import list_netns
+
+    with ephemeral_cluster(("ams",), octet=181) as settings:
+        prefix, home = settings.prefix, settings.home
+        assert list_netns(f"{prefix}-")
+    assert list_netns(f"{prefix}-") == []
+    assert str(home) not in Path("/proc/mounts").read_text()
+    ps = subprocess.run(["ps", "-eo", "args="], capture_output=True, text=True).stdout
+    assert str(home) not in ps
+    assert not home.exists()

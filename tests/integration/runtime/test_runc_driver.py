@@ -1,0 +1,166 @@
+"""The runc driver against real runc, overlayfs and cgroups."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from ferry.errors import RuntimeFailure
+from ferry.runtime.driver import ContainerState, LocalImage
+from ferry.runtime.runc import RuncDriver
+
+from .conftest import container_spec
+
+pytestmark = pytest.mark.integration
+
+LONG_RUNNER = "trap 'exit 143' TERM; sleep 600 & wait"
+
+
+def wait_for(predicate: object, timeout: float = 5.0) -> None:
+    assert callable(predicate)
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
+def mounted(path: Path) -> bool:
+    return f" {path} " in Path("/proc/self/mountinfo").read_text()
+
+
+def test_started_container_runs_with_its_env_and_logs_its_output(
+    driver: RuncDriver, busybox_image: LocalImage
+) -> None:
+    spec = container_spec(
+        busybox_image,
+        f"echo greeting=$GREETING host=$(hostname); {LONG_RUNNER}",
+        env={"GREETING": "hello"},
+        labels={"machine": "m1"},
+    )
+
+    started = driver.start(spec)
+    wait_for(lambda: "greeting" in driver.log_path(spec.container_id).read_text())
+
+    assert started.state is ContainerState.RUNNING
+    status = driver.inspect(spec.container_id)
+    assert status.state is ContainerState.RUNNING
+    assert status.pid == started.pid
+    assert status.labels == {"machine": "m1"}
+    assert "greeting=hello host=machine" in driver.log_path(spec.container_id).read_text()
+
+
+def test_stop_with_sigterm_records_the_exit_code(
+    driver: RuncDriver, busybox_image: LocalImage
+) -> None:
+    spec = container_spec(busybox_image, LONG_RUNNER)
+    driver.start(spec)
+
+    stopped = driver.stop(spec.container_id, "SIGTERM", timeout=5)
+
+    assert stopped.state is ContainerState.EXITED
+    assert stopped.exit_code == 143
+    assert driver.inspect(spec.container_id).exit_code == 143
+
+
+def test_stop_escalates_to_sigkill_when_the_signal_is_ignored(
+    driver: RuncDriver, busybox_image: LocalImage
+) -> None:
+    spec = container_spec(busybox_image, "trap '' TERM INT; sleep 600 & wait")
+    driver.start(spec)
+
+    began = time.monotonic()
+    stopped = driver.stop(spec.container_id, "SIGINT", timeout=0.3)
+
+    assert stopped.exit_code == 137
+    assert time.monotonic() - began < 5
+
+
+def test_process_exit_code_is_reported(driver: RuncDriver, busybox_image: LocalImage) -> None:
+    spec = container_spec(busybox_image, "exit 3")
+    driver.start(spec)
+
+    wait_for(lambda: driver.inspect(spec.container_id).state is ContainerState.EXITED)
+
+    assert driver.inspect(spec.container_id).exit_code == 3
+
+
+def test_memory_limit_is_enforced_by_the_cgroup(
+    driver: RuncDriver, busybox_image: LocalImage
+) -> None:
+    spec = container_spec(
+        busybox_image, "cat /sys/fs/cgroup/memory/memory.limit_in_bytes; sleep 600", memory_mb=64
+    )
+    driver.start(spec)
+    cgroup = Path("/sys/fs/cgroup/memory") / driver.cgroups_path(spec.container_id).lstrip("/")
+
+    assert int((cgroup / "memory.limit_in_bytes").read_text()) == 64 * 1024 * 1024
+
+    hog = container_spec(busybox_image, "head -c 200m /dev/zero | tail > /dev/null", memory_mb=64)
+    driver.start(hog)
+    wait_for(lambda: driver.inspect(hog.container_id).state is ContainerState.EXITED, 20)
+    assert driver.inspect(hog.container_id).exit_code != 0
+
+
+def test_containers_share_the_image_but_write_to_their_own_layer(
+    driver: RuncDriver, busybox_image: LocalImage
+) -> None:
+    first = container_spec(busybox_image, f"echo one > /marker; {LONG_RUNNER}")
+    second = container_spec(busybox_image, f"cat /marker 2>&1; {LONG_RUNNER}")
+    driver.start(first)
+    state = driver.state_dir / "containers"
+    wait_for(lambda: (state / first.container_id / "upper" / "marker").exists())
+    driver.start(second)
+    wait_for(lambda: driver.log_path(second.container_id).read_text() != "")
+
+    assert (state / first.container_id / "upper" / "marker").read_text() == "one\n"
+    assert not (state / second.container_id / "upper" / "marker").exists()
+    assert not (busybox_image.rootfs / "marker").exists()
+    assert "No such file" in driver.log_path(second.container_id).read_text()
+
+
+def test_destroy_leaves_no_mount_directory_runc_state_or_cgroup(
+    driver: RuncDriver, busybox_image: LocalImage
+) -> None:
+    spec = container_spec(busybox_image, LONG_RUNNER)
+    driver.start(spec)
+    container_dir = driver.state_dir / "containers" / spec.container_id
+    cgroup = Path("/sys/fs/cgroup/memory") / driver.cgroups_path(spec.container_id).lstrip("/")
+    assert mounted(container_dir / "rootfs") and cgroup.is_dir()
+
+    driver.destroy(spec.container_id)
+    driver.destroy(spec.container_id)  # idempotent
+
+    assert not mounted(container_dir / "rootfs")
+    assert not container_dir.exists()
+    assert not (driver.runc_root / spec.container_id).exists()
+    assert not cgroup.exists()
+    assert driver.inspect(spec.container_id).state is ContainerState.MISSING
+
+
+def test_failed_start_says_why_and_leaves_nothing_behind(
+    driver: RuncDriver, busybox_image: LocalImage
+) -> None:
+    spec = container_spec(busybox_image, "unused")
+    broken = type(spec)(**{**spec.__dict__, "process_args": ("/no/such/binary",)})
+
+    with pytest.raises(RuntimeFailure, match="no/such/binary"):
+        driver.start(broken)
+
+    assert driver.list() == []
+
+
+def test_a_new_driver_adopts_containers_started_by_a_previous_one(
+    driver: RuncDriver, busybox_image: LocalImage
+) -> None:
+    spec = container_spec(busybox_image, LONG_RUNNER, labels={"machine": "m2"})
+    driver.start(spec)
+
+    restarted = RuncDriver(driver.state_dir, cgroup_parent=driver.cgroup_parent)
+    [adopted] = restarted.list()
+
+    assert adopted.container_id == spec.container_id
+    assert adopted.state is ContainerState.RUNNING
+    assert adopted.labels == {"machine": "m2"}
+    assert restarted.stop(spec.container_id, "SIGTERM", timeout=5).exit_code == 143

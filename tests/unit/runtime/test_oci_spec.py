@@ -1,0 +1,130 @@
+"""The OCI runtime spec built for a container."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ferry.runtime.driver import ContainerSpec, ImageConfig, LocalImage
+from ferry.runtime.oci_spec import (
+    DEFAULT_CAPABILITIES,
+    build_runtime_spec,
+    parse_user,
+    render_hosts_file,
+)
+
+ROOTFS = Path("/state/containers/c1/rootfs")
+
+
+def make_spec(**overrides: Any) -> ContainerSpec:
+    image = LocalImage("sha256:" + "a" * 64, Path("/cache/rootfs/a"), ImageConfig(user="1000:50"))
+    fields: dict[str, Any] = {
+        "container_id": "c1",
+        "image": image,
+        "process_args": ("/app", "--serve"),
+        "env": {"MODE": "prod"},
+        "working_dir": "/srv",
+        "hostname": "m-1",
+        "cpus": 2.0,
+        "cpu_shares": 512,
+        "memory_mb": 256,
+        "pids_limit": 100,
+    }
+    fields.update(overrides)
+    return ContainerSpec(**fields)
+
+
+def test_process_runs_the_args_env_cwd_and_user_without_a_terminal() -> None:
+    process = build_runtime_spec(make_spec(), ROOTFS, "/ferry/c1")["process"]
+
+    assert process["args"] == ["/app", "--serve"]
+    assert "MODE=prod" in process["env"]
+    assert any(entry.startswith("PATH=") for entry in process["env"])
+    assert process["cwd"] == "/srv"
+    assert process["user"] == {"uid": 1000, "gid": 50}
+    assert process["terminal"] is False
+    assert process["noNewPrivileges"] is True
+    assert process["capabilities"]["bounding"] == list(DEFAULT_CAPABILITIES)
+    assert "CAP_SYS_ADMIN" not in process["capabilities"]["effective"]
+
+
+def test_machine_env_path_wins_over_the_default() -> None:
+    env = build_runtime_spec(make_spec(env={"PATH": "/opt"}), ROOTFS, "/x")["process"]["env"]
+    assert [e for e in env if e.startswith("PATH=")] == ["PATH=/opt"]
+
+
+def test_resources_follow_the_guest_size() -> None:
+    resources = build_runtime_spec(make_spec(), ROOTFS, "/ferry/c1")["linux"]["resources"]
+
+    assert resources["memory"]["limit"] == 256 * 1024 * 1024
+    assert resources["cpu"] == {"shares": 512, "quota": 200_000, "period": 100_000}
+    assert resources["pids"] == {"limit": 100}
+
+
+def test_fractional_cpus_become_a_quota() -> None:
+    resources = build_runtime_spec(make_spec(cpus=0.5), ROOTFS, "/x")["linux"]["resources"]
+    assert resources["cpu"]["quota"] == 50_000
+
+
+def test_root_hostname_and_cgroup_path() -> None:
+    runtime_spec = build_runtime_spec(make_spec(), ROOTFS, "/ferry/c1")
+
+    assert runtime_spec["root"] == {"path": str(ROOTFS), "readonly": False}
+    assert runtime_spec["hostname"] == "m-1"
+    assert runtime_spec["linux"]["cgroupsPath"] == "/ferry/c1"
+
+
+def test_new_namespaces_including_an_empty_network() -> None:
+    namespaces = build_runtime_spec(make_spec(), ROOTFS, "/x")["linux"]["namespaces"]
+    assert namespaces == [
+        {"type": "pid"},
+        {"type": "ipc"},
+        {"type": "uts"},
+        {"type": "mount"},
+        {"type": "network"},
+    ]
+
+
+def test_given_network_namespace_is_joined() -> None:
+    spec = make_spec(netns_path=Path("/run/netns/m1"))
+    namespaces = build_runtime_spec(spec, ROOTFS, "/x")["linux"]["namespaces"]
+    assert {"type": "network", "path": "/run/netns/m1"} in namespaces
+
+
+def test_standard_mounts_with_sys_read_only() -> None:
+    mounts = build_runtime_spec(make_spec(), ROOTFS, "/x")["mounts"]
+    by_destination = {mount["destination"]: mount for mount in mounts}
+
+    assert set(by_destination) == {"/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys"}
+    assert "ro" in by_destination["/sys"]["options"]
+
+
+def test_hosts_and_resolv_conf_are_bind_mounted_read_only() -> None:
+    runtime_spec = build_runtime_spec(
+        make_spec(), ROOTFS, "/x", hosts_file=Path("/h"), resolv_conf=Path("/r")
+    )
+    binds = {m["destination"]: m for m in runtime_spec["mounts"] if m["type"] == "bind"}
+
+    assert binds["/etc/hosts"]["source"] == "/h"
+    assert binds["/etc/resolv.conf"]["source"] == "/r"
+    assert "ro" in binds["/etc/hosts"]["options"]
+
+
+def test_sensitive_proc_paths_are_masked_or_read_only() -> None:
+    linux = build_runtime_spec(make_spec(), ROOTFS, "/x")["linux"]
+    assert "/proc/kcore" in linux["maskedPaths"]
+    assert "/proc/sys" in linux["readonlyPaths"]
+
+
+@pytest.mark.parametrize(
+    ("user", "expected"),
+    [("", (0, 0)), ("1000", (1000, 0)), ("1000:1000", (1000, 1000)), ("nobody", (0, 0))],
+)
+def test_numeric_image_users_are_honoured(user: str, expected: tuple[int, int]) -> None:
+    assert parse_user(user) == expected
+
+
+def test_hosts_file_names_the_machine() -> None:
+    assert "127.0.1.1\tm-1" in render_hosts_file("m-1")
