@@ -60,9 +60,7 @@ class HostLiveness:
         hosts = self._store.list_hosts()
         for host in hosts_to_mark_down(hosts, now, self.down_after):
             self._store.set_host_status(host.id, HostStatus.DOWN)
-            log.warning(
-                "host %s down: no heartbeat for %.1fs", host.id, _silence(host, now)
-            )
+            log.warning("host %s down: no heartbeat for %.1fs", host.id, _silence(host, now))
         return liveness_reason(hosts, now, self.down_after)
 
     async def run_forever(self, interval: float | None = None) -> None:

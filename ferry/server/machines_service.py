@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import re
 import threading
-from dataclasses import replace
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from ferry.errors import CapacityError, ConflictError, NotFoundError, RevisionConflict
@@ -204,8 +204,7 @@ class MachineService:
                 )
             if request.current_version not in (None, m.instance_id):
                 raise ConflictError(
-                    f"machine {m.id} is at version {m.instance_id}, "
-                    f"not {request.current_version}",
+                    f"machine {m.id} is at version {m.instance_id}, not {request.current_version}",
                     hint="read the machine again and retry",
                 )
             self._check_resize(m, request.config)

@@ -19,6 +19,7 @@ __all__ = [
     "StatusReport",
     "StopRequest",
     "UpdateMachineRequest",
+    "normalize_signal",
 ]
 
 #: The signals the Machines API accepts.
@@ -42,7 +43,8 @@ SIGNALS: Final = frozenset(
 )
 
 
-def _check_signal(value: str | None) -> str | None:
+def normalize_signal(value: str | None) -> str | None:
+    """``"usr1"`` → ``"SIGUSR1"``; raises ``ValueError`` naming the known signals."""
     if value is None:
         return None
     name = value.upper()
@@ -81,7 +83,7 @@ class StopRequest(_Body):
     signal: str | None = None
     timeout: str | int | float | None = None
 
-    _signal = field_validator("signal")(_check_signal)
+    _signal = field_validator("signal")(normalize_signal)
 
     @field_validator("timeout")
     @classmethod
@@ -97,7 +99,7 @@ class StopRequest(_Body):
 class SignalRequest(_Body):
     signal: str
 
-    _signal = field_validator("signal")(_check_signal)
+    _signal = field_validator("signal")(normalize_signal)
 
 
 class RegisterHostRequest(_Body):

@@ -145,7 +145,10 @@ class StateStore(Protocol):
         ...
 
     def resource_version(self) -> int:
-        """The store-wide counter bumped by every machine write (0 for a new store)."""
+        """The store-wide counter bumped by every machine write.
+
+        A new store starts at 1, so a watcher's ``since=0`` always means "never seen".
+        """
         ...
 
     # -- events and logs -----------------------------------------------------

@@ -21,7 +21,7 @@ MIGRATIONS: Final[list[tuple[int, list[str]]]] = [
         [
             "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
             "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
-            "INSERT INTO counters (name, value) VALUES ('resource_version', 0)",
+            "INSERT INTO counters (name, value) VALUES ('resource_version', 1)",
             """CREATE TABLE tokens (
                 id TEXT PRIMARY KEY,
                 name TEXT NOT NULL,

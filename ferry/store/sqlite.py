@@ -117,6 +117,7 @@ class SqliteStore:
             with self._write() as conn:
                 apply_migrations(conn)
         except RuntimeError as exc:
+            self._engine.dispose()
             raise UnavailableError(
                 f"cannot open {path}: {exc}", hint="upgrade Ferry to open this database"
             ) from exc
@@ -358,9 +359,7 @@ class SqliteStore:
         )
 
     def insert_machine(self, machine: Machine, event: MachineEvent | None = None) -> Machine:
-        fields = {
-            name: getattr(machine, name) for name in _MUTABLE_FIELDS if name != "updated_at"
-        }
+        fields = {name: getattr(machine, name) for name in _MUTABLE_FIELDS if name != "updated_at"}
         values = self._encode(fields)
         values.update(
             id=machine.id,

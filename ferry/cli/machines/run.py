@@ -88,7 +88,9 @@ def build_machine_config(
 
 def run(
     ctx: typer.Context,
-    image: str = typer.Argument(..., help="Image: a registry reference, OCI layout dir or .tar"),
+    image: str = typer.Argument(
+        ..., metavar="IMAGE", help="Image: a registry reference, OCI layout dir or .tar"
+    ),
     command: list[str] | None = typer.Argument(None, metavar="[CMD]...", help="Command to run"),
     app: str | None = typer.Option(None, "--app", "-a", help=context.APP_OPTION_HELP),
     region: str | None = typer.Option(None, "--region", "-r", help="Region code, e.g. ams"),

@@ -16,7 +16,7 @@ from ferry.server.schemas import (
     SignalRequest,
     StopRequest,
     UpdateMachineRequest,
-    _check_signal,
+    normalize_signal,
 )
 
 __all__ = ["build_router"]
@@ -29,7 +29,9 @@ def _target_state(name: str) -> MachineState:
         return MachineState(name)
     except ValueError:
         known = ", ".join(s.value for s in MachineState)
-        raise ValidationError(f"unknown machine state {name!r}", hint=f"use one of: {known}") from None
+        raise ValidationError(
+            f"unknown machine state {name!r}", hint=f"use one of: {known}"
+        ) from None
 
 
 def build_router(plane: ControlPlane) -> APIRouter:
@@ -78,7 +80,7 @@ def build_router(plane: ControlPlane) -> APIRouter:
         app_name: str, machine_id: str, signal: str | None = None, timeout: str | None = None
     ) -> JSONResponse:
         try:
-            checked = _check_signal(signal)
+            checked = normalize_signal(signal)
         except ValueError as exc:
             raise ValidationError(str(exc)) from None
         machines.restart(app_name, machine_id, signal=checked)

@@ -1,0 +1,71 @@
+"""The FastAPI application of the control plane, built from a store and a clock."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI
+
+import ferry
+from ferry.server.auth import token_checker
+from ferry.server.clock import Clock, SystemClock
+from ferry.server.context import ControlPlane
+from ferry.server.errors import install_error_handlers
+from ferry.server.routes import apps, hosts, machines, platform
+from ferry.store import StateStore
+
+__all__ = ["create_app"]
+
+
+def create_app(
+    store: StateStore,
+    *,
+    admin_token: str,
+    clock: Clock | None = None,
+    host_down_after: float = 10.0,
+    registry: str = "",
+    run_liveness: bool = True,
+) -> FastAPI:
+    """Build the API over ``store``. Does no I/O until served.
+
+    While the app runs (its lifespan), a liveness loop marks hosts down after
+    ``host_down_after`` seconds without a heartbeat; ``run_liveness=False``
+    leaves it to the caller (tests call ``app.state.plane.liveness.run_once()``).
+    ``app.state.plane`` is the ``ControlPlane`` behind the routes. The store is
+    not closed by the app: whoever opened it closes it.
+    """
+    if not admin_token:
+        raise ValueError("admin_token must not be empty")
+    plane = ControlPlane.build(
+        store, clock or SystemClock(), host_down_after=host_down_after, registry=registry
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(plane.liveness.run_forever()) if run_liveness else None
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    app = FastAPI(
+        title="Ferry control plane",
+        version=ferry.__version__,
+        description="Fly Machines API paths and shapes; see docs/api.md.",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.plane = plane
+    install_error_handlers(app)
+    authorized = [Depends(token_checker(admin_token))]
+    app.include_router(platform.build_public_router())
+    for module in (apps, machines, hosts, platform):
+        app.include_router(module.build_router(plane), dependencies=authorized)
+    return app

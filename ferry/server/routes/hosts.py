@@ -1,0 +1,70 @@
+"""``/v1/hosts``: agents register, heartbeat, watch their desired state and report back."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+
+from ferry.model import Host, Machine
+from ferry.server.context import ControlPlane, json_response
+from ferry.server.schemas import LogsUpload, RegisterHostRequest, StatusReport
+
+__all__ = ["build_router"]
+
+
+def build_router(plane: ControlPlane) -> APIRouter:
+    router = APIRouter(prefix="/v1/hosts", tags=["hosts"])
+    hosts = plane.hosts
+
+    @router.get("", responses={200: {"model": list[Host]}})
+    def list_hosts() -> JSONResponse:
+        return json_response(plane.store.list_hosts())
+
+    @router.post("", responses={200: {"model": Host}})
+    def register_host(body: RegisterHostRequest) -> JSONResponse:
+        return json_response(hosts.register(body))
+
+    @router.post("/{host_id}/heartbeat")
+    def heartbeat(host_id: str) -> JSONResponse:
+        hosts.heartbeat(host_id)
+        return json_response({"ok": True})
+
+    @router.get("/{host_id}/machines")
+    async def watch_host_machines(
+        host_id: str,
+        since: int = Query(0, ge=0),
+        timeout: float = Query(30.0, ge=0, le=60),
+    ) -> JSONResponse:
+        """The host's desired state; long-polls while none of its machines changed after ``since``.
+
+        Returns at once when ``since`` is 0, when one of this host's machines
+        was written after ``since``, or when ``since`` is ahead of the store
+        (a reset store); otherwise waits up to ``timeout`` for such a change
+        and answers the current snapshot either way. No busy loop.
+        """
+        plane.store.get_host(host_id)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            seen = plane.notifier.version(host_id)
+            snapshot = plane.store.host_snapshot(host_id)
+            changed = since == 0 or snapshot.host_version > since
+            remaining = deadline - loop.time()
+            if changed or since > snapshot.resource_version or remaining <= 0:
+                return json_response(
+                    {"resource_version": snapshot.resource_version, "machines": snapshot.machines}
+                )
+            await plane.notifier.wait(host_id, seen, remaining)
+
+    @router.post("/{host_id}/machines/{machine_id}/status", responses={200: {"model": Machine}})
+    def report_status(host_id: str, machine_id: str, body: StatusReport) -> JSONResponse:
+        return json_response(hosts.report_status(host_id, machine_id, body))
+
+    @router.post("/{host_id}/machines/{machine_id}/logs")
+    def upload_logs(host_id: str, machine_id: str, body: LogsUpload) -> JSONResponse:
+        hosts.upload_logs(host_id, machine_id, body.lines)
+        return json_response({"ok": True})
+
+    return router

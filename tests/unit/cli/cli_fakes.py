@@ -1,0 +1,148 @@
+"""An in-memory Ferry API behind ``httpx.MockTransport`` and a runner for the CLI."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+from typer.testing import CliRunner, Result
+
+from ferry.cli.context import CliState
+from ferry.cli.main import app as cli_app
+from ferry.client import FerryClient
+
+REGISTRY = "10.77.0.1:5000"
+DIGEST = "sha256:" + "cd" * 32
+NOW = "2026-11-26T10:00:00Z"
+
+
+def machine_json(machine_id: str, region: str = "ams", **extra: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": machine_id,
+        "name": f"m-{machine_id}",
+        "app_name": "web",
+        "state": "started",
+        "desired_state": "started",
+        "region": region,
+        "instance_id": f"inst-{machine_id}",
+        "private_ip": "10.77.1.2",
+        "config": {"image": f"{REGISTRY}/web@sha256:" + "0" * 64, "env": {"A": "1"}},
+        "host_id": f"{region}-1",
+        "created_at": NOW,
+        "updated_at": NOW,
+    }
+    data.update(extra)
+    return data
+
+
+class FakeApi:
+    """Answers the API calls the CLI makes, from dicts the test fills in."""
+
+    def __init__(self) -> None:
+        self.apps: dict[str, dict[str, Any]] = {}
+        self.machines: dict[str, dict[str, Any]] = {}
+        self.logs: dict[str, list[str]] = {}
+        self.regions = ["ams", "iad", "sin"]
+        self.requests: list[tuple[str, str, Any]] = []
+        self._next = 0
+
+    def add_app(self, name: str = "web") -> None:
+        self.apps[name] = {
+            "id": f"id-{name}",
+            "name": name,
+            "organization": {"name": "Personal", "slug": "personal"},
+            "created_at": NOW,
+        }
+
+    def add_machine(self, machine_id: str, region: str = "ams", **extra: Any) -> None:
+        self.machines[machine_id] = machine_json(machine_id, region, **extra)
+
+    def paths(self, method: str) -> list[str]:
+        return [path for m, path, _ in self.requests if m == method]
+
+    def client(self) -> FerryClient:
+        return FerryClient("http://ferry.test", "t", transport=httpx.MockTransport(self.handle))
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content) if request.content else None
+        path, method = request.url.path, request.method
+        self.requests.append((method, path, body))
+        if path == "/v1/platform/regions":
+            regions = [{"code": c, "name": c.upper()} for c in self.regions]
+            return httpx.Response(200, json={"Regions": regions, "Nearest": self.regions[0]})
+        if path == "/v1/platform/info":
+            return httpx.Response(200, json={"version": "0.1", "registry": REGISTRY})
+        if path == "/v1/apps":
+            if method == "POST":
+                name = body["app_name"]
+                if name in self.apps:
+                    return _error(409, f"app {name!r} already exists", "choose another name")
+                self.add_app(name)
+                return httpx.Response(201, json=self.apps[name])
+            return httpx.Response(200, json={"apps": list(self.apps.values())})
+        match = re.fullmatch(r"/v1/apps/([^/]+)(?:/machines(?:/([^/]+)(?:/(\w+))?)?)?", path)
+        if not match:
+            return _error(404, f"no route {path}")
+        app, machine_id, verb = match.groups()
+        if app not in self.apps:
+            return _error(404, f"app {app!r} not found")
+        if "/machines" not in path:
+            if method == "DELETE":
+                del self.apps[app]
+                return httpx.Response(202, json={"ok": True})
+            return httpx.Response(200, json=self.apps[app])
+        if machine_id is None:
+            if method == "POST":
+                self._next += 1
+                new_id = f"new{self._next}"
+                self.machines[new_id] = machine_json(
+                    new_id, body.get("region") or "ams", config=body["config"], state="created"
+                )
+                return httpx.Response(200, json=self.machines[new_id])
+            return httpx.Response(200, json=list(self.machines.values()))
+        if machine_id not in self.machines:
+            return _error(404, f"machine {machine_id} not found in app {app}")
+        machine = self.machines[machine_id]
+        if verb == "logs":
+            return httpx.Response(200, json={"lines": self.logs.get(machine_id, [])})
+        if verb == "wait":
+            machine["state"] = "started"
+            return httpx.Response(200, json={"ok": True, "state": "started"})
+        if verb is not None:
+            return httpx.Response(200, json={"ok": True, "previous_state": "stopped"})
+        if method == "DELETE":
+            del self.machines[machine_id]
+            return httpx.Response(200, json={"ok": True})
+        if method == "POST":
+            machine.update(config=body["config"], instance_id=f"{machine['instance_id']}+")
+        return httpx.Response(200, json=machine)
+
+
+def _error(status: int, message: str, hint: str | None = None) -> httpx.Response:
+    return httpx.Response(status, json={"error": message, "hint": hint})
+
+
+class RecordingTools:
+    """Stands in for buildah/skopeo: records command lines and writes the digest file."""
+
+    def __init__(self) -> None:
+        self.commands: list[list[str]] = []
+
+    def run(self, args: Sequence[str]) -> str:
+        self.commands.append(list(args))
+        if "--digestfile" in args:
+            Path(args[args.index("--digestfile") + 1]).write_text(DIGEST)
+        if args[:2] == ["skopeo", "inspect"]:
+            return json.dumps({"Digest": DIGEST})
+        return ""
+
+
+def invoke(
+    api: FakeApi, args: list[str], tools: RecordingTools | None = None, input: str | None = None
+) -> Result:
+    state = CliState(client_factory=api.client, image_tools=tools or RecordingTools())
+    return CliRunner().invoke(cli_app, args, obj=state, env={"COLUMNS": "200"}, input=input)

@@ -1,0 +1,81 @@
+"""The client against the real control plane, served by uvicorn on a loopback port."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from ferry.client import FerryClient
+from ferry.errors import ApiError
+from ferry.model import MachineConfig
+from ferry.server import create_app
+from ferry.store import SqliteStore
+
+TOKEN = "client-test-token"
+
+
+@pytest.fixture
+def base_url(tmp_path: Path) -> Iterator[str]:
+    store = SqliteStore(tmp_path / "state.db")
+    app = create_app(store, admin_token=TOKEN, registry="127.0.0.1:5999", run_liveness=False)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert server.started, "uvicorn did not start"
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+        store_close = getattr(store, "close", None)
+        if callable(store_close):
+            store_close()
+
+
+def test_agent_and_user_flow_through_the_real_api(base_url: str) -> None:
+    with FerryClient(base_url, TOKEN) as client:
+        host = client.register_host(
+            host_id="ams-1",
+            region="ams",
+            address="10.0.0.2",
+            cpus=2,
+            memory_mb=2048,
+            machine_subnet="10.1.0.0/24",
+        )
+        assert host.region == "ams"
+        client.heartbeat("ams-1")
+        assert [r.code for r in client.regions()] == ["ams"]
+        assert client.platform_info()["registry"] == "127.0.0.1:5999"
+        client.create_app("web")
+        machine = client.create_machine("web", MachineConfig(image="img"), region="ams")
+        version, assigned = client.watch_host_machines("ams-1", since=0, timeout=1)
+        assert version > 0 and [m.id for m in assigned] == [machine.id]
+        reported = client.report_status(
+            "ams-1", machine.id, "started", machine.instance_id, "start", "started"
+        )
+        assert reported.state.value == "started"
+        assert client.wait_machine("web", machine.id, timeout=2) == "started"
+        client.upload_logs("ams-1", machine.id, ["hello"])
+        assert client.machine_logs("web", machine.id) == ["hello"]
+        with pytest.raises(ApiError) as duplicate:
+            client.create_app("web")
+        assert duplicate.value.status == 409
+
+
+def test_wrong_token_is_a_401_api_error(base_url: str) -> None:
+    with pytest.raises(ApiError) as error, FerryClient(base_url, "wrong") as client:
+        client.list_apps()
+    assert error.value.status == 401

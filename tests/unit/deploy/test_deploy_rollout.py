@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+from ferry.deploy.plan import DeployStep, Strategy, plan_deploy
+from ferry.deploy.rollout import Progress, Rollout, RolloutResult
+from ferry.model import CheckConfig, Machine, MachineConfig
+from tests.unit.deploy.deploy_fakes import FakeClock, FakeRolloutClient, make_machine
+
+NEW_IMAGE = "reg/web@sha256:" + "1" * 64
+
+
+def config_for(checks: bool) -> MachineConfig:
+    return MachineConfig(image=NEW_IMAGE, checks={"http": CheckConfig(port=8080)} if checks else {})
+
+
+def run(
+    client: FakeRolloutClient,
+    machines: list[Machine],
+    regions: list[str],
+    strategy: Strategy,
+    *,
+    checks: bool = False,
+    wait_timeout: float = 60,
+) -> tuple[RolloutResult, list[Progress]]:
+    progress: list[Progress] = []
+    rollout = Rollout(
+        client,
+        "web",
+        lambda _step: config_for(checks),
+        wait_timeout=wait_timeout,
+        on_progress=progress.append,
+        clock=client.clock,
+        sleep=client.clock.sleep,
+    )
+    result = rollout.run(plan_deploy(machines, regions, strategy))
+    return result, progress
+
+
+def test_rolling_updates_one_machine_at_a_time_and_waits_for_each() -> None:
+    machines = [make_machine("a1"), make_machine("a2", created_minute=1), make_machine("s1", "sin")]
+    client = FakeRolloutClient(machines)
+    result, progress = run(client, machines, ["ams", "sin", "iad"], "rolling")
+    assert result.ok
+    assert client.calls == [
+        ("update", "a1"),
+        ("wait", "a1"),
+        ("update", "a2"),
+        ("wait", "a2"),
+        ("update", "s1"),
+        ("wait", "s1"),
+        ("create", "iad"),
+        ("wait", "new1"),
+    ]
+    assert all(m.config.image == NEW_IMAGE for m in client.machines.values())
+    assert [p.phase for p in progress].count("started") == 4
+
+
+def test_rolling_stops_at_the_first_failure_and_leaves_the_rest_on_the_old_version() -> None:
+    machines = [make_machine("a1"), make_machine("a2", created_minute=1)]
+    client = FakeRolloutClient(machines)
+    client.wait_outcome["a1"] = "fail"
+    result, progress = run(client, machines, ["ams"], "rolling")
+    assert not result.ok
+    assert result.failure is not None
+    assert "a1 failed to start" in result.failure
+    assert "exit code 3" in result.failure
+    assert ("update", "a2") not in client.calls
+    assert client.machines["a2"].config.image != NEW_IMAGE
+    assert progress[-1].phase == "failed"
+
+
+def test_rolling_waits_until_checks_pass() -> None:
+    machines = [make_machine("a1")]
+    client = FakeRolloutClient(machines)
+    client.checks_after["a1"] = 3
+    result, progress = run(client, machines, ["ams"], "rolling", checks=True)
+    assert result.ok
+    assert [p.phase for p in progress] == ["begin", "launched", "started", "healthy"]
+    assert progress[-1].elapsed >= 0.75  # three polls 250 ms apart
+
+
+def test_check_critical_until_timeout_fails_the_rollout_naming_the_check() -> None:
+    machines = [make_machine("a1"), make_machine("a2", created_minute=1)]
+    client = FakeRolloutClient(machines)
+    client.checks_after["a1"] = None
+    result, _ = run(client, machines, ["ams"], "rolling", checks=True, wait_timeout=5)
+    assert not result.ok
+    assert "http critical (connection refused)" in (result.failure or "")
+    assert ("update", "a2") not in client.calls
+
+
+def test_start_that_never_comes_fails_after_wait_timeout() -> None:
+    machines = [make_machine("a1")]
+    clock = FakeClock()
+    client = FakeRolloutClient(machines, clock)
+    client.wait_outcome["a1"] = "timeout"
+    result, _ = run(client, machines, ["ams"], "rolling", wait_timeout=400)
+    assert "did not start within 400s" in (result.failure or "")
+    assert client.calls.count(("wait", "a1")) == 2  # 300 s then the remaining 100 s
+
+
+def test_immediate_updates_everything_before_waiting() -> None:
+    machines = [make_machine("a1"), make_machine("s1", "sin")]
+    client = FakeRolloutClient(machines)
+    client.checks_after["a1"] = None  # immediate does not wait for checks
+    result, _ = run(client, machines, ["ams", "sin"], "immediate", checks=True)
+    assert result.ok
+    assert client.calls == [("update", "a1"), ("update", "s1"), ("wait", "a1"), ("wait", "s1")]
+
+
+def test_a_refused_update_is_reported_not_raised() -> None:
+    machine = make_machine("a1")
+    client = FakeRolloutClient([machine])
+    stale = machine.model_copy(update={"instance_id": "someone-else"})
+    result, _ = run(client, [stale], ["ams"], "rolling")
+    assert result.failure == "could not update a1 (ams): machine was changed meanwhile"
+
+
+def test_step_label_names_machine_and_region() -> None:
+    assert DeployStep("update", "ams", "abc").label == "abc (ams)"
+    assert DeployStep("create", "iad").label == "new machine (iad)"

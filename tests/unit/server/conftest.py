@@ -1,0 +1,110 @@
+"""A real control plane over a real SQLite store in tmp_path, with a clock the test steers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from ferry.server import create_app
+from ferry.server.context import ControlPlane
+from ferry.store import SqliteStore
+
+TOKEN = "test-admin-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+class FakeClock:
+    """A clock that moves only when the test says so."""
+
+    def __init__(self) -> None:
+        self.current = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        return self.current
+
+    def advance(self, seconds: float) -> None:
+        self.current += timedelta(seconds=seconds)
+
+
+@dataclass
+class Api:
+    """The client plus the plane behind it, and helpers for common steps."""
+
+    client: TestClient
+    plane: ControlPlane
+    clock: FakeClock
+
+    def register_host(
+        self,
+        host_id: str = "ams-1",
+        region: str = "ams",
+        *,
+        cpus: int = 4,
+        memory_mb: int = 4096,
+        subnet: str = "10.1.0.0/24",
+    ) -> dict[str, Any]:
+        body = {
+            "id": host_id,
+            "region": region,
+            "address": "10.0.0.2",
+            "cpus": cpus,
+            "memory_mb": memory_mb,
+            "machine_subnet": subnet,
+        }
+        response = self.client.post("/v1/hosts", json=body)
+        assert response.status_code == 200, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+    def create_app(self, name: str = "web") -> None:
+        response = self.client.post("/v1/apps", json={"app_name": name, "org_slug": "personal"})
+        assert response.status_code == 201, response.text
+
+    def create_machine(self, app: str = "web", **body: Any) -> dict[str, Any]:
+        body.setdefault("config", {"image": "registry.local/web:1"})
+        response = self.client.post(f"/v1/apps/{app}/machines", json=body)
+        assert response.status_code == 200, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+    def report(
+        self, machine: dict[str, Any], state: str, event_type: str = "start", **extra: Any
+    ) -> dict[str, Any]:
+        body = {
+            "state": state,
+            "instance_id": machine["instance_id"],
+            "event": {"type": event_type, "status": state},
+            **extra,
+        }
+        url = f"/v1/hosts/{machine['host_id']}/machines/{machine['id']}/status"
+        response = self.client.post(url, json=body)
+        assert response.status_code == 200, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+
+def open_api(db: Path, clock: FakeClock, **options: Any) -> Iterator[Api]:
+    store = SqliteStore(db)
+    options.setdefault("run_liveness", False)
+    app = create_app(store, admin_token=TOKEN, clock=clock, **options)
+    try:
+        with TestClient(app, headers=AUTH, raise_server_exceptions=False) as client:
+            yield Api(client, app.state.plane, clock)
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def api(tmp_path: Path, clock: FakeClock) -> Iterator[Api]:
+    yield from open_api(tmp_path / "state.db", clock)
