@@ -92,7 +92,7 @@ def raw_runs(work: Path, image: LocalImage, runs: int, cgroup_parent: str) -> li
                 time.sleep(0.0005)
             samples.append(time.perf_counter() - began)
     finally:
-        for container_id, bundle in bundles:
+        for container_id, _ in bundles:
             subprocess.run(
                 ["runc", "--root", str(root), "kill", container_id, "KILL"],
                 capture_output=True,
@@ -145,14 +145,11 @@ def main() -> int:
         f"runc: {runc_version.stdout.splitlines()[0]}; kernel {platform.release()}; "
         f"{os.cpu_count()} cores; runs={args.runs}"
     )
-    raw_p50, drv_p50 = statistics.median(raw), statistics.median(driver)
-    print(
-        f"raw `runc run -d`     p50 {raw_p50 * 1000:6.1f} ms  p95 {percentile(raw, 0.95) * 1000:6.1f} ms"
-    )
-    print(
-        f"RuncDriver.start()    p50 {drv_p50 * 1000:6.1f} ms  p95 {percentile(driver, 0.95) * 1000:6.1f} ms"
-    )
-    print(f"ratio (driver/raw) p50 {drv_p50 / raw_p50:.2f}  (goal <= 1.5)")
+    for label, samples in (("raw `runc run -d`", raw), ("RuncDriver.start()", driver)):
+        p50, p95 = statistics.median(samples) * 1000, percentile(samples, 0.95) * 1000
+        print(f"{label:<20} p50 {p50:6.1f} ms  p95 {p95:6.1f} ms")
+    ratio = statistics.median(driver) / statistics.median(raw)
+    print(f"ratio driver/raw p50 {ratio:.2f}  (goal <= 1.5)")
     return 0
 
 

@@ -116,9 +116,15 @@ class MachineService:
         with self._placement_lock:
             hosts = self.store.list_hosts()
             region = choose_region(request.region, hosts)
-            machines = self.store.list_machines(include_destroyed=False)
+            hosts = [h for h in hosts if h.region == region]
+            machines = self.store.list_machines(
+                host_ids=[h.id for h in hosts], include_destroyed=False
+            )
             name = request.name or f"{app_name}-{new_machine_id()[:6]}"
-            if any(m.app_name == app_name and m.name == name for m in machines):
+            if request.name is not None and any(
+                m.name == name
+                for m in self.store.list_machines(app_name=app_name, include_destroyed=False)
+            ):
                 raise ConflictError(
                     f"app {app_name!r} already has a machine named {name!r}",
                     hint="choose another name",

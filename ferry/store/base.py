@@ -18,6 +18,7 @@ Concurrency rules shared by every backend:
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -114,9 +115,11 @@ class StateStore(Protocol):
         *,
         app_name: str | None = None,
         host_id: str | None = None,
+        host_ids: Collection[str] | None = None,
         include_destroyed: bool = True,
     ) -> list[Machine]:
-        """Machines (without events) sorted by creation time, filtered as asked.
+        """Machines (without events) sorted by creation time, filtered as asked
+        (``host_ids``: on any of these hosts).
 
         ``include_destroyed=False`` leaves out machines whose actual state is
         ``destroyed``.

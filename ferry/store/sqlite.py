@@ -17,13 +17,12 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import TypeAdapter
 from sqlalchemy import Connection, Row, create_engine, event, func, select, text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -31,48 +30,29 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from ferry.errors import ConflictError, NotFoundError, RevisionConflict, UnavailableError
 from ferry.model import (
     App,
-    CheckStatus,
     Host,
     HostStatus,
-    ImageRef,
     Machine,
-    MachineConfig,
     MachineEvent,
     Organization,
 )
 from ferry.store.base import HostSnapshot
 from ferry.store.migrations import apply_migrations
 from ferry.store.schema import apps, counters, events, hosts, logs, machines, meta, orgs
+from ferry.store.sqlite_rows import (
+    MUTABLE_FIELDS,
+    app_from_row,
+    encode_machine_changes,
+    event_from_row,
+    host_from_row,
+    machine_from_row,
+    ts,
+)
 
 __all__ = ["SqliteStore"]
 
-_CHECKS = TypeAdapter(list[CheckStatus])
-_MUTABLE_FIELDS = frozenset(
-    {
-        "state",
-        "desired_state",
-        "instance_id",
-        "host_id",
-        "private_ip",
-        "config",
-        "image_ref",
-        "exit_code",
-        "restart_count",
-        "generation",
-        "pending_signal",
-        "checks",
-        "updated_at",
-    }
-)
 _LIVE = machines.c.state != "destroyed"
-
-
-def _ts(moment: datetime) -> float:
-    return moment.timestamp()
-
-
-def _dt(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, UTC)
+_PARSED_CACHE_SIZE = 50_000
 
 
 def _on_connect(dbapi_conn: sqlite3.Connection, _record: object) -> None:
@@ -113,6 +93,8 @@ class SqliteStore:
         event.listen(self._engine, "connect", _on_connect)
         event.listen(self._engine, "begin", _on_begin)
         self._write_lock = threading.Lock()
+        self._parsed: dict[tuple[str, int], Machine] = {}
+        self._parsed_lock = threading.Lock()
         try:
             with self._write() as conn:
                 apply_migrations(conn)
@@ -163,18 +145,6 @@ class SqliteStore:
             orgs, orgs.c.slug == apps.c.org_slug
         )
 
-    @staticmethod
-    def _app(row: Row[Any]) -> App:
-        return App(
-            id=row.id,
-            name=row.name,
-            organization=Organization(name=row.org_name, slug=row.org_slug),
-            status=row.status,
-            network=row.network,
-            machine_count=row.machine_count,
-            created_at=_dt(row.created_at),
-        )
-
     def create_app(self, app: App) -> App:
         self.get_org(app.organization.slug)
         try:
@@ -186,7 +156,7 @@ class SqliteStore:
                         org_slug=app.organization.slug,
                         status=app.status,
                         network=app.network,
-                        created_at=_ts(app.created_at),
+                        created_at=ts(app.created_at),
                     )
                 )
         except IntegrityError as exc:
@@ -202,14 +172,14 @@ class SqliteStore:
             raise NotFoundError(
                 f"app {name!r} not found", hint="list apps with `ferry apps list` or create it"
             )
-        return self._app(row)
+        return app_from_row(row)
 
     def list_apps(self, org_slug: str | None = None) -> list[App]:
         query = self._app_query().order_by(apps.c.name)
         if org_slug is not None:
             query = query.where(apps.c.org_slug == org_slug)
         with self._read() as conn:
-            return [self._app(row) for row in conn.execute(query)]
+            return [app_from_row(row) for row in conn.execute(query)]
 
     def set_app_status(self, name: str, status: str) -> None:
         with self._write() as conn:
@@ -226,20 +196,6 @@ class SqliteStore:
             conn.execute(apps.delete().where(apps.c.name == name))
 
     # -- hosts ---------------------------------------------------------------
-    @staticmethod
-    def _host(row: Row[Any]) -> Host:
-        return Host(
-            id=row.id,
-            region=row.region,
-            address=row.address,
-            cpus=row.cpus,
-            memory_mb=row.memory_mb,
-            machine_subnet=row.machine_subnet,
-            status=HostStatus(row.status),
-            last_heartbeat=_dt(row.last_heartbeat),
-            registered_at=_dt(row.registered_at),
-        )
-
     def upsert_host(self, host: Host) -> Host:
         values = {
             "id": host.id,
@@ -249,8 +205,8 @@ class SqliteStore:
             "memory_mb": host.memory_mb,
             "machine_subnet": host.machine_subnet,
             "status": host.status.value,
-            "last_heartbeat": _ts(host.last_heartbeat),
-            "registered_at": _ts(host.registered_at),
+            "last_heartbeat": ts(host.last_heartbeat),
+            "registered_at": ts(host.registered_at),
         }
         update = {k: v for k, v in values.items() if k not in ("id", "registered_at")}
         statement = sqlite_insert(hosts).values(values)
@@ -265,11 +221,11 @@ class SqliteStore:
             raise NotFoundError(
                 f"host {host_id!r} is not registered", hint="start its agent so it registers"
             )
-        return self._host(row)
+        return host_from_row(row)
 
     def list_hosts(self) -> list[Host]:
         with self._read() as conn:
-            return [self._host(row) for row in conn.execute(select(hosts).order_by(hosts.c.id))]
+            return [host_from_row(row) for row in conn.execute(select(hosts).order_by(hosts.c.id))]
 
     def record_heartbeat(self, host_id: str, at: datetime) -> Host:
         self.set_host_status(host_id, HostStatus.UP, heartbeat=at)
@@ -280,7 +236,7 @@ class SqliteStore:
     ) -> None:
         values: dict[str, Any] = {"status": status.value}
         if heartbeat is not None:
-            values["last_heartbeat"] = _ts(heartbeat)
+            values["last_heartbeat"] = ts(heartbeat)
         with self._write() as conn:
             result = conn.execute(hosts.update().where(hosts.c.id == host_id).values(values))
         if result.rowcount == 0:
@@ -289,50 +245,19 @@ class SqliteStore:
             )
 
     # -- machines ------------------------------------------------------------
-    @staticmethod
-    def _machine(row: Row[Any]) -> Machine:
-        return Machine(
-            id=row.id,
-            name=row.name,
-            app_name=row.app_name,
-            state=row.state,
-            desired_state=row.desired_state,
-            region=row.region,
-            instance_id=row.instance_id,
-            private_ip=row.private_ip,
-            config=MachineConfig.model_validate_json(row.config),
-            image_ref=ImageRef.model_validate_json(row.image_ref),
-            host_id=row.host_id,
-            created_at=_dt(row.created_at),
-            updated_at=_dt(row.updated_at),
-            checks=_CHECKS.validate_json(row.checks),
-            exit_code=row.exit_code,
-            restart_count=row.restart_count,
-            generation=row.restart_generation,
-            pending_signal=row.pending_signal,
-            revision=row.revision,
-        )
-
-    @staticmethod
-    def _encode(changes: dict[str, Any]) -> dict[str, Any]:
-        unknown = set(changes) - _MUTABLE_FIELDS
-        if unknown:
-            raise ValueError(f"machine fields cannot be changed: {sorted(unknown)}")
-        values: dict[str, Any] = {}
-        for key, value in changes.items():
-            if key in ("config", "image_ref"):
-                values[key] = value.model_dump_json()
-            elif key == "checks":
-                values[key] = _CHECKS.dump_json(value).decode()
-            elif key == "updated_at":
-                values[key] = _ts(value)
-            elif key == "generation":
-                values["restart_generation"] = value
-            elif key in ("state", "desired_state"):
-                values[key] = str(value.value if hasattr(value, "value") else value)
-            else:
-                values[key] = value
-        return values
+    def _machine(self, row: Row[Any]) -> Machine:
+        # Every write gives a row a new, store-unique resource version, so
+        # (id, resource_version) names one immutable version of a machine:
+        # parsing its JSON once keeps snapshots cheap as a cluster grows.
+        key = (row.id, row.resource_version)
+        cached = self._parsed.get(key)
+        if cached is None:
+            cached = machine_from_row(row)
+            with self._parsed_lock:
+                if len(self._parsed) >= _PARSED_CACHE_SIZE:
+                    self._parsed.clear()
+                self._parsed[key] = cached
+        return cached
 
     @staticmethod
     def _bump(conn: Connection) -> int:
@@ -359,16 +284,16 @@ class SqliteStore:
         )
 
     def insert_machine(self, machine: Machine, event: MachineEvent | None = None) -> Machine:
-        fields = {name: getattr(machine, name) for name in _MUTABLE_FIELDS if name != "updated_at"}
-        values = self._encode(fields)
+        fields = {name: getattr(machine, name) for name in MUTABLE_FIELDS if name != "updated_at"}
+        values = encode_machine_changes(fields)
         values.update(
             id=machine.id,
             name=machine.name,
             app_name=machine.app_name,
             region=machine.region,
             revision=1,
-            created_at=_ts(machine.created_at),
-            updated_at=_ts(machine.updated_at),
+            created_at=ts(machine.created_at),
+            updated_at=ts(machine.updated_at),
         )
         try:
             with self._write() as conn:
@@ -396,9 +321,12 @@ class SqliteStore:
         *,
         app_name: str | None = None,
         host_id: str | None = None,
+        host_ids: Collection[str] | None = None,
         include_destroyed: bool = True,
     ) -> list[Machine]:
         query = select(machines).order_by(machines.c.created_at, machines.c.id)
+        if host_ids is not None:
+            query = query.where(machines.c.host_id.in_(list(host_ids)))
         if app_name is not None:
             query = query.where(machines.c.app_name == app_name)
         if host_id is not None:
@@ -416,7 +344,7 @@ class SqliteStore:
         event: MachineEvent | None = None,
         **changes: Any,
     ) -> Machine:
-        values = self._encode(changes)
+        values = encode_machine_changes(changes)
         values["revision"] = expected_revision + 1
         with self._write() as conn:
             values["resource_version"] = self._bump(conn)
@@ -482,17 +410,7 @@ class SqliteStore:
         )
         with self._read() as conn:
             rows = conn.execute(query).all()
-        return [
-            MachineEvent(
-                id=row.id,
-                type=row.type,
-                status=row.status,
-                source=row.source,
-                timestamp=row.timestamp,
-                request=json.loads(row.request),
-            )
-            for row in rows
-        ]
+        return [event_from_row(row) for row in rows]
 
     def append_logs(self, machine_id: str, lines: list[str], *, keep: int = 1000) -> None:
         if not lines:

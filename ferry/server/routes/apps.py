@@ -17,6 +17,7 @@ def build_router(plane: ControlPlane) -> APIRouter:
 
     @router.get("", responses={200: {"description": '{"total_apps": N, "apps": [App]}'}})
     def list_apps(org_slug: str | None = None) -> JSONResponse:
+        org_slug = org_slug or None
         if org_slug is not None:
             plane.store.get_org(org_slug)
         apps = plane.store.list_apps(org_slug)

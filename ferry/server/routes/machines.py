@@ -46,7 +46,7 @@ def build_router(plane: ControlPlane) -> APIRouter:
     def list_machines(
         app_name: str, include_deleted: bool = False, region: str | None = None
     ) -> JSONResponse:
-        found = machines.list(app_name, include_deleted=include_deleted, region=region)
+        found = machines.list(app_name, include_deleted=include_deleted, region=region or None)
         return json_response(found)
 
     @router.get("/{machine_id}", responses={200: {"model": Machine}})
@@ -80,7 +80,7 @@ def build_router(plane: ControlPlane) -> APIRouter:
         app_name: str, machine_id: str, signal: str | None = None, timeout: str | None = None
     ) -> JSONResponse:
         try:
-            checked = normalize_signal(signal)
+            checked = normalize_signal(signal or None)
         except ValueError as exc:
             raise ValidationError(str(exc)) from None
         machines.restart(app_name, machine_id, signal=checked)

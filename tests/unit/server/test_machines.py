@@ -167,6 +167,16 @@ def test_full_host_never_gets_placements_and_machines_spread(api: Api) -> None:
     assert full.status_code == 422
 
 
+def test_duplicate_machine_name_is_409(api: Api) -> None:
+    api.register_host()
+    api.create_app()
+    api.create_machine(name="worker")
+    again = api.client.post(
+        "/v1/apps/web/machines", json={"name": "worker", "config": {"image": "x"}}
+    )
+    assert again.status_code == 409 and "'worker'" in again.json()["error"]
+
+
 def test_logs_uploaded_by_the_agent_are_served(api: Api) -> None:
     api.register_host()
     api.create_app()

@@ -117,6 +117,9 @@ def test_list_machines_filters(store: StateStore) -> None:
     assert [m.id for m in store.list_machines(app_name="web")] == ["m1"]
     assert store.list_machines(app_name="web", include_destroyed=False) == []
     assert [m.id for m in store.list_machines(host_id="ams-1")] == ["m1", "m2"]
+    store.insert_machine(make_machine("m3", host="iad-1"))
+    assert [m.id for m in store.list_machines(host_ids=["iad-1", "sin-1"])] == ["m3"]
+    assert store.list_machines(host_ids=[]) == []
 
 
 def test_delete_app_removes_its_machines(store: StateStore) -> None:

@@ -1,0 +1,146 @@
+"""Conversions between SQLite rows and the domain models, for ``ferry.store.sqlite``.
+
+Pure functions: timestamps are stored as UTC epoch seconds (REAL), configs
+and other nested values as JSON text.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import TypeAdapter
+from sqlalchemy import Row
+
+from ferry.model import (
+    App,
+    CheckStatus,
+    Host,
+    HostStatus,
+    ImageRef,
+    Machine,
+    MachineConfig,
+    MachineEvent,
+    Organization,
+)
+
+__all__ = [
+    "MUTABLE_FIELDS",
+    "app_from_row",
+    "dt",
+    "encode_machine_changes",
+    "event_from_row",
+    "host_from_row",
+    "machine_from_row",
+    "ts",
+]
+
+_CHECKS = TypeAdapter(list[CheckStatus])
+MUTABLE_FIELDS = frozenset(
+    {
+        "state",
+        "desired_state",
+        "instance_id",
+        "host_id",
+        "private_ip",
+        "config",
+        "image_ref",
+        "exit_code",
+        "restart_count",
+        "generation",
+        "pending_signal",
+        "checks",
+        "updated_at",
+    }
+)
+
+
+def ts(moment: datetime) -> float:
+    return moment.timestamp()
+
+
+def dt(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def app_from_row(row: Row[Any]) -> App:
+    return App(
+        id=row.id,
+        name=row.name,
+        organization=Organization(name=row.org_name, slug=row.org_slug),
+        status=row.status,
+        network=row.network,
+        machine_count=row.machine_count,
+        created_at=dt(row.created_at),
+    )
+
+
+def host_from_row(row: Row[Any]) -> Host:
+    return Host(
+        id=row.id,
+        region=row.region,
+        address=row.address,
+        cpus=row.cpus,
+        memory_mb=row.memory_mb,
+        machine_subnet=row.machine_subnet,
+        status=HostStatus(row.status),
+        last_heartbeat=dt(row.last_heartbeat),
+        registered_at=dt(row.registered_at),
+    )
+
+
+def machine_from_row(row: Row[Any]) -> Machine:
+    return Machine(
+        id=row.id,
+        name=row.name,
+        app_name=row.app_name,
+        state=row.state,
+        desired_state=row.desired_state,
+        region=row.region,
+        instance_id=row.instance_id,
+        private_ip=row.private_ip,
+        config=MachineConfig.model_validate_json(row.config),
+        image_ref=ImageRef.model_validate_json(row.image_ref),
+        host_id=row.host_id,
+        created_at=dt(row.created_at),
+        updated_at=dt(row.updated_at),
+        checks=_CHECKS.validate_json(row.checks),
+        exit_code=row.exit_code,
+        restart_count=row.restart_count,
+        generation=row.restart_generation,
+        pending_signal=row.pending_signal,
+        revision=row.revision,
+    )
+
+
+def encode_machine_changes(changes: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(changes) - MUTABLE_FIELDS
+    if unknown:
+        raise ValueError(f"machine fields cannot be changed: {sorted(unknown)}")
+    values: dict[str, Any] = {}
+    for key, value in changes.items():
+        if key in ("config", "image_ref"):
+            values[key] = value.model_dump_json()
+        elif key == "checks":
+            values[key] = _CHECKS.dump_json(value).decode()
+        elif key == "updated_at":
+            values[key] = ts(value)
+        elif key == "generation":
+            values["restart_generation"] = value
+        elif key in ("state", "desired_state"):
+            values[key] = str(value.value if hasattr(value, "value") else value)
+        else:
+            values[key] = value
+    return values
+
+
+def event_from_row(row: Row[Any]) -> MachineEvent:
+    return MachineEvent(
+        id=row.id,
+        type=row.type,
+        status=row.status,
+        source=row.source,
+        timestamp=row.timestamp,
+        request=json.loads(row.request),
+    )
