@@ -11,7 +11,15 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
-from ferry.net.iproute import NETNS_DIR, delete_netns, ip, ip_batch, list_netns, netns_exists
+from ferry.net.iproute import (
+    NETNS_DIR,
+    delete_netns,
+    ip,
+    ip_batch,
+    link_exists,
+    list_netns,
+    netns_exists,
+)
 
 BRIDGE = "br0"
 
@@ -26,7 +34,7 @@ class MachineNetwork:
 
     def ensure_bridge(self) -> None:
         """Create the host bridge with the subnet's gateway address. Idempotent."""
-        if not Path(f"/sys/class/net/{BRIDGE}").exists():
+        if not link_exists(BRIDGE):
             ip_batch(
                 [
                     f"link add {BRIDGE} type bridge",

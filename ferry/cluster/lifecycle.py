@@ -89,7 +89,8 @@ def cluster_up(settings: ClusterSettings, *, timeout: float = 90.0) -> ClusterSe
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise UnavailableError(
-                "the cluster supervisor exited during start-up:\n" + log_tail(settings, "supervisor")
+                "the cluster supervisor exited during start-up:\n"
+                + log_tail(settings, "supervisor")
             )
         if want <= registered_hosts(settings):
             return settings
@@ -154,4 +155,6 @@ class ClusterStatus:
 def cluster_status(home: Path) -> ClusterStatus:
     settings = ClusterSettings.load(home)
     pid = supervisor_pid(settings)
-    return ClusterStatus(settings, pid is not None, pid, registered_hosts(settings) if pid else set())
+    return ClusterStatus(
+        settings, pid is not None, pid, registered_hosts(settings) if pid else set()
+    )

@@ -87,4 +87,6 @@ class ClusterSettings(BaseModel):
                 f"no embedded cluster in {home}", hint="start one with `ferry cluster up`"
             ) from None
         except (ValueError, OSError) as exc:
-            raise ConfigError(f"{path} is unreadable: {exc}", hint="run `ferry cluster down`") from exc
+            raise ConfigError(
+                f"{path} is unreadable: {exc}", hint="run `ferry cluster down`"
+            ) from exc

@@ -22,7 +22,7 @@ from ferry.cluster.processes import Child, ProcessGroup, become_subreaper
 from ferry.cluster.registry import registry_command, write_registry_config
 from ferry.cluster.settings import ClusterSettings
 from ferry.cluster.topology import build_topology
-from ferry.net.iproute import netns_exec_argv
+from ferry.net.iproute import netns_enter_argv
 
 log = logging.getLogger("ferry.supervisor")
 
@@ -91,7 +91,7 @@ class Supervisor:
             self.group.add(
                 Child(
                     f"agent-{host.host_id}",
-                    netns_exec_argv(host.netns, argv),
+                    netns_enter_argv(host.netns, argv),
                     s.log_dir / f"agent-{host.host_id}.log",
                     env={"FERRY_API_TOKEN": token},
                 )

@@ -33,4 +33,6 @@ def preset(name: str) -> tuple[str, int, int]:
         return SIZE_PRESETS[name]
     except KeyError:
         known = ", ".join(SIZE_PRESETS)
-        raise ValidationError(f"unknown machine size {name!r}", hint=f"use one of: {known}") from None
+        raise ValidationError(
+            f"unknown machine size {name!r}", hint=f"use one of: {known}"
+        ) from None

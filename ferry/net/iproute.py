@@ -77,5 +77,19 @@ def set_sysctl(netns: str | None, key: str, value: str) -> None:
 
 
 def netns_exec_argv(netns: str, argv: Sequence[str]) -> list[str]:
-    """The argv that runs ``argv`` inside ``netns``."""
+    """The argv that runs ``argv`` inside ``netns`` as a client would (``ip netns exec``)."""
     return ["ip", "netns", "exec", netns, *argv]
+
+
+def netns_enter_argv(netns: str, argv: Sequence[str]) -> list[str]:
+    """The argv that runs a daemon inside ``netns``, changing nothing but the network.
+
+    Unlike ``ip netns exec``, ``nsenter --net`` keeps the mount namespace, so
+    ``/sys/fs/cgroup`` stays visible (runc needs it). ``/sys/class/net`` then
+    still shows the root namespace: ask ``ip`` about links instead.
+    """
+    return ["nsenter", f"--net={NETNS_DIR / netns}", "--", *argv]
+
+
+def link_exists(name: str, *, netns: str | None = None) -> bool:
+    return bool(ip("-o", "link", "show", "dev", name, netns=netns, check=False).strip())

@@ -70,12 +70,12 @@ class ClusterPlan:
         return tuple(h for r in self.regions for h in r.hosts)
 
 
-def plan_cluster(
-    prefix: str, octet: int, regions: list[str], hosts_per_region: int
-) -> ClusterPlan:
+def plan_cluster(prefix: str, octet: int, regions: list[str], hosts_per_region: int) -> ClusterPlan:
     """Lay out the cluster's namespaces and addresses. Pure; raises ``ValidationError``."""
     if not 1 <= len(regions) <= MAX_REGIONS:
-        raise ValidationError(f"between 1 and {MAX_REGIONS} regions are supported, got {len(regions)}")
+        raise ValidationError(
+            f"between 1 and {MAX_REGIONS} regions are supported, got {len(regions)}"
+        )
     if len(set(regions)) != len(regions):
         raise ValidationError(f"regions are listed twice: {','.join(regions)}")
     if not 1 <= hosts_per_region <= MAX_HOSTS_PER_REGION:

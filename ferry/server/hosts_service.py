@@ -108,15 +108,7 @@ class HostService:
             if report.instance_id != machine.instance_id:
                 self.store.append_event(machine.id, event)
                 return machine
-            changes: dict[str, Any] = {"state": report.state, "updated_at": self.clock.now()}
-            if report.exit_code is not None or report.state is MachineState.STARTED:
-                changes["exit_code"] = report.exit_code
-            if report.restart_count is not None:
-                changes["restart_count"] = report.restart_count
-            if report.checks is not None:
-                changes["checks"] = report.checks
-            if report.state is MachineState.DESTROYED:
-                changes["desired_state"] = DesiredState.DESTROYED
+            changes = self._changes_of(machine, report)
             try:
                 updated = self.store.update_machine(
                     machine.id, machine.revision, event=event, **changes
@@ -130,6 +122,39 @@ class HostService:
                 self.apps.finish_delete_if_done(updated.app_name)
             return updated
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _changes_of(self, machine: Machine, report: StatusReport) -> dict[str, Any]:
+        """The machine fields a report changes.
+
+        A ``health`` report carries check results only: it never moves the
+        state, so a late health report cannot undo a stop. A final exit
+        (``stopped``/``failed`` while meant to run) makes the desired state
+        ``stopped``: the restart policy gave up, and a later start asks again.
+        """
+        now = self.clock.now()
+        checks = None
+        if report.checks is not None:
+            checks = [
+                c if c.updated_at else c.model_copy(update={"updated_at": now})
+                for c in report.checks
+            ]
+        if report.event.type == "health":
+            return {"checks": checks} if checks is not None else {}
+        changes: dict[str, Any] = {"state": report.state, "updated_at": now}
+        if report.exit_code is not None or report.state is MachineState.STARTED:
+            changes["exit_code"] = report.exit_code
+        if report.restart_count is not None:
+            changes["restart_count"] = report.restart_count
+        if checks is not None:
+            changes["checks"] = checks
+        if report.state is MachineState.DESTROYED:
+            changes["desired_state"] = DesiredState.DESTROYED
+        elif (
+            report.state in (MachineState.STOPPED, MachineState.FAILED)
+            and machine.desired_state is DesiredState.STARTED
+        ):
+            changes["desired_state"] = DesiredState.STOPPED
+        return changes
 
     def upload_logs(self, host_id: str, machine_id: str, lines: list[str]) -> None:
         """Append log lines of a machine (the last 1000 are kept)."""

@@ -34,7 +34,9 @@ def client(cluster: ClusterSettings) -> Iterator[FerryClient]:
         yield c
 
 
-def ferry(cluster: ClusterSettings, *args: str, cwd: Path | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+def ferry(
+    cluster: ClusterSettings, *args: str, cwd: Path | None = None, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
     """Run the `ferry` CLI as a user would, pointed at this cluster."""
     env = {
         **os.environ,

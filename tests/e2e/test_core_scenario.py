@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from ferry.client import FerryClient
+from ferry.cluster.lifecycle import log_tail
 from ferry.cluster.settings import ClusterSettings
 from ferry.model import Machine, MachineState
 from tests.e2e.conftest import demo_dir, ferry
@@ -92,10 +93,12 @@ def test_killed_container_is_restarted_by_policy(
     old_pid = container_pid(cluster, m)
     os.kill(old_pid, signal.SIGKILL)
     restarted = wait_for(
-        lambda: (x := client.get_machine("hello", m.id)).restart_count >= 1
-        and x.state is MachineState.STARTED
-        and container_pid(cluster, x) != old_pid
-        and x,
+        lambda: (
+            (x := client.get_machine("hello", m.id)).restart_count >= 1
+            and x.state is MachineState.STARTED
+            and container_pid(cluster, x) != old_pid
+            and x
+        ),
         30,
         "the killed machine to be restarted",
     )
@@ -114,6 +117,7 @@ def test_restarted_agent_adopts_its_machines(
     before = containers_on(cluster, m.host_id)
     pid_before = container_pid(cluster, client.get_machine("hello", m.id))
     agent_pid = agent_pid_of(m.host_id, cluster)
+    assert agent_pid is not None, log_tail(cluster, f"agent-{m.host_id}")
     os.kill(agent_pid, signal.SIGKILL)
     wait_for(lambda: agent_pid_of(m.host_id, cluster) not in (None, agent_pid), 30, "a new agent")
     time.sleep(3)  # several reconcile cycles of the new agent
@@ -124,12 +128,22 @@ def test_restarted_agent_adopts_its_machines(
 
 def agent_pid_of(host_id: str, cluster: ClusterSettings) -> int | None:
     """The PID of the agent process of ``host_id`` in this cluster (by its command line)."""
-    out = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
-    for line in out.splitlines():
-        pid, _, args = line.strip().partition(" ")
-        if " agent " in args and f"--host-id {host_id}" in args and str(cluster.home) in args:
-            if not args.startswith("ip netns"):
-                return int(pid)
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        text = [a.decode(errors="replace") for a in args]
+        if (
+            "agent" in text
+            and host_id in text
+            and f"--state-dir={cluster.home}" not in text
+            and str(cluster.host_dir(host_id)) in text
+            and text[0] != "nsenter"
+        ):
+            return int(proc.name)
     return None
 
 
@@ -142,6 +156,6 @@ def test_cluster_down_leaves_nothing_behind(tmp_path: Path) -> None:
         assert list_netns(f"{prefix}-")
     assert list_netns(f"{prefix}-") == []
     assert str(home) not in Path("/proc/mounts").read_text()
-    ps = subprocess.run(["ps", "-eo", "args="], capture_output=True, text=True).stdout
+    ps = subprocess.run(["ps", "-ww", "-eo", "args="], capture_output=True, text=True).stdout
     assert str(home) not in ps
     assert not home.exists()

@@ -48,7 +48,9 @@ def test_names_carry_the_prefix() -> None:
         ([f"r{i}" for i in range(15)], 1, "regions are supported"),
     ],
 )
-def test_bad_layouts_are_refused_with_a_reason(regions: list[str], hosts: int, message: str) -> None:
+def test_bad_layouts_are_refused_with_a_reason(
+    regions: list[str], hosts: int, message: str
+) -> None:
     with pytest.raises(ValidationError, match=message):
         plan_cluster("fyab12", 77, regions, hosts)
 
