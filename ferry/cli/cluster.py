@@ -45,7 +45,7 @@ def up(
         api_port=api_port,
         registry_port=registry_port,
     )
-    settings.plan  # validates regions and sizes before anything starts
+    _ = settings.plan  # validates regions and sizes before anything starts
     with console.status("starting the embedded cluster…"):
         used = cluster_up(settings)
     console.print(

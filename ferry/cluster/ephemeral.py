@@ -1,4 +1,4 @@
-"""A throw-away embedded cluster for tests and benchmarks: unique names, free ports, sure cleanup."""
+"""A throw-away embedded cluster for tests and benchmarks: unique names, free ports, cleanup."""
 
 from __future__ import annotations
 

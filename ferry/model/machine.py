@@ -1,4 +1,4 @@
-"""Machines in the Fly Machines API shape: the config a user asks for and the object the API returns.
+"""Machines in the Fly Machines API shape: the config a user asks for and the API object.
 
 Field names and JSON shapes follow Fly's Machines API, so a request written for
 Fly works here. Ferry-only fields are marked as such in their docstrings.
