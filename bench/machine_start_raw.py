@@ -50,43 +50,37 @@ def spec_for(image: LocalImage, container_id: str) -> ContainerSpec:
 def raw_runs(work: Path, image: LocalImage, runs: int, cgroup_parent: str) -> list[float]:
     root = work / "raw-runc"
     bundles: list[tuple[str, Path]] = []
-    for n in range(runs):
-        container_id = f"raw-{n}"
-        bundle = work / "raw" / container_id
-        for sub in ("upper", "work", "rootfs"):
-            (bundle / sub).mkdir(parents=True)
-        mount_overlay(image.rootfs, bundle / "upper", bundle / "work", bundle / "rootfs")
-        spec = build_runtime_spec(
-            spec_for(image, container_id),
-            bundle / "rootfs",
-            f"/{cgroup_parent}/{container_id}",
-            open_files_limit=1024,
-        )
-        (bundle / "config.json").write_text(json.dumps(spec))
-        bundles.append((container_id, bundle))
     samples: list[float] = []
     try:
+        for n in range(runs):
+            container_id = f"raw-{n}"
+            bundle = work / "raw" / container_id
+            for sub in ("upper", "work", "rootfs"):
+                (bundle / sub).mkdir(parents=True)
+            mount_overlay(image.rootfs, bundle / "upper", bundle / "work", bundle / "rootfs")
+            spec = build_runtime_spec(
+                spec_for(image, container_id),
+                bundle / "rootfs",
+                f"/{cgroup_parent}/{container_id}",
+                open_files_limit=1024,
+            )
+            (bundle / "config.json").write_text(json.dumps(spec))
+            bundles.append((container_id, bundle))
         for container_id, bundle in bundles:
             pid_file = bundle / "pid"
+            argv = ["runc", "--root", str(root), "run", "-d", "--bundle", str(bundle)]
+            argv += ["--pid-file", str(pid_file), container_id]
             began = time.perf_counter()
-            subprocess.run(
-                [
-                    "runc",
-                    "--root",
-                    str(root),
-                    "run",
-                    "-d",
-                    "--bundle",
-                    str(bundle),
-                    "--pid-file",
-                    str(pid_file),
-                    container_id,
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                check=True,
-            )
+            # stdio must not be pipes: the detached container would hold them open
+            with (bundle / "runc.log").open("wb") as log:
+                subprocess.run(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=log,
+                    check=True,
+                    timeout=30,
+                )
             pid = int(pid_file.read_text())
             while not pid_is_running(pid):
                 time.sleep(0.0005)

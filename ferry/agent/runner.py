@@ -123,7 +123,7 @@ class StepRunner:
         for c in step.containers:
             exit_code = self._stop_container(m, c)
         if m.state not in (MachineState.STOPPED, MachineState.FAILED):
-            self._report(m, MachineState.STOPPED, "exit", "stopped", exit_code=exit_code)
+            self._report(m, MachineState.STOPPED, "stop", "stopped", exit_code=exit_code)
 
     def _do_exited(self, step: Step) -> None:
         m = _need(step)

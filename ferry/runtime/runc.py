@@ -48,7 +48,7 @@ KILL_TIMEOUT = 10.0
 _POLL = 0.002
 _EXIT_CODE_GRACE = 0.2
 _LOG_TAIL_BYTES = 2000
-_SHIM_SCRIPT = 'runc --root "$1" run --bundle "$2" --pid-file "$3" "$4"; echo $? > "$5"'
+_SHIM_SCRIPT = '"$1" --root "$2" run --bundle "$3" --pid-file "$4" "$5"; echo $? > "$6"'
 
 
 def parse_signal(name: str) -> signals.Signals:
@@ -191,8 +191,9 @@ class RuncDriver:
         argv = [
             "sh",
             "-c",
-            _SHIM_SCRIPT.replace("runc", self.runc_binary, 1),
+            _SHIM_SCRIPT,
             "ferry-shim",
+            self.runc_binary,
             str(self.runc_root),
             str(paths.dir),
             str(paths.pid),

@@ -127,9 +127,11 @@ class HostService:
         """The machine fields a report changes.
 
         A ``health`` report carries check results only: it never moves the
-        state, so a late health report cannot undo a stop. A final exit
-        (``stopped``/``failed`` while meant to run) makes the desired state
-        ``stopped``: the restart policy gave up, and a later start asks again.
+        state, so a late health report cannot undo a stop. A final ``exit`` or
+        failed ``launch`` (``stopped``/``failed`` while meant to run) makes the
+        desired state ``stopped``: the restart policy gave up, and a later
+        start asks again. A ``stop`` report never touches the desired state, so
+        a start that raced the stop wins.
         """
         now = self.clock.now()
         checks = None
@@ -151,6 +153,7 @@ class HostService:
             changes["desired_state"] = DesiredState.DESTROYED
         elif (
             report.state in (MachineState.STOPPED, MachineState.FAILED)
+            and report.event.type in ("exit", "launch")
             and machine.desired_state is DesiredState.STARTED
         ):
             changes["desired_state"] = DesiredState.STOPPED

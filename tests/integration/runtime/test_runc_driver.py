@@ -9,6 +9,7 @@ import pytest
 
 from ferry.errors import RuntimeFailure
 from ferry.runtime.driver import ContainerState, LocalImage
+from ferry.runtime.host_os import mount_overlay
 from ferry.runtime.runc import RuncDriver
 
 from .conftest import container_spec
@@ -164,3 +165,36 @@ def test_a_new_driver_adopts_containers_started_by_a_previous_one(
     assert adopted.state is ContainerState.RUNNING
     assert adopted.labels == {"machine": "m2"}
     assert restarted.stop(spec.container_id, "SIGTERM", timeout=5).exit_code == 143
+
+
+def test_starting_an_existing_container_is_refused_and_keeps_it_running(
+    driver: RuncDriver, busybox_image: LocalImage
+) -> None:
+    spec = container_spec(busybox_image, LONG_RUNNER)
+    driver.start(spec)
+
+    with pytest.raises(RuntimeFailure, match="already exists"):
+        driver.start(spec)
+    assert driver.inspect(spec.container_id).state is ContainerState.RUNNING
+
+
+def test_destroy_cleans_up_a_container_half_created_before_a_crash(
+    driver: RuncDriver, busybox_image: LocalImage
+) -> None:
+    # what an agent killed between the overlay mount and spawning runc leaves behind
+    container_dir = driver.state_dir / "containers" / "half-made"
+    for sub in ("upper", "work", "rootfs"):
+        (container_dir / sub).mkdir(parents=True)
+    mount_overlay(
+        busybox_image.rootfs,
+        container_dir / "upper",
+        container_dir / "work",
+        container_dir / "rootfs",
+    )
+
+    [leftover] = driver.list()
+    assert leftover.state is ContainerState.EXITED and leftover.exit_code is None
+    driver.destroy("half-made")
+
+    assert not mounted(container_dir / "rootfs")
+    assert not container_dir.exists()
