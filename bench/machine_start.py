@@ -34,9 +34,15 @@ from ferry.runtime.driver import ImageConfig, LocalImage
 from ferry.runtime.host_os import remove_cgroup_dirs
 
 
-def api_runs(client: FerryClient, template: MachineConfig, runs: int) -> tuple[list[float], list[float]]:
+def api_runs(
+    client: FerryClient, template: MachineConfig, runs: int
+) -> tuple[list[float], list[float]]:
     config = template.model_copy(
-        update={"init": InitConfig(exec=["/bin/busybox", "sleep", "600"]), "services": [], "checks": {}}
+        update={
+            "init": InitConfig(exec=["/bin/busybox", "sleep", "600"]),
+            "services": [],
+            "checks": {},
+        }
     )
     create: list[float] = []
     start: list[float] = []
@@ -86,8 +92,10 @@ def main() -> int:
             raw = raw_baseline(args.runs)
     finally:
         shutil.rmtree(app_dir.parent, ignore_errors=True)
-    print(f"conditions: kernel {platform.release()}, {os.cpu_count()} cores, runs={args.runs}, "
-          "busybox rootfs, one-region embedded cluster, image cached on the host")
+    print(
+        f"conditions: kernel {platform.release()}, {os.cpu_count()} cores, runs={args.runs}, "
+        "busybox rootfs, one-region embedded cluster, image cached on the host"
+    )
     rows = (
         ("raw `runc run -d`", raw),
         ("API create -> started", create),
@@ -97,8 +105,10 @@ def main() -> int:
         p50, p95 = statistics.median(samples) * 1000, percentile(samples, 0.95) * 1000
         print(f"{label:<32} p50 {p50:6.1f} ms  p95 {p95:6.1f} ms")
     base = statistics.median(raw)
-    print(f"ratio create/raw p50 {statistics.median(create) / base:.2f}; "
-          f"start/raw p50 {statistics.median(start) / base:.2f}  (goal <= 1.5 and <= 100 ms)")
+    print(
+        f"ratio create/raw p50 {statistics.median(create) / base:.2f}; "
+        f"start/raw p50 {statistics.median(start) / base:.2f}  (goal <= 1.5 and <= 100 ms)"
+    )
     return 0
 
 

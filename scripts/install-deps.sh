@@ -5,7 +5,7 @@ set -euo pipefail
 
 PACKAGES=(runc skopeo umoci buildah docker-registry iproute2 nftables
           busybox-static python3-venv python3-dev curl procps wrk haproxy
-          util-linux psmisc ca-certificates iputils-ping)
+          util-linux psmisc ca-certificates iputils-ping tini)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

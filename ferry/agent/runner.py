@@ -8,10 +8,12 @@ control plane as a state and an event, so the user sees why.
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from ferry.agent.network_hook import MachineNetwork
@@ -32,6 +34,9 @@ from ferry.runtime.driver import ContainerSpec, ContainerStatus, Driver, ImageSt
 from ferry.runtime.process import merge_env, resolve_process
 
 log = logging.getLogger(__name__)
+
+_tini = shutil.which("tini-static")
+INIT_BINARY = Path(_tini) if _tini else None
 
 
 class StatusReporter(Protocol):
@@ -184,6 +189,7 @@ class StepRunner:
             memory_mb=guest.memory_mb,
             netns_path=netns,
             labels={LABEL_MACHINE: m.id, LABEL_INSTANCE: m.instance_id, LABEL_APP: m.app_name},
+            init_binary=INIT_BINARY,
         )
         self.driver.destroy(spec.container_id)  # a half-made container from a crash mid-start
         self.driver.start(spec)

@@ -19,7 +19,17 @@ from ferry.cluster.cleanup import cleanup_cluster
 from ferry.cluster.settings import ClusterSettings
 from ferry.errors import ConfigError, UnavailableError
 
-REQUIRED_TOOLS = ("runc", "skopeo", "umoci", "buildah", "docker-registry", "ip", "busybox")
+REQUIRED_TOOLS = (
+    "runc",
+    "skopeo",
+    "umoci",
+    "buildah",
+    "docker-registry",
+    "ip",
+    "nsenter",
+    "busybox",
+    "tini-static",
+)
 
 
 def check_prerequisites() -> None:

@@ -52,6 +52,9 @@ class ContainerSpec:
     pids_limit: int = 1024
     netns_path: Path | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    # A static init (tini) run as PID 1 in front of the process, as Fly's init
+    # is: it forwards signals (a PID 1 ignores unhandled ones) and reaps zombies.
+    init_binary: Path | None = None
 
 
 class ContainerState(StrEnum):

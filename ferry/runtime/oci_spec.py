@@ -186,7 +186,7 @@ def build_runtime_spec(
         "process": {
             "terminal": False,
             "user": {"uid": uid, "gid": gid},
-            "args": list(spec.process_args),
+            "args": _args(spec),
             "env": _env_list(spec.env),
             "cwd": spec.working_dir or "/",
             "capabilities": {
@@ -201,7 +201,7 @@ def build_runtime_spec(
         },
         "root": {"path": str(rootfs), "readonly": False},
         "hostname": spec.hostname,
-        "mounts": _mounts(hosts_file, resolv_conf),
+        "mounts": _mounts(hosts_file, resolv_conf) + _init_mounts(spec),
         "linux": {
             "cgroupsPath": cgroups_path,
             "resources": _resources(spec),
@@ -210,3 +210,25 @@ def build_runtime_spec(
             "readonlyPaths": list(READONLY_PATHS),
         },
     }
+
+
+INIT_PATH = "/.ferry/init"
+
+
+def _args(spec: ContainerSpec) -> list[str]:
+    if spec.init_binary is None:
+        return list(spec.process_args)
+    return [INIT_PATH, "-s", "--", *spec.process_args]
+
+
+def _init_mounts(spec: ContainerSpec) -> list[dict[str, Any]]:
+    if spec.init_binary is None:
+        return []
+    return [
+        {
+            "destination": INIT_PATH,
+            "type": "bind",
+            "source": str(spec.init_binary),
+            "options": ["rbind", "ro", "nosuid", "nodev"],
+        }
+    ]
