@@ -18,7 +18,6 @@ import shutil
 import statistics
 import sys
 import time
-from pathlib import Path
 
 from _cluster import demo_app_dir, ferry_cli
 
@@ -122,7 +121,8 @@ def main() -> int:
     for key, label in labels.items():
         samples = results[key]
         print(
-            f"{label:<34} median {statistics.median(samples):5.2f}s  max {max(samples):5.2f}s  (goal <= 5 s)"
+            f"{label:<34} median {statistics.median(samples):5.2f}s"
+            f"  max {max(samples):5.2f}s  (goal <= 5 s)"
         )
     return 0
 
