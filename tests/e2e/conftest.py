@@ -21,13 +21,13 @@ if os.geteuid() != 0:
     pytest.skip("end-to-end tests need root (namespaces, runc)", allow_module_level=True)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def cluster() -> Iterator[ClusterSettings]:
     with ephemeral_cluster(("ams", "iad", "sin")) as settings:
         yield settings
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def client(cluster: ClusterSettings) -> Iterator[FerryClient]:
     token = cluster.token_path.read_text().strip()
     with FerryClient(cluster.api_url, token) as c:
