@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# `make bench`: every benchmark, one after the other; each prints its figures and conditions.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+for bench in scheduler_bench machine_start_raw machine_start deploy_bench; do
+  echo "== bench/$bench.py"
+  "$PY" "bench/$bench.py"
+  echo
+done
