@@ -125,6 +125,8 @@ class StepRunner:
     def _do_stop(self, step: Step) -> None:
         m = _need(step)
         exit_code = None
+        if any(c.state.value == "running" for c in step.containers):
+            self._report(m, MachineState.STOPPING, "stop", "stopping")
         for c in step.containers:
             exit_code = self._stop_container(m, c)
         if m.state not in (MachineState.STOPPED, MachineState.FAILED):
@@ -147,6 +149,7 @@ class StepRunner:
 
     def _do_destroy(self, step: Step) -> None:
         m = _need(step)
+        self._report(m, MachineState.DESTROYING, "destroy", "destroying")
         for c in step.containers:
             self._stop_container(m, c)
         self.network.remove(m.id)
@@ -173,6 +176,7 @@ class StepRunner:
     def _start(self, m: Machine, *, event_type: str, exit_code: int | None = None) -> None:
         mem = self.mem(m.id)
         started = self.clock()
+        self._report(m, MachineState.STARTING, event_type, "starting")
         image = self.images.ensure(m.config.image)
         netns = self.network.ensure(m.id, m.private_ip)
         guest = m.config.effective_guest

@@ -35,7 +35,14 @@ def count(
         client.delete_machine(app_name, machine.id, force=True)
         output.say(f"Destroyed {machine.id} ({where})")
     if plan.create and plan.template is not None:
-        for _ in range(plan.create):
-            created = client.create_machine(app_name, plan.template.config, region=where)
-            output.say(f"Created {created.id} ({where}) on {created.host_id}")
+        created = [
+            client.create_machine(app_name, plan.template.config, region=where)
+            for _ in range(plan.create)
+        ]
+        for machine in created:
+            # As flyctl does: the command returns once the new machines run.
+            client.wait_machine(
+                app_name, machine.id, state="started", instance_id=machine.instance_id
+            )
+            output.say(f"Created {machine.id} ({where}) on {machine.host_id}: started")
     output.say(f"{app_name} now has {target} machines in {where}", style="green")

@@ -49,11 +49,18 @@ def supervisor_pid(settings: ClusterSettings) -> int | None:
         pid = int(settings.pid_path.read_text().strip())
     except (FileNotFoundError, ValueError):
         return None
+    return pid if process_alive(pid) else None
+
+
+def process_alive(pid: int) -> bool:
+    """True while ``pid`` runs; a zombie counts as gone (and is reaped if it is our child)."""
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    return pid
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 def pick_octet(preferred: int) -> int:
@@ -136,9 +143,9 @@ def cluster_down(home: Path, *, purge: bool, timeout: float = 60.0) -> bool:
     if pid is not None:
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and supervisor_pid(settings) is not None:
-            time.sleep(0.1)
-        if supervisor_pid(settings) is not None:
+        while time.monotonic() < deadline and process_alive(pid):
+            time.sleep(0.05)
+        if process_alive(pid):
             os.kill(pid, signal.SIGKILL)
     cleanup_cluster(settings, purge=purge)
     if not purge:
