@@ -22,7 +22,8 @@ import json, sys
 data = json.load(sys.stdin)
 machines = data["machines"] if isinstance(data, dict) else data
 for m in machines:
-    print(f"  .venv/bin/ferry region exec {m[\"region\"]} -- curl -s http://{m[\"private_ip\"]}:8080/   # {m[\"region\"]} machine {m[\"id\"]}")
+    region, ip, mid = m["region"], m["private_ip"], m["id"]
+    print(f"  .venv/bin/ferry region exec {region} -- curl -s http://{ip}:8080/   # machine {mid} in {region}")
 '
 echo "  .venv/bin/ferry cluster status             # regions, hosts, addresses"
 echo "  make down                                  # stop everything and clean up"

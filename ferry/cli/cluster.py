@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -16,7 +17,7 @@ from ferry.cluster.settings import DEFAULT_REGIONS, ClusterSettings, default_hom
 app = typer.Typer(
     no_args_is_help=True, help="Run Ferry on this one machine: regions as network namespaces."
 )
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 200)
 
 HomeOption = Annotated[
     Path, typer.Option("--home", envvar="FERRY_HOME", help="State directory of the cluster.")

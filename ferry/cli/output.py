@@ -7,6 +7,7 @@ Consoles are made per call so they follow the current stdout/stderr and
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -29,8 +30,13 @@ _STATE_STYLES = {
 }
 
 
+def _width() -> int | None:
+    # Piped output (scripts, CI logs) gets room for whole tables instead of rich's 80 columns.
+    return None if sys.stdout.isatty() else 200
+
+
 def stdout() -> Console:
-    return Console(highlight=False)
+    return Console(highlight=False, width=_width())
 
 
 def stderr() -> Console:

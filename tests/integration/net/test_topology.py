@@ -1,0 +1,72 @@
+"""Real namespaces: the cluster topology and a host's machine networks, built and removed."""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from ferry.agent.network_hook import MachineNetwork
+from ferry.cluster.lifecycle import pick_octet
+from ferry.cluster.topology import build_topology, teardown_topology
+from ferry.net.iproute import list_netns, netns_enter_argv
+from ferry.net.plan import ClusterPlan, plan_cluster
+
+
+@pytest.fixture
+def plan() -> Iterator[ClusterPlan]:
+    prefix = f"fi{secrets.token_hex(2)}"
+    built = plan_cluster(prefix, pick_octet(200), ["ams", "sin"], 2)
+    try:
+        build_topology(built)
+        yield built
+    finally:
+        teardown_topology(prefix)
+
+
+def ping(netns: str, address: str) -> bool:
+    argv = ["ip", "netns", "exec", netns, "ping", "-c1", "-W2", address]
+    return subprocess.run(argv, capture_output=True, check=False).returncode == 0
+
+
+def test_every_host_reaches_every_other_and_the_root_namespace(plan: ClusterPlan) -> None:
+    ams1, ams2, sin1, _ = plan.hosts
+    assert ping(ams1.netns, ams2.address)  # same region
+    assert ping(ams1.netns, sin1.address)  # across the core
+    assert ping(sin1.netns, plan.root_address)  # where the API and registry listen
+    assert ping(plan.regions[1].netns, ams1.address)  # a client in sin reaches an ams host
+
+
+def test_machine_namespaces_are_reachable_across_regions_and_removed(plan: ClusterPlan) -> None:
+    host = plan.hosts[0]
+    net = MachineNetwork(f"{plan.prefix}-", host.machine_subnet)
+    ip = host.machine_subnet.replace(".0/24", ".7")
+    setup = f"n = N({net.netns_prefix!r}, {host.machine_subnet!r})"
+
+    def in_host(statements: str) -> None:
+        """Run MachineNetwork inside the host's namespace, as the agent does."""
+        code = f"from ferry.agent.network_hook import MachineNetwork as N; {setup}; {statements}"
+        argv = netns_enter_argv(host.netns, [sys.executable, "-c", code])
+        subprocess.run(argv, check=True, capture_output=True)
+
+    in_host(f"n.ensure_bridge(); n.ensure('abc123', {ip!r}); n.ensure('abc123', {ip!r})")
+    assert net.netns_name("abc123") in list_netns(f"{plan.prefix}-vm-")
+    assert ping(plan.regions[1].netns, ip)  # a client in sin reaches the ams machine
+    in_host("n.remove('abc123')")
+    assert list_netns(f"{plan.prefix}-vm-") == []
+    assert not ping(plan.regions[1].netns, ip)
+
+
+def test_teardown_leaves_no_namespace() -> None:
+    prefix = f"fi{secrets.token_hex(2)}"
+    built = plan_cluster(prefix, pick_octet(201), ["ams"], 1)
+    try:
+        build_topology(built)
+        assert len(list_netns(f"{prefix}-")) == 3
+    finally:
+        removed = teardown_topology(prefix)
+    assert len(removed) == 3
+    assert list_netns(f"{prefix}-") == []
