@@ -142,3 +142,36 @@ def test_starting_a_destroyed_machine_is_refused(
     again = ferry(cluster, "machine", "start", m.id, "-a", "roll")
     assert again.returncode != 0
     assert "destroyed" in again.stderr
+
+
+def test_a_local_oci_layout_deploys_by_digest(
+    cluster: ClusterSettings, client: FerryClient, tmp_path: Path
+) -> None:
+    from tests.integration.images import build_busybox_image
+
+    layout = build_busybox_image(
+        tmp_path,
+        entrypoint=("/bin/busybox", "sh", "-c"),
+        cmd=('echo "hello from $FLY_REGION" > /tmp/index.html; exec httpd -f -p 8080 -h /tmp',),
+    )
+    (tmp_path / "fly.toml").write_text(
+        'app = "ocidemo"\nprimary_region = "sin"\n[build]\n  image = "layout"\n'
+        "[http_service]\n  internal_port = 8080\n"
+    )
+    result = ferry(cluster, "deploy", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (m,) = client.list_machines("ocidemo")
+    assert m.region == "sin" and "@sha256:" in m.config.image
+    answer = ferry(
+        cluster,
+        "region",
+        "exec",
+        "sin",
+        "--",
+        "curl",
+        "-s",
+        "-m",
+        "3",
+        f"http://{m.private_ip}:8080/index.html",
+    )
+    assert answer.stdout.strip() == "hello from sin"
