@@ -155,7 +155,7 @@ def test_a_local_oci_layout_deploys_by_digest(
         cmd=('echo "hello from $FLY_REGION" > /tmp/index.html; exec httpd -f -p 8080 -h /tmp',),
     )
     (tmp_path / "fly.toml").write_text(
-        'app = "ocidemo"\nprimary_region = "sin"\n[build]\n  image = "layout"\n'
+        f'app = "ocidemo"\nprimary_region = "sin"\n[build]\n  image = "{layout.name}"\n'
         "[http_service]\n  internal_port = 8080\n"
     )
     result = ferry(cluster, "deploy", cwd=tmp_path)
