@@ -95,3 +95,30 @@ class AgentMethods(HttpCore):
         """Append log lines of a machine; the server keeps the last 1000."""
         path = f"/v1/hosts/{_seg(host_id)}/machines/{_seg(machine_id)}/logs"
         self._request("POST", path, body={"lines": list(lines)})
+
+    # -- edge proxies (Ferry) ------------------------------------------------
+
+    def watch_routes(self, since: int = 0, timeout: float = 30) -> tuple[int, list[Machine]]:
+        """Every machine that is not destroyed, once the store moved past ``since``.
+
+        Long-poll like ``watch_host_machines``; returns ``(resource_version, machines)``.
+        """
+        seconds = max(0, min(MAX_WATCH_SECONDS, round(timeout)))
+        data = self._request(
+            "GET",
+            "/v1/routes",
+            params={"since": since, "timeout": seconds},
+            timeout=seconds + WATCH_SLACK,
+        )
+        if not isinstance(data, dict) or "resource_version" not in data:
+            raise UnavailableError("the Ferry API sent a routes watch without resource_version")
+        return int(data["resource_version"]), parse_models(Machine, data.get("machines", []))
+
+    def report_traffic(self, region: str, report: dict[str, Any]) -> None:
+        """Send an edge's traffic summary (``{"window_seconds": …, "apps": {…}}``)."""
+        self._request("POST", f"/v1/edges/{_seg(region)}/traffic", body=report)
+
+    def app_traffic(self, app: str) -> dict[str, Any]:
+        """Edge region -> the app's traffic through that edge, as last reported."""
+        data = self._request("GET", f"/v1/apps/{_seg(app)}/traffic")
+        return dict(data.get("edges", {})) if isinstance(data, dict) else {}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi.responses import JSONResponse
@@ -13,6 +13,7 @@ from ferry.server.clock import Clock
 from ferry.server.hosts_service import HostService
 from ferry.server.liveness import HostLiveness
 from ferry.server.machines_service import MachineService
+from ferry.server.traffic import EdgeTraffic
 from ferry.server.watch import ChangeNotifier
 from ferry.store import StateStore
 
@@ -31,6 +32,7 @@ class ControlPlane:
     hosts: HostService
     liveness: HostLiveness
     registry: str = ""
+    traffic: EdgeTraffic = field(default_factory=EdgeTraffic)
 
     @classmethod
     def build(

@@ -1,0 +1,75 @@
+"""A tiny DNS responder at the edge: ``<app>.<domain>`` resolves to the edge address.
+
+Only for the embedded cluster's emulated anycast: every region's clients use
+their own edge as resolver (``/etc/netns/<ns>/resolv.conf``), so the same
+name leads each client to its own region's proxy. Everything else is
+NXDOMAIN; AAAA queries for our names get an empty answer so clients use A.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+
+log = logging.getLogger(__name__)
+
+TTL = 5
+
+
+def answer_query(wire: bytes, domain: str, edge_address: str) -> bytes | None:
+    """The response to one DNS query in wire format, or None for garbage. Pure."""
+    try:
+        query = dns.message.from_wire(wire)
+    except dns.exception.DNSException:
+        return None
+    response = dns.message.make_response(query)
+    response.flags |= dns.flags.AA
+    if not query.question:
+        response.set_rcode(dns.rcode.FORMERR)
+        return response.to_wire()
+    question = query.question[0]
+    zone = dns.name.from_text(domain)
+    if not question.name.is_subdomain(zone):
+        response.set_rcode(dns.rcode.NXDOMAIN)
+    elif question.rdtype in (dns.rdatatype.A, dns.rdatatype.ANY):
+        response.answer.append(
+            dns.rrset.from_text(
+                question.name, TTL, dns.rdataclass.IN, dns.rdatatype.A, edge_address
+            )
+        )
+    return response.to_wire()
+
+
+class _EdgeDns(asyncio.DatagramProtocol):
+    def __init__(self, domain: str, edge_address: str) -> None:
+        self.domain = domain
+        self.edge_address = edge_address
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.DatagramTransport)
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        reply = answer_query(data, self.domain, self.edge_address)
+        if reply is not None and self.transport is not None:
+            self.transport.sendto(reply, addr)
+
+
+async def serve_dns(domain: str, edge_address: str, port: int = 53) -> asyncio.DatagramTransport:
+    """Answer DNS on ``edge_address:port`` (UDP) until the returned transport is closed."""
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(
+        lambda: _EdgeDns(domain, edge_address), local_addr=(edge_address, port)
+    )
+    log.info("edge DNS: *.%s -> %s on %s:%d/udp", domain, edge_address, edge_address, port)
+    return transport
