@@ -49,7 +49,7 @@ class Backend:
 
 @dataclass(frozen=True)
 class RouteTable:
-    """An immutable snapshot: app name -> its backends. ``version`` is the store's resource version."""
+X
 
     version: int = 0
     apps: Mapping[str, tuple[Backend, ...]] = field(default_factory=dict)

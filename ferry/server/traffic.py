@@ -50,7 +50,11 @@ class EdgeTraffic:
         """Edge region -> that edge's traffic for ``app`` (fresh reports only)."""
         now = self._clock()
         with self._lock:
-            fresh = {r: rep for r, (at, rep) in self._reports.items() if now - at <= self._stale_after}
+            fresh = {
+                region: report
+                for region, (at, report) in self._reports.items()
+                if now - at <= self._stale_after
+            }
         return {
             region: {"window_seconds": rep.window_seconds, **rep.apps[app].model_dump()}
             for region, rep in sorted(fresh.items())
