@@ -49,7 +49,7 @@ class Backend:
 
 @dataclass(frozen=True)
 class RouteTable:
-X
+    """An immutable snapshot: app name -> its backends, at the store's resource ``version``."""
 
     version: int = 0
     apps: Mapping[str, tuple[Backend, ...]] = field(default_factory=dict)
