@@ -10,6 +10,8 @@ namespaces and one veth in the root namespace.
 from __future__ import annotations
 
 import logging
+import shutil
+from pathlib import Path
 
 from ferry.net.iproute import add_netns, delete_netns, ip_batch, list_netns, set_sysctl
 from ferry.net.plan import ClusterPlan, HostPlan
@@ -61,16 +63,19 @@ def build_topology(plan: ClusterPlan) -> None:
                 f"addr add {region.edge_address}/24 dev edge0",
                 "link set edge0 up",
                 f"route add default via {region.uplink_core}",
+                f"addr add {plan.edge_address}/32 dev lo",
             ],
             netns=region.netns,
         )
+        write_region_resolver(region.netns, plan.edge_address)
         for host in region.hosts:
             _build_host(plan, region.netns, host)
     log.info("topology up: %d regions, %d hosts", len(plan.regions), len(plan.hosts))
 
 
 def teardown_topology(prefix: str) -> list[str]:
-    """Delete every namespace named ``<prefix>-…`` (their veths and routes go with them).
+    """Delete every namespace named ``<prefix>-…`` (their veths and routes go with them)
+    and their resolver files.
 
     Idempotent; returns the names it deleted. Processes inside must be gone first,
     or the namespaces live on unnamed until they exit.
@@ -78,7 +83,26 @@ def teardown_topology(prefix: str) -> list[str]:
     names = list_netns(f"{prefix}-")
     for name in names:
         delete_netns(name)
+    if NETNS_ETC.is_dir():
+        for directory in NETNS_ETC.glob(f"{prefix}-*"):
+            shutil.rmtree(directory, ignore_errors=True)
     return names
+
+
+NETNS_ETC = Path("/etc/netns")
+
+
+def write_region_resolver(netns: str, edge_address: str) -> None:
+    """Make ``ip netns exec <netns>`` clients resolve names with the region's edge DNS.
+
+    ``ip netns exec`` bind-mounts ``/etc/netns/<netns>/resolv.conf`` over
+    ``/etc/resolv.conf`` for the command it runs.
+    """
+    directory = NETNS_ETC / netns
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "resolv.conf").write_text(
+        f"nameserver {edge_address}\noptions timeout:1 attempts:2\n"
+    )
 
 
 def _build_host(plan: ClusterPlan, region_netns: str, host: HostPlan) -> None:

@@ -6,6 +6,7 @@ Everything lives in one /16, ``10.B.0.0/16``::
     10.B.(16r).0/24       region r's edge bridge         (edge .1, host h at .10+h)
     10.B.(16r+1+h).0/24   machines of host h in region r (host bridge gateway .1)
     10.B.(16r+15).0/30    core <-> region r uplink       (core .1, region .2)
+    10.B.250.1/32         the edge address, on every region's loopback (emulated anycast)
 
 so region r owns ``10.B.(16r).0/20`` and the core routes each /20 to its
 region. Up to 14 regions of up to 14 hosts, 253 machines per host.
@@ -56,6 +57,7 @@ class ClusterPlan:
     root_address: str  # root namespace side of the root<->core link
     core_address: str
     cluster_cidr: str
+    edge_address: str  # the same in every region: a client reaches its own region's proxy
     regions: tuple[RegionPlan, ...]
 
     def region(self, code: str) -> RegionPlan:
@@ -127,5 +129,6 @@ def plan_cluster(prefix: str, octet: int, regions: list[str], hosts_per_region: 
         root_address=f"{base}.0.1",
         core_address=f"{base}.0.2",
         cluster_cidr=f"{base}.0.0/16",
+        edge_address=f"{base}.250.1",
         regions=tuple(planned),
     )
