@@ -38,8 +38,23 @@ __all__ = [
 
 Pair = tuple[str, str]
 JitterMode = Literal["none", "spread"] | float
+# Cells keyed by ("ams", "iad") or "ams-iad".
+Cells = Mapping[Pair, float] | Mapping[str, float] | Mapping[Pair | str, float]
 
-DEFAULT_REGIONS = ("ams", "fra", "lhr", "iad", "ord", "sjc", "gru", "sin", "nrt", "syd", "jnb", "bom")
+DEFAULT_REGIONS = (
+    "ams",
+    "fra",
+    "lhr",
+    "iad",
+    "ord",
+    "sjc",
+    "gru",
+    "sin",
+    "nrt",
+    "syd",
+    "jnb",
+    "bom",
+)
 
 # 95th percentile of the sum of two independent U(-j, j), in units of j: 2 - sqrt(0.4).
 SPREAD_P95_FACTOR = 2.0 - math.sqrt(0.4)
@@ -203,11 +218,11 @@ class LatencyMatrix:
 
     def with_overrides(
         self,
-        rtt: Mapping[Pair, float] | Mapping[str, float] | None = None,
+        rtt: Cells | None = None,
         *,
         jitter: JitterMode | None = None,
-        pair_jitter: Mapping[Pair, float] | Mapping[str, float] | None = None,
-        p95: Mapping[Pair, float] | Mapping[str, float] | None = None,
+        pair_jitter: Cells | None = None,
+        p95: Cells | None = None,
     ) -> LatencyMatrix:
         """A new matrix with cells replaced or added (new region codes come with them).
 
@@ -223,8 +238,14 @@ class LatencyMatrix:
         jitter_cells = dict(self.jitter_overrides)
         jitter_cells.update(self._cells("jitter", pair_jitter))
         mode = self.jitter if jitter is None else jitter
-        if mode not in ("none", "spread"):
-            mode = _check_ms("jitter", ("every", "pair"), mode)  # type: ignore[arg-type]
+        if isinstance(mode, str):
+            if mode not in ("none", "spread"):
+                raise ValidationError(
+                    f"unknown jitter mode {mode!r}",
+                    hint="use 'none', 'spread' or a number of milliseconds",
+                )
+        else:
+            mode = _check_ms("jitter", ("every", "pair"), mode)
         return LatencyMatrix(
             median=MappingProxyType(median),
             p95=MappingProxyType(p95_cells),
@@ -233,9 +254,7 @@ class LatencyMatrix:
         )
 
     @staticmethod
-    def _cells(
-        what: str, cells: Mapping[Pair, float] | Mapping[str, float] | None
-    ) -> dict[Pair, float]:
+    def _cells(what: str, cells: Cells | None) -> dict[Pair, float]:
         parsed: dict[Pair, float] = {}
         for raw, value in (cells or {}).items():
             pair = parse_pair(raw) if isinstance(raw, str) else (raw[0], raw[1])
@@ -251,7 +270,7 @@ class LatencyMatrix:
         return ValidationError(
             f"no round-trip time is known between regions {a} and {b}",
             hint=(
-                f"set it in the cluster settings' {RTT_SETTING}, e.g. {{\"{a}-{b}\": 80}};"
+                f'set it in the cluster settings\' {RTT_SETTING}, e.g. {{"{a}-{b}": 80}};'
                 f" known regions: {', '.join(self.regions)}"
             ),
         )

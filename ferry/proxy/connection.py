@@ -1,0 +1,285 @@
+"""One client connection to the edge: an ``asyncio.Protocol`` parsing requests with httptools.
+
+Keeps the connection alive between requests, runs one exchange at a time
+(pipelined requests wait, their bodies buffered, reading paused), applies the
+header limits and timeouts, and carries back-pressure both ways: reading from
+the client pauses while the machine's socket is full, reading from the
+machine pauses while the client's socket is full. After a 101 answer the
+connection becomes a raw byte tunnel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import TYPE_CHECKING
+
+import httptools
+
+from ferry.proxy.exchange import Exchange
+from ferry.proxy.headers import build_request_head, simple_response
+
+if TYPE_CHECKING:
+    from ferry.proxy.http import HttpEdge
+
+__all__ = ["ClientConnection"]
+
+_UNKNOWN_HOST = "no app is served at this address"
+_MAX_QUEUED = 32  # pipelined requests held per connection
+
+
+class _Reject(Exception):
+    """Raised inside a parser callback to stop parsing; carries the answer."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class ClientConnection(asyncio.Protocol):
+    """A client's TCP connection; owned by the event loop, registered with its ``HttpEdge``."""
+
+    PAUSE_UPSTREAM = 1  # the machine's socket buffer is full
+    PAUSE_PIPELINE = 2  # a pipelined request waits for the current one
+    PAUSE_BUFFER = 4  # the body waiting for a machine filled its buffer
+
+    def __init__(self, edge: HttpEdge) -> None:
+        self.edge = edge
+        self.parser = httptools.HttpRequestParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.client_ip = b""
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.header_bytes = 0
+        self.header_size = 0
+        self.in_headers = False
+        self.seen_bytes = False
+        self.current: Exchange | None = None
+        self.receiving: Exchange | None = None  # the exchange whose request is being read
+        self.queued: deque[Exchange] = deque()
+        self.upgrading = False
+        self.tunnel: Exchange | None = None
+        self.write_paused = False
+        self.read_pauses = 0
+        self.closing = False
+        self.deadline = 0.0
+
+    # asyncio.Protocol -----------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        self.client_ip = str(peer[0]).encode() if peer else b"unknown"
+        self.deadline = self.edge.now() + self.edge.limits.header_timeout
+        self.edge.connections.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self.tunnel is not None:
+            self.tunnel.client_raw(data)
+            return
+        if self.upgrading:
+            if self.receiving is not None:
+                self.receiving.client_raw(data)
+            return
+        self.seen_bytes = True
+        if self.in_headers or self.receiving is None:
+            self.header_bytes += len(data)
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as upgrade:
+            self.upgrading = True
+            rest = data[upgrade.args[0] :]
+            if rest and self.receiving is not None:
+                self.receiving.client_raw(rest)
+            return
+        except httptools.HttpParserCallbackError as exc:
+            reject = exc.__context__
+            if isinstance(reject, _Reject):
+                self.reject(reject.status, reject.message)
+            else:
+                self.reject(400, "the request could not be read")
+            return
+        except httptools.HttpParserError:
+            self.reject(400, "malformed HTTP request")
+            return
+        if self.in_headers and self.header_bytes > self.edge.limits.max_header_bytes:
+            self.reject(431, "request headers are too large")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closing = True
+        self.edge.connections.discard(self)
+        for exchange in (self.current, self.receiving, *self.queued, self.tunnel):
+            if exchange is not None:
+                exchange.client_lost()
+        self.current = self.receiving = self.tunnel = None
+        self.queued.clear()
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        exchange = self.tunnel or self.current
+        if exchange is not None and exchange.up is not None:
+            exchange.up.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        exchange = self.tunnel or self.current
+        if exchange is not None and exchange.up is not None:
+            exchange.up.resume_reading()
+
+    # httptools callbacks ----------------------------------------------------------
+    def on_message_begin(self) -> None:
+        self.in_headers = True
+        self.url = b""
+        self.headers = []
+        self.header_size = 0
+        if self.current is None:
+            self.deadline = self.edge.now() + self.edge.limits.header_timeout
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+        if len(self.url) > self.edge.limits.max_request_line:
+            raise _Reject(431, "the request line is too long")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name, value))
+        self.header_size += len(name) + len(value) + 4
+        if self.header_size > self.edge.limits.max_header_bytes or len(self.headers) > 500:
+            raise _Reject(431, "request headers are too large")
+
+    def on_headers_complete(self) -> None:
+        self.in_headers = False
+        self.header_bytes = 0
+        edge = self.edge
+        parser = self.parser
+        request_id = edge.request_ids.next()
+        try:
+            request = build_request_head(
+                parser.get_method(),
+                self.url,
+                self.headers,
+                edge.headers,
+                self.client_ip,
+                request_id,
+                upgrade=parser.should_upgrade(),
+            )
+        except ValueError:
+            raise _Reject(400, "the Content-Length header is not a number") from None
+        app = edge.hosts.app_for(request.host) if request.host else None
+        if app is None or not edge.serves(app):
+            raise _Reject(404, _UNKNOWN_HOST)
+        if not edge.limits.body_allowed(request.content_length):
+            raise _Reject(
+                413, f"the request body is larger than {edge.limits.max_body_bytes} bytes"
+            )
+        http11 = parser.get_http_version() == "1.1"
+        exchange = Exchange(
+            edge,
+            self,
+            app,
+            parser.get_method(),
+            request,
+            request_id,
+            http11=http11,
+            keep_alive=parser.should_keep_alive() and not request.upgrade,
+            started_at=edge.now(),
+        )
+        self.receiving = exchange
+        if self.current is None:
+            self.current = exchange
+            self.deadline = 0.0
+            exchange.start()
+        else:
+            self.queued.append(exchange)
+            self.pause_for(self.PAUSE_PIPELINE)
+            if len(self.queued) > _MAX_QUEUED:
+                raise _Reject(400, "too many pipelined requests")
+
+    def on_body(self, body: bytes) -> None:
+        if self.receiving is not None:
+            self.receiving.client_body(body)
+
+    def on_message_complete(self) -> None:
+        receiving, self.receiving = self.receiving, None
+        if receiving is not None:
+            receiving.client_done()
+
+    # used by exchanges ----------------------------------------------------------------
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.closing:
+            self.transport.write(data)
+
+    def pause_for(self, reason: int) -> None:
+        if not self.read_pauses and self.transport is not None and not self.closing:
+            self.transport.pause_reading()
+        self.read_pauses |= reason
+
+    def resume_for(self, reason: int) -> None:
+        if not self.read_pauses & reason:
+            return
+        self.read_pauses &= ~reason
+        if not self.read_pauses and self.transport is not None and not self.closing:
+            self.transport.resume_reading()
+
+    def start_tunnel(self, exchange: Exchange) -> None:
+        """The machine accepted an Upgrade: from now on bytes pass through unchanged."""
+        self.tunnel = exchange
+        self.upgrading = True
+
+    def abort(self) -> None:
+        """Drop the connection at once (a response cannot be completed)."""
+        self.closing = True
+        if self.transport is not None:
+            self.transport.abort()
+
+    def close(self) -> None:
+        """Close after the buffered writes are flushed; idempotent."""
+        if not self.closing:
+            self.closing = True
+            if self.transport is not None:
+                self.transport.close()
+
+    def exchange_finished(self, exchange: Exchange) -> None:
+        """The response is complete: close, or serve the next request."""
+        if self.tunnel is exchange:
+            self.close()
+            return
+        if exchange is not self.current:
+            return
+        self.current = None
+        if not exchange.keep_alive:
+            self.close()
+            return
+        if self.queued:
+            self.current = self.queued.popleft()
+            if not self.queued:
+                self.resume_for(self.PAUSE_PIPELINE)
+            self.current.start()
+            return
+        self.deadline = (
+            0.0 if self.receiving is not None else self.edge.now() + self.edge.limits.idle_timeout
+        )
+        self.seen_bytes = False
+
+    def reject(self, status: int, message: str) -> None:
+        """Answer a request the edge refuses (bad, too large, unknown host) and close."""
+        request_id = self.edge.request_ids.next()
+        exchange = self.current
+        if exchange is not None and not exchange.done:
+            exchange.fail(status, message)
+        else:
+            self.write(simple_response(status, message, request_id=request_id))
+            self.edge.stats.record_response("", status, 0.0, 0, 0)
+        self.close()
+
+    def check_deadline(self, now: float) -> None:
+        """Called by the edge's sweep: header, idle and response timeouts."""
+        exchange = self.current
+        if exchange is not None:
+            if exchange.deadline and now > exchange.deadline and not exchange.done:
+                exchange.response_timed_out()
+            return
+        if self.deadline and now > self.deadline and self.tunnel is None:
+            if self.in_headers or (self.seen_bytes and self.receiving is None):
+                self.reject(408, "the request headers did not arrive in time")
+            else:
+                self.close()

@@ -1,0 +1,308 @@
+"""Header work of the HTTP edge: Host -> app, the request head sent upstream, the response head.
+
+Pure functions over bytes, built for the hot path: one pass over the
+headers, constant parts precomputed once per edge (``EdgeHeaders``).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+__all__ = [
+    "EdgeHeaders",
+    "HostRouter",
+    "RequestHead",
+    "RequestIds",
+    "ResponseHead",
+    "build_request_head",
+    "build_response_head",
+    "simple_response",
+]
+
+# Hop-by-hop headers, and headers only the edge may set (a client must not spoof them).
+_DROP_REQUEST = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"upgrade",
+        b"expect",
+        b"fly-client-ip",
+        b"fly-region",
+        b"fly-forwarded-port",
+        b"fly-request-id",
+        b"fly-replay-src",
+        b"x-forwarded-proto",
+        b"x-forwarded-port",
+        b"x-forwarded-ssl",
+        b"via",
+    }
+)
+_DROP_RESPONSE = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"transfer-encoding",
+        b"trailer",
+        b"upgrade",
+        b"server",
+        b"via",
+        b"fly-request-id",
+        b"fly-replay",
+    }
+)
+_REASONS = {
+    200: b"OK",
+    400: b"Bad Request",
+    404: b"Not Found",
+    408: b"Request Timeout",
+    413: b"Content Too Large",
+    431: b"Request Header Fields Too Large",
+    502: b"Bad Gateway",
+    503: b"Service Unavailable",
+    504: b"Gateway Timeout",
+}
+
+
+@dataclass(frozen=True)
+class EdgeHeaders:
+    """Constant header bytes of one edge listener (region and public port)."""
+
+    region: str
+    port: int
+    request_block: bytes = field(init=False)
+    response_block: bytes = field(init=False)
+
+    def __post_init__(self) -> None:
+        port = str(self.port).encode()
+        block = (
+            b"X-Forwarded-Proto: http\r\nX-Forwarded-Port: " + port + b"\r\n"
+            b"Fly-Forwarded-Port: " + port + b"\r\n"
+            b"Fly-Region: " + self.region.encode() + b"\r\nVia: 1.1 ferry\r\n"
+        )
+        object.__setattr__(self, "request_block", block)
+        object.__setattr__(self, "response_block", b"Via: 1.1 ferry\r\nServer: Ferry\r\n")
+
+
+@dataclass(slots=True)
+class RequestHead:
+    """What the edge needs to know about a client request, read in the same pass."""
+
+    head: bytes  # request line + headers for the upstream, ending with the blank line
+    host: bytes = b""
+    content_length: int | None = None
+    chunked: bool = False
+    expect_continue: bool = False
+    upgrade: bool = False
+    prefer_region: str | None = None
+    force_instance: str | None = None
+
+
+def build_request_head(
+    method: bytes,
+    url: bytes,
+    headers: list[tuple[bytes, bytes]],
+    edge: EdgeHeaders,
+    client_ip: bytes,
+    request_id: bytes,
+    *,
+    upgrade: bool = False,
+) -> RequestHead:
+    """The upstream request head (HTTP/1.1, keep-alive) plus what the edge routes on.
+
+    Raises ``ValueError`` for a ``Content-Length`` that is not a number.
+    """
+    info = RequestHead(b"")
+    parts = [method, b" ", url, b" HTTP/1.1\r\n"]
+    forwarded_for = client_ip
+    upgrade_to = b""
+    for name, value in headers:
+        lower = name.lower()
+        if lower in _DROP_REQUEST:
+            if lower == b"expect":
+                info.expect_continue = value.lower() == b"100-continue"
+            elif lower == b"upgrade":
+                upgrade_to = value
+            continue
+        if lower == b"host":
+            info.host = value
+        elif lower == b"content-length":
+            info.content_length = int(value)
+        elif lower == b"transfer-encoding":
+            info.chunked = value.lower().endswith(b"chunked")
+        elif lower == b"x-forwarded-for":
+            forwarded_for = value + b", " + client_ip
+            continue
+        elif lower == b"fly-prefer-region":
+            info.prefer_region = value.decode("latin-1").strip().lower() or None
+        elif lower == b"fly-force-instance-id":
+            info.force_instance = value.decode("latin-1").strip() or None
+        parts += (name, b": ", value, b"\r\n")
+    if upgrade and upgrade_to:
+        info.upgrade = True
+        parts += (b"Connection: Upgrade\r\nUpgrade: ", upgrade_to, b"\r\n")
+    parts += (
+        b"X-Forwarded-For: ",
+        forwarded_for,
+        b"\r\nFly-Client-IP: ",
+        client_ip,
+        b"\r\nFly-Request-Id: ",
+        request_id,
+        b"\r\n",
+        edge.request_block,
+        b"\r\n",
+    )
+    info.head = b"".join(parts)
+    return info
+
+
+@dataclass(slots=True)
+class ResponseHead:
+    head: bytes  # status line + headers for the client, ending with the blank line
+    content_length: int | None
+    chunked_out: bool  # the edge chunk-encodes the body for the client
+    close_delimited: bool  # the body ends when the upstream closes; the client is closed after
+    replay: bytes | None  # a Fly-Replay value: the response is not forwarded
+
+
+def build_response_head(
+    status: int,
+    reason: bytes,
+    headers: list[tuple[bytes, bytes]],
+    edge: EdgeHeaders,
+    request_id: bytes,
+    *,
+    has_body: bool,
+    client_http11: bool,
+    client_keep_alive: bool,
+) -> ResponseHead:
+    """The client's response head; the edge decides the framing.
+
+    A body with a length keeps it; one without is chunk-encoded for HTTP/1.1
+    clients, or delimited by closing for HTTP/1.0 ones.
+    """
+    parts = [b"HTTP/1.1 ", str(status).encode(), b" ", reason, b"\r\n"]
+    content_length: int | None = None
+    replay: bytes | None = None
+    for name, value in headers:
+        lower = name.lower()
+        if lower in _DROP_RESPONSE:
+            if lower == b"fly-replay":
+                replay = value
+            continue
+        if lower == b"content-length":
+            content_length = int(value)
+        parts += (name, b": ", value, b"\r\n")
+    chunked_out = close_delimited = False
+    if has_body and content_length is None:
+        if client_http11:
+            chunked_out = True
+            parts.append(b"Transfer-Encoding: chunked\r\n")
+        else:
+            close_delimited = True
+    if close_delimited or not client_keep_alive:
+        parts.append(b"Connection: close\r\n")
+    elif not client_http11:
+        parts.append(b"Connection: keep-alive\r\n")
+    parts += (b"Fly-Request-Id: ", request_id, b"\r\n", edge.response_block, b"\r\n")
+    return ResponseHead(b"".join(parts), content_length, chunked_out, close_delimited, replay)
+
+
+def simple_response(
+    status: int,
+    body: str,
+    *,
+    request_id: bytes = b"",
+    extra: tuple[tuple[bytes, bytes], ...] = (),
+    close: bool = True,
+) -> bytes:
+    """A complete small plain-text response made by the edge itself."""
+    payload = (body + "\n").encode()
+    parts = [
+        b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Error")),
+        b"Content-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n" % len(payload),
+        b"Server: Ferry\r\nVia: 1.1 ferry\r\n",
+    ]
+    if request_id:
+        parts.append(b"Fly-Request-Id: " + request_id + b"\r\n")
+    for name, value in extra:
+        parts.append(name + b": " + value + b"\r\n")
+    if close:
+        parts.append(b"Connection: close\r\n")
+    parts += (b"\r\n", payload)
+    return b"".join(parts)
+
+
+class HostRouter:
+    """Host header -> app name: ``app.domain``, ``app.domain:port`` or bare ``app``.
+
+    Results are cached (bounded); the cache is cleared when it grows past
+    ``cache_size`` so a flood of random hosts costs memory only briefly.
+    """
+
+    def __init__(self, domain: str, *, cache_size: int = 4096) -> None:
+        self._suffix = "." + domain.strip(".").lower() if domain.strip(".") else ""
+        self._cache: dict[bytes, str | None] = {}
+        self._cache_size = cache_size
+
+    def app_for(self, host: bytes) -> str | None:
+        """The app named by ``host``, or None when the host names no app of this domain."""
+        cached = self._cache.get(host, 0)
+        if cached != 0:
+            return cached  # type: ignore[return-value]
+        app = self._parse(host)
+        if len(self._cache) >= self._cache_size:
+            self._cache.clear()
+        self._cache[host] = app
+        return app
+
+    def _parse(self, host: bytes) -> str | None:
+        try:
+            text = host.decode("ascii").strip().lower()
+        except UnicodeDecodeError:
+            return None
+        if text.startswith("["):
+            return None  # an IPv6 literal names no app
+        name = text.rsplit(":", 1)[0] if ":" in text else text
+        name = name.rstrip(".")
+        if self._suffix and name.endswith(self._suffix):
+            name = name[: -len(self._suffix)]
+        if not name or "." in name:
+            return None
+        return name
+
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def _base32(value: int, width: int) -> str:
+    chars = []
+    for _ in range(width):
+        chars.append(_CROCKFORD[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
+class RequestIds:
+    """ULID-like request ids, ``<26 chars>-<region>``: time-ordered and unique per process."""
+
+    def __init__(self, region: str) -> None:
+        self._suffix = "-" + region
+        self._node = _base32(int.from_bytes(os.urandom(4), "big"), 6)
+        self._counter = int.from_bytes(os.urandom(3), "big")
+        self._last_ms = -1
+        self._prefix = ""
+
+    def next(self) -> bytes:
+        """A new id; cheap enough to call per request."""
+        now_ms = time.time_ns() // 1_000_000
+        if now_ms != self._last_ms:
+            self._last_ms = now_ms
+            self._prefix = _base32(now_ms, 10) + self._node
+        self._counter = (self._counter + 1) & 0xFFFFFFFFFF
+        return (self._prefix + format(self._counter, "010X") + self._suffix).encode()

@@ -1,0 +1,203 @@
+"""Machine health as the edge sees it: active checks plus passive marks.
+
+``HealthBook.health`` is the mapping routing reads (machine id -> False when
+out of rotation; absent means healthy). Two sources feed it:
+
+- active checks (``HealthChecker``): each backend's service checks (HTTP GET
+  expecting 2xx, or a TCP connect) run from the proxy at their interval; a
+  failure takes the machine out, a pass brings it back;
+- passive marks (``HealthBook.mark_refused``): a refused or timed-out
+  connect takes the machine out for a short cooldown.
+
+Probes go through the ``Prober`` protocol so unit tests use a fake.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from typing import Protocol
+
+from ferry.model import CheckConfig, parse_duration
+from ferry.proxy.routes import Backend, RouteTable
+
+__all__ = ["CheckTarget", "HealthBook", "HealthChecker", "Prober", "TcpHttpProber", "check_targets"]
+
+
+class HealthBook:
+    """Which machines are out of rotation, and why. Runs on the event loop."""
+
+    def __init__(self, *, cooldown: float = 2.0) -> None:
+        self.health: dict[str, bool] = {}
+        self._failing_checks: dict[str, set[str]] = {}
+        self._cooldown_until: dict[str, asyncio.TimerHandle] = {}
+        self._cooldown = cooldown
+
+    def _update(self, machine_id: str) -> None:
+        out = bool(self._failing_checks.get(machine_id)) or machine_id in self._cooldown_until
+        if out:
+            self.health[machine_id] = False
+        else:
+            self.health.pop(machine_id, None)
+
+    def set_check(self, machine_id: str, check: str, passing: bool) -> None:
+        """Record an active check result; idempotent."""
+        failing = self._failing_checks.setdefault(machine_id, set())
+        if passing:
+            failing.discard(check)
+            if not failing:
+                del self._failing_checks[machine_id]
+        else:
+            failing.add(check)
+        self._update(machine_id)
+
+    def mark_refused(self, machine_id: str) -> None:
+        """Take a machine out for the cooldown after a failed connect (needs a running loop)."""
+        handle = self._cooldown_until.pop(machine_id, None)
+        if handle is not None:
+            handle.cancel()
+        loop = asyncio.get_running_loop()
+        self._cooldown_until[machine_id] = loop.call_later(
+            self._cooldown, self._end_cooldown, machine_id
+        )
+        self._update(machine_id)
+
+    def _end_cooldown(self, machine_id: str) -> None:
+        self._cooldown_until.pop(machine_id, None)
+        self._update(machine_id)
+
+    def forget(self, machine_id: str) -> None:
+        """Drop everything known about a machine that left the table."""
+        self._failing_checks.pop(machine_id, None)
+        handle = self._cooldown_until.pop(machine_id, None)
+        if handle is not None:
+            handle.cancel()
+        self.health.pop(machine_id, None)
+
+    def close(self) -> None:
+        for handle in self._cooldown_until.values():
+            handle.cancel()
+        self._cooldown_until.clear()
+
+
+class Prober(Protocol):
+    async def http_get(
+        self, address: str, port: int, path: str, headers: dict[str, str], timeout: float
+    ) -> bool: ...
+
+    async def tcp_connect(self, address: str, port: int, timeout: float) -> bool: ...
+
+
+class TcpHttpProber:
+    """Real probes over asyncio streams; never raise, answer pass/fail."""
+
+    async def tcp_connect(self, address: str, port: int, timeout: float) -> bool:
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(address, port), timeout)
+        except (OSError, TimeoutError):
+            return False
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return True
+
+    async def http_get(
+        self, address: str, port: int, path: str, headers: dict[str, str], timeout: float
+    ) -> bool:
+        try:
+            async with asyncio.timeout(timeout):
+                reader, writer = await asyncio.open_connection(address, port)
+                try:
+                    extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+                    writer.write(
+                        f"GET {path} HTTP/1.1\r\nHost: {address}\r\n{extra}"
+                        "User-Agent: ferry-proxy-check\r\nConnection: close\r\n\r\n".encode()
+                    )
+                    status_line = await reader.readline()
+                finally:
+                    writer.close()
+        except (OSError, TimeoutError):
+            return False
+        parts = status_line.split()
+        return len(parts) >= 2 and parts[1][:1] == b"2"
+
+
+@dataclass(frozen=True)
+class CheckTarget:
+    """One check of one machine: where and how to probe."""
+
+    machine_id: str
+    name: str
+    address: str
+    port: int
+    check: CheckConfig
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.machine_id, self.name)
+
+
+def check_targets(backends: list[Backend]) -> list[CheckTarget]:
+    """The service checks of started machines (pure)."""
+    out: list[CheckTarget] = []
+    for backend in backends:
+        if not backend.started:
+            continue
+        for s_index, service in enumerate(backend.services):
+            for c_index, check in enumerate(service.checks):
+                name = f"service{s_index}-{check.type}{c_index}"
+                port = check.port or service.internal_port
+                out.append(CheckTarget(backend.machine_id, name, backend.address, port, check))
+    return out
+
+
+class HealthChecker:
+    """Runs every machine's checks in the background; ``sync`` follows the table."""
+
+    def __init__(self, book: HealthBook, prober: Prober | None = None) -> None:
+        self._book = book
+        self._prober: Prober = prober or TcpHttpProber()
+        self._tasks: dict[tuple[str, str], tuple[CheckTarget, asyncio.Task[None]]] = {}
+
+    def sync(self, table: RouteTable) -> None:
+        """Start checks of new machines, stop those of gone ones; idempotent."""
+        wanted = {t.key: t for t in check_targets([b for bs in table.apps.values() for b in bs])}
+        for key, (target, task) in list(self._tasks.items()):
+            if wanted.get(key) != target:
+                task.cancel()
+                del self._tasks[key]
+                self._book.set_check(target.machine_id, target.name, True)
+        for key, target in wanted.items():
+            if key not in self._tasks:
+                task = asyncio.get_running_loop().create_task(self._run(target))
+                self._tasks[key] = (target, task)
+        known = {t.machine_id for t in wanted.values()} | {
+            b.machine_id for bs in table.apps.values() for b in bs
+        }
+        for machine_id in list(self._book.health):
+            if machine_id not in known:
+                self._book.forget(machine_id)
+
+    async def _run(self, target: CheckTarget) -> None:
+        check = target.check
+        interval = max(parse_duration(check.interval), 0.05)
+        timeout = max(parse_duration(check.timeout), 0.05)
+        await asyncio.sleep(parse_duration(check.grace_period))
+        while True:
+            if check.type == "tcp":
+                ok = await self._prober.tcp_connect(target.address, target.port, timeout)
+            else:
+                ok = await self._prober.http_get(
+                    target.address, target.port, check.path, check.headers, timeout
+                )
+            self._book.set_check(target.machine_id, target.name, ok)
+            await asyncio.sleep(interval)
+
+    async def close(self) -> None:
+        """Stop every check task and wait for them."""
+        tasks = [task for _, task in self._tasks.values()]
+        self._tasks.clear()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

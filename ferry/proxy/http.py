@@ -1,0 +1,133 @@
+"""The HTTP edge: everything the per-connection code shares.
+
+``HttpEdge`` holds the region, the route table callable, routing state
+(load, health, a seeded ``random.Random``), the upstream pool, limits,
+metrics and the precomputed header bytes. ``protocol()`` is the factory given
+to ``loop.create_server``. ``sweep()`` runs the timeouts; the server calls it
+every ``limits.tick`` seconds.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Protocol
+
+from ferry.proxy.connection import ClientConnection
+from ferry.proxy.headers import EdgeHeaders, HostRouter, RequestIds
+from ferry.proxy.health import HealthBook
+from ferry.proxy.limits import LoadTracker, ProxyLimits
+from ferry.proxy.metrics import EdgeStats
+from ferry.proxy.routes import RouteTable
+from ferry.proxy.routing import (
+    AppRoutes,
+    Choice,
+    NoRoute,
+    RoutePrefs,
+    choose_target,
+    plan_app_routes,
+)
+from ferry.proxy.upstream import UpstreamPool
+
+__all__ = ["HttpEdge", "NoStartedMachine"]
+
+
+class NoStartedMachine(Protocol):
+    """Wake-on-request seam: called when an app has machines but none started.
+
+    Start (or resume) one in or near ``region`` and return True once it is
+    started and in the route table, or False to answer 503. It must bound its
+    own wait.
+    """
+
+    def __call__(self, app: str, region: str) -> Awaitable[bool]: ...
+
+
+class HttpEdge:
+    """Shared state of one region's HTTP edge. Event-loop only (not thread-safe)."""
+
+    def __init__(
+        self,
+        region: str,
+        domain: str,
+        table: Callable[[], RouteTable],
+        rtt_ms: Mapping[str, float],
+        *,
+        public_port: int = 80,
+        limits: ProxyLimits | None = None,
+        stats: EdgeStats | None = None,
+        health: HealthBook | None = None,
+        load: LoadTracker | None = None,
+        rng: random.Random | None = None,
+        wake: NoStartedMachine | None = None,
+        spill_rtt_ms: float = 0.0,
+    ) -> None:
+        self.region = region
+        self.table = table
+        self.rtt_ms = {**rtt_ms, region: 0.0}
+        self.limits = limits or ProxyLimits()
+        self.stats = stats or EdgeStats(region)
+        self.health = health or HealthBook(cooldown=self.limits.unhealthy_cooldown)
+        self.load = load or LoadTracker(max_waiters=self.limits.queue_max_waiters)
+        self.rng = rng or random.Random()
+        self.wake = wake
+        self.spill_rtt_ms = spill_rtt_ms
+        self.headers = EdgeHeaders(region, public_port)
+        self.hosts = HostRouter(domain)
+        self.request_ids = RequestIds(region)
+        self.pool = UpstreamPool(
+            max_idle_per_backend=self.limits.upstream_idle_per_backend,
+            idle_timeout=self.limits.upstream_idle_timeout,
+            connect_timeout=self.limits.connect_timeout,
+        )
+        self.connections: set[ClientConnection] = set()
+        self._routes_for: RouteTable | None = None
+        self._routes: dict[str, AppRoutes] = {}
+        # time.monotonic, not loop.time: uvloop's clock is cached per loop turn in ms.
+        self.now: Callable[[], float] = time.monotonic
+
+    def protocol(self) -> ClientConnection:
+        return ClientConnection(self)
+
+    def _current_routes(self) -> dict[str, AppRoutes]:
+        table = self.table()
+        if table is not self._routes_for:
+            self._routes_for = table
+            self._routes = {}
+        return self._routes
+
+    def serves(self, app: str) -> bool:
+        """Whether the current table knows ``app`` (any machine, started or not)."""
+        return app in self.table().apps
+
+    def choose(self, app: str, prefs: RoutePrefs) -> Choice | NoRoute:
+        """Route one request of ``app`` with the current table, load and health."""
+        routes_by_app = self._current_routes()
+        routes = routes_by_app.get(app)
+        if routes is None:
+            assert self._routes_for is not None
+            routes = plan_app_routes(app, self._routes_for.backends(app), self.rtt_ms)
+            routes_by_app[app] = routes
+        return choose_target(
+            routes,
+            self.load.load,
+            self.health.health,
+            prefs,
+            self.rng,
+            spill_rtt_ms=self.spill_rtt_ms,
+        )
+
+    def sweep(self) -> None:
+        """Apply header, idle and response timeouts; close stale pooled connections."""
+        now = self.now()
+        for conn in list(self.connections):
+            conn.check_deadline(now)
+        self.pool.sweep(now)
+
+    def close(self) -> None:
+        """Close every client and pooled connection (shutdown)."""
+        for conn in list(self.connections):
+            conn.close()
+        self.pool.close_all()
+        self.health.close()

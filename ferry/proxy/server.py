@@ -1,0 +1,203 @@
+"""``EdgeProxy``: one region's edge — HTTP, raw TCP, health checks, metrics — and ``run_proxy``.
+
+The route table arrives through a callable returning the current immutable
+snapshot (the lead's watcher in ``ferry/proxy/watch.py`` feeds it); the HTTP
+edge reads it per request, and a background loop follows it to start and stop
+health checks and raw TCP listeners.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import signal
+from collections.abc import Callable, Mapping
+
+from prometheus_client import CollectorRegistry
+
+from ferry.errors import NetworkError
+from ferry.proxy.health import HealthBook, HealthChecker, Prober
+from ferry.proxy.http import HttpEdge, NoStartedMachine
+from ferry.proxy.limits import LoadTracker, ProxyLimits
+from ferry.proxy.metrics import EdgeCollector, EdgeStats, MetricsServer
+from ferry.proxy.routes import RouteTable
+from ferry.proxy.tcp import TcpEdge
+
+__all__ = ["EdgeProxy", "run_proxy"]
+
+log = logging.getLogger(__name__)
+
+
+class EdgeProxy:
+    """The edge proxy of one region. Start with ``await start()``, stop with ``await stop()``."""
+
+    def __init__(
+        self,
+        region: str,
+        domain: str,
+        table: Callable[[], RouteTable],
+        rtt_ms: Mapping[str, float],
+        *,
+        http_listen: tuple[str, int],
+        metrics_listen: tuple[str, int] | None = None,
+        limits: ProxyLimits | None = None,
+        public_port: int | None = None,
+        wake: NoStartedMachine | None = None,
+        prober: Prober | None = None,
+        rng: random.Random | None = None,
+        spill_rtt_ms: float = 0.0,
+        table_poll: float = 0.5,
+    ) -> None:
+        self.region = region
+        self.limits = limits or ProxyLimits()
+        self.stats = EdgeStats(region)
+        self.health = HealthBook(cooldown=self.limits.unhealthy_cooldown)
+        self.load = LoadTracker(max_waiters=self.limits.queue_max_waiters)
+        rng = rng or random.Random()
+        rtts = {**rtt_ms, region: 0.0}
+        self._table = table
+        self._http_listen = http_listen
+        self._metrics_listen = metrics_listen
+        self._public_port = public_port
+        self._table_poll = table_poll
+        self.http = HttpEdge(
+            region,
+            domain,
+            table,
+            rtts,
+            public_port=public_port or http_listen[1] or 80,
+            limits=self.limits,
+            stats=self.stats,
+            health=self.health,
+            load=self.load,
+            rng=rng,
+            wake=wake,
+            spill_rtt_ms=spill_rtt_ms,
+        )
+        self.tcp = TcpEdge(
+            http_listen[0],
+            table,
+            rtts,
+            limits=self.limits,
+            load=self.load,
+            health=self.health,
+            stats=self.stats,
+            rng=rng,
+        )
+        self.checker = HealthChecker(self.health, prober)
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(EdgeCollector(self.stats, self.load.by_app))
+        self._metrics = MetricsServer(self.registry)
+        self._server: asyncio.Server | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.http_address: tuple[str, int] | None = None
+        self.metrics_address: tuple[str, int] | None = None
+
+    async def start(self) -> None:
+        """Bind the listeners and start the background loops.
+
+        Raises ``NetworkError`` naming the address when a port cannot be bound.
+        Port 0 picks a free port; the bound addresses are in ``http_address``
+        and ``metrics_address``.
+        """
+        loop = asyncio.get_running_loop()
+        host, port = self._http_listen
+        try:
+            self._server = await loop.create_server(
+                self.http.protocol, host, port, reuse_address=True, backlog=1024
+            )
+            bound = self._server.sockets[0].getsockname()
+            self.http_address = (str(bound[0]), int(bound[1]))
+            if self._public_port is None and port == 0:
+                self.http.headers = type(self.http.headers)(self.region, self.http_address[1])
+            if self._metrics_listen is not None:
+                self.metrics_address = await self._metrics.start(*self._metrics_listen)
+        except OSError as exc:
+            await self.stop()
+            raise NetworkError(
+                f"the edge proxy of {self.region} cannot listen: {exc.strerror or exc}",
+                hint="pick another port or stop what holds it",
+            ) from exc
+        self._tasks = [
+            loop.create_task(self._sweep_loop()),
+            loop.create_task(self._follow_table()),
+        ]
+        await self._sync_table()
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.limits.tick)
+            self.http.sweep()
+
+    async def _sync_table(self) -> None:
+        table = self._table()
+        self.checker.sync(table)
+        await self.tcp.sync()
+
+    async def _follow_table(self) -> None:
+        last: RouteTable | None = None
+        while True:
+            try:
+                table = self._table()
+                if table is not last:
+                    last = table
+                    await self._sync_table()
+            except Exception:  # the table source is someone else's code: keep serving
+                log.exception("following the route table failed")
+            await asyncio.sleep(self._table_poll)
+
+    async def stop(self) -> None:
+        """Stop listening, close every connection and background task; idempotent."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        await self.tcp.close()
+        await self.checker.close()
+        await self._metrics.stop()
+        self.http.close()
+
+
+def run_proxy(
+    region: str,
+    domain: str,
+    table: Callable[[], RouteTable],
+    rtt_ms: Mapping[str, float],
+    *,
+    http_listen: tuple[str, int],
+    metrics_listen: tuple[str, int] | None = None,
+    limits: ProxyLimits | None = None,
+    wake: NoStartedMachine | None = None,
+) -> None:
+    """Run an edge proxy on uvloop until SIGTERM or SIGINT (blocking)."""
+    import uvloop
+
+    async def main() -> None:
+        proxy = EdgeProxy(
+            region,
+            domain,
+            table,
+            rtt_ms,
+            http_listen=http_listen,
+            metrics_listen=metrics_listen,
+            limits=limits,
+            wake=wake,
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
+        await proxy.start()
+        log.info("edge proxy of %s listening on %s", region, proxy.http_address)
+        try:
+            await stop.wait()
+        finally:
+            await proxy.stop()
+
+    uvloop.run(main())

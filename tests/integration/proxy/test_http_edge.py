@@ -1,0 +1,199 @@
+"""The HTTP edge with real backends on 127.0.0.1: routing, headers, framing, limits."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+
+from ferry.proxy.limits import ProxyLimits
+
+from .harness import DOMAIN, TableBox, backend_entry, backends, raw_exchange, run, running_proxy
+
+
+def client(port: int, app: str = "web") -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{port}", headers={"Host": f"{app}.{DOMAIN}"}, timeout=10
+    )
+
+
+def test_requests_go_to_the_nearest_region() -> None:
+    async def scenario() -> None:
+        async with backends("ams-1", "fra-1", "iad-1") as (ams, fra, iad):
+            box = TableBox()
+            box.set(
+                backend_entry("m-iad", "iad", iad),
+                backend_entry("m-fra", "fra", fra),
+                backend_entry("m-ams", "ams", ams),
+            )
+            rtt = {"fra": 10.0, "iad": 80.0}
+            async with running_proxy(box, region="lhr", rtt_ms=rtt) as proxy:
+                assert proxy.http_address is not None
+                async with client(proxy.http_address[1]) as c:
+                    answers = [(await c.get("/")).text for _ in range(5)]
+                    assert answers == ["fra-1"] * 5
+                    # a client can ask for a region
+                    r = await c.get("/", headers={"fly-prefer-region": "iad"})
+                    assert r.text == "iad-1"
+                    r = await c.get("/", headers={"fly-force-instance-id": "m-ams"})
+                    assert r.text == "ams-1"
+
+    run(scenario())
+
+
+def test_edge_adds_fly_headers_both_ways() -> None:
+    async def scenario() -> None:
+        async with backends("ams-1") as (ams,):
+            box = TableBox()
+            box.set(backend_entry("m1", "ams", ams))
+            async with running_proxy(box) as proxy:
+                assert proxy.http_address is not None
+                port = proxy.http_address[1]
+                async with client(port) as c:
+                    r = await c.get(
+                        "/headers",
+                        headers={"X-Forwarded-For": "10.1.1.1", "Fly-Region": "spoofed"},
+                    )
+        seen = json.loads(r.text)
+        assert seen["fly-client-ip"] == "127.0.0.1"
+        assert seen["x-forwarded-for"] == "10.1.1.1, 127.0.0.1"
+        assert seen["x-forwarded-proto"] == "http"
+        assert seen["x-forwarded-port"] == str(port)
+        assert seen["fly-forwarded-port"] == str(port)
+        assert seen["fly-region"] == "ams"
+        assert seen["via"] == "1.1 ferry"
+        assert seen["fly-request-id"].endswith("-ams")
+        assert r.headers["fly-request-id"] == seen["fly-request-id"]
+        assert r.headers["server"] == "Ferry"
+        assert r.headers["via"] == "1.1 ferry"
+
+    run(scenario())
+
+
+def test_unknown_host_gets_404_that_reveals_nothing() -> None:
+    async def scenario() -> None:
+        async with backends("ams-1") as (ams,):
+            box = TableBox()
+            box.set(backend_entry("m1", "ams", ams))
+            async with running_proxy(box) as proxy:
+                assert proxy.http_address is not None
+                async with client(proxy.http_address[1], app="nope") as c:
+                    r = await c.get("/")
+                assert r.status_code == 404
+                assert r.text.strip() == "no app is served at this address"
+                # bare app name and host:port forms both route
+                for host in ("web", f"web.{DOMAIN}:8080"):
+                    async with httpx.AsyncClient(
+                        base_url=f"http://127.0.0.1:{proxy.http_address[1]}", headers={"Host": host}
+                    ) as c:
+                        assert (await c.get("/")).text == "ams-1"
+
+    run(scenario())
+
+
+def test_keep_alive_reuses_client_and_upstream_connections() -> None:
+    async def scenario() -> None:
+        async with backends("ams-1") as (ams,):
+            box = TableBox()
+            box.set(backend_entry("m1", "ams", ams))
+            async with running_proxy(box) as proxy:
+                assert proxy.http_address is not None
+                reader, writer = await asyncio.open_connection("127.0.0.1", proxy.http_address[1])
+                try:
+                    for _ in range(20):
+                        writer.write(b"GET / HTTP/1.1\r\nHost: web.ferry.test\r\n\r\n")
+                        head = await reader.readuntil(b"\r\n\r\n")
+                        assert head.startswith(b"HTTP/1.1 200")
+                        assert await reader.readexactly(5) == b"ams-1"
+                finally:
+                    writer.close()
+        assert len(ams.requests) == 20
+        assert ams.connections == 1
+
+    run(scenario())
+
+
+def test_chunked_upload_and_streaming_download() -> None:
+    async def scenario() -> None:
+        async with backends("ams-1") as (ams,):
+            box = TableBox()
+            box.set(backend_entry("m1", "ams", ams))
+            async with running_proxy(box) as proxy:
+                assert proxy.http_address is not None
+                async with client(proxy.http_address[1]) as c:
+
+                    async def parts() -> object:
+                        for i in range(50):
+                            yield bytes([65 + i % 26]) * 40_000
+
+                    r = await c.post("/echo", content=parts())  # type: ignore[arg-type]
+                    assert r.status_code == 200
+                    assert r.headers["x-body-length"] == str(50 * 40_000)
+                    assert len(r.content) == 50 * 40_000
+                    got = 0
+                    async with c.stream("GET", "/stream?chunks=200&size=16384") as s:
+                        assert s.headers["transfer-encoding"] == "chunked"
+                        async for chunk in s.aiter_bytes():
+                            got += len(chunk)
+                    assert got == 200 * 16384
+        assert ams.requests[0].headers["transfer-encoding"] == "chunked"
+
+    run(scenario())
+
+
+def test_oversize_headers_get_431_and_others_are_still_served() -> None:
+    async def scenario() -> None:
+        async with backends("ams-1") as (ams,):
+            box = TableBox()
+            box.set(backend_entry("m1", "ams", ams))
+            async with running_proxy(box) as proxy:
+                assert proxy.http_address is not None
+                port = proxy.http_address[1]
+                big = b"GET / HTTP/1.1\r\nHost: web.ferry.test\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n"
+                answer = await raw_exchange(port, big)
+                assert answer.startswith(b"HTTP/1.1 431")
+                answer = await raw_exchange(port, b"NOT HTTP AT ALL\r\n\r\n")
+                assert answer.startswith(b"HTTP/1.1 400")
+                async with client(port) as c:
+                    assert (await c.get("/")).text == "ams-1"
+
+    run(scenario())
+
+
+def test_slow_client_gets_408() -> None:
+    async def scenario() -> None:
+        async with backends("ams-1") as (ams,):
+            box = TableBox()
+            box.set(backend_entry("m1", "ams", ams))
+            limits = ProxyLimits(header_timeout=0.5, tick=0.1)
+            async with running_proxy(box, limits=limits) as proxy:
+                assert proxy.http_address is not None
+                port = proxy.http_address[1]
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                try:
+                    writer.write(b"GET / HTTP/1.1\r\nHost: web.f")
+                    async with asyncio.timeout(3):
+                        answer = await reader.read()
+                finally:
+                    writer.close()
+                assert answer.startswith(b"HTTP/1.1 408")
+                async with client(port) as c:
+                    assert (await c.get("/")).text == "ams-1"
+
+    run(scenario())
+
+
+def test_body_over_the_limit_gets_413() -> None:
+    async def scenario() -> None:
+        async with backends("ams-1") as (ams,):
+            box = TableBox()
+            box.set(backend_entry("m1", "ams", ams))
+            async with running_proxy(box, limits=ProxyLimits(max_body_bytes=1000)) as proxy:
+                assert proxy.http_address is not None
+                async with client(proxy.http_address[1]) as c:
+                    r = await c.post("/echo", content=b"x" * 5000)
+                    assert r.status_code == 413
+        assert ams.requests == []
+
+    run(scenario())
