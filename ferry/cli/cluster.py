@@ -47,6 +47,7 @@ def up(
         registry_port=registry_port,
     )
     _ = settings.plan  # validates regions and sizes before anything starts
+    settings.latency.require(settings.regions)  # every pair needs a round-trip time
     with console.status("starting the embedded cluster…"):
         used = cluster_up(settings)
     console.print(

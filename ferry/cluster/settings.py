@@ -6,10 +6,12 @@ import json
 import os
 import secrets
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ferry.errors import ConfigError
+from ferry.net.latency import LatencyMatrix
 from ferry.net.plan import ClusterPlan, plan_cluster
 
 DEFAULT_REGIONS = ("ams", "iad", "sin")
@@ -34,6 +36,13 @@ class ClusterSettings(BaseModel):
     prefix: str = Field(default_factory=lambda: f"fy{secrets.token_hex(2)}")
     octet: int = 77
     domain: str = "ferry.test"
+    wan_rtt_ms: dict[str, float] = Field(default_factory=dict)  # "ams-xyz": 80 (extra pairs)
+    wan_jitter: Literal["none", "spread"] | float = "none"  # "spread": from the P95 table
+
+    @property
+    def latency(self) -> LatencyMatrix:
+        """The emulated WAN's round-trip times: the measured defaults plus overrides."""
+        return LatencyMatrix.default(jitter=self.wan_jitter).with_overrides(self.wan_rtt_ms)
 
     @property
     def plan(self) -> ClusterPlan:

@@ -22,6 +22,7 @@ from ferry.cluster.processes import Child, ProcessGroup, become_subreaper
 from ferry.cluster.registry import registry_command, write_registry_config
 from ferry.cluster.settings import ClusterSettings
 from ferry.cluster.topology import build_topology
+from ferry.cluster.wan import setup_wan, teardown_wan, wait_forwarder_attached
 from ferry.net.iproute import netns_enter_argv
 
 log = logging.getLogger("ferry.supervisor")
@@ -41,6 +42,9 @@ class Supervisor:
         s = self.settings
         plan = s.plan
         build_topology(plan)
+        wan = setup_wan(plan, s.latency, s.home / "wan")
+        self.group.add(Child("wan", wan.argv, s.log_dir / "wan.log"))
+        wait_forwarder_attached(wan)
         registry_root = s.home / "registry"
         config = write_registry_config(registry_root, s.registry_address)
         self.group.add(Child("registry", registry_command(config), s.log_dir / "registry.log"))
@@ -121,9 +125,10 @@ class Supervisor:
         agents = [n for n in self.group.children if n.startswith("agent-")]
         for name in agents:
             self.group.stop(name)
-        cleanup_cluster(self.settings, purge=False)  # containers before the API they report to
-        for name in ("server", "registry"):
+        for name in ("server", "registry", "wan"):
             self.group.stop(name)
+        teardown_wan(self.settings.plan, self.settings.home / "wan")
+        cleanup_cluster(self.settings, purge=False)
         log.info("cluster %s stopped", self.settings.prefix)
 
     def request_stop(self, signum: int, frame: FrameType | None) -> None:
