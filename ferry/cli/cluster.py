@@ -85,6 +85,7 @@ def status(
         "internal_api_url": s.internal_api_url,
         "registry": s.registry_address,
         "domain": s.domain,
+        "edge_address": plan.edge_address,
         "prefix": s.prefix,
         "regions": [
             {

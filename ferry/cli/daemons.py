@@ -79,3 +79,49 @@ def agent_command(
         insecure_registries=tuple(insecure_registry or ()),
     )
     Agent(settings).run()
+
+
+def proxy_command(
+    region: Annotated[str, typer.Option(help="This edge's region code.")],
+    api_url: Annotated[str, typer.Option(help="The control plane's URL.")],
+    state_dir: Annotated[Path, typer.Option(help="Where the routing table is cached.")],
+    listen: Annotated[str, typer.Option(help="Address to serve on (the edge address).")],
+    domain: Annotated[str, typer.Option(help="Apps are served at <app>.<domain>.")] = "ferry.test",
+    http_port: Annotated[int, typer.Option(help="HTTP port.")] = 80,
+    metrics_port: Annotated[int, typer.Option(help="Prometheus /metrics port (0: off).")] = 9091,
+    dns_port: Annotated[int, typer.Option(help="Edge DNS port (0: off).")] = 53,
+    rtt: Annotated[
+        list[str] | None, typer.Option(help="REGION=MS round-trip time to a region; repeat.")
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Run a region's edge proxy: routes each request to the nearest healthy machine."""
+    from ferry.proxy.daemon import EdgeSettings, run_edge
+
+    _logging(verbose)
+    token = os.environ.get("FERRY_API_TOKEN", "")
+    if not token:
+        raise ConfigError("FERRY_API_TOKEN is not set", hint="the proxy needs the cluster token")
+    rtt_ms: dict[str, float] = {}
+    for item in rtt or []:
+        code, _, value = item.partition("=")
+        try:
+            rtt_ms[code] = float(value)
+        except ValueError:
+            raise ConfigError(
+                f"invalid --rtt {item!r}", hint="write it as REGION=MS, e.g. iad=84"
+            ) from None
+    run_edge(
+        EdgeSettings(
+            region=region,
+            domain=domain,
+            listen_address=listen,
+            http_port=http_port,
+            metrics_port=metrics_port or None,
+            dns_port=dns_port or None,
+            rtt_ms=rtt_ms,
+            state_dir=state_dir,
+            api_url=api_url,
+            token=token,
+        )
+    )

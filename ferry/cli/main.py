@@ -53,6 +53,7 @@ app.add_typer(cluster.app, name="cluster")
 app.add_typer(region.app, name="region")
 app.command("server")(daemons.server_command)
 app.command("agent")(daemons.agent_command)
+app.command("proxy")(daemons.proxy_command)
 
 
 def run() -> None:

@@ -66,6 +66,7 @@ class Supervisor:
             )
         )
         token = self._wait_token()
+        self._start_edges(token)
         for host in plan.hosts:
             argv = ferry_argv(
                 "agent",
@@ -101,6 +102,35 @@ class Supervisor:
                 )
             )
 
+    def _start_edges(self, token: str) -> None:
+        """One edge proxy per region, inside the region's namespace, on the edge address."""
+        s = self.settings
+        plan = s.plan
+        for region in plan.regions:
+            rtts = s.latency.rtt_from(region.code)
+            argv = ferry_argv(
+                "proxy",
+                "--region",
+                region.code,
+                "--api-url",
+                s.internal_api_url,
+                "--state-dir",
+                str(s.home / "edges" / region.code),
+                "--listen",
+                plan.edge_address,
+                "--domain",
+                s.domain,
+                *[f"--rtt={other}={rtts[other]:g}" for other in s.regions if other != region.code],
+            )
+            self.group.add(
+                Child(
+                    f"proxy-{region.code}",
+                    netns_enter_argv(region.netns, argv),
+                    s.log_dir / f"proxy-{region.code}.log",
+                    env={"FERRY_API_TOKEN": token},
+                )
+            )
+
     def _wait_token(self, timeout: float = 30.0) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -122,7 +152,7 @@ class Supervisor:
                 log.warning("restarted %s", name)
 
     def shutdown(self) -> None:
-        agents = [n for n in self.group.children if n.startswith("agent-")]
+        agents = [n for n in self.group.children if n.startswith(("agent-", "proxy-"))]
         for name in agents:
             self.group.stop(name)
         for name in ("server", "registry", "wan"):

@@ -64,6 +64,8 @@ class ClientConnection(asyncio.Protocol):
         self.read_pauses = 0
         self.closing = False
         self.deadline = 0.0
+        self.corked = 0
+        self.out: list[bytes] = []
 
     # asyncio.Protocol -----------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -205,8 +207,22 @@ class ClientConnection(asyncio.Protocol):
 
     # used by exchanges ----------------------------------------------------------------
     def write(self, data: bytes) -> None:
-        if self.transport is not None and not self.closing:
+        if self.corked:
+            self.out.append(data)
+        elif self.transport is not None and not self.closing:
             self.transport.write(data)
+
+    def cork(self) -> None:
+        """Collect writes until ``uncork``: a response head and body leave in one send."""
+        self.corked += 1
+
+    def uncork(self) -> None:
+        self.corked -= 1
+        if self.corked or not self.out:
+            return
+        out, self.out = self.out, []
+        if self.transport is not None and not self.closing:
+            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
 
     def pause_for(self, reason: int) -> None:
         if not self.read_pauses and self.transport is not None and not self.closing:
@@ -234,6 +250,9 @@ class ClientConnection(asyncio.Protocol):
     def close(self) -> None:
         """Close after the buffered writes are flushed; idempotent."""
         if not self.closing:
+            if self.out and self.transport is not None:
+                self.transport.write(b"".join(self.out))
+            self.out = []
             self.closing = True
             if self.transport is not None:
                 self.transport.close()

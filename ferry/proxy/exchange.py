@@ -317,6 +317,8 @@ class Exchange:
         if self.interim:
             self.interim = False
             return
+        if self.status == 101:
+            return  # the tunnel starts in upstream_upgraded
         self.up = None
         if conn.parser.should_keep_alive() and self.req_done:
             self.edge.pool.give(conn, self.edge.now())
@@ -387,6 +389,7 @@ class Exchange:
                 self.client.abort()  # the client sees a truncated response, as it must
             return
         retriable = conn.reused or self.method in _IDEMPOTENT
+        self.edge.pool.purge(conn.key)  # its siblings are likely dead too (machine restarted)
         self._release_slot()
         if self.replaying is None and retriable:
             self._retry_or_fail(502, f"a machine of {self.app} closed the connection early")

@@ -189,11 +189,14 @@ def build_response_head(
     parts = [b"HTTP/1.1 ", str(status).encode(), b" ", reason, b"\r\n"]
     content_length: int | None = None
     replay: bytes | None = None
+    switching = status == 101
     for name, value in headers:
         lower = name.lower()
         if lower in _DROP_RESPONSE:
             if lower == b"fly-replay":
                 replay = value
+            elif switching and lower in (b"connection", b"upgrade"):
+                parts += (name, b": ", value, b"\r\n")
             continue
         if lower == b"content-length":
             content_length = int(value)
@@ -205,7 +208,9 @@ def build_response_head(
             parts.append(b"Transfer-Encoding: chunked\r\n")
         else:
             close_delimited = True
-    if close_delimited or not client_keep_alive:
+    if switching:
+        pass  # the Connection: Upgrade of the machine's answer stays
+    elif close_delimited or not client_keep_alive:
         parts.append(b"Connection: close\r\n")
     elif not client_http11:
         parts.append(b"Connection: keep-alive\r\n")

@@ -18,8 +18,16 @@ __all__ = ["UpstreamConnection", "UpstreamListener", "UpstreamPool"]
 BackendKey = tuple[str, int]  # (address, port)
 
 
+class Corkable(Protocol):
+    def cork(self) -> None: ...
+    def uncork(self) -> None: ...
+
+
 class UpstreamListener(Protocol):
     """What an upstream connection reports to the exchange using it."""
+
+    @property
+    def client(self) -> Corkable: ...
 
     def upstream_head(
         self,
@@ -64,6 +72,8 @@ class UpstreamConnection(asyncio.Protocol):
         if self.tunnel:
             listener.upstream_tunnel_data(data)
             return
+        client = listener.client
+        client.cork()
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
@@ -71,6 +81,8 @@ class UpstreamConnection(asyncio.Protocol):
                 self.listener.upstream_upgraded(self, data[upgrade.args[0] :])
         except httptools.HttpParserError:
             self.close()  # connection_lost tells the listener
+        finally:
+            client.uncork()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -185,6 +197,11 @@ class UpstreamPool:
             self._connect_timeout,
         )
         return conn
+
+    def purge(self, key: BackendKey) -> None:
+        """Close every idle connection to ``key``."""
+        for conn in self._idle.pop(key, ()):
+            conn.close()
 
     def sweep(self, now: float) -> None:
         """Close connections idle longer than the idle timeout."""

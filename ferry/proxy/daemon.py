@@ -1,0 +1,123 @@
+"""``ferry proxy``: one region's edge — the proxy, its routing-table watch, DNS and reports.
+
+Threads: the route watcher (long-polls the control plane, keeps the table on
+disk) and the traffic reporter; the proxy itself and the edge DNS run on one
+uvloop event loop. The proxy never waits on the control plane: requests are
+routed with whatever table the watcher last kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from ferry.client import FerryClient
+from ferry.errors import FerryError
+from ferry.proxy.dns import serve_dns
+from ferry.proxy.metrics import EdgeStats
+from ferry.proxy.server import EdgeProxy
+from ferry.proxy.watch import RouteWatcher
+
+log = logging.getLogger("ferry.proxy")
+
+REPORT_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class EdgeSettings:
+    region: str
+    domain: str
+    listen_address: str
+    http_port: int
+    metrics_port: int | None
+    dns_port: int | None
+    rtt_ms: Mapping[str, float]
+    state_dir: Path
+    api_url: str
+    token: str
+
+
+def traffic_report(stats: EdgeStats, window_seconds: float) -> dict[str, object]:
+    """The body of ``POST /v1/edges/{region}/traffic`` from the proxy's counters. Pure."""
+    apps = {
+        app: {
+            "requests": s.requests,
+            "bytes_in": s.bytes_in,
+            "bytes_out": s.bytes_out,
+            "p50_ms": round(s.p50_seconds * 1000, 2),
+            "p99_ms": round(s.p99_seconds * 1000, 2),
+        }
+        for app, s in stats.summary().items()
+    }
+    return {"window_seconds": max(window_seconds, 0.001), "apps": apps}
+
+
+def run_edge(settings: EdgeSettings) -> None:
+    """Run the region's edge until SIGTERM/SIGINT. Blocking."""
+    import uvloop
+
+    client = FerryClient(settings.api_url, settings.token)
+    watcher = RouteWatcher(client, settings.state_dir / "routes.json")
+    watcher.load_cached()
+    stop = threading.Event()
+    threading.Thread(target=watcher.run, args=(stop,), name="routes", daemon=True).start()
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        done = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, done.set)
+        proxy = EdgeProxy(
+            settings.region,
+            settings.domain,
+            watcher.current,
+            settings.rtt_ms,
+            http_listen=(settings.listen_address, settings.http_port),
+            metrics_listen=(settings.listen_address, settings.metrics_port)
+            if settings.metrics_port
+            else None,
+        )
+        await proxy.start()
+        dns = None
+        if settings.dns_port:
+            dns = await serve_dns(settings.domain, settings.listen_address, settings.dns_port)
+        log.info(
+            "edge %s serving http://*.%s on %s:%d (table v%d)",
+            settings.region,
+            settings.domain,
+            settings.listen_address,
+            settings.http_port,
+            watcher.current().version,
+        )
+        reporter = loop.create_task(_report_loop(client, settings.region, proxy.stats))
+        try:
+            await done.wait()
+        finally:
+            reporter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reporter
+            if dns is not None:
+                dns.close()
+            await proxy.stop()
+            stop.set()
+
+    uvloop.run(main())
+    log.info("edge %s stopped", settings.region)
+
+
+async def _report_loop(client: FerryClient, region: str, stats: EdgeStats) -> None:
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    while True:
+        await asyncio.sleep(REPORT_SECONDS)
+        body = traffic_report(stats, loop.time() - started)
+        try:
+            await loop.run_in_executor(None, client.report_traffic, region, body)
+        except FerryError as exc:
+            log.debug("traffic report failed: %s", exc)

@@ -1,0 +1,86 @@
+"""Byte tunnels: WebSocket upgrades through the HTTP edge, and raw TCP services."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from websockets.asyncio.client import connect as ws_connect
+from websockets.asyncio.server import ServerConnection
+from websockets.asyncio.server import serve as ws_serve
+
+from .harness import DOMAIN, AppBackend, TableBox, backend_entry, backends, run, running_proxy
+
+
+def test_websocket_echo_through_the_edge() -> None:
+    async def echo(ws: ServerConnection) -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    async def scenario() -> None:
+        async with ws_serve(echo, "127.0.0.1", 0) as server:
+            port = next(iter(server.sockets)).getsockname()[1]
+            fake = AppBackend("ws")
+            fake.port = port
+            box = TableBox()
+            box.set(backend_entry("m-ws", "ams", fake, app="chat"))
+            async with running_proxy(box) as proxy:
+                assert proxy.http_address is not None
+                url = f"ws://127.0.0.1:{proxy.http_address[1]}/socket"
+                async with ws_connect(url, additional_headers={"Host": f"chat.{DOMAIN}"}) as ws:
+                    for i in range(20):
+                        await ws.send(f"hello {i}")
+                        assert await ws.recv() == f"hello {i}"
+                    big = "x" * 300_000
+                    await ws.send(big)
+                    assert await ws.recv() == big
+
+    run(scenario())
+
+
+def test_raw_tcp_service_is_spliced() -> None:
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            while data := await reader.read(65536):
+                writer.write(data.upper())
+                await writer.drain()
+        writer.close()
+
+    async def scenario() -> None:
+        server = await asyncio.start_server(echo, "127.0.0.1", 0)
+        fake = AppBackend("tcp")
+        fake.port = server.sockets[0].getsockname()[1]
+        probe = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+        public = probe.sockets[0].getsockname()[1]
+        probe.close()
+        await probe.wait_closed()
+        try:
+            box = TableBox()
+            async with backends("ams-1") as (web,), running_proxy(box) as proxy:
+                box.set(
+                    backend_entry("m-web", "ams", web),
+                    backend_entry("m-tcp", "ams", fake, app="redis", tcp_port=public),
+                )
+                for _ in range(40):
+                    if public in proxy.tcp.ports:
+                        break
+                    await asyncio.sleep(0.05)
+                assert proxy.tcp.ports == {public: "redis"}
+                reader, writer = await asyncio.open_connection("127.0.0.1", public)
+                try:
+                    payload = b"ping " * 100_000
+                    writer.write(payload)
+                    got = await asyncio.wait_for(reader.readexactly(len(payload)), 5)
+                    assert got == payload.upper()
+                finally:
+                    writer.close()
+                box.set(backend_entry("m-web", "ams", web))
+                for _ in range(40):
+                    if not proxy.tcp.ports:
+                        break
+                    await asyncio.sleep(0.05)
+                assert proxy.tcp.ports == {}
+        finally:
+            server.close()
+
+    run(scenario())
