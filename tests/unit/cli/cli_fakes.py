@@ -47,6 +47,7 @@ class FakeApi:
         self.machines: dict[str, dict[str, Any]] = {}
         self.logs: dict[str, list[str]] = {}
         self.regions = ["ams", "iad", "sin"]
+        self.traffic: dict[str, dict[str, Any]] = {}
         self.requests: list[tuple[str, str, Any]] = []
         self._next = 0
 
@@ -84,6 +85,9 @@ class FakeApi:
                 self.add_app(name)
                 return httpx.Response(201, json=self.apps[name])
             return httpx.Response(200, json={"apps": list(self.apps.values())})
+        traffic = re.fullmatch(r"/v1/apps/([^/]+)/traffic", path)
+        if traffic:
+            return httpx.Response(200, json={"app": traffic[1], "edges": self.traffic})
         match = re.fullmatch(r"/v1/apps/([^/]+)(?:/machines(?:/([^/]+)(?:/(\w+))?)?)?", path)
         if not match:
             return _error(404, f"no route {path}")

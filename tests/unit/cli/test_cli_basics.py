@@ -55,6 +55,18 @@ def test_status_with_app_flag_shows_every_machine(api: FakeApi) -> None:
         assert expected in result.stdout
 
 
+def test_status_shows_traffic_per_edge_region(api: FakeApi) -> None:
+    api.traffic = {
+        "iad": {"requests": {"2xx": 40, "5xx": 2}, "bytes_in": 2048, "bytes_out": 4096,
+                "p50_ms": 1.5, "p99_ms": 9.0, "window_seconds": 30},
+    }  # fmt: skip
+    result = invoke(api, ["status", "-a", "web"])
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.stdout.splitlines() if line.strip().startswith("iad "))
+    assert row.split()[:5] == ["iad", "42", "40", "0", "2"]
+    assert "1.5ms" in row and "9ms" in row
+
+
 def test_status_json_parses(api: FakeApi) -> None:
     data = json.loads(invoke(api, ["status", "-a", "web", "--json"]).stdout)
     assert data["app"]["name"] == "web"

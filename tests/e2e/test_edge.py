@@ -1,0 +1,217 @@
+"""The edge, as users in three regions see it.
+
+Clients sit in each region's network (``ferry region exec``); the name
+``<app>.ferry.test`` leads each to its own region's proxy; regions are joined
+by the emulated WAN (ams-sin 169 ms RTT).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ferry.client import FerryClient
+from ferry.cluster.settings import ClusterSettings
+from ferry.model import MachineState
+from tests.e2e.conftest import demo_dir, ferry
+
+pytestmark = pytest.mark.e2e
+
+LOADGEN = Path(__file__).with_name("loadgen.py")
+
+
+def deploy_demo(cluster: ClusterSettings, tmp: Path, app: str, regions: str) -> Path:
+    app_dir = demo_dir(tmp)
+    toml = (app_dir / "fly.toml").read_text().replace('app = "hello"', f'app = "{app}"')
+    (app_dir / "fly.toml").write_text(toml)
+    result = ferry(cluster, "deploy", "--regions", regions, cwd=app_dir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return app_dir
+
+
+@pytest.fixture(scope="module")
+def web(
+    cluster: ClusterSettings, client: FerryClient, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """App `web` in all three regions, two machines in ams."""
+    app_dir = deploy_demo(cluster, tmp_path_factory.mktemp("web"), "web", "ams,iad,sin")
+    result = ferry(cluster, "scale", "count", "2", "--region", "ams", "-a", "web", "--yes")
+    assert result.returncode == 0, result.stderr
+    wait_routable(cluster, "ams", "web")
+    return app_dir
+
+
+def wait_routable(cluster: ClusterSettings, region: str, app: str, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if "region=" in curl(cluster, region, f"http://{app}.ferry.test/").stdout:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{app} never answered through the {region} edge")
+
+
+def curl(cluster: ClusterSettings, region: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return ferry(cluster, "region", "exec", region, "--", "curl", "-s", "-m", "5", *args)
+
+
+def timed_gets(cluster: ClusterSettings, region: str, url: str, n: int) -> list[tuple[str, float]]:
+    """n GETs over one keep-alive connection; (body, seconds) each."""
+    fmt = "\\n@@%{time_total}\\n"
+    out = curl(cluster, region, *([url, "-w", fmt] * n)).stdout
+    results = []
+    for chunk in out.split("@@")[1:]:
+        seconds, _, _ = chunk.partition("\n")
+        results.append(float(seconds))
+    bodies = [part.rsplit("\n", 1)[0] for part in out.split("\n@@")]
+    return list(zip(bodies, results, strict=False))
+
+
+class Load:
+    """A bounded load generator in a region, running while the test does something."""
+
+    def __init__(self, cluster: ClusterSettings, region: str, url: str, seconds: float) -> None:
+        argv = ["ip", "netns", "exec", cluster.plan.region(region).netns,
+                sys.executable, str(LOADGEN), url, str(seconds)]  # fmt: skip
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+
+    def result(self) -> dict[str, object]:
+        out, _ = self.proc.communicate(timeout=60)
+        return dict(json.loads(out))
+
+
+def test_each_region_is_served_by_its_own_machines(cluster: ClusterSettings, web: Path) -> None:
+    for region in ("ams", "iad", "sin"):
+        answers = timed_gets(cluster, region, "http://web.ferry.test/", 10)
+        assert len(answers) == 10
+        assert all(f"region={region}" in body for body, _ in answers), answers
+        head = curl(cluster, region, "-D", "-", "-o", "/dev/null", "http://web.ferry.test/").stdout
+        assert f"fly-region: {region}" in head.lower()
+        assert "fly-request-id:" in head.lower()
+
+
+def test_unknown_app_gets_a_plain_404(cluster: ClusterSettings, web: Path) -> None:
+    result = curl(cluster, "iad", "-w", "%{http_code}", "http://nothing.ferry.test/")
+    assert result.stdout.endswith("404")
+    assert "10.77" not in result.stdout and "Traceback" not in result.stdout
+
+
+def test_an_app_only_in_ams_is_served_from_ams_at_wan_distance(
+    cluster: ClusterSettings, web: Path, tmp_path: Path
+) -> None:
+    deploy_demo(cluster, tmp_path, "far", "ams")
+    wait_routable(cluster, "sin", "far")
+    answers = timed_gets(cluster, "sin", "http://far.ferry.test/", 6)
+    assert all("region=ams" in body for body, _ in answers)
+    p50 = statistics.median(seconds for _, seconds in answers[1:])  # pooled upstream
+    rtt = cluster.latency.rtt_ms("ams", "sin") / 1000
+    assert 0.9 * rtt <= p50 <= 2.2 * rtt, (p50, rtt)
+    local = statistics.median(
+        s for _, s in timed_gets(cluster, "ams", "http://far.ferry.test/", 6)[1:]
+    )
+    assert local < 0.02
+
+
+def test_fly_replay_sends_writes_to_the_primary_region(cluster: ClusterSettings, web: Path) -> None:
+    body = curl(cluster, "sin", "http://web.ferry.test/cgi-bin/write.cgi").stdout
+    assert "written in region=ams" in body
+    assert "region=sin" in body  # fly-replay-src names where the request first landed
+
+
+def test_metrics_and_status_show_traffic(cluster: ClusterSettings, web: Path) -> None:
+    edge = cluster.plan.edge_address
+    metrics = curl(cluster, "iad", f"http://{edge}:9091/metrics").stdout
+    assert 'fly_edge_http_responses_count{app="web"' in metrics
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        status = ferry(cluster, "status", "-a", "web").stdout
+        if "iad" in status and "2xx" in status:
+            return
+        time.sleep(1)
+    raise AssertionError(f"ferry status shows no traffic per region:\n{status}")
+
+
+@pytest.fixture
+def server_pid(cluster: ClusterSettings) -> Iterator[int]:
+    pid = find_pid(cluster, "server")
+    yield pid
+    os.kill(pid, signal.SIGCONT)  # never leave it stopped, also when the test fails
+
+
+def find_pid(cluster: ClusterSettings, role: str, extra: str = "") -> int:
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        text = [a.decode(errors="replace") for a in args]
+        joined = " ".join(text)
+        if (
+            role in text
+            and str(cluster.home) in joined
+            and extra in joined
+            and text[0] != "nsenter"
+        ):
+            return int(proc.name)
+    raise AssertionError(f"no {role} process of this cluster")
+
+
+def test_traffic_flows_while_the_control_plane_is_down(
+    cluster: ClusterSettings, web: Path, server_pid: int
+) -> None:
+    os.kill(server_pid, signal.SIGSTOP)  # unreachable: accepts nothing, answers nothing
+    load = Load(cluster, "iad", "http://web.ferry.test/", 4)
+    time.sleep(1)
+    proxy = find_pid(cluster, "proxy", "--region iad")
+    os.kill(proxy, signal.SIGKILL)  # a proxy restarted while the control plane is down
+    result = load.result()
+    os.kill(server_pid, signal.SIGCONT)
+    assert result["ok"] and result["failed"] <= 3, (
+        result
+    )  # only what the killed proxy had in flight
+    after = Load(cluster, "iad", "http://web.ferry.test/", 1.5).result()
+    assert after["failed"] == 0 and after["ok"], (
+        after
+    )  # the restarted proxy routes from its disk copy
+
+
+def test_a_machine_killed_under_load_fails_no_request(
+    cluster: ClusterSettings, client: FerryClient, web: Path
+) -> None:
+    ams = [m for m in client.list_machines("web") if m.region == "ams"]
+    assert len(ams) == 2
+    victim = ams[0]
+    pid_file = (cluster.host_dir(victim.host_id) / "runtime" / "containers"
+                / f"{victim.id}-{victim.instance_id}" / "pid")  # fmt: skip
+    load = Load(cluster, "ams", "http://web.ferry.test/", 4)
+    time.sleep(1.5)
+    os.kill(int(pid_file.read_text()), signal.SIGKILL)
+    result = load.result()
+    assert result["failed"] == 0, result
+    assert result["ok"] > 50
+
+
+def test_a_rolling_deploy_under_load_fails_no_request(
+    cluster: ClusterSettings, client: FerryClient, web: Path
+) -> None:
+    toml = (web / "fly.toml").read_text()
+    (web / "fly.toml").write_text(toml.replace('GREETING = "hello from ferry"', 'GREETING = "v2"'))
+    load = Load(cluster, "ams", "http://web.ferry.test/", 8)
+    time.sleep(0.5)
+    result = ferry(cluster, "deploy", cwd=web)
+    assert result.returncode == 0, result.stdout + result.stderr
+    stats = load.result()
+    assert stats["failed"] == 0, stats
+    machines = client.list_machines("web")
+    assert all(m.state is MachineState.STARTED for m in machines)
+    assert all(m.config.env.get("GREETING") == "v2" for m in machines)
