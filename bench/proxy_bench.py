@@ -163,13 +163,15 @@ def run_wrk(name: str, port: int, args: argparse.Namespace, pid: int | None) -> 
         "-H", f"Host: {HOST_HEADER}", f"http://127.0.0.1:{port}/",
     ]  # fmt: skip
     before = cpu_seconds(pid) if pid else 0.0
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=args.duration + 30)
+    out = subprocess.run(
+        cmd, capture_output=True, text=True, check=True, timeout=args.duration + 30
+    )
     after = cpu_seconds(pid) if pid else 0.0
     text = out.stdout
     requests = int(re.search(r"(\d+) requests in", text).group(1))  # type: ignore[union-attr]
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))  # type: ignore[union-attr]
-    p50 = _ms(re.search(r"50%\s+(\S+)", text).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"99%\s+(\S+)", text).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", text, re.M).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", text, re.M).group(1))  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
     if errors:
         print(f"  warning: {name}: {errors.group(1)} non-2xx responses", flush=True)
@@ -205,7 +207,7 @@ def main() -> None:
 
     print(f"proxy bench: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}, wrk -t{args.threads} -c{args.connections} "
-          f"-d{args.duration}s, 100-byte body, backend: uvloop+httptools static server")  # fmt: skip
+          f"-d{args.duration}s, 100-byte body, backend: uvloop+httptools static")  # fmt: skip
     me = [sys.executable, str(Path(__file__).resolve())]
     procs: list[subprocess.Popen[bytes]] = []
     with tempfile.TemporaryDirectory(prefix="ferry-proxy-bench-") as tmp:
@@ -240,7 +242,7 @@ def main() -> None:
     assert h.cpu_us_per_request and f.cpu_us_per_request
     print(f"ferry/haproxy: req/s {f.rps / h.rps:.2f}x (goal >= 1.0), "
           f"p99 {f.p99_ms / h.p99_ms:.2f}x (goal <= 1.5), "
-          f"CPU/request {f.cpu_us_per_request / h.cpu_us_per_request:.2f}x (goal <= 1.2)")  # fmt: skip
+          f"CPU/req {f.cpu_us_per_request / h.cpu_us_per_request:.2f}x (goal <= 1.2)")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -77,7 +77,7 @@ class AppBackend:
 
     async def _read_body(self, reader: asyncio.StreamReader, headers: dict[str, str]) -> bytes:
         if headers.get("transfer-encoding", "").lower() == "chunked":
-            parts = []
+            parts: list[bytes] = []
             while True:
                 size = int((await reader.readline()).strip().split(b";")[0], 16)
                 if size == 0:
@@ -143,7 +143,8 @@ class AppBackend:
             respond(200, json.dumps(request.headers).encode())
         elif path == "/stream":
             writer.write(
-                f"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Backend: {self.name}\r\n\r\n".encode()
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+                + f"X-Backend: {self.name}\r\n\r\n".encode()
             )
             for _ in range(int(q.get("chunks", "10"))):
                 chunk = b"x" * int(q.get("size", "1000"))

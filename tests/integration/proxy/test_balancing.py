@@ -137,7 +137,7 @@ def test_fly_replay_to_another_region_and_instance() -> None:
                     r3 = await c.get("/replay?to=region=syd")
                     assert r3.status_code == 502
                     assert r3.headers["fly-replay-failed"] == "reason=no_candidate"
-        replayed = [q for q in iad1.requests + iad2.requests if q.path == "/replay"][0]
+        replayed = next(q for q in iad1.requests + iad2.requests if q.path == "/replay")
         src = replayed.headers["fly-replay-src"]
         assert src.startswith("instance=m-ams;region=ams;t=") and src.endswith(";state=w1")
         assert replayed.body == b"payload"

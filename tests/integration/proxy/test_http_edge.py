@@ -150,7 +150,11 @@ def test_oversize_headers_get_431_and_others_are_still_served() -> None:
             async with running_proxy(box) as proxy:
                 assert proxy.http_address is not None
                 port = proxy.http_address[1]
-                big = b"GET / HTTP/1.1\r\nHost: web.ferry.test\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n"
+                big = (
+                    b"GET / HTTP/1.1\r\nHost: web.ferry.test\r\nX-Big: "
+                    + b"a" * 70_000
+                    + b"\r\n\r\n"
+                )
                 answer = await raw_exchange(port, big)
                 assert answer.startswith(b"HTTP/1.1 431")
                 answer = await raw_exchange(port, b"NOT HTTP AT ALL\r\n\r\n")
