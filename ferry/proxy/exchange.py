@@ -73,6 +73,7 @@ class Exchange:
         self.responding = False  # the client got the response head
         self.chunked_out = False
         self.close_delimited = False
+        self.upstream_until_close = False
         self.status = 0
         self.bytes_in = 0
         self.bytes_out = 0
@@ -296,6 +297,7 @@ class Exchange:
             self.keep_alive = False
         self.chunked_out = head.chunked_out
         self.close_delimited = head.close_delimited
+        self.upstream_until_close = head.upstream_until_close
         if head.close_delimited:
             self.keep_alive = False
         self.client.write(head.head)
@@ -380,8 +382,13 @@ class Exchange:
         if conn.tunnel or self.status == 101:
             self._finish()
             return
+        if self.replaying is not None:
+            self._replay()  # a close-delimited Fly-Replay answer ends with its connection
+            return
         if self.responding:
-            if self.close_delimited:
+            if self.close_delimited or self.upstream_until_close:
+                if self.chunked_out:
+                    self.client.write(_TERMINATOR)
                 self._finish()
             else:
                 self._release_slot()

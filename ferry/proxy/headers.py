@@ -168,6 +168,8 @@ class ResponseHead:
     chunked_out: bool  # the edge chunk-encodes the body for the client
     close_delimited: bool  # the body ends when the upstream closes; the client is closed after
     replay: bytes | None  # a Fly-Replay value: the response is not forwarded
+    # The machine sent neither a length nor chunks: its body ends when it closes.
+    upstream_until_close: bool = False
 
 
 def build_response_head(
@@ -190,8 +192,11 @@ def build_response_head(
     content_length: int | None = None
     replay: bytes | None = None
     switching = status == 101
+    upstream_chunked = False
     for name, value in headers:
         lower = name.lower()
+        if lower == b"transfer-encoding" and b"chunked" in value.lower():
+            upstream_chunked = True
         if lower in _DROP_RESPONSE:
             if lower == b"fly-replay":
                 replay = value
@@ -215,7 +220,10 @@ def build_response_head(
     elif not client_http11:
         parts.append(b"Connection: keep-alive\r\n")
     parts += (b"Fly-Request-Id: ", request_id, b"\r\n", edge.response_block, b"\r\n")
-    return ResponseHead(b"".join(parts), content_length, chunked_out, close_delimited, replay)
+    until_close = has_body and content_length is None and not upstream_chunked
+    return ResponseHead(
+        b"".join(parts), content_length, chunked_out, close_delimited, replay, until_close
+    )
 
 
 def simple_response(

@@ -53,6 +53,10 @@ class UpstreamConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.listener: UpstreamListener | None = None
         self.parser = httptools.HttpResponseParser(self)
+        # Apps (CGI scripts, busybox httpd) often end header lines with a bare LF;
+        # curl and browsers accept that from a server, so the edge does too.
+        # Requests from clients stay strict.
+        self.parser.set_dangerous_leniencies(lenient_optional_cr_before_lf=True)
         self.headers: list[tuple[bytes, bytes]] = []
         self.reason = b""
         self.closed = False
