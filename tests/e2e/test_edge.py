@@ -94,8 +94,8 @@ def test_each_region_is_served_by_its_own_machines(cluster: ClusterSettings, web
         assert len(answers) == 10
         assert all(f"region={region}" in body for body, _ in answers), answers
         head = curl(cluster, region, "-D", "-", "-o", "/dev/null", "http://web.ferry.test/").stdout
-        assert f"fly-region: {region}" in head.lower()
-        assert "fly-request-id:" in head.lower()
+        request_id = next(line for line in head.lower().splitlines() if "fly-request-id" in line)
+        assert request_id.endswith(f"-{region}")  # the edge that took the request
 
 
 def test_unknown_app_gets_a_plain_404(cluster: ClusterSettings, web: Path) -> None:
@@ -170,19 +170,27 @@ def test_traffic_flows_while_the_control_plane_is_down(
     cluster: ClusterSettings, web: Path, server_pid: int
 ) -> None:
     os.kill(server_pid, signal.SIGSTOP)  # unreachable: accepts nothing, answers nothing
-    load = Load(cluster, "iad", "http://web.ferry.test/", 4)
-    time.sleep(1)
+    during = Load(cluster, "iad", "http://web.ferry.test/", 3).result()
+    assert during["failed"] == 0 and during["ok"], during
+
     proxy = find_pid(cluster, "proxy", "--region iad")
-    os.kill(proxy, signal.SIGKILL)  # a proxy restarted while the control plane is down
-    result = load.result()
-    os.kill(server_pid, signal.SIGCONT)
-    assert result["ok"] and result["failed"] <= 3, (
-        result
-    )  # only what the killed proxy had in flight
+    os.kill(proxy, signal.SIGKILL)  # the supervisor restarts it; the control plane is still down
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        restarted = find_pid_or_none(cluster, "proxy", "--region iad") not in (None, proxy)
+        if restarted and "region=iad" in curl(cluster, "iad", "http://web.ferry.test/").stdout:
+            break
+        time.sleep(0.2)
     after = Load(cluster, "iad", "http://web.ferry.test/", 1.5).result()
-    assert after["failed"] == 0 and after["ok"], (
-        after
-    )  # the restarted proxy routes from its disk copy
+    assert after["failed"] == 0 and after["ok"], after  # routed from its copy on disk
+    os.kill(server_pid, signal.SIGCONT)
+
+
+def find_pid_or_none(cluster: ClusterSettings, role: str, extra: str = "") -> int | None:
+    try:
+        return find_pid(cluster, role, extra)
+    except AssertionError:
+        return None
 
 
 def test_a_machine_killed_under_load_fails_no_request(
