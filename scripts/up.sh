@@ -15,6 +15,10 @@ regions=$("$FERRY" cluster status --json | .venv/bin/python -c 'import json,sys;
 
 echo
 echo "Ferry is up. Try:"
+for r in ${regions//,/ }; do
+  echo "  .venv/bin/ferry region exec $r -- curl -s http://hello.ferry.test/   # a client in $r, served by its nearest machine"
+done
+echo "  .venv/bin/ferry region exec sin -- curl -s http://hello.ferry.test/cgi-bin/write.cgi   # Fly-Replay to the primary (ams)"
 echo "  .venv/bin/ferry status -a hello            # machines per region"
 echo "  .venv/bin/ferry logs -a hello              # their output"
 "$FERRY" status -a hello --json | .venv/bin/python -c '
@@ -23,7 +27,7 @@ data = json.load(sys.stdin)
 machines = data["machines"] if isinstance(data, dict) else data
 for m in machines:
     region, ip, mid = m["region"], m["private_ip"], m["id"]
-    print(f"  .venv/bin/ferry region exec {region} -- curl -s http://{ip}:8080/   # machine {mid} in {region}")
+    print(f"  .venv/bin/ferry region exec {region} -- curl -s http://{ip}:8080/   # straight to machine {mid}")
 '
 echo "  .venv/bin/ferry cluster status             # regions, hosts, addresses"
 echo "  make down                                  # stop everything and clean up"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
@@ -13,6 +13,7 @@ from rich.table import Table
 
 from ferry.cluster.lifecycle import cluster_down, cluster_status, cluster_up
 from ferry.cluster.settings import DEFAULT_REGIONS, ClusterSettings, default_home
+from ferry.errors import ValidationError
 
 app = typer.Typer(
     no_args_is_help=True, help="Run Ferry on this one machine: regions as network namespaces."
@@ -35,10 +36,19 @@ def up(
     host_memory_mb: Annotated[int, typer.Option(help="Memory each host offers, MB.")] = 4096,
     api_port: Annotated[int, typer.Option(help="Port of the API on 127.0.0.1.")] = 4280,
     registry_port: Annotated[int, typer.Option(help="Port of the cluster registry.")] = 5000,
+    wan_rtt: Annotated[
+        list[str] | None,
+        typer.Option(help="Round-trip time of a region pair, e.g. ams-xyz=80; repeat."),
+    ] = None,
+    wan_jitter: Annotated[
+        str, typer.Option(help='WAN jitter: "none", "spread" (measured P95) or milliseconds.')
+    ] = "none",
 ) -> None:
     """Start the embedded cluster in the background (idempotent)."""
     settings = ClusterSettings(
         home=home,
+        wan_rtt_ms=parse_rtt_overrides(wan_rtt or []),
+        wan_jitter=parse_jitter(wan_jitter),
         regions=tuple(r.strip() for r in regions.split(",") if r.strip()),
         hosts_per_region=hosts_per_region,
         host_cpus=host_cpus,
@@ -119,3 +129,28 @@ def status(
             up_text = "[green]up[/green]" if h.host_id in st.hosts_up else "[red]down[/red]"
             table.add_row(r.code, h.host_id, h.address, h.machine_subnet, up_text)
     console.print(table)
+
+
+def parse_rtt_overrides(items: list[str]) -> dict[str, float]:
+    """``["ams-xyz=80"]`` -> ``{"ams-xyz": 80.0}``; ``ValidationError`` names a bad item."""
+    overrides = {}
+    for item in items:
+        pair, _, value = item.partition("=")
+        try:
+            overrides[pair.strip()] = float(value)
+        except ValueError:
+            raise ValidationError(
+                f"invalid --wan-rtt {item!r}", hint="write it as REGION-REGION=MS, e.g. ams-xyz=80"
+            ) from None
+    return overrides
+
+
+def parse_jitter(text: str) -> Literal["none", "spread"] | float:
+    if text in ("none", "spread"):
+        return "none" if text == "none" else "spread"
+    try:
+        return float(text)
+    except ValueError:
+        raise ValidationError(
+            f"invalid --wan-jitter {text!r}", hint='use "none", "spread" or a number of ms'
+        ) from None
