@@ -223,3 +223,32 @@ def test_a_rolling_deploy_under_load_fails_no_request(
     machines = client.list_machines("web")
     assert all(m.state is MachineState.STARTED for m in machines)
     assert all(m.config.env.get("GREETING") == "v2" for m in machines)
+
+
+def test_requests_over_the_hard_limit_go_to_the_next_nearest_region(
+    cluster: ClusterSettings, tmp_path: Path
+) -> None:
+    app_dir = demo_dir(tmp_path)
+    toml = (app_dir / "fly.toml").read_text().replace('app = "hello"', 'app = "busy"')
+    toml = toml.replace(
+        "  min_machines_running = 1\n",
+        "  min_machines_running = 1\n  [http_service.concurrency]\n"
+        '    type = "requests"\n    soft_limit = 1\n    hard_limit = 1\n',
+    )
+    (app_dir / "fly.toml").write_text(toml)
+    result = ferry(cluster, "deploy", "--regions", "ams,iad", cwd=app_dir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    wait_routable(cluster, "ams", "busy")
+    netns = cluster.plan.region("ams").netns
+    url = "http://busy.ferry.test/cgi-bin/slow.cgi?1"
+    clients = [
+        subprocess.Popen(
+            ["ip", "netns", "exec", netns, "curl", "-s", "-m", "10", url],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    bodies = [c.communicate(timeout=20)[0] for c in clients]
+    served = sorted(body.partition("region=")[2].split(" ")[0] for body in bodies)
+    assert served == ["ams", "iad"], bodies  # the second request found ams at its hard limit
