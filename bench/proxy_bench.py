@@ -2,20 +2,35 @@
 
 Run::
 
-    .venv/bin/python bench/proxy_bench.py [--duration 10 --connections 50 --threads 2 --rounds 1]
+    .venv/bin/python bench/proxy_bench.py [--duration 10 --connections 50 --threads 2
+        --rounds 1 --backend uvloop|busybox|both --workers N --floor --profile FILE]
 
-Three setups, each loaded with ``wrk -t2 -c50 --latency`` on 127.0.0.1:
+For each backend, every setup is loaded in turn with ``wrk -t2 -c50 --latency``
+on 127.0.0.1, all processes on the same machine in the same run:
 
-(a) the backend directly: a minimal uvloop + httptools server (its own
-    process) answering every request with a 100-byte body, keep-alive;
-(b) HAProxy (``/usr/sbin/haproxy``, ``nbthread 1``, config in a temp dir)
-    in front of that backend;
-(c) Ferry's ``EdgeProxy`` (one process, uvloop) in front of the same backend.
+(a) the backend directly;
+(b) HAProxy (``/usr/sbin/haproxy``, ``nbthread 1``, config in a temp dir);
+(c) Ferry's ``EdgeProxy`` (one process on uvloop); ``--workers N`` (N > 1)
+    adds a run with N processes sharing the port through SO_REUSEPORT;
+(d) with ``--floor``: a 50-line uvloop + httptools relay that parses both
+    sides and forwards bytes unchanged over one upstream connection per
+    client: what any Python proxy on this stack pays at least.
 
-Figures: req/s, p50/p99 latency (wrk), and CPU per request of the proxy
-process (utime+stime from /proc/<pid>/stat before/after, divided by the
-requests wrk made), then the ratios Ferry/HAProxy. Every process is started
-and stopped by PID; all sockets are on loopback.
+Backends: ``uvloop`` is a minimal uvloop + httptools server answering every
+request with a 100-byte body, keep-alive (cheap: ~10 µs per request);
+``busybox`` is ``busybox httpd`` serving a 100-byte file (a forked process per
+connection, no keep-alive, so every proxied request also opens an upstream
+connection). nginx, which the baseline in /work/shared/ENVIRONMENT.md used,
+is not installed here.
+
+Figures: req/s and p50/p99 latency (wrk); CPU per request of the proxy
+(utime+stime from /proc/<pid>/stat before/after, summed over worker
+processes, divided by the requests wrk made), split into user and system
+time; new TCP connections per second during the load (``ActiveOpens`` of
+/proc/net/snmp counts every connect on the host, wrk's own included, so
+working upstream pooling shows as ~0). ``--profile FILE`` runs Ferry under
+cProfile and writes the stats to FILE. Every process is started and stopped
+by PID; all sockets are on loopback.
 """
 
 from __future__ import annotations
@@ -58,9 +73,25 @@ def wait_for_port(port: int, timeout: float = 10.0) -> None:
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
+def cpu_times(pid: int) -> tuple[float, float]:
+    """(user, system) seconds of ``pid`` and its live children (worker processes)."""
+    user = system = 0.0
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    kids = children.read_text().split() if children.exists() else []
+    for each in (pid, *map(int, kids)):
+        try:
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        user += int(fields[11]) / CLK_TCK
+        system += int(fields[12]) / CLK_TCK
+    return user, system
+
+
+def active_opens() -> int:
+    lines = [line.split() for line in Path("/proc/net/snmp").read_text().splitlines()]
+    tcp = [line for line in lines if line[0] == "Tcp:"]
+    return int(tcp[1][tcp[0].index("ActiveOpens")])
 
 
 # -- the processes under test ----------------------------------------------------------
@@ -98,7 +129,64 @@ def serve_backend(port: int) -> None:
     uvloop.run(main())
 
 
-def serve_ferry(port: int, backend_port: int) -> None:
+def serve_floor(port: int, backend_port: int) -> None:
+    """The floor: parse both sides with httptools, relay bytes, one upstream per client."""
+    import asyncio
+
+    import httptools
+    import uvloop
+
+    class Up(asyncio.Protocol):
+        def __init__(self, client: Relay) -> None:
+            self.client = client
+            self.parser = httptools.HttpResponseParser(self)
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+
+        def data_received(self, data: bytes) -> None:
+            self.parser.feed_data(data)
+            self.client.transport.write(data)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self.client.transport.close()
+
+    class Relay(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+            self.parser = httptools.HttpRequestParser(self)
+            self.up: Up | None = None
+            self.waiting: list[bytes] = []
+            task = asyncio.get_running_loop().create_connection(
+                lambda: Up(self), "127.0.0.1", backend_port
+            )
+            asyncio.ensure_future(task).add_done_callback(self.connected)
+
+        def connected(self, fut: asyncio.Future[tuple[asyncio.BaseTransport, Up]]) -> None:
+            self.up = fut.result()[1]
+            for data in self.waiting:
+                self.up.transport.write(data)
+
+        def data_received(self, data: bytes) -> None:
+            self.parser.feed_data(data)
+            if self.up is None:
+                self.waiting.append(data)
+            else:
+                self.up.transport.write(data)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self.up is not None:
+                self.up.transport.close()
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(Relay, "127.0.0.1", port, backlog=1024)
+        await server.serve_forever()
+
+    uvloop.run(main())
+
+
+def serve_ferry(port: int, backend_port: int, workers: int) -> None:
     from ferry.model import Concurrency, DesiredState, MachineState
     from ferry.proxy.limits import ProxyLimits
     from ferry.proxy.routes import Backend, RouteTable, ServicePorts
@@ -115,10 +203,21 @@ def serve_ferry(port: int, backend_port: int) -> None:
         MachineState.STARTED, DesiredState.STARTED, (service,),
     )  # fmt: skip
     table = RouteTable(1, {"bench": (backend,)})
-    run_proxy(
+    profile = os.environ.get("FERRY_BENCH_PROFILE")
+    run = lambda: run_proxy(  # noqa: E731
         "ams", "ferry.test", lambda: table, {}, http_listen=("127.0.0.1", port),
-        limits=ProxyLimits(upstream_idle_per_backend=256),
+        limits=ProxyLimits(upstream_idle_per_backend=256), workers=workers,
     )  # fmt: skip
+    if not profile:
+        run()
+        return
+    import cProfile
+
+    profiler = cProfile.Profile()
+    try:
+        profiler.runcall(run)
+    finally:
+        profiler.dump_stats(profile)
 
 
 HAPROXY_CFG = """global
@@ -147,7 +246,13 @@ class Figures:
     p50_ms: float
     p99_ms: float
     requests: int
-    cpu_us_per_request: float | None
+    user_us: float | None  # per request
+    sys_us: float | None
+    connects_per_s: float
+
+    @property
+    def cpu_us(self) -> float | None:
+        return None if self.user_us is None or self.sys_us is None else self.user_us + self.sys_us
 
 
 def _ms(text: str) -> float:
@@ -157,36 +262,104 @@ def _ms(text: str) -> float:
     return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
 
 
-def run_wrk(name: str, port: int, args: argparse.Namespace, pid: int | None) -> Figures:
+def run_wrk(name: str, port: int, path: str, args: argparse.Namespace, pid: int) -> Figures:
     cmd = [
         "wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s", "--latency",
-        "-H", f"Host: {HOST_HEADER}", f"http://127.0.0.1:{port}/",
+        "-H", f"Host: {HOST_HEADER}", f"http://127.0.0.1:{port}{path}",
     ]  # fmt: skip
-    before = cpu_seconds(pid) if pid else 0.0
+    user0, sys0 = cpu_times(pid)
+    opens0 = active_opens()
     out = subprocess.run(
         cmd, capture_output=True, text=True, check=True, timeout=args.duration + 30
     )
-    after = cpu_seconds(pid) if pid else 0.0
+    opens = active_opens() - opens0
+    user1, sys1 = cpu_times(pid)
     text = out.stdout
     requests = int(re.search(r"(\d+) requests in", text).group(1))  # type: ignore[union-attr]
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))  # type: ignore[union-attr]
     p50 = _ms(re.search(r"^\s+50%\s+(\S+)", text, re.M).group(1))  # type: ignore[union-attr]
     p99 = _ms(re.search(r"^\s+99%\s+(\S+)", text, re.M).group(1))  # type: ignore[union-attr]
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
-    if errors:
-        print(f"  warning: {name}: {errors.group(1)} non-2xx responses", flush=True)
-    cpu = (after - before) / requests * 1e6 if pid and requests else None
-    return Figures(name, rps, p50, p99, requests, cpu)
+    for problem in re.findall(r"(Non-2xx or 3xx responses: \d+|Socket errors: .*)", text):
+        print(f"  warning: {name}: {problem}", flush=True)
+    per = 1e6 / requests if requests else 0.0
+    return Figures(
+        name, rps, p50, p99, requests,
+        (user1 - user0) * per, (sys1 - sys0) * per, opens / args.duration,
+    )  # fmt: skip
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
-            proc.wait(5)
+            proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+
+
+def bench_backend(kind: str, args: argparse.Namespace, tmp: Path) -> list[list[Figures]]:
+    """Start the backend and every proxy in front of it; load each in turn, ``rounds`` times."""
+    me = [sys.executable, str(Path(__file__).resolve())]
+    procs: list[subprocess.Popen[bytes]] = []
+    setups: list[tuple[str, int, subprocess.Popen[bytes]]] = []
+    try:
+        backend_port = free_port()
+        if kind == "busybox":
+            (tmp / "www").mkdir(exist_ok=True)
+            (tmp / "www" / "index.html").write_bytes(BODY)
+            cmd = ["busybox", "httpd", "-f", "-p", f"127.0.0.1:{backend_port}", "-h"]
+            backend = subprocess.Popen([*cmd, str(tmp / "www")])
+        else:
+            backend = subprocess.Popen([*me, "--serve-backend", str(backend_port)])
+        procs.append(backend)
+        setups.append(("direct", backend_port, backend))
+        haproxy_port = free_port()
+        cfg = tmp / f"haproxy-{kind}.cfg"
+        cfg.write_text(HAPROXY_CFG.format(port=haproxy_port, backend_port=backend_port))
+        procs.append(subprocess.Popen(["/usr/sbin/haproxy", "-db", "-f", str(cfg)]))
+        setups.append(("haproxy", haproxy_port, procs[-1]))
+        env = {**os.environ, "FERRY_BENCH_PROFILE": args.profile} if args.profile else None
+        for workers in sorted({1, args.workers}):
+            port = free_port()
+            cmd = [*me, "--serve-ferry", str(port), str(backend_port), str(workers)]
+            procs.append(subprocess.Popen(cmd, env=env if workers == 1 else None))
+            setups.append(("ferry" if workers == 1 else f"ferry x{workers}", port, procs[-1]))
+        if args.floor:
+            port = free_port()
+            procs.append(subprocess.Popen([*me, "--serve-floor", str(port), str(backend_port)]))
+            setups.append(("floor", port, procs[-1]))
+        for _, port, _ in setups:
+            wait_for_port(port)
+        time.sleep(0.5)  # let worker processes come up behind the shared port
+        rounds: list[list[Figures]] = []
+        for _ in range(args.rounds):
+            rounds.append([run_wrk(name, port, "/", args, p.pid) for name, port, p in setups])
+        return rounds
+    finally:
+        for proc in reversed(procs):
+            stop(proc)
+
+
+def report(kind: str, rounds: list[list[Figures]]) -> None:
+    print(f"\nbackend: {kind}")
+    print(f"{'setup':<11}{'req/s':>9}{'p50 ms':>8}{'p99 ms':>8}{'CPU µs/req':>12}"
+          f"{'user':>7}{'sys':>7}{'conn/s':>8}")  # fmt: skip
+    best: dict[str, Figures] = {}
+    for figs in rounds:
+        for f in figs:
+            cpu = f"{f.cpu_us:.1f}" if f.cpu_us is not None else "-"
+            user, system = f.user_us or 0.0, f.sys_us or 0.0
+            print(f"{f.name:<11}{f.rps:>9.0f}{f.p50_ms:>8.2f}{f.p99_ms:>8.2f}{cpu:>12}"
+                  f"{user:>7.1f}{system:>7.1f}{f.connects_per_s:>8.0f}")  # fmt: skip
+            if f.name not in best or f.rps > best[f.name].rps:
+                best[f.name] = f
+    h = best["haproxy"]
+    for name, f in best.items():
+        if name.startswith(("ferry", "floor")) and f.cpu_us and h.cpu_us:
+            print(f"{name}/haproxy: req/s {f.rps / h.rps:.2f}x (goal >= 1.0), "
+                  f"p99 {f.p99_ms / h.p99_ms:.2f}x (goal <= 1.5), "
+                  f"CPU/req {f.cpu_us / h.cpu_us:.2f}x (goal <= 1.2)")  # fmt: skip
 
 
 def main() -> None:
@@ -195,8 +368,13 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--backend", choices=("uvloop", "busybox", "both"), default="uvloop")
+    parser.add_argument("--workers", type=int, default=1, help="also run Ferry with N processes")
+    parser.add_argument("--floor", action="store_true", help="also run the minimal relay")
+    parser.add_argument("--profile", help="run Ferry (1 process) under cProfile, stats to FILE")
     parser.add_argument("--serve-backend", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--serve-ferry", nargs=2, type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--serve-ferry", nargs=3, type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--serve-floor", nargs=2, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_backend:
         serve_backend(args.serve_backend)
@@ -204,45 +382,20 @@ def main() -> None:
     if args.serve_ferry:
         serve_ferry(*args.serve_ferry)
         return
+    if args.serve_floor:
+        serve_floor(*args.serve_floor)
+        return
+    if args.profile:
+        args.profile = str(Path(args.profile).resolve())
 
     print(f"proxy bench: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}, wrk -t{args.threads} -c{args.connections} "
-          f"-d{args.duration}s, 100-byte body, backend: uvloop+httptools static")  # fmt: skip
-    me = [sys.executable, str(Path(__file__).resolve())]
-    procs: list[subprocess.Popen[bytes]] = []
+          f"-d{args.duration}s, 100-byte body, load {os.getloadavg()[0]:.2f}")  # fmt: skip
+    kinds = ("uvloop", "busybox") if args.backend == "both" else (args.backend,)
     with tempfile.TemporaryDirectory(prefix="ferry-proxy-bench-") as tmp:
-        try:
-            backend_port, haproxy_port, ferry_port = free_port(), free_port(), free_port()
-            backend = subprocess.Popen([*me, "--serve-backend", str(backend_port)])
-            procs.append(backend)
-            cfg = Path(tmp) / "haproxy.cfg"
-            cfg.write_text(HAPROXY_CFG.format(port=haproxy_port, backend_port=backend_port))
-            haproxy = subprocess.Popen(["/usr/sbin/haproxy", "-db", "-f", str(cfg)])
-            procs.append(haproxy)
-            ferry = subprocess.Popen([*me, "--serve-ferry", str(ferry_port), str(backend_port)])
-            procs.append(ferry)
-            for port in (backend_port, haproxy_port, ferry_port):
-                wait_for_port(port)
-            results: dict[str, list[Figures]] = {"direct": [], "haproxy": [], "ferry": []}
-            for _ in range(args.rounds):
-                results["direct"].append(run_wrk("direct", backend_port, args, backend.pid))
-                results["haproxy"].append(run_wrk("haproxy", haproxy_port, args, haproxy.pid))
-                results["ferry"].append(run_wrk("ferry", ferry_port, args, ferry.pid))
-        finally:
-            for proc in reversed(procs):
-                stop(proc)
-    print(f"{'setup':<10}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'CPU µs/req':>12}")
-    best: dict[str, Figures] = {}
-    for name, figs in results.items():
-        for f in figs:
-            cpu = f"{f.cpu_us_per_request:.1f}" if f.cpu_us_per_request is not None else "-"
-            print(f"{name:<10}{f.rps:>10.0f}{f.p50_ms:>9.2f}{f.p99_ms:>9.2f}{cpu:>12}")
-        best[name] = max(figs, key=lambda f: f.rps)
-    h, f = best["haproxy"], best["ferry"]
-    assert h.cpu_us_per_request and f.cpu_us_per_request
-    print(f"ferry/haproxy: req/s {f.rps / h.rps:.2f}x (goal >= 1.0), "
-          f"p99 {f.p99_ms / h.p99_ms:.2f}x (goal <= 1.5), "
-          f"CPU/req {f.cpu_us_per_request / h.cpu_us_per_request:.2f}x (goal <= 1.2)")  # fmt: skip
+        results = {kind: bench_backend(kind, args, Path(tmp)) for kind in kinds}
+    for kind, rounds in results.items():
+        report(kind, rounds)
 
 
 if __name__ == "__main__":

@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
 import signal
 from collections.abc import Callable, Mapping
 
 from prometheus_client import CollectorRegistry
 
-from ferry.errors import NetworkError
+from ferry.errors import NetworkError, ValidationError
 from ferry.proxy.health import HealthBook, HealthChecker, Prober
 from ferry.proxy.http import HttpEdge, NoStartedMachine
 from ferry.proxy.limits import LoadTracker, ProxyLimits
@@ -49,6 +50,7 @@ class EdgeProxy:
         rng: random.Random | None = None,
         spill_rtt_ms: float = 0.0,
         table_poll: float = 0.5,
+        reuse_port: bool = False,
     ) -> None:
         self.region = region
         self.limits = limits or ProxyLimits()
@@ -62,6 +64,7 @@ class EdgeProxy:
         self._metrics_listen = metrics_listen
         self._public_port = public_port
         self._table_poll = table_poll
+        self._reuse_port = reuse_port
         self.http = HttpEdge(
             region,
             domain,
@@ -106,7 +109,12 @@ class EdgeProxy:
         host, port = self._http_listen
         try:
             self._server = await loop.create_server(
-                self.http.protocol, host, port, reuse_address=True, backlog=1024
+                self.http.protocol,
+                host,
+                port,
+                reuse_address=True,
+                reuse_port=self._reuse_port or None,
+                backlog=1024,
             )
             bound = self._server.sockets[0].getsockname()
             self.http_address = (str(bound[0]), int(bound[1]))
@@ -173,8 +181,76 @@ def run_proxy(
     metrics_listen: tuple[str, int] | None = None,
     limits: ProxyLimits | None = None,
     wake: NoStartedMachine | None = None,
+    workers: int = 1,
 ) -> None:
-    """Run an edge proxy on uvloop until SIGTERM or SIGINT (blocking)."""
+    """Run an edge proxy on uvloop until SIGTERM or SIGINT (blocking).
+
+    ``workers > 1`` forks that many processes sharing the HTTP port through
+    SO_REUSEPORT (the kernel spreads connections); each has its own pool,
+    load counts and health, and only the first serves ``metrics_listen`` (its
+    figures then cover its share of the traffic). SIGTERM to this process
+    stops every worker. Raises ``ValidationError`` for ``workers < 1``.
+    """
+    if workers < 1:
+        raise ValidationError(f"workers must be at least 1, not {workers}")
+    if workers == 1:
+        _serve_one(region, domain, table, rtt_ms, http_listen, metrics_listen, limits, wake, False)
+        return
+    if http_listen[1] == 0:
+        raise ValidationError("several workers need a fixed HTTP port, not 0")
+    children: list[int] = []
+    for index in range(workers):
+        pid = os.fork()
+        if pid == 0:  # the worker
+            code = 0
+            try:
+                metrics = metrics_listen if index == 0 else None
+                _serve_one(region, domain, table, rtt_ms, http_listen, metrics, limits, wake, True)
+            except BaseException:
+                code = 1
+                log.exception("edge worker %d failed", index)
+            finally:
+                os._exit(code)
+        children.append(pid)
+    _supervise(children)
+
+
+def _supervise(children: list[int]) -> None:
+    """Forward SIGTERM/SIGINT to the workers and wait for all of them (blocking)."""
+
+    def forward(signum: int, _frame: object) -> None:
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        for pid in children:
+            while True:
+                try:
+                    os.waitpid(pid, 0)
+                    break
+                except InterruptedError:
+                    continue
+                except ChildProcessError:
+                    break
+    finally:
+        forward(signal.SIGTERM, None)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _serve_one(
+    region: str,
+    domain: str,
+    table: Callable[[], RouteTable],
+    rtt_ms: Mapping[str, float],
+    http_listen: tuple[str, int],
+    metrics_listen: tuple[str, int] | None,
+    limits: ProxyLimits | None,
+    wake: NoStartedMachine | None,
+    reuse_port: bool,
+) -> None:
     import uvloop
 
     async def main() -> None:
@@ -187,6 +263,7 @@ def run_proxy(
             metrics_listen=metrics_listen,
             limits=limits,
             wake=wake,
+            reuse_port=reuse_port,
         )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
