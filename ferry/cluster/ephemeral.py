@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
 import shutil
 import socket
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from ferry.cluster.lifecycle import cluster_down, cluster_up
 from ferry.cluster.settings import ClusterSettings
+from ferry.errors import ConfigError
 
 
 def free_port() -> int:
@@ -45,3 +49,39 @@ def ephemeral_cluster(
     finally:
         cluster_down(home, purge=True)
         shutil.rmtree(home, ignore_errors=True)
+
+
+DEMO_APP = Path(__file__).resolve().parents[2] / "demo"
+
+
+def run_cli(
+    settings: ClusterSettings, *args: str, cwd: Path | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """Run the ``ferry`` CLI as a user would, pointed at this cluster. Never raises on exit code."""
+    env = {
+        **os.environ,
+        "FERRY_HOME": str(settings.home),
+        "FERRY_API_URL": settings.api_url,
+        "FERRY_API_TOKEN": settings.token_path.read_text().strip(),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "ferry", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def copy_demo_app(parent: Path) -> Path:
+    """A copy of the demo app in ``parent/demo`` with busybox beside its Dockerfile,
+    as ``make up`` makes it. Raises ``ConfigError`` when busybox is not installed."""
+    target = parent / "demo"
+    shutil.copytree(DEMO_APP, target)
+    busybox = shutil.which("busybox")
+    if busybox is None:
+        raise ConfigError("busybox is missing", hint="run `make up` or `make test` to install it")
+    shutil.copy(busybox, target / "busybox")
+    return target

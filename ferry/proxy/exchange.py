@@ -33,6 +33,15 @@ _TERMINATOR = b"0\r\n\r\n"
 class Exchange:
     """A client request and its response. Owned by its ``ClientConnection``."""
 
+    __slots__ = (
+        "edge", "client", "app", "method", "request", "request_id", "http11", "keep_alive",
+        "started_at", "routes", "prefs", "target", "up", "task", "pending", "pending_bytes",
+        "retained", "retained_bytes", "sent_body", "req_done", "attempts", "replays",
+        "replay_header", "replaying", "interim", "responding", "chunked_out", "close_delimited",
+        "upstream_until_close", "status", "bytes_in", "bytes_out", "deadline", "done",
+        "tunnel_raw",
+    )  # fmt: skip
+
     def __init__(
         self,
         edge: HttpEdge,
@@ -45,6 +54,7 @@ class Exchange:
         http11: bool,
         keep_alive: bool,
         started_at: float,
+        routes: AppRoutes | None = None,
     ) -> None:
         self.edge = edge
         self.client = client
@@ -55,7 +65,11 @@ class Exchange:
         self.http11 = http11
         self.keep_alive = keep_alive
         self.started_at = started_at
-        self.prefs = RoutePrefs(request.prefer_region, request.force_instance)
+        self.routes = routes  # the plan found with the request headers; used once
+        if request.prefer_region is None and request.force_instance is None:
+            self.prefs = NO_PREFS
+        else:
+            self.prefs = RoutePrefs(request.prefer_region, request.force_instance)
         self.target: Target | None = None
         self.up: UpstreamConnection | None = None
         self.task: asyncio.Task[None] | None = None
@@ -79,7 +93,7 @@ class Exchange:
         self.bytes_out = 0
         self.deadline = 0.0
         self.done = False
-        self.tunnel_raw: list[bytes] = []
+        self.tunnel_raw: list[bytes] | None = None
 
     # routing ------------------------------------------------------------------
     def start(self) -> None:
@@ -91,10 +105,12 @@ class Exchange:
     def _dispatch(self) -> None:
         if self.done:
             return
-        decision = self.edge.choose(self.app, self.prefs)
-        if isinstance(decision, Choice):
-            self._use(decision.target)
+        routes, self.routes = self.routes, None
+        decision = self.edge.choose(self.app, self.prefs, routes)
+        if type(decision) is Target:
+            self._use(decision)
             return
+        assert isinstance(decision, NoRoute)
         kind = decision.kind
         if kind == "overflow":
             self.task = asyncio.get_running_loop().create_task(self._wait_for_slot())
@@ -117,9 +133,9 @@ class Exchange:
                 )
                 return
             decision = self.edge.choose(self.app, self.prefs)
-            if isinstance(decision, Choice):
+            if isinstance(decision, Target):
                 self.task = None
-                self._use(decision.target)
+                self._use(decision)
                 return
             if decision.kind != "overflow":
                 self.task = None
@@ -132,16 +148,17 @@ class Exchange:
         woke = await wake(self.app, self.edge.region)
         self.task = None
         decision = self.edge.choose(self.app, self.prefs)
-        if woke and isinstance(decision, Choice):
-            self._use(decision.target)
+        if woke and isinstance(decision, Target):
+            self._use(decision)
         else:
             self.fail(503, f"{self.app} has no started machine")
 
     def _use(self, target: Target) -> None:
         self.target = target
-        self.edge.load.acquire(self.app, target.backend.machine_id)
+        edge = self.edge
+        edge.load.acquire(self.app, target.backend.machine_id)
         key = (target.backend.address, target.port)
-        conn = self.edge.pool.take(key)
+        conn = edge.pool.take(key)
         if conn is not None:
             self._attach(conn)
         else:
@@ -160,7 +177,7 @@ class Exchange:
         self.task = None
         self.edge.stats.record_connect(self.app, time.monotonic() - began)
         if self.done:
-            self.edge.pool.give(conn, self.edge.now())
+            self.edge.pool.give(conn, self.edge.clock)
             return
         self._attach(conn)
 
@@ -183,26 +200,28 @@ class Exchange:
     def _attach(self, conn: UpstreamConnection) -> None:
         self.up = conn
         conn.listener = self
-        if self.client.write_paused:
+        client = self.client
+        if client.write_paused:
             conn.pause_reading()
-        head = self.request.head
+        request = self.request
+        head = request.head
         if self.replay_header:
             head = head[:-2] + b"fly-replay-src: " + self.replay_header + b"\r\n\r\n"
         body = self.retained if self.retained is not None else self.pending
         if body:
             self.sent_body = True
-            conn.write(head + b"".join(self._encode(c) for c in body))
-        else:
-            conn.write(head)
-        self.pending = []
-        self.pending_bytes = 0
-        self.client.resume_for(self.client.PAUSE_BUFFER)
-        if self.req_done and self.request.chunked:
-            conn.write(_TERMINATOR)
+            head += b"".join(self._encode(c) for c in body)
+        if self.req_done and request.chunked:
+            head += _TERMINATOR
         if self.tunnel_raw:
-            conn.write(b"".join(self.tunnel_raw))
-            self.tunnel_raw = []
-        self.deadline = self.edge.now() + self.edge.limits.response_timeout
+            head += b"".join(self.tunnel_raw)
+            self.tunnel_raw = None
+        conn.write(head)
+        if self.pending:
+            self.pending = []
+            self.pending_bytes = 0
+            client.resume_for(client.PAUSE_BUFFER)
+        self.deadline = self.edge.clock + self.edge.limits.response_timeout
 
     def _encode(self, chunk: bytes) -> bytes:
         if self.request.chunked:
@@ -246,6 +265,8 @@ class Exchange:
         up = self.up
         if up is not None and up.tunnel:
             up.write(data)
+        elif self.tunnel_raw is None:
+            self.tunnel_raw = [data]
         else:
             self.tunnel_raw.append(data)
 
@@ -369,7 +390,7 @@ class Exchange:
             self.client.write(rest)
         if self.tunnel_raw:
             conn.write(b"".join(self.tunnel_raw))
-            self.tunnel_raw = []
+            self.tunnel_raw = None
 
     def upstream_tunnel_data(self, data: bytes) -> None:
         self.bytes_out += len(data)

@@ -77,6 +77,8 @@ class EdgeHeaders:
     port: int
     request_block: bytes = field(init=False)
     response_block: bytes = field(init=False)
+    request_tail: bytes = field(init=False)  # after the request id, to the blank line
+    response_tail: bytes = field(init=False)
 
     def __post_init__(self) -> None:
         port = str(self.port).encode()
@@ -85,8 +87,11 @@ class EdgeHeaders:
             b"Fly-Forwarded-Port: " + port + b"\r\n"
             b"Fly-Region: " + self.region.encode() + b"\r\nVia: 1.1 ferry\r\n"
         )
+        response = b"Via: 1.1 ferry\r\nServer: Ferry\r\n"
         object.__setattr__(self, "request_block", block)
-        object.__setattr__(self, "response_block", b"Via: 1.1 ferry\r\nServer: Ferry\r\n")
+        object.__setattr__(self, "response_block", response)
+        object.__setattr__(self, "request_tail", b"\r\n" + block + b"\r\n")
+        object.__setattr__(self, "response_tail", b"\r\n" + response + b"\r\n")
 
 
 @dataclass(slots=True)
@@ -101,6 +106,38 @@ class RequestHead:
     upgrade: bool = False
     prefer_region: str | None = None
     force_instance: str | None = None
+
+
+# What the edge does with a header, by name as sent. Names are looked up as
+# they arrive (one dict probe, no lowercasing); ``_classify`` fills the cache.
+_PASS, _DROP, _HOST, _LENGTH, _TRANSFER, _XFF, _PREFER, _FORCE, _EXPECT, _UPGRADE = range(10)
+_REQUEST_KINDS = {
+    b"host": _HOST,
+    b"content-length": _LENGTH,
+    b"transfer-encoding": _TRANSFER,
+    b"x-forwarded-for": _XFF,
+    b"fly-prefer-region": _PREFER,
+    b"fly-force-instance-id": _FORCE,
+    b"expect": _EXPECT,
+    b"upgrade": _UPGRADE,
+}
+_RESPONSE_KINDS = {b"content-length": _LENGTH, b"transfer-encoding": _TRANSFER}
+_CACHE_LIMIT = 2048  # distinct spellings remembered; a flood of made-up names just re-classifies
+
+
+def _classify(
+    name: bytes, cache: dict[bytes, int], kinds: dict[bytes, int], drop: frozenset[bytes]
+) -> int:
+    lower = name.lower()
+    kind = kinds.get(lower, _DROP if lower in drop else _PASS)
+    if len(cache) >= _CACHE_LIMIT:
+        cache.clear()
+    cache[name] = kind
+    return kind
+
+
+_request_kind: dict[bytes, int] = {}
+_response_kind: dict[bytes, int] = {}
 
 
 def build_request_head(
@@ -121,26 +158,34 @@ def build_request_head(
     parts = [method, b" ", url, b" HTTP/1.1\r\n"]
     forwarded_for = client_ip
     upgrade_to = b""
+    kinds = _request_kind
     for name, value in headers:
-        lower = name.lower()
-        if lower in _DROP_REQUEST:
-            if lower == b"expect":
-                info.expect_continue = value.lower() == b"100-continue"
-            elif lower == b"upgrade":
-                upgrade_to = value
+        kind = kinds.get(name)
+        if kind is None:
+            kind = _classify(name, kinds, _REQUEST_KINDS, _DROP_REQUEST)
+        if kind == _PASS:
+            parts += (name, b": ", value, b"\r\n")
             continue
-        if lower == b"host":
+        if kind == _DROP:
+            continue
+        if kind == _HOST:
             info.host = value
-        elif lower == b"content-length":
+        elif kind == _LENGTH:
             info.content_length = int(value)
-        elif lower == b"transfer-encoding":
+        elif kind == _TRANSFER:
             info.chunked = value.lower().endswith(b"chunked")
-        elif lower == b"x-forwarded-for":
+        elif kind == _XFF:
             forwarded_for = value + b", " + client_ip
             continue
-        elif lower == b"fly-prefer-region":
+        elif kind == _EXPECT:
+            info.expect_continue = value.lower() == b"100-continue"
+            continue
+        elif kind == _UPGRADE:
+            upgrade_to = value
+            continue
+        elif kind == _PREFER:
             info.prefer_region = value.decode("latin-1").strip().lower() or None
-        elif lower == b"fly-force-instance-id":
+        elif kind == _FORCE:
             info.force_instance = value.decode("latin-1").strip() or None
         parts += (name, b": ", value, b"\r\n")
     if upgrade and upgrade_to:
@@ -153,9 +198,7 @@ def build_request_head(
         client_ip,
         b"\r\nFly-Request-Id: ",
         request_id,
-        b"\r\n",
-        edge.request_block,
-        b"\r\n",
+        edge.request_tail,
     )
     info.head = b"".join(parts)
     return info
@@ -170,6 +213,19 @@ class ResponseHead:
     replay: bytes | None  # a Fly-Replay value: the response is not forwarded
     # The machine sent neither a length nor chunks: its body ends when it closes.
     upstream_until_close: bool = False
+
+
+_status_lines: dict[tuple[int, bytes], bytes] = {}
+
+
+def _status_line(status: int, reason: bytes) -> bytes:
+    key = (status, reason)
+    line = _status_lines.get(key)
+    if line is None:
+        line = b"HTTP/1.1 %d %b\r\n" % (status, reason)
+        if len(_status_lines) < _CACHE_LIMIT:
+            _status_lines[key] = line
+    return line
 
 
 def build_response_head(
@@ -188,24 +244,28 @@ def build_response_head(
     A body with a length keeps it; one without is chunk-encoded for HTTP/1.1
     clients, or delimited by closing for HTTP/1.0 ones.
     """
-    parts = [b"HTTP/1.1 ", str(status).encode(), b" ", reason, b"\r\n"]
+    parts = [_status_line(status, reason)]
     content_length: int | None = None
     replay: bytes | None = None
     switching = status == 101
     upstream_chunked = False
+    kinds = _response_kind
     for name, value in headers:
-        lower = name.lower()
-        if lower == b"transfer-encoding" and b"chunked" in value.lower():
-            upstream_chunked = True
-        if lower in _DROP_RESPONSE:
-            if lower == b"fly-replay":
-                replay = value
-            elif switching and lower in (b"connection", b"upgrade"):
-                parts += (name, b": ", value, b"\r\n")
-            continue
-        if lower == b"content-length":
+        kind = kinds.get(name)
+        if kind is None:
+            kind = _classify(name, kinds, _RESPONSE_KINDS, _DROP_RESPONSE)
+        if kind == _PASS:
+            parts += (name, b": ", value, b"\r\n")
+        elif kind == _LENGTH:
             content_length = int(value)
-        parts += (name, b": ", value, b"\r\n")
+            parts += (name, b": ", value, b"\r\n")
+        elif kind == _TRANSFER:
+            if b"chunked" in value.lower():
+                upstream_chunked = True
+        elif name.lower() == b"fly-replay":
+            replay = value
+        elif switching and name.lower() in (b"connection", b"upgrade"):
+            parts += (name, b": ", value, b"\r\n")
     chunked_out = close_delimited = False
     if has_body and content_length is None:
         if client_http11:
@@ -219,7 +279,7 @@ def build_response_head(
         parts.append(b"Connection: close\r\n")
     elif not client_http11:
         parts.append(b"Connection: keep-alive\r\n")
-    parts += (b"Fly-Request-Id: ", request_id, b"\r\n", edge.response_block, b"\r\n")
+    parts += (b"Fly-Request-Id: ", request_id, edge.response_tail)
     until_close = has_body and content_length is None and not upstream_chunked
     return ResponseHead(
         b"".join(parts), content_length, chunked_out, close_delimited, replay, until_close
@@ -302,20 +362,19 @@ def _base32(value: int, width: int) -> str:
 
 
 class RequestIds:
-    """ULID-like request ids, ``<26 chars>-<region>``: time-ordered and unique per process."""
+    """Request ids ``<26 chars>-<region>``, unique per process and increasing.
+
+    A per-process prefix (start time in ms and 30 random bits, Crockford
+    base32) followed by a counter: one bytes format per request, no clock.
+    """
 
     def __init__(self, region: str) -> None:
-        self._suffix = "-" + region
-        self._node = _base32(int.from_bytes(os.urandom(4), "big"), 6)
-        self._counter = int.from_bytes(os.urandom(3), "big")
-        self._last_ms = -1
-        self._prefix = ""
+        node = _base32(int.from_bytes(os.urandom(4), "big"), 6)
+        self._prefix = (_base32(time.time_ns() // 1_000_000, 10) + node).encode()
+        self._suffix = ("-" + region).encode()
+        self._counter = 0
 
     def next(self) -> bytes:
         """A new id; cheap enough to call per request."""
-        now_ms = time.time_ns() // 1_000_000
-        if now_ms != self._last_ms:
-            self._last_ms = now_ms
-            self._prefix = _base32(now_ms, 10) + self._node
-        self._counter = (self._counter + 1) & 0xFFFFFFFFFF
-        return (self._prefix + format(self._counter, "010X") + self._suffix).encode()
+        self._counter += 1
+        return b"%b%010X%b" % (self._prefix, self._counter, self._suffix)

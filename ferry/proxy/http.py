@@ -21,11 +21,14 @@ from ferry.proxy.limits import LoadTracker, ProxyLimits
 from ferry.proxy.metrics import EdgeStats
 from ferry.proxy.routes import RouteTable
 from ferry.proxy.routing import (
+    NO_PREFS,
     AppRoutes,
     Choice,
     NoRoute,
     RoutePrefs,
+    Target,
     choose_target,
+    pick_nearest_under_soft,
     plan_app_routes,
 )
 from ferry.proxy.upstream import UpstreamPool
@@ -86,41 +89,59 @@ class HttpEdge:
         self._routes: dict[str, AppRoutes] = {}
         # time.monotonic, not loop.time: uvloop's clock is cached per loop turn in ms.
         self.now: Callable[[], float] = time.monotonic
+        # Deadlines are computed from this coarse clock (set by every sweep) plus
+        # one tick, so they never fire early and cost no clock read per request.
+        self.clock = self.now() + self.limits.tick
 
     def protocol(self) -> ClientConnection:
         return ClientConnection(self)
 
-    def _current_routes(self) -> dict[str, AppRoutes]:
+    def routes_for(self, app: str) -> AppRoutes | None:
+        """The app's route plan for the current table; None when the table has no such app.
+
+        Plans are cached per table snapshot: one table call and one dict
+        probe per request.
+        """
         table = self.table()
         if table is not self._routes_for:
             self._routes_for = table
             self._routes = {}
-        return self._routes
+        routes = self._routes.get(app)
+        if routes is None and app in table.apps:
+            routes = plan_app_routes(app, table.backends(app), self.rtt_ms)
+            self._routes[app] = routes
+        return routes
 
     def serves(self, app: str) -> bool:
         """Whether the current table knows ``app`` (any machine, started or not)."""
         return app in self.table().apps
 
-    def choose(self, app: str, prefs: RoutePrefs) -> Choice | NoRoute:
-        """Route one request of ``app`` with the current table, load and health."""
-        routes_by_app = self._current_routes()
-        routes = routes_by_app.get(app)
+    def choose(
+        self, app: str, prefs: RoutePrefs, routes: AppRoutes | None = None
+    ) -> Target | NoRoute:
+        """Route one request of ``app`` with the current table, load and health.
+
+        ``routes`` (from ``routes_for`` in the same loop turn) saves a lookup.
+        """
         if routes is None:
-            assert self._routes_for is not None
-            routes = plan_app_routes(app, self._routes_for.backends(app), self.rtt_ms)
-            routes_by_app[app] = routes
-        return choose_target(
-            routes,
-            self.load.load,
-            self.health.health,
-            prefs,
-            self.rng,
-            spill_rtt_ms=self.spill_rtt_ms,
+            routes = self.routes_for(app)
+            if routes is None:
+                return NoRoute("no_service", f"{app} is not in the route table")
+        load = self.load.load
+        health = self.health.health
+        if prefs is NO_PREFS:
+            target = pick_nearest_under_soft(routes, load, health, self.rng)
+            if target is not None:
+                return target
+        decision = choose_target(
+            routes, load, health, prefs, self.rng, spill_rtt_ms=self.spill_rtt_ms
         )
+        return decision.target if isinstance(decision, Choice) else decision
 
     def sweep(self) -> None:
         """Apply header, idle and response timeouts; close stale pooled connections."""
         now = self.now()
+        self.clock = now + self.limits.tick
         for conn in list(self.connections):
             conn.check_deadline(now)
         self.pool.sweep(now)

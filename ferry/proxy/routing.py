@@ -34,12 +34,14 @@ from ferry.proxy.routes import Backend, ServicePorts
 
 __all__ = [
     "AppRoutes",
+    "NO_PREFS",
     "Choice",
     "NoRoute",
     "RoutePrefs",
     "Target",
     "choose_target",
     "http_service",
+    "pick_nearest_under_soft",
     "plan_app_routes",
     "route",
     "service_for_port",
@@ -225,6 +227,45 @@ def choose_target(
     if not any_usable:
         return NoRoute("unhealthy", f"{app} has no healthy started machine")
     return NoRoute("overflow", f"all machines of {app} are at their hard limit")
+
+
+def pick_nearest_under_soft(
+    routes: AppRoutes, load: Mapping[str, int], health: Mapping[str, bool], rng: random.Random
+) -> Target | None:
+    """``choose_target``'s target for a request without preferences, in its common case.
+
+    The common case: the nearest region with a healthy machine under its hard
+    limit has one under its soft limit; the least loaded of those is picked
+    (random among equals, drawing from ``rng`` exactly as ``choose_target``
+    does). Returns None whenever the full rule must decide (nothing under the
+    soft limit there, no usable machine, no service): call ``choose_target``.
+    One pass, no lists unless there are ties.
+    """
+    for _, targets in routes.regions:
+        best: Target | None = None
+        ties: list[Target] | None = None
+        best_load = 0
+        under_hard = False
+        for target in targets:
+            machine_id = target.backend.machine_id
+            if not health.get(machine_id, True):
+                continue
+            count = load.get(machine_id, 0)
+            hard = target.hard_limit
+            if hard is not None and count >= hard:
+                continue
+            under_hard = True
+            if count >= target.soft_limit:
+                continue
+            if best is None or count < best_load:
+                best, best_load, ties = target, count, None
+            elif count == best_load:
+                ties = [best, target] if ties is None else [*ties, target]
+        if best is not None:
+            return best if ties is None else rng.choice(ties)
+        if under_hard:
+            return None
+    return None
 
 
 def _spill(

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from ferry.client import FerryClient
-from ferry.cluster.ephemeral import ephemeral_cluster
+from ferry.cluster.ephemeral import copy_demo_app, ephemeral_cluster, run_cli
 from ferry.cluster.settings import ClusterSettings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -38,28 +36,28 @@ def ferry(
     cluster: ClusterSettings, *args: str, cwd: Path | None = None, timeout: float = 180
 ) -> subprocess.CompletedProcess[str]:
     """Run the `ferry` CLI as a user would, pointed at this cluster."""
-    env = {
-        **os.environ,
-        "FERRY_HOME": str(cluster.home),
-        "FERRY_API_URL": cluster.api_url,
-        "FERRY_API_TOKEN": cluster.token_path.read_text().strip(),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "ferry", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    return run_cli(cluster, *args, cwd=cwd, timeout=timeout)
 
 
 def demo_dir(tmp: Path) -> Path:
     """A copy of the demo app with busybox beside its Dockerfile, as `make up` makes it."""
-    target = tmp / "demo"
-    shutil.copytree(REPO / "demo", target)
-    busybox = shutil.which("busybox")
-    assert busybox, "busybox-static is installed by `make test`"
-    shutil.copy(busybox, target / "busybox")
-    return target
+    return copy_demo_app(tmp)
+
+
+def cluster_pid(cluster: ClusterSettings, role: str, *words: str) -> int | None:
+    """PID of this cluster's ``ferry <role>`` process whose arguments include ``words``
+    one after the other (e.g. ``"--region", "iad"``)."""
+    needle = " ".join(words)
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            args = [
+                a.decode(errors="replace") for a in (proc / "cmdline").read_bytes().split(b"\0")
+            ]
+        except OSError:
+            continue
+        line = " ".join(args)
+        if args[0] != "nsenter" and role in args and str(cluster.home) in line and needle in line:
+            return int(proc.name)
+    return None

@@ -20,7 +20,7 @@ from ferry.client import FerryClient
 from ferry.cluster.lifecycle import log_tail
 from ferry.cluster.settings import ClusterSettings
 from ferry.model import Machine, MachineState
-from tests.e2e.conftest import demo_dir, ferry
+from tests.e2e.conftest import cluster_pid, demo_dir, ferry
 
 pytestmark = pytest.mark.e2e
 
@@ -127,24 +127,7 @@ def test_restarted_agent_adopts_its_machines(
 
 
 def agent_pid_of(host_id: str, cluster: ClusterSettings) -> int | None:
-    """The PID of the agent process of ``host_id`` in this cluster (by its command line)."""
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            args = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        text = [a.decode(errors="replace") for a in args]
-        if (
-            "agent" in text
-            and host_id in text
-            and f"--state-dir={cluster.home}" not in text
-            and str(cluster.host_dir(host_id)) in text
-            and text[0] != "nsenter"
-        ):
-            return int(proc.name)
-    return None
+    return cluster_pid(cluster, "agent", "--host-id", host_id)
 
 
 def test_cluster_down_leaves_nothing_behind(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ import pytest
 from ferry.client import FerryClient
 from ferry.cluster.settings import ClusterSettings
 from ferry.model import MachineState
-from tests.e2e.conftest import demo_dir, ferry
+from tests.e2e.conftest import cluster_pid, demo_dir, ferry
 
 pytestmark = pytest.mark.e2e
 
@@ -146,24 +146,10 @@ def server_pid(cluster: ClusterSettings) -> Iterator[int]:
     os.kill(pid, signal.SIGCONT)  # never leave it stopped, also when the test fails
 
 
-def find_pid(cluster: ClusterSettings, role: str, extra: str = "") -> int:
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            args = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        text = [a.decode(errors="replace") for a in args]
-        joined = " ".join(text)
-        if (
-            role in text
-            and str(cluster.home) in joined
-            and extra in joined
-            and text[0] != "nsenter"
-        ):
-            return int(proc.name)
-    raise AssertionError(f"no {role} process of this cluster")
+def find_pid(cluster: ClusterSettings, role: str, *words: str) -> int:
+    pid = cluster_pid(cluster, role, *words)
+    assert pid is not None, f"no {role} process of this cluster"
+    return pid
 
 
 def test_traffic_flows_while_the_control_plane_is_down(
@@ -173,24 +159,17 @@ def test_traffic_flows_while_the_control_plane_is_down(
     during = Load(cluster, "iad", "http://web.ferry.test/", 3).result()
     assert during["failed"] == 0 and during["ok"], during
 
-    proxy = find_pid(cluster, "proxy", "--region iad")
+    proxy = find_pid(cluster, "proxy", "--region", "iad")
     os.kill(proxy, signal.SIGKILL)  # the supervisor restarts it; the control plane is still down
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        restarted = find_pid_or_none(cluster, "proxy", "--region iad") not in (None, proxy)
+        restarted = cluster_pid(cluster, "proxy", "--region", "iad") not in (None, proxy)
         if restarted and "region=iad" in curl(cluster, "iad", "http://web.ferry.test/").stdout:
             break
         time.sleep(0.2)
     after = Load(cluster, "iad", "http://web.ferry.test/", 1.5).result()
     assert after["failed"] == 0 and after["ok"], after  # routed from its copy on disk
     os.kill(server_pid, signal.SIGCONT)
-
-
-def find_pid_or_none(cluster: ClusterSettings, role: str, extra: str = "") -> int | None:
-    try:
-        return find_pid(cluster, role, extra)
-    except AssertionError:
-        return None
 
 
 def test_a_machine_killed_under_load_fails_no_request(
