@@ -44,6 +44,13 @@ class ClientConnection(asyncio.Protocol):
     PAUSE_PIPELINE = 2  # a pipelined request waits for the current one
     PAUSE_BUFFER = 4  # the body waiting for a machine filled its buffer
 
+    __slots__ = (
+        "edge", "parser", "transport", "client_ip", "url", "headers", "header_bytes",
+        "header_size", "in_headers", "seen_bytes", "current", "receiving", "queued",
+        "upgrading", "tunnel", "write_paused", "read_pauses", "closing", "deadline", "corked",
+        "out",
+    )  # fmt: skip
+
     def __init__(self, edge: HttpEdge) -> None:
         self.edge = edge
         self.parser = httptools.HttpRequestParser(self)
@@ -72,7 +79,7 @@ class ClientConnection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
         self.client_ip = str(peer[0]).encode() if peer else b"unknown"
-        self.deadline = self.edge.now() + self.edge.limits.header_timeout
+        self.deadline = self.edge.clock + self.edge.limits.header_timeout
         self.edge.connections.add(self)
 
     def data_received(self, data: bytes) -> None:
@@ -130,12 +137,9 @@ class ClientConnection(asyncio.Protocol):
 
     # httptools callbacks ----------------------------------------------------------
     def on_message_begin(self) -> None:
-        self.in_headers = True
-        self.url = b""
-        self.headers = []
-        self.header_size = 0
+        self.in_headers = True  # url, headers and header_size were reset after the last head
         if self.current is None:
-            self.deadline = self.edge.now() + self.edge.limits.header_timeout
+            self.deadline = self.edge.clock + self.edge.limits.header_timeout
 
     def on_url(self, url: bytes) -> None:
         self.url += url
@@ -153,37 +157,39 @@ class ClientConnection(asyncio.Protocol):
         self.header_bytes = 0
         edge = self.edge
         parser = self.parser
+        headers, self.headers = self.headers, []
+        url, self.url = self.url, b""
+        self.header_size = 0
         request_id = edge.request_ids.next()
+        method = parser.get_method()
+        upgrade = parser.should_upgrade()
         try:
             request = build_request_head(
-                parser.get_method(),
-                self.url,
-                self.headers,
-                edge.headers,
-                self.client_ip,
-                request_id,
-                upgrade=parser.should_upgrade(),
+                method, url, headers, edge.headers, self.client_ip, request_id, upgrade=upgrade
             )
         except ValueError:
             raise _Reject(400, "the Content-Length header is not a number") from None
         app = edge.hosts.app_for(request.host) if request.host else None
-        if app is None or not edge.serves(app):
+        routes = edge.routes_for(app) if app is not None else None
+        if routes is None:
             raise _Reject(404, _UNKNOWN_HOST)
-        if not edge.limits.body_allowed(request.content_length):
+        if request.content_length is not None and not edge.limits.body_allowed(
+            request.content_length
+        ):
             raise _Reject(
                 413, f"the request body is larger than {edge.limits.max_body_bytes} bytes"
             )
-        http11 = parser.get_http_version() == "1.1"
         exchange = Exchange(
             edge,
             self,
-            app,
-            parser.get_method(),
+            routes.app,
+            method,
             request,
             request_id,
-            http11=http11,
+            http11=parser.get_http_version() == "1.1",
             keep_alive=parser.should_keep_alive() and not request.upgrade,
             started_at=edge.now(),
+            routes=routes,
         )
         self.receiving = exchange
         if self.current is None:
@@ -275,7 +281,7 @@ class ClientConnection(asyncio.Protocol):
             self.current.start()
             return
         self.deadline = (
-            0.0 if self.receiving is not None else self.edge.now() + self.edge.limits.idle_timeout
+            0.0 if self.receiving is not None else self.edge.clock + self.edge.limits.idle_timeout
         )
         self.seen_bytes = False
 

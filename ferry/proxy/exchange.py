@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from ferry.errors import ValidationError
 from ferry.proxy.headers import RequestHead, build_response_head, simple_response
 from ferry.proxy.replay import MAX_REPLAYS, ReplayDirective, parse_replay, replay_src
-from ferry.proxy.routing import Choice, RoutePrefs, Target
+from ferry.proxy.routing import NO_PREFS, AppRoutes, NoRoute, RoutePrefs, Target
 from ferry.proxy.upstream import UpstreamConnection
 
 if TYPE_CHECKING:
@@ -343,8 +343,9 @@ class Exchange:
         if self.status == 101:
             return  # the tunnel starts in upstream_upgraded
         self.up = None
-        if conn.parser.should_keep_alive() and self.req_done:
-            self.edge.pool.give(conn, self.edge.now())
+        edge = self.edge
+        if self.req_done and conn.parser.should_keep_alive():
+            edge.pool.give(conn, edge.clock)
         else:
             conn.detach_and_close()
         if self.replaying is not None:
@@ -469,8 +470,11 @@ class Exchange:
         self.done = True
         if not self.req_done:
             self.keep_alive = False  # the rest of the request cannot be skipped safely
-        self._release_slot()
         edge = self.edge
+        target = self.target
+        if target is not None:
+            self.target = None
+            edge.load.release(self.app, target.backend.machine_id)
         edge.stats.record_response(
             self.app, self.status, edge.now() - self.started_at, self.bytes_in, self.bytes_out
         )

@@ -14,16 +14,28 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 
+class MachineLoad(BaseModel):
+    """What one edge sees of one machine: its requests in flight from this edge right now."""
+
+    in_flight: int = 0
+    requests_total: int = 0  # cumulative since the proxy started
+
+
 class AppTraffic(BaseModel):
-    """One app's traffic through one edge over the proxy's reporting window."""
+    """One app's traffic through one edge (clients in that edge's region).
+
+    Counters are cumulative since the proxy started (``window_seconds`` ago):
+    rates are the difference between two reports over the time between them.
+    """
 
     requests: dict[str, int] = Field(default_factory=dict)  # status class ("2xx") -> count
     bytes_in: int = 0
     bytes_out: int = 0
     p50_ms: float | None = None
     p99_ms: float | None = None
-    in_flight: int = 0
-    served_by_region: dict[str, int] = Field(default_factory=dict)
+    in_flight: int = 0  # requests of this app in flight at this edge now
+    unserved_total: int = 0  # requests that found no started machine with room (503 or woken)
+    machines: dict[str, MachineLoad] = Field(default_factory=dict)
 
 
 class EdgeReport(BaseModel):
@@ -45,6 +57,16 @@ class EdgeTraffic:
     def record(self, region: str, report: EdgeReport) -> None:
         with self._lock:
             self._reports[region] = (self._clock(), report)
+
+    def snapshot(self) -> dict[str, tuple[float, EdgeReport]]:
+        """Edge region -> (when received, per this object's clock; its last report), fresh only."""
+        now = self._clock()
+        with self._lock:
+            return {
+                region: (at, report)
+                for region, (at, report) in self._reports.items()
+                if now - at <= self._stale_after
+            }
 
     def for_app(self, app: str) -> dict[str, dict[str, Any]]:
         """Edge region -> that edge's traffic for ``app`` (fresh reports only)."""
