@@ -22,6 +22,7 @@ from ferry.errors import FerryError
 from ferry.proxy.dns import serve_dns
 from ferry.proxy.metrics import EdgeStats
 from ferry.proxy.server import EdgeProxy
+from ferry.proxy.wake import MachineWaker
 from ferry.proxy.watch import RouteWatcher
 
 log = logging.getLogger("ferry.proxy")
@@ -73,11 +74,13 @@ def run_edge(settings: EdgeSettings) -> None:
         done = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, done.set)
+        rtt = {**settings.rtt_ms, settings.region: 0.0}
         proxy = EdgeProxy(
             settings.region,
             settings.domain,
             watcher.current,
             settings.rtt_ms,
+            wake=MachineWaker(client, watcher.current, rtt),
             http_listen=(settings.listen_address, settings.http_port),
             metrics_listen=(settings.listen_address, settings.metrics_port)
             if settings.metrics_port

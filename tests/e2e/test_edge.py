@@ -231,3 +231,19 @@ def test_requests_over_the_hard_limit_go_to_the_next_nearest_region(
     bodies = [c.communicate(timeout=20)[0] for c in clients]
     served = sorted(body.partition("region=")[2].split(" ")[0] for body in bodies)
     assert served == ["ams", "iad"], bodies  # the second request found ams at its hard limit
+
+
+def test_a_request_wakes_a_stopped_machine_and_is_held_not_failed(
+    cluster: ClusterSettings, client: FerryClient, tmp_path: Path
+) -> None:
+    deploy_demo(cluster, tmp_path, "sleepy", "iad")
+    wait_routable(cluster, "iad", "sleepy")
+    (m,) = client.list_machines("sleepy")
+    assert ferry(cluster, "machine", "stop", m.id, "-a", "sleepy").returncode == 0
+    client.wait_machine("sleepy", m.id, state="stopped", timeout=30)
+    time.sleep(0.3)  # the edges' tables see it stopped
+    result = curl(cluster, "iad", "-w", " %{http_code} %{time_total}", "http://sleepy.ferry.test/")
+    body, status, seconds = result.stdout.rsplit(" ", 2)
+    assert status == "200" and "region=iad" in body, result.stdout
+    assert float(seconds) < 5
+    assert client.get_machine("sleepy", m.id).state is MachineState.STARTED
