@@ -45,10 +45,27 @@ class ClientConnection(asyncio.Protocol):
     PAUSE_BUFFER = 4  # the body waiting for a machine filled its buffer
 
     __slots__ = (
-        "edge", "parser", "transport", "client_ip", "url", "headers", "header_bytes",
-        "header_size", "in_headers", "seen_bytes", "current", "receiving", "queued",
-        "upgrading", "tunnel", "write_paused", "read_pauses", "closing", "deadline", "corked",
+        "client_ip",
+        "closing",
+        "corked",
+        "current",
+        "deadline",
+        "edge",
+        "header_bytes",
+        "header_size",
+        "headers",
+        "in_headers",
         "out",
+        "parser",
+        "queued",
+        "read_pauses",
+        "receiving",
+        "seen_bytes",
+        "transport",
+        "tunnel",
+        "upgrading",
+        "url",
+        "write_paused",
     )  # fmt: skip
 
     def __init__(self, edge: HttpEdge) -> None:

@@ -33,8 +33,8 @@ from typing import Literal
 from ferry.proxy.routes import Backend, ServicePorts
 
 __all__ = [
-    "AppRoutes",
     "NO_PREFS",
+    "AppRoutes",
     "Choice",
     "NoRoute",
     "RoutePrefs",

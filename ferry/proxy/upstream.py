@@ -19,7 +19,10 @@ BackendKey = tuple[str, int]  # (address, port)
 
 
 class Corkable(Protocol):
-    def cork(self) -> None: ...
+    """The client side: ``corked`` > 0 collects its writes until ``uncork``."""
+
+    corked: int
+
     def uncork(self) -> None: ...
 
 
@@ -46,6 +49,20 @@ class UpstreamListener(Protocol):
 
 class UpstreamConnection(asyncio.Protocol):
     """One TCP connection to a machine; lent to one exchange at a time."""
+
+    __slots__ = (
+        "closed",
+        "headers",
+        "idle_since",
+        "key",
+        "listener",
+        "parser",
+        "pool",
+        "reason",
+        "reused",
+        "transport",
+        "tunnel",
+    )  # fmt: skip
 
     def __init__(self, pool: UpstreamPool, key: BackendKey) -> None:
         self.pool = pool
@@ -77,7 +94,7 @@ class UpstreamConnection(asyncio.Protocol):
             listener.upstream_tunnel_data(data)
             return
         client = listener.client
-        client.cork()
+        client.corked += 1  # the whole answer in this read leaves in one send
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
@@ -104,10 +121,6 @@ class UpstreamConnection(asyncio.Protocol):
             self.listener.upstream_write_paused(False)
 
     # httptools callbacks ----------------------------------------------------
-    def on_message_begin(self) -> None:
-        self.headers = []
-        self.reason = b""
-
     def on_status(self, reason: bytes) -> None:
         self.reason += reason
 
@@ -115,10 +128,10 @@ class UpstreamConnection(asyncio.Protocol):
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
+        headers, self.headers = self.headers, []
+        reason, self.reason = self.reason, b""
         if self.listener is not None:
-            self.listener.upstream_head(
-                self, self.parser.get_status_code(), self.reason, self.headers
-            )
+            self.listener.upstream_head(self, self.parser.get_status_code(), reason, headers)
 
     def on_body(self, body: bytes) -> None:
         if self.listener is not None:

@@ -1,0 +1,94 @@
+"""Wake latency: a stopped machine -> first response through the edge proxy.
+
+Run as root: ``.venv/bin/python bench/wake_bench.py [--runs 20]``.
+
+One-region embedded cluster, the demo app with one machine. Each run stops
+the machine (and waits until the edge's routing table has it stopped), then
+times one request from a client in the region through the edge
+(``curl -w %{time_total}``): the edge finds no started machine, asks the
+control plane to start the nearest stopped one, holds the request until the
+machine runs and accepts connections, then forwards it. Baseline in the same
+run: the same request to the running machine through the edge.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+from _cluster import demo_app_dir, ferry_cli
+
+from ferry.client import FerryClient
+from ferry.cluster.ephemeral import ephemeral_cluster
+from ferry.cluster.settings import ClusterSettings
+
+
+def timed_get(settings: ClusterSettings, url: str) -> tuple[int, float]:
+    netns = settings.plan.region("ams").netns
+    curl = ["curl", "-s", "-o", "/dev/null", "-m", "30", "-w", "%{http_code} %{time_total}", url]
+    argv = ["ip", "netns", "exec", netns, *curl]
+    out = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=60).stdout
+    code, seconds = out.split()
+    return int(code), float(seconds)
+
+
+def pct(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=20)
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("run as root", file=sys.stderr)
+        return 2
+    app_dir = demo_app_dir()
+    wake: list[float] = []
+    warm: list[float] = []
+    failures = 0
+    try:
+        with ephemeral_cluster(("ams",), octet=193) as settings:
+            ferry_cli(settings, "deploy", "--regions", "ams", cwd=app_dir)
+            url = "http://hello.ferry.test/"
+            token = settings.token_path.read_text().strip()
+            with FerryClient(settings.api_url, token) as client:
+                (machine,) = client.list_machines("hello")
+                for _ in range(args.runs):
+                    code, seconds = timed_get(settings, url)
+                    warm.append(seconds)
+                    client.stop_machine("hello", machine.id)
+                    client.wait_machine("hello", machine.id, state="stopped", timeout=30)
+                    time.sleep(0.3)  # the edge's table has the machine stopped
+                    code, seconds = timed_get(settings, url)
+                    if code != 200:
+                        failures += 1
+                    wake.append(seconds)
+    finally:
+        shutil.rmtree(app_dir.parent, ignore_errors=True)
+    ms = [s * 1000 for s in wake]
+    base = [s * 1000 for s in warm]
+    print(
+        f"conditions: {os.cpu_count()} cores, one region, demo app (busybox httpd), "
+        f"runs={args.runs}, client in the machine's region"
+    )
+    print(
+        f"wake (stopped -> first response)  p50 {statistics.median(ms):6.1f} ms  "
+        f"p99 {pct(ms, 0.99):6.1f} ms  failures {failures}"
+    )
+    print(
+        f"running machine (same request)     p50 {statistics.median(base):6.1f} ms  "
+        f"p99 {pct(base, 0.99):6.1f} ms"
+    )
+    print("goal: wake p50 <= 150 ms (Fly documents ~300 ms to boot, a few hundred ms to resume)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
