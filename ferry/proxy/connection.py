@@ -44,32 +44,17 @@ class ClientConnection(asyncio.Protocol):
     PAUSE_PIPELINE = 2  # a pipelined request waits for the current one
     PAUSE_BUFFER = 4  # the body waiting for a machine filled its buffer
 
+    # fmt: off
     __slots__ = (
-        "client_ip",
-        "closing",
-        "corked",
-        "current",
-        "deadline",
-        "edge",
-        "header_bytes",
-        "header_size",
-        "headers",
-        "in_headers",
-        "out",
-        "parser",
-        "queued",
-        "read_pauses",
-        "receiving",
-        "seen_bytes",
-        "transport",
-        "tunnel",
-        "upgrading",
-        "url",
-        "write_paused",
-    )  # fmt: skip
+        "client_ip", "closing", "corked", "current", "deadline", "edge", "header_bytes",
+        "header_size", "headers", "in_headers", "limits", "out", "parser", "queued", "read_pauses",
+        "receiving", "seen_bytes", "transport", "tunnel", "upgrading", "url", "write_paused",
+    )
+    # fmt: on
 
     def __init__(self, edge: HttpEdge) -> None:
         self.edge = edge
+        self.limits = edge.limits
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
         self.client_ip = b""
@@ -128,7 +113,7 @@ class ClientConnection(asyncio.Protocol):
         except httptools.HttpParserError:
             self.reject(400, "malformed HTTP request")
             return
-        if self.in_headers and self.header_bytes > self.edge.limits.max_header_bytes:
+        if self.in_headers and self.header_bytes > self.limits.max_header_bytes:
             self.reject(431, "request headers are too large")
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -156,17 +141,17 @@ class ClientConnection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self.in_headers = True  # url, headers and header_size were reset after the last head
         if self.current is None:
-            self.deadline = self.edge.clock + self.edge.limits.header_timeout
+            self.deadline = self.edge.clock + self.limits.header_timeout
 
     def on_url(self, url: bytes) -> None:
         self.url += url
-        if len(self.url) > self.edge.limits.max_request_line:
+        if len(self.url) > self.limits.max_request_line:
             raise _Reject(431, "the request line is too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name, value))
         self.header_size += len(name) + len(value) + 4
-        if self.header_size > self.edge.limits.max_header_bytes or len(self.headers) > 500:
+        if self.header_size > self.limits.max_header_bytes or len(self.headers) > 500:
             raise _Reject(431, "request headers are too large")
 
     def on_headers_complete(self) -> None:

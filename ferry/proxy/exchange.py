@@ -33,43 +33,15 @@ _TERMINATOR = b"0\r\n\r\n"
 class Exchange:
     """A client request and its response. Owned by its ``ClientConnection``."""
 
+    # fmt: off
     __slots__ = (
-        "app",
-        "attempts",
-        "bytes_in",
-        "bytes_out",
-        "chunked_out",
-        "client",
-        "close_delimited",
-        "deadline",
-        "done",
-        "edge",
-        "http11",
-        "interim",
-        "keep_alive",
-        "method",
-        "pending",
-        "pending_bytes",
-        "prefs",
-        "replay_header",
-        "replaying",
-        "replays",
-        "req_done",
-        "request",
-        "request_id",
-        "responding",
-        "retained",
-        "retained_bytes",
-        "routes",
-        "sent_body",
-        "started_at",
-        "status",
-        "target",
-        "task",
-        "tunnel_raw",
-        "up",
-        "upstream_until_close",
-    )  # fmt: skip
+        "app", "attempts", "bytes_in", "bytes_out", "chunked_out", "client", "close_delimited",
+        "deadline", "done", "edge", "http11", "interim", "keep_alive", "method", "pending",
+        "pending_bytes", "prefs", "replay_header", "replaying", "replays", "req_done", "request",
+        "request_id", "responding", "retained", "retained_bytes", "routes", "sent_body",
+        "started_at", "status", "target", "task", "tunnel_raw", "up", "upstream_until_close",
+    )
+    # fmt: on
 
     def __init__(
         self,
@@ -313,6 +285,8 @@ class Exchange:
         self._release_slot()
 
     # response side ------------------------------------------------------------
+    # The upstream connection corks the client around every read, so these
+    # append to ``client.out`` and the answer leaves in one send at the end.
     def upstream_head(
         self,
         conn: UpstreamConnection,
@@ -350,7 +324,7 @@ class Exchange:
         self.upstream_until_close = head.upstream_until_close
         if head.close_delimited:
             self.keep_alive = False
-        self.client.write(head.head)
+        self.client.out.append(head.head)
         if self.method == b"HEAD" and status != 101:
             self.up = None
             conn.detach_and_close()  # httptools cannot tell a HEAD response has no body
@@ -361,9 +335,9 @@ class Exchange:
             return
         self.bytes_out += len(body)
         if self.chunked_out:
-            self.client.write(b"%x\r\n%b\r\n" % (len(body), body))
+            self.client.out.append(b"%x\r\n%b\r\n" % (len(body), body))
         else:
-            self.client.write(body)
+            self.client.out.append(body)
 
     def upstream_complete(self, conn: UpstreamConnection) -> None:
         if self.interim:
@@ -381,7 +355,7 @@ class Exchange:
             self._replay()
             return
         if self.chunked_out:
-            self.client.write(_TERMINATOR)
+            self.client.out.append(_TERMINATOR)
         self._finish()
 
     def _replay(self) -> None:

@@ -244,7 +244,8 @@ def build_response_head(
     A body with a length keeps it; one without is chunk-encoded for HTTP/1.1
     clients, or delimited by closing for HTTP/1.0 ones.
     """
-    parts = [_status_line(status, reason)]
+    line = _status_lines.get((status, reason))
+    parts = [line if line is not None else _status_line(status, reason)]
     content_length: int | None = None
     replay: bytes | None = None
     switching = status == 101

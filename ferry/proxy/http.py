@@ -24,10 +24,12 @@ from ferry.proxy.routing import (
     NO_PREFS,
     AppRoutes,
     Choice,
+    FastRegions,
     NoRoute,
     RoutePrefs,
     Target,
     choose_target,
+    fast_regions,
     pick_nearest_under_soft,
     plan_app_routes,
 )
@@ -87,6 +89,7 @@ class HttpEdge:
         self.connections: set[ClientConnection] = set()
         self._routes_for: RouteTable | None = None
         self._routes: dict[str, AppRoutes] = {}
+        self._fast: dict[str, FastRegions] = {}
         # time.monotonic, not loop.time: uvloop's clock is cached per loop turn in ms.
         self.now: Callable[[], float] = time.monotonic
         # Deadlines are computed from this coarse clock (set by every sweep) plus
@@ -106,10 +109,12 @@ class HttpEdge:
         if table is not self._routes_for:
             self._routes_for = table
             self._routes = {}
+            self._fast = {}
         routes = self._routes.get(app)
         if routes is None and app in table.apps:
             routes = plan_app_routes(app, table.backends(app), self.rtt_ms)
             self._routes[app] = routes
+            self._fast[app] = fast_regions(routes)
         return routes
 
     def serves(self, app: str) -> bool:
@@ -130,9 +135,11 @@ class HttpEdge:
         load = self.load.load
         health = self.health.health
         if prefs is NO_PREFS:
-            target = pick_nearest_under_soft(routes, load, health, self.rng)
-            if target is not None:
-                return target
+            fast = self._fast.get(routes.app)
+            if fast is not None:
+                target = pick_nearest_under_soft(fast, load, health, self.rng)
+                if target is not None:
+                    return target
         decision = choose_target(
             routes, load, health, prefs, self.rng, spill_rtt_ms=self.spill_rtt_ms
         )

@@ -36,10 +36,12 @@ __all__ = [
     "NO_PREFS",
     "AppRoutes",
     "Choice",
+    "FastRegions",
     "NoRoute",
     "RoutePrefs",
     "Target",
     "choose_target",
+    "fast_regions",
     "http_service",
     "pick_nearest_under_soft",
     "plan_app_routes",
@@ -229,8 +231,29 @@ def choose_target(
     return NoRoute("overflow", f"all machines of {app} are at their hard limit")
 
 
+FastRegions = tuple[tuple[tuple[str, int, int, Target], ...], ...]
+_NO_HARD_LIMIT = 1 << 62
+
+
+def fast_regions(routes: AppRoutes) -> FastRegions:
+    """``routes`` flattened for ``pick_nearest_under_soft``: per region, nearest first,
+    ``(machine_id, hard_limit, soft_limit, target)`` (no hard limit: a huge one)."""
+    return tuple(
+        tuple(
+            (
+                t.backend.machine_id,
+                _NO_HARD_LIMIT if t.hard_limit is None else t.hard_limit,
+                t.soft_limit,
+                t,
+            )
+            for t in targets
+        )
+        for _, targets in routes.regions
+    )
+
+
 def pick_nearest_under_soft(
-    routes: AppRoutes, load: Mapping[str, int], health: Mapping[str, bool], rng: random.Random
+    regions: FastRegions, load: Mapping[str, int], health: Mapping[str, bool], rng: random.Random
 ) -> Target | None:
     """``choose_target``'s target for a request without preferences, in its common case.
 
@@ -239,23 +262,21 @@ def pick_nearest_under_soft(
     (random among equals, drawing from ``rng`` exactly as ``choose_target``
     does). Returns None whenever the full rule must decide (nothing under the
     soft limit there, no usable machine, no service): call ``choose_target``.
-    One pass, no lists unless there are ties.
+    ``regions`` comes from ``fast_regions``. One pass, no lists unless there are ties.
     """
-    for _, targets in routes.regions:
+    for targets in regions:
         best: Target | None = None
         ties: list[Target] | None = None
         best_load = 0
         under_hard = False
-        for target in targets:
-            machine_id = target.backend.machine_id
+        for machine_id, hard, soft, target in targets:
             if not health.get(machine_id, True):
                 continue
             count = load.get(machine_id, 0)
-            hard = target.hard_limit
-            if hard is not None and count >= hard:
+            if count >= hard:
                 continue
             under_hard = True
-            if count >= target.soft_limit:
+            if count >= soft:
                 continue
             if best is None or count < best_load:
                 best, best_load, ties = target, count, None

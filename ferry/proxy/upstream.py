@@ -50,19 +50,12 @@ class UpstreamListener(Protocol):
 class UpstreamConnection(asyncio.Protocol):
     """One TCP connection to a machine; lent to one exchange at a time."""
 
+    # fmt: off
     __slots__ = (
-        "closed",
-        "headers",
-        "idle_since",
-        "key",
-        "listener",
-        "parser",
-        "pool",
-        "reason",
-        "reused",
-        "transport",
-        "tunnel",
-    )  # fmt: skip
+        "closed", "headers", "idle_since", "key", "listener", "parser", "pool", "reason", "reused",
+        "transport", "tunnel",
+    )
+    # fmt: on
 
     def __init__(self, pool: UpstreamPool, key: BackendKey) -> None:
         self.pool = pool
@@ -209,10 +202,10 @@ class UpstreamPool:
     async def connect(self, key: BackendKey) -> UpstreamConnection:
         """Open a new connection; raises ``OSError`` or ``TimeoutError`` (connect timeout)."""
         loop = asyncio.get_running_loop()
-        _, conn = await asyncio.wait_for(
-            loop.create_connection(lambda: UpstreamConnection(self, key), key[0], key[1]),
-            self._connect_timeout,
-        )
+        async with asyncio.timeout(self._connect_timeout):  # no extra task, unlike wait_for
+            _, conn = await loop.create_connection(
+                lambda: UpstreamConnection(self, key), key[0], key[1]
+            )
         return conn
 
     def purge(self, key: BackendKey) -> None:
