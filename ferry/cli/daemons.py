@@ -32,13 +32,19 @@ def server_command(
     store_url: Annotated[
         str | None, typer.Option(help="Store URL; default sqlite in FERRY_HOME/server.")
     ] = None,
+    latency: Annotated[
+        Path | None,
+        typer.Option(help='JSON of region RTTs, {"rtt_ms": {"ams-iad": 84}}, for fallbacks.'),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Run the control plane (HTTP API, store, scheduler, host liveness)."""
+    """Run the control plane (HTTP API, store, scheduler, host liveness, autoscaler)."""
     from ferry.server import run_server
 
     _logging(verbose)
-    run_server(home, listen or ["127.0.0.1:4280"], store_url, registry=registry)
+    run_server(
+        home, listen or ["127.0.0.1:4280"], store_url, registry=registry, latency_file=latency
+    )
 
 
 def agent_command(

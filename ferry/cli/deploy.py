@@ -13,7 +13,7 @@ from pathlib import Path
 import typer
 
 from ferry.cli import context, output
-from ferry.client import FerryClient
+from ferry.client import FerryClient, placement_note
 from ferry.config import AppConfig
 from ferry.deploy.images import (
     ImageSource,
@@ -90,7 +90,7 @@ def deploy_command(
         style="bold",
     )
     rollout = Rollout(
-        client,
+        _FallbackCreates(client),
         app_name,
         _config_factory(app_config, pinned, machines),
         wait_timeout=timeout,
@@ -104,7 +104,71 @@ def deploy_command(
             hint="machines not yet updated keep the previous version; "
             "see `ferry logs` and `ferry machine status ID`",
         )
+    _sync_autoscale(client, app_name, app_config)
     output.say(f"Deployed {app_name}: {output.short_digest(pinned)}", style="green")
+
+
+def _sync_autoscale(client: FerryClient, app_name: str, app_config: AppConfig | None) -> None:
+    """Send fly.toml's [autoscale] to the control plane, or remove a policy fly.toml dropped."""
+    if app_config is None:
+        return
+    if app_config.autoscale is not None:
+        client.put_autoscale_policy(app_name, app_config.autoscale)
+        state = "on" if app_config.autoscale.enabled else "off"
+        output.say(f"Autoscale policy from [autoscale] sent ({state})")
+    elif client.delete_autoscale_policy(app_name):
+        output.say("Autoscale policy removed: fly.toml has no [autoscale] section")
+
+
+class _FallbackCreates:
+    """The client as a rollout uses it, but creations may fall back to the nearest region
+    with room (Ferry-only), and say so."""
+
+    def __init__(self, client: FerryClient) -> None:
+        self._client = client
+
+    def create_machine(
+        self,
+        app: str,
+        config: MachineConfig,
+        *,
+        region: str | None = None,
+        name: str | None = None,
+        skip_launch: bool = False,
+    ) -> Machine:
+        machine = self._client.create_machine(
+            app, config, region=region, name=name, skip_launch=skip_launch, region_fallback=True
+        )
+        note = placement_note(machine)
+        if note:
+            output.say(f"  {machine.id}: {note}", style="yellow")
+        return machine
+
+    def update_machine(
+        self,
+        app: str,
+        machine_id: str,
+        config: MachineConfig,
+        *,
+        current_version: str | None = None,
+    ) -> Machine:
+        return self._client.update_machine(app, machine_id, config, current_version=current_version)
+
+    def wait_machine(
+        self,
+        app: str,
+        machine_id: str,
+        *,
+        state: str = "started",
+        timeout: float = 60,
+        instance_id: str | None = None,
+    ) -> str:
+        return self._client.wait_machine(
+            app, machine_id, state=state, timeout=timeout, instance_id=instance_id
+        )
+
+    def get_machine(self, app: str, machine_id: str) -> Machine:
+        return self._client.get_machine(app, machine_id)
 
 
 def _strategy(flag: str | None, app_config: AppConfig | None) -> Strategy:

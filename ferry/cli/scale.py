@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from ferry.cli import context, output
+from ferry.client import placement_note
 from ferry.deploy.scale import default_scale_region, plan_scale
 
 app = typer.Typer(no_args_is_help=True, help="Change how many machines an app runs.")
@@ -36,13 +37,18 @@ def count(
         output.say(f"Destroyed {machine.id} ({where})")
     if plan.create and plan.template is not None:
         created = [
-            client.create_machine(app_name, plan.template.config, region=where)
+            client.create_machine(
+                app_name, plan.template.config, region=where, region_fallback=True
+            )
             for _ in range(plan.create)
         ]
         for machine in created:
+            note = placement_note(machine)
+            if note:
+                output.say(f"Machine {machine.id}: {note}", style="yellow")
             # As flyctl does: the command returns once the new machines run.
             client.wait_machine(
                 app_name, machine.id, state="started", instance_id=machine.instance_id
             )
-            output.say(f"Created {machine.id} ({where}) on {machine.host_id}: started")
+            output.say(f"Created {machine.id} ({machine.region}) on {machine.host_id}: started")
     output.say(f"{app_name} now has {target} machines in {where}", style="green")

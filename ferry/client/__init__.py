@@ -8,7 +8,7 @@ with FerryClient() as client:
 
 from __future__ import annotations
 
-from ferry.client._client import LONG_POLL_SLACK, MAX_WAIT_SECONDS, FerryClient
+from ferry.client._client import LONG_POLL_SLACK, MAX_WAIT_SECONDS, FerryClient, placement_note
 from ferry.client._settings import (
     DEFAULT_API_URL,
     admin_token_path,
@@ -27,5 +27,6 @@ __all__ = [
     "default_api_url",
     "default_token",
     "ferry_home",
+    "placement_note",
     "read_admin_token",
 ]

@@ -9,6 +9,17 @@ from ferry.client._parse import parse_model, parse_models
 from ferry.client._parse import path_segment as _seg
 from ferry.errors import UnavailableError
 from ferry.model import App, Host, Machine, MachineConfig, MachineEvent, Region
+from ferry.model.autoscale import AutoscalePolicy
+
+
+def placement_note(machine: Machine) -> str | None:
+    """The capacity-fallback note of a just-created machine ("placed in iad: …"), if any."""
+    for event in machine.events:
+        note = event.request.get("placement_note")
+        if note:
+            return str(note)
+    return None
+
 
 #: The server caps ``wait`` at this many seconds (docs/api.md).
 MAX_WAIT_SECONDS = 300
@@ -60,7 +71,10 @@ class FerryClient(AgentMethods):
         region: str | None = None,
         name: str | None = None,
         skip_launch: bool = False,
+        region_fallback: bool = False,
     ) -> Machine:
+        """Create a machine. ``region_fallback`` (Ferry-only) lets a full region send it to
+        the nearest region with room; ``placement_note(machine)`` then says where and why."""
         body: dict[str, Any] = {"config": config.model_dump(mode="json", exclude_none=True)}
         if region is not None:
             body["region"] = region
@@ -68,6 +82,8 @@ class FerryClient(AgentMethods):
             body["name"] = name
         if skip_launch:
             body["skip_launch"] = True
+        if region_fallback:
+            body["region_fallback"] = True
         return parse_model(Machine, self._request("POST", self._machines(app), body=body))
 
     def list_machines(
@@ -152,6 +168,27 @@ class FerryClient(AgentMethods):
         path = f"{self._machines(app)}/{_seg(machine_id)}/logs"
         data = self._request("GET", path, params={"tail": tail}) or {}
         return [str(line) for line in data.get("lines", [])]
+
+    # -- autoscale (Ferry-only) ----------------------------------------------
+
+    def put_autoscale_policy(self, app: str, policy: AutoscalePolicy) -> AutoscalePolicy:
+        """Store the app's ``[autoscale]`` policy (replacing any previous one)."""
+        path = f"/v1/apps/{_seg(app)}/autoscale"
+        return parse_model(
+            AutoscalePolicy, self._request("PUT", path, body=policy.model_dump(mode="json"))
+        )
+
+    def delete_autoscale_policy(self, app: str) -> bool:
+        """Remove the app's policy; ``True`` if there was one."""
+        data = self._request("DELETE", f"/v1/apps/{_seg(app)}/autoscale") or {}
+        return bool(data.get("deleted"))
+
+    def autoscale_status(self, app: str) -> dict[str, Any]:
+        """Policy, per-region machines and demand, and the last decisions (docs/api.md)."""
+        data = self._request("GET", f"/v1/apps/{_seg(app)}/autoscale/status")
+        if not isinstance(data, dict):
+            raise UnavailableError("the Ferry API sent no autoscale status")
+        return data
 
     # -- platform -----------------------------------------------------------
 

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
+from ferry.autoscale.distances import write_latency_file
 from ferry.cluster.cleanup import cgroup_parent, cleanup_cluster
 from ferry.cluster.processes import Child, ProcessGroup, become_subreaper
 from ferry.cluster.registry import registry_command, write_registry_config
@@ -45,6 +46,9 @@ class Supervisor:
         wan = setup_wan(plan, s.latency, s.home / "wan")
         self.group.add(Child("wan", wan.argv, s.log_dir / "wan.log"))
         wait_forwarder_attached(wan)
+        latency_file = s.home / "server" / "latency.json"
+        latency_file.parent.mkdir(parents=True, exist_ok=True)
+        write_latency_file(latency_file, s.latency.median)  # for capacity fallback
         registry_root = s.home / "registry"
         config = write_registry_config(registry_root, s.registry_address)
         self.group.add(Child("registry", registry_command(config), s.log_dir / "registry.log"))
@@ -61,6 +65,8 @@ class Supervisor:
                     f"{plan.root_address}:{s.api_port}",
                     "--registry",
                     s.registry_address,
+                    "--latency",
+                    str(latency_file),
                 ),
                 s.log_dir / "server.log",
             )

@@ -17,6 +17,7 @@ from ferry.model import (
     StopConfig,
     format_duration,
 )
+from ferry.model.autoscale import AutoscalePolicy
 
 __all__ = ["AppConfig", "BuildConfig", "DeployConfig"]
 
@@ -61,7 +62,8 @@ class AppConfig(_Frozen):
     ``kill_timeout`` is in seconds. ``services`` lists ``[http_service]`` first,
     then each ``[[services]]``. ``raw`` is the whole parsed TOML, for sections
     Ferry accepts but does not use yet (``[processes]``, ``[[mounts]]``,
-    ``[metrics]``, ``[[statics]]``, ``[[files]]``, ``[autoscale]``).
+    ``[metrics]``, ``[[statics]]``, ``[[files]]``). ``autoscale`` is Ferry's own
+    ``[autoscale]`` section, ``None`` when the file has none.
     """
 
     app: str | None = None
@@ -77,6 +79,7 @@ class AppConfig(_Frozen):
     restart: RestartPolicy | None = None
     init: InitConfig = Field(default_factory=InitConfig)
     http_service_internal_port: int | None = None
+    autoscale: AutoscalePolicy | None = None
     raw: dict[str, Any] = Field(default_factory=dict)
 
     def machine_config(self, image: str, *, region: str | None = None) -> MachineConfig:

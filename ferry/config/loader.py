@@ -8,6 +8,7 @@ import tomllib
 from pathlib import Path
 
 from ferry.config.app_config import AppConfig
+from ferry.config.autoscale import parse_autoscale
 from ferry.config.locate import KeyLocator
 from ferry.config.reader import Source, Table, show
 from ferry.config.sections import (
@@ -36,9 +37,10 @@ _SECTIONS = (
     "deploy",
     "restart",
     "experimental",
+    "autoscale",
 )
 # Accepted and kept in AppConfig.raw; Ferry does not act on them yet.
-_RAW_SECTIONS = ("processes", "mounts", "metrics", "statics", "files", "autoscale")
+_RAW_SECTIONS = ("processes", "mounts", "metrics", "statics", "files")
 _IGNORED_KEYS = ("swap_size_mb", "console_command", "host_dedication_id")
 _UNSUPPORTED_TOP_LEVEL = {
     "machine_checks": "remove it; Ferry runs [checks] and service checks",
@@ -129,6 +131,7 @@ def parse_app_config(
         deploy=parse_deploy(root.table("deploy")),
         restart=parse_restart(root.tables("restart")),
         init=parse_experimental(root.table("experimental")),
+        autoscale=parse_autoscale(root.table("autoscale")),
         http_service_internal_port=services[0].internal_port if http_table is not None else None,
         raw=raw,
     )

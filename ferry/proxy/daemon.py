@@ -20,6 +20,7 @@ from pathlib import Path
 from ferry.client import FerryClient
 from ferry.errors import FerryError
 from ferry.proxy.dns import serve_dns
+from ferry.proxy.limits import LoadTracker
 from ferry.proxy.metrics import EdgeStats
 from ferry.proxy.server import EdgeProxy
 from ferry.proxy.wake import MachineWaker
@@ -44,18 +45,28 @@ class EdgeSettings:
     token: str
 
 
-def traffic_report(stats: EdgeStats, window_seconds: float) -> dict[str, object]:
-    """The body of ``POST /v1/edges/{region}/traffic`` from the proxy's counters. Pure."""
-    apps = {
-        app: {
+def traffic_report(stats: EdgeStats, load: LoadTracker, window_seconds: float) -> dict[str, object]:
+    """The body of ``POST /v1/edges/{region}/traffic`` from the proxy's counters. Pure.
+
+    Counters are cumulative since the proxy started; the autoscaler takes
+    differences between reports for rates.
+    """
+    apps: dict[str, dict[str, object]] = {}
+    for app, s in stats.summary().items():
+        machines = load.machines_of(app)
+        apps[app] = {
             "requests": s.requests,
             "bytes_in": s.bytes_in,
             "bytes_out": s.bytes_out,
             "p50_ms": round(s.p50_seconds * 1000, 2),
             "p99_ms": round(s.p99_seconds * 1000, 2),
+            "in_flight": sum(in_flight for in_flight, _ in machines.values()),
+            "unserved_total": stats.unserved.get(app, 0),
+            "machines": {
+                mid: {"in_flight": in_flight, "requests_total": total}
+                for mid, (in_flight, total) in machines.items()
+            },
         }
-        for app, s in stats.summary().items()
-    }
     return {"window_seconds": max(window_seconds, 0.001), "apps": apps}
 
 
@@ -98,7 +109,7 @@ def run_edge(settings: EdgeSettings) -> None:
             settings.http_port,
             watcher.current().version,
         )
-        reporter = loop.create_task(_report_loop(client, settings.region, proxy.stats))
+        reporter = loop.create_task(_report_loop(client, settings.region, proxy.stats, proxy.load))
         try:
             await done.wait()
         finally:
@@ -114,12 +125,14 @@ def run_edge(settings: EdgeSettings) -> None:
     log.info("edge %s stopped", settings.region)
 
 
-async def _report_loop(client: FerryClient, region: str, stats: EdgeStats) -> None:
+async def _report_loop(
+    client: FerryClient, region: str, stats: EdgeStats, load: LoadTracker
+) -> None:
     loop = asyncio.get_running_loop()
     started = loop.time()
     while True:
         await asyncio.sleep(REPORT_SECONDS)
-        body = traffic_report(stats, loop.time() - started)
+        body = traffic_report(stats, load, loop.time() - started)
         try:
             await loop.run_in_executor(None, client.report_traffic, region, body)
         except FerryError as exc:

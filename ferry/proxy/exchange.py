@@ -113,6 +113,8 @@ class Exchange:
             return
         assert isinstance(decision, NoRoute)
         kind = decision.kind
+        if kind in ("overflow", "no_started"):
+            self.edge.stats.record_unserved(self.app)
         if kind == "overflow":
             self.task = asyncio.get_running_loop().create_task(self._wait_for_slot())
         elif kind == "no_started" and self.edge.wake is not None:

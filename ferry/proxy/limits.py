@@ -77,12 +77,14 @@ class LoadTracker:
 
     def __init__(self, *, max_waiters: int = 100) -> None:
         self.load: dict[str, int] = {}
+        self.totals: dict[str, int] = {}  # machine id -> requests routed to it since start
         self._apps: dict[str, str] = {}  # machine id -> app, for the gauge
         self._waiters: dict[str, deque[asyncio.Future[None]]] = {}
         self._max_waiters = max_waiters
 
     def acquire(self, app: str, machine_id: str) -> None:
         self.load[machine_id] = self.load.get(machine_id, 0) + 1
+        self.totals[machine_id] = self.totals.get(machine_id, 0) + 1
         self._apps[machine_id] = app
 
     def release(self, app: str, machine_id: str) -> None:
@@ -104,6 +106,14 @@ class LoadTracker:
         for machine_id, count in self.load.items():
             out.setdefault(self._apps.get(machine_id, ""), {})[machine_id] = count
         return out
+
+    def machines_of(self, app: str) -> dict[str, tuple[int, int]]:
+        """Machine id -> (in flight now, requests since start) for ``app`` (for reports)."""
+        return {
+            machine_id: (self.load.get(machine_id, 0), total)
+            for machine_id, total in self.totals.items()
+            if self._apps.get(machine_id) == app
+        }
 
     def waiting(self, app: str) -> int:
         return len(self._waiters.get(app, ()))

@@ -79,6 +79,7 @@ class EdgeStats:
         self.data_in: dict[str, int] = {}
         self.data_out: dict[str, int] = {}
         self.tcp_connects: dict[str, int] = {}
+        self.unserved: dict[str, int] = {}  # app -> requests that found no machine with room
         self.connect_time: dict[str, _Histogram] = {}
 
     def record_response(
@@ -99,6 +100,10 @@ class EdgeStats:
             self.data_in[app] += bytes_in
         if bytes_out:
             self.data_out[app] += bytes_out
+
+    def record_unserved(self, app: str) -> None:
+        """A request found no started machine under its limit (it was queued, woken or failed)."""
+        self.unserved[app] = self.unserved.get(app, 0) + 1
 
     def record_connect(self, app: str, seconds: float) -> None:
         hist = self.connect_time.get(app)

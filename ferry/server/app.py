@@ -10,11 +10,12 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 import ferry
+from ferry.autoscale.distances import RegionDistances
 from ferry.server.auth import token_checker
 from ferry.server.clock import Clock, SystemClock
 from ferry.server.context import ControlPlane
 from ferry.server.errors import install_error_handlers
-from ferry.server.routes import apps, edges, hosts, machines, platform
+from ferry.server.routes import apps, autoscale, edges, hosts, machines, platform
 from ferry.store import StateStore
 
 __all__ = ["create_app"]
@@ -28,28 +29,43 @@ def create_app(
     host_down_after: float = 10.0,
     registry: str = "",
     run_liveness: bool = True,
+    run_autoscaler: bool = True,
+    autoscale_interval: float = 1.0,
+    distances: RegionDistances | None = None,
 ) -> FastAPI:
     """Build the API over ``store``. Does no I/O until served.
 
     While the app runs (its lifespan), a liveness loop marks hosts down after
     ``host_down_after`` seconds without a heartbeat; ``run_liveness=False``
     leaves it to the caller (tests call ``app.state.plane.liveness.run_once()``).
+    Likewise the autoscaler runs a cycle every ``autoscale_interval`` seconds
+    unless ``run_autoscaler=False`` (tests call ``plane.autoscaler.run_once()``).
+    ``distances`` (region RTTs, see ``ferry.autoscale.load_latency_file``)
+    order capacity fallbacks; without them the order is alphabetical.
     ``app.state.plane`` is the ``ControlPlane`` behind the routes. The store is
     not closed by the app: whoever opened it closes it.
     """
     if not admin_token:
         raise ValueError("admin_token must not be empty")
     plane = ControlPlane.build(
-        store, clock or SystemClock(), host_down_after=host_down_after, registry=registry
+        store,
+        clock or SystemClock(),
+        host_down_after=host_down_after,
+        registry=registry,
+        distances=distances,
     )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(plane.liveness.run_forever()) if run_liveness else None
+        tasks = []
+        if run_liveness:
+            tasks.append(asyncio.create_task(plane.liveness.run_forever()))
+        if run_autoscaler:
+            tasks.append(asyncio.create_task(plane.autoscaler.run_forever(autoscale_interval)))
         try:
             yield
         finally:
-            if task is not None:
+            for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -66,6 +82,6 @@ def create_app(
     install_error_handlers(app)
     authorized = [Depends(token_checker(admin_token))]
     app.include_router(platform.build_public_router())
-    for module in (apps, machines, hosts, platform, edges):
+    for module in (apps, machines, hosts, platform, edges, autoscale):
         app.include_router(module.build_router(plane), dependencies=authorized)
     return app

@@ -8,7 +8,10 @@ from typing import Any
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from ferry.autoscale.distances import RegionDistances
+from ferry.autoscale.loop import AutoscaleLoop
 from ferry.server.apps_service import AppService
+from ferry.server.autoscaler import PlaneFleet
 from ferry.server.clock import Clock
 from ferry.server.hosts_service import HostService
 from ferry.server.liveness import HostLiveness
@@ -31,24 +34,42 @@ class ControlPlane:
     machines: MachineService
     hosts: HostService
     liveness: HostLiveness
+    autoscaler: AutoscaleLoop
+    fleet: PlaneFleet
     registry: str = ""
     traffic: EdgeTraffic = field(default_factory=EdgeTraffic)
 
     @classmethod
     def build(
-        cls, store: StateStore, clock: Clock, *, host_down_after: float, registry: str
+        cls,
+        store: StateStore,
+        clock: Clock,
+        *,
+        host_down_after: float,
+        registry: str,
+        distances: RegionDistances | None = None,
     ) -> ControlPlane:
+        """Wire the services. ``distances`` (region RTTs) order capacity fallbacks and the
+        autoscaler's nearest regions; without them the order is alphabetical."""
         notifier = ChangeNotifier()
         apps = AppService(store, clock, notifier)
+        distances = distances or RegionDistances()
+        machines = MachineService(store, clock, notifier, distances)
+        # Edge reports are timed by the plane's clock, so rates follow a test's clock too.
+        traffic = EdgeTraffic(clock=lambda: clock.now().timestamp())
+        fleet = PlaneFleet(store, clock, machines, traffic)
         return cls(
             store=store,
             clock=clock,
             notifier=notifier,
             apps=apps,
-            machines=MachineService(store, clock, notifier),
+            machines=machines,
             hosts=HostService(store, clock, notifier, apps),
             liveness=HostLiveness(store, clock, down_after=host_down_after),
+            autoscaler=AutoscaleLoop(fleet, clock.now, distances),
+            fleet=fleet,
             registry=registry,
+            traffic=traffic,
         )
 
 

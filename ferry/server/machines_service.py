@@ -11,25 +11,33 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
+from ferry.autoscale.distances import RegionDistances
 from ferry.errors import CapacityError, ConflictError, NotFoundError, RevisionConflict
 from ferry.errors import ValidationError as FerryValidationError
 from ferry.model import (
     Action,
     DesiredState,
+    Host,
     Machine,
     MachineConfig,
     MachineEvent,
     MachineState,
     plan_action,
 )
-from ferry.scheduler import NoPlacement, PlacementRequest, place_machine
+from ferry.scheduler import NoPlacement, Placement, PlacementRequest, place_machine
 from ferry.server.clock import Clock
 from ferry.server.ids import new_machine_id, new_ulid
-from ferry.server.placement import allocate_private_ip, choose_region, host_capacities
+from ferry.server.placement import (
+    allocate_private_ip,
+    choose_region,
+    fallback_regions,
+    host_capacities,
+    placement_note,
+)
 from ferry.server.schemas import CreateMachineRequest, UpdateMachineRequest
 from ferry.server.watch import ChangeNotifier
 from ferry.store import StateStore
@@ -61,10 +69,17 @@ def make_event(clock: Clock, type_: str, status: str, source: str, **request: An
 class MachineService:
     """The machine half of the control plane's service layer."""
 
-    def __init__(self, store: StateStore, clock: Clock, notifier: ChangeNotifier) -> None:
+    def __init__(
+        self,
+        store: StateStore,
+        clock: Clock,
+        notifier: ChangeNotifier,
+        distances: RegionDistances | None = None,
+    ) -> None:
         self.store = store
         self.clock = clock
         self.notifier = notifier
+        self.distances = distances or RegionDistances()
         # Placement reads capacity then writes: one creation at a time keeps
         # two requests from taking the same room or address.
         self._placement_lock = threading.Lock()
@@ -96,9 +111,21 @@ class MachineService:
         return [m for m in found if region is None or m.region == region]
 
     # -- create --------------------------------------------------------------
-    def create(self, app_name: str, request: CreateMachineRequest) -> Machine:
+    def create(
+        self,
+        app_name: str,
+        request: CreateMachineRequest,
+        *,
+        source: str = "user",
+        reason: str | None = None,
+    ) -> Machine:
         """Validate, place, allocate an address and store a new machine.
 
+        With ``request.region_fallback`` (Ferry-only) a region without room
+        sends the machine to the nearest region that has it; the returned
+        machine's ``events`` then hold its launch event whose ``request``
+        carries ``placement_note`` ("placed in iad: …"). ``source`` and
+        ``reason`` mark the launch event (the autoscaler passes ``"ferry"``).
         Raises ``NotFoundError`` (app), ``ConflictError`` (app being deleted,
         duplicate name), ``ValidationError`` (name, region), ``CapacityError``.
         """
@@ -114,12 +141,8 @@ class MachineService:
             )
         guest = request.config.effective_guest
         with self._placement_lock:
-            hosts = self.store.list_hosts()
-            region = choose_region(request.region, hosts)
-            hosts = [h for h in hosts if h.region == region]
-            machines = self.store.list_machines(
-                host_ids=[h.id for h in hosts], include_destroyed=False
-            )
+            all_hosts = self.store.list_hosts()
+            wanted = choose_region(request.region, all_hosts)
             name = request.name or f"{app_name}-{new_machine_id()[:6]}"
             if request.name is not None and any(
                 m.name == name
@@ -129,16 +152,24 @@ class MachineService:
                     f"app {app_name!r} already has a machine named {name!r}",
                     hint="choose another name",
                 )
-            outcome = place_machine(
-                PlacementRequest(
-                    app=app_name, region=region, cpus=guest.cpus, memory_mb=guest.memory_mb
-                ),
-                host_capacities(hosts, machines),
+            placement_request = PlacementRequest(
+                app=app_name, region=wanted, cpus=guest.cpus, memory_mb=guest.memory_mb
             )
+            region, hosts, machines, outcome = self._place(placement_request, all_hosts)
+            note: str | None = None
+            if isinstance(outcome, NoPlacement) and request.region_fallback:
+                refusal = outcome.reason
+                for other in fallback_regions(wanted, all_hosts, self.distances):
+                    found = self._place(replace(placement_request, region=other), all_hosts)
+                    if not isinstance(found[3], NoPlacement):
+                        region, hosts, machines, outcome = found
+                        note = placement_note(region, refusal, self.distances)
+                        break
             if isinstance(outcome, NoPlacement):
-                raise CapacityError(
-                    outcome.reason, hint="choose a smaller size or another region, or add hosts"
-                )
+                hint = "choose a smaller size or another region, or add hosts"
+                if request.region_fallback:
+                    hint = "no region has room either: add hosts or choose a smaller size"
+                raise CapacityError(outcome.reason, hint=hint)
             host = next(h for h in hosts if h.id == outcome.host_id)
             now = self.clock.now()
             desired = DesiredState.STOPPED if request.skip_launch else DesiredState.STARTED
@@ -157,10 +188,25 @@ class MachineService:
                 updated_at=now,
                 generation=0 if request.skip_launch else 1,
             )
-            event = make_event(self.clock, "launch", "created", "user")
+            event = make_event(
+                self.clock, "launch", "created", source, placement_note=note, reason=reason
+            )
             stored = self.store.insert_machine(machine, event)
         self.notifier.notify(stored.host_id)
-        return stored
+        return stored.model_copy(update={"events": [event]})
+
+    def _place(
+        self, request: PlacementRequest, all_hosts: Sequence[Host]
+    ) -> tuple[str, Sequence[Host], Sequence[Machine], Placement | NoPlacement]:
+        """(region, its hosts, their machines, the scheduler's answer) for one region."""
+        hosts = [h for h in all_hosts if h.region == request.region]
+        machines = self.store.list_machines(host_ids=[h.id for h in hosts], include_destroyed=False)
+        return (
+            request.region,
+            hosts,
+            machines,
+            place_machine(request, host_capacities(hosts, machines)),
+        )
 
     # -- changes -------------------------------------------------------------
     def _mutate(
@@ -238,8 +284,13 @@ class MachineService:
         if isinstance(outcome, NoPlacement):
             raise CapacityError(outcome.reason, hint="choose a smaller size")
 
-    def start(self, app_name: str, machine_id: str) -> MachineState:
-        """Ask for the machine to run; returns the state it had. Idempotent."""
+    def start(
+        self, app_name: str, machine_id: str, *, source: str = "user", reason: str | None = None
+    ) -> MachineState:
+        """Ask for the machine to run; returns the state it had. Idempotent.
+
+        ``source``/``reason`` mark the event (the autoscaler passes ``"ferry"``).
+        """
 
         def decide(m: Machine) -> Decision:
             desired = plan_action(m.state, m.desired_state, Action.START)
@@ -248,12 +299,19 @@ class MachineService:
             changes: dict[str, Any] = {"desired_state": desired, "pending_signal": None}
             if m.state not in _RUNNING:
                 changes["generation"] = m.generation + 1
-            return changes, make_event(self.clock, "start", "requested", "user")
+            return changes, make_event(self.clock, "start", "requested", source, reason=reason)
 
         return self._mutate(app_name, machine_id, decide)[0].state
 
     def stop(
-        self, app_name: str, machine_id: str, *, signal: str | None, timeout: object = None
+        self,
+        app_name: str,
+        machine_id: str,
+        *,
+        signal: str | None,
+        timeout: object = None,
+        source: str = "user",
+        reason: str | None = None,
     ) -> None:
         """Ask for the machine to stop. Idempotent. ``ConflictError`` if destroyed."""
 
@@ -262,7 +320,13 @@ class MachineService:
             if m.desired_state is desired:
                 return None
             event = make_event(
-                self.clock, "stop", "requested", "user", signal=signal, timeout=timeout
+                self.clock,
+                "stop",
+                "requested",
+                source,
+                signal=signal,
+                timeout=timeout,
+                reason=reason,
             )
             return {"desired_state": desired}, event
 
@@ -296,7 +360,15 @@ class MachineService:
 
         self._mutate(app_name, machine_id, decide)
 
-    def destroy(self, app_name: str, machine_id: str, *, force: bool = False) -> None:
+    def destroy(
+        self,
+        app_name: str,
+        machine_id: str,
+        *,
+        force: bool = False,
+        source: str = "user",
+        reason: str | None = None,
+    ) -> None:
         """Mark the machine desired ``destroyed``; the agent tears it down and reports.
 
         ``ConflictError`` for a running machine without ``force``, or one
@@ -305,7 +377,9 @@ class MachineService:
 
         def decide(m: Machine) -> Decision:
             desired = plan_action(m.state, m.desired_state, Action.DESTROY, force=force)
-            event = make_event(self.clock, "destroy", "requested", "user", force=force or None)
+            event = make_event(
+                self.clock, "destroy", "requested", source, force=force or None, reason=reason
+            )
             return {"desired_state": desired}, event
 
         self._mutate(app_name, machine_id, decide)

@@ -10,11 +10,19 @@ import ipaddress
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
+from ferry.autoscale.distances import RegionDistances
 from ferry.errors import CapacityError, ValidationError
 from ferry.model import Host, HostStatus, Machine, MachineState
 from ferry.scheduler import HostCapacity
 
-__all__ = ["allocate_private_ip", "choose_region", "host_capacities", "known_regions"]
+__all__ = [
+    "allocate_private_ip",
+    "choose_region",
+    "fallback_regions",
+    "host_capacities",
+    "known_regions",
+    "placement_note",
+]
 
 
 def known_regions(hosts: Iterable[Host]) -> list[str]:
@@ -42,6 +50,18 @@ def choose_region(requested: str | None, hosts: Sequence[Host]) -> str:
             hint="pick one of the known regions",
         )
     return requested
+
+
+def fallback_regions(wanted: str, hosts: Sequence[Host], distances: RegionDistances) -> list[str]:
+    """The other regions with hosts, nearest to ``wanted`` first (alphabetical without RTTs)."""
+    return [r for r in distances.by_distance(wanted, known_regions(hosts)) if r != wanted]
+
+
+def placement_note(placed: str, refusal: str, distances: RegionDistances) -> str:
+    """What a fallback placement tells the user, e.g.
+    ``placed in iad: no host in region ams has room for … (nearest region with room, by RTT)``."""
+    basis = "by round-trip time" if distances.known else "alphabetical: no latency figures"
+    return f"placed in {placed}: {refusal} (nearest region with room, {basis})"
 
 
 def _occupies_host(machine: Machine) -> bool:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import uvicorn
 
+from ferry.autoscale.distances import load_latency_file
 from ferry.errors import UnavailableError, ValidationError
 from ferry.server.app import create_app
 from ferry.server.auth import ensure_admin_token
@@ -105,6 +106,7 @@ def run_server(
     registry: str | None = None,
     host_down_after: float = 10.0,
     log_level: str = "info",
+    latency_file: Path | None = None,
 ) -> None:
     """Run the control plane until SIGTERM/SIGINT. Blocking.
 
@@ -112,13 +114,21 @@ def run_server(
     the admin token to ``$home/server/admin-token`` (0600) at first start and
     serves on every address of ``listen`` (default ``127.0.0.1:4280``).
     ``registry`` (default ``$FERRY_REGISTRY``) is what ``/v1/platform/info``
-    tells agents to pull from. Raises ``FerryError`` subclasses with a
-    user-facing sentence for bad addresses, busy ports or an unusable store.
+    tells agents to pull from. ``latency_file`` (JSON of region-pair RTTs, see
+    ``ferry.autoscale.load_latency_file``) orders capacity fallbacks and the
+    autoscaler's "nearest region"; without it the order is alphabetical.
+    Raises ``FerryError`` subclasses with a user-facing sentence for bad
+    addresses, busy ports, an unusable store or latency file.
     Returns normally after a graceful shutdown on SIGTERM or SIGINT.
     """
     if not logging.getLogger().handlers:
         logging.basicConfig(
             level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+    distances = load_latency_file(latency_file) if latency_file is not None else None
+    if distances is None:
+        logging.getLogger("ferry.server").info(
+            "no --latency file: capacity fallback picks regions alphabetically"
         )
     home = home.expanduser().resolve()
     server_dir = home / "server"
@@ -131,6 +141,7 @@ def run_server(
             store,
             admin_token=token,
             host_down_after=host_down_after,
+            distances=distances,
             registry=registry if registry is not None else os.environ.get("FERRY_REGISTRY", ""),
         )
         config = uvicorn.Config(

@@ -70,6 +70,7 @@ class CreateMachineRequest(_Body):
     region: str | None = None
     config: MachineConfig
     skip_launch: bool = False
+    region_fallback: bool = False  # Ferry-only: place in the nearest region with room
 
 
 class UpdateMachineRequest(_Body):

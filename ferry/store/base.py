@@ -24,6 +24,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from ferry.model import App, Host, HostStatus, Machine, MachineEvent, Organization
+from ferry.model.autoscale import AutoscalePolicy
 
 __all__ = ["HostSnapshot", "StateStore"]
 
@@ -169,6 +170,26 @@ class StateStore(Protocol):
 
     def tail_logs(self, machine_id: str, tail: int) -> list[str]:
         """The last ``tail`` log lines of the machine, oldest first."""
+        ...
+
+    # -- autoscale policies (Ferry-only) --------------------------------------
+    def set_autoscale_policy(self, app_name: str, policy: AutoscalePolicy) -> None:
+        """Store (replace) the app's ``[autoscale]`` policy. Idempotent.
+
+        Raises ``NotFoundError`` when the app does not exist.
+        """
+        ...
+
+    def get_autoscale_policy(self, app_name: str) -> AutoscalePolicy | None:
+        """The app's policy, or ``None`` when it has none (or the app does not exist)."""
+        ...
+
+    def delete_autoscale_policy(self, app_name: str) -> bool:
+        """Remove the app's policy; ``True`` if there was one. Idempotent."""
+        ...
+
+    def list_autoscale_policies(self) -> dict[str, AutoscalePolicy]:
+        """Every stored policy by app name (``delete_app`` removes an app's policy)."""
         ...
 
     # -- meta ----------------------------------------------------------------

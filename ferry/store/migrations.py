@@ -94,6 +94,16 @@ MIGRATIONS: Final[list[tuple[int, list[str]]]] = [
             "CREATE INDEX logs_by_machine ON logs (machine_id, seq)",
         ],
     ),
+    (
+        2,
+        [
+            """CREATE TABLE autoscale_policies (
+                app_name TEXT PRIMARY KEY,
+                policy TEXT NOT NULL,
+                updated_at REAL NOT NULL
+            )""",
+        ],
+    ),
 ]
 
 

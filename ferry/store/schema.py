@@ -8,7 +8,17 @@ from __future__ import annotations
 
 from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text
 
-__all__ = ["apps", "counters", "events", "hosts", "logs", "machines", "meta", "orgs"]
+__all__ = [
+    "apps",
+    "autoscale_policies",
+    "counters",
+    "events",
+    "hosts",
+    "logs",
+    "machines",
+    "meta",
+    "orgs",
+]
 
 metadata = MetaData()
 
@@ -89,4 +99,12 @@ logs = Table(
     Column("seq", Integer, primary_key=True, autoincrement=True),
     Column("machine_id", String),
     Column("line", Text),
+)
+
+autoscale_policies = Table(
+    "autoscale_policies",
+    metadata,
+    Column("app_name", String, primary_key=True),
+    Column("policy", Text),
+    Column("updated_at", Float),
 )

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -36,9 +37,20 @@ from ferry.model import (
     MachineEvent,
     Organization,
 )
+from ferry.model.autoscale import AutoscalePolicy
 from ferry.store.base import HostSnapshot
 from ferry.store.migrations import apply_migrations
-from ferry.store.schema import apps, counters, events, hosts, logs, machines, meta, orgs
+from ferry.store.schema import (
+    apps,
+    autoscale_policies,
+    counters,
+    events,
+    hosts,
+    logs,
+    machines,
+    meta,
+    orgs,
+)
 from ferry.store.sqlite_rows import (
     MUTABLE_FIELDS,
     app_from_row,
@@ -193,6 +205,7 @@ class SqliteStore:
             conn.execute(events.delete().where(events.c.machine_id.in_(ids)))
             conn.execute(logs.delete().where(logs.c.machine_id.in_(ids)))
             conn.execute(machines.delete().where(machines.c.app_name == name))
+            conn.execute(autoscale_policies.delete().where(autoscale_policies.c.app_name == name))
             conn.execute(apps.delete().where(apps.c.name == name))
 
     # -- hosts ---------------------------------------------------------------
@@ -435,6 +448,33 @@ class SqliteStore:
         with self._read() as conn:
             lines = list(conn.execute(query).scalars())
         return lines[::-1]
+
+    # -- autoscale policies --------------------------------------------------
+    def set_autoscale_policy(self, app_name: str, policy: AutoscalePolicy) -> None:
+        self.get_app(app_name)
+        values = {"policy": policy.model_dump_json(), "updated_at": time.time()}
+        statement = sqlite_insert(autoscale_policies).values(app_name=app_name, **values)
+        with self._write() as conn:
+            conn.execute(statement.on_conflict_do_update(index_elements=["app_name"], set_=values))
+
+    def get_autoscale_policy(self, app_name: str) -> AutoscalePolicy | None:
+        query = select(autoscale_policies.c.policy).where(autoscale_policies.c.app_name == app_name)
+        with self._read() as conn:
+            text_value = conn.execute(query).scalar()
+        return None if text_value is None else AutoscalePolicy.model_validate_json(text_value)
+
+    def delete_autoscale_policy(self, app_name: str) -> bool:
+        with self._write() as conn:
+            result = conn.execute(
+                autoscale_policies.delete().where(autoscale_policies.c.app_name == app_name)
+            )
+        return bool(result.rowcount)
+
+    def list_autoscale_policies(self) -> dict[str, AutoscalePolicy]:
+        query = select(autoscale_policies).order_by(autoscale_policies.c.app_name)
+        with self._read() as conn:
+            rows = conn.execute(query).all()
+        return {row.app_name: AutoscalePolicy.model_validate_json(row.policy) for row in rows}
 
     # -- meta ----------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:

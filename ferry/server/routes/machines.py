@@ -40,7 +40,14 @@ def build_router(plane: ControlPlane) -> APIRouter:
 
     @router.post("", responses={200: {"model": Machine}})
     def create_machine(app_name: str, body: CreateMachineRequest) -> JSONResponse:
-        return json_response(machines.create(app_name, body))
+        """Fly's create; with ``region_fallback`` (Ferry-only) a full region sends the machine
+        to the nearest region with room and the answer carries ``placement_note``."""
+        created = machines.create(app_name, body)
+        answer = created.model_dump(mode="json")
+        note = next((e.request.get("placement_note") for e in created.events), None)
+        if note:
+            answer["placement_note"] = note
+        return json_response(answer)
 
     @router.get("", responses={200: {"model": list[Machine]}})
     def list_machines(

@@ -48,6 +48,9 @@ class FakeApi:
         self.logs: dict[str, list[str]] = {}
         self.regions = ["ams", "iad", "sin"]
         self.traffic: dict[str, dict[str, Any]] = {}
+        self.autoscale: dict[str, dict[str, Any]] = {}  # app -> stored policy
+        self.autoscale_status: dict[str, Any] = {}
+        self.placement_note: str | None = None  # set: creations answer a fallback note
         self.requests: list[tuple[str, str, Any]] = []
         self._next = 0
 
@@ -88,6 +91,9 @@ class FakeApi:
         traffic = re.fullmatch(r"/v1/apps/([^/]+)/traffic", path)
         if traffic:
             return httpx.Response(200, json={"app": traffic[1], "edges": self.traffic})
+        autoscale = re.fullmatch(r"/v1/apps/([^/]+)/autoscale(/status)?", path)
+        if autoscale:
+            return self._autoscale(method, autoscale[1], bool(autoscale[2]), body)
         match = re.fullmatch(r"/v1/apps/([^/]+)(?:/machines(?:/([^/]+)(?:/(\w+))?)?)?", path)
         if not match:
             return _error(404, f"no route {path}")
@@ -106,7 +112,20 @@ class FakeApi:
                 self.machines[new_id] = machine_json(
                     new_id, body.get("region") or "ams", config=body["config"], state="created"
                 )
-                return httpx.Response(200, json=self.machines[new_id])
+                answer = dict(self.machines[new_id])
+                if self.placement_note and body.get("region_fallback"):
+                    note = self.placement_note
+                    answer["events"] = [
+                        {
+                            "id": "e1",
+                            "type": "launch",
+                            "status": "created",
+                            "source": "user",
+                            "timestamp": 0,
+                            "request": {"placement_note": note},
+                        }
+                    ]
+                return httpx.Response(200, json=answer)
             return httpx.Response(200, json=list(self.machines.values()))
         if machine_id not in self.machines:
             return _error(404, f"machine {machine_id} not found in app {app}")
@@ -124,6 +143,21 @@ class FakeApi:
         if method == "POST":
             machine.update(config=body["config"], instance_id=f"{machine['instance_id']}+")
         return httpx.Response(200, json=machine)
+
+    def _autoscale(self, method: str, app: str, status: bool, body: Any) -> httpx.Response:
+        if app not in self.apps:
+            return _error(404, f"app {app!r} not found")
+        if status:
+            return httpx.Response(200, json={"app": app, **self.autoscale_status})
+        if method == "PUT":
+            self.autoscale[app] = body
+            return httpx.Response(200, json=body)
+        if method == "DELETE":
+            deleted = self.autoscale.pop(app, None) is not None
+            return httpx.Response(200, json={"ok": True, "deleted": deleted})
+        if app not in self.autoscale:
+            return _error(404, f"app {app!r} has no autoscale policy")
+        return httpx.Response(200, json=self.autoscale[app])
 
 
 def _error(status: int, message: str, hint: str | None = None) -> httpx.Response:

@@ -304,15 +304,12 @@ port = 9091
 [[statics]]
 guest_path = "/app/public"
 url_prefix = "/static"
-[autoscale]
-max_machines = 10
 """
     raw = parse(text).raw
 
     assert raw["processes"] == {"app": "run web"}
     assert raw["metrics"] == {"port": 9091}
     assert raw["statics"] == [{"guest_path": "/app/public", "url_prefix": "/static"}]
-    assert raw["autoscale"] == {"max_machines": 10}
 
 
 def test_app_config_is_frozen() -> None:

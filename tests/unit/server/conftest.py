@@ -92,6 +92,7 @@ class Api:
 def open_api(db: Path, clock: FakeClock, **options: Any) -> Iterator[Api]:
     store = SqliteStore(db)
     options.setdefault("run_liveness", False)
+    options.setdefault("run_autoscaler", False)
     app = create_app(store, admin_token=TOKEN, clock=clock, **options)
     try:
         with TestClient(app, headers=AUTH, raise_server_exceptions=False) as client:
