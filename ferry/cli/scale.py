@@ -35,6 +35,7 @@ def count(
     for machine in plan.destroy:
         client.delete_machine(app_name, machine.id, force=True)
         output.say(f"Destroyed {machine.id} ({where})")
+    fell_back: list[str] = []
     if plan.create and plan.template is not None:
         created = [
             client.create_machine(
@@ -51,4 +52,14 @@ def count(
                 app_name, machine.id, state="started", instance_id=machine.instance_id
             )
             output.say(f"Created {machine.id} ({machine.region}) on {machine.host_id}: started")
-    output.say(f"{app_name} now has {target} machines in {where}", style="green")
+            if machine.region != where:
+                fell_back.append(machine.region)
+    if fell_back:
+        others = ", ".join(sorted(set(fell_back)))
+        output.say(
+            f"{app_name} now has {target - len(fell_back)} machines in {where} and "
+            f"{len(fell_back)} in {others}: {where} has no room for more",
+            style="yellow",
+        )
+    else:
+        output.say(f"{app_name} now has {target} machines in {where}", style="green")

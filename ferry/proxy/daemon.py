@@ -28,7 +28,7 @@ from ferry.proxy.watch import RouteWatcher
 
 log = logging.getLogger("ferry.proxy")
 
-REPORT_SECONDS = 5.0
+REPORT_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
