@@ -15,6 +15,7 @@ import pytest
 
 from ferry.client import FerryClient
 from ferry.cluster.settings import ClusterSettings
+from ferry.errors import FerryError
 from ferry.model import Machine, MachineState
 from tests.e2e.conftest import demo_dir, ferry
 from tests.e2e.test_edge import Load, curl, wait_routable
@@ -105,11 +106,27 @@ def test_a_traffic_shift_moves_capacity_from_ams_to_sin(
 def test_a_full_region_falls_back_to_the_nearest_with_room(
     cluster: ClusterSettings, client: FerryClient, tmp_path: Path
 ) -> None:
-    deploy_with(cluster, tmp_path, "big", "iad", changes={'memory = "128mb"': 'memory = "1536mb"'})
-    result = ferry(cluster, "scale", "count", "4", "--region", "iad", "-a", "big", "--yes")
-    assert result.returncode == 0, result.stdout + result.stderr
-    elsewhere = [m for m in client.list_machines("big") if m.region != "iad"]
-    assert elsewhere, result.stdout
-    assert "no host in region iad has room" in result.stdout
-    assert "iad has no room for more" in result.stdout
-    assert {m.region for m in elsewhere} == {"ams"}  # nearest to iad: ams 84 ms, sin 224 ms
+    big = {'memory = "128mb"': 'memory = "1536mb"'}
+    more_than_fits = str(cluster.host_memory_mb // 1536 + 1)  # one host per region
+    deploy_with(cluster, tmp_path, "big", "iad", changes=big)
+    try:
+        result = ferry(
+            cluster, "scale", "count", more_than_fits, "--region", "iad", "-a", "big", "--yes"
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        elsewhere = [m for m in client.list_machines("big") if m.region != "iad"]
+        assert elsewhere, result.stdout
+        assert "no host in region iad has room" in result.stdout
+        assert "iad has no room for more" in result.stdout
+        first = min(elsewhere, key=lambda m: m.created_at)
+        assert first.region == "ams"  # the nearest to iad: ams 84 ms, sin 224 ms
+    finally:  # give the memory back: other scenarios share this cluster
+        client.delete_app("big", force=True)
+        wait_until(lambda: not big_machines_left(client), 30, "app big to be destroyed")
+
+
+def big_machines_left(client: FerryClient) -> bool:
+    try:
+        return any(m.state is not MachineState.DESTROYED for m in client.list_machines("big"))
+    except FerryError:
+        return False  # the app is gone
