@@ -117,7 +117,7 @@ def test_an_app_only_in_ams_is_served_from_ams_at_wan_distance(
     local = statistics.median(
         s for _, s in timed_gets(cluster, "ams", "http://far.ferry.test/", 6)[1:]
     )
-    assert local < 0.02
+    assert local < 0.05  # in-region: no WAN delay
 
 
 def test_fly_replay_sends_writes_to_the_primary_region(cluster: ClusterSettings, web: Path) -> None:

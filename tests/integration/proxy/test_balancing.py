@@ -88,7 +88,11 @@ def test_killed_backend_under_load_loses_no_get() -> None:
                         return [(await c.get("/slow?s=0.01")).status_code for _ in range(40)]
 
                     async def killer() -> None:
-                        await asyncio.sleep(0.15)
+                        # Kill a2 mid-load: once it has served a few requests (bounded wait).
+                        for _ in range(500):
+                            if len(a2.requests) >= 5:
+                                break
+                            await asyncio.sleep(0.01)
                         await a2.stop()
 
                     results = await asyncio.gather(*(worker() for _ in range(10)), killer())
