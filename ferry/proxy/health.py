@@ -22,6 +22,8 @@ from typing import Protocol
 from ferry.model import CheckConfig, parse_duration
 from ferry.proxy.routes import Backend, RouteTable
 
+FAILING_RETRY_SECONDS = 0.25
+
 __all__ = ["CheckTarget", "HealthBook", "HealthChecker", "Prober", "TcpHttpProber", "check_targets"]
 
 
@@ -192,7 +194,9 @@ class HealthChecker:
                     target.address, target.port, check.path, check.headers, timeout
                 )
             self._book.set_check(target.machine_id, target.name, ok)
-            await asyncio.sleep(interval)
+            # A failing machine is probed again soon: one that had not bound its port
+            # yet when first checked comes back in a fraction of a second, not an interval.
+            await asyncio.sleep(interval if ok else min(interval, FAILING_RETRY_SECONDS))
 
     async def close(self) -> None:
         """Stop every check task and wait for them."""

@@ -92,7 +92,8 @@ def test_each_region_is_served_by_its_own_machines(cluster: ClusterSettings, web
     for region in ("ams", "iad", "sin"):
         answers = timed_gets(cluster, region, "http://web.ferry.test/", 10)
         assert len(answers) == 10
-        assert all(f"region={region}" in body for body, _ in answers), answers
+        status = ferry(cluster, "status", "-a", "web").stdout
+        assert all(f"region={region}" in body for body, _ in answers), (region, answers, status)
         head = curl(cluster, region, "-D", "-", "-o", "/dev/null", "http://web.ferry.test/").stdout
         request_id = next(line for line in head.lower().splitlines() if "fly-request-id" in line)
         assert request_id.endswith(f"-{region}")  # the edge that took the request

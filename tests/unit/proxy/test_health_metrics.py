@@ -28,8 +28,8 @@ class FakeProber:
         return self.passing.get((address, port), True)
 
 
-def checked(mid: str, address: str) -> Backend:
-    check = CheckConfig(type="http", path="/health", interval="0.02s", timeout="1s")
+def checked(mid: str, address: str, interval: str = "0.02s") -> Backend:
+    check = CheckConfig(type="http", path="/health", interval=interval, timeout="1s")
     service = ServicePorts(
         internal_port=8080,
         ports=(80,),
@@ -59,6 +59,27 @@ def test_failing_check_takes_a_machine_out_and_passing_brings_it_back() -> None:
         return seen
 
     assert asyncio.run(scenario()) == [{"m2": False}, {}]
+
+
+def test_a_machine_failing_its_first_check_is_back_long_before_the_interval() -> None:
+    """A new machine probed before it bound its port must not sit out a whole interval."""
+
+    async def scenario() -> tuple[dict[str, bool], dict[str, bool]]:
+        book, prober = HealthBook(), FakeProber()
+        prober.passing[("10.0.0.3", 8080)] = False  # not listening yet
+        checker = HealthChecker(book, prober)
+        checker.sync(RouteTable(1, {"web": (checked("m3", "10.0.0.3", interval="10s"),)}))
+        await asyncio.sleep(0.05)
+        before = dict(book.health)
+        prober.passing[("10.0.0.3", 8080)] = True  # now it listens
+        await asyncio.sleep(0.6)
+        after = dict(book.health)
+        await checker.close()
+        return before, after
+
+    before, after = asyncio.run(scenario())
+    assert before == {"m3": False}
+    assert after == {}  # back in rotation within a second, though the interval is 10 s
 
 
 def test_refused_connect_is_a_short_cooldown() -> None:
