@@ -109,6 +109,8 @@ class Exchange:
         routes, self.routes = self.routes, None
         decision = self.edge.choose(self.app, self.prefs, routes)
         if type(decision) is Target:
+            if decision.backend.region != self.edge.region:
+                self.edge.prewarm(self.app, decision.backend.region)
             self._use(decision)
             return
         assert isinstance(decision, NoRoute)

@@ -9,11 +9,13 @@ every ``limits.tick`` seconds.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
 
+from ferry.model import DesiredState
 from ferry.proxy.connection import ClientConnection
 from ferry.proxy.headers import EdgeHeaders, HostRouter, RequestIds
 from ferry.proxy.health import HealthBook
@@ -36,6 +38,10 @@ from ferry.proxy.routing import (
 from ferry.proxy.upstream import UpstreamPool
 
 __all__ = ["HttpEdge", "NoStartedMachine"]
+
+#: A nearer stopped machine is woken only if it saves at least this much RTT.
+PREWARM_MARGIN_MS = 10.0
+_FAR = float("inf")
 
 
 class NoStartedMachine(Protocol):
@@ -90,6 +96,8 @@ class HttpEdge:
         self._routes_for: RouteTable | None = None
         self._routes: dict[str, AppRoutes] = {}
         self._fast: dict[str, FastRegions] = {}
+        self._stopped_rtt: dict[str, float] = {}  # app -> RTT to its nearest wakeable machine
+        self._prewarming: set[str] = set()
         # time.monotonic, not loop.time: uvloop's clock is cached per loop turn in ms.
         self.now: Callable[[], float] = time.monotonic
         # Deadlines are computed from this coarse clock (set by every sweep) plus
@@ -110,6 +118,7 @@ class HttpEdge:
             self._routes_for = table
             self._routes = {}
             self._fast = {}
+            self._stopped_rtt = {}
         routes = self._routes.get(app)
         if routes is None and app in table.apps:
             routes = plan_app_routes(app, table.backends(app), self.rtt_ms)
@@ -144,6 +153,40 @@ class HttpEdge:
             routes, load, health, prefs, self.rng, spill_rtt_ms=self.spill_rtt_ms
         )
         return decision.target if isinstance(decision, Choice) else decision
+
+    def prewarm(self, app: str, target_region: str) -> None:
+        """A request of ``app`` crosses the WAN to ``target_region``: if a stopped machine
+        that may autostart is nearer, wake it in the background for the requests that
+        follow (this one goes on to the far machine, it is not held).
+
+        Beyond Fly, whose proxy only starts machines when none has room: with this,
+        demand moving to a region pays the WAN only until its own machine is up.
+        """
+        if self.wake is None or app in self._prewarming:
+            return
+        nearest = self._stopped_rtt.get(app)
+        if nearest is None:
+            table = self.table()
+            nearest = min(
+                (
+                    self.rtt_ms.get(b.region, _FAR)
+                    for b in table.backends(app)
+                    if not b.started
+                    and b.desired_state is not DesiredState.DESTROYED
+                    and all(s.autostart for s in b.services)
+                ),
+                default=_FAR,
+            )
+            self._stopped_rtt[app] = nearest
+        if nearest + PREWARM_MARGIN_MS >= self.rtt_ms.get(target_region, _FAR):
+            return
+        self._prewarming.add(app)
+        task = asyncio.get_running_loop().create_task(self._prewarm(app))
+        task.add_done_callback(lambda _t: self._prewarming.discard(app))
+
+    async def _prewarm(self, app: str) -> None:
+        assert self.wake is not None
+        await self.wake(app, self.region)
 
     def sweep(self) -> None:
         """Apply header, idle and response timeouts; close stale pooled connections."""

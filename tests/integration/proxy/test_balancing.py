@@ -180,3 +180,38 @@ def test_health_checks_remove_and_restore_a_machine() -> None:
                     assert {r.text for r in rs} == {"ams-1", "ams-2"}
 
     run(scenario())
+
+
+def test_a_request_crossing_the_wan_wakes_a_nearer_stopped_machine() -> None:
+    """The request goes on to the far machine; the local one is woken for the next ones."""
+
+    async def scenario() -> tuple[int, int, list[tuple[str, str]], int, int]:
+        from ferry.model import MachineState
+
+        async with backends("iad-1", "ams-1") as (far, near):
+            box = TableBox()
+            stopped = backend_entry("near", "ams", near, state=MachineState.STOPPED)
+            box.set(backend_entry("far", "iad", far), stopped)
+            woken: list[tuple[str, str]] = []
+
+            async def wake(app: str, region: str) -> bool:
+                woken.append((app, region))
+                box.set(backend_entry("far", "iad", far), backend_entry("near", "ams", near))
+                return True
+
+            async with running_proxy(box, rtt_ms={"iad": 84.0}, wake=wake) as proxy:
+                assert proxy.http_address is not None
+                async with client(proxy.http_address[1]) as c:
+                    first = (await c.get("/")).status_code
+
+                    async def local_machine_up() -> bool:
+                        return bool(woken)
+
+                    await eventually(local_machine_up)
+                    second = (await c.get("/")).status_code
+        return first, second, woken, len(far.requests), len(near.requests)
+
+    first, second, woken, far_count, near_count = run(scenario())
+    assert (first, second) == (200, 200)
+    assert woken == [("web", "ams")]
+    assert (far_count, near_count) == (1, 1)  # first across the WAN, then the woken local one
