@@ -51,7 +51,7 @@ def status(
 def policy_summary(policy: dict[str, Any] | None) -> str:
     """One line describing the ``[autoscale]`` policy, or what acts without one."""
     if not policy:
-        return "none ([autoscale] not set): only idle autostop of auto_stop_machines acts"
+        return "none (no \\[autoscale] section): only idle autostop of auto_stop_machines acts"
     regions = ", ".join(policy.get("regions") or []) or "where the app is deployed"
     state = "on" if policy.get("enabled", True) else "off (idle autostop only)"
     return (
