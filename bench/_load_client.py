@@ -2,7 +2,8 @@
 
     python _load_client.py URL SECONDS PAUSE_MS
 
-Prints one JSON line: {"latencies_ms": [...], "failed": n, "regions": {...}}.
+Prints one JSON line: {"latencies_ms": [...], "failed": n, "regions": {...}, "slow": [...]}
+("slow": the requests over 50 ms: seconds into the run, milliseconds, serving region).
 Bounded: stops after SECONDS or 100,000 requests.
 """
 
@@ -20,6 +21,8 @@ def main() -> None:
     deadline = time.monotonic() + seconds
     latencies: list[float] = []
     regions: dict[str, int] = {}
+    slow: list[tuple[float, float, str]] = []  # (seconds into the run, ms, serving region) > 50 ms
+    started = time.monotonic()
     failed = 0
     with httpx.Client(timeout=10.0) as client:
         while time.monotonic() < deadline and len(latencies) + failed < 100_000:
@@ -33,8 +36,12 @@ def main() -> None:
             latencies.append((time.perf_counter() - began) * 1000)
             region = response.text.partition("region=")[2].split(" ")[0]
             regions[region] = regions.get(region, 0) + 1
+            if latencies[-1] > 50:
+                slow.append((round(time.monotonic() - started, 2), round(latencies[-1]), region))
             time.sleep(pause)
-    print(json.dumps({"latencies_ms": latencies, "failed": failed, "regions": regions}))
+    print(
+        json.dumps({"latencies_ms": latencies, "failed": failed, "regions": regions, "slow": slow})
+    )
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from ferry.cluster.ephemeral import ephemeral_cluster
 from ferry.cluster.settings import ClusterSettings
 
 REGIONS = ("ams", "iad", "sin")
+VERBOSE = "--verbose" in sys.argv
 CLIENT = Path(__file__).with_name("_load_client.py")
 # Clients per region in each phase: Asia's day, then Europe's, then the Americas'.
 TRACE = (
@@ -77,7 +78,7 @@ def replay(
     latencies: list[float] = []
     failed = 0
     url = f"http://{app}.ferry.test/"
-    for phase in TRACE:
+    for number, phase in enumerate(TRACE, start=1):
         procs = [
             subprocess.Popen(
                 [
@@ -97,17 +98,20 @@ def replay(
             for region, clients in phase.items()
             for _ in range(clients)
         ]
+        client_regions = [region for region, clients in phase.items() for _ in range(clients)]
         end = time.monotonic() + phase_seconds
         while time.monotonic() < end:
             began = time.monotonic()
             started = sum(1 for m in client.list_machines(app) if m.state.value == "started")
             time.sleep(max(0.0, 1.0 - (time.monotonic() - began)))
             machine_seconds += started * (time.monotonic() - began)
-        for proc in procs:
+        for proc, region in zip(procs, client_regions, strict=True):
             out, _ = proc.communicate(timeout=phase_seconds + 60)
             result = json.loads(out)
             latencies += result["latencies_ms"]
             failed += result["failed"]
+            if result["slow"] and VERBOSE:
+                print(f"  {app} phase {number} client in {region}: slow {result['slow'][:8]}")
     return machine_seconds, latencies, failed
 
 
@@ -119,6 +123,7 @@ def pct(samples: list[float], q: float) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--phase-seconds", type=float, default=20.0)
+    parser.add_argument("--verbose", action="store_true", help="list the slow requests")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("run as root", file=sys.stderr)

@@ -5,7 +5,8 @@
 1. **Scale-out / scale-in** (when the policy is enabled). Demand from each
    client region is served by that region if the policy allows it, else by
    the nearest allowed region. Each allowed region wants
-   ``ceil(concurrency / target_concurrency)`` machines, clamped to
+   ``ceil(concurrency / target_concurrency)`` machines (at least one while its
+   clients send requests: in-flight counts are samples), clamped to
    ``[min_per_region, max_per_region]``, and all regions together at most
    ``max_total``. A shortfall held for ``scale_out_after`` starts stopped
    machines of the region first, then creates; an excess held for
@@ -143,7 +144,14 @@ def decide(
     served = serving_regions(demand.regions, allowed, distances)
     load = {r: sum(d.concurrency for d in clients.values()) for r, clients in served.items()}
     if policy.enabled and allowed:
-        wanted = {r: math.ceil(load[r] / target) for r in allowed}
+        rate = {r: sum(d.rate for d in clients.values()) for r, clients in served.items()}
+        # In-flight counts are sampled at report time: light but steady traffic often
+        # samples 0. A region that is sending requests keeps at least one machine, or
+        # scale-in and wake-on-request would take turns stopping and starting it.
+        wanted = {
+            r: max(math.ceil(load[r] / target), 1 if rate.get(r, 0.0) > 0 else 0)
+            for r in allowed
+        }
         desired = allocate(wanted, policy, load)
         total_running = len(running)
         for region in allowed:

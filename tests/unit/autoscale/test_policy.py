@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ferry.autoscale.demand import AppDemand, RegionDemand
 from ferry.autoscale.policy import allocate
 from ferry.model.autoscale import AutoscalePolicy
 
@@ -102,6 +103,19 @@ def test_scale_in_stops_the_least_loaded_machine_one_per_region_per_cycle() -> N
     assert "needs 1 machine, 3 running, for 60s (>= scale_in_after 60s)" in (
         outcome.decisions[0].reason
     )
+
+
+def test_a_region_sending_requests_keeps_a_machine_though_in_flight_samples_are_zero() -> None:
+    """Light steady traffic samples 0 in flight; stopping its only machine would make
+    the edge wake it again at once, over and over."""
+    policy = AutoscalePolicy(regions=["iad", "sin"], scale_in_after=0)
+    run = Run(policy, [machine("i1", "iad"), machine("s1", "sin")])
+    light = AppDemand(regions={"iad": RegionDemand(rate=40.0, concurrency=0.0)}, edges=1)
+
+    outcome = run.cycle(light, after=60)
+
+    assert ("stop", "i1") not in kinds(outcome)
+    assert outcome.regions["iad"].desired == 1
 
 
 def test_scale_in_stops_first_and_destroys_only_after_the_cool_down() -> None:
