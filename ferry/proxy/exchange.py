@@ -109,8 +109,11 @@ class Exchange:
         routes, self.routes = self.routes, None
         decision = self.edge.choose(self.app, self.prefs, routes)
         if type(decision) is Target:
-            if decision.backend.region != self.edge.region:
-                self.edge.prewarm(self.app, decision.backend.region)
+            edge = self.edge
+            if edge.load.load.get(decision.backend.machine_id, 0) >= decision.soft_limit:
+                edge.prewarm(self.app, None)  # Fly's autostart: every machine is busy
+            elif decision.backend.region != edge.region:
+                edge.prewarm(self.app, decision.backend.region)
             self._use(decision)
             return
         assert isinstance(decision, NoRoute)
@@ -118,6 +121,7 @@ class Exchange:
         if kind in ("overflow", "no_started"):
             self.edge.stats.record_unserved(self.app)
         if kind == "overflow":
+            self.edge.prewarm(self.app, None)  # more capacity for the requests that queue
             self.task = asyncio.get_running_loop().create_task(self._wait_for_slot())
         elif kind == "no_started" and self.edge.wake is not None:
             self.task = asyncio.get_running_loop().create_task(self._wake())

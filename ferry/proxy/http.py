@@ -154,13 +154,14 @@ class HttpEdge:
         )
         return decision.target if isinstance(decision, Choice) else decision
 
-    def prewarm(self, app: str, target_region: str) -> None:
-        """A request of ``app`` crosses the WAN to ``target_region``: if a stopped machine
-        that may autostart is nearer, wake it in the background for the requests that
-        follow (this one goes on to the far machine, it is not held).
+    def prewarm(self, app: str, target_region: str | None) -> None:
+        """Wake a stopped machine of ``app`` that may autostart, in the background, for
+        the requests that follow (the current one is not held).
 
-        Beyond Fly, whose proxy only starts machines when none has room: with this,
-        demand moving to a region pays the WAN only until its own machine is up.
+        ``target_region`` set: the request crosses the WAN to it; wake only a machine
+        that is nearer (beyond Fly: demand moving to a region pays the WAN only until
+        its own machine is up). ``None``: the chosen machines are at their soft limit
+        or the hard limit (Fly's autostart): wake the nearest stopped one.
         """
         if self.wake is None or app in self._prewarming:
             return
@@ -178,7 +179,11 @@ class HttpEdge:
                 default=_FAR,
             )
             self._stopped_rtt[app] = nearest
-        if nearest + PREWARM_MARGIN_MS >= self.rtt_ms.get(target_region, _FAR):
+        if nearest == _FAR:
+            return
+        if target_region is not None and nearest + PREWARM_MARGIN_MS >= self.rtt_ms.get(
+            target_region, _FAR
+        ):
             return
         self._prewarming.add(app)
         task = asyncio.get_running_loop().create_task(self._prewarm(app))

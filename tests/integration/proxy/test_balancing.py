@@ -215,3 +215,32 @@ def test_a_request_crossing_the_wan_wakes_a_nearer_stopped_machine() -> None:
     assert (first, second) == (200, 200)
     assert woken == [("web", "ams")]
     assert (far_count, near_count) == (1, 1)  # first across the WAN, then the woken local one
+
+
+def test_a_busy_machine_makes_the_edge_start_a_stopped_one() -> None:
+    """Fly's autostart: when every started machine is at its soft limit, start another."""
+
+    async def scenario() -> tuple[list[int], list[tuple[str, str]]]:
+        from ferry.model import MachineState
+
+        async with backends("ams-1", "ams-2") as (busy, spare):
+            box = TableBox()
+            box.set(
+                backend_entry("busy", "ams", busy, soft=1, hard=None),
+                backend_entry("spare", "ams", spare, soft=1, hard=None, state=MachineState.STOPPED),
+            )
+            woken: list[tuple[str, str]] = []
+
+            async def wake(app: str, region: str) -> bool:
+                woken.append((app, region))
+                return True
+
+            async with running_proxy(box, wake=wake) as proxy:
+                assert proxy.http_address is not None
+                async with client(proxy.http_address[1]) as c:
+                    answers = await asyncio.gather(c.get("/slow?s=0.3"), c.get("/slow?s=0.3"))
+        return [a.status_code for a in answers], woken
+
+    statuses, woken = run(scenario())
+    assert statuses == [200, 200]  # the second one is served by the busy machine, not held
+    assert woken == [("web", "ams")]
