@@ -149,8 +149,7 @@ def decide(
         # samples 0. A region that is sending requests keeps at least one machine, or
         # scale-in and wake-on-request would take turns stopping and starting it.
         wanted = {
-            r: max(math.ceil(load[r] / target), 1 if rate.get(r, 0.0) > 0 else 0)
-            for r in allowed
+            r: max(math.ceil(load[r] / target), 1 if rate.get(r, 0.0) > 0 else 0) for r in allowed
         }
         desired = allocate(wanted, policy, load)
         total_running = len(running)

@@ -99,6 +99,13 @@ def proxy_command(
     rtt: Annotated[
         list[str] | None, typer.Option(help="REGION=MS round-trip time to a region; repeat.")
     ] = None,
+    backhaul_listen: Annotated[
+        str | None, typer.Option(help="HOST:PORT where other edges forward to this region.")
+    ] = None,
+    peer: Annotated[
+        list[str] | None,
+        typer.Option(help="REGION=HOST:PORT: another region's backhaul listener; repeat."),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run a region's edge proxy: routes each request to the nearest healthy machine."""
@@ -129,5 +136,17 @@ def proxy_command(
             state_dir=state_dir,
             api_url=api_url,
             token=token,
+            backhaul_listen=_host_port(backhaul_listen) if backhaul_listen else None,
+            backhaul_peers={
+                code: _host_port(address)
+                for code, _, address in (item.partition("=") for item in peer or [])
+            },
         )
     )
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"invalid address {text!r}", hint="write it as HOST:PORT")
+    return host, int(port)

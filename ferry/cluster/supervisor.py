@@ -28,6 +28,10 @@ from ferry.net.iproute import netns_enter_argv
 
 log = logging.getLogger("ferry.supervisor")
 
+#: Each region's edge also listens on its own address for requests other edges
+#: forward to its machines (the backhaul between edges).
+BACKHAUL_PORT = 4281
+
 
 def ferry_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "ferry", *args]
@@ -127,6 +131,12 @@ class Supervisor:
                 "--domain",
                 s.domain,
                 *[f"--rtt={other}={rtts[other]:g}" for other in s.regions if other != region.code],
+                f"--backhaul-listen={region.edge_address}:{BACKHAUL_PORT}",
+                *[
+                    f"--peer={other.code}={other.edge_address}:{BACKHAUL_PORT}"
+                    for other in plan.regions
+                    if other.code != region.code
+                ],
             )
             self.group.add(
                 Child(

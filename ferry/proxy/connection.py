@@ -167,7 +167,14 @@ class ClientConnection(asyncio.Protocol):
         upgrade = parser.should_upgrade()
         try:
             request = build_request_head(
-                method, url, headers, edge.headers, self.client_ip, request_id, upgrade=upgrade
+                method,
+                url,
+                headers,
+                edge.headers,
+                self.client_ip,
+                request_id,
+                upgrade=upgrade,
+                trusted=edge.trusted,
             )
         except ValueError:
             raise _Reject(400, "the Content-Length header is not a number") from None

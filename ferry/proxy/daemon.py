@@ -43,6 +43,8 @@ class EdgeSettings:
     state_dir: Path
     api_url: str
     token: str
+    backhaul_listen: tuple[str, int] | None = None
+    backhaul_peers: Mapping[str, tuple[str, int]] | None = None
 
 
 def traffic_report(stats: EdgeStats, load: LoadTracker, window_seconds: float) -> dict[str, object]:
@@ -92,6 +94,8 @@ def run_edge(settings: EdgeSettings) -> None:
             watcher.current,
             settings.rtt_ms,
             wake=MachineWaker(client, watcher.current, rtt),
+            backhaul_listen=settings.backhaul_listen,
+            backhaul_peers=settings.backhaul_peers,
             http_listen=(settings.listen_address, settings.http_port),
             metrics_listen=(settings.listen_address, settings.metrics_port)
             if settings.metrics_port

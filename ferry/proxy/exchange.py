@@ -36,7 +36,7 @@ class Exchange:
     # fmt: off
     __slots__ = (
         "app", "attempts", "bytes_in", "bytes_out", "chunked_out", "client", "close_delimited",
-        "deadline", "done", "edge", "http11", "interim", "keep_alive", "method", "pending",
+        "deadline", "done", "edge", "hop", "http11", "interim", "keep_alive", "method", "pending",
         "pending_bytes", "prefs", "replay_header", "replaying", "replays", "req_done", "request",
         "request_id", "responding", "retained", "retained_bytes", "routes", "sent_body",
         "started_at", "status", "target", "task", "tunnel_raw", "up", "upstream_until_close",
@@ -83,6 +83,7 @@ class Exchange:
         self.attempts = 0
         self.replays = 0
         self.replay_header = b""
+        self.hop: bytes | None = None
         self.replaying: ReplayDirective | ValidationError | None = None
         self.interim = False
         self.responding = False  # the client got the response head
@@ -166,7 +167,16 @@ class Exchange:
         self.target = target
         edge = self.edge
         edge.load.acquire(self.app, target.backend.machine_id)
-        key = (target.backend.address, target.port)
+        region = target.backend.region
+        peer = edge.backhaul.get(region) if region != edge.region else None
+        if peer is not None:
+            # Across the WAN through that region's edge, over a kept-alive connection:
+            # one round trip per request even to apps that close every connection.
+            self.hop = target.backend.machine_id.encode()
+            key = peer
+        else:
+            self.hop = None
+            key = (target.backend.address, target.port)
         conn = edge.pool.take(key)
         if conn is not None:
             self._attach(conn)
@@ -216,6 +226,8 @@ class Exchange:
         head = request.head
         if self.replay_header:
             head = head[:-2] + b"fly-replay-src: " + self.replay_header + b"\r\n\r\n"
+        if self.hop is not None:
+            head = head[:-2] + b"Fly-Force-Instance-Id: " + self.hop + b"\r\n\r\n"
         body = self.retained if self.retained is not None else self.pending
         if body:
             self.sent_body = True
@@ -316,6 +328,7 @@ class Exchange:
             has_body=has_body,
             client_http11=self.http11,
             client_keep_alive=self.keep_alive and status != 101,
+            trusted=self.edge.trusted,
         )
         if head.replay is not None and status != 101:
             try:

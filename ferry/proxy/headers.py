@@ -42,6 +42,20 @@ _DROP_REQUEST = frozenset(
         b"via",
     }
 )
+# What an edge sets on the way in; from a backhaul peer (trusted) they pass through.
+_EDGE_SET = frozenset(
+    {
+        b"fly-client-ip",
+        b"fly-region",
+        b"fly-forwarded-port",
+        b"fly-request-id",
+        b"fly-replay-src",
+        b"x-forwarded-proto",
+        b"x-forwarded-port",
+        b"x-forwarded-ssl",
+        b"via",
+    }
+)
 _DROP_RESPONSE = frozenset(
     {
         b"connection",
@@ -149,9 +163,13 @@ def build_request_head(
     request_id: bytes,
     *,
     upgrade: bool = False,
+    trusted: bool = False,
 ) -> RequestHead:
     """The upstream request head (HTTP/1.1, keep-alive) plus what the edge routes on.
 
+    ``trusted``: the request comes from another edge over the backhaul; its
+    forwarding headers (X-Forwarded-For, Fly-Client-IP, Fly-Region,
+    Fly-Request-Id …) are the first edge's and pass through unchanged.
     Raises ``ValueError`` for a ``Content-Length`` that is not a number.
     """
     info = RequestHead(b"")
@@ -167,6 +185,8 @@ def build_request_head(
             parts += (name, b": ", value, b"\r\n")
             continue
         if kind == _DROP:
+            if trusted and name.lower() in _EDGE_SET:
+                parts += (name, b": ", value, b"\r\n")
             continue
         if kind == _HOST:
             info.host = value
@@ -175,6 +195,9 @@ def build_request_head(
         elif kind == _TRANSFER:
             info.chunked = value.lower().endswith(b"chunked")
         elif kind == _XFF:
+            if trusted:
+                parts += (name, b": ", value, b"\r\n")
+                continue
             forwarded_for = value + b", " + client_ip
             continue
         elif kind == _EXPECT:
@@ -191,6 +214,10 @@ def build_request_head(
     if upgrade and upgrade_to:
         info.upgrade = True
         parts += (b"Connection: Upgrade\r\nUpgrade: ", upgrade_to, b"\r\n")
+    if trusted:
+        parts.append(b"\r\n")
+        info.head = b"".join(parts)
+        return info
     parts += (
         b"X-Forwarded-For: ",
         forwarded_for,
@@ -238,8 +265,12 @@ def build_response_head(
     has_body: bool,
     client_http11: bool,
     client_keep_alive: bool,
+    trusted: bool = False,
 ) -> ResponseHead:
     """The client's response head; the edge decides the framing.
+
+    ``trusted``: the client is another edge (backhaul); it adds its own
+    Fly-Request-Id, Via and Server, so this edge adds none.
 
     A body with a length keeps it; one without is chunk-encoded for HTTP/1.1
     clients, or delimited by closing for HTTP/1.0 ones.
@@ -280,7 +311,10 @@ def build_response_head(
         parts.append(b"Connection: close\r\n")
     elif not client_http11:
         parts.append(b"Connection: keep-alive\r\n")
-    parts += (b"Fly-Request-Id: ", request_id, edge.response_tail)
+    if trusted:
+        parts.append(b"\r\n")
+    else:
+        parts += (b"Fly-Request-Id: ", request_id, edge.response_tail)
     until_close = has_body and content_length is None and not upstream_chunked
     return ResponseHead(
         b"".join(parts), content_length, chunked_out, close_delimited, replay, until_close

@@ -73,8 +73,15 @@ class HttpEdge:
         rng: random.Random | None = None,
         wake: NoStartedMachine | None = None,
         spill_rtt_ms: float = 0.0,
+        backhaul: Mapping[str, tuple[str, int]] | None = None,
+        trusted: bool = False,
     ) -> None:
+        """``backhaul``: region -> that region's edge backhaul listener; requests for a
+        machine there go through it. ``trusted``: this is a backhaul listener (its
+        clients are other edges, whose forwarding headers pass through)."""
         self.region = region
+        self.backhaul = dict(backhaul or {})
+        self.trusted = trusted
         self.table = table
         self.rtt_ms = {**rtt_ms, region: 0.0}
         self.limits = limits or ProxyLimits()

@@ -51,7 +51,11 @@ class EdgeProxy:
         spill_rtt_ms: float = 0.0,
         table_poll: float = 0.5,
         reuse_port: bool = False,
+        backhaul_listen: tuple[str, int] | None = None,
+        backhaul_peers: Mapping[str, tuple[str, int]] | None = None,
     ) -> None:
+        """``backhaul_listen``: where other edges send requests for this region's
+        machines; ``backhaul_peers``: region -> that region's backhaul listener."""
         self.region = region
         self.limits = limits or ProxyLimits()
         self.stats = EdgeStats(region)
@@ -78,7 +82,30 @@ class EdgeProxy:
             rng=rng,
             wake=wake,
             spill_rtt_ms=spill_rtt_ms,
+            backhaul=backhaul_peers,
         )
+        # Requests other edges forward here: their own stats (the first edge counts
+        # the client's request), this region's load and health.
+        self.backhaul = (
+            HttpEdge(
+                region,
+                domain,
+                table,
+                rtts,
+                public_port=public_port or http_listen[1] or 80,
+                limits=self.limits,
+                stats=EdgeStats(region),
+                health=self.health,
+                load=self.load,
+                rng=rng,
+                trusted=True,
+            )
+            if backhaul_listen is not None
+            else None
+        )
+        self._backhaul_listen = backhaul_listen
+        self._backhaul_server: asyncio.Server | None = None
+        self.backhaul_address: tuple[str, int] | None = None
         self.tcp = TcpEdge(
             http_listen[0],
             table,
@@ -122,6 +149,12 @@ class EdgeProxy:
                 self.http.headers = type(self.http.headers)(self.region, self.http_address[1])
             if self._metrics_listen is not None:
                 self.metrics_address = await self._metrics.start(*self._metrics_listen)
+            if self.backhaul is not None and self._backhaul_listen is not None:
+                self._backhaul_server = await loop.create_server(
+                    self.backhaul.protocol, *self._backhaul_listen, reuse_address=True
+                )
+                hop = self._backhaul_server.sockets[0].getsockname()
+                self.backhaul_address = (str(hop[0]), int(hop[1]))
         except OSError as exc:
             await self.stop()
             raise NetworkError(
@@ -138,6 +171,8 @@ class EdgeProxy:
         while True:
             await asyncio.sleep(self.limits.tick)
             self.http.sweep()
+            if self.backhaul is not None:
+                self.backhaul.sweep()
 
     async def _sync_table(self) -> None:
         table = self._table()
@@ -165,6 +200,11 @@ class EdgeProxy:
         if self._server is not None:
             self._server.close()
             self._server = None
+        if self._backhaul_server is not None:
+            self._backhaul_server.close()
+            self._backhaul_server = None
+        if self.backhaul is not None:
+            self.backhaul.close()
         await self.tcp.close()
         await self.checker.close()
         await self._metrics.stop()

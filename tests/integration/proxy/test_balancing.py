@@ -244,3 +244,35 @@ def test_a_busy_machine_makes_the_edge_start_a_stopped_one() -> None:
     statuses, woken = run(scenario())
     assert statuses == [200, 200]  # the second one is served by the busy machine, not held
     assert woken == [("web", "ams")]
+
+
+def test_requests_to_a_far_region_ride_the_backhaul_between_edges() -> None:
+    """sin's edge forwards to ams's edge over one kept-alive connection; the machine sees
+    the first edge's forwarding headers once, and ams's edge adds none of its own."""
+
+    async def scenario() -> tuple[list[int], list[str], dict[str, str], int]:
+        async with backends("ams-1") as (machine,):
+            box = TableBox()
+            box.set(backend_entry("m1", "ams", machine))
+            async with running_proxy(box, region="ams", backhaul_listen=("127.0.0.1", 0)) as ams:
+                assert ams.backhaul_address is not None
+                peers = {"ams": ams.backhaul_address}
+                async with running_proxy(
+                    box, region="sin", rtt_ms={"ams": 169.0}, backhaul_peers=peers
+                ) as sin:
+                    assert sin.http_address is not None
+                    async with client(sin.http_address[1]) as c:
+                        answers = [await c.get("/") for _ in range(3)]
+        return (
+            [a.status_code for a in answers],
+            [a.headers.get("fly-request-id", "") for a in answers],
+            machine.requests[-1].headers,
+            machine.connections,
+        )
+
+    statuses, request_ids, seen, _ = run(scenario())
+    assert statuses == [200, 200, 200]
+    assert all(rid.endswith("-sin") for rid in request_ids)  # the edge the client used
+    assert seen["fly-region"] == "sin"
+    assert seen["x-forwarded-for"].count(",") == 0  # one hop recorded: the client's
+    assert seen["fly-force-instance-id"] == "m1"
