@@ -90,7 +90,7 @@ def deploy_command(
         style="bold",
     )
     rollout = Rollout(
-        _FallbackCreates(client),
+        client,
         app_name,
         _config_factory(app_config, pinned, machines),
         wait_timeout=timeout,
@@ -118,57 +118,6 @@ def _sync_autoscale(client: FerryClient, app_name: str, app_config: AppConfig | 
         output.say(f"Autoscale policy from [autoscale] sent ({state})")
     elif client.delete_autoscale_policy(app_name):
         output.say("Autoscale policy removed: fly.toml has no [autoscale] section")
-
-
-class _FallbackCreates:
-    """The client as a rollout uses it, but creations may fall back to the nearest region
-    with room (Ferry-only), and say so."""
-
-    def __init__(self, client: FerryClient) -> None:
-        self._client = client
-
-    def create_machine(
-        self,
-        app: str,
-        config: MachineConfig,
-        *,
-        region: str | None = None,
-        name: str | None = None,
-        skip_launch: bool = False,
-    ) -> Machine:
-        machine = self._client.create_machine(
-            app, config, region=region, name=name, skip_launch=skip_launch, region_fallback=True
-        )
-        note = placement_note(machine)
-        if note:
-            output.say(f"  {machine.id}: {note}", style="yellow")
-        return machine
-
-    def update_machine(
-        self,
-        app: str,
-        machine_id: str,
-        config: MachineConfig,
-        *,
-        current_version: str | None = None,
-    ) -> Machine:
-        return self._client.update_machine(app, machine_id, config, current_version=current_version)
-
-    def wait_machine(
-        self,
-        app: str,
-        machine_id: str,
-        *,
-        state: str = "started",
-        timeout: float = 60,
-        instance_id: str | None = None,
-    ) -> str:
-        return self._client.wait_machine(
-            app, machine_id, state=state, timeout=timeout, instance_id=instance_id
-        )
-
-    def get_machine(self, app: str, machine_id: str) -> Machine:
-        return self._client.get_machine(app, machine_id)
 
 
 def _strategy(flag: str | None, app_config: AppConfig | None) -> Strategy:
@@ -241,6 +190,9 @@ def _print_progress(progress: Progress) -> None:
         output.say(f"{verb} …")
     elif progress.phase == "launched" and progress.machine and step.kind == "create":
         output.say(f"  created {progress.machine.id} on {progress.machine.host_id}", style="dim")
+        note = placement_note(progress.machine)
+        if note:
+            output.say(f"  {progress.machine.id}: {note}", style="yellow")
     elif progress.phase == "started" and progress.machine:
         has_checks = expected_check_count(progress.machine.config) > 0
         tail = ", waiting for checks" if has_checks else ""

@@ -9,6 +9,7 @@ the namespaces, and exits. Logs go to ``H/logs/<name>.log``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -150,12 +151,10 @@ class Supervisor:
     def _wait_token(self, timeout: float = 30.0) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            try:
+            with contextlib.suppress(FileNotFoundError):  # not written yet
                 token = self.settings.token_path.read_text().strip()
                 if token:
                     return token
-            except FileNotFoundError:
-                pass
             self.group.reap()
             time.sleep(0.05)
         raise RuntimeError(f"the control plane wrote no token in {timeout:.0f}s; see server.log")

@@ -35,6 +35,7 @@ class RolloutClient(Protocol):
         region: str | None = None,
         name: str | None = None,
         skip_launch: bool = False,
+        region_fallback: bool = False,
     ) -> Machine: ...
 
     def update_machine(
@@ -163,7 +164,11 @@ class Rollout:
                     self._app, step.machine_id, config, current_version=step.instance_id
                 )
             else:
-                machine = self._client.create_machine(self._app, config, region=step.region)
+                # A full region falls back to the nearest with room (Ferry-only); the
+                # machine's placement note says so.
+                machine = self._client.create_machine(
+                    self._app, config, region=step.region, region_fallback=True
+                )
         except ApiError as exc:
             verb = "update" if step.kind == "update" else "create"
             self._fail(result, step, f"could not {verb} {step.label}: {exc.message}", began, None)

@@ -79,6 +79,7 @@ class FakeRolloutClient:
         region: str | None = None,
         name: str | None = None,
         skip_launch: bool = False,
+        region_fallback: bool = False,
     ) -> Machine:
         self._created += 1
         machine_id = f"new{self._created}"
