@@ -6,7 +6,7 @@ FERRY := $(VENV)/bin/ferry
 export FERRY_HOME ?= /var/lib/ferry
 PYTEST := $(VENV)/bin/pytest -p no:cacheprovider
 
-.PHONY: up down test test-unit test-integration test-e2e bench lint deps venv demo clean
+.PHONY: up down test test-unit test-integration test-e2e bench lint deps venv native demo clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -19,25 +19,29 @@ $(VENV)/.installed: pyproject.toml
 
 venv: deps $(VENV)/.installed
 
-up: venv
+# The edge proxy's hot path compiled with mypyc (build/native; skipped when current).
+native: venv
+	@$(PY) scripts/build_native.py
+
+up: native
 	@bash scripts/up.sh
 
 down: venv
 	@$(FERRY) cluster down --purge
 
-test: venv
+test: native
 	@bash scripts/run-tests.sh all
 
-test-unit: venv
+test-unit: native
 	@bash scripts/run-tests.sh unit
 
-test-integration: venv
+test-integration: native
 	@bash scripts/run-tests.sh integration
 
-test-e2e: venv
+test-e2e: native
 	@bash scripts/run-tests.sh e2e
 
-bench: venv
+bench: native
 	@bash scripts/bench.sh
 
 lint: venv

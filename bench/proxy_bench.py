@@ -3,30 +3,37 @@
 Run::
 
     .venv/bin/python bench/proxy_bench.py [--duration 10 --connections 50 --threads 2
-        --rounds 1 --backend uvloop|busybox|both --workers N --floor --profile FILE]
+        --rounds 1 --backend uvloop|nginx|busybox|all --workers N --floor --profile FILE]
 
 For each backend, every setup is loaded in turn with ``wrk -t2 -c50 --latency``
 on 127.0.0.1, all processes on the same machine in the same run:
 
 (a) the backend directly;
 (b) HAProxy (``/usr/sbin/haproxy``, ``nbthread 1``, config in a temp dir);
-(c) Ferry's ``EdgeProxy`` (one process on uvloop); ``--workers N`` (N > 1)
-    adds a run with N processes sharing the port through SO_REUSEPORT;
+(c) Ferry's ``EdgeProxy`` (one process on uvloop), with its hot path
+    compiled by mypyc when ``make native`` built it (the line before the
+    table says which); ``--pure`` adds a run with FERRY_PURE_PYTHON=1;
+    ``--workers N`` (N > 1) adds a run with N processes sharing the port
+    through SO_REUSEPORT;
 (d) with ``--floor``: a 50-line uvloop + httptools relay that parses both
     sides and forwards bytes unchanged over one upstream connection per
     client: what any Python proxy on this stack pays at least.
 
 Backends: ``uvloop`` is a minimal uvloop + httptools server answering every
 request with a 100-byte body, keep-alive (cheap: ~10 µs per request);
-``busybox`` is ``busybox httpd`` serving a 100-byte file (a forked process per
-connection, no keep-alive, so every proxied request also opens an upstream
-connection). nginx, which the baseline in /work/shared/ENVIRONMENT.md used,
-is not installed here.
+``nginx`` is Debian's nginx-light (one worker) serving a 100-byte file,
+keep-alive — the setup of the baseline in /work/shared/ENVIRONMENT.md, and
+real response headers (Server, Date, ETag, Connection …) for the proxies to
+rewrite; ``busybox`` is ``busybox httpd`` serving a 100-byte file (a forked
+process per connection, no keep-alive, so every proxied request also opens an
+upstream connection).
 
 Figures: req/s and p50/p99 latency (wrk); CPU per request of the proxy
 (utime+stime from /proc/<pid>/stat before/after, summed over worker
 processes, divided by the requests wrk made), split into user and system
-time; new TCP connections per second during the load (``ActiveOpens`` of
+time; CPU per request of the whole machine (busy time from /proc/stat:
+load generator, backend and proxy together — how ENVIRONMENT.md measured);
+new TCP connections per second during the load (``ActiveOpens`` of
 /proc/net/snmp counts every connect on the host, wrk's own included, so
 working upstream pooling shows as ~0). ``--profile FILE`` runs Ferry under
 cProfile and writes the stats to FILE. Every process is started and stopped
@@ -86,6 +93,13 @@ def cpu_times(pid: int) -> tuple[float, float]:
         user += int(fields[11]) / CLK_TCK
         system += int(fields[12]) / CLK_TCK
     return user, system
+
+
+def machine_busy() -> float:
+    """Seconds of CPU time spent not idle, over all cores, since boot."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / CLK_TCK
 
 
 def active_opens() -> int:
@@ -238,6 +252,23 @@ backend app
 """
 
 
+NGINX_CFG = """daemon off;
+worker_processes 1;
+pid {tmp}/nginx.pid;
+error_log {tmp}/nginx-error.log;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    keepalive_requests 1000000;
+    client_body_temp_path {tmp}/nginx-body;
+    server {{
+        listen 127.0.0.1:{port};
+        root {tmp}/www;
+    }}
+}}
+"""
+
+
 # -- load and figures ------------------------------------------------------------------
 @dataclass
 class Figures:
@@ -248,6 +279,7 @@ class Figures:
     requests: int
     user_us: float | None  # per request
     sys_us: float | None
+    machine_us: float  # the whole machine's busy CPU time per request
     connects_per_s: float
 
     @property
@@ -269,9 +301,11 @@ def run_wrk(name: str, port: int, path: str, args: argparse.Namespace, pid: int)
     ]  # fmt: skip
     user0, sys0 = cpu_times(pid)
     opens0 = active_opens()
+    busy0 = machine_busy()
     out = subprocess.run(
         cmd, capture_output=True, text=True, check=True, timeout=args.duration + 30
     )
+    busy = machine_busy() - busy0
     opens = active_opens() - opens0
     user1, sys1 = cpu_times(pid)
     text = out.stdout
@@ -284,7 +318,7 @@ def run_wrk(name: str, port: int, path: str, args: argparse.Namespace, pid: int)
     per = 1e6 / requests if requests else 0.0
     return Figures(
         name, rps, p50, p99, requests,
-        (user1 - user0) * per, (sys1 - sys0) * per, opens / args.duration,
+        (user1 - user0) * per, (sys1 - sys0) * per, busy * per, opens / args.duration,
     )  # fmt: skip
 
 
@@ -305,7 +339,13 @@ def bench_backend(kind: str, args: argparse.Namespace, tmp: Path) -> list[list[F
     setups: list[tuple[str, int, subprocess.Popen[bytes]]] = []
     try:
         backend_port = free_port()
-        if kind == "busybox":
+        if kind == "nginx":
+            (tmp / "www").mkdir(exist_ok=True)
+            (tmp / "www" / "index.html").write_bytes(BODY)
+            cfg = tmp / "nginx.conf"
+            cfg.write_text(NGINX_CFG.format(port=backend_port, tmp=tmp))
+            backend = subprocess.Popen(["/usr/sbin/nginx", "-c", str(cfg), "-p", str(tmp)])
+        elif kind == "busybox":
             (tmp / "www").mkdir(exist_ok=True)
             (tmp / "www" / "index.html").write_bytes(BODY)
             cmd = ["busybox", "httpd", "-f", "-p", f"127.0.0.1:{backend_port}", "-h"]
@@ -325,6 +365,12 @@ def bench_backend(kind: str, args: argparse.Namespace, tmp: Path) -> list[list[F
             cmd = [*me, "--serve-ferry", str(port), str(backend_port), str(workers)]
             procs.append(subprocess.Popen(cmd, env=env if workers == 1 else None))
             setups.append(("ferry" if workers == 1 else f"ferry x{workers}", port, procs[-1]))
+        if args.pure:
+            port = free_port()
+            pure = {**os.environ, "FERRY_PURE_PYTHON": "1"}
+            cmd = [*me, "--serve-ferry", str(port), str(backend_port), "1"]
+            procs.append(subprocess.Popen(cmd, env=pure))
+            setups.append(("ferry-py", port, procs[-1]))
         if args.floor:
             port = free_port()
             procs.append(subprocess.Popen([*me, "--serve-floor", str(port), str(backend_port)]))
@@ -344,14 +390,15 @@ def bench_backend(kind: str, args: argparse.Namespace, tmp: Path) -> list[list[F
 def report(kind: str, rounds: list[list[Figures]]) -> None:
     print(f"\nbackend: {kind}")
     print(f"{'setup':<11}{'req/s':>9}{'p50 ms':>8}{'p99 ms':>8}{'CPU µs/req':>12}"
-          f"{'user':>7}{'sys':>7}{'conn/s':>8}")  # fmt: skip
+          f"{'user':>7}{'sys':>7}{'machine':>9}{'conn/s':>8}")  # fmt: skip
     best: dict[str, Figures] = {}
     for figs in rounds:
         for f in figs:
             cpu = f"{f.cpu_us:.1f}" if f.cpu_us is not None else "-"
             user, system = f.user_us or 0.0, f.sys_us or 0.0
             print(f"{f.name:<11}{f.rps:>9.0f}{f.p50_ms:>8.2f}{f.p99_ms:>8.2f}{cpu:>12}"
-                  f"{user:>7.1f}{system:>7.1f}{f.connects_per_s:>8.0f}")  # fmt: skip
+                  f"{user:>7.1f}{system:>7.1f}{f.machine_us:>9.1f}"
+                  f"{f.connects_per_s:>8.0f}")  # fmt: skip
             if f.name not in best or f.rps > best[f.name].rps:
                 best[f.name] = f
     h = best["haproxy"]
@@ -359,7 +406,8 @@ def report(kind: str, rounds: list[list[Figures]]) -> None:
         if name.startswith(("ferry", "floor")) and f.cpu_us and h.cpu_us:
             print(f"{name}/haproxy: req/s {f.rps / h.rps:.2f}x (goal >= 1.0), "
                   f"p99 {f.p99_ms / h.p99_ms:.2f}x (goal <= 1.5), "
-                  f"CPU/req {f.cpu_us / h.cpu_us:.2f}x (goal <= 1.2)")  # fmt: skip
+                  f"CPU/req {f.cpu_us / h.cpu_us:.2f}x (goal <= 1.2), "
+                  f"machine CPU/req {f.machine_us / h.machine_us:.2f}x")  # fmt: skip
 
 
 def main() -> None:
@@ -368,9 +416,14 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--backend", choices=("uvloop", "busybox", "both"), default="uvloop")
+    parser.add_argument(
+        "--backend", choices=("uvloop", "nginx", "busybox", "all"), default="uvloop"
+    )
     parser.add_argument("--workers", type=int, default=1, help="also run Ferry with N processes")
     parser.add_argument("--floor", action="store_true", help="also run the minimal relay")
+    parser.add_argument(
+        "--pure", action="store_true", help="also run Ferry without its compiled hot path"
+    )
     parser.add_argument("--profile", help="run Ferry (1 process) under cProfile, stats to FILE")
     parser.add_argument("--serve-backend", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--serve-ferry", nargs=3, type=int, help=argparse.SUPPRESS)
@@ -391,7 +444,12 @@ def main() -> None:
     print(f"proxy bench: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}, wrk -t{args.threads} -c{args.connections} "
           f"-d{args.duration}s, 100-byte body, load {os.getloadavg()[0]:.2f}")  # fmt: skip
-    kinds = ("uvloop", "busybox") if args.backend == "both" else (args.backend,)
+    from ferry.proxy.native import NATIVE_DIR, sources_digest
+
+    stamp = NATIVE_DIR / "STAMP"
+    compiled = stamp.exists() and stamp.read_text().strip() == sources_digest()
+    print(f"ferry's hot path: {'compiled (mypyc)' if compiled else 'pure Python'}")
+    kinds = ("uvloop", "nginx", "busybox") if args.backend == "all" else (args.backend,)
     with tempfile.TemporaryDirectory(prefix="ferry-proxy-bench-") as tmp:
         results = {kind: bench_backend(kind, args, Path(tmp)) for kind in kinds}
     for kind, rounds in results.items():

@@ -5,7 +5,7 @@ set -euo pipefail
 
 PACKAGES=(runc skopeo umoci buildah docker-registry iproute2 nftables
           busybox-static python3-venv python3-dev curl procps wrk haproxy
-          util-linux psmisc ca-certificates iputils-ping tini)
+          util-linux psmisc ca-certificates iputils-ping tini nginx-light gcc)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
@@ -29,6 +29,6 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # Debian enables these services; Ferry runs its own copies on loopback.
-for svc in docker-registry haproxy; do
+for svc in docker-registry haproxy nginx; do
   if command -v systemctl >/dev/null 2>&1; then systemctl disable --now "$svc" >/dev/null 2>&1 || true; fi
 done

@@ -22,7 +22,8 @@ from ferry.errors import NetworkError, ValidationError
 from ferry.proxy.health import HealthBook, HealthChecker, Prober
 from ferry.proxy.http import HttpEdge, NoStartedMachine
 from ferry.proxy.limits import LoadTracker, ProxyLimits
-from ferry.proxy.metrics import EdgeCollector, EdgeStats, MetricsServer
+from ferry.proxy.metrics import EdgeCollector, EdgeStats
+from ferry.proxy.metrics_server import MetricsServer
 from ferry.proxy.routes import RouteTable
 from ferry.proxy.tcp import TcpEdge
 

@@ -1,0 +1,62 @@
+"""Loading the mypyc-compiled hot path (``make native``), only while it matches the sources.
+
+``scripts/build_native.py`` compiles the modules in ``COMPILED`` into
+``build/native/ferry/proxy`` and writes the sources' digest to ``STAMP``
+there. ``prefer_native`` puts that directory first on the package's
+``__path__`` when the stamp matches, so ``import ferry.proxy.exchange``
+finds the extension; otherwise — no build, an edited source, another Python,
+or ``FERRY_PURE_PYTHON=1`` — the pure-Python modules load. Both behave alike
+(the same sources; the test suite runs on whichever is loaded).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from pathlib import Path
+
+__all__ = ["COMPILED", "NATIVE_DIR", "native_loaded", "prefer_native", "sources_digest"]
+
+#: The per-request modules, compiled together (calls between them become C calls).
+COMPILED = (
+    "connection",
+    "exchange",
+    "headers",
+    "http",
+    "limits",
+    "metrics",
+    "replay",
+    "routes",
+    "routing",
+    "upstream",
+)
+_PACKAGE = Path(__file__).resolve().parent
+NATIVE_DIR = _PACKAGE.parent.parent / "build" / "native" / "ferry" / "proxy"
+
+
+def sources_digest() -> str:
+    """SHA-256 over the compiled modules' sources and the Python version."""
+    digest = hashlib.sha256(sys.version.encode())
+    for name in COMPILED:
+        digest.update(name.encode() + b"\0" + (_PACKAGE / f"{name}.py").read_bytes())
+    return digest.hexdigest()
+
+
+def prefer_native(package_path: list[str]) -> bool:
+    """Put the compiled modules first on ``package_path`` if they are current."""
+    if os.environ.get("FERRY_PURE_PYTHON") == "1":
+        return False
+    try:
+        current = (NATIVE_DIR / "STAMP").read_text().strip() == sources_digest()
+    except OSError:
+        return False
+    if current:
+        package_path.insert(0, str(NATIVE_DIR))
+    return current
+
+
+def native_loaded() -> bool:
+    """Whether the hot path in this process runs compiled."""
+    module = sys.modules.get("ferry.proxy.exchange")
+    return module is not None and not str(module.__file__).endswith(".py")
