@@ -253,7 +253,7 @@ def fast_regions(routes: AppRoutes) -> FastRegions:
 
 
 def pick_nearest_under_soft(
-    regions: FastRegions, load: Mapping[str, int], health: Mapping[str, bool], rng: random.Random
+    regions: FastRegions, load: dict[str, int], health: dict[str, bool], rng: random.Random
 ) -> Target | None:
     """``choose_target``'s target for a request without preferences, in its common case.
 

@@ -1,7 +1,7 @@
 """Connections from the edge to machines: one ``asyncio.Protocol`` each, pooled per machine.
 
 An ``UpstreamConnection`` parses responses with httptools and hands every
-event to the exchange it is lent to (``UpstreamListener``). Idle keep-alive
+event to the ``Exchange`` it is lent to. Idle keep-alive
 connections wait in the ``UpstreamPool`` (bounded per machine, closed after
 an idle timeout); a request takes one or opens a new one.
 """
@@ -9,42 +9,16 @@ an idle timeout); a request takes one or opens a new one.
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 import httptools
 
-__all__ = ["UpstreamConnection", "UpstreamListener", "UpstreamPool"]
+if TYPE_CHECKING:
+    from ferry.proxy.exchange import Exchange
+
+__all__ = ["UpstreamConnection", "UpstreamPool"]
 
 BackendKey = tuple[str, int]  # (address, port)
-
-
-class Corkable(Protocol):
-    """The client side: ``corked`` > 0 collects its writes until ``uncork``."""
-
-    corked: int
-
-    def uncork(self) -> None: ...
-
-
-class UpstreamListener(Protocol):
-    """What an upstream connection reports to the exchange using it."""
-
-    @property
-    def client(self) -> Corkable: ...
-
-    def upstream_head(
-        self,
-        conn: UpstreamConnection,
-        status: int,
-        reason: bytes,
-        headers: list[tuple[bytes, bytes]],
-    ) -> None: ...
-    def upstream_body(self, body: bytes) -> None: ...
-    def upstream_complete(self, conn: UpstreamConnection) -> None: ...
-    def upstream_upgraded(self, conn: UpstreamConnection, rest: bytes) -> None: ...
-    def upstream_tunnel_data(self, data: bytes) -> None: ...
-    def upstream_lost(self, conn: UpstreamConnection) -> None: ...
-    def upstream_write_paused(self, paused: bool) -> None: ...
 
 
 class UpstreamConnection(asyncio.Protocol):
@@ -61,7 +35,9 @@ class UpstreamConnection(asyncio.Protocol):
         self.pool = pool
         self.key = key
         self.transport: asyncio.Transport | None = None
-        self.listener: UpstreamListener | None = None
+        # The exchange it is lent to: a concrete class, not a Protocol, so that the
+        # compiled hot path calls it directly (tests drive real exchanges).
+        self.listener: Exchange | None = None
         self.parser = httptools.HttpResponseParser(self)
         # Apps (CGI scripts, busybox httpd) often end header lines with a bare LF;
         # curl and browsers accept that from a server, so the edge does too.
