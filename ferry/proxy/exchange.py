@@ -176,7 +176,7 @@ class Exchange:
             key = peer
         else:
             self.hop = None
-            key = (target.backend.address, target.port)
+            key = target.upstream
         conn = edge.pool.take(key)
         if conn is not None:
             self._attach(conn)

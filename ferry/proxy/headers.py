@@ -108,18 +108,25 @@ class EdgeHeaders:
         object.__setattr__(self, "response_tail", b"\r\n" + response + b"\r\n")
 
 
-@dataclass(slots=True)
+# RequestHead and ResponseHead are made per request: plain classes, not dataclasses,
+# because a dataclass's generated __init__ runs interpreted even when compiled.
 class RequestHead:
     """What the edge needs to know about a client request, read in the same pass."""
 
-    head: bytes  # request line + headers for the upstream, ending with the blank line
-    host: bytes = b""
-    content_length: int | None = None
-    chunked: bool = False
-    expect_continue: bool = False
-    upgrade: bool = False
-    prefer_region: str | None = None
-    force_instance: str | None = None
+    __slots__ = (
+        "chunked", "content_length", "expect_continue", "force_instance", "head", "host",
+        "prefer_region", "upgrade",
+    )  # fmt: skip
+
+    def __init__(self, head: bytes) -> None:
+        self.head = head  # request line + headers for the upstream, ending with the blank line
+        self.host = b""
+        self.content_length: int | None = None
+        self.chunked = False
+        self.expect_continue = False
+        self.upgrade = False
+        self.prefer_region: str | None = None
+        self.force_instance: str | None = None
 
 
 # What the edge does with a header, by name as sent. Names are looked up as
@@ -182,11 +189,11 @@ def build_request_head(
         if kind is None:
             kind = _classify(name, kinds, _REQUEST_KINDS, _DROP_REQUEST)
         if kind == _PASS:
-            parts += (name, b": ", value, b"\r\n")
+            _add(parts, name, value)
             continue
         if kind == _DROP:
             if trusted and name.lower() in _EDGE_SET:
-                parts += (name, b": ", value, b"\r\n")
+                _add(parts, name, value)
             continue
         if kind == _HOST:
             info.host = value
@@ -196,7 +203,7 @@ def build_request_head(
             info.chunked = value.lower().endswith(b"chunked")
         elif kind == _XFF:
             if trusted:
-                parts += (name, b": ", value, b"\r\n")
+                _add(parts, name, value)
                 continue
             forwarded_for = value + b", " + client_ip
             continue
@@ -210,7 +217,7 @@ def build_request_head(
             info.prefer_region = value.decode("latin-1").strip().lower() or None
         elif kind == _FORCE:
             info.force_instance = value.decode("latin-1").strip() or None
-        parts += (name, b": ", value, b"\r\n")
+        _add(parts, name, value)
     if upgrade and upgrade_to:
         info.upgrade = True
         parts += (b"Connection: Upgrade\r\nUpgrade: ", upgrade_to, b"\r\n")
@@ -231,28 +238,52 @@ def build_request_head(
     return info
 
 
-@dataclass(slots=True)
 class ResponseHead:
-    head: bytes  # status line + headers for the client, ending with the blank line
-    content_length: int | None
-    chunked_out: bool  # the edge chunk-encodes the body for the client
-    close_delimited: bool  # the body ends when the upstream closes; the client is closed after
-    replay: bytes | None  # a Fly-Replay value: the response is not forwarded
-    # The machine sent neither a length nor chunks: its body ends when it closes.
-    upstream_until_close: bool = False
+    """The client's response head and how its body is framed."""
+
+    __slots__ = (
+        "chunked_out", "close_delimited", "content_length", "head", "replay",
+        "upstream_until_close",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        head: bytes,
+        content_length: int | None,
+        chunked_out: bool,
+        close_delimited: bool,
+        replay: bytes | None,
+        upstream_until_close: bool = False,
+    ) -> None:
+        self.head = head  # status line + headers for the client, ending with the blank line
+        self.content_length = content_length
+        self.chunked_out = chunked_out  # the edge chunk-encodes the body for the client
+        # The body ends when the upstream closes; the client is closed after.
+        self.close_delimited = close_delimited
+        self.replay = replay  # a Fly-Replay value: the response is not forwarded
+        # The machine sent neither a length nor chunks: its body ends when it closes.
+        self.upstream_until_close = upstream_until_close
 
 
-_status_lines: dict[tuple[int, bytes], bytes] = {}
+# status -> (reason, status line) for the reason last seen with it: no key to build.
+_status_lines: dict[int, tuple[bytes, bytes]] = {}
 
 
 def _status_line(status: int, reason: bytes) -> bytes:
-    key = (status, reason)
-    line = _status_lines.get(key)
-    if line is None:
-        line = b"HTTP/1.1 %d %b\r\n" % (status, reason)
-        if len(_status_lines) < _CACHE_LIMIT:
-            _status_lines[key] = line
+    cached = _status_lines.get(status)
+    if cached is not None and cached[0] == reason:
+        return cached[1]
+    line = b"HTTP/1.1 %d %b\r\n" % (status, reason)
+    _status_lines[status] = (reason, line)  # bounded: httptools allows three-digit codes only
     return line
+
+
+def _add(parts: list[bytes], name: bytes, value: bytes) -> None:
+    """Append one header line (four appends: no tuple per line in the compiled build)."""
+    parts.append(name)
+    parts.append(b": ")
+    parts.append(value)
+    parts.append(b"\r\n")
 
 
 def build_response_head(
@@ -275,8 +306,7 @@ def build_response_head(
     A body with a length keeps it; one without is chunk-encoded for HTTP/1.1
     clients, or delimited by closing for HTTP/1.0 ones.
     """
-    line = _status_lines.get((status, reason))
-    parts = [line if line is not None else _status_line(status, reason)]
+    parts = [_status_line(status, reason)]
     content_length: int | None = None
     replay: bytes | None = None
     switching = status == 101
@@ -287,17 +317,17 @@ def build_response_head(
         if kind is None:
             kind = _classify(name, kinds, _RESPONSE_KINDS, _DROP_RESPONSE)
         if kind == _PASS:
-            parts += (name, b": ", value, b"\r\n")
+            _add(parts, name, value)
         elif kind == _LENGTH:
             content_length = int(value)
-            parts += (name, b": ", value, b"\r\n")
+            _add(parts, name, value)
         elif kind == _TRANSFER:
             if b"chunked" in value.lower():
                 upstream_chunked = True
         elif name.lower() == b"fly-replay":
             replay = value
         elif switching and name.lower() in (b"connection", b"upgrade"):
-            parts += (name, b": ", value, b"\r\n")
+            _add(parts, name, value)
     chunked_out = close_delimited = False
     if has_body and content_length is None:
         if client_http11:
@@ -406,10 +436,16 @@ class RequestIds:
     def __init__(self, region: str) -> None:
         node = _base32(int.from_bytes(os.urandom(4), "big"), 6)
         self._prefix = (_base32(time.time_ns() // 1_000_000, 10) + node).encode()
-        self._suffix = ("-" + region).encode()
+        suffix = ("-" + region).encode()
+        self._tails = tuple(b"%03X%b" % (low, suffix) for low in range(4096))
+        self._head = self._prefix + b"%07X" % 0
         self._counter = 0
 
     def next(self) -> bytes:
-        """A new id; cheap enough to call per request."""
+        """A new id: one concatenation per request (the counter's 10 hex digits are a
+        head of 7, re-formatted every 4096 ids, and a precomputed tail of 3)."""
         self._counter += 1
-        return b"%b%010X%b" % (self._prefix, self._counter, self._suffix)
+        low = self._counter & 0xFFF
+        if low == 0:
+            self._head = self._prefix + b"%07X" % (self._counter >> 12)
+        return self._head + self._tails[low]

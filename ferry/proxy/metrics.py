@@ -71,7 +71,7 @@ class EdgeStats:
 
     def __init__(self, region: str) -> None:
         self.region = region
-        self.responses: dict[tuple[str, int], int] = {}
+        self.responses: dict[str, dict[int, int]] = {}  # app -> status -> count
         self.response_time: dict[str, _Histogram] = {}
         self.data_in: dict[str, int] = {}
         self.data_out: dict[str, int] = {}
@@ -83,9 +83,10 @@ class EdgeStats:
         self, app: str, status: int, seconds: float, bytes_in: int, bytes_out: int
     ) -> None:
         """Count one HTTP response; a handful of dict operations (hot path)."""
-        key = (app, status)
-        responses = self.responses
-        responses[key] = responses.get(key, 0) + 1
+        by_status = self.responses.get(app)
+        if by_status is None:
+            by_status = self.responses[app] = {}
+        by_status[status] = by_status.get(status, 0) + 1
         hist = self.response_time.get(app)
         if hist is None:
             hist = self.response_time[app] = _Histogram()
@@ -97,6 +98,14 @@ class EdgeStats:
             self.data_in[app] += bytes_in
         if bytes_out:
             self.data_out[app] += bytes_out
+
+    def response_counts(self) -> list[tuple[str, int, int]]:
+        """(app, status, responses) for every pair seen."""
+        return [
+            (app, status, count)
+            for app, by_status in self.responses.items()
+            for status, count in by_status.items()
+        ]
 
     def record_unserved(self, app: str) -> None:
         """A request found no started machine under its limit (it was queued, woken or failed)."""
@@ -118,7 +127,7 @@ class EdgeStats:
     def summary(self) -> dict[str, AppSummary]:
         """Per-app requests by status class, bytes, p50/p99 response time."""
         classes: dict[str, dict[str, int]] = {}
-        for (app, status), count in self.responses.items():
+        for app, status, count in self.response_counts():
             by_class = classes.setdefault(app, {})
             name = f"{status // 100}xx"
             by_class[name] = by_class.get(name, 0) + count
@@ -170,7 +179,7 @@ class EdgeCollector(Collector):
             "fly_edge_http_responses_count",
             "HTTP responses sent by the edge",
             ["app", "region", "status"],
-            [([app, region, str(status)], n) for (app, status), n in s.responses.items()],
+            [([app, region, str(status)], n) for app, status, n in s.response_counts()],
         )
         yield _histogram_family(
             "fly_edge_http_response_time_seconds",

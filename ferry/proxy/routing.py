@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from ferry.proxy.routes import Backend, ServicePorts
@@ -61,6 +61,11 @@ class Target:
     soft_limit: int
     hard_limit: int | None  # None: no hard limit
     region_rtt_ms: float
+    # (address, port): the upstream pool's key, made once per route table, not per request.
+    upstream: tuple[str, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "upstream", (self.backend.address, self.port))
 
     @property
     def machine_id(self) -> str:

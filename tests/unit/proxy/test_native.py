@@ -20,7 +20,7 @@ _PROBE = (
 def _probe(**env: str) -> tuple[bool, str]:
     out = subprocess.run(
         [sys.executable, "-c", _PROBE],
-        env={**os.environ, **env},
+        env={**{k: v for k, v in os.environ.items() if k != "FERRY_PURE_PYTHON"}, **env},
         capture_output=True,
         text=True,
         check=True,
