@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import httptools
@@ -26,6 +27,10 @@ __all__ = ["ClientConnection"]
 
 _UNKNOWN_HOST = "no app is served at this address"
 _MAX_QUEUED = 32  # pipelined requests held per connection
+
+
+def _not_connected(data: bytes) -> None:
+    raise RuntimeError("write before connection_made")
 
 
 class _Reject(Exception):
@@ -46,9 +51,10 @@ class ClientConnection(asyncio.Protocol):
 
     # fmt: off
     __slots__ = (
-        "client_ip", "closing", "corked", "current", "deadline", "edge", "header_bytes",
-        "header_size", "headers", "in_headers", "limits", "out", "parser", "queued", "read_pauses",
-        "receiving", "seen_bytes", "transport", "tunnel", "upgrading", "url", "write_paused",
+        "can_upgrade", "client_ip", "closing", "corked", "current", "deadline", "edge", "feed",
+        "header_bytes", "header_size", "headers", "in_headers", "limits", "out", "parser",
+        "queued", "read_pauses", "receiving", "seen_bytes", "send", "transport", "tunnel",
+        "upgrading", "url", "write_paused",
     )
     # fmt: on
 
@@ -56,6 +62,10 @@ class ClientConnection(asyncio.Protocol):
         self.edge = edge
         self.limits = edge.limits
         self.parser = httptools.HttpRequestParser(self)
+        # Bound once: no method lookup per request on the hot path.
+        self.feed: Callable[[bytes], None] = self.parser.feed_data
+        self.can_upgrade: Callable[[], bool] = self.parser.should_upgrade
+        self.send: Callable[[bytes], None] = _not_connected
         self.transport: asyncio.Transport | None = None
         self.client_ip = b""
         self.url = b""
@@ -79,6 +89,7 @@ class ClientConnection(asyncio.Protocol):
     # asyncio.Protocol -----------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self.send = transport.write  # type: ignore[attr-defined]
         peer = transport.get_extra_info("peername")
         self.client_ip = str(peer[0]).encode() if peer else b"unknown"
         self.deadline = self.edge.clock + self.edge.limits.header_timeout
@@ -96,7 +107,7 @@ class ClientConnection(asyncio.Protocol):
         if self.in_headers or self.receiving is None:
             self.header_bytes += len(data)
         try:
-            self.parser.feed_data(data)
+            self.feed(data)
         except httptools.HttpParserUpgrade as upgrade:
             self.upgrading = True
             rest = data[upgrade.args[0] :]
@@ -165,7 +176,6 @@ class ClientConnection(asyncio.Protocol):
         self.header_size = 0
         request_id = edge.request_ids.next()
         method = parser.get_method()
-        upgrade = parser.should_upgrade()
         try:
             request = build_request_head(
                 method,
@@ -174,7 +184,7 @@ class ClientConnection(asyncio.Protocol):
                 edge.headers,
                 self.client_ip,
                 request_id,
-                upgrade=upgrade,
+                upgrade=self.can_upgrade,
                 trusted=edge.trusted,
             )
         except ValueError:
@@ -226,7 +236,7 @@ class ClientConnection(asyncio.Protocol):
         if self.corked:
             self.out.append(data)
         elif self.transport is not None and not self.closing:
-            self.transport.write(data)
+            self.send(data)
 
     def cork(self) -> None:
         """Collect writes until ``uncork``: a response head and body leave in one send."""
@@ -238,7 +248,7 @@ class ClientConnection(asyncio.Protocol):
             return
         out, self.out = self.out, []
         if self.transport is not None and not self.closing:
-            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+            self.send(out[0] if len(out) == 1 else b"".join(out))
 
     def pause_for(self, reason: int) -> None:
         if not self.read_pauses and self.transport is not None and not self.closing:

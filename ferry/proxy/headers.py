@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 __all__ = [
@@ -161,6 +162,10 @@ _request_kind: dict[bytes, int] = {}
 _response_kind: dict[bytes, int] = {}
 
 
+def _no_upgrade() -> bool:
+    return False
+
+
 def build_request_head(
     method: bytes,
     url: bytes,
@@ -169,10 +174,13 @@ def build_request_head(
     client_ip: bytes,
     request_id: bytes,
     *,
-    upgrade: bool = False,
+    upgrade: Callable[[], bool] = _no_upgrade,
     trusted: bool = False,
 ) -> RequestHead:
     """The upstream request head (HTTP/1.1, keep-alive) plus what the edge routes on.
+
+    ``upgrade``: whether the parser saw a valid upgrade request (httptools'
+    ``should_upgrade``); asked only when an Upgrade header came.
 
     ``trusted``: the request comes from another edge over the backhaul; its
     forwarding headers (X-Forwarded-For, Fly-Client-IP, Fly-Region,
@@ -218,7 +226,7 @@ def build_request_head(
         elif kind == _FORCE:
             info.force_instance = value.decode("latin-1").strip() or None
         _add(parts, name, value)
-    if upgrade and upgrade_to:
+    if upgrade_to and upgrade():
         info.upgrade = True
         parts += (b"Connection: Upgrade\r\nUpgrade: ", upgrade_to, b"\r\n")
     if trusted:

@@ -9,6 +9,7 @@ an idle timeout); a request takes one or opens a new one.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import httptools
@@ -21,13 +22,17 @@ __all__ = ["UpstreamConnection", "UpstreamPool"]
 BackendKey = tuple[str, int]  # (address, port)
 
 
+def _not_connected(data: bytes) -> None:
+    raise RuntimeError("write before connection_made")
+
+
 class UpstreamConnection(asyncio.Protocol):
     """One TCP connection to a machine; lent to one exchange at a time."""
 
     # fmt: off
     __slots__ = (
-        "closed", "headers", "idle_since", "key", "listener", "parser", "pool", "reason", "reused",
-        "transport", "tunnel",
+        "closed", "feed", "headers", "idle_since", "key", "listener", "parser", "pool", "reason",
+        "reused", "send", "transport", "tunnel",
     )
     # fmt: on
 
@@ -43,6 +48,9 @@ class UpstreamConnection(asyncio.Protocol):
         # curl and browsers accept that from a server, so the edge does too.
         # Requests from clients stay strict.
         self.parser.set_dangerous_leniencies(lenient_optional_cr_before_lf=True)
+        # Bound once: no method lookup per request on the hot path.
+        self.feed: Callable[[bytes], None] = self.parser.feed_data
+        self.send: Callable[[bytes], None] = _not_connected
         self.headers: list[tuple[bytes, bytes]] = []
         self.reason = b""
         self.closed = False
@@ -53,6 +61,7 @@ class UpstreamConnection(asyncio.Protocol):
     # asyncio.Protocol -------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self.send = transport.write  # type: ignore[attr-defined]
 
     def data_received(self, data: bytes) -> None:
         listener = self.listener
@@ -65,7 +74,7 @@ class UpstreamConnection(asyncio.Protocol):
         client = listener.client
         client.corked += 1  # the whole answer in this read leaves in one send
         try:
-            self.parser.feed_data(data)
+            self.feed(data)
         except httptools.HttpParserUpgrade as upgrade:
             if self.listener is not None:
                 self.listener.upstream_upgraded(self, data[upgrade.args[0] :])
@@ -113,7 +122,7 @@ class UpstreamConnection(asyncio.Protocol):
     # used by the exchange ---------------------------------------------------
     def write(self, data: bytes) -> None:
         if self.transport is not None and not self.closed:
-            self.transport.write(data)
+            self.send(data)
 
     def pause_reading(self) -> None:
         if self.transport is not None and not self.closed:
