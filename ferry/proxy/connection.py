@@ -52,9 +52,9 @@ class ClientConnection(asyncio.Protocol):
     # fmt: off
     __slots__ = (
         "can_upgrade", "client_ip", "closing", "corked", "current", "deadline", "edge", "feed",
-        "header_bytes", "header_size", "headers", "in_headers", "limits", "out", "parser",
-        "queued", "read_pauses", "receiving", "seen_bytes", "send", "transport", "tunnel",
-        "upgrading", "url", "write_paused",
+        "get_method", "get_version", "header_bytes", "header_size", "headers", "in_headers",
+        "limits", "out", "parser", "queued", "read_pauses", "receiving", "seen_bytes", "send",
+        "transport", "tunnel", "upgrading", "url", "wants_keep_alive", "write_paused",
     )
     # fmt: on
 
@@ -65,6 +65,9 @@ class ClientConnection(asyncio.Protocol):
         # Bound once: no method lookup per request on the hot path.
         self.feed: Callable[[bytes], None] = self.parser.feed_data
         self.can_upgrade: Callable[[], bool] = self.parser.should_upgrade
+        self.get_method: Callable[[], bytes] = self.parser.get_method
+        self.get_version: Callable[[], str] = self.parser.get_http_version
+        self.wants_keep_alive: Callable[[], bool] = self.parser.should_keep_alive
         self.send: Callable[[bytes], None] = _not_connected
         self.transport: asyncio.Transport | None = None
         self.client_ip = b""
@@ -170,12 +173,11 @@ class ClientConnection(asyncio.Protocol):
         self.in_headers = False
         self.header_bytes = 0
         edge = self.edge
-        parser = self.parser
-        headers, self.headers = self.headers, []
+        headers = self.headers  # read before the next request's headers come
         url, self.url = self.url, b""
         self.header_size = 0
         request_id = edge.request_ids.next()
-        method = parser.get_method()
+        method = self.get_method()
         try:
             request = build_request_head(
                 method,
@@ -189,6 +191,8 @@ class ClientConnection(asyncio.Protocol):
             )
         except ValueError:
             raise _Reject(400, "the Content-Length header is not a number") from None
+        finally:
+            headers.clear()
         app = edge.hosts.app_for(request.host) if request.host else None
         routes = edge.routes_for(app) if app is not None else None
         if routes is None:
@@ -206,8 +210,8 @@ class ClientConnection(asyncio.Protocol):
             method,
             request,
             request_id,
-            http11=parser.get_http_version() == "1.1",
-            keep_alive=parser.should_keep_alive() and not request.upgrade,
+            http11=self.get_version() == "1.1",
+            keep_alive=self.wants_keep_alive() and not request.upgrade,
             started_at=edge.now(),
             routes=routes,
         )
@@ -246,9 +250,11 @@ class ClientConnection(asyncio.Protocol):
         self.corked -= 1
         if self.corked or not self.out:
             return
-        out, self.out = self.out, []
+        out = self.out
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
         if self.transport is not None and not self.closing:
-            self.send(out[0] if len(out) == 1 else b"".join(out))
+            self.send(data)
 
     def pause_for(self, reason: int) -> None:
         if not self.read_pauses and self.transport is not None and not self.closing:

@@ -368,7 +368,7 @@ class Exchange:
             return  # the tunnel starts in upstream_upgraded
         self.up = None
         edge = self.edge
-        if self.req_done and conn.parser.should_keep_alive():
+        if self.req_done and conn.reusable():
             edge.pool.give(conn, edge.clock)
         else:
             conn.detach_and_close()

@@ -31,8 +31,8 @@ class UpstreamConnection(asyncio.Protocol):
 
     # fmt: off
     __slots__ = (
-        "closed", "feed", "headers", "idle_since", "key", "listener", "parser", "pool", "reason",
-        "reused", "send", "transport", "tunnel",
+        "closed", "feed", "get_status", "headers", "idle_since", "key", "listener", "parser",
+        "pool", "reason", "reusable", "reused", "send", "transport", "tunnel",
     )
     # fmt: on
 
@@ -51,6 +51,8 @@ class UpstreamConnection(asyncio.Protocol):
         # Bound once: no method lookup per request on the hot path.
         self.feed: Callable[[bytes], None] = self.parser.feed_data
         self.send: Callable[[bytes], None] = _not_connected
+        self.get_status: Callable[[], int] = self.parser.get_status_code
+        self.reusable: Callable[[], bool] = self.parser.should_keep_alive
         self.headers: list[tuple[bytes, bytes]] = []
         self.reason = b""
         self.closed = False
@@ -106,10 +108,10 @@ class UpstreamConnection(asyncio.Protocol):
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
-        headers, self.headers = self.headers, []
         reason, self.reason = self.reason, b""
         if self.listener is not None:
-            self.listener.upstream_head(self, self.parser.get_status_code(), reason, headers)
+            self.listener.upstream_head(self, self.get_status(), reason, self.headers)
+        self.headers.clear()  # the head was built from it; the list serves the next answer
 
     def on_body(self, body: bytes) -> None:
         if self.listener is not None:
