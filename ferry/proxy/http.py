@@ -17,10 +17,11 @@ from typing import Protocol
 
 from ferry.model import DesiredState
 from ferry.proxy.connection import ClientConnection
-from ferry.proxy.headers import EdgeHeaders, HostRouter, RequestIds
+from ferry.proxy.headers import EdgeHeaders
 from ferry.proxy.health import HealthBook
 from ferry.proxy.limits import LoadTracker, ProxyLimits
 from ferry.proxy.metrics import EdgeStats
+from ferry.proxy.naming import HostRouter, RequestIds
 from ferry.proxy.routes import RouteTable
 from ferry.proxy.routing import (
     NO_PREFS,

@@ -26,6 +26,7 @@ COMPILED = (
     "http",
     "limits",
     "metrics",
+    "naming",
     "replay",
     "routes",
     "routing",

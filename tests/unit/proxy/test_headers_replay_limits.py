@@ -9,13 +9,12 @@ import pytest
 from ferry.errors import ValidationError
 from ferry.proxy.headers import (
     EdgeHeaders,
-    HostRouter,
-    RequestIds,
     build_request_head,
     build_response_head,
     simple_response,
 )
 from ferry.proxy.limits import LoadTracker, ProxyLimits
+from ferry.proxy.naming import HostRouter, RequestIds
 from ferry.proxy.replay import parse_replay, replay_src
 from ferry.proxy.routing import RoutePrefs
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import random
 
 from ferry.model import Concurrency, DesiredState, MachineState
-from ferry.proxy.headers import EdgeHeaders, RequestIds, build_request_head, build_response_head
+from ferry.proxy.headers import EdgeHeaders, build_request_head, build_response_head
+from ferry.proxy.naming import RequestIds
 from ferry.proxy.routes import Backend, ServicePorts
 from ferry.proxy.routing import (
     NO_PREFS,
