@@ -37,9 +37,10 @@ class Exchange:
     __slots__ = (
         "app", "attempts", "bytes_in", "bytes_out", "chunked_out", "client", "close_delimited",
         "deadline", "done", "edge", "hop", "http11", "interim", "keep_alive", "method", "pending",
-        "pending_bytes", "prefs", "replay_header", "replaying", "replays", "req_done", "request",
-        "request_id", "responding", "retained", "retained_bytes", "routes", "sent_body",
-        "started_at", "status", "target", "task", "tunnel_raw", "up", "upstream_until_close",
+        "pending_bytes", "prefs", "replay_header", "replayable", "replaying", "replays",
+        "req_done", "request", "request_id", "responding", "retained", "retained_bytes", "routes",
+        "sent_body", "started_at", "status", "target", "task", "tunnel_raw", "up",
+        "upstream_until_close",
     )
     # fmt: on
 
@@ -74,10 +75,12 @@ class Exchange:
         self.target: Target | None = None
         self.up: UpstreamConnection | None = None
         self.task: asyncio.Task[None] | None = None
-        self.pending: list[bytes] = []  # body not yet sent upstream
+        # Lists only once a body comes: most requests have none.
+        self.pending: list[bytes] | None = None  # body not yet sent upstream
         self.pending_bytes = 0
-        self.retained: list[bytes] | None = []  # whole body so far, while replayable
+        self.retained: list[bytes] | None = None  # the whole body so far, while replayable
         self.retained_bytes = 0
+        self.replayable = True  # the body so far fits the replay buffer
         self.sent_body = False
         self.req_done = False
         self.attempts = 0
@@ -206,7 +209,7 @@ class Exchange:
             self.target = None
 
     def _can_resend(self) -> bool:
-        return self.retained is not None or not self.sent_body
+        return self.replayable or not self.sent_body
 
     def _retry_or_fail(self, status: int, message: str) -> None:
         self.attempts += 1
@@ -228,7 +231,7 @@ class Exchange:
             head = head[:-2] + b"fly-replay-src: " + self.replay_header + b"\r\n\r\n"
         if self.hop is not None:
             head = head[:-2] + b"Fly-Force-Instance-Id: " + self.hop + b"\r\n\r\n"
-        body = self.retained if self.retained is not None else self.pending
+        body = self.retained if self.replayable else self.pending
         if body:
             self.sent_body = True
             head += b"".join(self._encode(c) for c in body)
@@ -239,7 +242,7 @@ class Exchange:
             self.tunnel_raw = None
         conn.write(head)
         if self.pending:
-            self.pending = []
+            self.pending = None
             self.pending_bytes = 0
             client.resume_for(client.PAUSE_BUFFER)
         self.deadline = self.edge.clock + self.edge.limits.response_timeout
@@ -258,19 +261,25 @@ class Exchange:
         if limit is not None and self.bytes_in > limit:
             self.fail(413, f"the request body is larger than {limit} bytes")
             return
-        retained = self.retained
-        if retained is not None:
+        if self.replayable:
             if self.retained_bytes + size <= self.edge.limits.replay_buffer_bytes:
-                retained.append(chunk)
+                if self.retained is None:
+                    self.retained = [chunk]
+                else:
+                    self.retained.append(chunk)
                 self.retained_bytes += size
             else:
+                self.replayable = False
                 self.retained = None
         up = self.up
         if up is not None and self.replaying is None:
             self.sent_body = True
             up.write(self._encode(chunk))
         elif not self.done:
-            self.pending.append(chunk)
+            if self.pending is None:
+                self.pending = [chunk]
+            else:
+                self.pending.append(chunk)
             self.pending_bytes += size
             if self.pending_bytes > self.edge.limits.replay_buffer_bytes:
                 self.client.pause_for(self.client.PAUSE_BUFFER)
