@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
@@ -274,3 +276,25 @@ async def raw_exchange(port: int, data: bytes, *, read_timeout: float = 3.0) -> 
         return b"".join(chunks)
     finally:
         writer.close()
+
+
+@contextlib.contextmanager
+def blackhole() -> Iterator[int]:
+    """A port on 127.0.0.1 where connects hang: a listener that never accepts, its
+    accept queue already full, so the kernel drops every further SYN."""
+    listener = socket.socket()
+    fillers: list[socket.socket] = []
+    try:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = int(listener.getsockname()[1])
+        for _ in range(3):
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", port))
+            fillers.append(filler)
+        time.sleep(0.05)  # the fillers' handshakes complete (loopback)
+        yield port
+    finally:
+        for sock in (*fillers, listener):
+            sock.close()

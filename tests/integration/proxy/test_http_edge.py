@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import httpx
 
 from ferry.proxy.limits import ProxyLimits
+from ferry.proxy.upstream import UpstreamPool
 
-from .harness import DOMAIN, TableBox, backend_entry, backends, raw_exchange, run, running_proxy
+from .harness import (
+    DOMAIN,
+    AppBackend,
+    TableBox,
+    backend_entry,
+    backends,
+    blackhole,
+    raw_exchange,
+    run,
+    running_proxy,
+)
 
 
 def client(port: int, app: str = "web") -> httpx.AsyncClient:
@@ -199,5 +211,45 @@ def test_body_over_the_limit_gets_413() -> None:
                     r = await c.post("/echo", content=b"x" * 5000)
                     assert r.status_code == 413
         assert ams.requests == []
+
+    run(scenario())
+
+
+def test_a_machine_that_never_accepts_is_given_up_after_the_connect_timeout() -> None:
+    async def scenario() -> None:
+        with blackhole() as port:
+            async with backends("fra-1") as (fra,):
+                hole = AppBackend("hole")  # never started: only its port is routed to
+                hole.port = port
+                box = TableBox()
+                box.set(backend_entry("m-hole", "ams", hole), backend_entry("m-fra", "fra", fra))
+                limits = ProxyLimits(connect_timeout=0.3)
+                rtt = {"fra": 10.0}
+                async with running_proxy(box, region="ams", rtt_ms=rtt, limits=limits) as proxy:
+                    assert proxy.http_address is not None
+                    async with client(proxy.http_address[1]) as c:
+                        began = time.monotonic()
+                        r = await c.get("/")
+                        waited = time.monotonic() - began
+                        assert r.status_code == 200 and r.text == "fra-1"
+                        assert 0.25 < waited < 2.0, waited  # the timeout, then the next machine
+                        r = await c.get("/")  # the silent machine is out of rotation now
+                        assert r.text == "fra-1"
+
+    run(scenario())
+
+
+def test_a_connect_cancelled_from_outside_stays_cancelled() -> None:
+    async def scenario() -> None:
+        with blackhole() as port:
+            pool = UpstreamPool(max_idle_per_backend=1, idle_timeout=1.0, connect_timeout=5.0)
+            task = asyncio.get_running_loop().create_task(pool.connect(("127.0.0.1", port)))
+            await asyncio.sleep(0.1)
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                return
+            raise AssertionError("the connect was not cancelled")
 
     run(scenario())
