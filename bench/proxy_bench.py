@@ -2,11 +2,13 @@
 
 Run::
 
-    .venv/bin/python bench/proxy_bench.py [--duration 10 --connections 50 --threads 2
-        --rounds 1 --backend uvloop|nginx|busybox|all --workers N --floor --profile FILE]
+    .venv/bin/python bench/proxy_bench.py [--duration 5 --connections 50 --threads 2
+        --rounds 3 --backend uvloop|nginx|busybox|all --workers N --floor --pure
+        --profile FILE]
 
 For each backend, every setup is loaded in turn with ``wrk -t2 -c50 --latency``
-on 127.0.0.1, all processes on the same machine in the same run:
+on 127.0.0.1, all processes on the same machine in the same run, ``--rounds``
+times; the ratios to HAProxy are per round, reported as the median:
 
 (a) the backend directly;
 (b) HAProxy (``/usr/sbin/haproxy``, ``nbthread 1``, config in a temp dir);
@@ -417,10 +419,10 @@ def report(kind: str, rounds: list[list[Figures]]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--duration", type=int, default=5)
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument(
         "--backend", choices=("uvloop", "nginx", "busybox", "all"), default="uvloop"
     )
