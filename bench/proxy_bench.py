@@ -451,11 +451,9 @@ def main() -> None:
     print(f"proxy bench: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}, wrk -t{args.threads} -c{args.connections} "
           f"-d{args.duration}s, 100-byte body, load {os.getloadavg()[0]:.2f}")  # fmt: skip
-    from ferry.proxy.native import NATIVE_DIR, sources_digest
+    from ferry.proxy.native import build_is_current
 
-    stamp = NATIVE_DIR / "STAMP"
-    compiled = stamp.exists() and stamp.read_text().strip() == sources_digest()
-    print(f"ferry's hot path: {'compiled (mypyc)' if compiled else 'pure Python'}")
+    print(f"ferry's hot path: {'compiled (mypyc)' if build_is_current() else 'pure Python'}")
     kinds = ("uvloop", "nginx", "busybox") if args.backend == "all" else (args.backend,)
     with tempfile.TemporaryDirectory(prefix="ferry-proxy-bench-") as tmp:
         results = {kind: bench_backend(kind, args, Path(tmp)) for kind in kinds}

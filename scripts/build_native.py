@@ -27,7 +27,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ferry.proxy.native import COMPILED, NATIVE_DIR, sources_digest  # noqa: E402
+from ferry.proxy.native import (  # noqa: E402
+    COMPILED,
+    NATIVE_DIR,
+    build_is_current,
+    sources_digest,
+)
 
 
 def build() -> None:
@@ -69,8 +74,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--force", action="store_true", help="rebuild even if up to date")
     args = parser.parse_args()
-    stamp = NATIVE_DIR / "STAMP"
-    if not args.force and stamp.exists() and stamp.read_text().strip() == sources_digest():
+    if not args.force and build_is_current():
         return
     print("ferry: compiling the edge proxy's hot path with mypyc (about a minute)", flush=True)
     build()

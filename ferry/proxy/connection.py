@@ -29,10 +29,6 @@ _UNKNOWN_HOST = "no app is served at this address"
 _MAX_QUEUED = 32  # pipelined requests held per connection
 
 
-def _not_connected(data: bytes) -> None:
-    raise RuntimeError("write before connection_made")
-
-
 class _Reject(Exception):
     """Raised inside a parser callback to stop parsing; carries the answer."""
 
@@ -57,6 +53,7 @@ class ClientConnection(asyncio.Protocol):
         "transport", "tunnel", "upgrading", "url", "wants_keep_alive", "write_paused",
     )
     # fmt: on
+    send: Callable[[bytes], None]  # transport.write, bound in connection_made
 
     def __init__(self, edge: HttpEdge) -> None:
         self.edge = edge
@@ -68,7 +65,6 @@ class ClientConnection(asyncio.Protocol):
         self.get_method: Callable[[], bytes] = self.parser.get_method
         self.get_version: Callable[[], str] = self.parser.get_http_version
         self.wants_keep_alive: Callable[[], bool] = self.parser.should_keep_alive
-        self.send: Callable[[bytes], None] = _not_connected
         self.transport: asyncio.Transport | None = None
         self.client_ip = b""
         self.url = b""
@@ -251,10 +247,9 @@ class ClientConnection(asyncio.Protocol):
         if self.corked or not self.out:
             return
         out = self.out
-        data = out[0] if len(out) == 1 else b"".join(out)
-        out.clear()
         if self.transport is not None and not self.closing:
-            self.send(data)
+            self.send(out[0] if len(out) == 1 else b"".join(out))
+        out.clear()
 
     def pause_for(self, reason: int) -> None:
         if not self.read_pauses and self.transport is not None and not self.closing:

@@ -16,7 +16,14 @@ import os
 import sys
 from pathlib import Path
 
-__all__ = ["COMPILED", "NATIVE_DIR", "native_loaded", "prefer_native", "sources_digest"]
+__all__ = [
+    "COMPILED",
+    "NATIVE_DIR",
+    "build_is_current",
+    "native_loaded",
+    "prefer_native",
+    "sources_digest",
+]
 
 #: The per-request modules, compiled together (calls between them become C calls).
 COMPILED = (
@@ -44,17 +51,20 @@ def sources_digest() -> str:
     return digest.hexdigest()
 
 
-def prefer_native(package_path: list[str]) -> bool:
-    """Put the compiled modules first on ``package_path`` if they are current."""
-    if os.environ.get("FERRY_PURE_PYTHON") == "1":
-        return False
+def build_is_current() -> bool:
+    """Whether ``NATIVE_DIR`` holds a build of exactly the current sources."""
     try:
-        current = (NATIVE_DIR / "STAMP").read_text().strip() == sources_digest()
+        return (NATIVE_DIR / "STAMP").read_text().strip() == sources_digest()
     except OSError:
         return False
-    if current:
-        package_path.insert(0, str(NATIVE_DIR))
-    return current
+
+
+def prefer_native(package_path: list[str]) -> bool:
+    """Put the compiled modules first on ``package_path`` if they are current."""
+    if os.environ.get("FERRY_PURE_PYTHON") == "1" or not build_is_current():
+        return False
+    package_path.insert(0, str(NATIVE_DIR))
+    return True
 
 
 def native_loaded() -> bool:

@@ -22,10 +22,6 @@ __all__ = ["UpstreamConnection", "UpstreamPool"]
 BackendKey = tuple[str, int]  # (address, port)
 
 
-def _not_connected(data: bytes) -> None:
-    raise RuntimeError("write before connection_made")
-
-
 class UpstreamConnection(asyncio.Protocol):
     """One TCP connection to a machine; lent to one exchange at a time."""
 
@@ -35,6 +31,7 @@ class UpstreamConnection(asyncio.Protocol):
         "pool", "reason", "reusable", "reused", "send", "transport", "tunnel",
     )
     # fmt: on
+    send: Callable[[bytes], None]  # transport.write, bound in connection_made
 
     def __init__(self, pool: UpstreamPool, key: BackendKey) -> None:
         self.pool = pool
@@ -50,7 +47,6 @@ class UpstreamConnection(asyncio.Protocol):
         self.parser.set_dangerous_leniencies(lenient_optional_cr_before_lf=True)
         # Bound once: no method lookup per request on the hot path.
         self.feed: Callable[[bytes], None] = self.parser.feed_data
-        self.send: Callable[[bytes], None] = _not_connected
         self.get_status: Callable[[], int] = self.parser.get_status_code
         self.reusable: Callable[[], bool] = self.parser.should_keep_alive
         self.headers: list[tuple[bytes, bytes]] = []

@@ -28,14 +28,9 @@ def _probe(**env: str) -> tuple[bool, str]:
     return out[0] == "True", out[1]
 
 
-def _stamp_current() -> bool:
-    stamp = native.NATIVE_DIR / "STAMP"
-    return stamp.exists() and stamp.read_text().strip() == native.sources_digest()
-
-
 def test_the_compiled_modules_load_exactly_when_the_build_matches_the_sources() -> None:
     loaded, path = _probe()
-    assert loaded == _stamp_current(), path
+    assert loaded == native.build_is_current(), path
     assert path.startswith(str(native.NATIVE_DIR)) == loaded
 
 
