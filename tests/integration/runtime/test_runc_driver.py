@@ -68,8 +68,10 @@ def test_stop_with_sigterm_records_the_exit_code(
 def test_stop_escalates_to_sigkill_when_the_signal_is_ignored(
     driver: RuncDriver, busybox_image: LocalImage
 ) -> None:
-    spec = container_spec(busybox_image, "trap '' TERM INT; sleep 600 & wait")
+    spec = container_spec(busybox_image, "trap '' TERM INT; echo trapped; sleep 600 & wait")
     driver.start(spec)
+    # The signal must come after the trap: a shell not yet past it dies of SIGINT (130).
+    wait_for(lambda: "trapped" in driver.log_path(spec.container_id).read_text())
 
     began = time.monotonic()
     stopped = driver.stop(spec.container_id, "SIGINT", timeout=0.3)
