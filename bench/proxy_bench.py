@@ -11,7 +11,13 @@ on 127.0.0.1, all processes on the same machine in the same run, ``--rounds``
 times; the ratios to HAProxy are per round, reported as the median:
 
 (a) the backend directly;
-(b) HAProxy (``/usr/sbin/haproxy``, ``nbthread 1``, config in a temp dir);
+(b) HAProxy (``/usr/sbin/haproxy``, ``nbthread 1``, config in a temp dir),
+    twice: ``haproxy`` relays as configured by default (no header work), and
+    ``haproxy-eq`` is configured to do the edge's per-request work, so that
+    both proxies put the same bytes on the wire: route by Host (a 404 for an
+    unknown one), add X-Forwarded-For/-Proto/-Port, Fly-Client-IP,
+    Fly-Request-Id (a unique id), Fly-Forwarded-Port, Fly-Region and Via to
+    the request, Fly-Request-Id, Via and Server to the response;
 (c) Ferry's ``EdgeProxy`` (one process on uvloop), with its hot path
     compiled by mypyc when ``make native`` built it (the line before the
     table says which); ``--pure`` adds a run with FERRY_PURE_PYTHON=1;
@@ -255,6 +261,28 @@ backend app
 """
 
 
+#: HAProxy doing what Ferry's edge does to every request and response.
+HAPROXY_EQ_CFG = HAPROXY_CFG.replace(
+    "    default_backend app\n",
+    """    unique-id-format %{{+X}}o%ci%cp%fp%Ts%rt%pid
+    option forwardfor
+    http-request return status 404 content-type text/plain string "no such app" """
+    """unless {{ hdr(host) -i bench.ferry.test }}
+    http-request set-header Fly-Client-IP %[src]
+    http-request set-header Fly-Request-Id %[unique-id]-ams
+    http-request set-header X-Forwarded-Proto http
+    http-request set-header X-Forwarded-Port %[dst_port]
+    http-request set-header Fly-Forwarded-Port %[dst_port]
+    http-request set-header Fly-Region ams
+    http-request add-header Via "1.1 ferry"
+    http-response set-header Fly-Request-Id %[unique-id]-ams
+    http-response add-header Via "1.1 ferry"
+    http-response set-header Server Ferry
+    use_backend app if {{ hdr(host) -i bench.ferry.test }}
+""",
+)
+
+
 NGINX_CFG = """daemon off;
 worker_processes 1;
 pid {tmp}/nginx.pid;
@@ -316,7 +344,10 @@ def run_wrk(name: str, port: int, path: str, args: argparse.Namespace, pid: int)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))  # type: ignore[union-attr]
     p50 = _ms(re.search(r"^\s+50%\s+(\S+)", text, re.M).group(1))  # type: ignore[union-attr]
     p99 = _ms(re.search(r"^\s+99%\s+(\S+)", text, re.M).group(1))  # type: ignore[union-attr]
-    for problem in re.findall(r"(Non-2xx or 3xx responses: \d+|Socket errors: .*)", text):
+    errors = re.search(r"Non-2xx or 3xx responses: \d+", text)
+    if errors:  # the figures of error pages are no figures: stop here
+        sys.exit(f"proxy bench: {name} answered with errors ({errors.group(0)}); fix the setup")
+    for problem in re.findall(r"Socket errors: .*", text):
         print(f"  warning: {name}: {problem}", flush=True)
     per = 1e6 / requests if requests else 0.0
     return Figures(
@@ -343,7 +374,9 @@ def bench_backend(kind: str, args: argparse.Namespace, tmp: Path) -> list[list[F
     try:
         backend_port = free_port()
         if kind == "nginx":
-            (tmp / "www").mkdir(exist_ok=True)
+            # nginx's worker runs as nobody: it must be able to reach the file.
+            tmp.chmod(0o755)
+            (tmp / "www").mkdir(mode=0o755, exist_ok=True)
             (tmp / "www" / "index.html").write_bytes(BODY)
             cfg = tmp / "nginx.conf"
             cfg.write_text(NGINX_CFG.format(port=backend_port, tmp=tmp))
@@ -357,11 +390,12 @@ def bench_backend(kind: str, args: argparse.Namespace, tmp: Path) -> list[list[F
             backend = subprocess.Popen([*me, "--serve-backend", str(backend_port)])
         procs.append(backend)
         setups.append(("direct", backend_port, backend))
-        haproxy_port = free_port()
-        cfg = tmp / f"haproxy-{kind}.cfg"
-        cfg.write_text(HAPROXY_CFG.format(port=haproxy_port, backend_port=backend_port))
-        procs.append(subprocess.Popen(["/usr/sbin/haproxy", "-db", "-f", str(cfg)]))
-        setups.append(("haproxy", haproxy_port, procs[-1]))
+        for name, template in (("haproxy", HAPROXY_CFG), ("haproxy-eq", HAPROXY_EQ_CFG)):
+            haproxy_port = free_port()
+            cfg = tmp / f"{name}-{kind}.cfg"
+            cfg.write_text(template.format(port=haproxy_port, backend_port=backend_port))
+            procs.append(subprocess.Popen(["/usr/sbin/haproxy", "-db", "-f", str(cfg)]))
+            setups.append((name, haproxy_port, procs[-1]))
         env = {**os.environ, "FERRY_BENCH_PROFILE": args.profile} if args.profile else None
         for workers in sorted({1, args.workers}):
             port = free_port()
@@ -394,25 +428,29 @@ def report(kind: str, rounds: list[list[Figures]]) -> None:
     print(f"\nbackend: {kind}")
     print(f"{'setup':<11}{'req/s':>9}{'p50 ms':>8}{'p99 ms':>8}{'CPU µs/req':>12}"
           f"{'user':>7}{'sys':>7}{'machine':>9}{'conn/s':>8}")  # fmt: skip
-    ratios: dict[str, list[tuple[float, float, float, float]]] = {}
+    ratios: dict[tuple[str, str], list[tuple[float, float, float, float]]] = {}
     for figs in rounds:
-        h = {f.name: f for f in figs}["haproxy"]
+        by_name = {f.name: f for f in figs}
         for f in figs:
             cpu = f"{f.cpu_us:.1f}" if f.cpu_us is not None else "-"
             user, system = f.user_us or 0.0, f.sys_us or 0.0
             print(f"{f.name:<11}{f.rps:>9.0f}{f.p50_ms:>8.2f}{f.p99_ms:>8.2f}{cpu:>12}"
                   f"{user:>7.1f}{system:>7.1f}{f.machine_us:>9.1f}"
                   f"{f.connects_per_s:>8.0f}")  # fmt: skip
-            if f.name.startswith(("ferry", "floor")) and f.cpu_us and h.cpu_us:
-                ratios.setdefault(f.name, []).append(
-                    (f.rps / h.rps, f.p99_ms / h.p99_ms, f.cpu_us / h.cpu_us,
-                     f.machine_us / h.machine_us)
-                )  # fmt: skip
+            if not f.name.startswith(("ferry", "floor")) or not f.cpu_us:
+                continue
+            for base in ("haproxy", "haproxy-eq"):
+                h = by_name[base]
+                if h.cpu_us:
+                    ratios.setdefault((f.name, base), []).append(
+                        (f.rps / h.rps, f.p99_ms / h.p99_ms, f.cpu_us / h.cpu_us,
+                         f.machine_us / h.machine_us)
+                    )  # fmt: skip
     # Each ratio compares runs of the same round (seconds apart); the median over
     # rounds resists this shared machine's bursts of noise.
-    for name, rows in ratios.items():
+    for (name, base), rows in ratios.items():
         rps, p99, cpu, machine = (statistics.median(col) for col in zip(*rows, strict=True))
-        print(f"{name}/haproxy, median of {len(rows)} rounds: req/s {rps:.2f}x (goal >= 1.0), "
+        print(f"{name}/{base}, median of {len(rows)} rounds: req/s {rps:.2f}x (goal >= 1.0), "
               f"p99 {p99:.2f}x (goal <= 1.5), CPU/req {cpu:.2f}x (goal <= 1.2), "
               f"machine CPU/req {machine:.2f}x")  # fmt: skip
 
