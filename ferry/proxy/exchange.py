@@ -2,21 +2,22 @@
 
 An ``Exchange`` lives from the client's request headers to the end of the
 response. The fast path (an idle pooled connection to the chosen machine) is
-plain callbacks; connecting, queueing for a slot and waking machines run in
-a task. Bodies stream both ways; request bodies up to the replay buffer are
-also kept so the request can be retried (connect refused, stale pooled
-connection) or replayed (``Fly-Replay``).
+plain callbacks; the detours (connecting, queueing for a slot, waking
+machines, replays, error pages) are in ``detours.py``. Bodies stream both
+ways; request bodies up to the replay buffer are also kept so the request
+can be retried (connect refused, stale pooled connection) or replayed
+(``Fly-Replay``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import TYPE_CHECKING
 
 from ferry.errors import ValidationError
-from ferry.proxy.headers import RequestHead, build_response_head, simple_response
-from ferry.proxy.replay import MAX_REPLAYS, ReplayDirective, parse_replay, replay_src
+from ferry.proxy import detours
+from ferry.proxy.headers import TERMINATOR, RequestHead, build_response_head
+from ferry.proxy.replay import ReplayDirective, parse_replay
 from ferry.proxy.routing import NO_PREFS, AppRoutes, NoRoute, RoutePrefs, Target
 from ferry.proxy.upstream import UpstreamConnection
 
@@ -25,9 +26,6 @@ if TYPE_CHECKING:
     from ferry.proxy.http import HttpEdge
 
 __all__ = ["Exchange"]
-
-_IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
-_TERMINATOR = b"0\r\n\r\n"
 
 
 class Exchange:
@@ -105,9 +103,10 @@ class Exchange:
         """Route and forward; called when this exchange is the connection's current one."""
         if self.request.expect_continue and not self.req_done:
             self.client.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        self._dispatch()
+        self.dispatch()
 
-    def _dispatch(self) -> None:
+    def dispatch(self) -> None:
+        """Route (again): to a machine now, or into a detour (queue, wake, error)."""
         if self.done:
             return
         routes, self.routes = self.routes, None
@@ -118,7 +117,7 @@ class Exchange:
                 edge.prewarm(self.app, None)  # Fly's autostart: every machine is busy
             elif decision.backend.region != edge.region:
                 edge.prewarm(self.app, decision.backend.region)
-            self._use(decision)
+            self.use(decision)
             return
         assert isinstance(decision, NoRoute)
         kind = decision.kind
@@ -126,9 +125,9 @@ class Exchange:
             self.edge.stats.record_unserved(self.app)
         if kind == "overflow":
             self.edge.prewarm(self.app, None)  # more capacity for the requests that queue
-            self.task = asyncio.get_running_loop().create_task(self._wait_for_slot())
+            self.task = asyncio.get_running_loop().create_task(detours.wait_for_slot(self))
         elif kind == "no_started" and self.edge.wake is not None:
-            self.task = asyncio.get_running_loop().create_task(self._wake())
+            self.task = asyncio.get_running_loop().create_task(detours.wake_then_use(self))
         elif kind == "no_started":
             self.fail(503, f"{self.app} has no started machine")
         elif self.replays:
@@ -136,37 +135,8 @@ class Exchange:
         else:
             self.fail(503, decision.reason)
 
-    async def _wait_for_slot(self) -> None:
-        deadline = time.monotonic() + self.edge.limits.queue_wait
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0 or not await self.edge.load.wait_for_slot(self.app, left):
-                self.fail(
-                    503, f"all machines of {self.app} are at their hard limit; try again shortly"
-                )
-                return
-            decision = self.edge.choose(self.app, self.prefs)
-            if isinstance(decision, Target):
-                self.task = None
-                self._use(decision)
-                return
-            if decision.kind != "overflow":
-                self.task = None
-                self._dispatch()
-                return
-
-    async def _wake(self) -> None:
-        wake = self.edge.wake
-        assert wake is not None
-        woke = await wake(self.app, self.edge.region)
-        self.task = None
-        decision = self.edge.choose(self.app, self.prefs)
-        if woke and isinstance(decision, Target):
-            self._use(decision)
-        else:
-            self.fail(503, f"{self.app} has no started machine")
-
-    def _use(self, target: Target) -> None:
+    def use(self, target: Target) -> None:
+        """Take a slot on ``target`` and an idle pooled connection, or open one."""
         self.target = target
         edge = self.edge
         edge.load.acquire(self.app, target.backend.machine_id)
@@ -182,44 +152,33 @@ class Exchange:
             key = target.upstream
         conn = edge.pool.take(key)
         if conn is not None:
-            self._attach(conn)
+            self.attach(conn)
         else:
-            self.task = asyncio.get_running_loop().create_task(self._connect(target, key))
+            self.task = asyncio.get_running_loop().create_task(
+                detours.connect_then_attach(self, target, key)
+            )
 
-    async def _connect(self, target: Target, key: tuple[str, int]) -> None:
-        began = time.monotonic()
-        try:
-            conn = await self.edge.pool.connect(key)
-        except (OSError, TimeoutError):
-            self.task = None
-            self.edge.health.mark_refused(target.backend.machine_id)
-            self._release_slot()
-            self._retry_or_fail(502, f"could not connect to a machine of {self.app}")
-            return
-        self.task = None
-        self.edge.stats.record_connect(self.app, time.monotonic() - began)
-        if self.done:
-            self.edge.pool.give(conn, self.edge.clock)
-            return
-        self._attach(conn)
-
-    def _release_slot(self) -> None:
+    def release_slot(self) -> None:
+        """Give back the concurrency slot taken on the target, if any."""
         if self.target is not None:
             self.edge.load.release(self.app, self.target.backend.machine_id)
             self.target = None
 
-    def _can_resend(self) -> bool:
+    def can_resend(self) -> bool:
+        """Whether the whole request can still be sent again (retry or replay)."""
         return self.replayable or not self.sent_body
 
-    def _retry_or_fail(self, status: int, message: str) -> None:
+    def retry_or_fail(self, status: int, message: str) -> None:
+        """Route again while attempts remain and the request can be resent; else fail."""
         self.attempts += 1
-        if self.attempts < self.edge.limits.connect_attempts and self._can_resend():
-            self._dispatch()
+        if self.attempts < self.edge.limits.connect_attempts and self.can_resend():
+            self.dispatch()
         else:
             self.fail(status, message)
 
     # request side -------------------------------------------------------------
-    def _attach(self, conn: UpstreamConnection) -> None:
+    def attach(self, conn: UpstreamConnection) -> None:
+        """Send the request (head and the body so far) on ``conn``; it answers to us."""
         self.up = conn
         conn.listener = self
         client = self.client
@@ -236,7 +195,7 @@ class Exchange:
             self.sent_body = True
             head += b"".join(self._encode(c) for c in body)
         if self.req_done and request.chunked:
-            head += _TERMINATOR
+            head += TERMINATOR
         if self.tunnel_raw:
             head += b"".join(self.tunnel_raw)
             self.tunnel_raw = None
@@ -288,7 +247,7 @@ class Exchange:
         self.req_done = True
         up = self.up
         if up is not None and self.request.chunked and self.replaying is None:
-            up.write(_TERMINATOR)
+            up.write(TERMINATOR)
 
     def client_raw(self, data: bytes) -> None:
         """Bytes after an Upgrade request, before or after the machine answered 101."""
@@ -311,7 +270,7 @@ class Exchange:
         if self.up is not None:
             self.up.detach_and_close()
             self.up = None
-        self._release_slot()
+        self.release_slot()
 
     # response side ------------------------------------------------------------
     # The upstream connection corks the client around every read, so these
@@ -358,7 +317,7 @@ class Exchange:
         if self.method == b"HEAD" and status != 101:
             self.up = None
             conn.detach_and_close()  # httptools cannot tell a HEAD response has no body
-            self._finish()
+            self.finish()
 
     def upstream_body(self, body: bytes) -> None:
         if self.replaying is not None:
@@ -382,37 +341,11 @@ class Exchange:
         else:
             conn.detach_and_close()
         if self.replaying is not None:
-            self._replay()
+            detours.replay(self)
             return
         if self.chunked_out:
-            self.client.out.append(_TERMINATOR)
-        self._finish()
-
-    def _replay(self) -> None:
-        directive, self.replaying = self.replaying, None
-        source = self.target
-        self._release_slot()
-        if isinstance(directive, ValidationError):
-            self.fail(502, f"the app asked for a replay the edge cannot do: {directive.message}",
-                      replay_failed=b"invalid")  # fmt: skip
-            return
-        assert directive is not None and source is not None
-        self.replays += 1
-        if self.replays > MAX_REPLAYS:
-            self.fail(
-                502, f"more than {MAX_REPLAYS} chained replays", replay_failed=b"retries_exhausted"
-            )
-            return
-        if not self._can_resend() or not self.req_done:
-            self.fail(502, "the request body is too large to replay (over 1 MB)",
-                      replay_failed=b"body_too_large")  # fmt: skip
-            return
-        backend = source.backend
-        t_us = time.time_ns() // 1000
-        self.replay_header = replay_src(backend.machine_id, backend.region, t_us, directive.state)
-        self.prefs = directive.prefs(backend.machine_id)
-        self.attempts = 0
-        self._dispatch()
+            self.client.out.append(TERMINATOR)
+        self.finish()
 
     def upstream_upgraded(self, conn: UpstreamConnection, rest: bytes) -> None:
         if self.status != 101:
@@ -432,31 +365,8 @@ class Exchange:
 
     def upstream_lost(self, conn: UpstreamConnection) -> None:
         self.up = None
-        if self.done:
-            return
-        if conn.tunnel or self.status == 101:
-            self._finish()
-            return
-        if self.replaying is not None:
-            self._replay()  # a close-delimited Fly-Replay answer ends with its connection
-            return
-        if self.responding:
-            if self.close_delimited or self.upstream_until_close:
-                if self.chunked_out:
-                    self.client.write(_TERMINATOR)
-                self._finish()
-            else:
-                self._release_slot()
-                self.done = True
-                self.client.abort()  # the client sees a truncated response, as it must
-            return
-        retriable = conn.reused or self.method in _IDEMPOTENT
-        self.edge.pool.purge(conn.key)  # its siblings are likely dead too (machine restarted)
-        self._release_slot()
-        if self.replaying is None and retriable:
-            self._retry_or_fail(502, f"a machine of {self.app} closed the connection early")
-        else:
-            self.fail(502, f"a machine of {self.app} closed the connection before answering")
+        if not self.done:
+            detours.upstream_lost(self, conn)
 
     def upstream_write_paused(self, paused: bool) -> None:
         if paused:
@@ -466,38 +376,15 @@ class Exchange:
 
     def response_timed_out(self) -> None:
         """No response head within the response timeout."""
-        if self.up is not None:
-            self.up.detach_and_close()
-            self.up = None
-        self._release_slot()
-        self.fail(504, f"a machine of {self.app} did not answer in time")
+        detours.fail(self, 504, f"a machine of {self.app} did not answer in time")
 
     # ending -------------------------------------------------------------------
     def fail(self, status: int, message: str, *, replay_failed: bytes | None = None) -> None:
         """Answer with an edge error page (if nothing was sent yet) and end the exchange."""
-        if self.done:
-            return
-        if self.up is not None:
-            self.up.detach_and_close()
-            self.up = None
-        self._release_slot()
-        if self.task is not None and self.task is not asyncio.current_task():
-            self.task.cancel()
-        self.task = None
-        if self.responding:
-            self.done = True
-            self.client.abort()
-            return
-        extra = ((b"fly-replay-failed", b"reason=" + replay_failed),) if replay_failed else ()
-        close = not (self.req_done and self.keep_alive)
-        self.keep_alive = not close
-        self.client.write(
-            simple_response(status, message, request_id=self.request_id, extra=extra, close=close)
-        )
-        self.status = status
-        self._finish()
+        detours.fail(self, status, message, replay_failed=replay_failed)
 
-    def _finish(self) -> None:
+    def finish(self) -> None:
+        """End the exchange: release its slot, count it, tell the connection."""
         if self.done:
             return
         self.done = True

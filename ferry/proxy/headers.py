@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 __all__ = [
+    "TERMINATOR",
     "EdgeHeaders",
     "RequestHead",
     "ResponseHead",
@@ -68,6 +69,7 @@ _DROP_RESPONSE = frozenset(
         b"fly-replay",
     }
 )
+TERMINATOR = b"0\r\n\r\n"  # the last chunk of a chunked body
 _REASONS = {
     200: b"OK",
     400: b"Bad Request",

@@ -9,6 +9,11 @@ out of rotation; absent means healthy). Two sources feed it:
 - passive marks (``HealthBook.mark_refused``): a refused or timed-out
   connect takes the machine out for a short cooldown.
 
+``HealthBook.checked`` is the same mapping with active check failures only:
+routing falls back to it when passive marks alone would leave an app with no
+machine (a busy single machine whose accept queue overflowed once must not
+turn into two seconds of 503s for everyone).
+
 Probes go through the ``Prober`` protocol so unit tests use a fake.
 """
 
@@ -32,16 +37,26 @@ class HealthBook:
 
     def __init__(self, *, cooldown: float = 2.0) -> None:
         self.health: dict[str, bool] = {}
+        self.checked: dict[str, bool] = {}  # failing active checks only
         self._failing_checks: dict[str, set[str]] = {}
         self._cooldown_until: dict[str, asyncio.TimerHandle] = {}
         self._cooldown = cooldown
 
     def _update(self, machine_id: str) -> None:
-        out = bool(self._failing_checks.get(machine_id)) or machine_id in self._cooldown_until
-        if out:
+        failing = bool(self._failing_checks.get(machine_id))
+        if failing:
+            self.checked[machine_id] = False
+        else:
+            self.checked.pop(machine_id, None)
+        if failing or machine_id in self._cooldown_until:
             self.health[machine_id] = False
         else:
             self.health.pop(machine_id, None)
+
+    @property
+    def passive_only(self) -> bool:
+        """Whether some machine is out only for a failed connect (no failing check)."""
+        return len(self.health) > len(self.checked)
 
     def set_check(self, machine_id: str, check: str, passing: bool) -> None:
         """Record an active check result; idempotent."""
@@ -76,6 +91,7 @@ class HealthBook:
         if handle is not None:
             handle.cancel()
         self.health.pop(machine_id, None)
+        self.checked.pop(machine_id, None)
 
     def close(self) -> None:
         for handle in self._cooldown_until.values():

@@ -28,6 +28,7 @@ __all__ = [
 #: The per-request modules, compiled together (calls between them become C calls).
 COMPILED = (
     "connection",
+    "detours",
     "exchange",
     "headers",
     "http",

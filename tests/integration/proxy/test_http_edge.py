@@ -253,3 +253,43 @@ def test_a_connect_cancelled_from_outside_stays_cancelled() -> None:
             raise AssertionError("the connect was not cancelled")
 
     run(scenario())
+
+
+def test_an_apps_only_machine_is_tried_again_right_after_a_refused_connect() -> None:
+    """A failed connect must not turn into seconds of 503s when there is no other machine."""
+
+    async def scenario() -> None:
+        async with backends("ams-1") as (ams,):
+            box = TableBox()
+            box.set(backend_entry("m1", "ams", ams))
+            limits = ProxyLimits(unhealthy_cooldown=30.0)
+            async with running_proxy(box, limits=limits) as proxy:
+                assert proxy.http_address is not None
+                async with client(proxy.http_address[1]) as c:
+                    assert (await c.get("/")).text == "ams-1"
+                    port = ams.port
+                    await ams.stop()  # the process restarts
+                    down = await c.get("/")
+                    assert down.status_code == 502
+                    assert "could not connect" in down.text
+                    await ams.start(port)  # back, long before the 30 s cooldown ends
+                    back = await c.get("/")
+                    assert back.status_code == 200 and back.text == "ams-1"
+
+    run(scenario())
+
+
+def test_a_refused_machine_sits_out_while_its_sibling_serves() -> None:
+    async def scenario() -> None:
+        async with backends("ams-1", "ams-2") as (one, two):
+            box = TableBox()
+            box.set(backend_entry("m1", "ams", one), backend_entry("m2", "ams", two))
+            async with running_proxy(box, limits=ProxyLimits(unhealthy_cooldown=30.0)) as proxy:
+                assert proxy.http_address is not None
+                await one.stop()
+                async with client(proxy.http_address[1]) as c:
+                    texts = [(await c.get("/")).text for _ in range(10)]
+                assert texts == ["ams-2"] * 10  # a refusal sends the request to the sibling
+                assert two.connections >= 1 and len(two.requests) == 10
+
+    run(scenario())

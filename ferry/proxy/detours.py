@@ -1,0 +1,163 @@
+"""An exchange's detours off the fast path: a slot to wait for, a machine to wake or
+connect to, a replay, an error page.
+
+The fast path (an idle pooled connection to the chosen machine) stays in
+``exchange.py``. These run when it cannot be taken: each takes the
+``Exchange`` and ends by handing it back to the fast path (``use``,
+``attach``, ``dispatch``) or by failing it. The coroutines run in the
+exchange's ``task``; they clear it before they hand back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING
+
+from ferry.errors import ValidationError
+from ferry.proxy.headers import TERMINATOR, simple_response
+from ferry.proxy.replay import MAX_REPLAYS, replay_src
+from ferry.proxy.routing import Target
+
+if TYPE_CHECKING:
+    from ferry.proxy.exchange import Exchange
+    from ferry.proxy.upstream import UpstreamConnection
+
+__all__ = [
+    "connect_then_attach", "fail", "replay", "upstream_lost", "wait_for_slot", "wake_then_use",
+]  # fmt: skip
+
+# Safe to send again after the machine closed without answering.
+_IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
+
+
+async def wait_for_slot(ex: Exchange) -> None:
+    """Every machine is at its hard limit: wait (bounded) for one to free a slot."""
+    edge = ex.edge
+    deadline = time.monotonic() + edge.limits.queue_wait
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not await edge.load.wait_for_slot(ex.app, left):
+            fail(ex, 503, f"all machines of {ex.app} are at their hard limit; try again shortly")
+            return
+        decision = edge.choose(ex.app, ex.prefs)
+        if isinstance(decision, Target):
+            ex.task = None
+            ex.use(decision)
+            return
+        if decision.kind != "overflow":
+            ex.task = None
+            ex.dispatch()
+            return
+
+
+async def wake_then_use(ex: Exchange) -> None:
+    """No machine is started: start a stopped one (Fly's autostart), then route to it."""
+    wake = ex.edge.wake
+    assert wake is not None
+    woke = await wake(ex.app, ex.edge.region)
+    ex.task = None
+    decision = ex.edge.choose(ex.app, ex.prefs)
+    if woke and isinstance(decision, Target):
+        ex.use(decision)
+    else:
+        fail(ex, 503, f"{ex.app} has no started machine")
+
+
+async def connect_then_attach(ex: Exchange, target: Target, key: tuple[str, int]) -> None:
+    """No idle pooled connection to ``key``: open one; a refusal retries elsewhere."""
+    edge = ex.edge
+    began = time.monotonic()
+    try:
+        conn = await edge.pool.connect(key)
+    except (OSError, TimeoutError):
+        ex.task = None
+        edge.health.mark_refused(target.backend.machine_id)
+        ex.release_slot()
+        ex.retry_or_fail(502, f"could not connect to a machine of {ex.app}")
+        return
+    ex.task = None
+    edge.stats.record_connect(ex.app, time.monotonic() - began)
+    if ex.done:
+        edge.pool.give(conn, edge.clock)
+        return
+    ex.attach(conn)
+
+
+def replay(ex: Exchange) -> None:
+    """The machine answered with ``Fly-Replay``: send the request where it says."""
+    directive, ex.replaying = ex.replaying, None
+    source = ex.target
+    ex.release_slot()
+    if isinstance(directive, ValidationError):
+        fail(ex, 502, f"the app asked for a replay the edge cannot do: {directive.message}",
+             replay_failed=b"invalid")  # fmt: skip
+        return
+    assert directive is not None and source is not None
+    ex.replays += 1
+    if ex.replays > MAX_REPLAYS:
+        fail(ex, 502, f"more than {MAX_REPLAYS} chained replays",
+             replay_failed=b"retries_exhausted")  # fmt: skip
+        return
+    if not ex.can_resend() or not ex.req_done:
+        fail(ex, 502, "the request body is too large to replay (over 1 MB)",
+             replay_failed=b"body_too_large")  # fmt: skip
+        return
+    backend = source.backend
+    t_us = time.time_ns() // 1000
+    ex.replay_header = replay_src(backend.machine_id, backend.region, t_us, directive.state)
+    ex.prefs = directive.prefs(backend.machine_id)
+    ex.attempts = 0
+    ex.dispatch()
+
+
+def upstream_lost(ex: Exchange, conn: UpstreamConnection) -> None:
+    """The machine's connection closed while the exchange still needed it."""
+    if conn.tunnel or ex.status == 101:
+        ex.finish()
+        return
+    if ex.replaying is not None:
+        replay(ex)  # a close-delimited Fly-Replay answer ends with its connection
+        return
+    if ex.responding:
+        if ex.close_delimited or ex.upstream_until_close:
+            if ex.chunked_out:
+                ex.client.write(TERMINATOR)
+            ex.finish()
+        else:
+            ex.release_slot()
+            ex.done = True
+            ex.client.abort()  # the client sees a truncated response, as it must
+        return
+    retriable = conn.reused or ex.method in _IDEMPOTENT
+    ex.edge.pool.purge(conn.key)  # its siblings are likely dead too (machine restarted)
+    ex.release_slot()
+    if retriable:
+        ex.retry_or_fail(502, f"a machine of {ex.app} closed the connection early")
+    else:
+        fail(ex, 502, f"a machine of {ex.app} closed the connection before answering")
+
+
+def fail(ex: Exchange, status: int, message: str, *, replay_failed: bytes | None = None) -> None:
+    """Answer with an edge error page (if nothing was sent yet) and end the exchange."""
+    if ex.done:
+        return
+    if ex.up is not None:
+        ex.up.detach_and_close()
+        ex.up = None
+    ex.release_slot()
+    if ex.task is not None and ex.task is not asyncio.current_task():
+        ex.task.cancel()
+    ex.task = None
+    if ex.responding:
+        ex.done = True
+        ex.client.abort()  # the client sees a truncated response, as it must
+        return
+    extra = ((b"fly-replay-failed", b"reason=" + replay_failed),) if replay_failed else ()
+    close = not (ex.req_done and ex.keep_alive)
+    ex.keep_alive = not close
+    ex.client.write(
+        simple_response(status, message, request_id=ex.request_id, extra=extra, close=close)
+    )
+    ex.status = status
+    ex.finish()
