@@ -169,7 +169,8 @@ def serve_floor(port: int, backend_port: int) -> None:
 
         def data_received(self, data: bytes) -> None:
             self.parser.feed_data(data)
-            self.client.transport.write(data)
+            if not self.client.transport.is_closing():  # wrk may have hung up (busybox)
+                self.client.transport.write(data)
 
         def connection_lost(self, exc: Exception | None) -> None:
             self.client.transport.close()

@@ -193,7 +193,7 @@ class Exchange:
         body = self.retained if self.replayable else self.pending
         if body:
             self.sent_body = True
-            head += b"".join(self._encode(c) for c in body)
+            head += b"".join([self._encode(c) for c in body])
         if self.req_done and request.chunked:
             head += TERMINATOR
         if self.tunnel_raw:
