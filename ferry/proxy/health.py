@@ -53,11 +53,6 @@ class HealthBook:
         else:
             self.health.pop(machine_id, None)
 
-    @property
-    def passive_only(self) -> bool:
-        """Whether some machine is out only for a failed connect (no failing check)."""
-        return len(self.health) > len(self.checked)
-
     def set_check(self, machine_id: str, check: str, passing: bool) -> None:
         """Record an active check result; idempotent."""
         failing = self._failing_checks.setdefault(machine_id, set())

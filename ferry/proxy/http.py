@@ -158,19 +158,10 @@ class HttpEdge:
                 if target is not None:
                     return target
         decision = choose_target(
-            routes, load, health, prefs, self.rng, spill_rtt_ms=self.spill_rtt_ms
-        )
-        if isinstance(decision, Choice):
-            return decision.target
-        if decision.kind == "unhealthy" and self.health.passive_only:
-            # Failed connects alone never take an app's last machines out: try them
-            # (Envoy's panic threshold at 100%); failing health checks still do.
-            decision = choose_target(
-                routes, load, self.health.checked, prefs, self.rng, spill_rtt_ms=self.spill_rtt_ms
-            )
-            if isinstance(decision, Choice):
-                return decision.target
-        return decision
+            routes, load, health, prefs, self.rng,
+            spill_rtt_ms=self.spill_rtt_ms, checked=self.health.checked,
+        )  # fmt: skip
+        return decision.target if isinstance(decision, Choice) else decision
 
     def prewarm(self, app: str, target_region: str | None) -> None:
         """Wake a stopped machine of ``app`` that may autostart, in the background, for

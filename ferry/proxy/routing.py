@@ -186,8 +186,34 @@ def choose_target(
     rng: random.Random,
     *,
     spill_rtt_ms: float = 0.0,
+    checked: Mapping[str, bool] | None = None,
 ) -> Choice | NoRoute:
-    """Pick the machine for one request (see the module docstring for the rule)."""
+    """Pick the machine for one request (see the module docstring for the rule).
+
+    ``checked`` is ``health`` without the passive marks (failed connects):
+    when ``health`` leaves no machine and ``checked`` would, it is used
+    instead — failed connects alone never take an app's last machines out
+    (Envoy's panic threshold at 100%), failing health checks do.
+    """
+    decision = _choose(routes, load, health, prefs, rng, spill_rtt_ms)
+    if (
+        checked is not None
+        and isinstance(decision, NoRoute)
+        and decision.kind == "unhealthy"
+        and len(checked) < len(health)
+    ):
+        return _choose(routes, load, checked, prefs, rng, spill_rtt_ms)
+    return decision
+
+
+def _choose(
+    routes: AppRoutes,
+    load: Mapping[str, int],
+    health: Mapping[str, bool],
+    prefs: RoutePrefs,
+    rng: random.Random,
+    spill_rtt_ms: float,
+) -> Choice | NoRoute:
     app = routes.app
     if not routes.has_service:
         return NoRoute("no_service", f"{app} has no service for this port")
@@ -352,6 +378,7 @@ def route(
     app: str = "",
     public_port: int | None = None,
     spill_rtt_ms: float = 0.0,
+    checked: Mapping[str, bool] | None = None,
 ) -> Choice | NoRoute:
     """One-shot form: plan the app's routes from ``backends`` and choose.
 
@@ -362,4 +389,6 @@ def route(
     rtts = {**rtt_ms, region: 0.0}
     name = app or (backends[0].app if backends else "app")
     routes = plan_app_routes(name, backends, rtts, public_port=public_port)
-    return choose_target(routes, load, health, prefs, rng, spill_rtt_ms=spill_rtt_ms)
+    return choose_target(
+        routes, load, health, prefs, rng, spill_rtt_ms=spill_rtt_ms, checked=checked
+    )

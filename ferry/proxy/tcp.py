@@ -195,7 +195,10 @@ class TcpEdge:
     def choose(self, app: str, port: int) -> Choice | NoRoute:
         table = self.table()
         routes = plan_app_routes(app, table.backends(app), self.rtt_ms, public_port=port)
-        return choose_target(routes, self.load.load, self.health.health, NO_PREFS, self.rng)
+        health = self.health
+        return choose_target(
+            routes, self.load.load, health.health, NO_PREFS, self.rng, checked=health.checked
+        )
 
     @property
     def ports(self) -> dict[int, str]:

@@ -9,6 +9,8 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.asyncio.server import ServerConnection
 from websockets.asyncio.server import serve as ws_serve
 
+from ferry.proxy.limits import ProxyLimits
+
 from .harness import DOMAIN, AppBackend, TableBox, backend_entry, backends, run, running_proxy
 
 
@@ -80,6 +82,54 @@ def test_raw_tcp_service_is_spliced() -> None:
                         break
                     await asyncio.sleep(0.05)
                 assert proxy.tcp.ports == {}
+        finally:
+            server.close()
+
+    run(scenario())
+
+
+def test_a_tcp_apps_only_machine_is_tried_again_right_after_a_refused_connect() -> None:
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            while data := await reader.read(65536):
+                writer.write(data.upper())
+                await writer.drain()
+        writer.close()
+
+    async def roundtrip(public: int) -> bytes:
+        """The answer to b"ping", or b"" when the edge hung up (a close or a reset)."""
+        reader, writer = await asyncio.open_connection("127.0.0.1", public)
+        try:
+            writer.write(b"ping")
+            return await asyncio.wait_for(reader.read(100), 5)
+        except ConnectionResetError:
+            return b""
+        finally:
+            writer.close()
+
+    async def scenario() -> None:
+        server = await asyncio.start_server(echo, "127.0.0.1", 0)
+        fake = AppBackend("tcp")
+        fake.port = server.sockets[0].getsockname()[1]
+        probe = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+        public = probe.sockets[0].getsockname()[1]
+        probe.close()
+        await probe.wait_closed()
+        box = TableBox()
+        limits = ProxyLimits(unhealthy_cooldown=30.0)
+        try:
+            async with running_proxy(box, limits=limits) as proxy:
+                box.set(backend_entry("m-tcp", "ams", fake, app="redis", tcp_port=public))
+                for _ in range(40):
+                    if public in proxy.tcp.ports:
+                        break
+                    await asyncio.sleep(0.05)
+                assert await roundtrip(public) == b"PING"
+                server.close()
+                await server.wait_closed()  # the database restarts
+                assert await roundtrip(public) == b""  # refused upstream: the edge hangs up
+                server = await asyncio.start_server(echo, "127.0.0.1", fake.port)
+                assert await roundtrip(public) == b"PING"  # not after a 30 s cooldown
         finally:
             server.close()
 

@@ -112,15 +112,14 @@ def test_metrics_use_fly_names_and_summary_has_quantiles() -> None:
 
 
 def test_checked_health_leaves_out_passive_marks() -> None:
-    async def scenario() -> tuple[dict[str, bool], dict[str, bool], bool]:
+    async def scenario() -> tuple[dict[str, bool], dict[str, bool]]:
         book = HealthBook(cooldown=10.0)
         book.set_check("m1", "http", passing=False)
         book.mark_refused("m2")
-        result = dict(book.health), dict(book.checked), book.passive_only
+        result = dict(book.health), dict(book.checked)
         book.close()
         return result
 
-    health, checked, passive_only = asyncio.run(scenario())
+    health, checked = asyncio.run(scenario())
     assert health == {"m1": False, "m2": False}
     assert checked == {"m1": False}
-    assert passive_only

@@ -38,10 +38,11 @@ def pick(
     *,
     spill: float = 0.0,
     seed: int = 1,
+    checked: dict[str, bool] | None = None,
 ) -> Choice | NoRoute:
     return route(
         backends, "ams", RTT, load or {}, health or {}, prefs or RoutePrefs(), random.Random(seed),
-        spill_rtt_ms=spill,
+        spill_rtt_ms=spill, checked=checked,
     )  # fmt: skip
 
 
@@ -131,6 +132,19 @@ def test_no_started_machine_is_its_own_reason() -> None:
 
 def test_all_unhealthy_is_reported_as_such() -> None:
     result = pick([machine("a1", "ams")], health={"a1": False})
+    assert result == NoRoute("unhealthy", "web has no healthy started machine")
+
+
+def test_failed_connects_alone_never_take_the_last_machines_out() -> None:
+    refused = {"a1": False}  # out of rotation for a failed connect only
+    assert chosen(pick([machine("a1", "ams")], health=refused, checked={})) == "a1"
+    forced = RoutePrefs(force_instance="a1")
+    assert chosen(pick([machine("a1", "ams")], health=refused, checked={}, prefs=forced)) == "a1"
+    # With a healthy sibling, even a far one, the refused machine sits out.
+    both = [machine("a1", "ams"), machine("i", "iad")]
+    assert chosen(pick(both, health=refused, checked={})) == "i"
+    # A failing health check is authoritative.
+    result = pick([machine("a1", "ams")], health=refused, checked=refused)
     assert result == NoRoute("unhealthy", "web has no healthy started machine")
 
 
