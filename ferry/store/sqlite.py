@@ -1,34 +1,23 @@
-"""The SQLite backend of ``StateStore``: SQLAlchemy Core, WAL mode, one engine.
+"""The SQLite backend of ``StateStore``: SQLAlchemy Core over ``SqliteDatabase``.
 
-Durability: the database runs in WAL mode with ``synchronous=NORMAL``. A
-commit is then written to the WAL before it returns, but not fsynced; this
-survives a kill -9 of the server (the OS still holds the pages), and only an
-OS crash or power loss can drop the last transactions. That is the guarantee
-the control plane promises ("kill -9 loses nothing acknowledged").
-
-Concurrency: one engine shared by every thread (``check_same_thread=False``).
-Writes are serialized by a process-wide lock and run as ``BEGIN IMMEDIATE``,
-so they never fail half-way on a lock upgrade; reads run in deferred
-transactions and, thanks to WAL, never wait for writers.
+Durability and concurrency (WAL, serialized ``BEGIN IMMEDIATE`` writes) are
+described in ``sqlite_engine.py``; rows <-> models are in ``sqlite_rows.py``.
 """
 
 from __future__ import annotations
 
-import json
-import sqlite3
 import threading
 import time
-from collections.abc import Collection, Iterator
-from contextlib import contextmanager
+from collections.abc import Collection
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Row, create_engine, event, func, select, text
+from sqlalchemy import Connection, Row, func, select, text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 
-from ferry.errors import ConflictError, NotFoundError, RevisionConflict, UnavailableError
+from ferry.errors import ConflictError, NotFoundError, RevisionConflict
 from ferry.model import (
     App,
     Host,
@@ -39,7 +28,6 @@ from ferry.model import (
 )
 from ferry.model.autoscale import AutoscalePolicy
 from ferry.store.base import HostSnapshot
-from ferry.store.migrations import apply_migrations
 from ferry.store.schema import (
     apps,
     autoscale_policies,
@@ -51,12 +39,15 @@ from ferry.store.schema import (
     meta,
     orgs,
 )
+from ferry.store.sqlite_engine import SqliteDatabase
 from ferry.store.sqlite_rows import (
     MUTABLE_FIELDS,
     app_from_row,
     encode_machine_changes,
     event_from_row,
+    event_values,
     host_from_row,
+    host_values,
     machine_from_row,
     ts,
 )
@@ -67,76 +58,23 @@ _LIVE = machines.c.state != "destroyed"
 _PARSED_CACHE_SIZE = 50_000
 
 
-def _on_connect(dbapi_conn: sqlite3.Connection, _record: object) -> None:
-    # Let SQLAlchemy's "begin" hook issue BEGIN itself (pysqlite's own
-    # transaction handling cannot do BEGIN IMMEDIATE).
-    dbapi_conn.isolation_level = None
-    cursor = dbapi_conn.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.close()
-
-
-def _on_begin(conn: Connection) -> None:
-    mode = conn.get_execution_options().get("ferry_begin", "DEFERRED")
-    conn.exec_driver_sql(f"BEGIN {mode}")
-
-
 class SqliteStore:
-    """``StateStore`` on one SQLite file. See the module docstring for guarantees.
+    """``StateStore`` on one SQLite file (guarantees: ``sqlite_engine.py``).
 
     Opening creates the file and its directory if needed and applies pending
     migrations. Raises ``UnavailableError`` if the file cannot be opened.
     """
 
     def __init__(self, path: Path) -> None:
+        self._db = SqliteDatabase(path)
         self.path = path
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UnavailableError(f"cannot create {path.parent}: {exc.strerror}") from exc
-        self._engine = create_engine(
-            f"sqlite:///{path}",
-            connect_args={"check_same_thread": False, "timeout": 10},
-            pool_size=8,
-            max_overflow=32,
-        )
-        event.listen(self._engine, "connect", _on_connect)
-        event.listen(self._engine, "begin", _on_begin)
-        self._write_lock = threading.Lock()
+        self._read = self._db.read
+        self._write = self._db.write
         self._parsed: dict[tuple[str, int], Machine] = {}
         self._parsed_lock = threading.Lock()
-        try:
-            with self._write() as conn:
-                apply_migrations(conn)
-        except RuntimeError as exc:
-            self._engine.dispose()
-            raise UnavailableError(
-                f"cannot open {path}: {exc}", hint="upgrade Ferry to open this database"
-            ) from exc
-
-    # -- transactions --------------------------------------------------------
-    @contextmanager
-    def _read(self) -> Iterator[Connection]:
-        try:
-            with self._engine.connect() as conn, conn.begin():
-                yield conn
-        except OperationalError as exc:
-            raise UnavailableError(f"the state database {self.path} failed: {exc.orig}") from exc
-
-    @contextmanager
-    def _write(self) -> Iterator[Connection]:
-        try:
-            with self._write_lock, self._engine.connect() as conn:
-                conn.execution_options(ferry_begin="IMMEDIATE")
-                with conn.begin():
-                    yield conn
-        except OperationalError as exc:
-            raise UnavailableError(f"the state database {self.path} failed: {exc.orig}") from exc
 
     def close(self) -> None:
-        self._engine.dispose()
+        self._db.close()
 
     # -- organizations and apps ---------------------------------------------
     def get_org(self, slug: str) -> Organization:
@@ -210,17 +148,7 @@ class SqliteStore:
 
     # -- hosts ---------------------------------------------------------------
     def upsert_host(self, host: Host) -> Host:
-        values = {
-            "id": host.id,
-            "region": host.region,
-            "address": host.address,
-            "cpus": host.cpus,
-            "memory_mb": host.memory_mb,
-            "machine_subnet": host.machine_subnet,
-            "status": host.status.value,
-            "last_heartbeat": ts(host.last_heartbeat),
-            "registered_at": ts(host.registered_at),
-        }
+        values = host_values(host)
         update = {k: v for k, v in values.items() if k not in ("id", "registered_at")}
         statement = sqlite_insert(hosts).values(values)
         with self._write() as conn:
@@ -284,17 +212,7 @@ class SqliteStore:
 
     @staticmethod
     def _insert_event(conn: Connection, machine_id: str, item: MachineEvent) -> None:
-        conn.execute(
-            events.insert().values(
-                machine_id=machine_id,
-                id=item.id,
-                type=item.type,
-                status=item.status,
-                source=item.source,
-                timestamp=item.timestamp,
-                request=json.dumps(item.request, default=str),
-            )
-        )
+        conn.execute(events.insert().values(event_values(machine_id, item)))
 
     def insert_machine(self, machine: Machine, event: MachineEvent | None = None) -> Machine:
         fields = {name: getattr(machine, name) for name in MUTABLE_FIELDS if name != "updated_at"}

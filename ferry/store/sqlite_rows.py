@@ -31,7 +31,9 @@ __all__ = [
     "dt",
     "encode_machine_changes",
     "event_from_row",
+    "event_values",
     "host_from_row",
+    "host_values",
     "machine_from_row",
     "ts",
 ]
@@ -90,6 +92,20 @@ def host_from_row(row: Row[Any]) -> Host:
     )
 
 
+def host_values(host: Host) -> dict[str, Any]:
+    return {
+        "id": host.id,
+        "region": host.region,
+        "address": host.address,
+        "cpus": host.cpus,
+        "memory_mb": host.memory_mb,
+        "machine_subnet": host.machine_subnet,
+        "status": host.status.value,
+        "last_heartbeat": ts(host.last_heartbeat),
+        "registered_at": ts(host.registered_at),
+    }
+
+
 def machine_from_row(row: Row[Any]) -> Machine:
     return Machine(
         id=row.id,
@@ -144,3 +160,15 @@ def event_from_row(row: Row[Any]) -> MachineEvent:
         timestamp=row.timestamp,
         request=json.loads(row.request),
     )
+
+
+def event_values(machine_id: str, item: MachineEvent) -> dict[str, Any]:
+    return {
+        "machine_id": machine_id,
+        "id": item.id,
+        "type": item.type,
+        "status": item.status,
+        "source": item.source,
+        "timestamp": item.timestamp,
+        "request": json.dumps(item.request, default=str),
+    }
