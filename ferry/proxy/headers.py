@@ -20,27 +20,6 @@ __all__ = [
     "simple_response",
 ]
 
-# Hop-by-hop headers, and headers only the edge may set (a client must not spoof them).
-_DROP_REQUEST = frozenset(
-    {
-        b"connection",
-        b"keep-alive",
-        b"proxy-connection",
-        b"te",
-        b"trailer",
-        b"upgrade",
-        b"expect",
-        b"fly-client-ip",
-        b"fly-region",
-        b"fly-forwarded-port",
-        b"fly-request-id",
-        b"fly-replay-src",
-        b"x-forwarded-proto",
-        b"x-forwarded-port",
-        b"x-forwarded-ssl",
-        b"via",
-    }
-)
 # What an edge sets on the way in; from a backhaul peer (trusted) they pass through.
 _EDGE_SET = frozenset(
     {
@@ -55,19 +34,13 @@ _EDGE_SET = frozenset(
         b"via",
     }
 )
+# Hop-by-hop headers of both directions.
+_HOP_BY_HOP = (b"connection", b"keep-alive", b"proxy-connection", b"trailer", b"upgrade")
+# Hop-by-hop, and what only the edge may set (a client must not spoof it).
+_DROP_REQUEST = frozenset((*_HOP_BY_HOP, b"te", b"expect")) | _EDGE_SET
+# Hop-by-hop (the edge frames the body itself), and what the edge adds or acts on.
 _DROP_RESPONSE = frozenset(
-    {
-        b"connection",
-        b"keep-alive",
-        b"proxy-connection",
-        b"transfer-encoding",
-        b"trailer",
-        b"upgrade",
-        b"server",
-        b"via",
-        b"fly-request-id",
-        b"fly-replay",
-    }
+    (*_HOP_BY_HOP, b"transfer-encoding", b"server", b"via", b"fly-request-id", b"fly-replay")
 )
 TERMINATOR = b"0\r\n\r\n"  # the last chunk of a chunked body
 _REASONS = {

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import random
@@ -70,39 +71,18 @@ class EdgeProxy:
         self._public_port = public_port
         self._table_poll = table_poll
         self._reuse_port = reuse_port
-        self.http = HttpEdge(
-            region,
-            domain,
-            table,
-            rtts,
+        edge = functools.partial(
+            HttpEdge, region, domain, table, rtts,
             public_port=public_port or http_listen[1] or 80,
-            limits=self.limits,
-            stats=self.stats,
-            health=self.health,
-            load=self.load,
-            rng=rng,
-            wake=wake,
-            spill_rtt_ms=spill_rtt_ms,
-            backhaul=backhaul_peers,
+            limits=self.limits, health=self.health, load=self.load, rng=rng,
+        )  # fmt: skip
+        self.http = edge(
+            stats=self.stats, wake=wake, spill_rtt_ms=spill_rtt_ms, backhaul=backhaul_peers
         )
         # Requests other edges forward here: their own stats (the first edge counts
         # the client's request), this region's load and health.
         self.backhaul = (
-            HttpEdge(
-                region,
-                domain,
-                table,
-                rtts,
-                public_port=public_port or http_listen[1] or 80,
-                limits=self.limits,
-                stats=EdgeStats(region),
-                health=self.health,
-                load=self.load,
-                rng=rng,
-                trusted=True,
-            )
-            if backhaul_listen is not None
-            else None
+            edge(stats=EdgeStats(region), trusted=True) if backhaul_listen is not None else None
         )
         self._backhaul_listen = backhaul_listen
         self._backhaul_server: asyncio.Server | None = None

@@ -10,8 +10,35 @@ from websockets.asyncio.server import ServerConnection
 from websockets.asyncio.server import serve as ws_serve
 
 from ferry.proxy.limits import ProxyLimits
+from ferry.proxy.server import EdgeProxy
 
 from .harness import DOMAIN, AppBackend, TableBox, backend_entry, backends, run, running_proxy
+
+
+async def upper_echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A raw TCP service: answers every read with it in upper case."""
+    with contextlib.suppress(ConnectionError):
+        while data := await reader.read(65536):
+            writer.write(data.upper())
+            await writer.drain()
+    writer.close()
+
+
+async def free_public_port() -> int:
+    """A loopback port nothing listens on, for a service's public port."""
+    probe = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+    port = int(probe.sockets[0].getsockname()[1])
+    probe.close()
+    await probe.wait_closed()
+    return port
+
+
+async def until_listening(proxy: EdgeProxy, port: int) -> None:
+    """Wait (bounded, 2 s) until the edge opened its TCP listener on ``port``."""
+    for _ in range(40):
+        if port in proxy.tcp.ports:
+            return
+        await asyncio.sleep(0.05)
 
 
 def test_websocket_echo_through_the_edge() -> None:
@@ -41,21 +68,11 @@ def test_websocket_echo_through_the_edge() -> None:
 
 
 def test_raw_tcp_service_is_spliced() -> None:
-    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(ConnectionError):
-            while data := await reader.read(65536):
-                writer.write(data.upper())
-                await writer.drain()
-        writer.close()
-
     async def scenario() -> None:
-        server = await asyncio.start_server(echo, "127.0.0.1", 0)
+        server = await asyncio.start_server(upper_echo, "127.0.0.1", 0)
         fake = AppBackend("tcp")
         fake.port = server.sockets[0].getsockname()[1]
-        probe = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
-        public = probe.sockets[0].getsockname()[1]
-        probe.close()
-        await probe.wait_closed()
+        public = await free_public_port()
         try:
             box = TableBox()
             async with backends("ams-1") as (web,), running_proxy(box) as proxy:
@@ -63,10 +80,7 @@ def test_raw_tcp_service_is_spliced() -> None:
                     backend_entry("m-web", "ams", web),
                     backend_entry("m-tcp", "ams", fake, app="redis", tcp_port=public),
                 )
-                for _ in range(40):
-                    if public in proxy.tcp.ports:
-                        break
-                    await asyncio.sleep(0.05)
+                await until_listening(proxy, public)
                 assert proxy.tcp.ports == {public: "redis"}
                 reader, writer = await asyncio.open_connection("127.0.0.1", public)
                 try:
@@ -89,13 +103,6 @@ def test_raw_tcp_service_is_spliced() -> None:
 
 
 def test_a_tcp_apps_only_machine_is_tried_again_right_after_a_refused_connect() -> None:
-    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(ConnectionError):
-            while data := await reader.read(65536):
-                writer.write(data.upper())
-                await writer.drain()
-        writer.close()
-
     async def roundtrip(public: int) -> bytes:
         """The answer to b"ping", or b"" when the edge hung up (a close or a reset)."""
         reader, writer = await asyncio.open_connection("127.0.0.1", public)
@@ -108,27 +115,21 @@ def test_a_tcp_apps_only_machine_is_tried_again_right_after_a_refused_connect() 
             writer.close()
 
     async def scenario() -> None:
-        server = await asyncio.start_server(echo, "127.0.0.1", 0)
+        server = await asyncio.start_server(upper_echo, "127.0.0.1", 0)
         fake = AppBackend("tcp")
         fake.port = server.sockets[0].getsockname()[1]
-        probe = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
-        public = probe.sockets[0].getsockname()[1]
-        probe.close()
-        await probe.wait_closed()
+        public = await free_public_port()
         box = TableBox()
         limits = ProxyLimits(unhealthy_cooldown=30.0)
         try:
             async with running_proxy(box, limits=limits) as proxy:
                 box.set(backend_entry("m-tcp", "ams", fake, app="redis", tcp_port=public))
-                for _ in range(40):
-                    if public in proxy.tcp.ports:
-                        break
-                    await asyncio.sleep(0.05)
+                await until_listening(proxy, public)
                 assert await roundtrip(public) == b"PING"
                 server.close()
                 await server.wait_closed()  # the database restarts
                 assert await roundtrip(public) == b""  # refused upstream: the edge hangs up
-                server = await asyncio.start_server(echo, "127.0.0.1", fake.port)
+                server = await asyncio.start_server(upper_echo, "127.0.0.1", fake.port)
                 assert await roundtrip(public) == b"PING"  # not after a 30 s cooldown
         finally:
             server.close()
