@@ -19,6 +19,7 @@ import httptools
 
 from ferry.proxy.exchange import Exchange
 from ferry.proxy.headers import build_request_head, simple_response
+from ferry.proxy.outbox import Outbox
 
 if TYPE_CHECKING:
     from ferry.proxy.http import HttpEdge
@@ -47,13 +48,13 @@ class ClientConnection(asyncio.Protocol):
 
     # fmt: off
     __slots__ = (
-        "can_upgrade", "client_ip", "closing", "corked", "current", "deadline", "edge", "feed",
+        "can_upgrade", "client_ip", "closing", "current", "deadline", "edge", "feed",
         "get_method", "get_version", "header_bytes", "header_size", "headers", "in_headers",
-        "limits", "out", "parser", "queued", "read_pauses", "receiving", "seen_bytes", "send",
+        "limits", "outbox", "parser", "queued", "read_pauses", "receiving", "seen_bytes",
         "transport", "tunnel", "upgrading", "url", "wants_keep_alive", "write_paused",
     )
     # fmt: on
-    send: Callable[[bytes], None]  # transport.write, bound in connection_made
+    outbox: Outbox  # made in connection_made, around the transport's write
 
     def __init__(self, edge: HttpEdge) -> None:
         self.edge = edge
@@ -82,13 +83,11 @@ class ClientConnection(asyncio.Protocol):
         self.read_pauses = 0
         self.closing = False
         self.deadline = 0.0
-        self.corked = 0
-        self.out: list[bytes] = []
 
     # asyncio.Protocol -----------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        self.send = transport.write  # type: ignore[attr-defined]
+        self.outbox = Outbox(self.edge.turn, transport.write)  # type: ignore[attr-defined]
         peer = transport.get_extra_info("peername")
         self.client_ip = str(peer[0]).encode() if peer else b"unknown"
         self.deadline = self.edge.clock + self.edge.limits.header_timeout
@@ -128,6 +127,7 @@ class ClientConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
+        self.outbox.drop()
         self.edge.connections.discard(self)
         for exchange in (self.current, self.receiving, *self.queued, self.tunnel):
             if exchange is not None:
@@ -233,23 +233,9 @@ class ClientConnection(asyncio.Protocol):
 
     # used by exchanges ----------------------------------------------------------------
     def write(self, data: bytes) -> None:
-        if self.corked:
-            self.out.append(data)
-        elif self.transport is not None and not self.closing:
-            self.send(data)
-
-    def cork(self) -> None:
-        """Collect writes until ``uncork``: a response head and body leave in one send."""
-        self.corked += 1
-
-    def uncork(self) -> None:
-        self.corked -= 1
-        if self.corked or not self.out:
-            return
-        out = self.out
+        """Send ``data`` at the end of this loop turn (see ``outbox``)."""
         if self.transport is not None and not self.closing:
-            self.send(out[0] if len(out) == 1 else b"".join(out))
-        out.clear()
+            self.outbox.put(data)
 
     def pause_for(self, reason: int) -> None:
         if not self.read_pauses and self.transport is not None and not self.closing:
@@ -272,16 +258,15 @@ class ClientConnection(asyncio.Protocol):
         """Drop the connection at once (a response cannot be completed)."""
         self.closing = True
         if self.transport is not None:
+            self.outbox.drop()
             self.transport.abort()
 
     def close(self) -> None:
         """Close after the buffered writes are flushed; idempotent."""
         if not self.closing:
-            if self.out and self.transport is not None:
-                self.transport.write(b"".join(self.out))
-            self.out = []
             self.closing = True
             if self.transport is not None:
+                self.outbox.send_now()
                 self.transport.close()
 
     def exchange_finished(self, exchange: Exchange) -> None:

@@ -273,8 +273,8 @@ class Exchange:
         self.release_slot()
 
     # response side ------------------------------------------------------------
-    # The upstream connection corks the client around every read, so these
-    # append to ``client.out`` and the answer leaves in one send at the end.
+    # What these write to the client leaves at the end of the loop turn, in one
+    # send with the rest of the turn's answer (``ferry.proxy.outbox``).
     def upstream_head(
         self,
         conn: UpstreamConnection,
@@ -313,7 +313,7 @@ class Exchange:
         self.upstream_until_close = head.upstream_until_close
         if head.close_delimited:
             self.keep_alive = False
-        self.client.out.append(head.head)
+        self.client.write(head.head)
         if self.method == b"HEAD" and status != 101:
             self.up = None
             conn.detach_and_close()  # httptools cannot tell a HEAD response has no body
@@ -324,9 +324,9 @@ class Exchange:
             return
         self.bytes_out += len(body)
         if self.chunked_out:
-            self.client.out.append(b"%x\r\n%b\r\n" % (len(body), body))
+            self.client.write(b"%x\r\n%b\r\n" % (len(body), body))
         else:
-            self.client.out.append(body)
+            self.client.write(body)
 
     def upstream_complete(self, conn: UpstreamConnection) -> None:
         if self.interim:
@@ -344,7 +344,7 @@ class Exchange:
             detours.replay(self)
             return
         if self.chunked_out:
-            self.client.out.append(TERMINATOR)
+            self.client.write(TERMINATOR)
         self.finish()
 
     def upstream_upgraded(self, conn: UpstreamConnection, rest: bytes) -> None:

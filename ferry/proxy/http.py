@@ -22,6 +22,7 @@ from ferry.proxy.health import HealthBook
 from ferry.proxy.limits import LoadTracker, ProxyLimits
 from ferry.proxy.metrics import EdgeStats
 from ferry.proxy.naming import HostRouter, RequestIds
+from ferry.proxy.outbox import TurnWriter
 from ferry.proxy.routes import RouteTable
 from ferry.proxy.routing import (
     NO_PREFS,
@@ -95,7 +96,9 @@ class HttpEdge:
         self.headers = EdgeHeaders(region, public_port)
         self.hosts = HostRouter(domain)
         self.request_ids = RequestIds(region)
+        self.turn = TurnWriter()
         self.pool = UpstreamPool(
+            turn=self.turn,
             max_idle_per_backend=self.limits.upstream_idle_per_backend,
             idle_timeout=self.limits.upstream_idle_timeout,
             connect_timeout=self.limits.connect_timeout,

@@ -35,6 +35,7 @@ COMPILED = (
     "limits",
     "metrics",
     "naming",
+    "outbox",
     "replay",
     "routes",
     "routing",

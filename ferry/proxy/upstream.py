@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 import httptools
 
+from ferry.proxy.outbox import Outbox, TurnWriter
+
 if TYPE_CHECKING:
     from ferry.proxy.exchange import Exchange
 
@@ -27,11 +29,11 @@ class UpstreamConnection(asyncio.Protocol):
 
     # fmt: off
     __slots__ = (
-        "closed", "feed", "get_status", "headers", "idle_since", "key", "listener", "parser",
-        "pool", "reason", "reusable", "reused", "send", "transport", "tunnel",
+        "closed", "feed", "get_status", "headers", "idle_since", "key", "listener", "outbox",
+        "parser", "pool", "reason", "reusable", "reused", "transport", "tunnel",
     )
     # fmt: on
-    send: Callable[[bytes], None]  # transport.write, bound in connection_made
+    outbox: Outbox  # made in connection_made, around the transport's write
 
     def __init__(self, pool: UpstreamPool, key: BackendKey) -> None:
         self.pool = pool
@@ -59,7 +61,7 @@ class UpstreamConnection(asyncio.Protocol):
     # asyncio.Protocol -------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        self.send = transport.write  # type: ignore[attr-defined]
+        self.outbox = Outbox(self.pool.turn, transport.write)  # type: ignore[attr-defined]
 
     def data_received(self, data: bytes) -> None:
         listener = self.listener
@@ -69,8 +71,6 @@ class UpstreamConnection(asyncio.Protocol):
         if self.tunnel:
             listener.upstream_tunnel_data(data)
             return
-        client = listener.client
-        client.corked += 1  # the whole answer in this read leaves in one send
         try:
             self.feed(data)
         except httptools.HttpParserUpgrade as upgrade:
@@ -78,11 +78,10 @@ class UpstreamConnection(asyncio.Protocol):
                 self.listener.upstream_upgraded(self, data[upgrade.args[0] :])
         except httptools.HttpParserError:
             self.close()  # connection_lost tells the listener
-        finally:
-            client.uncork()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self.outbox.drop()
         self.pool.discard(self)
         listener, self.listener = self.listener, None
         if listener is not None:
@@ -120,7 +119,7 @@ class UpstreamConnection(asyncio.Protocol):
     # used by the exchange ---------------------------------------------------
     def write(self, data: bytes) -> None:
         if self.transport is not None and not self.closed:
-            self.send(data)
+            self.outbox.put(data)  # sent at the end of this loop turn
 
     def pause_reading(self) -> None:
         if self.transport is not None and not self.closed:
@@ -135,6 +134,7 @@ class UpstreamConnection(asyncio.Protocol):
         if not self.closed:
             self.closed = True
             if self.transport is not None:
+                self.outbox.send_now()
                 self.transport.close()
 
     def detach_and_close(self) -> None:
@@ -161,8 +161,14 @@ class UpstreamPool:
     """Idle keep-alive connections per machine address; single-threaded."""
 
     def __init__(
-        self, *, max_idle_per_backend: int, idle_timeout: float, connect_timeout: float
+        self,
+        *,
+        max_idle_per_backend: int,
+        idle_timeout: float,
+        connect_timeout: float,
+        turn: TurnWriter,
     ) -> None:
+        self.turn = turn  # its connections' writes leave at the end of the loop turn
         self._idle: dict[BackendKey, list[UpstreamConnection]] = {}
         self._max_idle = max_idle_per_backend
         self._idle_timeout = idle_timeout

@@ -9,6 +9,7 @@ import time
 import httpx
 
 from ferry.proxy.limits import ProxyLimits
+from ferry.proxy.outbox import TurnWriter
 from ferry.proxy.upstream import UpstreamPool
 
 from .harness import (
@@ -242,7 +243,9 @@ def test_a_machine_that_never_accepts_is_given_up_after_the_connect_timeout() ->
 def test_a_connect_cancelled_from_outside_stays_cancelled() -> None:
     async def scenario() -> None:
         with blackhole() as port:
-            pool = UpstreamPool(max_idle_per_backend=1, idle_timeout=1.0, connect_timeout=5.0)
+            pool = UpstreamPool(
+                max_idle_per_backend=1, idle_timeout=1.0, connect_timeout=5.0, turn=TurnWriter()
+            )
             task = asyncio.get_running_loop().create_task(pool.connect(("127.0.0.1", port)))
             await asyncio.sleep(0.1)
             task.cancel()
