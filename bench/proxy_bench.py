@@ -4,7 +4,7 @@ Run::
 
     .venv/bin/python bench/proxy_bench.py [--duration 5 --connections 50 --threads 2
         --rounds 3 --backend uvloop|nginx|busybox|all --workers N --floor --pure
-        --profile FILE]
+        --against TREE --profile FILE]
 
 For each backend, every setup is loaded in turn with ``wrk -t2 -c50 --latency``
 on 127.0.0.1, all processes on the same machine in the same run, ``--rounds``
@@ -23,7 +23,11 @@ times; the ratios to HAProxy are per round, reported as the median:
     table says which); ``--pure`` adds a run with FERRY_PURE_PYTHON=1;
     ``--workers N`` (N > 1) adds a run with N processes sharing the port
     through SO_REUSEPORT;
-(d) with ``--floor``: a 50-line uvloop + httptools relay that parses both
+(d) with ``--against TREE``: the Ferry of another checkout as well (say a
+    clone at the commit before a change, with its own ``make native``),
+    started by that tree's copy of this script and reported as ``ferry@base``
+    with the ratio of this tree's Ferry to it — an A/B in the same run;
+(e) with ``--floor``: a 50-line uvloop + httptools relay that parses both
     sides and forwards bytes unchanged over one upstream connection per
     client: what any Python proxy on this stack pays at least.
 
@@ -403,6 +407,13 @@ def bench_backend(kind: str, args: argparse.Namespace, tmp: Path) -> list[list[F
             cmd = [*me, "--serve-ferry", str(port), str(backend_port), str(workers)]
             procs.append(subprocess.Popen(cmd, env=env if workers == 1 else None))
             setups.append(("ferry" if workers == 1 else f"ferry x{workers}", port, procs[-1]))
+        if args.against:
+            port = free_port()
+            other = [sys.executable, str(Path(args.against) / "bench" / "proxy_bench.py")]
+            procs.append(
+                subprocess.Popen([*other, "--serve-ferry", str(port), str(backend_port), "1"])
+            )
+            setups.append(("ferry@base", port, procs[-1]))
         if args.pure:
             port = free_port()
             pure = {**os.environ, "FERRY_PURE_PYTHON": "1"}
@@ -440,7 +451,10 @@ def report(kind: str, rounds: list[list[Figures]]) -> None:
                   f"{f.connects_per_s:>8.0f}")  # fmt: skip
             if not f.name.startswith(("ferry", "floor")) or not f.cpu_us:
                 continue
-            for base in ("haproxy", "haproxy-eq"):
+            bases = ["haproxy", "haproxy-eq"]
+            if f.name == "ferry" and "ferry@base" in by_name:
+                bases.append("ferry@base")
+            for base in bases:
                 h = by_name[base]
                 if h.cpu_us:
                     ratios.setdefault((f.name, base), []).append(
@@ -451,6 +465,11 @@ def report(kind: str, rounds: list[list[Figures]]) -> None:
     # rounds resists this shared machine's bursts of noise.
     for (name, base), rows in ratios.items():
         rps, p99, cpu, machine = (statistics.median(col) for col in zip(*rows, strict=True))
+        if base == "ferry@base":  # an A/B of two Ferry trees: no goal applies
+            print(f"{name}/{base}, median of {len(rows)} rounds: req/s {rps:.2f}x, "
+                  f"p99 {p99:.2f}x, CPU/req {cpu:.2f}x, "
+                  f"machine CPU/req {machine:.2f}x")  # fmt: skip
+            continue
         print(f"{name}/{base}, median of {len(rows)} rounds: req/s {rps:.2f}x (goal >= 1.0), "
               f"p99 {p99:.2f}x (goal <= 1.5), CPU/req {cpu:.2f}x (goal <= 1.2), "
               f"machine CPU/req {machine:.2f}x")  # fmt: skip
@@ -469,6 +488,9 @@ def main() -> None:
     parser.add_argument("--floor", action="store_true", help="also run the minimal relay")
     parser.add_argument(
         "--pure", action="store_true", help="also run Ferry without its compiled hot path"
+    )
+    parser.add_argument(
+        "--against", help="also run the Ferry of another checkout (a tree with make native)"
     )
     parser.add_argument("--profile", help="run Ferry (1 process) under cProfile, stats to FILE")
     parser.add_argument("--serve-backend", type=int, help=argparse.SUPPRESS)
