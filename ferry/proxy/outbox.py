@@ -7,8 +7,8 @@ each. Held to the end of the turn, the writes of every exchange served in
 that turn reach their readers together: each wakes once for the lot, as
 with HAProxy, which sends after its I/O pass. It also joins all of one
 connection's writes of a turn (an answer's head and body) into one send.
-Measured (bench/RESULTS.md, fourth pass): the machine's ``epoll_wait`` calls
-per request fall from 0.53 to 0.14 and the edge serves about 10% more
+Measured (bench/RESULTS.md, fourth pass): the backend's ``epoll_wait`` calls
+per request fall from 0.53 to between 0.13 and 0.15 and the edge serves 3 to 8% more
 requests per second on the same cores; the bytes wait at most one turn.
 
 Contract: a connection puts its bytes in its ``Outbox``; the ``TurnWriter``
