@@ -4,7 +4,7 @@ Run::
 
     .venv/bin/python bench/proxy_bench.py [--duration 5 --connections 50 --threads 2
         --rounds 3 --backend uvloop|nginx|busybox|all --workers N --floor --pure
-        --against TREE --profile FILE]
+        --tcp --against TREE --profile FILE]
 
 For each backend, every setup is loaded in turn with ``wrk -t2 -c50 --latency``
 on 127.0.0.1, all processes on the same machine in the same run, ``--rounds``
@@ -27,7 +27,10 @@ times; the ratios to HAProxy are per round, reported as the median:
     clone at the commit before a change, with its own ``make native``),
     started by that tree's copy of this script and reported as ``ferry@base``
     with the ratio of this tree's Ferry to it — an A/B in the same run;
-(e) with ``--floor``: a 50-line uvloop + httptools relay that parses both
+(e) with ``--tcp``: raw TCP relays — HAProxy in ``mode tcp`` and Ferry's
+    TCP edge (a ``[[services]]`` port without an http handler), the same
+    HTTP load passing through unparsed, one upstream connection per client;
+(f) with ``--floor``: a 50-line uvloop + httptools relay that parses both
     sides and forwards bytes unchanged over one upstream connection per
     client: what any Python proxy on this stack pays at least.
 
@@ -214,7 +217,8 @@ def serve_floor(port: int, backend_port: int) -> None:
     uvloop.run(main())
 
 
-def serve_ferry(port: int, backend_port: int, workers: int) -> None:
+def serve_ferry(port: int, backend_port: int, workers: int, tcp_port: int = 0) -> None:
+    """Ferry's edge: HTTP on ``port``; with ``tcp_port``, a raw TCP service there too."""
     from ferry.model import Concurrency, DesiredState, MachineState
     from ferry.proxy.limits import ProxyLimits
     from ferry.proxy.routes import Backend, RouteTable, ServicePorts
@@ -226,9 +230,14 @@ def serve_ferry(port: int, backend_port: int, workers: int) -> None:
         handlers=("http",),
         concurrency=Concurrency(type="requests", soft_limit=1000, hard_limit=2000),
     )
+    raw = ServicePorts(
+        internal_port=backend_port,
+        ports=(tcp_port,),
+        concurrency=Concurrency(type="connections", soft_limit=1000, hard_limit=2000),
+    )
     backend = Backend(
         "m-bench", "m-bench-i", "bench", "ams", "127.0.0.1",
-        MachineState.STARTED, DesiredState.STARTED, (service,),
+        MachineState.STARTED, DesiredState.STARTED, (service, raw) if tcp_port else (service,),
     )  # fmt: skip
     table = RouteTable(1, {"bench": (backend,)})
     profile = os.environ.get("FERRY_BENCH_PROFILE")
@@ -262,6 +271,23 @@ frontend edge
     default_backend app
 backend app
     http-reuse always
+    server app1 127.0.0.1:{backend_port}
+"""
+
+
+#: HAProxy relaying raw TCP (a ``[[services]]`` port without an http handler).
+HAPROXY_TCP_CFG = """global
+    nbthread 1
+    maxconn 4096
+defaults
+    mode tcp
+    timeout connect 2s
+    timeout client 60s
+    timeout server 60s
+frontend edge
+    bind 127.0.0.1:{port}
+    default_backend app
+backend app
     server app1 127.0.0.1:{backend_port}
 """
 
@@ -407,6 +433,16 @@ def bench_backend(kind: str, args: argparse.Namespace, tmp: Path) -> list[list[F
             cmd = [*me, "--serve-ferry", str(port), str(backend_port), str(workers)]
             procs.append(subprocess.Popen(cmd, env=env if workers == 1 else None))
             setups.append(("ferry" if workers == 1 else f"ferry x{workers}", port, procs[-1]))
+        if args.tcp:
+            port = free_port()
+            cfg = tmp / f"haproxy-tcp-{kind}.cfg"
+            cfg.write_text(HAPROXY_TCP_CFG.format(port=port, backend_port=backend_port))
+            procs.append(subprocess.Popen(["/usr/sbin/haproxy", "-db", "-f", str(cfg)]))
+            setups.append(("haproxy-tcp", port, procs[-1]))
+            port, http_port = free_port(), free_port()
+            cmd = [*me, "--serve-ferry", str(http_port), str(backend_port), "1", str(port)]
+            procs.append(subprocess.Popen(cmd))
+            setups.append(("ferry-tcp", port, procs[-1]))
         if args.against:
             port = free_port()
             other = [sys.executable, str(Path(args.against) / "bench" / "proxy_bench.py")]
@@ -452,7 +488,9 @@ def report(kind: str, rounds: list[list[Figures]]) -> None:
             if not f.name.startswith(("ferry", "floor")) or not f.cpu_us:
                 continue
             bases = ["haproxy", "haproxy-eq"]
-            if f.name == "ferry" and "ferry@base" in by_name:
+            if f.name == "ferry-tcp":
+                bases = ["haproxy-tcp"]
+            elif f.name == "ferry" and "ferry@base" in by_name:
                 bases.append("ferry@base")
             for base in bases:
                 h = by_name[base]
@@ -465,7 +503,7 @@ def report(kind: str, rounds: list[list[Figures]]) -> None:
     # rounds resists this shared machine's bursts of noise.
     for (name, base), rows in ratios.items():
         rps, p99, cpu, machine = (statistics.median(col) for col in zip(*rows, strict=True))
-        if base == "ferry@base":  # an A/B of two Ferry trees: no goal applies
+        if base in ("ferry@base", "haproxy-tcp"):  # an A/B, or raw TCP: no goal stated
             print(f"{name}/{base}, median of {len(rows)} rounds: req/s {rps:.2f}x, "
                   f"p99 {p99:.2f}x, CPU/req {cpu:.2f}x, "
                   f"machine CPU/req {machine:.2f}x")  # fmt: skip
@@ -490,11 +528,14 @@ def main() -> None:
         "--pure", action="store_true", help="also run Ferry without its compiled hot path"
     )
     parser.add_argument(
+        "--tcp", action="store_true", help="also relay raw TCP: HAProxy mode tcp, Ferry's TCP edge"
+    )
+    parser.add_argument(
         "--against", help="also run the Ferry of another checkout (a tree with make native)"
     )
     parser.add_argument("--profile", help="run Ferry (1 process) under cProfile, stats to FILE")
     parser.add_argument("--serve-backend", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--serve-ferry", nargs=3, type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--serve-ferry", nargs="+", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--serve-floor", nargs=2, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_backend:
