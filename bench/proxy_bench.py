@@ -450,6 +450,11 @@ def bench_backend(kind: str, args: argparse.Namespace, tmp: Path) -> list[list[F
                 subprocess.Popen([*other, "--serve-ferry", str(port), str(backend_port), "1"])
             )
             setups.append(("ferry@base", port, procs[-1]))
+            if args.tcp:  # the other tree must know --tcp too
+                port, http_port = free_port(), free_port()
+                cmd = [*other, "--serve-ferry", str(http_port), str(backend_port), "1", str(port)]
+                procs.append(subprocess.Popen(cmd))
+                setups.append(("ferry-tcp@base", port, procs[-1]))
         if args.pure:
             port = free_port()
             pure = {**os.environ, "FERRY_PURE_PYTHON": "1"}
@@ -474,7 +479,7 @@ def bench_backend(kind: str, args: argparse.Namespace, tmp: Path) -> list[list[F
 
 def report(kind: str, rounds: list[list[Figures]]) -> None:
     print(f"\nbackend: {kind}")
-    print(f"{'setup':<11}{'req/s':>9}{'p50 ms':>8}{'p99 ms':>8}{'CPU µs/req':>12}"
+    print(f"{'setup':<15}{'req/s':>9}{'p50 ms':>8}{'p99 ms':>8}{'CPU µs/req':>12}"
           f"{'user':>7}{'sys':>7}{'machine':>9}{'conn/s':>8}")  # fmt: skip
     ratios: dict[tuple[str, str], list[tuple[float, float, float, float]]] = {}
     for figs in rounds:
@@ -482,16 +487,17 @@ def report(kind: str, rounds: list[list[Figures]]) -> None:
         for f in figs:
             cpu = f"{f.cpu_us:.1f}" if f.cpu_us is not None else "-"
             user, system = f.user_us or 0.0, f.sys_us or 0.0
-            print(f"{f.name:<11}{f.rps:>9.0f}{f.p50_ms:>8.2f}{f.p99_ms:>8.2f}{cpu:>12}"
+            print(f"{f.name:<15}{f.rps:>9.0f}{f.p50_ms:>8.2f}{f.p99_ms:>8.2f}{cpu:>12}"
                   f"{user:>7.1f}{system:>7.1f}{f.machine_us:>9.1f}"
                   f"{f.connects_per_s:>8.0f}")  # fmt: skip
             if not f.name.startswith(("ferry", "floor")) or not f.cpu_us:
                 continue
             bases = ["haproxy", "haproxy-eq"]
-            if f.name == "ferry-tcp":
+            if f.name.startswith("ferry-tcp"):  # raw TCP against raw TCP
                 bases = ["haproxy-tcp"]
-            elif f.name == "ferry" and "ferry@base" in by_name:
-                bases.append("ferry@base")
+            # and this tree's Ferry against the other tree's (--against)
+            if f"{f.name}@base" in by_name:
+                bases.append(f"{f.name}@base")
             for base in bases:
                 h = by_name[base]
                 if h.cpu_us:
@@ -503,7 +509,11 @@ def report(kind: str, rounds: list[list[Figures]]) -> None:
     # rounds resists this shared machine's bursts of noise.
     for (name, base), rows in ratios.items():
         rps, p99, cpu, machine = (statistics.median(col) for col in zip(*rows, strict=True))
-        if base in ("ferry@base", "haproxy-tcp"):  # an A/B, or raw TCP: no goal stated
+        if base in (
+            "ferry@base",
+            "ferry-tcp@base",
+            "haproxy-tcp",
+        ):  # an A/B, or raw TCP: no goal stated
             print(f"{name}/{base}, median of {len(rows)} rounds: req/s {rps:.2f}x, "
                   f"p99 {p99:.2f}x, CPU/req {cpu:.2f}x, "
                   f"machine CPU/req {machine:.2f}x")  # fmt: skip

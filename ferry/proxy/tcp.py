@@ -5,6 +5,8 @@
 it and closed when none does. Each accepted connection is routed with the
 same rule as HTTP (load counted in connections), connected with up to
 ``connect_attempts`` tries, then spliced byte for byte with back-pressure.
+Bytes each way leave at the end of the loop turn, as on the HTTP edge
+(``ferry.proxy.outbox``); a half-close or a close sends them first.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Callable, Mapping
 from ferry.proxy.health import HealthBook
 from ferry.proxy.limits import LoadTracker, ProxyLimits
 from ferry.proxy.metrics import EdgeStats
+from ferry.proxy.outbox import Outbox, TurnWriter
 from ferry.proxy.routes import RouteTable
 from ferry.proxy.routing import NO_PREFS, Choice, NoRoute, Target, choose_target, plan_app_routes
 
@@ -42,27 +45,33 @@ def raw_tcp_ports(table: RouteTable) -> dict[int, str]:
 
 
 class _Upstream(asyncio.Protocol):
+    outbox: Outbox  # made in connection_made
+
     def __init__(self, client: _TcpClient) -> None:
         self.client = client
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self.outbox = Outbox(self.client.edge.turn, transport.write)  # type: ignore[attr-defined]
 
     def data_received(self, data: bytes) -> None:
         self.client.bytes_out += len(data)
         if self.client.transport is not None:
-            self.client.transport.write(data)
+            self.client.outbox.put(data)
 
     def eof_received(self) -> bool | None:
         if self.client.transport is not None and self.client.transport.can_write_eof():
+            self.client.outbox.send_now()
             self.client.transport.write_eof()
             return True  # half-close: keep reading the client's side
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
+        self.outbox.drop()
         if self.client.transport is not None:
+            self.client.outbox.send_now()
             self.client.transport.close()
 
     def pause_writing(self) -> None:
@@ -75,6 +84,8 @@ class _Upstream(asyncio.Protocol):
 
 
 class _TcpClient(asyncio.Protocol):
+    outbox: Outbox  # made in connection_made
+
     def __init__(self, edge: TcpEdge, app: str, port: int) -> None:
         self.edge = edge
         self.app = app
@@ -82,6 +93,7 @@ class _TcpClient(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.upstream: _Upstream | None = None
         self.buffered: list[bytes] = []
+        self.eof_pending = False  # the client half-closed before the machine was connected
         self.target: Target | None = None
         self.task: asyncio.Task[None] | None = None
         self.bytes_in = 0
@@ -89,6 +101,7 @@ class _TcpClient(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self.outbox = Outbox(self.edge.turn, transport.write)  # type: ignore[attr-defined]
         transport.pause_reading()  # type: ignore[attr-defined]
         self.edge.stats.record_tcp_connect(self.app)
         self.task = asyncio.get_running_loop().create_task(self._connect())
@@ -123,6 +136,10 @@ class _TcpClient(asyncio.Protocol):
             if self.buffered and upstream.transport is not None:
                 upstream.transport.write(b"".join(self.buffered))
                 self.buffered = []
+            if self.eof_pending:
+                if upstream.transport is not None and upstream.transport.can_write_eof():
+                    upstream.transport.write_eof()
+                return  # nothing more comes from the client
             self.transport.resume_reading()
             return
         if self.transport is not None:
@@ -132,9 +149,13 @@ class _TcpClient(asyncio.Protocol):
         self.bytes_in += len(data)
         upstream = self.upstream
         if upstream is not None and upstream.transport is not None:
-            upstream.transport.write(data)
+            upstream.outbox.put(data)
         else:
+            # Still connecting. The pause in connection_made may come before the
+            # transport starts reading (uvloop), so pause again: one read is held.
             self.buffered.append(data)
+            if self.transport is not None:
+                self.transport.pause_reading()
 
     def eof_received(self) -> bool | None:
         upstream = self.upstream
@@ -143,15 +164,21 @@ class _TcpClient(asyncio.Protocol):
             and upstream.transport is not None
             and upstream.transport.can_write_eof()
         ):
+            upstream.outbox.send_now()
             upstream.transport.write_eof()
+            return True
+        if upstream is None and self.task is not None and not self.task.done():
+            self.eof_pending = True  # still connecting: the EOF follows the buffered bytes
             return True
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
+        self.outbox.drop()
         if self.task is not None and not self.task.done():
             self.task.cancel()
         if self.upstream is not None and self.upstream.transport is not None:
+            self.upstream.outbox.send_now()
             self.upstream.transport.close()
         if self.target is not None:
             self.edge.load.release(self.app, self.target.backend.machine_id)
@@ -190,6 +217,7 @@ class TcpEdge:
         self.health = health
         self.stats = stats
         self.rng = rng
+        self.turn = TurnWriter()  # the relayed bytes of a loop turn leave together
         self._servers: dict[int, tuple[str, asyncio.Server]] = {}
 
     def choose(self, app: str, port: int) -> Choice | NoRoute:

@@ -102,6 +102,43 @@ def test_raw_tcp_service_is_spliced() -> None:
     run(scenario())
 
 
+async def answer_at_eof(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A raw TCP service that reads until the client half-closes, then answers and closes."""
+    data = await reader.read()
+    writer.write(data.upper() + b"|done")
+    await writer.drain()
+    writer.close()
+
+
+def test_a_half_close_reaches_the_service_after_the_bytes_before_it_and_back() -> None:
+    """The client's EOF must not overtake its last bytes, nor the service's close its answer."""
+
+    async def scenario() -> None:
+        server = await asyncio.start_server(answer_at_eof, "127.0.0.1", 0)
+        fake = AppBackend("tcp")
+        fake.port = server.sockets[0].getsockname()[1]
+        public = await free_public_port()
+        box = TableBox()
+        try:
+            async with running_proxy(box) as proxy:
+                box.set(backend_entry("m-tcp", "ams", fake, app="batch", tcp_port=public))
+                await until_listening(proxy, public)
+                for size in (5, 300_000):
+                    reader, writer = await asyncio.open_connection("127.0.0.1", public)
+                    try:
+                        payload = b"x" * size
+                        writer.write(payload)
+                        writer.write_eof()  # straight after the bytes, in the same turn
+                        got = await asyncio.wait_for(reader.read(), 5)
+                        assert got == payload.upper() + b"|done"
+                    finally:
+                        writer.close()
+        finally:
+            server.close()
+
+    run(scenario())
+
+
 def test_a_tcp_apps_only_machine_is_tried_again_right_after_a_refused_connect() -> None:
     async def roundtrip(public: int) -> bytes:
         """The answer to b"ping", or b"" when the edge hung up (a close or a reset)."""
