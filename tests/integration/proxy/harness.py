@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import uvloop
 
 from ferry.model import CheckConfig, Concurrency, DesiredState, MachineState
@@ -241,6 +242,22 @@ async def running_proxy(
         yield proxy
     finally:
         await proxy.stop()
+
+
+def client(port: int, app: str = "web") -> httpx.AsyncClient:
+    """An HTTP client for ``app`` through an edge listening on ``port`` (Host routing)."""
+    return httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{port}",
+        headers={"Host": f"{app}.{DOMAIN}"},
+        timeout=10,
+        limits=httpx.Limits(max_connections=100),
+    )
+
+
+def edge_client(proxy: EdgeProxy, app: str = "web") -> httpx.AsyncClient:
+    """``client`` for a running proxy's HTTP listener."""
+    assert proxy.http_address is not None
+    return client(proxy.http_address[1], app)
 
 
 @contextlib.asynccontextmanager

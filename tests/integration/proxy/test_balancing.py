@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import asyncio
 
-import httpx
-
 from ferry.model import CheckConfig
 from ferry.proxy.limits import ProxyLimits
 
-from .harness import DOMAIN, TableBox, backend_entry, backends, eventually, run, running_proxy
-
-
-def client(port: int, app: str = "web") -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        base_url=f"http://127.0.0.1:{port}",
-        headers={"Host": f"{app}.{DOMAIN}"},
-        timeout=10,
-        limits=httpx.Limits(max_connections=100),
-    )
+from .harness import (
+    TableBox,
+    backend_entry,
+    backends,
+    edge_client,
+    eventually,
+    run,
+    running_proxy,
+)
 
 
 def test_soft_limit_spreads_load_and_hard_limit_is_never_exceeded() -> None:
@@ -30,17 +27,15 @@ def test_soft_limit_spreads_load_and_hard_limit_is_never_exceeded() -> None:
                 backend_entry("m2", "ams", a2, soft=2, hard=3),
                 backend_entry("m3", "fra", fra, soft=2, hard=3),
             )
-            async with running_proxy(box, rtt_ms={"fra": 20.0}) as proxy:
-                assert proxy.http_address is not None
-                async with client(proxy.http_address[1]) as c:
-                    # 4 concurrent: both ams machines under soft limit take 2 each, fra none
-                    rs = await asyncio.gather(*(c.get("/slow?s=0.3") for _ in range(4)))
-                    assert sorted(r.text for r in rs) == ["ams-1", "ams-1", "ams-2", "ams-2"]
-                    # 8 concurrent: ams fills to its hard limit (3+3), the rest spill to fra
-                    rs = await asyncio.gather(*(c.get("/slow?s=0.3") for _ in range(8)))
-                    names = [r.text for r in rs]
-                    assert names.count("ams-1") == 3 and names.count("ams-2") == 3
-                    assert names.count("fra-1") == 2
+            async with running_proxy(box, rtt_ms={"fra": 20.0}) as proxy, edge_client(proxy) as c:
+                # 4 concurrent: both ams machines under soft limit take 2 each, fra none
+                rs = await asyncio.gather(*(c.get("/slow?s=0.3") for _ in range(4)))
+                assert sorted(r.text for r in rs) == ["ams-1", "ams-1", "ams-2", "ams-2"]
+                # 8 concurrent: ams fills to its hard limit (3+3), the rest spill to fra
+                rs = await asyncio.gather(*(c.get("/slow?s=0.3") for _ in range(8)))
+                names = [r.text for r in rs]
+                assert names.count("ams-1") == 3 and names.count("ams-2") == 3
+                assert names.count("fra-1") == 2
         assert max(a1.max_in_flight, a2.max_in_flight, fra.max_in_flight) <= 3
 
     run(scenario())
@@ -52,19 +47,17 @@ def test_overflow_waits_briefly_then_503() -> None:
             box = TableBox()
             box.set(backend_entry("m1", "ams", a1, soft=1, hard=1))
             limits = ProxyLimits(queue_wait=0.5, queue_max_waiters=2)
-            async with running_proxy(box, limits=limits) as proxy:
-                assert proxy.http_address is not None
-                async with client(proxy.http_address[1]) as c:
-                    # 1 in flight, 1 queued and served after, 1 queued too long, 1 beyond the queue
-                    loop = asyncio.get_running_loop()
-                    began = loop.time()
-                    rs = await asyncio.gather(
-                        c.get("/slow?s=0.2"),
-                        c.get("/slow?s=0.4"),
-                        c.get("/slow?s=0.1"),
-                        c.get("/slow?s=0.1"),
-                    )
-                    took = loop.time() - began
+            async with running_proxy(box, limits=limits) as proxy, edge_client(proxy) as c:
+                # 1 in flight, 1 queued and served after, 1 queued too long, 1 beyond the queue
+                loop = asyncio.get_running_loop()
+                began = loop.time()
+                rs = await asyncio.gather(
+                    c.get("/slow?s=0.2"),
+                    c.get("/slow?s=0.4"),
+                    c.get("/slow?s=0.1"),
+                    c.get("/slow?s=0.1"),
+                )
+                took = loop.time() - began
         statuses = sorted(r.status_code for r in rs)
         assert statuses.count(200) >= 2 and statuses.count(503) >= 1
         refused = [r for r in rs if r.status_code == 503]
@@ -80,22 +73,20 @@ def test_killed_backend_under_load_loses_no_get() -> None:
         async with backends("ams-1", "ams-2") as (a1, a2):
             box = TableBox()
             box.set(backend_entry("m1", "ams", a1), backend_entry("m2", "ams", a2))
-            async with running_proxy(box) as proxy:
-                assert proxy.http_address is not None
-                async with client(proxy.http_address[1]) as c:
+            async with running_proxy(box) as proxy, edge_client(proxy) as c:
 
-                    async def worker() -> list[int]:
-                        return [(await c.get("/slow?s=0.01")).status_code for _ in range(40)]
+                async def worker() -> list[int]:
+                    return [(await c.get("/slow?s=0.01")).status_code for _ in range(40)]
 
-                    async def killer() -> None:
-                        # Kill a2 mid-load: once it has served a few requests (bounded wait).
-                        for _ in range(500):
-                            if len(a2.requests) >= 5:
-                                break
-                            await asyncio.sleep(0.01)
-                        await a2.stop()
+                async def killer() -> None:
+                    # Kill a2 mid-load: once it has served a few requests (bounded wait).
+                    for _ in range(500):
+                        if len(a2.requests) >= 5:
+                            break
+                        await asyncio.sleep(0.01)
+                    await a2.stop()
 
-                    results = await asyncio.gather(*(worker() for _ in range(10)), killer())
+                results = await asyncio.gather(*(worker() for _ in range(10)), killer())
         statuses = [s for batch in results[:-1] for s in batch]  # type: ignore[union-attr]
         assert len(statuses) == 400
         assert statuses.count(200) == 400
@@ -111,10 +102,8 @@ def test_no_started_machine_answers_503() -> None:
         async with backends("ams-1") as (a1,):
             box = TableBox()
             box.set(backend_entry("m1", "ams", a1, state=MachineState.STOPPED))
-            async with running_proxy(box) as proxy:
-                assert proxy.http_address is not None
-                async with client(proxy.http_address[1]) as c:
-                    r = await c.get("/")
+            async with running_proxy(box) as proxy, edge_client(proxy) as c:
+                r = await c.get("/")
         assert r.status_code == 503
         assert "web has no started machine" in r.text
 
@@ -130,17 +119,15 @@ def test_fly_replay_to_another_region_and_instance() -> None:
                 backend_entry("m-iad1", "iad", iad1),
                 backend_entry("m-iad2", "iad", iad2),
             )
-            async with running_proxy(box, rtt_ms={"iad": 80.0}) as proxy:
-                assert proxy.http_address is not None
-                async with client(proxy.http_address[1]) as c:
-                    r = await c.post("/replay?to=region=iad;state=w1", content=b"payload")
-                    assert r.status_code == 200
-                    assert r.headers["x-backend"].startswith("iad-")
-                    r2 = await c.get("/replay?to=instance=m-iad2")
-                    assert r2.text == "iad-2"
-                    r3 = await c.get("/replay?to=region=syd")
-                    assert r3.status_code == 502
-                    assert r3.headers["fly-replay-failed"] == "reason=no_candidate"
+            async with running_proxy(box, rtt_ms={"iad": 80.0}) as proxy, edge_client(proxy) as c:
+                r = await c.post("/replay?to=region=iad;state=w1", content=b"payload")
+                assert r.status_code == 200
+                assert r.headers["x-backend"].startswith("iad-")
+                r2 = await c.get("/replay?to=instance=m-iad2")
+                assert r2.text == "iad-2"
+                r3 = await c.get("/replay?to=region=syd")
+                assert r3.status_code == 502
+                assert r3.headers["fly-replay-failed"] == "reason=no_candidate"
         replayed = next(q for q in iad1.requests + iad2.requests if q.path == "/replay")
         src = replayed.headers["fly-replay-src"]
         assert src.startswith("instance=m-ams;region=ams;t=") and src.endswith(";state=w1")
@@ -158,26 +145,24 @@ def test_health_checks_remove_and_restore_a_machine() -> None:
                 backend_entry("m1", "ams", a1, checks=(check,)),
                 backend_entry("m2", "ams", a2, checks=(check,)),
             )
-            async with running_proxy(box) as proxy:
-                assert proxy.http_address is not None
-                async with client(proxy.http_address[1]) as c:
-                    a2.healthy = False
+            async with running_proxy(box) as proxy, edge_client(proxy) as c:
+                a2.healthy = False
 
-                    async def only_a1() -> bool:
-                        return proxy.health.health.get("m2") is False
+                async def only_a1() -> bool:
+                    return proxy.health.health.get("m2") is False
 
-                    assert await eventually(only_a1)
-                    names = {(await c.get("/")).text for _ in range(20)}
-                    assert names == {"ams-1"}
-                    a2.healthy = True
+                assert await eventually(only_a1)
+                names = {(await c.get("/")).text for _ in range(20)}
+                assert names == {"ams-1"}
+                a2.healthy = True
 
-                    async def both() -> bool:
-                        return "m2" not in proxy.health.health
+                async def both() -> bool:
+                    return "m2" not in proxy.health.health
 
-                    assert await eventually(both)
-                    names = {(await c.get("/slow?s=0.05")).text for _ in range(1)}
-                    rs = await asyncio.gather(*(c.get("/slow?s=0.1") for _ in range(4)))
-                    assert {r.text for r in rs} == {"ams-1", "ams-2"}
+                assert await eventually(both)
+                names = {(await c.get("/slow?s=0.05")).text for _ in range(1)}
+                rs = await asyncio.gather(*(c.get("/slow?s=0.1") for _ in range(4)))
+                assert {r.text for r in rs} == {"ams-1", "ams-2"}
 
     run(scenario())
 
@@ -199,16 +184,17 @@ def test_a_request_crossing_the_wan_wakes_a_nearer_stopped_machine() -> None:
                 box.set(backend_entry("far", "iad", far), backend_entry("near", "ams", near))
                 return True
 
-            async with running_proxy(box, rtt_ms={"iad": 84.0}, wake=wake) as proxy:
-                assert proxy.http_address is not None
-                async with client(proxy.http_address[1]) as c:
-                    first = (await c.get("/")).status_code
+            async with (
+                running_proxy(box, rtt_ms={"iad": 84.0}, wake=wake) as proxy,
+                edge_client(proxy) as c,
+            ):
+                first = (await c.get("/")).status_code
 
-                    async def local_machine_up() -> bool:
-                        return bool(woken)
+                async def local_machine_up() -> bool:
+                    return bool(woken)
 
-                    await eventually(local_machine_up)
-                    second = (await c.get("/")).status_code
+                await eventually(local_machine_up)
+                second = (await c.get("/")).status_code
         return first, second, woken, len(far.requests), len(near.requests)
 
     first, second, woken, far_count, near_count = run(scenario())
@@ -235,10 +221,8 @@ def test_a_busy_machine_makes_the_edge_start_a_stopped_one() -> None:
                 woken.append((app, region))
                 return True
 
-            async with running_proxy(box, wake=wake) as proxy:
-                assert proxy.http_address is not None
-                async with client(proxy.http_address[1]) as c:
-                    answers = await asyncio.gather(c.get("/slow?s=0.3"), c.get("/slow?s=0.3"))
+            async with running_proxy(box, wake=wake) as proxy, edge_client(proxy) as c:
+                answers = await asyncio.gather(c.get("/slow?s=0.3"), c.get("/slow?s=0.3"))
         return [a.status_code for a in answers], woken
 
     statuses, woken = run(scenario())
@@ -257,12 +241,13 @@ def test_requests_to_a_far_region_ride_the_backhaul_between_edges() -> None:
             async with running_proxy(box, region="ams", backhaul_listen=("127.0.0.1", 0)) as ams:
                 assert ams.backhaul_address is not None
                 peers = {"ams": ams.backhaul_address}
-                async with running_proxy(
-                    box, region="sin", rtt_ms={"ams": 169.0}, backhaul_peers=peers
-                ) as sin:
-                    assert sin.http_address is not None
-                    async with client(sin.http_address[1]) as c:
-                        answers = [await c.get("/") for _ in range(3)]
+                async with (
+                    running_proxy(
+                        box, region="sin", rtt_ms={"ams": 169.0}, backhaul_peers=peers
+                    ) as sin,
+                    edge_client(sin) as c,
+                ):
+                    answers = [await c.get("/") for _ in range(3)]
         return (
             [a.status_code for a in answers],
             [a.headers.get("fly-request-id", "") for a in answers],

@@ -19,16 +19,12 @@ from .harness import (
     backend_entry,
     backends,
     blackhole,
+    client,
+    edge_client,
     raw_exchange,
     run,
     running_proxy,
 )
-
-
-def client(port: int, app: str = "web") -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        base_url=f"http://127.0.0.1:{port}", headers={"Host": f"{app}.{DOMAIN}"}, timeout=10
-    )
 
 
 def test_requests_go_to_the_nearest_region() -> None:
@@ -41,16 +37,17 @@ def test_requests_go_to_the_nearest_region() -> None:
                 backend_entry("m-ams", "ams", ams),
             )
             rtt = {"fra": 10.0, "iad": 80.0}
-            async with running_proxy(box, region="lhr", rtt_ms=rtt) as proxy:
-                assert proxy.http_address is not None
-                async with client(proxy.http_address[1]) as c:
-                    answers = [(await c.get("/")).text for _ in range(5)]
-                    assert answers == ["fra-1"] * 5
-                    # a client can ask for a region
-                    r = await c.get("/", headers={"fly-prefer-region": "iad"})
-                    assert r.text == "iad-1"
-                    r = await c.get("/", headers={"fly-force-instance-id": "m-ams"})
-                    assert r.text == "ams-1"
+            async with (
+                running_proxy(box, region="lhr", rtt_ms=rtt) as proxy,
+                edge_client(proxy) as c,
+            ):
+                answers = [(await c.get("/")).text for _ in range(5)]
+                assert answers == ["fra-1"] * 5
+                # a client can ask for a region
+                r = await c.get("/", headers={"fly-prefer-region": "iad"})
+                assert r.text == "iad-1"
+                r = await c.get("/", headers={"fly-force-instance-id": "m-ams"})
+                assert r.text == "ams-1"
 
     run(scenario())
 
@@ -90,8 +87,7 @@ def test_unknown_host_gets_404_that_reveals_nothing() -> None:
             box = TableBox()
             box.set(backend_entry("m1", "ams", ams))
             async with running_proxy(box) as proxy:
-                assert proxy.http_address is not None
-                async with client(proxy.http_address[1], app="nope") as c:
+                async with edge_client(proxy, app="nope") as c:
                     r = await c.get("/")
                 assert r.status_code == 404
                 assert r.text.strip() == "no app is served at this address"
@@ -132,24 +128,22 @@ def test_chunked_upload_and_streaming_download() -> None:
         async with backends("ams-1") as (ams,):
             box = TableBox()
             box.set(backend_entry("m1", "ams", ams))
-            async with running_proxy(box) as proxy:
-                assert proxy.http_address is not None
-                async with client(proxy.http_address[1]) as c:
+            async with running_proxy(box) as proxy, edge_client(proxy) as c:
 
-                    async def parts() -> object:
-                        for i in range(50):
-                            yield bytes([65 + i % 26]) * 40_000
+                async def parts() -> object:
+                    for i in range(50):
+                        yield bytes([65 + i % 26]) * 40_000
 
-                    r = await c.post("/echo", content=parts())  # type: ignore[arg-type]
-                    assert r.status_code == 200
-                    assert r.headers["x-body-length"] == str(50 * 40_000)
-                    assert len(r.content) == 50 * 40_000
-                    got = 0
-                    async with c.stream("GET", "/stream?chunks=200&size=16384") as s:
-                        assert s.headers["transfer-encoding"] == "chunked"
-                        async for chunk in s.aiter_bytes():
-                            got += len(chunk)
-                    assert got == 200 * 16384
+                r = await c.post("/echo", content=parts())  # type: ignore[arg-type]
+                assert r.status_code == 200
+                assert r.headers["x-body-length"] == str(50 * 40_000)
+                assert len(r.content) == 50 * 40_000
+                got = 0
+                async with c.stream("GET", "/stream?chunks=200&size=16384") as s:
+                    assert s.headers["transfer-encoding"] == "chunked"
+                    async for chunk in s.aiter_bytes():
+                        got += len(chunk)
+                assert got == 200 * 16384
         assert ams.requests[0].headers["transfer-encoding"] == "chunked"
 
     run(scenario())
@@ -206,11 +200,12 @@ def test_body_over_the_limit_gets_413() -> None:
         async with backends("ams-1") as (ams,):
             box = TableBox()
             box.set(backend_entry("m1", "ams", ams))
-            async with running_proxy(box, limits=ProxyLimits(max_body_bytes=1000)) as proxy:
-                assert proxy.http_address is not None
-                async with client(proxy.http_address[1]) as c:
-                    r = await c.post("/echo", content=b"x" * 5000)
-                    assert r.status_code == 413
+            async with (
+                running_proxy(box, limits=ProxyLimits(max_body_bytes=1000)) as proxy,
+                edge_client(proxy) as c,
+            ):
+                r = await c.post("/echo", content=b"x" * 5000)
+                assert r.status_code == 413
         assert ams.requests == []
 
     run(scenario())
@@ -226,16 +221,17 @@ def test_a_machine_that_never_accepts_is_given_up_after_the_connect_timeout() ->
                 box.set(backend_entry("m-hole", "ams", hole), backend_entry("m-fra", "fra", fra))
                 limits = ProxyLimits(connect_timeout=0.3)
                 rtt = {"fra": 10.0}
-                async with running_proxy(box, region="ams", rtt_ms=rtt, limits=limits) as proxy:
-                    assert proxy.http_address is not None
-                    async with client(proxy.http_address[1]) as c:
-                        began = time.monotonic()
-                        r = await c.get("/")
-                        waited = time.monotonic() - began
-                        assert r.status_code == 200 and r.text == "fra-1"
-                        assert 0.25 < waited < 2.0, waited  # the timeout, then the next machine
-                        r = await c.get("/")  # the silent machine is out of rotation now
-                        assert r.text == "fra-1"
+                async with (
+                    running_proxy(box, region="ams", rtt_ms=rtt, limits=limits) as proxy,
+                    edge_client(proxy) as c,
+                ):
+                    began = time.monotonic()
+                    r = await c.get("/")
+                    waited = time.monotonic() - began
+                    assert r.status_code == 200 and r.text == "fra-1"
+                    assert 0.25 < waited < 2.0, waited  # the timeout, then the next machine
+                    r = await c.get("/")  # the silent machine is out of rotation now
+                    assert r.text == "fra-1"
 
     run(scenario())
 
@@ -266,18 +262,16 @@ def test_an_apps_only_machine_is_tried_again_right_after_a_refused_connect() -> 
             box = TableBox()
             box.set(backend_entry("m1", "ams", ams))
             limits = ProxyLimits(unhealthy_cooldown=30.0)
-            async with running_proxy(box, limits=limits) as proxy:
-                assert proxy.http_address is not None
-                async with client(proxy.http_address[1]) as c:
-                    assert (await c.get("/")).text == "ams-1"
-                    port = ams.port
-                    await ams.stop()  # the process restarts
-                    down = await c.get("/")
-                    assert down.status_code == 502
-                    assert "could not connect" in down.text
-                    await ams.start(port)  # back, long before the 30 s cooldown ends
-                    back = await c.get("/")
-                    assert back.status_code == 200 and back.text == "ams-1"
+            async with running_proxy(box, limits=limits) as proxy, edge_client(proxy) as c:
+                assert (await c.get("/")).text == "ams-1"
+                port = ams.port
+                await ams.stop()  # the process restarts
+                down = await c.get("/")
+                assert down.status_code == 502
+                assert "could not connect" in down.text
+                await ams.start(port)  # back, long before the 30 s cooldown ends
+                back = await c.get("/")
+                assert back.status_code == 200 and back.text == "ams-1"
 
     run(scenario())
 
@@ -288,9 +282,8 @@ def test_a_refused_machine_sits_out_while_its_sibling_serves() -> None:
             box = TableBox()
             box.set(backend_entry("m1", "ams", one), backend_entry("m2", "ams", two))
             async with running_proxy(box, limits=ProxyLimits(unhealthy_cooldown=30.0)) as proxy:
-                assert proxy.http_address is not None
                 await one.stop()
-                async with client(proxy.http_address[1]) as c:
+                async with edge_client(proxy) as c:
                     texts = [(await c.get("/")).text for _ in range(10)]
                 assert texts == ["ams-2"] * 10  # a refusal sends the request to the sibling
                 assert two.connections >= 1 and len(two.requests) == 10
