@@ -421,50 +421,52 @@ def bench_backend(kind: str, args: argparse.Namespace, tmp: Path) -> list[list[F
             backend = subprocess.Popen([*me, "--serve-backend", str(backend_port)])
         procs.append(backend)
         setups.append(("direct", backend_port, backend))
-        for name, template in (("haproxy", HAPROXY_CFG), ("haproxy-eq", HAPROXY_EQ_CFG)):
-            haproxy_port = free_port()
+
+        def launch(name: str, port: int, cmd: list[str], env: dict[str, str] | None = None) -> None:
+            procs.append(subprocess.Popen(cmd, env=env))
+            setups.append((name, port, procs[-1]))
+
+        def haproxy(name: str, template: str) -> None:
+            port = free_port()
             cfg = tmp / f"{name}-{kind}.cfg"
-            cfg.write_text(template.format(port=haproxy_port, backend_port=backend_port))
-            procs.append(subprocess.Popen(["/usr/sbin/haproxy", "-db", "-f", str(cfg)]))
-            setups.append((name, haproxy_port, procs[-1]))
-        env = {**os.environ, "FERRY_BENCH_PROFILE": args.profile} if args.profile else None
-        for workers in sorted({1, args.workers}):
-            port = free_port()
-            cmd = [*me, "--serve-ferry", str(port), str(backend_port), str(workers)]
-            procs.append(subprocess.Popen(cmd, env=env if workers == 1 else None))
-            setups.append(("ferry" if workers == 1 else f"ferry x{workers}", port, procs[-1]))
-        if args.tcp:
-            port = free_port()
-            cfg = tmp / f"haproxy-tcp-{kind}.cfg"
-            cfg.write_text(HAPROXY_TCP_CFG.format(port=port, backend_port=backend_port))
-            procs.append(subprocess.Popen(["/usr/sbin/haproxy", "-db", "-f", str(cfg)]))
-            setups.append(("haproxy-tcp", port, procs[-1]))
+            cfg.write_text(template.format(port=port, backend_port=backend_port))
+            launch(name, port, ["/usr/sbin/haproxy", "-db", "-f", str(cfg)])
+
+        def ferry(
+            name: str,
+            script: list[str],
+            *,
+            workers: int = 1,
+            tcp: bool = False,
+            env: dict[str, str] | None = None,
+        ) -> None:
+            """A Ferry edge started by ``script`` (this tree's or --against's), measured on
+            its HTTP port, or with ``tcp`` on a raw TCP service's port."""
             port, http_port = free_port(), free_port()
-            cmd = [*me, "--serve-ferry", str(http_port), str(backend_port), "1", str(port)]
-            procs.append(subprocess.Popen(cmd))
-            setups.append(("ferry-tcp", port, procs[-1]))
-        if args.against:
-            port = free_port()
-            other = [sys.executable, str(Path(args.against) / "bench" / "proxy_bench.py")]
-            procs.append(
-                subprocess.Popen([*other, "--serve-ferry", str(port), str(backend_port), "1"])
+            serve = [str(http_port if tcp else port), str(backend_port), str(workers)]
+            launch(
+                name, port, [*script, "--serve-ferry", *serve, *([str(port)] if tcp else [])], env
             )
-            setups.append(("ferry@base", port, procs[-1]))
+
+        haproxy("haproxy", HAPROXY_CFG)
+        haproxy("haproxy-eq", HAPROXY_EQ_CFG)
+        profiled = {**os.environ, "FERRY_BENCH_PROFILE": args.profile} if args.profile else None
+        for workers in sorted({1, args.workers}):
+            name = "ferry" if workers == 1 else f"ferry x{workers}"
+            ferry(name, me, workers=workers, env=profiled if workers == 1 else None)
+        if args.tcp:
+            haproxy("haproxy-tcp", HAPROXY_TCP_CFG)
+            ferry("ferry-tcp", me, tcp=True)
+        if args.against:
+            other = [sys.executable, str(Path(args.against) / "bench" / "proxy_bench.py")]
+            ferry("ferry@base", other)
             if args.tcp:  # the other tree must know --tcp too
-                port, http_port = free_port(), free_port()
-                cmd = [*other, "--serve-ferry", str(http_port), str(backend_port), "1", str(port)]
-                procs.append(subprocess.Popen(cmd))
-                setups.append(("ferry-tcp@base", port, procs[-1]))
+                ferry("ferry-tcp@base", other, tcp=True)
         if args.pure:
-            port = free_port()
-            pure = {**os.environ, "FERRY_PURE_PYTHON": "1"}
-            cmd = [*me, "--serve-ferry", str(port), str(backend_port), "1"]
-            procs.append(subprocess.Popen(cmd, env=pure))
-            setups.append(("ferry-py", port, procs[-1]))
+            ferry("ferry-py", me, env={**os.environ, "FERRY_PURE_PYTHON": "1"})
         if args.floor:
             port = free_port()
-            procs.append(subprocess.Popen([*me, "--serve-floor", str(port), str(backend_port)]))
-            setups.append(("floor", port, procs[-1]))
+            launch("floor", port, [*me, "--serve-floor", str(port), str(backend_port)])
         for _, port, _ in setups:
             wait_for_port(port)
         time.sleep(0.5)  # let worker processes come up behind the shared port

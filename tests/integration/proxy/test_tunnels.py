@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 
 from websockets.asyncio.client import connect as ws_connect
 from websockets.asyncio.server import ServerConnection
@@ -31,6 +32,16 @@ async def free_public_port() -> int:
     probe.close()
     await probe.wait_closed()
     return port
+
+
+async def tcp_service(
+    handler: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+) -> tuple[asyncio.Server, AppBackend, int]:
+    """A raw TCP service on loopback, its route-table stand-in, and a free public port."""
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)
+    fake = AppBackend("tcp")
+    fake.port = server.sockets[0].getsockname()[1]
+    return server, fake, await free_public_port()
 
 
 async def until_listening(proxy: EdgeProxy, port: int) -> None:
@@ -69,10 +80,7 @@ def test_websocket_echo_through_the_edge() -> None:
 
 def test_raw_tcp_service_is_spliced() -> None:
     async def scenario() -> None:
-        server = await asyncio.start_server(upper_echo, "127.0.0.1", 0)
-        fake = AppBackend("tcp")
-        fake.port = server.sockets[0].getsockname()[1]
-        public = await free_public_port()
+        server, fake, public = await tcp_service(upper_echo)
         try:
             box = TableBox()
             async with backends("ams-1") as (web,), running_proxy(box) as proxy:
@@ -114,10 +122,7 @@ def test_a_half_close_reaches_the_service_after_the_bytes_before_it_and_back() -
     """The client's EOF must not overtake its last bytes, nor the service's close its answer."""
 
     async def scenario() -> None:
-        server = await asyncio.start_server(answer_at_eof, "127.0.0.1", 0)
-        fake = AppBackend("tcp")
-        fake.port = server.sockets[0].getsockname()[1]
-        public = await free_public_port()
+        server, fake, public = await tcp_service(answer_at_eof)
         box = TableBox()
         try:
             async with running_proxy(box) as proxy:
@@ -152,10 +157,7 @@ def test_a_tcp_apps_only_machine_is_tried_again_right_after_a_refused_connect() 
             writer.close()
 
     async def scenario() -> None:
-        server = await asyncio.start_server(upper_echo, "127.0.0.1", 0)
-        fake = AppBackend("tcp")
-        fake.port = server.sockets[0].getsockname()[1]
-        public = await free_public_port()
+        server, fake, public = await tcp_service(upper_echo)
         box = TableBox()
         limits = ProxyLimits(unhealthy_cooldown=30.0)
         try:
