@@ -15,8 +15,8 @@ import time
 from typing import TYPE_CHECKING
 
 from ferry.errors import ValidationError
-from ferry.proxy.headers import TERMINATOR, simple_response
-from ferry.proxy.replay import MAX_REPLAYS, replay_src
+from ferry.proxy.headers import HOP_REFUSED, TERMINATOR, simple_response
+from ferry.proxy.replay import MAX_REPLAYS, REROUTE, replay_src
 from ferry.proxy.routing import Target
 
 if TYPE_CHECKING:
@@ -85,10 +85,19 @@ async def connect_then_attach(ex: Exchange, target: Target, key: tuple[str, int]
 
 
 def replay(ex: Exchange) -> None:
-    """The machine answered with ``Fly-Replay``: send the request where it says."""
+    """The machine answered with ``Fly-Replay``: send the request where it says.
+
+    ``REROUTE`` (a peer edge had no machine for it): route it again here, the
+    peer's machine out for the cooldown, as after a refused connect.
+    """
     directive, ex.replaying = ex.replaying, None
     source = ex.target
     ex.release_slot()
+    if directive is REROUTE and source is not None:
+        ex.edge.health.mark_refused(source.backend.machine_id)
+        region = source.backend.region
+        ex.retry_or_fail(503, f"no machine of {ex.app} in {region} could take the request")
+        return
     if isinstance(directive, ValidationError):
         fail(ex, 502, f"the app asked for a replay the edge cannot do: {directive.message}",
              replay_failed=b"invalid")  # fmt: skip
@@ -153,7 +162,11 @@ def fail(ex: Exchange, status: int, message: str, *, replay_failed: bytes | None
         ex.done = True
         ex.client.abort()  # the client sees a truncated response, as it must
         return
-    extra = ((b"fly-replay-failed", b"reason=" + replay_failed),) if replay_failed else ()
+    extra: tuple[tuple[bytes, bytes], ...] = ()
+    if replay_failed:
+        extra = ((b"fly-replay-failed", b"reason=" + replay_failed),)
+    if ex.request.hop is not None and not ex.reached and status in (502, 503):
+        extra += ((HOP_REFUSED, b"1"),)  # no machine here got it: the first edge may resend
     close = not (ex.req_done and ex.keep_alive)
     ex.keep_alive = not close
     ex.client.write(

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 
 from ferry.errors import ValidationError
 from ferry.proxy import detours
-from ferry.proxy.headers import TERMINATOR, RequestHead, build_response_head
-from ferry.proxy.replay import ReplayDirective, parse_replay
+from ferry.proxy.headers import HOP, TERMINATOR, RequestHead, build_response_head
+from ferry.proxy.replay import REROUTE, ReplayDirective, parse_replay
 from ferry.proxy.routing import NO_PREFS, AppRoutes, NoRoute, RoutePrefs, Target
 from ferry.proxy.upstream import UpstreamConnection
 
@@ -35,10 +35,10 @@ class Exchange:
     __slots__ = (
         "app", "attempts", "bytes_in", "bytes_out", "chunked_out", "client", "close_delimited",
         "deadline", "done", "edge", "hop", "http11", "interim", "keep_alive", "method", "pending",
-        "pending_bytes", "prefs", "replay_header", "replayable", "replaying", "replays",
-        "req_done", "request", "request_id", "responding", "retained", "retained_bytes", "routes",
-        "sent_body", "started_at", "status", "target", "task", "tunnel_raw", "up",
-        "upstream_until_close",
+        "pending_bytes", "prefs", "reached", "replay_header", "replayable", "replaying",
+        "replays", "req_done", "request", "request_id", "responding", "retained",
+        "retained_bytes", "routes", "sent_body", "started_at", "status", "target", "task",
+        "tunnel_raw", "up", "upstream_until_close",
     )
     # fmt: on
 
@@ -66,10 +66,18 @@ class Exchange:
         self.keep_alive = keep_alive
         self.started_at = started_at
         self.routes = routes  # the plan found with the request headers; used once
-        if request.prefer_region is None and request.force_instance is None:
+        hop = request.hop
+        if request.prefer_region is None and request.force_instance is None and hop is None:
             self.prefs = NO_PREFS
         else:
-            self.prefs = RoutePrefs(request.prefer_region, request.force_instance)
+            self.prefs = RoutePrefs(
+                request.prefer_region,
+                request.force_instance,
+                # Forwarded by another edge: its pick, else another machine here, else
+                # "refused" so that edge sends it elsewhere (tables differ for a moment).
+                only_regions=None if hop is None else frozenset((edge.region,)),
+                prefer_instance=hop,
+            )
         self.target: Target | None = None
         self.up: UpstreamConnection | None = None
         self.task: asyncio.Task[None] | None = None
@@ -85,6 +93,7 @@ class Exchange:
         self.replays = 0
         self.replay_header = b""
         self.hop: bytes | None = None
+        self.reached = False  # the request was sent to a machine (or a peer edge)
         self.replaying: ReplayDirective | ValidationError | None = None
         self.interim = False
         self.responding = False  # the client got the response head
@@ -189,7 +198,7 @@ class Exchange:
         if self.replay_header:
             head = head[:-2] + b"fly-replay-src: " + self.replay_header + b"\r\n\r\n"
         if self.hop is not None:
-            head = head[:-2] + b"Fly-Force-Instance-Id: " + self.hop + b"\r\n\r\n"
+            head = head[:-2] + HOP + b": " + self.hop + b"\r\n\r\n"
         body = self.retained if self.replayable else self.pending
         if body:
             self.sent_body = True
@@ -200,6 +209,7 @@ class Exchange:
             head += b"".join(self.tunnel_raw)
             self.tunnel_raw = None
         conn.write(head)
+        self.reached = True
         if self.pending:
             self.pending = None
             self.pending_bytes = 0
@@ -298,6 +308,9 @@ class Exchange:
             client_keep_alive=self.keep_alive and status != 101,
             trusted=self.edge.trusted,
         )
+        if head.hop_refused and self.hop is not None:
+            self.replaying = REROUTE
+            return
         if head.replay is not None and status != 101:
             try:
                 self.replaying = parse_replay(head.replay)

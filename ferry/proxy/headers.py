@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 __all__ = [
+    "HOP",
+    "HOP_REFUSED",
     "TERMINATOR",
     "EdgeHeaders",
     "RequestHead",
@@ -20,6 +22,10 @@ __all__ = [
     "simple_response",
 ]
 
+# Between edges over the backhaul only (a client's or an app's copy is dropped):
+# the machine the first edge picked, and the answer "no machine here took it".
+HOP = b"Ferry-Hop"
+HOP_REFUSED = b"Ferry-Hop-Refused"
 # What an edge sets on the way in; from a backhaul peer (trusted) they pass through.
 _EDGE_SET = frozenset(
     {
@@ -40,8 +46,9 @@ _HOP_BY_HOP = (b"connection", b"keep-alive", b"proxy-connection", b"trailer", b"
 _DROP_REQUEST = frozenset((*_HOP_BY_HOP, b"te", b"expect")) | _EDGE_SET
 # Hop-by-hop (the edge frames the body itself), and what the edge adds or acts on.
 _DROP_RESPONSE = frozenset(
-    (*_HOP_BY_HOP, b"transfer-encoding", b"server", b"via", b"fly-request-id", b"fly-replay")
-)
+    (*_HOP_BY_HOP, b"transfer-encoding", b"server", b"via", b"fly-request-id", b"fly-replay",
+     HOP_REFUSED.lower())
+)  # fmt: skip
 TERMINATOR = b"0\r\n\r\n"  # the last chunk of a chunked body
 _REASONS = {
     200: b"OK",
@@ -87,7 +94,7 @@ class RequestHead:
     """What the edge needs to know about a client request, read in the same pass."""
 
     __slots__ = (
-        "chunked", "content_length", "expect_continue", "force_instance", "head", "host",
+        "chunked", "content_length", "expect_continue", "force_instance", "head", "hop", "host",
         "prefer_region", "upgrade",
     )  # fmt: skip
 
@@ -100,11 +107,12 @@ class RequestHead:
         self.upgrade = False
         self.prefer_region: str | None = None
         self.force_instance: str | None = None
+        self.hop: str | None = None  # from a backhaul peer: the machine it picked
 
 
 # What the edge does with a header, by name as sent. Names are looked up as
 # they arrive (one dict probe, no lowercasing); ``_classify`` fills the cache.
-_PASS, _DROP, _HOST, _LENGTH, _TRANSFER, _XFF, _PREFER, _FORCE, _EXPECT, _UPGRADE = range(10)
+_PASS, _DROP, _HOST, _LENGTH, _TRANSFER, _XFF, _PREFER, _FORCE, _EXPECT, _UPGRADE, _HOP = range(11)
 _REQUEST_KINDS = {
     b"host": _HOST,
     b"content-length": _LENGTH,
@@ -114,6 +122,7 @@ _REQUEST_KINDS = {
     b"fly-force-instance-id": _FORCE,
     b"expect": _EXPECT,
     b"upgrade": _UPGRADE,
+    HOP.lower(): _HOP,
 }
 _RESPONSE_KINDS = {b"content-length": _LENGTH, b"transfer-encoding": _TRANSFER}
 _CACHE_LIMIT = 2048  # distinct spellings remembered; a flood of made-up names just re-classifies
@@ -197,6 +206,10 @@ def build_request_head(
             info.prefer_region = value.decode("latin-1").strip().lower() or None
         elif kind == _FORCE:
             info.force_instance = value.decode("latin-1").strip() or None
+        elif kind == _HOP:
+            if trusted:
+                info.hop = value.decode("latin-1").strip() or None
+            continue
         _add(parts, name, value)
     if upgrade_to and upgrade():
         info.upgrade = True
@@ -222,7 +235,7 @@ class ResponseHead:
     """The client's response head and how its body is framed."""
 
     __slots__ = (
-        "chunked_out", "close_delimited", "content_length", "head", "replay",
+        "chunked_out", "close_delimited", "content_length", "head", "hop_refused", "replay",
         "upstream_until_close",
     )  # fmt: skip
 
@@ -234,6 +247,7 @@ class ResponseHead:
         close_delimited: bool,
         replay: bytes | None,
         upstream_until_close: bool = False,
+        hop_refused: bool = False,
     ) -> None:
         self.head = head  # status line + headers for the client, ending with the blank line
         self.content_length = content_length
@@ -243,6 +257,8 @@ class ResponseHead:
         self.replay = replay  # a Fly-Replay value: the response is not forwarded
         # The machine sent neither a length nor chunks: its body ends when it closes.
         self.upstream_until_close = upstream_until_close
+        # A backhaul peer found no machine for the request: it may be sent elsewhere.
+        self.hop_refused = hop_refused
 
 
 # status -> (reason, status line) for the reason last seen with it: no key to build.
@@ -289,6 +305,7 @@ def build_response_head(
     parts = [_status_line(status, reason)]
     content_length: int | None = None
     replay: bytes | None = None
+    hop_refused = False
     switching = status == 101
     upstream_chunked = False
     kinds = _response_kind
@@ -306,6 +323,8 @@ def build_response_head(
                 upstream_chunked = True
         elif name.lower() == b"fly-replay":
             replay = value
+        elif name.lower() == b"ferry-hop-refused":
+            hop_refused = True
         elif switching and name.lower() in (b"connection", b"upgrade"):
             _add(parts, name, value)
     chunked_out = close_delimited = False
@@ -327,8 +346,9 @@ def build_response_head(
         parts += (b"Fly-Request-Id: ", request_id, edge.response_tail)
     until_close = has_body and content_length is None and not upstream_chunked
     return ResponseHead(
-        b"".join(parts), content_length, chunked_out, close_delimited, replay, until_close
-    )
+        b"".join(parts), content_length, chunked_out, close_delimited, replay, until_close,
+        hop_refused,
+    )  # fmt: skip
 
 
 def simple_response(

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from ferry.errors import ValidationError
 from ferry.proxy.routing import RoutePrefs
 
-__all__ = ["MAX_REPLAYS", "ReplayDirective", "parse_replay", "replay_src"]
+__all__ = ["MAX_REPLAYS", "REROUTE", "ReplayDirective", "parse_replay", "replay_src"]
 
 #: Chained replays allowed per request (Fly's PA02 limit).
 MAX_REPLAYS = 10
@@ -31,14 +31,21 @@ class ReplayDirective:
     def prefs(self, source_instance: str) -> RoutePrefs:
         """Routing preferences for the replay coming from ``source_instance``.
 
-        ``prefer_instance`` is treated as ``instance`` (no fallback yet).
+        ``prefer_instance`` falls back to the usual rule (within ``region=``)
+        when that machine cannot take the request; ``instance`` does not.
         """
         return RoutePrefs(
-            force_instance=self.instance or self.prefer_instance,
+            force_instance=self.instance,
+            prefer_instance=None if self.instance else self.prefer_instance,
             only_regions=self.regions,
             exclude_instance=source_instance if self.elsewhere else None,
             prefer_region=None,
         )
+
+
+#: Not the app's: the region's edge, reached over the backhaul, had no machine for the
+#: request (``Ferry-Hop-Refused``); the first edge routes it again (a retry, not a replay).
+REROUTE = ReplayDirective(elsewhere=True)
 
 
 def _unquote(value: str) -> str:

@@ -21,6 +21,11 @@ The rule (Fly's documented one, with ``soft_limit`` honoured):
 4. A region whose machines are all at ``hard_limit`` is skipped.
 5. Nothing left: ``NoRoute("overflow")`` when started machines exist but are
    full (the caller queues briefly), otherwise a reason why none is usable.
+
+A forced instance (``fly-force-instance-id``, Fly-Replay ``instance=``) is
+that machine or nothing; a preferred one (Fly-Replay ``prefer_instance=``,
+or the machine another edge picked for a request it forwarded) is that
+machine when it is started, healthy and under its hard limit, else the rule.
 """
 
 from __future__ import annotations
@@ -89,6 +94,9 @@ class RoutePrefs:
     force_instance: str | None = None  # machine id (or instance id)
     only_regions: frozenset[str] | None = None  # Fly-Replay region=… (None: any)
     exclude_instance: str | None = None  # Fly-Replay elsewhere=true
+    # Fly-Replay prefer_instance=…, or the machine another edge picked for a request it
+    # forwarded here: that machine when it can take the request, else the usual rule.
+    prefer_instance: str | None = None
 
 
 NO_PREFS = RoutePrefs()
@@ -222,6 +230,10 @@ def _choose(
     regions: Sequence[tuple[str, tuple[Target, ...]]] = routes.regions
     if prefs.force_instance is not None:
         return _forced(routes, load, health, prefs.force_instance)
+    if prefs.prefer_instance is not None:
+        picked = _forced(routes, load, health, prefs.prefer_instance)
+        if isinstance(picked, Choice):
+            return picked
     if prefs.only_regions is not None:
         regions = [r for r in regions if r[0] in prefs.only_regions]
         if not regions:

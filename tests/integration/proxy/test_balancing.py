@@ -260,4 +260,37 @@ def test_requests_to_a_far_region_ride_the_backhaul_between_edges() -> None:
     assert all(rid.endswith("-sin") for rid in request_ids)  # the edge the client used
     assert seen["fly-region"] == "sin"
     assert seen["x-forwarded-for"].count(",") == 0  # one hop recorded: the client's
-    assert seen["fly-force-instance-id"] == "m1"
+    assert "ferry-hop" not in seen and "fly-force-instance-id" not in seen  # edge-to-edge only
+
+
+def test_a_forwarded_request_for_a_machine_the_far_edge_no_longer_has_is_still_served() -> None:
+    """Edges' tables differ for a moment (a machine replaced during a rolling deploy):
+    sin's edge forwards to ams machine m1, which ams's edge has already dropped. ams's
+    edge serves the request with another of its machines; when it has none, sin's edge
+    takes m1 out and sends the request elsewhere. The client sees only 200s."""
+
+    async def scenario() -> tuple[list[tuple[int, str]], list[str]]:
+        async with backends("ams-2", "iad-1") as (ams2, iad1):
+            ams_view, sin_view = TableBox(), TableBox()
+            ams_view.set(backend_entry("m2", "ams", ams2))
+            sin_view.set(backend_entry("m1", "ams", ams2), backend_entry("m3", "iad", iad1))
+            async with running_proxy(
+                ams_view, region="ams", backhaul_listen=("127.0.0.1", 0)
+            ) as ams:
+                assert ams.backhaul_address is not None
+                rtt = {"ams": 169.0, "iad": 224.0}
+                async with (
+                    running_proxy(
+                        sin_view, region="sin", rtt_ms=rtt,
+                        backhaul_peers={"ams": ams.backhaul_address},
+                    ) as sin,
+                    edge_client(sin) as c,
+                ):  # fmt: skip
+                    answers = [await c.get("/")]
+                    ams_view.set(backend_entry("m3", "iad", iad1))  # ams has none left
+                    answers += [await c.get("/") for _ in range(2)]
+        return [(a.status_code, a.text) for a in answers], [a.headers for a in answers]
+
+    answers, headers = run(scenario())
+    assert answers == [(200, "ams-2"), (200, "iad-1"), (200, "iad-1")]
+    assert not any("ferry-hop-refused" in h for h in headers)

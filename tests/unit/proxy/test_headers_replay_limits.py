@@ -62,6 +62,27 @@ def test_request_head_adds_edge_headers_and_drops_spoofed_ones() -> None:
     assert head.prefer_region == "iad" and head.expect_continue
 
 
+def test_the_backhaul_hop_header_is_read_from_peer_edges_only_and_never_forwarded() -> None:
+    headers = [(b"Host", b"web.ferry.test"), (b"Ferry-Hop", b"m7")]
+    from_client = build_request_head(b"GET", b"/", headers, EDGE, b"10.0.0.9", b"ID-ams")
+    assert from_client.hop is None and b"m7" not in from_client.head
+    from_peer = build_request_head(b"GET", b"/", headers, EDGE, b"1", b"I", trusted=True)
+    assert from_peer.hop == "m7" and b"m7" not in from_peer.head
+
+
+def test_a_peer_refusal_is_read_and_never_forwarded() -> None:
+    r = build_response_head(
+        503, b"Service Unavailable", [(b"Ferry-Hop-Refused", b"1"), (b"Content-Length", b"0")],
+        EDGE, b"ID", has_body=True, client_http11=True, client_keep_alive=True,
+    )  # fmt: skip
+    assert r.hop_refused and b"Ferry-Hop" not in r.head
+    plain = build_response_head(
+        503, b"Service Unavailable", [(b"Content-Length", b"0")], EDGE, b"ID",
+        has_body=True, client_http11=True, client_keep_alive=True,
+    )  # fmt: skip
+    assert not plain.hop_refused
+
+
 def test_bad_content_length_is_refused() -> None:
     with pytest.raises(ValueError):
         build_request_head(b"GET", b"/", [(b"Content-Length", b"x")], EDGE, b"1", b"i")
@@ -104,6 +125,8 @@ def test_replay_header_parsing() -> None:
     d = parse_replay("elsewhere=true")
     assert d.prefs("m1") == RoutePrefs(exclude_instance="m1")
     assert parse_replay("instance=m9").prefs("m1").force_instance == "m9"
+    preferred = parse_replay("prefer_instance=m9").prefs("m1")
+    assert preferred.prefer_instance == "m9" and preferred.force_instance is None
 
 
 @pytest.mark.parametrize("bad", ["", "state=x", "region=", "app=other", "nonsense"])

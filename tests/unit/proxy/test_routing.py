@@ -164,6 +164,19 @@ def test_force_instance_by_machine_or_instance_id() -> None:
     assert isinstance(full, NoRoute) and full.kind == "overflow"
 
 
+def test_prefer_instance_falls_back_to_the_rule_when_that_machine_cannot_take_it() -> None:
+    backends = [machine("a1", "ams"), machine("a2", "ams"), machine("i", "iad")]
+    prefer = RoutePrefs(prefer_instance="a2")
+    assert chosen(pick(backends, load={"a1": 0, "a2": 3}, prefs=prefer)) == "a2"  # under hard
+    assert chosen(pick(backends, load={"a2": 4}, prefs=prefer)) == "a1"  # at its hard limit
+    assert chosen(pick(backends, health={"a2": False}, prefs=prefer)) == "a1"
+    gone = RoutePrefs(prefer_instance="gone", only_regions=frozenset({"ams"}))
+    assert chosen(pick(backends, load={"a1": 1}, prefs=gone)) == "a2"
+    nothing_here = RoutePrefs(prefer_instance="gone", only_regions=frozenset({"syd"}))
+    result = pick(backends, prefs=nothing_here)
+    assert isinstance(result, NoRoute) and result.kind == "no_candidate"
+
+
 def test_replay_regions_and_elsewhere() -> None:
     backends = [machine("a1", "ams"), machine("a2", "ams"), machine("i", "iad")]
     assert chosen(pick(backends, prefs=RoutePrefs(only_regions=frozenset({"iad"})))) == "i"
