@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ferry.runtime.driver import ContainerSpec
+from ferry.runtime.image_user import ExecUser, resolve_user
 
 __all__ = [
     "DEFAULT_CAPABILITIES",
@@ -18,7 +19,6 @@ __all__ = [
     "MASKED_PATHS",
     "READONLY_PATHS",
     "build_runtime_spec",
-    "parse_user",
     "render_hosts_file",
 ]
 
@@ -64,20 +64,6 @@ READONLY_PATHS: tuple[str, ...] = (
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 CPU_PERIOD_US = 100_000
 OPEN_FILES_LIMIT = 65_536
-
-
-def parse_user(user: str) -> tuple[int, int]:
-    """uid and gid of an image's ``User``: numeric ``uid[:gid]`` is honoured, anything else is root.
-
-    A missing gid is 0, as Docker does for a uid absent from /etc/passwd. Names
-    (``nobody``) would need the image's /etc/passwd; they fall back to 0:0.
-    """
-    uid_text, _, gid_text = user.partition(":")
-    if not uid_text.isdigit():
-        return 0, 0
-    uid = int(uid_text)
-    gid = int(gid_text) if gid_text.isdigit() else 0
-    return uid, gid
 
 
 def render_hosts_file(hostname: str) -> str:
@@ -162,15 +148,24 @@ def build_runtime_spec(
     hosts_file: Path | None = None,
     resolv_conf: Path | None = None,
     open_files_limit: int = OPEN_FILES_LIMIT,
+    user: ExecUser | None = None,
 ) -> dict[str, Any]:
     """The OCI runtime spec (as a JSON-ready dict) to run ``spec`` on ``rootfs``.
 
     ``cgroups_path`` is passed through verbatim (use an absolute ``/parent/id``).
     ``hosts_file`` and ``resolv_conf``, when given, are bind-mounted read-only
     over /etc/hosts and /etc/resolv.conf. ``open_files_limit`` must not exceed the
-    runtime's own hard RLIMIT_NOFILE (runc cannot raise it). Pure: touches no file.
+    runtime's own hard RLIMIT_NOFILE (runc cannot raise it). ``user``: the image's
+    ``User`` resolved with its /etc files (``read_image_user``); without it only a
+    numeric ``User`` can be resolved (``RuntimeFailure`` for a name). The user's home
+    becomes ``HOME`` unless the environment sets it. Pure: touches no file.
     """
-    uid, gid = parse_user(spec.image.config.user)
+    if user is None:
+        user = resolve_user(spec.image.config.user, None, None)
+    process_user: dict[str, Any] = {"uid": user.uid, "gid": user.gid}
+    if user.additional_gids:
+        process_user["additionalGids"] = list(user.additional_gids)
+    env = spec.env if "HOME" in spec.env else {**spec.env, "HOME": user.home}
     capabilities = list(DEFAULT_CAPABILITIES)
     namespaces: list[dict[str, str]] = [
         {"type": "pid"},
@@ -185,9 +180,9 @@ def build_runtime_spec(
         "ociVersion": "1.0.2",
         "process": {
             "terminal": False,
-            "user": {"uid": uid, "gid": gid},
+            "user": process_user,
             "args": _args(spec),
-            "env": _env_list(spec.env),
+            "env": _env_list(env),
             "cwd": spec.working_dir or "/",
             "capabilities": {
                 "bounding": capabilities,

@@ -39,6 +39,7 @@ from ferry.runtime.host_os import (
     remove_cgroup_dirs,
     unmount,
 )
+from ferry.runtime.image_user import read_image_user
 from ferry.runtime.oci_spec import OPEN_FILES_LIMIT, build_runtime_spec, render_hosts_file
 
 __all__ = ["RuncDriver", "parse_signal"]
@@ -167,6 +168,7 @@ class RuncDriver:
             raise
 
     def _start_in(self, paths: _Paths, spec: ContainerSpec) -> ContainerStatus:
+        user = read_image_user(spec.image.rootfs, spec.image.config.user)
         for directory in (paths.upper, paths.work, paths.rootfs):
             directory.mkdir()
         paths.hosts.write_text(render_hosts_file(spec.hostname))
@@ -178,6 +180,7 @@ class RuncDriver:
             hosts_file=paths.hosts,
             resolv_conf=self.resolv_conf,
             open_files_limit=self.open_files_limit,
+            user=user,
         )
         paths.config.write_text(json.dumps(runtime_spec))
         mount_overlay(spec.image.rootfs, paths.upper, paths.work, paths.rootfs)

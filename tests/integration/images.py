@@ -12,7 +12,7 @@ import shutil
 import signal
 import socket
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,11 +61,12 @@ def build_busybox_image(
     env: Sequence[str] = (),
     working_dir: str | None = None,
     user: str | None = None,
+    files: Mapping[str, str] | None = None,
 ) -> Path:
     """Build a busybox OCI image in ``workdir/layout`` (tag ``latest``); return the layout.
 
-    ``env`` entries are ``KEY=value``. Blocking (~0.2 s). Raises AssertionError if a
-    tool fails.
+    ``env`` entries are ``KEY=value``; ``files`` maps paths in the image (``etc/passwd``)
+    to their text. Blocking (~0.2 s). Raises AssertionError if a tool fails.
     """
     layout = workdir / "layout"
     bundle = workdir / "bundle"
@@ -74,6 +75,8 @@ def build_busybox_image(
     run_tool(["umoci", "new", "--image", image])
     run_tool(["umoci", "unpack", "--image", image, str(bundle)])
     populate_busybox_rootfs(bundle / "rootfs")
+    for relative, text in (files or {}).items():
+        (bundle / "rootfs" / relative).write_text(text)
     run_tool(["umoci", "repack", "--image", image, str(bundle)])
     config = ["umoci", "config", "--image", image]
     config += ["--clear=config.entrypoint", "--clear=config.cmd"]

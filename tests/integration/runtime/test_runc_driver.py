@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -10,8 +11,10 @@ import pytest
 from ferry.errors import RuntimeFailure
 from ferry.runtime.driver import ContainerState, LocalImage
 from ferry.runtime.host_os import mount_overlay
+from ferry.runtime.images import RegistryImageStore
 from ferry.runtime.runc import RuncDriver
 
+from ..images import RunningRegistry, build_busybox_image, push_image
 from .conftest import container_spec
 
 pytestmark = pytest.mark.integration
@@ -200,3 +203,38 @@ def test_destroy_cleans_up_a_container_half_created_before_a_crash(
 
     assert not mounted(container_dir / "rootfs")
     assert not container_dir.exists()
+
+
+def test_an_image_user_named_in_its_passwd_runs_with_its_ids_groups_and_home(
+    driver: RuncDriver, registry: RunningRegistry, tmp_path: Path
+) -> None:
+    passwd = "root:x:0:0:root:/root:/bin/sh\napp:x:1234:1234::/home/app:/bin/sh\n"
+    group = "root:x:0:\napp:x:1234:\nstaff:x:77:app\n"
+    layout = build_busybox_image(
+        tmp_path / "build", user="app", files={"etc/passwd": passwd, "etc/group": group}
+    )
+    reference = push_image(layout, registry.address, f"named-user-{uuid.uuid4().hex[:8]}")
+    store = RegistryImageStore(tmp_path / "cache", insecure_registries=[registry.address])
+    image = store.ensure(reference)
+    spec = container_spec(image, f"echo uid=$(id -u) gid=$(id -g) groups=$(id -G) HOME=$HOME; "
+                                 f"{LONG_RUNNER}")  # fmt: skip
+
+    driver.start(spec)
+    wait_for(lambda: "uid=" in driver.log_path(spec.container_id).read_text())
+
+    line = driver.log_path(spec.container_id).read_text()
+    assert "uid=1234 gid=1234 groups=1234 77 HOME=/home/app" in line, line
+
+
+def test_an_image_user_its_passwd_does_not_list_fails_to_start_and_says_so(
+    driver: RuncDriver, registry: RunningRegistry, tmp_path: Path
+) -> None:
+    layout = build_busybox_image(tmp_path / "build", user="ghost")
+    reference = push_image(layout, registry.address, f"ghost-user-{uuid.uuid4().hex[:8]}")
+    store = RegistryImageStore(tmp_path / "cache", insecure_registries=[registry.address])
+    spec = container_spec(store.ensure(reference), "id")
+
+    with pytest.raises(RuntimeFailure, match="'ghost'"):
+        driver.start(spec)  # not silently root
+
+    assert driver.list() == []

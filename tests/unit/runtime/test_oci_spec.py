@@ -7,11 +7,12 @@ from typing import Any
 
 import pytest
 
+from ferry.errors import RuntimeFailure
 from ferry.runtime.driver import ContainerSpec, ImageConfig, LocalImage
+from ferry.runtime.image_user import ExecUser
 from ferry.runtime.oci_spec import (
     DEFAULT_CAPABILITIES,
     build_runtime_spec,
-    parse_user,
     render_hosts_file,
 )
 
@@ -118,12 +119,19 @@ def test_sensitive_proc_paths_are_masked_or_read_only() -> None:
     assert "/proc/sys" in linux["readonlyPaths"]
 
 
-@pytest.mark.parametrize(
-    ("user", "expected"),
-    [("", (0, 0)), ("1000", (1000, 0)), ("1000:1000", (1000, 1000)), ("nobody", (0, 0))],
-)
-def test_numeric_image_users_are_honoured(user: str, expected: tuple[int, int]) -> None:
-    assert parse_user(user) == expected
+def test_a_resolved_user_brings_its_groups_and_home() -> None:
+    user = ExecUser(1000, 1000, (27, 100), "/home/node")
+    process = build_runtime_spec(make_spec(), ROOTFS, "/x", user=user)["process"]
+    assert process["user"] == {"uid": 1000, "gid": 1000, "additionalGids": [27, 100]}
+    assert "HOME=/home/node" in process["env"]
+    own_home = build_runtime_spec(make_spec(env={"HOME": "/data"}), ROOTFS, "/x", user=user)
+    assert [e for e in own_home["process"]["env"] if e.startswith("HOME=")] == ["HOME=/data"]
+
+
+def test_a_named_user_cannot_be_resolved_without_the_image_files() -> None:
+    image = LocalImage("sha256:" + "a" * 64, Path("/cache"), ImageConfig(user="node"))
+    with pytest.raises(RuntimeFailure, match="node"):
+        build_runtime_spec(make_spec(image=image), ROOTFS, "/x")
 
 
 def test_hosts_file_names_the_machine() -> None:
