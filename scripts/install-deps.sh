@@ -5,7 +5,8 @@ set -euo pipefail
 
 PACKAGES=(runc skopeo umoci buildah docker-registry iproute2 nftables
           busybox-static python3-venv python3-dev curl procps wrk haproxy
-          util-linux psmisc ca-certificates iputils-ping tini nginx-light gcc)
+          util-linux psmisc ca-certificates iputils-ping tini nginx-light gcc
+          golang-github-containers-common)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -149,6 +149,7 @@ def build_runtime_spec(
     resolv_conf: Path | None = None,
     open_files_limit: int = OPEN_FILES_LIMIT,
     user: ExecUser | None = None,
+    seccomp: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The OCI runtime spec (as a JSON-ready dict) to run ``spec`` on ``rootfs``.
 
@@ -158,7 +159,8 @@ def build_runtime_spec(
     runtime's own hard RLIMIT_NOFILE (runc cannot raise it). ``user``: the image's
     ``User`` resolved with its /etc files (``read_image_user``); without it only a
     numeric ``User`` can be resolved (``RuntimeFailure`` for a name). The user's home
-    becomes ``HOME`` unless the environment sets it. Pure: touches no file.
+    becomes ``HOME`` unless the environment sets it. ``seccomp``: the OCI
+    ``linux.seccomp`` (``ferry.runtime.seccomp.runtime_seccomp``). Pure: touches no file.
     """
     if user is None:
         user = resolve_user(spec.image.config.user, None, None)
@@ -176,6 +178,15 @@ def build_runtime_spec(
         if spec.netns_path is not None
         else {"type": "network"},
     ]
+    linux: dict[str, Any] = {
+        "cgroupsPath": cgroups_path,
+        "resources": _resources(spec),
+        "namespaces": namespaces,
+        "maskedPaths": list(MASKED_PATHS),
+        "readonlyPaths": list(READONLY_PATHS),
+    }
+    if seccomp is not None:
+        linux["seccomp"] = seccomp
     return {
         "ociVersion": "1.0.2",
         "process": {
@@ -197,13 +208,7 @@ def build_runtime_spec(
         "root": {"path": str(rootfs), "readonly": False},
         "hostname": spec.hostname,
         "mounts": _mounts(hosts_file, resolv_conf) + _init_mounts(spec),
-        "linux": {
-            "cgroupsPath": cgroups_path,
-            "resources": _resources(spec),
-            "namespaces": namespaces,
-            "maskedPaths": list(MASKED_PATHS),
-            "readonlyPaths": list(READONLY_PATHS),
-        },
+        "linux": linux,
     }
 
 

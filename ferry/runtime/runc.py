@@ -40,7 +40,13 @@ from ferry.runtime.host_os import (
     unmount,
 )
 from ferry.runtime.image_user import read_image_user
-from ferry.runtime.oci_spec import OPEN_FILES_LIMIT, build_runtime_spec, render_hosts_file
+from ferry.runtime.oci_spec import (
+    DEFAULT_CAPABILITIES,
+    OPEN_FILES_LIMIT,
+    build_runtime_spec,
+    render_hosts_file,
+)
+from ferry.runtime.seccomp import DEFAULT_PROFILE, go_arch, load_profile, runtime_seccomp
 
 __all__ = ["RuncDriver", "parse_signal"]
 
@@ -114,7 +120,11 @@ class RuncDriver:
         cgroup_parent: str = "ferry",
         runc_binary: str = "runc",
         resolv_conf: Path | None = None,
+        seccomp_profile: Path | None = DEFAULT_PROFILE,
     ) -> None:
+        """``seccomp_profile``: the containers-format profile every container runs
+        under (``None``: none, for tests of other things only). Raises
+        ``RuntimeFailure`` naming the file when it cannot be read."""
         self.state_dir = state_dir.absolute()
         self.containers_dir = self.state_dir / "containers"
         self.runc_root = (runc_root or self.state_dir / "runc").absolute()
@@ -127,6 +137,16 @@ class RuncDriver:
         unlimited = hard_nofile == resource.RLIM_INFINITY
         self.open_files_limit = (
             OPEN_FILES_LIMIT if unlimited else min(OPEN_FILES_LIMIT, hard_nofile)
+        )
+        self.seccomp = (
+            None
+            if seccomp_profile is None
+            else runtime_seccomp(
+                load_profile(seccomp_profile),
+                DEFAULT_CAPABILITIES,
+                arch=go_arch(),
+                kernel_release=os.uname().release,
+            )
         )
         self._shims: dict[str, subprocess.Popen[bytes]] = {}
         self._shims_lock = threading.Lock()
@@ -181,6 +201,7 @@ class RuncDriver:
             resolv_conf=self.resolv_conf,
             open_files_limit=self.open_files_limit,
             user=user,
+            seccomp=self.seccomp,
         )
         paths.config.write_text(json.dumps(runtime_spec))
         mount_overlay(spec.image.rootfs, paths.upper, paths.work, paths.rootfs)

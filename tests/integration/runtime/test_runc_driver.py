@@ -238,3 +238,18 @@ def test_an_image_user_its_passwd_does_not_list_fails_to_start_and_says_so(
         driver.start(spec)  # not silently root
 
     assert driver.list() == []
+
+
+def test_machines_run_under_the_default_seccomp_filter(
+    driver: RuncDriver, busybox_image: LocalImage
+) -> None:
+    spec = container_spec(
+        busybox_image, f"grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status; {LONG_RUNNER}"
+    )
+
+    driver.start(spec)
+    wait_for(lambda: "Seccomp:" in driver.log_path(spec.container_id).read_text())
+
+    status = driver.log_path(spec.container_id).read_text()
+    assert "Seccomp:\t2" in status, status  # 2: a filter is installed
+    assert "NoNewPrivs:\t1" in status

@@ -47,7 +47,7 @@ def test_users_resolve_like_docker(user: str, expected: ExecUser) -> None:
 
 
 def test_an_unknown_name_fails_and_says_what_to_do() -> None:
-    with pytest.raises(RuntimeFailure, match="'ghost'.*does not list") as caught:
+    with pytest.raises(RuntimeFailure, match=r"'ghost'.*does not list") as caught:
         resolve_user("ghost", PASSWD, GROUP)
     assert "numeric uid" in (caught.value.hint or "")
     with pytest.raises(RuntimeFailure, match="'wheel'"):
