@@ -25,7 +25,25 @@ if TYPE_CHECKING:
     from ferry.proxy.connection import ClientConnection
     from ferry.proxy.http import HttpEdge
 
-__all__ = ["Exchange"]
+__all__ = ["Exchange", "request_prefs"]
+
+
+def request_prefs(request: RequestHead, region: str) -> RoutePrefs:
+    """What the request's routing headers ask for, at the edge of ``region``."""
+    hop = request.hop
+    only: frozenset[str] | None
+    if hop is not None:
+        # Forwarded by another edge: its pick, else another machine here, else
+        # "refused" so that edge sends it elsewhere (tables differ for a moment).
+        only = frozenset((region,))
+    else:
+        only = None if request.force_region is None else frozenset((request.force_region,))
+    return RoutePrefs(
+        prefer_region=request.prefer_region,
+        force_instance=request.force_instance,
+        only_regions=only,
+        prefer_instance=hop or request.prefer_instance,
+    )
 
 
 class Exchange:
@@ -66,18 +84,7 @@ class Exchange:
         self.keep_alive = keep_alive
         self.started_at = started_at
         self.routes = routes  # the plan found with the request headers; used once
-        hop = request.hop
-        if request.prefer_region is None and request.force_instance is None and hop is None:
-            self.prefs = NO_PREFS
-        else:
-            self.prefs = RoutePrefs(
-                request.prefer_region,
-                request.force_instance,
-                # Forwarded by another edge: its pick, else another machine here, else
-                # "refused" so that edge sends it elsewhere (tables differ for a moment).
-                only_regions=None if hop is None else frozenset((edge.region,)),
-                prefer_instance=hop,
-            )
+        self.prefs = request_prefs(request, edge.region) if request.steered else NO_PREFS
         self.target: Target | None = None
         self.up: UpstreamConnection | None = None
         self.task: asyncio.Task[None] | None = None

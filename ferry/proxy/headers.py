@@ -94,8 +94,8 @@ class RequestHead:
     """What the edge needs to know about a client request, read in the same pass."""
 
     __slots__ = (
-        "chunked", "content_length", "expect_continue", "force_instance", "head", "hop", "host",
-        "prefer_region", "upgrade",
+        "chunked", "content_length", "expect_continue", "force_instance", "force_region", "head",
+        "hop", "host", "prefer_instance", "prefer_region", "steered", "upgrade",
     )  # fmt: skip
 
     def __init__(self, head: bytes) -> None:
@@ -105,14 +105,19 @@ class RequestHead:
         self.chunked = False
         self.expect_continue = False
         self.upgrade = False
+        # Routing asked for by Fly's request headers; ``steered``: one of them came.
+        self.steered = False
         self.prefer_region: str | None = None
+        self.force_region: str | None = None
         self.force_instance: str | None = None
-        self.hop: str | None = None  # from a backhaul peer: the machine it picked
+        self.prefer_instance: str | None = None
+        self.hop: str | None = None  # from a backhaul peer: the machine it picked (steered)
 
 
 # What the edge does with a header, by name as sent. Names are looked up as
 # they arrive (one dict probe, no lowercasing); ``_classify`` fills the cache.
-_PASS, _DROP, _HOST, _LENGTH, _TRANSFER, _XFF, _PREFER, _FORCE, _EXPECT, _UPGRADE, _HOP = range(11)
+(_PASS, _DROP, _HOST, _LENGTH, _TRANSFER, _XFF, _PREFER, _FORCE, _EXPECT, _UPGRADE, _HOP,
+ _FORCE_REGION, _PREFER_INSTANCE) = range(13)  # fmt: skip
 _REQUEST_KINDS = {
     b"host": _HOST,
     b"content-length": _LENGTH,
@@ -120,6 +125,8 @@ _REQUEST_KINDS = {
     b"x-forwarded-for": _XFF,
     b"fly-prefer-region": _PREFER,
     b"fly-force-instance-id": _FORCE,
+    b"fly-force-region": _FORCE_REGION,
+    b"fly-prefer-instance-id": _PREFER_INSTANCE,
     b"expect": _EXPECT,
     b"upgrade": _UPGRADE,
     HOP.lower(): _HOP,
@@ -204,11 +211,20 @@ def build_request_head(
             continue
         elif kind == _PREFER:
             info.prefer_region = value.decode("latin-1").strip().lower() or None
+            info.steered = True
         elif kind == _FORCE:
             info.force_instance = value.decode("latin-1").strip() or None
+            info.steered = True
+        elif kind == _FORCE_REGION:
+            info.force_region = value.decode("latin-1").strip().lower() or None
+            info.steered = True
+        elif kind == _PREFER_INSTANCE:
+            info.prefer_instance = value.decode("latin-1").strip() or None
+            info.steered = True
         elif kind == _HOP:
             if trusted:
                 info.hop = value.decode("latin-1").strip() or None
+                info.steered = True
             continue
         _add(parts, name, value)
     if upgrade_to and upgrade():

@@ -48,6 +48,14 @@ def test_requests_go_to_the_nearest_region() -> None:
                 assert r.text == "iad-1"
                 r = await c.get("/", headers={"fly-force-instance-id": "m-ams"})
                 assert r.text == "ams-1"
+                r = await c.get("/", headers={"fly-prefer-instance-id": "m-iad"})
+                assert r.text == "iad-1"
+                r = await c.get("/", headers={"fly-prefer-instance-id": "gone"})
+                assert r.text == "fra-1"  # unavailable: the usual rule
+                r = await c.get("/", headers={"fly-force-region": "AMS"})
+                assert r.text == "ams-1"
+                r = await c.get("/", headers={"fly-force-region": "syd"})
+                assert r.status_code == 503 and "syd" in r.text
 
     run(scenario())
 

@@ -60,6 +60,16 @@ def test_request_head_adds_edge_headers_and_drops_spoofed_ones() -> None:
     assert "Fly-Request-Id: ID-ams\r\n" in text
     assert head.host == b"web.ferry.test" and head.content_length == 5
     assert head.prefer_region == "iad" and head.expect_continue
+    assert head.steered and head.force_region is None and head.prefer_instance is None
+
+
+def test_fly_routing_headers_are_read_and_passed_on() -> None:
+    headers = [(b"Fly-Force-Region", b" SIN "), (b"fly-prefer-instance-id", b"m3")]
+    head = build_request_head(b"GET", b"/", headers, EDGE, b"1", b"I")
+    assert head.steered and head.force_region == "sin" and head.prefer_instance == "m3"
+    assert b"Fly-Force-Region: " in head.head  # the app sees what the client asked for
+    plain = build_request_head(b"GET", b"/", [(b"Host", b"web")], EDGE, b"1", b"I")
+    assert not plain.steered
 
 
 def test_the_backhaul_hop_header_is_read_from_peer_edges_only_and_never_forwarded() -> None:
