@@ -58,8 +58,10 @@ def test_started_container_runs_with_its_env_and_logs_its_output(
 def test_stop_with_sigterm_records_the_exit_code(
     driver: RuncDriver, busybox_image: LocalImage
 ) -> None:
-    spec = container_spec(busybox_image, LONG_RUNNER)
+    spec = container_spec(busybox_image, "trap 'exit 143' TERM; echo armed; sleep 600 & wait")
     driver.start(spec)
+    # The shell is PID 1 (no init in this spec): a SIGTERM before its trap is ignored.
+    wait_for(lambda: "armed" in driver.log_path(spec.container_id).read_text())
 
     stopped = driver.stop(spec.container_id, "SIGTERM", timeout=5)
 
