@@ -19,7 +19,9 @@ from .conftest import container_spec
 
 pytestmark = pytest.mark.integration
 
-LONG_RUNNER = "trap 'exit 143' TERM; sleep 600 & wait"
+# Prints "armed" once its TERM trap is set: the shell is PID 1 (no init in these specs),
+# and a PID 1 ignores a signal it has no handler for.
+LONG_RUNNER = "trap 'exit 143' TERM; echo armed; sleep 600 & wait"
 
 
 def wait_for(predicate: object, timeout: float = 5.0) -> None:
@@ -58,9 +60,8 @@ def test_started_container_runs_with_its_env_and_logs_its_output(
 def test_stop_with_sigterm_records_the_exit_code(
     driver: RuncDriver, busybox_image: LocalImage
 ) -> None:
-    spec = container_spec(busybox_image, "trap 'exit 143' TERM; echo armed; sleep 600 & wait")
+    spec = container_spec(busybox_image, LONG_RUNNER)
     driver.start(spec)
-    # The shell is PID 1 (no init in this spec): a SIGTERM before its trap is ignored.
     wait_for(lambda: "armed" in driver.log_path(spec.container_id).read_text())
 
     stopped = driver.stop(spec.container_id, "SIGTERM", timeout=5)
@@ -171,6 +172,7 @@ def test_a_new_driver_adopts_containers_started_by_a_previous_one(
     assert adopted.container_id == spec.container_id
     assert adopted.state is ContainerState.RUNNING
     assert adopted.labels == {"machine": "m2"}
+    wait_for(lambda: "armed" in driver.log_path(spec.container_id).read_text())
     assert restarted.stop(spec.container_id, "SIGTERM", timeout=5).exit_code == 143
 
 
