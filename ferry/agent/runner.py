@@ -126,7 +126,11 @@ class StepRunner:
         m = _need(step)
         exit_code = None
         if any(c.state.value == "running" for c in step.containers):
-            self._report(m, MachineState.STOPPING, "stop", "stopping")
+            stop = m.effective_stop
+            why = f"sending {stop.signal}"
+            if stop.signal != "SIGKILL":
+                why += f", SIGKILL after {stop.timeout}"
+            self._report(m, MachineState.STOPPING, "stop", "stopping", reason=why)
         for c in step.containers:
             exit_code = self._stop_container(m, c)
         if m.state not in (MachineState.STOPPED, MachineState.FAILED):
@@ -223,9 +227,21 @@ class StepRunner:
         return env
 
     def _stop_container(self, m: Machine, c: ContainerStatus) -> int | None:
-        stop = m.config.effective_stop
+        """Stop (if running) and remove ``c``; return its exit code when known.
+
+        Stops by ``m.effective_stop``: the signal and timeout of the user's
+        stop request when it gave them, else the config's ``stop_config``.
+        """
         status = c
         if c.state.value == "running":
+            stop = m.effective_stop
+            log.info(
+                "stopping %s with %s, SIGKILL after %s%s",
+                c.container_id,
+                stop.signal,
+                stop.timeout,
+                " (as the stop request asked)" if m.stop_override is not None else "",
+            )
             status = self.driver.stop(c.container_id, stop.signal, stop.timeout_seconds)
         self.driver.destroy(c.container_id)
         return status.exit_code

@@ -125,6 +125,12 @@ class FerryClient(AgentMethods):
     def stop_machine(
         self, app: str, machine_id: str, *, signal: str | None = None, timeout: str | None = None
     ) -> None:
+        """Ask for the machine to stop; returns at once (wait with ``wait_machine``).
+
+        ``signal``/``timeout`` (e.g. ``"SIGKILL"``, ``"10s"``) replace the config's
+        stop_config for this stop only; left out, the config's are used. A bad
+        value is refused by the server (``ApiError`` 400 naming it).
+        """
         body = {k: v for k, v in {"signal": signal, "timeout": timeout}.items() if v is not None}
         self._request("POST", f"{self._machines(app)}/{_seg(machine_id)}/stop", body=body)
 

@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ferry.errors import ValidationError as FerryValidationError
 from ferry.model.duration import parse_duration
 from ferry.model.sizes import DEFAULT_SIZE, preset
 
@@ -69,6 +70,41 @@ class StopConfig(_Frozen):
     @property
     def timeout_seconds(self) -> float:
         return parse_duration(self.timeout)
+
+
+class StopOverride(_Frozen):
+    """The signal and timeout one stop request asked for (Ferry's ``stop_override``).
+
+    Either field may be missing: the missing one comes from the machine's
+    ``config.stop_config`` when the agent stops it (see ``Machine.effective_stop``).
+    ``timeout`` is kept as a duration string; a bare number means seconds.
+    ``signal`` is stored as given: the API normalizes and checks it first.
+    """
+
+    signal: str | None = None
+    timeout: str | None = None
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _timeout_is_duration(cls, value: object) -> str | None:
+        if value is None:
+            return None
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = f"{value}s"
+        if not isinstance(value, str):
+            raise ValueError("timeout must be a duration such as '5s'")
+        try:
+            parse_duration(value)
+        except FerryValidationError as exc:
+            raise ValueError(exc.message) from None
+        return value
+
+    def over(self, base: StopConfig) -> StopConfig:
+        """``base`` with this request's fields put in place of its own."""
+        return StopConfig(
+            signal=self.signal if self.signal is not None else base.signal,
+            timeout=self.timeout if self.timeout is not None else base.timeout,
+        )
 
 
 class CheckConfig(_Frozen):
@@ -230,7 +266,9 @@ class Machine(_Frozen):
     bumped by every start (of a machine that is not running), restart and
     signal request; with ``pending_signal`` set it asks the agent to deliver
     that signal, without it to (re)start the process. The agent acts once per
-    generation, which keeps its loop level-triggered.
+    generation, which keeps its loop level-triggered. ``stop_override``
+    (Ferry-only) holds the signal and timeout of the last stop request until
+    the machine is started again; the agent stops it by ``effective_stop``.
     """
 
     id: str
@@ -252,4 +290,11 @@ class Machine(_Frozen):
     restart_count: int = 0
     generation: int = 0
     pending_signal: str | None = None
+    stop_override: StopOverride | None = None
     revision: int = 0
+
+    @property
+    def effective_stop(self) -> StopConfig:
+        """How the agent stops this machine now: the pending stop request over the config's."""
+        base = self.config.effective_stop
+        return self.stop_override.over(base) if self.stop_override is not None else base

@@ -26,8 +26,10 @@ from ferry.model import (
     MachineConfig,
     MachineEvent,
     MachineState,
+    parse_duration,
     plan_action,
 )
+from ferry.model.machine import StopOverride
 from ferry.scheduler import NoPlacement, Placement, PlacementRequest, place_machine
 from ferry.server.clock import Clock
 from ferry.server.ids import new_machine_id, new_ulid
@@ -296,7 +298,11 @@ class MachineService:
             desired = plan_action(m.state, m.desired_state, Action.START)
             if m.desired_state is desired and m.state in _RUNNING:
                 return None
-            changes: dict[str, Any] = {"desired_state": desired, "pending_signal": None}
+            changes: dict[str, Any] = {
+                "desired_state": desired,
+                "pending_signal": None,
+                "stop_override": None,  # a stop request's signal is for that stop only
+            }
             if m.state not in _RUNNING:
                 changes["generation"] = m.generation + 1
             return changes, make_event(self.clock, "start", "requested", source, reason=reason)
@@ -309,11 +315,21 @@ class MachineService:
         machine_id: str,
         *,
         signal: str | None,
-        timeout: object = None,
+        timeout: str | int | float | None = None,
         source: str = "user",
         reason: str | None = None,
     ) -> None:
-        """Ask for the machine to stop. Idempotent. ``ConflictError`` if destroyed."""
+        """Ask for the machine to stop. Idempotent. ``ConflictError`` if destroyed.
+
+        ``signal`` (already normalized, e.g. ``"SIGKILL"``) and ``timeout`` (a
+        duration; a number is seconds) override the machine's
+        ``config.stop_config`` for this stop only: they are stored as
+        ``stop_override`` with the desired state, in the same write, so the
+        agent sees both together, and a later start clears them. A stop of a
+        machine already desired stopped changes nothing, its request included.
+        Raises ``ValidationError`` for a timeout that is not a duration.
+        """
+        override = _stop_override(signal, timeout)
 
         def decide(m: Machine) -> Decision:
             desired = plan_action(m.state, m.desired_state, Action.STOP)
@@ -328,7 +344,7 @@ class MachineService:
                 timeout=timeout,
                 reason=reason,
             )
-            return {"desired_state": desired}, event
+            return {"desired_state": desired, "stop_override": override}, event
 
         self._mutate(app_name, machine_id, decide)
 
@@ -341,6 +357,7 @@ class MachineService:
                 "desired_state": desired,
                 "generation": m.generation + 1,
                 "pending_signal": None,
+                "stop_override": None,
             }
             return changes, make_event(self.clock, "restart", "requested", "user", signal=signal)
 
@@ -383,3 +400,15 @@ class MachineService:
             return {"desired_state": desired}, event
 
         self._mutate(app_name, machine_id, decide)
+
+
+def _stop_override(signal: str | None, timeout: str | int | float | None) -> StopOverride | None:
+    """The override a stop request carries, or ``None`` when it asks for the config's.
+
+    Raises ``ValidationError`` naming a timeout that is not a duration.
+    """
+    if signal is None and timeout is None:
+        return None
+    if timeout is not None:
+        parse_duration(timeout)
+    return StopOverride.model_validate({"signal": signal, "timeout": timeout})

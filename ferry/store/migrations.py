@@ -104,6 +104,14 @@ MIGRATIONS: Final[list[tuple[int, list[str]]]] = [
             )""",
         ],
     ),
+    (
+        3,
+        [
+            # The signal/timeout of a pending stop request (JSON of StopOverride);
+            # NULL for every existing machine, which then stops by its config.
+            "ALTER TABLE machines ADD COLUMN stop_override TEXT",
+        ],
+    ),
 ]
 
 

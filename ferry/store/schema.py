@@ -73,6 +73,7 @@ machines = Table(
     Column("restart_count", Integer),
     Column("restart_generation", Integer),
     Column("pending_signal", String),
+    Column("stop_override", Text),
     Column("checks", Text),
     Column("revision", Integer),
     Column("resource_version", Integer),

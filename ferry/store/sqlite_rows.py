@@ -24,6 +24,7 @@ from ferry.model import (
     MachineEvent,
     Organization,
 )
+from ferry.model.machine import StopOverride
 
 __all__ = [
     "MUTABLE_FIELDS",
@@ -52,6 +53,7 @@ MUTABLE_FIELDS = frozenset(
         "restart_count",
         "generation",
         "pending_signal",
+        "stop_override",
         "checks",
         "updated_at",
     }
@@ -126,6 +128,9 @@ def machine_from_row(row: Row[Any]) -> Machine:
         restart_count=row.restart_count,
         generation=row.restart_generation,
         pending_signal=row.pending_signal,
+        stop_override=(
+            StopOverride.model_validate_json(row.stop_override) if row.stop_override else None
+        ),
         revision=row.revision,
     )
 
@@ -138,6 +143,8 @@ def encode_machine_changes(changes: dict[str, Any]) -> dict[str, Any]:
     for key, value in changes.items():
         if key in ("config", "image_ref"):
             values[key] = value.model_dump_json()
+        elif key == "stop_override":
+            values[key] = None if value is None else value.model_dump_json()
         elif key == "checks":
             values[key] = _CHECKS.dump_json(value).decode()
         elif key == "updated_at":

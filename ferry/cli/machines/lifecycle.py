@@ -21,12 +21,20 @@ def stop(
     ctx: typer.Context,
     machine_id: str = _ID,
     app: str | None = _APP,
-    signal: str | None = typer.Option(None, "--signal", "-s", help="Signal to send, e.g. SIGTERM"),
+    signal: str | None = typer.Option(
+        None, "--signal", "-s", help="Signal to send instead of its kill_signal, e.g. SIGTERM"
+    ),
     timeout: str | None = typer.Option(
-        None, "--timeout", help="Wait this long before SIGKILL, e.g. 10s"
+        None,
+        "--timeout",
+        help="Wait this long before SIGKILL instead of its kill_timeout, e.g. 10s (or 10)",
     ),
 ) -> None:
-    """Stop a machine: send its stop signal, then SIGKILL after the timeout."""
+    """Stop a machine: send its stop signal, then SIGKILL after the timeout.
+
+    --signal and --timeout apply to this stop only; what they leave out
+    comes from the machine's config (fly.toml kill_signal/kill_timeout).
+    """
     app_name = context.resolve_app(app)
     context.client(ctx).stop_machine(app_name, machine_id, signal=signal, timeout=timeout)
     output.say(f"Machine {machine_id} is stopping")
