@@ -23,14 +23,18 @@ from ferry.deploy.images import (
     registry_address,
 )
 from ferry.deploy.plan import (
+    DEFAULT_MAX_UNAVAILABLE,
     STRATEGIES,
+    DeployPlan,
     DeployStep,
     Strategy,
     check_regions,
     choose_regions,
     live_machines,
+    parse_max_unavailable,
     parse_regions,
     plan_deploy,
+    rolling_batches,
 )
 from ferry.deploy.rollout import Progress, Rollout, expected_check_count
 from ferry.errors import ApiError, ConfigError, RuntimeFailure, ValidationError
@@ -45,6 +49,11 @@ def deploy_command(
     image: str | None = typer.Option(None, "--image", "-i", help="Image or OCI layout/.tar"),
     strategy: str | None = typer.Option(None, "--strategy", help="rolling | immediate"),
     wait_timeout: str | None = typer.Option(None, "--wait-timeout", help="e.g. 5m (default 5m)"),
+    max_unavailable: str | None = typer.Option(
+        None,
+        "--max-unavailable",
+        help="Rolling: machines replaced at once, a count or a fraction (default 0.33)",
+    ),
 ) -> None:
     """Deploy the app described by fly.toml (or --image) to its regions."""
     found = context.local_config(config_path)
@@ -57,6 +66,11 @@ def deploy_command(
             hint='pass -a APP, or add `app = "NAME"` to fly.toml',
         )
     chosen_strategy = _strategy(strategy, app_config)
+    chosen_max_unavailable = (
+        parse_max_unavailable(max_unavailable)
+        if max_unavailable is not None
+        else (app_config.deploy.max_unavailable if app_config else DEFAULT_MAX_UNAVAILABLE)
+    )
     timeout = (
         parse_duration(wait_timeout)
         if wait_timeout
@@ -84,8 +98,9 @@ def deploy_command(
         say=lambda line: output.say(line, style="dim"),
     )
     output.say(f"Image: {pinned}")
+    how = _describe_strategy(plan, chosen_max_unavailable)
     output.say(
-        f"Deploying {app_name} to {', '.join(targets)} ({chosen_strategy}, "
+        f"Deploying {app_name} to {', '.join(targets)} ({how}, "
         f"{len(plan.updates)} to update, {len(plan.creates)} to create)",
         style="bold",
     )
@@ -94,6 +109,7 @@ def deploy_command(
         app_name,
         _config_factory(app_config, pinned, machines),
         wait_timeout=timeout,
+        max_unavailable=chosen_max_unavailable,
         on_progress=_print_progress,
     )
     result = rollout.run(plan)
@@ -126,6 +142,14 @@ def _strategy(flag: str | None, app_config: AppConfig | None) -> Strategy:
         if value == known:
             return known
     raise ValidationError(f"unknown --strategy {value!r}", hint="use 'rolling' or 'immediate'")
+
+
+def _describe_strategy(plan: DeployPlan, max_unavailable: float) -> str:
+    """``rolling, up to 3 at a time`` — what the user should expect to see happen."""
+    if plan.strategy != "rolling":
+        return plan.strategy
+    widest = max((len(batch) for batch in rolling_batches(plan.steps, max_unavailable)), default=1)
+    return f"rolling, up to {widest} at a time" if widest > 1 else "rolling, one at a time"
 
 
 def _image_source(
@@ -197,8 +221,9 @@ def _print_progress(progress: Progress) -> None:
         has_checks = expected_check_count(progress.machine.config) > 0
         tail = ", waiting for checks" if has_checks else ""
         output.say(f"  {progress.machine.id} started in {seconds}{tail}", style="green")
-    elif progress.phase == "healthy":
-        output.say(f"  checks passing after {seconds}", style="green")
+    elif progress.phase == "healthy" and progress.machine:
+        # Batches interleave their machines' lines, so each line names its machine.
+        output.say(f"  {progress.machine.id} checks passing after {seconds}", style="green")
     elif progress.phase == "failed":
         output.say(f"  failed after {seconds}: {progress.detail}", style="red")
 

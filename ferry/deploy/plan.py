@@ -2,13 +2,18 @@
 
 Nothing here does I/O. ``choose_regions`` decides where an app runs,
 ``plan_deploy`` turns (existing machines, target regions, strategy) into an
-ordered list of steps the rollout executes.
+ordered list of steps the rollout executes, and ``rolling_batches`` splits
+those steps into the groups a rolling rollout replaces at once
+(``[deploy] max_unavailable``).
 """
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Literal
 
 from ferry.errors import ValidationError
@@ -18,6 +23,9 @@ Strategy = Literal["rolling", "immediate"]
 STRATEGIES: tuple[Strategy, ...] = ("rolling", "immediate")
 
 _GONE = {MachineState.DESTROYING, MachineState.DESTROYED}
+
+#: fly.toml's ``[deploy] max_unavailable`` default, and flyctl's ``--max-unavailable`` one.
+DEFAULT_MAX_UNAVAILABLE = 0.33
 
 
 @dataclass(frozen=True)
@@ -155,3 +163,100 @@ def plan_deploy(
         if not here:
             steps.append(DeployStep(kind="create", region=region))
     return DeployPlan(strategy=strategy, regions=tuple(regions), steps=tuple(steps))
+
+
+def check_max_unavailable(value: float, *, source: str = "max_unavailable") -> float:
+    """Return ``value`` when it is a valid ``max_unavailable``, else raise ``ValidationError``.
+
+    Valid, as for fly.toml's ``[deploy] max_unavailable``: a whole number >= 1
+    (a count of machines; ``1.0`` is one machine, not all of them) or a
+    fraction strictly between 0 and 1. ``source`` names the setting in the
+    message (``--max-unavailable`` for the flag).
+    """
+    whole = math.isfinite(value) and value >= 1 and value == int(value)
+    if not (whole or 0 < value < 1):
+        raise ValidationError(
+            f"{source} must be a whole number of machines (1 or more) or a fraction"
+            f" between 0 and 1, got {value:g}",
+            hint="e.g. 2 to replace two machines at a time, or 0.25 for a quarter of them",
+        )
+    return value
+
+
+def parse_max_unavailable(text: str) -> float:
+    """``--max-unavailable``: ``"3"`` → 3.0, ``"0.25"`` → 0.25; ``ValidationError`` otherwise."""
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise ValidationError(
+            f"--max-unavailable must be a number, got {text!r}",
+            hint="e.g. 2 to replace two machines at a time, or 0.25 for a quarter of them",
+        ) from None
+    return check_max_unavailable(value, source="--max-unavailable")
+
+
+def rolling_batch_size(max_unavailable: float, running: int) -> int:
+    """How many steps a rolling rollout launches together; always >= 1.
+
+    A whole ``max_unavailable`` >= 1 is the count itself. A fraction ``f``
+    gives ``max(1, floor(f * running))``, where ``running`` is the number of
+    machines the plan updates that are meant to be running — those are the
+    ones a batch takes out of service; machines the user stopped and new
+    machines make nothing unavailable, so they do not raise the size. Rounding
+    down is Kubernetes' rule for ``maxUnavailable`` percentages (flyctl rounds
+    up): 10 machines at the default 0.33 give 3, and 2 machines give 1.
+    Raises ``ValidationError`` for an invalid ``max_unavailable``.
+    """
+    check_max_unavailable(max_unavailable)
+    if max_unavailable >= 1:
+        return int(max_unavailable)
+    # Exact decimal arithmetic: 0.29 * 100 in binary floats is 28.999…, not 29.
+    return max(1, math.floor(Fraction(repr(max_unavailable)) * running))
+
+
+def _is_running_update(step: DeployStep) -> bool:
+    return step.kind == "update" and step.wait_started
+
+
+def rolling_batches(
+    steps: Sequence[DeployStep], max_unavailable: float
+) -> list[tuple[DeployStep, ...]]:
+    """Split a rolling plan's steps into batches the rollout replaces together.
+
+    Every step (update, create, or update of a stopped machine) takes one of
+    the ``rolling_batch_size`` places of a batch, so ``max_unavailable = 1``
+    is one step at a time, exactly as before batching existed.
+
+    Ferry extra, not in flyctl: a batch never holds every running machine of
+    a region that has more than one, so each such region keeps a machine on
+    the old version serving while its others are replaced, and its edge need
+    not send users to another region. A region with a single running machine
+    cannot be kept up that way; its machine is batched like any other.
+    Creates (regions with no machine yet) and machines the user stopped
+    (``wait_started=False``) serve nothing, so the guard ignores them.
+
+    Order: each batch takes the earliest steps not yet batched that fit, in
+    plan order; a step waits for a later batch only when the batch is full or
+    the region guard keeps it out, and later steps then move up into the free
+    places. Every step lands in exactly one batch. Pure; raises
+    ``ValidationError`` for an invalid ``max_unavailable``.
+    """
+    running = Counter(step.region for step in steps if _is_running_update(step))
+    size = rolling_batch_size(max_unavailable, sum(running.values()))
+    pending = list(steps)
+    batches: list[tuple[DeployStep, ...]] = []
+    while pending:
+        batch: list[DeployStep] = []
+        taken: Counter[str] = Counter()
+        left: list[DeployStep] = []
+        for step in pending:
+            guarded = _is_running_update(step) and running[step.region] > 1
+            if len(batch) >= size or (guarded and taken[step.region] + 1 >= running[step.region]):
+                left.append(step)
+                continue
+            batch.append(step)
+            if _is_running_update(step):
+                taken[step.region] += 1
+        batches.append(tuple(batch))
+        pending = left
+    return batches

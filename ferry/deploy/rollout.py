@@ -1,8 +1,13 @@
 """Execute a ``DeployPlan`` through the API and report progress through a callback.
 
-``rolling`` handles one machine at a time: update (or create), wait until the
-new instance is ``started``, then until its health checks pass; the first
-failure stops the rollout so machines not yet updated keep the old version.
+``rolling`` works batch by batch (``plan.rolling_batches``: as many machines
+as ``[deploy] max_unavailable`` allows, never every running machine of a
+region that has several): it updates (or creates) every step of the batch,
+then waits for each new instance in turn until it is ``started`` and its
+health checks pass. The first failure stops the rollout: the rest of that
+batch is not waited for and later batches are not started, so machines not
+yet reached keep the old version. With ``max_unavailable = 1`` that is one
+machine at a time.
 ``immediate`` updates/creates everything first, then waits for every machine
 to start (no check waiting).
 """
@@ -16,7 +21,7 @@ from datetime import datetime
 from typing import Literal, Protocol
 
 from ferry.client import MAX_WAIT_SECONDS
-from ferry.deploy.plan import DeployPlan, DeployStep
+from ferry.deploy.plan import DeployPlan, DeployStep, check_max_unavailable, rolling_batches
 from ferry.errors import ApiError
 from ferry.model import Machine, MachineConfig, MachineState
 
@@ -95,7 +100,12 @@ def expected_check_count(config: MachineConfig) -> int:
 
 class Rollout:
     """Runs one plan. Blocking; raises only what the client raises outside the waits
-    (``UnavailableError`` when the API is gone); API refusals end up in the result."""
+    (``UnavailableError`` when the API is gone); API refusals end up in the result.
+
+    ``max_unavailable`` sizes a rolling rollout's batches (a count >= 1 or a
+    fraction of the running machines, as fly.toml's ``[deploy]`` key); the
+    constructor raises ``ValidationError`` for an invalid one. ``immediate``
+    ignores it."""
 
     def __init__(
         self,
@@ -104,6 +114,7 @@ class Rollout:
         config_for: Callable[[DeployStep], MachineConfig],
         *,
         wait_timeout: float,
+        max_unavailable: float,
         on_progress: Callable[[Progress], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
@@ -112,6 +123,7 @@ class Rollout:
         self._app = app
         self._config_for = config_for
         self._wait_timeout = wait_timeout
+        self._max_unavailable = check_max_unavailable(max_unavailable)
         self._report = on_progress or (lambda _progress: None)
         self._clock = clock
         self._sleep = sleep
@@ -123,18 +135,24 @@ class Rollout:
 
     def _run_rolling(self, plan: DeployPlan) -> RolloutResult:
         result = RolloutResult()
-        for step in plan.steps:
-            began = self._clock()
-            machine = self._launch(step, began, result)
-            if machine is None:
-                return result
-            if step.wait_started:
-                failure = self._wait_started(step, machine, began) or self._wait_checks(
-                    step, machine, began
-                )
-                if failure:
-                    return self._fail(result, step, failure, began, machine)
-            result.machines.append(self._latest(machine))
+        for batch in rolling_batches(plan.steps, self._max_unavailable):
+            launched: list[tuple[DeployStep, Machine, float]] = []
+            for step in batch:
+                began = self._clock()
+                machine = self._launch(step, began, result)
+                if machine is None:
+                    return result
+                launched.append((step, machine, began))
+            # The batch's machines restart in parallel on their hosts, so waiting for
+            # them one after the other costs no more than the slowest of them.
+            for step, machine, began in launched:
+                if step.wait_started:
+                    failure = self._wait_started(step, machine, began) or self._wait_checks(
+                        step, machine, began
+                    )
+                    if failure:
+                        return self._fail(result, step, failure, began, machine)
+                result.machines.append(self._latest(machine))
         return result
 
     def _run_immediate(self, plan: DeployPlan) -> RolloutResult:

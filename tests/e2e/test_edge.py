@@ -193,11 +193,14 @@ def test_a_rolling_deploy_under_load_fails_no_request(
     cluster: ClusterSettings, client: FerryClient, web: Path
 ) -> None:
     toml = (web / "fly.toml").read_text()
-    (web / "fly.toml").write_text(toml.replace('GREETING = "hello from ferry"', 'GREETING = "v2"'))
+    toml = toml.replace('GREETING = "hello from ferry"', 'GREETING = "v2"')
+    # Two of the four machines at a time; never both of ams (the clients' region).
+    (web / "fly.toml").write_text(toml + "\n[deploy]\n  max_unavailable = 2\n")
     load = Load(cluster, "ams", "http://web.ferry.test/", 8)
     time.sleep(0.5)
     result = ferry(cluster, "deploy", cwd=web)
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "up to 2 at a time" in result.stdout, result.stdout
     stats = load.result()
     assert stats["failed"] == 0, stats
     machines = client.list_machines("web")

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import pytest
+
 from ferry.deploy.plan import DeployStep, Strategy, plan_deploy
 from ferry.deploy.rollout import Progress, Rollout, RolloutResult
+from ferry.errors import ValidationError
 from ferry.model import CheckConfig, Machine, MachineConfig
 from tests.unit.deploy.deploy_fakes import FakeClock, FakeRolloutClient, make_machine
 
@@ -20,6 +23,7 @@ def run(
     *,
     checks: bool = False,
     wait_timeout: float = 60,
+    max_unavailable: float = 1,
 ) -> tuple[RolloutResult, list[Progress]]:
     progress: list[Progress] = []
     rollout = Rollout(
@@ -27,6 +31,7 @@ def run(
         "web",
         lambda _step: config_for(checks),
         wait_timeout=wait_timeout,
+        max_unavailable=max_unavailable,
         on_progress=progress.append,
         clock=client.clock,
         sleep=client.clock.sleep,
@@ -38,7 +43,7 @@ def run(
 def test_rolling_updates_one_machine_at_a_time_and_waits_for_each() -> None:
     machines = [make_machine("a1"), make_machine("a2", created_minute=1), make_machine("s1", "sin")]
     client = FakeRolloutClient(machines)
-    result, progress = run(client, machines, ["ams", "sin", "iad"], "rolling")
+    result, progress = run(client, machines, ["ams", "sin", "iad"], "rolling", max_unavailable=1)
     assert result.ok
     assert client.calls == [
         ("update", "a1"),
@@ -66,6 +71,112 @@ def test_rolling_stops_at_the_first_failure_and_leaves_the_rest_on_the_old_versi
     assert ("update", "a2") not in client.calls
     assert client.machines["a2"].config.image != NEW_IMAGE
     assert progress[-1].phase == "failed"
+
+
+def ten_machines() -> list[Machine]:
+    """ams a0-a3, sin s0-s2, iad i0-i2: the plan's order is a0…a3, s0…s2, i0…i2."""
+    return [
+        make_machine(f"{region[0]}{i}", region, created_minute=i)
+        for region, count in (("ams", 4), ("sin", 3), ("iad", 3))
+        for i in range(count)
+    ]
+
+
+def test_rolling_launches_a_whole_batch_before_waiting_for_any_of_it() -> None:
+    machines = ten_machines()
+    client = FakeRolloutClient(machines)
+    result, progress = run(client, machines, ["ams", "sin", "iad"], "rolling", max_unavailable=0.33)
+    assert result.ok
+    batches = [["a0", "a1", "a2"], ["a3", "s0", "s1"], ["s2", "i0", "i1"], ["i2"]]
+    assert client.calls == [
+        call
+        for batch in batches
+        for verb in ("update", "wait")
+        for call in ((verb, m) for m in batch)
+    ]
+    assert [m.id for m in result.machines] == [m for batch in batches for m in batch]
+    assert all(m.config.image == NEW_IMAGE for m in client.machines.values())
+    # Progress is still one line per step and phase.
+    assert [(p.phase, p.step.machine_id) for p in progress[:7]] == [
+        ("begin", "a0"),
+        ("launched", "a0"),
+        ("begin", "a1"),
+        ("launched", "a1"),
+        ("begin", "a2"),
+        ("launched", "a2"),
+        ("started", "a0"),
+    ]
+
+
+def test_a_failure_in_the_first_batch_leaves_the_next_batch_untouched() -> None:
+    machines = ten_machines()
+    client = FakeRolloutClient(machines)
+    client.wait_outcome["a1"] = "fail"
+    result, progress = run(client, machines, ["ams", "sin", "iad"], "rolling", max_unavailable=3)
+    assert not result.ok
+    assert "a1 failed to start" in (result.failure or "")
+    assert result.failed_step is not None and result.failed_step.machine_id == "a1"
+    # The whole first batch was launched; waiting stopped at a1, so a2 is not reported.
+    assert client.calls == [
+        ("update", "a0"),
+        ("update", "a1"),
+        ("update", "a2"),
+        ("wait", "a0"),
+        ("wait", "a1"),
+    ]
+    assert [m.id for m in result.machines] == ["a0"]
+    untouched = ["a3", "s0", "s1", "s2", "i0", "i1", "i2"]
+    assert all(client.machines[m].config.image != NEW_IMAGE for m in untouched)
+    assert progress[-1].phase == "failed" and progress[-1].step.machine_id == "a1"
+
+
+def test_a_refused_launch_mid_batch_launches_and_waits_for_nothing_more() -> None:
+    machines = [make_machine("a1"), make_machine("s1", "sin"), make_machine("i1", "iad")]
+    client = FakeRolloutClient(machines)
+    stale = [machines[0], machines[1].model_copy(update={"instance_id": "old"}), machines[2]]
+    result, _ = run(client, stale, ["ams", "sin", "iad"], "rolling", max_unavailable=3)
+    assert result.failure == "could not update s1 (sin): machine was changed meanwhile"
+    assert client.calls == [("update", "a1"), ("update", "s1")]
+    assert result.machines == []
+
+
+def test_rolling_keeps_a_machine_serving_in_a_region_with_two() -> None:
+    machines = [make_machine("a1"), make_machine("a2", created_minute=1), make_machine("s1", "sin")]
+    client = FakeRolloutClient(machines)
+    result, _ = run(client, machines, ["ams", "sin"], "rolling", max_unavailable=5)
+    assert result.ok
+    assert client.calls == [
+        ("update", "a1"),
+        ("update", "s1"),
+        ("wait", "a1"),
+        ("wait", "s1"),
+        ("update", "a2"),
+        ("wait", "a2"),
+    ]
+
+
+def test_batched_machines_with_checks_each_wait_until_healthy() -> None:
+    machines = [make_machine("a1"), make_machine("s1", "sin")]
+    client = FakeRolloutClient(machines)
+    client.checks_after["a1"] = 2
+    client.checks_after["s1"] = 1
+    result, progress = run(
+        client, machines, ["ams", "sin"], "rolling", checks=True, max_unavailable=2
+    )
+    assert result.ok
+    healthy = [p.step.machine_id for p in progress if p.phase == "healthy"]
+    assert healthy == ["a1", "s1"]
+
+
+def test_an_invalid_max_unavailable_is_refused_up_front() -> None:
+    with pytest.raises(ValidationError, match="max_unavailable must be"):
+        Rollout(
+            FakeRolloutClient([]),
+            "web",
+            lambda _s: config_for(False),
+            wait_timeout=1,
+            max_unavailable=0,
+        )
 
 
 def test_rolling_waits_until_checks_pass() -> None:
