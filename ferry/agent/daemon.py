@@ -4,6 +4,8 @@ Threads, each with one job:
 - watcher: long-polls the control plane for this host's desired machines;
 - heartbeat: tells the control plane the host is alive;
 - health: runs machines' checks and ships their logs;
+- image-gc: every ``IMAGE_GC_SECONDS`` deletes cached images nothing here needs
+  (``RegistryImageStore.collect``; the decision is ``ferry.runtime.image_gc``);
 - main loop: each cycle reads a fresh snapshot (desired + containers), asks the
   pure ``plan_host`` for steps, logs each step's one-line reason and hands the
   step to a worker pool. Level-triggered: a lost wake-up costs one cycle.
@@ -18,20 +20,22 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
 from ferry.agent.checks import CheckTracker
 from ferry.agent.logship import LogShipper
 from ferry.agent.network_hook import MachineNetwork
-from ferry.agent.reconcile import MachineMemory, Step, container_id, plan_host
+from ferry.agent.reconcile import LABEL_MACHINE, MachineMemory, Step, container_id, plan_host
 from ferry.agent.runner import HostIdentity, StepRunner
 from ferry.client import FerryClient
 from ferry.errors import FerryError
 from ferry.model import CheckStatus, DesiredState, Machine, MachineState
 from ferry.runtime.driver import ContainerStatus
+from ferry.runtime.image_gc import GcPolicy, ImageDeletion
 from ferry.runtime.images import RegistryImageStore
 from ferry.runtime.runc import RuncDriver
 
@@ -40,6 +44,7 @@ log = logging.getLogger("ferry.agent")
 CYCLE_SECONDS = 0.5
 HEARTBEAT_SECONDS = 2.0
 WATCH_TIMEOUT = 20.0
+IMAGE_GC_SECONDS = 600.0
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,26 @@ class AgentSettings:
     token: str
     cgroup_parent: str = "ferry"
     insecure_registries: tuple[str, ...] = ()
+    image_gc: GcPolicy = field(default_factory=GcPolicy)
+
+
+def images_in_use(machines: Iterable[Machine], containers: Iterable[ContainerStatus]) -> set[str]:
+    """The image references (and ``image_ref`` digests) of every machine assigned to this
+    host, except destroyed ones with no container left. Pure.
+
+    A container's own image is not recorded anywhere the agent reads (an old instance's
+    container runs an image its machine no longer names): ``collect`` keeps the images
+    that mounted container overlays use, which covers every container.
+    """
+    with_container = {c.labels.get(LABEL_MACHINE, c.container_id.split("-")[0]) for c in containers}
+    references: set[str] = set()
+    for m in machines:
+        if m.state is MachineState.DESTROYED and m.id not in with_container:
+            continue
+        references.add(m.config.image)
+        if m.image_ref.digest:
+            references.add(m.image_ref.digest)
+    return references
 
 
 class Agent:
@@ -101,6 +126,7 @@ class Agent:
             threading.Thread(target=self._watch_loop, name="watch", daemon=True),
             threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True),
             threading.Thread(target=self._health_loop, name="health", daemon=True),
+            threading.Thread(target=self._image_gc_loop, name="image-gc", daemon=True),
         ]
         for t in threads:
             t.start()
@@ -182,7 +208,38 @@ class Agent:
                 self._busy.discard(step.machine_id)
             self._wake.set()
 
+    def collect_images(self) -> list[ImageDeletion]:
+        """Delete the cached images this host no longer needs; log and return them.
+
+        Does nothing before the first snapshot: an empty view could make every
+        stopped machine's image look unneeded. Blocking (deletes files).
+        """
+        with self._lock:
+            desired = self._snapshot
+        if desired is None:
+            return []
+        in_use = images_in_use(desired, self.driver.list())
+        deleted = self.images.collect(in_use, self.settings.image_gc)
+        for deletion in deleted:
+            log.info(
+                "removed image %s (%s): %.1f MB freed",
+                deletion.digest,
+                deletion.reason,
+                deletion.size_bytes / 1e6,
+            )
+        if deleted:
+            freed = sum(d.size_bytes for d in deleted)
+            log.info("image cache: %d images removed, %.1f MB freed", len(deleted), freed / 1e6)
+        return deleted
+
     # -- background loops ----------------------------------------------------
+
+    def _image_gc_loop(self) -> None:
+        while not self._stopping.wait(IMAGE_GC_SECONDS):
+            try:
+                self.collect_images()
+            except (FerryError, OSError) as exc:
+                log.warning("image garbage collection failed: %s", exc)
 
     def _watch_loop(self) -> None:
         since = 0

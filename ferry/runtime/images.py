@@ -5,34 +5,52 @@ Layout of ``cache_dir``::
     oci/                  ONE shared OCI image layout; tag = digest hex, blobs shared
     rootfs/<hex>/         the unpacked, read-only rootfs of each image (overlay lower)
     configs/<hex>.json    its ImageConfig (entrypoint, cmd, env, working dir, user)
-    locks/                fcntl lock files: one per digest, one for the layout
+    used/<hex>            touched whenever the image is ensured or seen in use: its mtime
+                          is the image's last use, which survives restarts
+    locks/                fcntl lock files: one per digest, one for the layout, one for GC
 
 A rootfs is unpacked into a temporary dir and renamed into place, and its config
 is written before that rename, so a crash never leaves a half image that looks
-whole. A second ``ensure`` of a present digest touches neither network nor lock.
+whole. A second ``ensure`` of a present digest touches no network and takes only
+a shared lock.
+
+``collect`` garbage-collects the cache: ``image_cache_gc.CacheCollector`` does the
+work (deletion is crash-safe: a rootfs goes to ``rootfs/.trash-…`` first), and
+``image_gc`` makes the decision. ``image_cache`` holds the paths, locks and use
+marks that pulling and collecting share.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from ferry.errors import NotFoundError, RuntimeFailure, ValidationError
 from ferry.runtime.driver import ImageConfig, LocalImage
+from ferry.runtime.image_cache import (
+    OCI_MANIFEST,
+    STAGING_PREFIX,
+    blob_path,
+    digest_lock_path,
+    discard_rootfs,
+    is_hex_digest,
+    layout_lock_path,
+    locked,
+    mark_used,
+)
+from ferry.runtime.image_cache_gc import MOUNTINFO, CacheCollector
+from ferry.runtime.image_gc import GcPolicy, ImageDeletion
 
-__all__ = ["RegistryImageStore", "image_config_from_oci", "split_reference"]
+__all__ = ["RegistryImageStore", "digest_hex", "image_config_from_oci", "split_reference"]
 
 _TOOL_TIMEOUT = 600
-_OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 _NOT_FOUND_MARKERS = ("manifest unknown", "name unknown", "not found", "404")
 
 
@@ -63,6 +81,19 @@ def split_reference(reference: str) -> tuple[str, str | None]:
     return _without_tag(name), digest
 
 
+def digest_hex(reference: str) -> str | None:
+    """The ``<hex>`` of a ``sha256:<hex>`` digest or of a digest reference; ``None`` for a
+    tag reference or anything malformed (it names no digest this host could hold). Pure."""
+    if reference.startswith("sha256:"):
+        hex_digest = reference.removeprefix("sha256:")
+        return hex_digest if is_hex_digest(hex_digest) else None
+    try:
+        _, digest = split_reference(reference)
+    except ValidationError:
+        return None
+    return digest.removeprefix("sha256:") if digest else None
+
+
 def image_config_from_oci(config_blob: dict[str, Any]) -> ImageConfig:
     """The run-relevant fields of an OCI/Docker image config JSON. Pure."""
     run = config_blob.get("config") or {}
@@ -75,32 +106,35 @@ def image_config_from_oci(config_blob: dict[str, Any]) -> ImageConfig:
     )
 
 
-@contextlib.contextmanager
-def _locked(path: Path, *, shared: bool = False) -> Iterator[None]:
-    """Hold an fcntl lock on ``path``: excludes other processes and other threads alike."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
 class RegistryImageStore:
     """``ImageStore`` that pulls with skopeo and unpacks with umoci. Blocking; thread- and
-    process-safe: concurrent ``ensure`` of one digest does the work once."""
+    process-safe: concurrent ``ensure`` of one digest does the work once, and ``collect``
+    never deletes an image from under an ``ensure``."""
 
-    def __init__(self, cache_dir: Path, *, insecure_registries: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        cache_dir: Path,
+        *,
+        insecure_registries: Iterable[str] = (),
+        mountinfo: Path = MOUNTINFO,
+    ) -> None:
+        """``mountinfo``: where ``collect`` learns which rootfs mounted overlays use."""
         self.cache_dir = cache_dir.absolute()
         self.layout = self.cache_dir / "oci"
         self.insecure_registries = frozenset(insecure_registries)
-        for sub in ("rootfs", "configs", "locks"):
+        self._collector = CacheCollector(self.cache_dir, self.layout, mountinfo=mountinfo)
+        for sub in ("rootfs", "configs", "locks", "used"):
             (self.cache_dir / sub).mkdir(parents=True, exist_ok=True)
+
+    @property
+    def mountinfo(self) -> Path:
+        """Where ``collect`` learns which rootfs mounted overlays use."""
+        return self._collector.mountinfo
 
     # -- public -------------------------------------------------------------
 
     def ensure(self, reference: str) -> LocalImage:
-        """Pull (by digest) and unpack once; return the local image.
+        """Pull (by digest) and unpack once; return the local image, marked as used now.
 
         A tag reference is first resolved to its digest in the registry. Raises
         ``NotFoundError`` if the registry has no such image, ``RuntimeFailure`` if the
@@ -112,16 +146,21 @@ class RegistryImageStore:
             digest = self.resolve_digest(reference)
             name = _without_tag(name)
         hex_digest = digest.removeprefix("sha256:")
-        cached = self._cached(hex_digest)
-        if cached is not None:
-            return cached
-        with _locked(self.cache_dir / "locks" / f"{hex_digest}.lock"):
+        # Checking and marking under the digest's lock orders this against ``collect``:
+        # it either deleted the image before (we pull again) or sees the fresh mark.
+        with locked(digest_lock_path(self.cache_dir, hex_digest), shared=True):
             cached = self._cached(hex_digest)
             if cached is not None:
+                mark_used(self.cache_dir, hex_digest)
                 return cached
-            if not self._in_layout(hex_digest):
-                self._pull(name, digest)
-            return self._unpack(hex_digest)
+        with locked(digest_lock_path(self.cache_dir, hex_digest)):
+            cached = self._cached(hex_digest)
+            if cached is None:
+                if not self._in_layout(hex_digest):
+                    self._pull(name, digest)
+                cached = self._unpack(hex_digest)
+            mark_used(self.cache_dir, hex_digest)
+            return cached
 
     def resolve_digest(self, reference: str) -> str:
         """The manifest digest (``sha256:<hex>``) a tag reference points at, asked of the registry.
@@ -141,9 +180,29 @@ class RegistryImageStore:
         Blobs stay in the shared layout. The caller must make sure no container uses it.
         """
         hex_digest = digest.removeprefix("sha256:")
-        with _locked(self.cache_dir / "locks" / f"{hex_digest}.lock"):
-            (self.cache_dir / "configs" / f"{hex_digest}.json").unlink(missing_ok=True)
-            shutil.rmtree(self.cache_dir / "rootfs" / hex_digest, ignore_errors=True)
+        with locked(digest_lock_path(self.cache_dir, hex_digest)):
+            trash = discard_rootfs(self.cache_dir, hex_digest)
+        if trash is not None:
+            shutil.rmtree(trash, ignore_errors=True)  # else the next collect removes it
+
+    def collect(self, in_use: Iterable[str], policy: GcPolicy | None = None) -> list[ImageDeletion]:
+        """Delete the cached images ``choose_images_to_delete`` picks; return them, least
+        recently used first, with their sizes and reasons.
+
+        ``in_use``: the images this host needs — of its containers and of the machines
+        assigned to it — as ``sha256:<hex>`` digests or digest references. A tag
+        reference names no digest and is ignored (``ensure`` resolves a tag again
+        anyway). An image a mounted overlay uses is kept whatever ``in_use`` says.
+        Also removes the leftovers of an interrupted collect or unpack, and the
+        layout's blobs that no remaining image references.
+
+        Blocking; thread- and process-safe: one collect runs at a time; an image being
+        ensured right now, or ensured after the decision, is kept; an ``ensure`` of a
+        deleted digest pulls it again. Crash-safe (see ``image_cache_gc``). Raises
+        ``RuntimeFailure`` before deleting anything if the host's mounts cannot be read.
+        """
+        hexes = (h for ref in in_use if (h := digest_hex(ref)))  # iterated under the GC lock
+        return self._collector.collect(hexes, policy or GcPolicy())
 
     # -- steps ----------------------------------------------------------------
 
@@ -176,7 +235,7 @@ class RegistryImageStore:
         return None
 
     def _in_layout(self, hex_digest: str) -> bool:
-        with _locked(self.cache_dir / "locks" / "oci.lock", shared=True):
+        with locked(layout_lock_path(self.cache_dir), shared=True):
             return self._manifest_descriptor(hex_digest) is not None
 
     def _pull(self, name: str, digest: str) -> None:
@@ -184,7 +243,7 @@ class RegistryImageStore:
         source = f"docker://{name}@{digest}"
         tls = self._tls_flags(name, "--src-tls-verify")
         # skopeo rewrites index.json: one writer at a time in the shared layout
-        with _locked(self.cache_dir / "locks" / "oci.lock"):
+        with locked(layout_lock_path(self.cache_dir)):
             self._skopeo(
                 [
                     "copy",
@@ -203,10 +262,10 @@ class RegistryImageStore:
                 f"pulled {name}@{digest} but the stored manifest is {got}",
                 hint="the registry served a different manifest; check the image reference",
             )
-        if descriptor.get("mediaType") != _OCI_MANIFEST:
+        if descriptor.get("mediaType") != OCI_MANIFEST:
             # --preserve-digests kept a Docker v2 manifest (so its digest is checkable), but
             # umoci unpacks only OCI manifests: add a converted one; layer blobs are reused.
-            with _locked(self.cache_dir / "locks" / "oci.lock"):
+            with locked(layout_lock_path(self.cache_dir)):
                 self._skopeo(
                     [
                         "copy",
@@ -222,10 +281,10 @@ class RegistryImageStore:
     def _unpack(self, hex_digest: str) -> LocalImage:
         rootfs_dir = self.cache_dir / "rootfs"
         final = rootfs_dir / hex_digest
-        staging = rootfs_dir / f".unpack-{hex_digest}"
+        staging = rootfs_dir / f"{STAGING_PREFIX}{hex_digest}"
         shutil.rmtree(staging, ignore_errors=True)  # left by a crash; we hold the digest lock
         unpack_tag = self._oci_format_tag(hex_digest)
-        with _locked(self.cache_dir / "locks" / "oci.lock", shared=True):
+        with locked(layout_lock_path(self.cache_dir), shared=True):
             config = self._read_image_config(hex_digest)
             self._run(
                 ["umoci", "raw", "unpack", "--image", f"{self.layout}:{unpack_tag}", str(staging)],
@@ -243,7 +302,7 @@ class RegistryImageStore:
     def _oci_format_tag(self, hex_digest: str) -> str:
         """The layout tag umoci can unpack for this digest (see ``_pull``)."""
         descriptor = self._manifest_descriptor(hex_digest)
-        if descriptor is None or descriptor.get("mediaType") == _OCI_MANIFEST:
+        if descriptor is None or descriptor.get("mediaType") == OCI_MANIFEST:
             return hex_digest
         return f"{hex_digest}-oci"
 
@@ -251,13 +310,9 @@ class RegistryImageStore:
         descriptor = self._manifest_descriptor(hex_digest)
         if descriptor is None:
             raise RuntimeFailure(f"image sha256:{hex_digest} vanished from the cache layout")
-        manifest = json.loads(self._blob(descriptor["digest"]).read_text())
-        config_blob = json.loads(self._blob(manifest["config"]["digest"]).read_text())
+        manifest = json.loads(blob_path(self.layout, descriptor["digest"]).read_text())
+        config_blob = json.loads(blob_path(self.layout, manifest["config"]["digest"]).read_text())
         return image_config_from_oci(config_blob)
-
-    def _blob(self, digest: str) -> Path:
-        algorithm, _, value = digest.partition(":")
-        return self.layout / "blobs" / algorithm / value
 
     # -- tools ------------------------------------------------------------------
 
