@@ -180,7 +180,28 @@ class StepRunner:
     def _start(self, m: Machine, *, event_type: str, exit_code: int | None = None) -> None:
         mem = self.mem(m.id)
         started = self.clock()
-        self._report(m, MachineState.STARTING, event_type, "starting")
+        # "starting" travels to the control plane while the container is prepared
+        # (a round trip the start need not wait for); "started" or a failure is
+        # reported only after it, so the two never arrive out of order.
+        starting = threading.Thread(
+            target=self._report,
+            args=(m, MachineState.STARTING, event_type, "starting"),
+            name=f"report-{m.id}",
+            daemon=True,
+        )
+        starting.start()
+        try:
+            self._start_container(m)
+        finally:
+            starting.join()
+        mem.acted_generation = m.generation
+        mem.next_start_at = 0.0
+        took = self.clock() - started
+        log.info("machine %s started in %.0f ms (%s)", m.id, took * 1000, event_type)
+        self._report(m, MachineState.STARTED, event_type, "started", exit_code=exit_code)
+
+    def _start_container(self, m: Machine) -> None:
+        """Image, network namespace and container of ``m``'s current instance."""
         image = self.images.ensure(m.config.image)
         netns = self.network.ensure(m.id, m.private_ip)
         guest = m.config.effective_guest
@@ -201,11 +222,6 @@ class StepRunner:
         )
         self.driver.destroy(spec.container_id)  # a half-made container from a crash mid-start
         self.driver.start(spec)
-        mem.acted_generation = m.generation
-        mem.next_start_at = 0.0
-        took = self.clock() - started
-        log.info("machine %s started in %.0f ms (%s)", m.id, took * 1000, event_type)
-        self._report(m, MachineState.STARTED, event_type, "started", exit_code=exit_code)
 
     def _machine_env(self, m: Machine) -> dict[str, str]:
         env = dict(m.config.env)
