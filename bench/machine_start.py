@@ -67,7 +67,7 @@ def raw_baseline(runs: int) -> list[float]:
     try:
         make_busybox_rootfs(work / "image")
         image = LocalImage("sha256:" + "0" * 64, work / "image", ImageConfig())
-        return raw_runs(work, image, runs, cgroup_parent)
+        return raw_runs(work, image, runs, cgroup_parent, seccomp=True)
     finally:
         remove_cgroup_dirs(cgroup_parent)
         shutil.rmtree(work, ignore_errors=True)

@@ -3,7 +3,8 @@
 Run as root: ``.venv/bin/python bench/machine_start_raw.py [--runs 20]``.
 
 Both sides use the same busybox rootfs (the "cached image") and the same OCI
-spec. Raw: each run's bundle (overlay mount and config.json) is prepared in
+spec, seccomp filter included; raw runc is also timed without the filter, to
+show what the filter costs. Raw: each run's bundle (overlay mount and config.json) is prepared in
 advance, and the time is from exec of ``runc run -d`` until the container's pid
 is running. Driver: from the ``start()`` call to its return (overlay mount,
 config, shim spawn, pid running). Everything made is removed at the end.
@@ -25,8 +26,9 @@ from pathlib import Path
 
 from ferry.runtime.driver import ContainerSpec, ImageConfig, LocalImage
 from ferry.runtime.host_os import mount_overlay, pid_is_running, remove_cgroup_dirs, unmount
-from ferry.runtime.oci_spec import build_runtime_spec
+from ferry.runtime.oci_spec import DEFAULT_CAPABILITIES, build_runtime_spec
 from ferry.runtime.runc import RuncDriver
+from ferry.runtime.seccomp import go_arch, load_profile, runtime_seccomp
 
 SCRIPT = "sleep 600"
 
@@ -47,13 +49,18 @@ def spec_for(image: LocalImage, container_id: str) -> ContainerSpec:
     return ContainerSpec(container_id, image, ("sh", "-c", SCRIPT), {}, memory_mb=64)
 
 
-def raw_runs(work: Path, image: LocalImage, runs: int, cgroup_parent: str) -> list[float]:
+def raw_runs(
+    work: Path, image: LocalImage, runs: int, cgroup_parent: str, *, seccomp: bool
+) -> list[float]:
     root = work / "raw-runc"
+    caps = DEFAULT_CAPABILITIES
+    release = os.uname().release
+    bpf = runtime_seccomp(load_profile(), caps, arch=go_arch(), kernel_release=release)
     bundles: list[tuple[str, Path]] = []
     samples: list[float] = []
     try:
         for n in range(runs):
-            container_id = f"raw-{n}"
+            container_id = f"raw-{'s' if seccomp else 'n'}{n}"
             bundle = work / "raw" / container_id
             for sub in ("upper", "work", "rootfs"):
                 (bundle / sub).mkdir(parents=True)
@@ -63,6 +70,7 @@ def raw_runs(work: Path, image: LocalImage, runs: int, cgroup_parent: str) -> li
                 bundle / "rootfs",
                 f"/{cgroup_parent}/{container_id}",
                 open_files_limit=1024,
+                seccomp=bpf if seccomp else None,
             )
             (bundle / "config.json").write_text(json.dumps(spec))
             bundles.append((container_id, bundle))
@@ -129,7 +137,8 @@ def main() -> int:
     try:
         make_busybox_rootfs(work / "image")
         image = LocalImage("sha256:" + "0" * 64, work / "image", ImageConfig())
-        raw = raw_runs(work, image, args.runs, cgroup_parent)
+        raw = raw_runs(work, image, args.runs, cgroup_parent, seccomp=True)
+        bare = raw_runs(work, image, args.runs, cgroup_parent, seccomp=False)
         driver = driver_runs(work, image, args.runs, cgroup_parent)
     finally:
         remove_cgroup_dirs(cgroup_parent)
@@ -139,7 +148,12 @@ def main() -> int:
         f"runc: {runc_version.stdout.splitlines()[0]}; kernel {platform.release()}; "
         f"{os.cpu_count()} cores; runs={args.runs}"
     )
-    for label, samples in (("raw `runc run -d`", raw), ("RuncDriver.start()", driver)):
+    series = (
+        ("raw `runc run -d`", raw),
+        ("  without seccomp", bare),
+        ("RuncDriver.start()", driver),
+    )
+    for label, samples in series:
         p50, p95 = statistics.median(samples) * 1000, percentile(samples, 0.95) * 1000
         print(f"{label:<20} p50 {p50:6.1f} ms  p95 {p95:6.1f} ms")
     ratio = statistics.median(driver) / statistics.median(raw)
