@@ -1,8 +1,15 @@
-"""Ships machines' stdout/stderr to the control plane (``ferry logs`` reads it there)."""
+"""Ships machines' stdout/stderr to the control plane (``ferry logs`` reads it there).
+
+After each successful upload the shipper tells the driver how far the log is
+shipped (``Driver.release_log``), which frees the disk space of that prefix; so a
+chatty machine's log stays small on disk. Bytes not shipped yet are never freed:
+while the control plane is down, logs accumulate and no line is lost.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable
 from typing import Protocol
 
@@ -10,10 +17,17 @@ from ferry.agent.reconcile import container_id
 from ferry.errors import FerryError
 from ferry.model import Machine
 from ferry.runtime.driver import Driver
+from ferry.runtime.logfiles import resume_offset
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH_BYTES = 256 * 1024
+#: Batches per machine per call (the agent calls once a second): up to 1 MiB/s each.
+MAX_BATCHES_PER_CALL = 4
+#: Unshipped output beyond this is skipped, but for its last ``KEEP_ON_SKIP`` bytes: an app
+#: writing faster than logs can be shipped must not fill the host's disk. A line says so.
+MAX_BACKLOG_BYTES = 64 * 1024 * 1024
+KEEP_ON_SKIP = 1024 * 1024
 
 
 class LogSink(Protocol):
@@ -28,27 +42,58 @@ class LogShipper:
         self._offsets: dict[str, int] = {}
 
     def ship(self, machines: Iterable[Machine], sink: LogSink, host_id: str) -> None:
+        """Upload up to ``MAX_BATCHES_PER_CALL`` batches of ``MAX_BATCH_BYTES`` of whole new
+        lines per machine, releasing what is shipped after each. Blocking; never raises for
+        a failed upload (retried next call) or a missing log file.
+
+        A container first seen starts at the beginning of its file, past any freed
+        prefix. A line longer than a batch is shipped in batch-sized pieces. A backlog
+        over ``MAX_BACKLOG_BYTES`` (the app writes faster than 1 MiB/s for a minute) is
+        skipped to its last ``KEEP_ON_SKIP`` bytes, with a line saying how much.
+        """
         seen = set()
         for m in machines:
             cid = container_id(m)
             seen.add(cid)
-            path = self.driver.log_path(cid)
-            offset = self._offsets.get(cid, 0)
-            try:
-                with path.open("rb") as f:
-                    f.seek(offset)
-                    chunk = f.read(MAX_BATCH_BYTES)
-            except OSError:
-                continue
-            end = chunk.rfind(b"\n") + 1
-            if end == 0:
-                continue
-            lines = chunk[:end].decode(errors="replace").splitlines()
-            try:
-                sink.upload_logs(host_id, m.id, lines)
-            except FerryError as exc:
-                log.debug("log upload for %s failed: %s", m.id, exc)
-                continue
-            self._offsets[cid] = offset + end
+            for _ in range(MAX_BATCHES_PER_CALL):
+                if not self._ship_batch(cid, m.id, sink, host_id):
+                    break
         for cid in set(self._offsets) - seen:
             del self._offsets[cid]
+
+    def _ship_batch(self, cid: str, machine_id: str, sink: LogSink, host_id: str) -> bool:
+        """Ship one batch of ``cid``'s log; whether a full batch went (more may wait)."""
+        path = self.driver.log_path(cid)
+        notice: list[str] = []
+        try:
+            with path.open("rb") as f:
+                offset = self._offsets.get(cid)
+                if offset is None:
+                    offset = resume_offset(f.fileno())
+                size = os.fstat(f.fileno()).st_size
+                if size - offset > MAX_BACKLOG_BYTES:
+                    skipped = size - KEEP_ON_SKIP - offset
+                    offset += skipped
+                    notice = [f"[ferry] {skipped} bytes of output skipped: written faster "
+                              "than logs are shipped"]  # fmt: skip
+                f.seek(offset)
+                chunk = f.read(MAX_BATCH_BYTES)
+        except OSError:
+            return False
+        end = chunk.rfind(b"\n") + 1
+        if end == 0 and len(chunk) == MAX_BATCH_BYTES:
+            end = len(chunk)  # waiting for its newline would stall this log for good
+        if end == 0 and not notice:
+            return False
+        lines = notice + chunk[:end].decode(errors="replace").splitlines()
+        try:
+            sink.upload_logs(host_id, machine_id, lines)
+        except FerryError as exc:
+            log.debug("log upload for %s failed: %s", machine_id, exc)
+            return False
+        self._offsets[cid] = offset + end
+        try:
+            self.driver.release_log(cid, offset + end)
+        except FerryError as exc:
+            log.warning("could not free the shipped log of %s: %s", machine_id, exc)
+        return len(chunk) == MAX_BATCH_BYTES

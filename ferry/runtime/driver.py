@@ -110,7 +110,22 @@ class Driver(Protocol):
         ...
 
     def log_path(self, container_id: str) -> Path:
-        """The file that receives the container's stdout and stderr."""
+        """The file that receives the container's stdout and stderr.
+
+        Only ever appended to; but a prefix already passed to ``release_log`` may
+        read back as NUL bytes (its disk space freed).
+        """
+        ...
+
+    def release_log(self, container_id: str, upto: int) -> None:
+        """The bytes of the log file before offset ``upto`` have been shipped: the
+        driver may free their disk space. Offsets and the file's size stay valid.
+
+        Never frees a byte at or after ``upto``, so nothing not yet shipped is lost.
+        Cheap when there is little to free; a no-op for a missing container or a
+        filesystem that cannot free part of a file. Raises ``RuntimeFailure`` on
+        any other error.
+        """
         ...
 
 

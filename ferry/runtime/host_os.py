@@ -1,4 +1,5 @@
-"""Thin Linux adapters the runc driver needs: overlay mounts, /proc probes, cgroup dirs.
+"""Thin Linux adapters the runc driver needs: overlay mounts, /proc probes, cgroup dirs,
+hole punching in log files.
 
 Every function here is a single syscall or a file read — no exec — because
 they sit on the machine-start path. Failures are raised as ``RuntimeFailure``.
@@ -19,12 +20,15 @@ __all__ = [
     "mount_overlay",
     "pid_in_cgroup",
     "pid_is_running",
+    "punch_hole",
     "remove_cgroup_dirs",
     "unmount",
 ]
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 _MNT_DETACH = 2
+_FALLOC_FL_KEEP_SIZE = 0x01
+_FALLOC_FL_PUNCH_HOLE = 0x02
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 _libc.mount.argtypes = [
@@ -35,6 +39,10 @@ _libc.mount.argtypes = [
     ctypes.c_char_p,
 ]
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+# fallocate64 takes 64-bit offsets on every ABI; plain fallocate only where off_t is 64-bit.
+_fallocate = getattr(_libc, "fallocate64", None) or _libc.fallocate
+_fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+_fallocate.restype = ctypes.c_int
 
 
 def mount_overlay(lower: Path, upper: Path, work: Path, merged: Path) -> None:
@@ -67,6 +75,23 @@ def unmount(target: Path) -> bool:
         return True
     code = ctypes.get_errno()
     raise RuntimeFailure(f"could not unmount {target}: {os.strerror(code)}")
+
+
+def punch_hole(fd: int, offset: int, length: int) -> bool:
+    """Free the disk blocks under ``length`` bytes at ``offset`` of the file open for
+    writing as ``fd``; they then read back as zeros. The file's size is unchanged
+    (``FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE``), so concurrent appends are unaffected.
+
+    One ``fallocate(2)`` call. Only whole filesystem blocks are freed; the parts of
+    partial blocks at either end are zeroed in place. Returns False when the
+    filesystem cannot punch holes; raises ``RuntimeFailure`` naming any other errno.
+    """
+    if _fallocate(fd, _FALLOC_FL_PUNCH_HOLE | _FALLOC_FL_KEEP_SIZE, offset, length) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EOPNOTSUPP, errno.ENOSYS):
+        return False
+    raise RuntimeFailure(f"could not punch a hole in fd {fd}: {os.strerror(code)}")
 
 
 def pid_is_running(pid: int) -> bool:

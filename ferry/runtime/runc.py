@@ -40,6 +40,7 @@ from ferry.runtime.host_os import (
     unmount,
 )
 from ferry.runtime.image_user import read_image_user
+from ferry.runtime.logfiles import release_shipped_prefix
 from ferry.runtime.oci_spec import (
     DEFAULT_CAPABILITIES,
     OPEN_FILES_LIMIT,
@@ -159,6 +160,14 @@ class RuncDriver:
 
     def log_path(self, container_id: str) -> Path:
         return self._paths(container_id).log
+
+    def release_log(self, container_id: str, upto: int) -> None:
+        """Punch out the shipped prefix of ``stdout.log`` (see ``ferry.runtime.logfiles``):
+        once more than a MiB is shipped, all but its last 64 KiB before ``upto``.
+
+        Safe while the container appends; stateless, so it survives agent restarts.
+        """
+        release_shipped_prefix(self._paths(container_id).log, upto)
 
     def _paths(self, container_id: str) -> _Paths:
         if not container_id or "/" in container_id or container_id in (".", ".."):

@@ -1,0 +1,173 @@
+"""The log shipper uploads whole lines in order and frees only what it shipped."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from ferry.agent import logship
+from ferry.agent.logship import MAX_BATCH_BYTES, LogShipper
+from ferry.agent.reconcile import container_id
+from ferry.errors import RuntimeFailure, UnavailableError
+from ferry.model import DesiredState, Machine, MachineConfig, MachineState
+from ferry.runtime.logfiles import release_shipped_prefix
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+MACHINE = Machine(
+    id="m1",
+    name="m1",
+    app_name="web",
+    state=MachineState.STARTED,
+    desired_state=DesiredState.STARTED,
+    region="ams",
+    instance_id="i1",
+    private_ip="10.1.0.2",
+    config=MachineConfig(image="x"),
+    host_id="ams-1",
+    created_at=NOW,
+    updated_at=NOW,
+)
+
+
+class LogFilesDriver:
+    """The log part of a ``Driver``: files under a directory; records each release."""
+
+    def __init__(self, directory: Path, *, punch: bool = False, fail_release: bool = False):
+        self.directory = directory
+        self.punch = punch
+        self.fail_release = fail_release
+        self.releases: list[tuple[str, int]] = []
+
+    def log_path(self, cid: str) -> Path:
+        return self.directory / f"{cid}.log"
+
+    def release_log(self, cid: str, upto: int) -> None:
+        self.releases.append((cid, upto))
+        if self.fail_release:
+            raise RuntimeFailure("disk on fire")
+        if self.punch:
+            release_shipped_prefix(self.log_path(cid), upto)
+
+
+class RecordingSink:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.down = False
+
+    def upload_logs(self, host_id: str, machine_id: str, lines: list[str]) -> object:
+        if self.down:
+            raise UnavailableError("control plane down")
+        self.lines.extend(lines)
+        return None
+
+
+def append(driver: LogFilesDriver, data: bytes) -> None:
+    with driver.log_path(container_id(MACHINE)).open("ab") as log:
+        log.write(data)
+
+
+def test_whole_lines_are_shipped_and_then_released(tmp_path: Path) -> None:
+    driver, sink = LogFilesDriver(tmp_path), RecordingSink()
+    shipper = LogShipper(driver)  # type: ignore[arg-type]
+    append(driver, b"one\ntwo\npart")
+
+    shipper.ship([MACHINE], sink, "ams-1")
+    append(driver, b"ial\n")
+    shipper.ship([MACHINE], sink, "ams-1")
+
+    assert sink.lines == ["one", "two", "partial"]
+    cid = container_id(MACHINE)
+    assert driver.releases == [(cid, 8), (cid, 16)]
+
+
+def test_a_failed_upload_frees_nothing_and_is_retried(tmp_path: Path) -> None:
+    driver, sink = LogFilesDriver(tmp_path), RecordingSink()
+    shipper = LogShipper(driver)  # type: ignore[arg-type]
+    append(driver, b"kept\n")
+    sink.down = True
+
+    shipper.ship([MACHINE], sink, "ams-1")
+    sink.down = False
+    shipper.ship([MACHINE], sink, "ams-1")
+
+    assert sink.lines == ["kept"]
+    assert driver.releases == [(container_id(MACHINE), 5)]
+
+
+def test_a_line_longer_than_a_batch_is_shipped_in_pieces(tmp_path: Path) -> None:
+    driver, sink = LogFilesDriver(tmp_path), RecordingSink()
+    shipper = LogShipper(driver)  # type: ignore[arg-type]
+    append(driver, b"x" * (MAX_BATCH_BYTES + 10) + b"\nnext\n")
+
+    for _ in range(3):
+        shipper.ship([MACHINE], sink, "ams-1")
+
+    assert sink.lines == ["x" * MAX_BATCH_BYTES, "x" * 10, "next"]
+
+
+def test_a_failed_release_does_not_stop_shipping(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    driver, sink = LogFilesDriver(tmp_path, fail_release=True), RecordingSink()
+    shipper = LogShipper(driver)  # type: ignore[arg-type]
+    append(driver, b"a\n")
+    shipper.ship([MACHINE], sink, "ams-1")
+    append(driver, b"b\n")
+    shipper.ship([MACHINE], sink, "ams-1")
+
+    assert sink.lines == ["a", "b"]
+    assert "disk on fire" in caplog.text
+
+
+def test_a_restarted_shipper_skips_the_freed_prefix_instead_of_shipping_nul_bytes(
+    tmp_path: Path,
+) -> None:
+    driver, sink = LogFilesDriver(tmp_path, punch=True), RecordingSink()
+    lines = [f"line {i:07d}" for i in range(300_000)]  # 3.6 MB
+    append(driver, "".join(f"{line}\n" for line in lines).encode())
+    first = LogShipper(driver)  # type: ignore[arg-type]
+    for _ in range(8):  # 2 MiB shipped: the first MiB or so is punched
+        first.ship([MACHINE], sink, "ams-1")
+    path = driver.log_path(container_id(MACHINE))
+    assert path.read_bytes()[:4096] == bytes(4096)
+
+    again = RecordingSink()
+    restarted = LogShipper(driver)  # type: ignore[arg-type]
+    for _ in range(20):
+        restarted.ship([MACHINE], again, "ams-1")
+
+    assert all("\0" not in line for line in again.lines)
+    assert again.lines[-1] == lines[-1]
+    resumed_at = lines.index(again.lines[0])
+    assert again.lines == lines[resumed_at:]
+    assert resumed_at < len(sink.lines)  # nothing unshipped was skipped
+
+
+def test_a_backlog_the_shipper_cannot_keep_up_with_is_skipped_with_a_line_saying_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(logship, "MAX_BACKLOG_BYTES", 64 * 1024)
+    monkeypatch.setattr(logship, "KEEP_ON_SKIP", 1000)
+    driver, sink = LogFilesDriver(tmp_path), RecordingSink()
+    shipper = LogShipper(driver)  # type: ignore[arg-type]
+    append(driver, b"".join(b"line %06d\n" % n for n in range(10_000)))  # 120 kB
+
+    shipper.ship([MACHINE], sink, "ams-1")
+
+    assert sink.lines[0].startswith("[ferry] ") and "skipped" in sink.lines[0]
+    assert sink.lines[-1] == "line 009999"
+    assert len(sink.lines) < 100  # only the last ~1000 bytes
+    assert driver.releases[-1] == (container_id(MACHINE), 120_000)  # the skipped part is freed
+
+
+def test_several_batches_go_per_call_until_caught_up(tmp_path: Path) -> None:
+    driver, sink = LogFilesDriver(tmp_path), RecordingSink()
+    shipper = LogShipper(driver)  # type: ignore[arg-type]
+    line = b"x" * 1023 + b"\n"
+    append(driver, line * (2 * MAX_BATCH_BYTES // len(line) + 10))
+
+    shipper.ship([MACHINE], sink, "ams-1")
+
+    assert len(sink.lines) == 2 * MAX_BATCH_BYTES // len(line) + 10  # all of it, in one call
