@@ -3,7 +3,9 @@
 After each successful upload the shipper tells the driver how far the log is
 shipped (``Driver.release_log``), which frees the disk space of that prefix; so a
 chatty machine's log stays small on disk. Bytes not shipped yet are never freed:
-while the control plane is down, logs accumulate and no line is lost.
+while the control plane is down, logs accumulate. Only a backlog over
+``MAX_BACKLOG_BYTES`` (an app writing faster than logs ship, or a long outage)
+is skipped to its recent end, with a line in the log that says how much.
 """
 
 from __future__ import annotations
