@@ -64,6 +64,7 @@ def raw_runs(
             bundle = work / "raw" / container_id
             for sub in ("upper", "work", "rootfs"):
                 (bundle / sub).mkdir(parents=True)
+            bundles.append((container_id, bundle))  # from here on, cleaned up in any case
             mount_overlay(image.rootfs, bundle / "upper", bundle / "work", bundle / "rootfs")
             spec = build_runtime_spec(
                 spec_for(image, container_id),
@@ -73,7 +74,6 @@ def raw_runs(
                 seccomp=bpf if seccomp else None,
             )
             (bundle / "config.json").write_text(json.dumps(spec))
-            bundles.append((container_id, bundle))
         for container_id, bundle in bundles:
             pid_file = bundle / "pid"
             argv = ["runc", "--root", str(root), "run", "-d", "--bundle", str(bundle)]
