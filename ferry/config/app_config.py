@@ -19,9 +19,9 @@ from ferry.model import (
 )
 from ferry.model.autoscale import AutoscalePolicy
 
-__all__ = ["AppConfig", "BuildConfig", "DeployConfig"]
+__all__ = ["AppConfig", "BuildConfig", "DeployConfig", "ProcessGroup"]
 
-#: The process group every machine belongs to until ``[processes]`` is implemented.
+#: The process group of an app whose fly.toml has no ``[processes]``.
 DEFAULT_PROCESS_GROUP = "app"
 
 
@@ -56,14 +56,21 @@ class DeployConfig(_Frozen):
     wait_timeout: float = 300.0
 
 
+class ProcessGroup(_Frozen):
+    """The one ``[processes]`` group: its name and the command that replaces the image's CMD."""
+
+    name: str
+    cmd: list[str]
+
+
 class AppConfig(_Frozen):
     """Everything Ferry reads from a fly.toml. Frozen; build one with ``parse_app_config``.
 
     ``kill_timeout`` is in seconds. ``services`` lists ``[http_service]`` first,
-    then each ``[[services]]``. ``raw`` is the whole parsed TOML, for sections
-    Ferry accepts but does not use yet (``[processes]``, ``[[mounts]]``,
-    ``[metrics]``, ``[[statics]]``, ``[[files]]``). ``autoscale`` is Ferry's own
-    ``[autoscale]`` section, ``None`` when the file has none.
+    then each ``[[services]]``. ``process``: the ``[processes]`` group (one only),
+    ``None`` without the section. ``raw`` is the whole parsed TOML, for the
+    section Ferry accepts but does not use yet (``[metrics]``). ``autoscale``
+    is Ferry's own ``[autoscale]`` section, ``None`` when the file has none.
     """
 
     app: str | None = None
@@ -78,6 +85,7 @@ class AppConfig(_Frozen):
     deploy: DeployConfig = Field(default_factory=DeployConfig)
     restart: RestartPolicy | None = None
     init: InitConfig = Field(default_factory=InitConfig)
+    process: ProcessGroup | None = None
     http_service_internal_port: int | None = None
     autoscale: AutoscalePolicy | None = None
     raw: dict[str, Any] = Field(default_factory=dict)
@@ -90,6 +98,9 @@ class AppConfig(_Frozen):
         names no primary region. Pure; raises nothing for a config that parsed.
         """
         env = dict(self.env)
+        init = self.init
+        if self.process is not None:  # as on Fly: the group's command replaces the CMD
+            init = init.model_copy(update={"cmd": list(self.process.cmd)})
         primary = self.primary_region or region
         if primary is not None:
             env["PRIMARY_REGION"] = primary
@@ -100,12 +111,14 @@ class AppConfig(_Frozen):
             services=list(self.services),
             checks=dict(self.checks),
             restart=self.restart or RestartPolicy(),
-            init=self.init,
+            init=init,
             stop_config=StopConfig(
                 signal=self.kill_signal, timeout=format_duration(self.kill_timeout)
             ),
             metadata={
                 "fly_platform_version": "v2",
-                "fly_process_group": DEFAULT_PROCESS_GROUP,
+                "fly_process_group": (
+                    self.process.name if self.process is not None else DEFAULT_PROCESS_GROUP
+                ),
             },
         )

@@ -16,6 +16,7 @@ from ferry.config.sections import (
     parse_deploy,
     parse_env,
     parse_experimental,
+    parse_processes,
     parse_restart,
     parse_vm,
 )
@@ -29,6 +30,7 @@ MAX_KILL_TIMEOUT_SECONDS = 300.0
 
 _SECTIONS = (
     "build",
+    "processes",
     "env",
     "http_service",
     "services",
@@ -40,12 +42,17 @@ _SECTIONS = (
     "autoscale",
 )
 # Accepted and kept in AppConfig.raw; Ferry does not act on them yet.
-_RAW_SECTIONS = ("processes", "mounts", "metrics", "statics", "files")
+_RAW_SECTIONS = ("metrics",)
 _IGNORED_KEYS = ("swap_size_mb", "console_command", "host_dedication_id")
 _UNSUPPORTED_TOP_LEVEL = {
     "machine_checks": "remove it; Ferry runs [checks] and service checks",
     "machine_config": "remove it and describe the machine with [[vm]] and [experimental]",
     "container": "remove it; Ferry runs one container per machine",
+    # Not silently skipped: data written to a missing volume would be lost on the next deploy.
+    "mounts": "volumes are planned; until then keep data in a database outside the machines "
+    "(a machine's disk is replaced on every deploy)",
+    "statics": "serve the files from the app itself",
+    "files": "put them in the image (COPY in the Dockerfile) or pass values in [env]",
 }
 _APP_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _SIGNALS = frozenset(
@@ -131,6 +138,7 @@ def parse_app_config(
         deploy=parse_deploy(root.table("deploy")),
         restart=parse_restart(root.tables("restart")),
         init=parse_experimental(root.table("experimental")),
+        process=parse_processes(root.table("processes")),
         autoscale=parse_autoscale(root.table("autoscale")),
         http_service_internal_port=services[0].internal_port if http_table is not None else None,
         raw=raw,

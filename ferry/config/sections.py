@@ -1,4 +1,5 @@
-"""``[build]``, ``[env]``, ``[[vm]]``, ``[deploy]``, ``[[restart]]`` and ``[experimental]``.
+"""``[build]``, ``[env]``, ``[[vm]]``, ``[deploy]``, ``[[restart]]``, ``[experimental]`` and
+``[processes]``.
 
 Each function reads one parsed section through ``Table`` and returns model
 objects, raising ``ConfigError`` (file, line, key) for the first problem.
@@ -9,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ferry.config.app_config import BuildConfig, DeployConfig
+from ferry.config.app_config import BuildConfig, DeployConfig, ProcessGroup
 from ferry.config.reader import Table, show
 from ferry.errors import ValidationError
 from ferry.model import SIZE_PRESETS, GuestConfig, InitConfig, RestartPolicy
@@ -19,6 +20,7 @@ __all__ = [
     "parse_deploy",
     "parse_env",
     "parse_experimental",
+    "parse_processes",
     "parse_restart",
     "parse_vm",
 ]
@@ -208,6 +210,32 @@ def parse_experimental(table: Table | None) -> InitConfig:
         entrypoint=table.command("entrypoint"),
         exec=table.command("exec"),
     )
+
+
+def parse_processes(table: Table | None) -> ProcessGroup | None:
+    """``[processes]`` with one group (``app = "bin/rails server"``): its name and command.
+
+    Several groups (a web and a worker) need per-group machines, services and
+    scaling, which Ferry does not have yet: an error that says so.
+    """
+    if table is None:
+        return None
+    names = list(table.data)
+    if not names:
+        raise table.fail(None, "names no process group", hint='write e.g. app = "bin/server"')
+    if len(names) > 1:
+        listed = ", ".join(names)
+        raise table.error(
+            names[1],
+            f"is a second process group ({listed}); several are not supported yet by Ferry",
+            hint="deploy each group as its own app, or run one command that starts both",
+        )
+    name = names[0]
+    if not re.fullmatch(r"[a-z0-9_-]{1,63}", name):
+        raise table.error(name, "is not a valid process group name; use a-z, 0-9, - and _")
+    cmd = table.command(name)
+    assert cmd is not None  # the key exists
+    return ProcessGroup(name=name, cmd=cmd)
 
 
 def _memory(table: Table) -> int | None:

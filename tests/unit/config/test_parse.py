@@ -84,9 +84,8 @@ console_command = "/app/bin/console"
 [experimental]
   cmd = ["gunicorn", "app:wsgi"]
 
-[[mounts]]
-  source = "data"
-  destination = "/data"
+[metrics]
+  port = 9091
 """
 
 
@@ -150,7 +149,7 @@ def test_full_fly_toml_top_level_build_and_deploy() -> None:
     assert (config.deploy.strategy, config.deploy.max_unavailable) == ("immediate", 2.0)
     assert config.deploy.wait_timeout == 120.0
     assert config.http_service_internal_port == 8080
-    assert config.raw["mounts"] == [{"source": "data", "destination": "/data"}]
+    assert config.raw["metrics"] == {"port": 9091}
 
 
 def test_an_empty_file_gets_fly_defaults() -> None:
@@ -296,20 +295,14 @@ def test_prebuilt_image_and_absolute_dockerfile() -> None:
     assert dockerfile == Path("/opt/Dockerfile")
 
 
-def test_sections_ferry_does_not_use_yet_are_kept_raw() -> None:
-    text = """[processes]
-app = "run web"
-[metrics]
-port = 9091
-[[statics]]
-guest_path = "/app/public"
-url_prefix = "/static"
-"""
-    raw = parse(text).raw
+def test_metrics_is_kept_raw_and_one_process_group_sets_the_command() -> None:
+    config = parse('[processes]\nweb = "bin/rails server -p 8080"\n[metrics]\nport = 9091\n')
 
-    assert raw["processes"] == {"app": "run web"}
-    assert raw["metrics"] == {"port": 9091}
-    assert raw["statics"] == [{"guest_path": "/app/public", "url_prefix": "/static"}]
+    assert config.raw["metrics"] == {"port": 9091}
+    machine = config.machine_config("img")
+    assert machine.init.cmd == ["bin/rails", "server", "-p", "8080"]
+    assert machine.metadata["fly_process_group"] == "web"
+    assert parse("").machine_config("img").metadata["fly_process_group"] == "app"
 
 
 def test_app_config_is_frozen() -> None:
