@@ -265,7 +265,13 @@ class MachineService:
             running = m.desired_state is DesiredState.STARTED
             state = MachineState.REPLACING if running else m.state
             event = make_event(self.clock, "update", state.value, "user")
-            return {"config": request.config, "instance_id": new_ulid(), "state": state}, event
+            changes = {
+                "config": request.config,
+                "instance_id": new_ulid(),
+                "state": state,
+                "stop_override": None,  # the old instance stops by the config
+            }
+            return changes, event
 
         return self._mutate(app_name, machine_id, decide)[1]
 
@@ -348,8 +354,21 @@ class MachineService:
 
         self._mutate(app_name, machine_id, decide)
 
-    def restart(self, app_name: str, machine_id: str, *, signal: str | None = None) -> None:
-        """Bump the restart generation; the agent restarts the process once for it."""
+    def restart(
+        self,
+        app_name: str,
+        machine_id: str,
+        *,
+        signal: str | None = None,
+        timeout: str | int | float | None = None,
+    ) -> None:
+        """Bump the restart generation; the agent restarts the process once for it.
+
+        ``signal``/``timeout`` (Fly's ``?signal=&timeout=``) stop the old process,
+        as a stop request's do; without them the config's ``stop_config`` does.
+        Raises ``ValidationError`` for a timeout that is not a duration.
+        """
+        override = _stop_override(signal, timeout)
 
         def decide(m: Machine) -> Decision:
             desired = plan_action(m.state, m.desired_state, Action.RESTART)
@@ -357,9 +376,12 @@ class MachineService:
                 "desired_state": desired,
                 "generation": m.generation + 1,
                 "pending_signal": None,
-                "stop_override": None,
+                "stop_override": override,
             }
-            return changes, make_event(self.clock, "restart", "requested", "user", signal=signal)
+            event = make_event(
+                self.clock, "restart", "requested", "user", signal=signal, timeout=timeout
+            )
+            return changes, event
 
         self._mutate(app_name, machine_id, decide)
 

@@ -90,7 +90,7 @@ def build_router(plane: ControlPlane) -> APIRouter:
             checked = normalize_signal(signal or None)
         except ValueError as exc:
             raise ValidationError(str(exc)) from None
-        machines.restart(app_name, machine_id, signal=checked)
+        machines.restart(app_name, machine_id, signal=checked, timeout=timeout or None)
         return json_response(_OK)
 
     @router.post("/{machine_id}/signal")

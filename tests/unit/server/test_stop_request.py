@@ -118,3 +118,24 @@ def test_the_stop_request_survives_a_restart_of_the_server(tmp_path: Path) -> No
             "signal": "SIGKILL",
             "timeout": "1s",
         }
+
+
+def test_a_restart_stops_the_old_process_as_asked_and_an_update_as_configured(api: Api) -> None:
+    machine = running_machine(api)
+    url = f"/v1/apps/web/machines/{machine['id']}/restart"
+    assert api.client.post(url, params={"signal": "SIGKILL", "timeout": "1s"}).status_code == 200
+    assert in_host_snapshot(api, machine)["stop_override"] == {"signal": "SIGKILL", "timeout": "1s"}
+
+    config = {"image": "registry.local/web:2", "stop_config": {"signal": "SIGTERM", "timeout": 30}}
+    update = api.client.post(f"/v1/apps/web/machines/{machine['id']}", json={"config": config})
+    assert update.status_code == 200, update.text
+    assert in_host_snapshot(api, machine)["stop_override"] is None
+
+
+def test_a_restart_with_a_bad_timeout_is_refused_and_changes_nothing(api: Api) -> None:
+    machine = running_machine(api)
+    before = shown(api, machine)
+    url = f"/v1/apps/web/machines/{machine['id']}/restart"
+    answer = api.client.post(url, params={"timeout": "soon"})
+    assert answer.status_code == 400 and "soon" in answer.text
+    assert shown(api, machine)["revision"] == before["revision"]
