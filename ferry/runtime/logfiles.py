@@ -15,9 +15,10 @@ Layout of a released file, oldest bytes first::
     0                     punched (block-aligned)             shipped       size
 
 Only bytes before the shipped offset are ever punched, so lines the control
-plane has not received yet (it may be down for hours) are never lost: while it
-is down the file grows and nothing is freed; once shipping resumes, the next
-release frees everything shipped in one call. The last ``KEEP_TAIL_BYTES``
+plane has not received yet (it may be down for hours) are never freed here:
+while it is down the file grows and nothing is freed; once shipping resumes,
+the next release frees everything shipped in one call. (The shipper itself
+skips a backlog over its cap: ``ferry.agent.logship``.) The last ``KEEP_TAIL_BYTES``
 before the shipped offset stay real text, for the driver's start-failure
 message and for a person running ``tail``.
 """
