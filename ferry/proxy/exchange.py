@@ -185,12 +185,28 @@ class Exchange:
         return self.replayable or not self.sent_body
 
     def retry_or_fail(self, status: int, message: str) -> None:
-        """Route again while attempts remain and the request can be resent; else fail."""
+        """Route again while the request can be resent and tries remain; else fail.
+
+        The first ``connect_attempts`` tries follow at once (the next machine). Then,
+        until ``retry_window`` has passed since the request came, each try waits a
+        growing pause (25 ms doubling to 400 ms) and routes afresh: the table may
+        have caught up by then (a machine that had just stopped is now listed as
+        stopped, and the request wakes it).
+        """
         self.attempts += 1
-        if self.attempts < self.edge.limits.connect_attempts and self.can_resend():
-            self.dispatch()
-        else:
+        if not self.can_resend():
             self.fail(status, message)
+            return
+        limits = self.edge.limits
+        if self.attempts < limits.connect_attempts:
+            self.dispatch()
+            return
+        edge = self.edge
+        pause = min(0.025 * (1 << min(self.attempts - limits.connect_attempts, 4)), 0.4)
+        if edge.now() + pause - self.started_at > limits.retry_window:
+            self.fail(status, message)
+            return
+        asyncio.get_running_loop().call_later(pause, self.dispatch)
 
     # request side -------------------------------------------------------------
     def attach(self, conn: UpstreamConnection) -> None:

@@ -30,7 +30,11 @@ class ProxyLimits:
     idle_timeout: float = 60.0  # keep-alive connections idle longer are closed
     connect_timeout: float = 2.0  # upstream connect; then the next machine is tried
     response_timeout: float = 60.0  # upstream response headers -> 504
-    connect_attempts: int = 3
+    connect_attempts: int = 3  # tries in a row (the next machine at once) ...
+    # ... then more, with a growing pause, while this lasts: the routing table lags the
+    # control plane for a moment (a machine that just stopped is still listed; once the
+    # table says so, the request wakes it instead of failing).
+    retry_window: float = 2.0
     queue_wait: float = 1.0  # how long a request waits for a machine under its hard limit
     queue_max_waiters: int = 100  # per app; more -> 503 at once
     upstream_idle_per_backend: int = 64  # pooled idle keep-alive connections per machine
@@ -56,6 +60,8 @@ class ProxyLimits:
         ):
             if getattr(self, name) <= 0:
                 raise ValidationError(f"proxy timeout {name} must be positive")
+        if self.retry_window < 0:
+            raise ValidationError("proxy timeout retry_window must not be negative")
         if self.max_body_bytes is not None and self.max_body_bytes < 0:
             raise ValidationError("proxy limit max_body_bytes must not be negative")
 

@@ -294,3 +294,39 @@ def test_a_forwarded_request_for_a_machine_the_far_edge_no_longer_has_is_still_s
     answers, headers = run(scenario())
     assert answers == [(200, "ams-2"), (200, "iad-1"), (200, "iad-1")]
     assert not any("ferry-hop-refused" in h for h in headers)
+
+
+def test_a_request_right_after_autostop_wakes_the_machine_instead_of_failing() -> None:
+    """The edge's table lags the control plane for a moment: it still lists as started the
+    machine autostop has just stopped. Refused connects are retried with a growing pause
+    until the table shows the machine stopped; then the request wakes it and is served."""
+
+    async def scenario() -> tuple[int, str, list[str]]:
+        from ferry.model import MachineState
+
+        async with backends("ams-1") as (machine,):
+            port = machine.port
+            await machine.stop()  # nothing listens any more: connects are refused
+            box = TableBox()
+            box.set(backend_entry("m1", "ams", machine))  # the stale view: still started
+            woken: list[str] = []
+
+            async def wake(app: str, region: str) -> bool:
+                woken.append(app)
+                await machine.start(port)
+                box.set(backend_entry("m1", "ams", machine))
+                return True
+
+            async def table_catches_up() -> None:
+                await asyncio.sleep(0.4)
+                box.set(backend_entry("m1", "ams", machine, state=MachineState.STOPPED))
+
+            async with running_proxy(box, wake=wake) as proxy, edge_client(proxy) as c:
+                lag = asyncio.create_task(table_catches_up())
+                answer = await c.get("/")
+                await lag
+        return answer.status_code, answer.text, woken
+
+    status, body, woken = run(scenario())
+    assert (status, body) == (200, "ams-1")
+    assert woken == ["web"]

@@ -152,6 +152,8 @@ def test_replay_src_format() -> None:
 def test_limits_reject_nonsense_and_check_bodies() -> None:
     with pytest.raises(ValidationError, match="header_timeout"):
         ProxyLimits(header_timeout=0)
+    with pytest.raises(ValidationError, match="retry_window"):
+        ProxyLimits(retry_window=-1)
     limits = ProxyLimits(max_body_bytes=10)
     assert limits.body_allowed(10) and not limits.body_allowed(11) and limits.body_allowed(None)
 
