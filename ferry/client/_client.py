@@ -30,10 +30,10 @@ LONG_POLL_SLACK = 10.0
 class FerryClient(AgentMethods):
     """Synchronous client of the Ferry API; every method blocks until the answer arrives.
 
-    ``FerryClient()`` reads ``FERRY_API_URL`` and ``FERRY_API_TOKEN`` (else the
-    admin-token file under ``$FERRY_HOME``). Methods raise ``ApiError`` for an
-    error answer (with ``status`` and the server's ``hint``) and
-    ``UnavailableError`` when the API cannot be reached. Use it as a context
+    ``FerryClient()`` reads ``FERRY_API_URL`` and ``FERRY_API_TOKEN`` (else
+    ``FLY_API_TOKEN``, else the admin-token file under ``$FERRY_HOME``). Methods
+    raise ``ApiError`` for an error answer (with ``status`` and the server's
+    ``hint``) and ``UnavailableError`` when the API cannot be reached. Use it as a context
     manager or call ``close()``.
     """
 

@@ -19,7 +19,7 @@ from ferry.client._settings import default_api_url, default_token
 from ferry.errors import ApiError, UnavailableError, ValidationError
 
 _UNREACHABLE_HINT = "is the cluster running? try `ferry cluster status`"
-_NO_TOKEN_HINT = "set FERRY_API_TOKEN, or run where `ferry auth token` works"
+_NO_TOKEN_HINT = "set FERRY_API_TOKEN (or FLY_API_TOKEN), or run where `ferry auth token` works"
 
 
 class HttpCore:
