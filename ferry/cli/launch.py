@@ -92,8 +92,7 @@ def launch_command(
         text = config_file.read_text(encoding="utf-8")
         config_file.write_text(retarget_fly_toml(text, app_name, primary), encoding="utf-8")
         output.say(f"Updated {CONFIG_FILENAME}: app {app_name}, primary region {primary}")
-    else:
-        assert source is not None  # _scan always scans when there is no fly.toml
+    elif source is not None:  # always the case without a fly.toml: _scan scanned
         port = internal_port or source.port
         text = render_fly_toml(app_name, primary, port, env=source.env, family=source.family)
         config_file.write_text(text, encoding="utf-8")

@@ -124,6 +124,18 @@ def test_copy_config_launches_a_new_app_from_the_existing_file(project: Path) ->
     assert not (project / "Dockerfile").exists()  # [build] image: nothing to build
 
 
+def test_answering_yes_copies_the_existing_file_and_asks_about_deploying(
+    project: Path,
+) -> None:
+    (project / "fly.toml").write_text('app = "old"\n[build]\n  image = "busybox"\n')
+    api = FakeApi()
+    result = invoke(api, ["launch", "--region", "sin"], input="y\nn\n")
+    assert result.exit_code == 0, result.output
+    assert "old" in api.apps and api.machines == {}  # the file's name, not deployed
+    written = _fly_toml(project)
+    assert written["app"] == "old" and written["primary_region"] == "sin"
+
+
 def test_now_and_no_deploy_together_are_refused(project: Path) -> None:
     api = FakeApi()
     result = invoke(api, ["launch", "--now", "--no-deploy"])
