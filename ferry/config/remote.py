@@ -78,7 +78,9 @@ def config_of_machine(app: str, config: MachineConfig) -> dict[str, Any]:
         result["checks"] = {name: _check(check) for name, check in sorted(config.checks.items())}
     guest = config.effective_guest
     result["vm"] = [{"cpu_kind": guest.cpu_kind, "cpus": guest.cpus, "memory_mb": guest.memory_mb}]
-    result["restart"] = [{"policy": config.restart.policy, "retries": config.restart.max_retries}]
+    # fly.toml spells the API's "no" as "never".
+    policy = "never" if config.restart.policy == "no" else config.restart.policy
+    result["restart"] = [{"policy": policy, "retries": config.restart.max_retries}]
     return result
 
 

@@ -92,9 +92,18 @@ def test_config_from_machines_takes_the_most_common_and_warns_about_others() -> 
 def test_config_from_machines_shows_command_and_checks() -> None:
     check = {"type": "tcp", "port": 8080}
     shown, warnings = config_from_machines(
-        "web", [_machine("m1", init={"cmd": ["serve", "--port", "8080"]}, checks={"alive": check})]
+        "web",
+        [
+            _machine(
+                "m1",
+                init={"cmd": ["serve", "--port", "8080"]},
+                checks={"alive": check},
+                restart={"policy": "no"},
+            )
+        ],
     )
     assert warnings == []
+    assert shown["restart"] == [{"policy": "never", "retries": 10}]
     assert shown["processes"] == {"app": "serve --port 8080"}
     assert shown["checks"]["alive"]["type"] == "tcp" and "path" not in shown["checks"]["alive"]
 
