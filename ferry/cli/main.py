@@ -13,7 +13,18 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from ferry.cli import apps, auth, autoscale, cluster, daemons, output, region, regions, scale
+from ferry.cli import (
+    apps,
+    auth,
+    autoscale,
+    cluster,
+    daemons,
+    output,
+    region,
+    regions,
+    releases,
+    scale,
+)
 from ferry.cli.deploy import deploy_command
 from ferry.cli.logs import logs_command
 from ferry.cli.machines import app as machines_app
@@ -48,6 +59,7 @@ app.add_typer(machines_app, name="machines", hidden=True)
 app.add_typer(scale.app, name="scale")
 app.add_typer(autoscale.app, name="autoscale")
 app.command("deploy")(deploy_command)
+app.add_typer(releases.app, name="releases")
 app.command("status")(status_command)
 app.command("logs")(logs_command)
 app.add_typer(cluster.app, name="cluster")
