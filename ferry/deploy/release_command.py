@@ -27,6 +27,7 @@ __all__ = ["RELEASE_PROCESS_GROUP", "ReleaseCommand", "ReleaseOutcome", "release
 
 #: The process group flyctl gives the release command's machine.
 RELEASE_PROCESS_GROUP = "fly_app_release_command"
+_ENDED = (MachineState.STOPPED, MachineState.FAILED, MachineState.DESTROYED)
 #: How often the release machine is polled for its exit.
 POLL_SECONDS = 0.2
 #: The agent ships logs about once a second; output is read until a read this long after
@@ -149,7 +150,7 @@ class ReleaseCommand:
                 latest = self._client.get_machine(self._app, machine.id)
             except ApiError:
                 return None
-            if latest.state in (MachineState.STOPPED, MachineState.FAILED):
+            if latest.state in _ENDED:
                 return latest
             self._sleep(POLL_SECONDS)
         return None

@@ -192,7 +192,10 @@ class Rollout:
         # Every green serves now: the blues can go, each drained by its stop signal.
         for step in phases.blues:
             assert step.machine_id is not None
-            blue = self._client.get_machine(self._app, step.machine_id)
+            try:
+                blue = self._client.get_machine(self._app, step.machine_id)
+            except ApiError:
+                continue  # already gone: nothing left to retire
             failure = self._retire(step, blue, running=step.wait_started)
             if failure:
                 return self._fail(result, step, failure, self._clock(), blue)

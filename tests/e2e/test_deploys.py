@@ -78,6 +78,7 @@ def deploy_under_load(
     result = ferry(cluster, "deploy", *args, cwd=app_dir)
     took = time.monotonic() - began
     stats = load.result()
+    print(f"deploy {' '.join(args)}: {took:.1f}s; load from ams: {stats}")  # figures, with -s
     return str(result.returncode) + "\n" + result.stdout + result.stderr, stats, took
 
 
