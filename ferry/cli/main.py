@@ -24,6 +24,7 @@ from ferry.cli import (
     output,
     region,
     regions,
+    releases,
     scale,
     scale_vm,
 )
@@ -71,6 +72,7 @@ app.add_typer(autoscale.app, name="autoscale")
 app.command("launch")(launch_command)
 app.command("deploy")(deploy_command)
 app.add_typer(config.app, name="config")
+app.add_typer(releases.app, name="releases")
 app.command("status")(status_command)
 app.command("logs")(logs_command)
 app.add_typer(cluster.app, name="cluster")

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from ferry.model import App, Host, HostStatus, Machine, MachineEvent, Organization
 from ferry.model.autoscale import AutoscalePolicy
+from ferry.model.release import NewRelease, Release, ReleaseStatus
 
 __all__ = ["HostSnapshot", "StateStore"]
 
@@ -190,6 +191,33 @@ class StateStore(Protocol):
 
     def list_autoscale_policies(self) -> dict[str, AutoscalePolicy]:
         """Every stored policy by app name (``delete_app`` removes an app's policy)."""
+        ...
+
+    # -- releases (Ferry-only) -------------------------------------------------
+    def create_release(self, app_name: str, new: NewRelease, *, user: str, at: datetime) -> Release:
+        """Record a ``running`` release with the app's next version (1 for the first).
+
+        Raises ``NotFoundError`` when the app does not exist. ``delete_app``
+        removes the app's releases.
+        """
+        ...
+
+    def get_release(self, app_name: str, version: int) -> Release:
+        """Release ``version`` of the app; raises ``NotFoundError``."""
+        ...
+
+    def list_releases(self, app_name: str, limit: int = 100) -> list[Release]:
+        """The app's newest ``limit`` releases, newest first (empty for an unknown app)."""
+        ...
+
+    def finish_release(
+        self, app_name: str, version: int, status: ReleaseStatus, *, at: datetime
+    ) -> Release:
+        """Set a ``running`` release ``complete`` or ``failed``.
+
+        Raises ``NotFoundError`` for an unknown release and ``ConflictError``
+        when it is not running (a finished release never changes).
+        """
         ...
 
     # -- meta ----------------------------------------------------------------

@@ -112,6 +112,26 @@ MIGRATIONS: Final[list[tuple[int, list[str]]]] = [
             "ALTER TABLE machines ADD COLUMN stop_override TEXT",
         ],
     ),
+    (
+        5,
+        [
+            # One row per deploy of an app (`ferry releases`); config is the JSON
+            # MachineConfig the deploy applied, so a rollback can apply it again.
+            """CREATE TABLE releases (
+                app_name TEXT NOT NULL,
+                version INTEGER NOT NULL,
+                image TEXT NOT NULL,
+                status TEXT NOT NULL,
+                strategy TEXT NOT NULL,
+                description TEXT NOT NULL,
+                user_name TEXT NOT NULL,
+                config TEXT,
+                created_at REAL NOT NULL,
+                updated_at REAL NOT NULL,
+                PRIMARY KEY (app_name, version)
+            )""",
+        ],
+    ),
 ]
 
 

@@ -18,6 +18,7 @@ __all__ = [
     "machines",
     "meta",
     "orgs",
+    "releases",
 ]
 
 metadata = MetaData()
@@ -107,5 +108,20 @@ autoscale_policies = Table(
     metadata,
     Column("app_name", String, primary_key=True),
     Column("policy", Text),
+    Column("updated_at", Float),
+)
+
+releases = Table(
+    "releases",
+    metadata,
+    Column("app_name", String, primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("image", Text),
+    Column("status", String),
+    Column("strategy", String),
+    Column("description", Text),
+    Column("user_name", String),
+    Column("config", Text),
+    Column("created_at", Float),
     Column("updated_at", Float),
 )

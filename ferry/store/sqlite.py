@@ -40,6 +40,7 @@ from ferry.store.schema import (
     orgs,
 )
 from ferry.store.sqlite_engine import SqliteDatabase
+from ferry.store.sqlite_releases import SqliteReleases
 from ferry.store.sqlite_rows import (
     MUTABLE_FIELDS,
     app_from_row,
@@ -58,7 +59,7 @@ _LIVE = machines.c.state != "destroyed"
 _PARSED_CACHE_SIZE = 50_000
 
 
-class SqliteStore:
+class SqliteStore(SqliteReleases):
     """``StateStore`` on one SQLite file (guarantees: ``sqlite_engine.py``).
 
     Opening creates the file and its directory if needed and applies pending
@@ -144,6 +145,7 @@ class SqliteStore:
             conn.execute(logs.delete().where(logs.c.machine_id.in_(ids)))
             conn.execute(machines.delete().where(machines.c.app_name == name))
             conn.execute(autoscale_policies.delete().where(autoscale_policies.c.app_name == name))
+            self._delete_releases(conn, name)
             conn.execute(apps.delete().where(apps.c.name == name))
 
     # -- hosts ---------------------------------------------------------------
