@@ -14,7 +14,9 @@ __all__ = [
     "counters",
     "events",
     "hosts",
+    "leases",
     "logs",
+    "machine_versions",
     "machines",
     "meta",
     "orgs",
@@ -74,6 +76,7 @@ machines = Table(
     Column("restart_generation", Integer),
     Column("pending_signal", String),
     Column("stop_override", Text),
+    Column("cordoned", Integer),
     Column("checks", Text),
     Column("revision", Integer),
     Column("resource_version", Integer),
@@ -108,4 +111,24 @@ autoscale_policies = Table(
     Column("app_name", String, primary_key=True),
     Column("policy", Text),
     Column("updated_at", Float),
+)
+
+leases = Table(
+    "leases",
+    metadata,
+    Column("machine_id", String, primary_key=True),
+    Column("nonce", String),
+    Column("owner", String),
+    Column("description", String),
+    Column("version", String),
+    Column("expires_at", Integer),
+)
+
+machine_versions = Table(
+    "machine_versions",
+    metadata,
+    Column("machine_id", String, primary_key=True),
+    Column("version", String, primary_key=True),
+    Column("config", Text),
+    Column("created_at", Float),
 )
