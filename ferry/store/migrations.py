@@ -128,14 +128,15 @@ MIGRATIONS: Final[list[tuple[int, list[str]]]] = [
             )""",
             # Every config a machine had, by version (its instance_id then), for GET …/versions.
             """CREATE TABLE machine_versions (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
                 machine_id TEXT NOT NULL,
                 version TEXT NOT NULL,
                 config TEXT NOT NULL,
                 created_at REAL NOT NULL,
-                PRIMARY KEY (machine_id, version)
+                UNIQUE (machine_id, version)
             )""",
             "INSERT INTO machine_versions (machine_id, version, config, created_at) "
-            "SELECT id, instance_id, config, updated_at FROM machines",
+            "SELECT id, instance_id, config, updated_at FROM machines ORDER BY created_at, id",
         ],
     ),
 ]

@@ -127,8 +127,9 @@ leases = Table(
 machine_versions = Table(
     "machine_versions",
     metadata,
-    Column("machine_id", String, primary_key=True),
-    Column("version", String, primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("machine_id", String),
+    Column("version", String),
     Column("config", Text),
     Column("created_at", Float),
 )

@@ -90,7 +90,7 @@ class LeaseRows:
         query = (
             select(machine_versions)
             .where(machine_versions.c.machine_id == machine_id)
-            .order_by(machine_versions.c.created_at.desc(), machine_versions.c.version.desc())
+            .order_by(machine_versions.c.seq.desc())
         )
         with self._read() as conn:
             rows = conn.execute(query).all()
