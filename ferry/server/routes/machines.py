@@ -193,32 +193,50 @@ def build_router(plane: ControlPlane) -> APIRouter:
         return json_response(_OK)
 
     @router.get(
-        "/{machine_id}/wait", dependencies=[Depends(allow_query("state", "timeout", "instance_id"))]
+        "/{machine_id}/wait",
+        dependencies=[
+            Depends(allow_query("state", "timeout", "instance_id", "version", "from_event_id"))
+        ],
     )
     async def wait_for_machine(
         app_name: str,
         machine_id: str,
-        state: str = "started",
+        state: list[str] = Query(["started"]),
         timeout: float = Query(60.0, ge=0, le=300),
         instance_id: str | None = None,
+        version: str | None = None,
+        from_event_id: str | None = None,
     ) -> JSONResponse:
-        """Long-poll until the machine reaches ``state``; 408 on timeout. Never busy-waits."""
-        target = _target_state(state)
+        """Long-poll until the machine reaches one of ``state`` (repeatable, as fly-go sends
+        it); 408 on timeout. ``version`` is fly-go's name for ``instance_id``. Never busy-waits."""
+        if from_event_id is not None:
+            raise ValidationError(
+                "query parameter from_event_id is not supported yet",
+                hint="wait by state and instance_id (or version) instead",
+            )
+        if instance_id and version and instance_id != version:
+            raise ValidationError(
+                f"query parameters instance_id={instance_id} and version={version} disagree",
+                hint="give one of them",
+            )
+        wanted_instance = instance_id or version
+        targets = _states(",".join(state)) or {MachineState.STARTED}
+        names = " or ".join(sorted(t.value for t in targets))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         host_id = machines.get(app_name, machine_id).host_id
         while True:
             seen = plane.notifier.version(host_id)
             machine = machines.get(app_name, machine_id)
-            if instance_id and machine.instance_id != instance_id:
+            if wanted_instance and machine.instance_id != wanted_instance:
                 raise ConflictError(
                     f"machine {machine_id} is now at version {machine.instance_id}, "
-                    f"not {instance_id}",
+                    f"not {wanted_instance}",
                     hint="wait for the current version instead",
                 )
-            if machine.state is target:
-                return json_response({"ok": True, "state": target.value})
-            if target is MachineState.STARTED and machine.state in (
+            if machine.state in targets:
+                return json_response({"ok": True, "state": machine.state.value})
+            if MachineState.STARTED in targets and machine.state in (
                 MachineState.FAILED,
                 MachineState.DESTROYED,
             ):
@@ -232,7 +250,7 @@ def build_router(plane: ControlPlane) -> APIRouter:
             if remaining <= 0:
                 return error_response(
                     408,
-                    f"timeout waiting for machine {machine_id} to be {target.value} "
+                    f"timeout waiting for machine {machine_id} to be {names} "
                     f"(it is {machine.state.value})",
                     "wait longer, or look at its events and logs",
                 )

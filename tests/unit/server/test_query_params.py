@@ -97,3 +97,18 @@ def test_a_bad_value_of_a_known_parameter_is_400_naming_it(
     after = api.client.get(base).json()
     assert after["revision"] == machine["revision"]
     assert api.client.get(f"{base}/lease").status_code == 404
+
+
+def test_wait_takes_fly_gos_repeated_state_and_version(
+    api: Api, machine: dict[str, object]
+) -> None:
+    url = f"/v1/apps/web/machines/{machine['id']}/wait"
+    api.report(machine, "stopped", "exit")
+    either = api.client.get(f"{url}?state=started&state=stopped&timeout=1")
+    assert either.json() == {"ok": True, "state": "stopped"}
+    current = api.client.get(f"{url}?state=stopped&version={machine['instance_id']}&timeout=1")
+    assert current.status_code == 200
+    stale = api.client.get(f"{url}?state=stopped&version=01OLD&timeout=1")
+    assert stale.status_code == 409 and "not 01OLD" in stale.json()["error"]
+    refused = api.client.get(f"{url}?state=stopped&from_event_id=01X")
+    assert refused.status_code == 400 and "from_event_id" in refused.json()["error"]
