@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal as signal_module
 from typing import Final
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -23,6 +24,7 @@ __all__ = [
     "StopRequest",
     "UpdateMachineRequest",
     "normalize_signal",
+    "signal_number_to_name",
 ]
 
 #: The signals the Machines API accepts.
@@ -56,6 +58,16 @@ def normalize_signal(value: str | None) -> str | None:
     if name not in SIGNALS:
         raise ValueError(f"unknown signal {value!r}; use one of {', '.join(sorted(SIGNALS))}")
     return name
+
+
+def signal_number_to_name(value: object) -> object:
+    """``9`` → ``"SIGKILL"``; anything else unchanged (``normalize_signal`` checks names)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            return signal_module.Signals(value).name
+        except ValueError:
+            raise ValueError(f"unknown signal number {value}") from None
+    return value
 
 
 class _Body(BaseModel):
@@ -116,8 +128,11 @@ class StopRequest(_Body):
 
 
 class SignalRequest(_Body):
+    """``{"signal": "SIGUSR1"}``; fly-go's ``Kill`` sends the number (``{"signal": 9}``)."""
+
     signal: str
 
+    _number = field_validator("signal", mode="before")(signal_number_to_name)
     _signal = field_validator("signal")(normalize_signal)
 
 

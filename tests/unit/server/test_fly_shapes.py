@@ -43,3 +43,15 @@ def test_check_headers_in_a_wrong_shape_are_400_through_the_api(api: Api) -> Non
     created = api.create_machine(config={"image": "x", "checks": {"c": good}})
     assert created["config"]["checks"]["c"]["headers"] == {"Host": "a.test"}
     assert len(api.client.get("/v1/apps/web/machines").json()) == 1
+
+
+def test_signal_by_number_as_fly_gos_kill_sends_it(api: Api) -> None:
+    api.register_host()
+    api.create_app()
+    machine = api.report(api.create_machine(), "started")
+    url = f"/v1/apps/web/machines/{machine['id']}/signal"
+    assert api.client.post(url, json={"signal": 9}).status_code == 200
+    shown = api.client.get(f"/v1/apps/web/machines/{machine['id']}").json()
+    assert shown["pending_signal"] == "SIGKILL"
+    bad = api.client.post(url, json={"signal": 99})
+    assert bad.status_code == 400 and "unknown signal number 99" in bad.json()["error"]
