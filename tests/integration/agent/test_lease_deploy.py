@@ -11,12 +11,13 @@ by the real agent code (``Agent`` from ``test_stop_request``).
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import httpx
 import pytest
 
-from ferry.agent.reconcile import container_id
+from ferry.agent.reconcile import container_id, plan_host
 from ferry.model import MachineConfig, MachineState
 from ferry.runtime.driver import LocalImage
 from ferry.runtime.runc import RuncDriver
@@ -118,6 +119,14 @@ def test_deploy_under_a_lease_as_flyctl_does_it(
         machine = agent.machine(machine_id)
         log = driver.log_path(container_id(machine)).read_text()
         assert "v2" in log
+
+        # Metadata is written without the nonce (fly-go sends none) and restarts nothing:
+        # the agent, given the labelled machine, has no step to take.
+        labelled = http.post(f"{M}/{machine_id}/metadata/role", json={"value": "web"})
+        assert labelled.status_code == 204
+        machine = agent.machine(machine_id)
+        assert (machine.config.metadata, machine.instance_id) == ({"role": "web"}, new_instance)
+        assert plan_host([machine], driver.list(), agent.memory, set(), time.monotonic()) == []
 
         released = http.delete(f"{M}/{machine_id}/lease", headers={NONCE: nonce})
         assert released.status_code == 200
