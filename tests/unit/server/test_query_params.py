@@ -112,3 +112,24 @@ def test_wait_takes_fly_gos_repeated_state_and_version(
     assert stale.status_code == 409 and "not 01OLD" in stale.json()["error"]
     refused = api.client.get(f"{url}?state=stopped&from_event_id=01X")
     assert refused.status_code == 400 and "from_event_id" in refused.json()["error"]
+
+
+def test_kill_destroys_a_running_machine_as_force_does(api: Api) -> None:
+    api.register_host()
+    api.create_app()
+    machine = api.report(api.create_machine(), "started")
+    url = f"/v1/apps/web/machines/{machine['id']}"
+    assert api.client.delete(f"{url}?kill=false").status_code == 409  # fly-go's default
+    assert api.client.delete(f"{url}?kill=true").status_code == 200
+    assert api.client.get(url).json()["desired_state"] == "destroyed"
+
+
+def test_restart_force_stop_kills_the_old_process(api: Api) -> None:
+    api.register_host()
+    api.create_app()
+    machine = api.report(api.create_machine(), "started")
+    url = f"/v1/apps/web/machines/{machine['id']}"
+    assert api.client.post(f"{url}/restart?force_stop=false").status_code == 200
+    assert api.client.get(url).json()["stop_override"] is None
+    assert api.client.post(f"{url}/restart?force_stop=true&timeout=1s").status_code == 200
+    assert api.client.get(url).json()["stop_override"] == {"signal": "SIGKILL", "timeout": "1s"}
