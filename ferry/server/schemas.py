@@ -165,13 +165,18 @@ class LogsUpload(_Body):
 
 
 class AcquireLeaseRequest(_Body):
-    """fly-go's ``AcquireLeaseRequest``; ``ttl`` may come as ``?ttl=`` (fly-go sends that)."""
+    """fly-go's ``AcquireLeaseRequest``; ``ttl`` may come as ``?ttl=`` (fly-go sends that).
+    Any other key is refused (400 naming it)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     ttl: int | None = Field(default=None, ge=1, le=MAX_LEASE_TTL)
     description: str | None = Field(default=None, max_length=256)
 
 
 class SetMetadataRequest(_Body):
-    """The body of ``POST …/metadata/{key}``."""
+    """The body of ``POST …/metadata/{key}``; any other key is refused (400 naming it)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     value: str

@@ -53,6 +53,7 @@ def test_metadata_over_the_limits_is_400_and_changes_nothing(
         ("/metadata/bad key!", {"value": "v"}, "not allowed"),
         ("/metadata/role", {"value": 3}, "value"),
         ("/metadata/role", {}, "value"),
+        ("/metadata/role", {"value": "v", "ttl": 3}, "ttl"),
     ]
     for tail, body, said in cases:
         response = api.client.post(_url(machine, tail), json=body)
