@@ -71,6 +71,7 @@ class HttpCore:
         params: dict[str, Any] | None = None,
         body: Any = None,
         timeout: float | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Any:
         """Send one request and return the decoded JSON answer (``None`` for an empty body).
 
@@ -83,6 +84,7 @@ class HttpCore:
                 path,
                 params=clean_params,
                 json=body,
+                headers=headers,
                 timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
             )
         except httpx.TimeoutException as exc:

@@ -26,6 +26,8 @@ from typing import Any, Protocol
 from ferry.model import App, Host, HostStatus, Machine, MachineEvent, Organization
 from ferry.model.autoscale import AutoscalePolicy
 from ferry.model.release import NewRelease, Release, ReleaseStatus
+from ferry.model.lease import MachineLease
+from ferry.model.machine import MachineVersion
 
 __all__ = ["HostSnapshot", "StateStore"]
 
@@ -154,6 +156,25 @@ class StateStore(Protocol):
 
         A new store starts at 1, so a watcher's ``since=0`` always means "never seen".
         """
+        ...
+
+    # -- leases and config versions -------------------------------------------
+    def get_lease(self, machine_id: str) -> MachineLease | None:
+        """The machine's stored lease (live or expired), or ``None``."""
+        ...
+
+    def put_lease(self, machine_id: str, lease: MachineLease, *, expected: str | None) -> None:
+        """Store ``lease`` if the stored one still has version ``expected``
+        (``None``: there is none); else ``RevisionConflict``."""
+        ...
+
+    def delete_lease(self, machine_id: str, *, expected: str) -> None:
+        """Remove the lease if it still has version ``expected``; else ``RevisionConflict``."""
+        ...
+
+    def list_machine_versions(self, machine_id: str) -> list[MachineVersion]:
+        """Every config the machine had, newest first; written by the machine writes
+        that set ``config`` or ``instance_id`` (one entry per instance id)."""
         ...
 
     # -- events and logs -----------------------------------------------------

@@ -14,7 +14,9 @@ __all__ = [
     "counters",
     "events",
     "hosts",
+    "leases",
     "logs",
+    "machine_versions",
     "machines",
     "meta",
     "orgs",
@@ -75,6 +77,7 @@ machines = Table(
     Column("restart_generation", Integer),
     Column("pending_signal", String),
     Column("stop_override", Text),
+    Column("cordoned", Integer),
     Column("checks", Text),
     Column("revision", Integer),
     Column("resource_version", Integer),
@@ -124,4 +127,25 @@ releases = Table(
     Column("config", Text),
     Column("created_at", Float),
     Column("updated_at", Float),
+)
+
+leases = Table(
+    "leases",
+    metadata,
+    Column("machine_id", String, primary_key=True),
+    Column("nonce", String),
+    Column("owner", String),
+    Column("description", String),
+    Column("version", String),
+    Column("expires_at", Integer),
+)
+
+machine_versions = Table(
+    "machine_versions",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("machine_id", String),
+    Column("version", String),
+    Column("config", Text),
+    Column("created_at", Float),
 )
