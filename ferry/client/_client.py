@@ -33,9 +33,9 @@ class FerryClient(AgentMethods, ReleaseMethods, MachineExtrasMethods):
     """Synchronous client of the Ferry API; every method blocks until the answer arrives.
 
     ``FerryClient()`` reads ``FERRY_API_URL`` and ``FERRY_API_TOKEN`` (else
-    ``FLY_API_TOKEN``, else the admin-token file under ``$FERRY_HOME``). Methods raise ``ApiError`` for an
-    error answer (with ``status`` and the server's ``hint``) and
-    ``UnavailableError`` when the API cannot be reached. Use it as a context
+    ``FLY_API_TOKEN``, else the admin-token file under ``$FERRY_HOME``). Methods
+    raise ``ApiError`` for an error answer (with ``status`` and the server's
+    ``hint``) and ``UnavailableError`` when the API cannot be reached. Use it as a context
     manager or call ``close()``. ``nonce=`` on a machine change sends the lease
     nonce (``fly-machine-lease-nonce``) of a lease you hold on it.
     """

@@ -25,9 +25,9 @@ from typing import Any, Protocol
 
 from ferry.model import App, Host, HostStatus, Machine, MachineEvent, Organization
 from ferry.model.autoscale import AutoscalePolicy
-from ferry.model.release import NewRelease, Release, ReleaseStatus
 from ferry.model.lease import MachineLease
 from ferry.model.machine import MachineVersion
+from ferry.model.release import NewRelease, Release, ReleaseStatus
 
 __all__ = ["HostSnapshot", "StateStore"]
 

@@ -43,8 +43,8 @@ from ferry.store.schema import (
     orgs,
 )
 from ferry.store.sqlite_engine import SqliteDatabase
-from ferry.store.sqlite_releases import SqliteReleases
 from ferry.store.sqlite_leases import LeaseRows, record_version
+from ferry.store.sqlite_releases import SqliteReleases
 from ferry.store.sqlite_rows import (
     MUTABLE_FIELDS,
     app_from_row,
