@@ -42,6 +42,7 @@ class LogShipper:
     def __init__(self, driver: Driver) -> None:
         self.driver = driver
         self._offsets: dict[str, int] = {}
+        self._failing: dict[str, str] = {}  # container -> the error last logged for it
 
     def ship(self, machines: Iterable[Machine], sink: LogSink, host_id: str) -> None:
         """Upload up to ``MAX_BATCHES_PER_CALL`` batches of ``MAX_BATCH_BYTES`` of whole new
@@ -52,16 +53,29 @@ class LogShipper:
         prefix. A line longer than a batch is shipped in batch-sized pieces. A backlog
         over ``MAX_BACKLOG_BYTES`` (the app writes faster than 1 MiB/s for a minute) is
         skipped to its last ``KEEP_ON_SKIP`` bytes, with a line saying how much.
+
+        Any error while shipping one machine's log is logged (once while it repeats) and
+        skips that machine until the next call: the other machines' logs keep flowing.
         """
         seen = set()
         for m in machines:
             cid = container_id(m)
             seen.add(cid)
-            for _ in range(MAX_BATCHES_PER_CALL):
-                if not self._ship_batch(cid, m.id, sink, host_id):
-                    break
+            try:
+                for _ in range(MAX_BATCHES_PER_CALL):
+                    if not self._ship_batch(cid, m.id, sink, host_id):
+                        break
+            except Exception as exc:  # one machine's failure must not stop the others
+                said = f"{type(exc).__name__}: {exc}"
+                if self._failing.get(cid) != said:
+                    log.warning("shipping the log of %s failed: %s", m.id, said)
+                self._failing[cid] = said
+            else:
+                self._failing.pop(cid, None)
         for cid in set(self._offsets) - seen:
             del self._offsets[cid]
+        for cid in set(self._failing) - seen:
+            del self._failing[cid]
 
     def _ship_batch(self, cid: str, machine_id: str, sink: LogSink, host_id: str) -> bool:
         """Ship one batch of ``cid``'s log; whether a full batch went (more may wait)."""

@@ -171,3 +171,26 @@ def test_several_batches_go_per_call_until_caught_up(tmp_path: Path) -> None:
     shipper.ship([MACHINE], sink, "ams-1")
 
     assert len(sink.lines) == 2 * MAX_BATCH_BYTES // len(line) + 10  # all of it, in one call
+
+
+def test_one_machine_whose_upload_breaks_oddly_does_not_stop_the_others(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    other = MACHINE.model_copy(update={"id": "m2", "instance_id": "i2"})
+
+    class PickySink(RecordingSink):
+        def upload_logs(self, host_id: str, machine_id: str, lines: list[str]) -> object:
+            if machine_id == MACHINE.id:
+                raise KeyError("a response the client did not expect")
+            return super().upload_logs(host_id, machine_id, lines)
+
+    driver, sink = LogFilesDriver(tmp_path), PickySink()
+    shipper = LogShipper(driver)  # type: ignore[arg-type]
+    append(driver, b"lost\n")
+    driver.log_path(container_id(other)).write_bytes(b"from m2\n")
+    shipper.ship([MACHINE, other], sink, "ams-1")
+    shipper.ship([MACHINE, other], sink, "ams-1")
+
+    assert sink.lines == ["from m2"]
+    failures = [r for r in caplog.records if "shipping the log of m1 failed" in r.getMessage()]
+    assert len(failures) == 1  # said once while the same error repeats
