@@ -85,6 +85,12 @@ def _judge(head: bytes, check: CheckConfig) -> ProbeResult:
         return ProbeResult(False, f"{check.method} {check.path}: not an HTTP answer: {shown!r}")
     status = int(parts[1])
     said = f"{check.method} {check.path}: HTTP {status}"
+    complete = head.endswith(b"\r\n\r\n")
+    lines = head.split(b"\r\n")[1:]
+    for line in lines[:-1] if not complete else lines:
+        if line and b":" not in line:
+            shown = line[:60].decode("latin-1").encode("unicode_escape").decode()
+            return ProbeResult(False, f"{said} with a malformed header line {shown!r}")
     if 300 <= status < 400:
         location = _header(head, b"location")
         where = f" to {location}" if location else ""

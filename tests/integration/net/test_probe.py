@@ -120,6 +120,7 @@ def test_a_server_error_fails() -> None:
         (b"\x00\xff\x16\x03binary", "not an HTTP answer"),
         (b"HTTP/1.1 200 OK\r\nX: " + b"y" * (2 * MAX_HEAD_BYTES), "HTTP 200"),
         (b"", "closed without an answer"),
+        (b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n", "malformed header line 'no colon here'"),
     ],
 )
 def test_garbage_is_a_failed_check_never_an_exception(garbage: bytes, said: str) -> None:
