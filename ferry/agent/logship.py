@@ -24,6 +24,10 @@ from ferry.runtime.logfiles import resume_offset
 log = logging.getLogger(__name__)
 
 MAX_BATCH_BYTES = 256 * 1024
+#: The API's limits on one upload (``ferry.server.schemas``): lines, and characters per
+#: line. A batch stops at this many lines; a longer line goes in pieces of this length.
+MAX_LINES_PER_UPLOAD = 1000
+MAX_LINE_CHARS = 16 * 1024
 #: Batches per machine per call (the agent calls once a second): up to 1 MiB/s each.
 MAX_BATCHES_PER_CALL = 4
 #: Unshipped output beyond this is skipped, but for its last ``KEEP_ON_SKIP`` bytes: an app
@@ -101,7 +105,8 @@ class LogShipper:
             end = len(chunk)  # waiting for its newline would stall this log for good
         if end == 0 and not notice:
             return False
-        lines = notice + chunk[:end].decode(errors="replace").splitlines()
+        lines, end = upload_lines(chunk[:end], MAX_LINES_PER_UPLOAD - len(notice))
+        lines = notice + lines
         try:
             sink.upload_logs(host_id, machine_id, lines)
         except FerryError as exc:
@@ -112,4 +117,25 @@ class LogShipper:
             self.driver.release_log(cid, offset + end)
         except FerryError as exc:
             log.warning("could not free the shipped log of %s: %s", machine_id, exc)
-        return len(chunk) == MAX_BATCH_BYTES
+        return len(chunk) == MAX_BATCH_BYTES or end < len(chunk)
+
+
+def upload_lines(data: bytes, room: int) -> tuple[list[str], int]:
+    """The lines of ``data`` for one upload, and how many bytes of it they take. Pure.
+
+    At most ``room`` lines (at least one line of ``data`` always goes); a line over
+    ``MAX_LINE_CHARS`` characters is cut into pieces of that length, each counting.
+    """
+    lines: list[str] = []
+    used = 0
+    for raw in data.splitlines(keepends=True):
+        pieces = [
+            text[i : i + MAX_LINE_CHARS]
+            for text in raw.decode(errors="replace").splitlines()
+            for i in range(0, max(len(text), 1), MAX_LINE_CHARS)
+        ]
+        if lines and len(lines) + len(pieces) > room:
+            break
+        lines += pieces
+        used += len(raw)
+    return lines, used
