@@ -68,7 +68,7 @@ def says(data: bytes) -> Answer:
 
 
 async def never_answers(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    await asyncio.sleep(30)
+    await asyncio.sleep(30)  # deliberate: a server that never answers
 
 
 @pytest.fixture(scope="module")
