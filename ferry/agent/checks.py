@@ -5,7 +5,7 @@ path, headers, ``https`` with TLS, 2xx passes, no redirects followed). Until a
 check first passes it is probed every ``FAST_INTERVAL`` seconds, so a deploy
 learns quickly; afterwards at its configured interval. The due probes of one
 pass run concurrently, so a machine that times out delays no other. Results go
-to the control plane only when they change.
+to the control plane only when they change (status or output).
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ class CheckTracker:
             state.ever_passed |= result.passed
             interval = parse_duration(check.interval) if state.ever_passed else FAST_INTERVAL
             state.next_at = now + max(interval, 0.05)
-            if status != state.status:
+            if (status, result.output) != (state.status, state.output):
                 dirty.add((m.id, m.instance_id))
                 if status == "critical":
                     log.info("machine %s: check %s critical: %s", m.id, name, result.output)

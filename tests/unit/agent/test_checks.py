@@ -117,3 +117,22 @@ def test_a_failed_report_is_sent_again_and_does_not_stop_the_others() -> None:
     tracker.check_and_report(machines, sink, "ams-1")
     assert [r[0] for r in sink.reports] == ["m2", "m1"]
     assert sink.reports[1][2] == ["passing", "passing"]
+
+
+def test_a_new_reason_for_a_still_failing_check_is_reported() -> None:
+    now = [0.0]
+    outputs = ["connection refused", "not an HTTP answer", "not an HTTP answer"]
+
+    class Failing:
+        async def probe(self, address: str, port: int, check: CheckConfig) -> ProbeResult:
+            return ProbeResult(False, outputs[0] if check.type == "http" else "refused")
+
+    tracker = CheckTracker(clock=lambda: now[0], prober=Failing())
+    m = machine_with_checks()
+    assert tracker.run_due([m])  # first results
+    outputs.pop(0)
+    now[0] = 0.3
+    (changed,) = tracker.run_due([m])
+    assert changed[1][1]["output"] == "not an HTTP answer"
+    now[0] = 0.6
+    assert tracker.run_due([m]) == []  # same status, same reason: nothing to report
