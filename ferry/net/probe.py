@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import ssl
 from dataclasses import dataclass
@@ -68,9 +69,11 @@ def request_head(address: str, port: int, check: CheckConfig) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", errors="replace")
 
 
-def _tls_context(check: CheckConfig) -> ssl.SSLContext:
+@functools.cache
+def _tls_context(skip_verify: bool) -> ssl.SSLContext:
+    """One context per kind, made once: loading the system's CAs takes milliseconds."""
     context = ssl.create_default_context()
-    if check.tls_skip_verify:
+    if skip_verify:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     return context
@@ -116,7 +119,7 @@ async def _read_head(reader: asyncio.StreamReader) -> bytes:
 
 
 async def _http(address: str, port: int, check: CheckConfig) -> ProbeResult:
-    tls = _tls_context(check) if check.protocol == "https" else None
+    tls = _tls_context(check.tls_skip_verify) if check.protocol == "https" else None
     server_hostname = (check.tls_server_name or address) if tls is not None else None
     reader, writer = await asyncio.open_connection(
         address, port, ssl=tls, server_hostname=server_hostname, limit=MAX_HEAD_BYTES
