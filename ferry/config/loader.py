@@ -22,6 +22,7 @@ from ferry.config.sections import (
 )
 from ferry.config.services import parse_checks, parse_http_service, parse_services
 from ferry.errors import ConfigError
+from ferry.model.names import app_name_problem
 
 __all__ = ["CONFIG_FILENAME", "find_config", "load_app_config", "parse_app_config"]
 
@@ -54,7 +55,6 @@ _UNSUPPORTED_TOP_LEVEL = {
     "statics": "serve the files from the app itself",
     "files": "put them in the image (COPY in the Dockerfile) or pass values in [env]",
 }
-_APP_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _SIGNALS = frozenset(
     member.name for member in signal.Signals if not member.name.startswith("SIGRT")
 )
@@ -159,10 +159,12 @@ def _syntax_error(filename: str, message: str) -> ConfigError:
 
 def _app_name(root: Table) -> str | None:
     name = root.optional_string("app")
-    if name is not None and not _APP_NAME.match(name):
+    problem = None if name is None else app_name_problem(name)
+    if problem is not None:
         raise root.error(
             "app",
-            f"must be lowercase letters, digits and dashes (at most 63), got {show(name)}",
+            "must be lowercase letters, digits and dashes (2-63, starting and ending with a "
+            f"letter or digit): {show(name)} {problem}",
         )
     return name
 

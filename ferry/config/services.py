@@ -16,8 +16,9 @@ _HANDLERS = ("http", "tls", "pg_tls", "proxy_proto")
 _AUTOSTOP = ("off", "stop", "suspend")
 # Fly keys Ferry accepts and does not act on yet (documented in docs/fly-toml.md).
 _IGNORED_SERVICE_KEYS = ("processes", "tls_options", "http_options", "machine_checks")
-_IGNORED_CHECK_KEYS = ("tls_server_name", "tls_skip_verify", "restart_limit", "processes")
-_HTTP_CHECK_KEYS = ("grace_period", "interval", "timeout", "method", "path", "protocol", "headers")
+_IGNORED_CHECK_KEYS = ("restart_limit", "processes")
+_HTTP_CHECK_KEYS = ("grace_period", "interval", "timeout", "method", "path", "protocol", "headers",
+                    "tls_server_name", "tls_skip_verify")  # fmt: skip
 _TCP_CHECK_KEYS = ("grace_period", "interval", "timeout")
 
 
@@ -181,6 +182,8 @@ def _check(table: Table, kind: str, *, port: int | None = None) -> CheckConfig:
         method=table.string("method", "GET").upper(),
         path=_path(table),
         protocol=table.choice("protocol", ("http", "https"), "http"),
+        tls_skip_verify=table.boolean("tls_skip_verify", False),
+        tls_server_name=table.optional_string("tls_server_name"),
         headers=table.string_map("headers"),
     )
 

@@ -119,6 +119,8 @@ class CheckConfig(_Frozen):
     method: str = "GET"
     path: str = "/"
     protocol: Literal["http", "https"] = "http"
+    tls_skip_verify: bool = False
+    tls_server_name: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("headers", mode="before")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import signal as signal_module
-from typing import Final
+from typing import Annotated, Final
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -160,8 +160,16 @@ class StatusReport(_Body):
     checks: list[CheckStatus] | None = None
 
 
+#: One log upload: at most this many lines (the store keeps the last 1000 of a machine) ...
+MAX_LOG_LINES_PER_UPLOAD = 1000
+#: ... each of at most this many characters (the agent cuts longer lines into pieces).
+MAX_LOG_LINE_CHARS = 16 * 1024
+
+
 class LogsUpload(_Body):
-    lines: list[str]
+    lines: list[Annotated[str, Field(max_length=MAX_LOG_LINE_CHARS)]] = Field(
+        max_length=MAX_LOG_LINES_PER_UPLOAD
+    )
 
 
 class AcquireLeaseRequest(_Body):

@@ -186,3 +186,22 @@ def test_error_without_a_findable_line_still_names_the_file() -> None:
     message = error_of('app = "hello')
 
     assert message.startswith("apps/web/fly.toml: syntax error: Unterminated string at the end")
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ('app = "web\\n"\n', "has characters other than"),
+        ('app = "Web"\n', "has uppercase letters"),
+        ('app = "-web"\n', "starts or ends with '-'"),
+        (f'app = "{"a" * 64}"\n', "is longer than 63 characters"),
+    ],
+)
+def test_app_names_follow_flys_rule_in_full(text: str, why: str) -> None:
+    message = error_of(text)
+    assert "fly.toml:1: app must be lowercase letters, digits and dashes" in message
+    assert why in message
+
+
+def test_an_autoscale_region_with_a_trailing_newline_is_refused() -> None:
+    assert "invalid region code" in error_of('[autoscale]\nregions = ["ams\\n"]\n')
