@@ -23,6 +23,7 @@ from ferry.deploy.images import (
     registry_address,
 )
 from ferry.deploy.plan import (
+    DEFAULT_GROUP,
     DEFAULT_MAX_UNAVAILABLE,
     STRATEGIES,
     DeployPlan,
@@ -31,6 +32,7 @@ from ferry.deploy.plan import (
     check_regions,
     choose_regions,
     live_machines,
+    machine_group,
     parse_max_unavailable,
     parse_regions,
     plan_deploy,
@@ -87,7 +89,8 @@ def deploy_command(
     machines = _ensure_app(client, app_name)
     primary = app_config.primary_region if app_config else None
     targets = choose_regions(requested, machines, primary, cluster_regions)
-    plan = plan_deploy(machines, targets, chosen_strategy)
+    groups = app_config.groups if app_config else _groups_of(machines)
+    plan = plan_deploy(machines, targets, chosen_strategy, groups)
 
     pinned = publish_image(
         source,
@@ -194,13 +197,20 @@ def _config_factory(
 
     def config_for(step: DeployStep) -> MachineConfig:
         if app_config is not None:
-            return app_config.machine_config(image, region=step.region)
-        existing = by_id.get(step.machine_id or "")
+            return app_config.machine_config(image, region=step.region, group=step.group)
+        existing = by_id.get(step.machine_id or "") or next(
+            (m for m in machines if machine_group(m) == step.group), None
+        )
         if existing is not None:
             return existing.config.model_copy(update={"image": image})
         return MachineConfig(image=image)
 
     return config_for
+
+
+def _groups_of(machines: list[Machine]) -> tuple[str, ...]:
+    """Without fly.toml: the groups the machines already run (``app`` for a new app)."""
+    return tuple(sorted({machine_group(m) for m in live_machines(machines)})) or (DEFAULT_GROUP,)
 
 
 def _print_progress(progress: Progress) -> None:
