@@ -147,7 +147,9 @@ class AutoscaleLoop:
     def _cycle(self, app: str, edges: list[EdgeSample]) -> str:
         now = self._now()
         policy = self._fleet.policy(app) or IDLE_ONLY
-        machines = self._fleet.machines(app)
+        # Only machines the edge routes to: a process group without services (a worker)
+        # has no demand to follow, and must never be cloned or stopped for traffic.
+        machines = [m for m in self._fleet.machines(app) if m.config.services]
         with self._lock:
             state = self._apps.setdefault(app, _AppState())
         demand, samples = measure_demand(app, edges, state.samples)
