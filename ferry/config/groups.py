@@ -19,7 +19,7 @@ from typing import Generic, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from ferry.config.reader import Table, show
-from ferry.model.machine import MAX_FILE_BYTES
+from ferry.model.machine_files import MAX_FILE_BYTES
 
 __all__ = [
     "DEFAULT_PROCESS_GROUP",
@@ -119,7 +119,8 @@ def parse_files(
 ) -> list[Scoped[FileSource]]:
     """``[[files]]``: ``guest_path`` and one of ``raw_value`` (base64) or ``local_path``.
 
-    ``secret_name`` is refused until secrets exist.
+    An entry whose source is ``""`` writes nothing (Fly's way to drop a file on
+    the next deploy). ``secret_name`` is refused until secrets exist.
     """
     files: list[Scoped[FileSource]] = []
     for table in tables:
@@ -134,6 +135,9 @@ def parse_files(
             raise table.error(
                 "guest_path", f"must be an absolute file path without '..', got {show(guest_path)}"
             )
+        if any(table.data.get(key) == "" for key in ("raw_value", "local_path")):
+            scope_of(table, groups)
+            continue  # Fly's way to remove a file: its source set to ""; the entry writes nothing
         raw = table.optional_string("raw_value")
         local = table.optional_string("local_path")
         if (raw is None) == (local is None):

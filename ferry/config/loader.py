@@ -23,7 +23,7 @@ from ferry.config.sections import (
 )
 from ferry.config.services import parse_checks, parse_http_service, parse_services
 from ferry.errors import ConfigError
-from ferry.model.machine import MAX_FILE_BYTES
+from ferry.model.machine_files import MAX_FILE_BYTES
 
 __all__ = ["CONFIG_FILENAME", "find_config", "load_app_config", "parse_app_config"]
 

@@ -15,13 +15,13 @@ from ferry.model.machine import (
     Machine,
     MachineConfig,
     MachineEvent,
-    MachineFile,
     MachineState,
     RestartPolicy,
     ServiceConfig,
     ServicePort,
     StopConfig,
 )
+from ferry.model.machine_files import MachineFile
 from ferry.model.sizes import DEFAULT_SIZE, SIZE_PRESETS
 from ferry.model.states import Action, plan_action
 

@@ -6,8 +6,6 @@ Fly works here. Ferry-only fields are marked as such in their docstrings.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
@@ -24,6 +22,7 @@ from pydantic import (
 
 from ferry.errors import ValidationError as FerryValidationError
 from ferry.model.duration import parse_duration
+from ferry.model.machine_files import MAX_FILES, MachineFile
 from ferry.model.refusals import (
     CHECK_REFUSED,
     CONFIG_REFUSED,
@@ -32,15 +31,11 @@ from ferry.model.refusals import (
     PORT_REFUSED,
     REQUEST_CONTEXT,
     SERVICE_REFUSED,
+    FlyConfigModel,
     is_request,
-    refuse_unsupported,
 )
 from ferry.model.sizes import DEFAULT_SIZE, preset
 
-#: Largest decoded ``config.files[].raw_value`` (Ferry's limit: files are small config).
-MAX_FILE_BYTES = 1024 * 1024
-#: Most ``config.files`` entries per machine.
-MAX_FILES = 64
 #: Handlers the edge implements; ``tls``/``pg_tls``/``proxy_proto`` are refused.
 SUPPORTED_HANDLERS = frozenset({"http"})
 
@@ -49,25 +44,7 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
 
-class _Config(BaseModel):
-    """A part of ``config``. Parsed leniently (stored machines, API answers read by the agent
-    and the edge: unknown fields ignored); a request to the Machines API is parsed with
-    ``from_request``, which refuses by name every field Ferry does not honour.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
-    #: Fly fields of this object that Ferry refuses (name → why), see ``ferry.model.refusals``.
-    refused_fields: ClassVar[Mapping[str, str]] = {}
-
-    @model_validator(mode="before")
-    @classmethod
-    def _only_known_fields(cls, data: object, info: ValidationInfo) -> object:
-        if not is_request(info):
-            return data
-        return refuse_unsupported(data, cls.refused_fields, known=cls.model_fields)
-
-
-class GuestConfig(_Config):
+class GuestConfig(FlyConfigModel):
     """CPU and memory of a machine (``config.guest``)."""
 
     cpu_kind: Literal["shared", "performance"] = "shared"
@@ -83,14 +60,14 @@ class GuestConfig(_Config):
         return cls.model_validate({"cpu_kind": kind, "cpus": cpus, "memory_mb": memory_mb})
 
 
-class RestartPolicy(_Config):
+class RestartPolicy(FlyConfigModel):
     """What the host does when the machine's process exits (``config.restart``)."""
 
     policy: Literal["no", "always", "on-failure"] = "on-failure"
     max_retries: int = Field(default=10, ge=0)
 
 
-class InitConfig(_Config):
+class InitConfig(FlyConfigModel):
     """Overrides of the image's entrypoint and command (``config.init``)."""
 
     exec: list[str] | None = None
@@ -101,7 +78,7 @@ class InitConfig(_Config):
     refused_fields: ClassVar[Mapping[str, str]] = INIT_REFUSED
 
 
-class StopConfig(_Config):
+class StopConfig(FlyConfigModel):
     """How a machine is stopped: send ``signal``, wait ``timeout``, then SIGKILL."""
 
     signal: str = "SIGINT"
@@ -157,7 +134,7 @@ class StopOverride(_Frozen):
         )
 
 
-class CheckConfig(_Config):
+class CheckConfig(FlyConfigModel):
     """A health check (``config.checks.<name>`` or a service's HTTP/TCP check).
 
     ``method``, ``path``, ``protocol``, ``headers``, ``tls_skip_verify`` and
@@ -189,7 +166,7 @@ class CheckConfig(_Config):
         return value
 
 
-class ServicePort(_Config):
+class ServicePort(FlyConfigModel):
     """A public port of a service and the handlers in front of it."""
 
     port: int | None = Field(default=None, ge=1, le=65535)
@@ -224,7 +201,7 @@ class ServicePort(_Config):
         return value
 
 
-class Concurrency(_Config):
+class Concurrency(FlyConfigModel):
     """Load limits the proxy honours per machine."""
 
     type: Literal["connections", "requests"] = "connections"
@@ -232,7 +209,7 @@ class Concurrency(_Config):
     hard_limit: int | None = Field(default=None, ge=1)
 
 
-class ServiceConfig(_Config):
+class ServiceConfig(FlyConfigModel):
     """A service the edge proxy routes to (``config.services[]``)."""
 
     protocol: Literal["tcp", "udp"] = "tcp"
@@ -265,45 +242,7 @@ class ServiceConfig(_Config):
         return value
 
 
-class MachineFile(_Config):
-    """A file written into the machine's filesystem before its process starts (``config.files[]``).
-
-    ``raw_value`` is the content, base64-encoded, as in Fly's API.
-    ``secret_name`` is refused until secrets exist.
-    """
-
-    guest_path: str = Field(min_length=2, max_length=4096)
-    raw_value: str
-
-    refused_fields: ClassVar[Mapping[str, str]] = {
-        "secret_name": "secrets are not built yet; use raw_value"
-    }
-
-    @field_validator("guest_path")
-    @classmethod
-    def _absolute(cls, path: str) -> str:
-        parts = path.split("/")
-        if not path.startswith("/") or path.endswith("/") or ".." in parts or "\0" in path:
-            raise ValueError(f"guest_path must be an absolute file path without '..', got {path!r}")
-        return path
-
-    @field_validator("raw_value")
-    @classmethod
-    def _base64(cls, value: str) -> str:
-        try:
-            content = base64.b64decode(value, validate=True)
-        except (binascii.Error, ValueError):
-            raise ValueError("raw_value must be base64-encoded content") from None
-        if len(content) > MAX_FILE_BYTES:
-            raise ValueError(f"raw_value decodes to more than {MAX_FILE_BYTES} bytes")
-        return value
-
-    @property
-    def content(self) -> bytes:
-        return base64.b64decode(self.raw_value)
-
-
-class MachineConfig(_Config):
+class MachineConfig(FlyConfigModel):
     """What a machine should be (``config`` of the Machines API). Only ``image`` is required.
 
     Every other field of Fly's config is refused by name (``ferry.model.refusals``).

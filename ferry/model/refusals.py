@@ -17,8 +17,9 @@ stored by an older Ferry, or an agent older than its server, keeps working.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from typing import ClassVar
 
-from pydantic import ValidationInfo
+from pydantic import BaseModel, ConfigDict, ValidationInfo, model_validator
 
 __all__ = [
     "CHECK_REFUSED",
@@ -28,6 +29,7 @@ __all__ = [
     "PORT_REFUSED",
     "REQUEST_CONTEXT",
     "SERVICE_REFUSED",
+    "FlyConfigModel",
     "is_request",
     "refuse_unsupported",
 ]
@@ -108,3 +110,25 @@ def refuse_unsupported(
             raise ValueError(f"{key} is not supported yet by Ferry ({why})")
         del kept[key]
     return kept
+
+
+class FlyConfigModel(BaseModel):
+    """Base of every part of a machine's ``config``.
+
+    Parsed leniently by default (stored machines, API answers read by the
+    agent and the edge: unknown fields ignored). Parsed with the
+    ``REQUEST_CONTEXT`` (``MachineConfig.from_request``), a field that is
+    neither declared nor in ``refused_fields`` is refused as unknown, and a
+    set ``refused_fields`` one with its reason.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    #: Fly fields of this object that Ferry refuses (name → why).
+    refused_fields: ClassVar[Mapping[str, str]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _only_known_fields(cls, data: object, info: ValidationInfo) -> object:
+        if not is_request(info):
+            return data
+        return refuse_unsupported(data, cls.refused_fields, known=cls.model_fields)

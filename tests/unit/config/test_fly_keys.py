@@ -169,6 +169,12 @@ def test_files_from_raw_value_and_local_path_reach_the_machine_config(tmp_path: 
     assert isinstance(files[0], MachineFile)
 
 
+def test_a_file_whose_source_is_empty_is_dropped_as_on_fly() -> None:
+    text = '[[files]]\nguest_path = "/etc/old.conf"\nlocal_path = ""\n'
+
+    assert parse_app_config(text).machine_config("img").files == []
+
+
 def test_a_missing_local_file_is_named(tmp_path: Path) -> None:
     (tmp_path / "fly.toml").write_text('[[files]]\nguest_path = "/a"\nlocal_path = "nope.txt"\n')
 
