@@ -90,7 +90,9 @@ def deploy_command(
     primary = app_config.primary_region if app_config else None
     targets = choose_regions(requested, machines, primary, cluster_regions)
     groups = app_config.groups if app_config else _groups_of(machines)
-    plan = plan_deploy(machines, targets, chosen_strategy, groups)
+    plan = plan_deploy(
+        machines, targets, chosen_strategy, groups, fill_regions=bool(requested) or len(groups) == 1
+    )
 
     pinned = publish_image(
         source,

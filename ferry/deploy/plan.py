@@ -147,17 +147,23 @@ def plan_deploy(
     regions: Sequence[str],
     strategy: Strategy,
     groups: Sequence[str] = (DEFAULT_GROUP,),
+    *,
+    fill_regions: bool = True,
 ) -> DeployPlan:
     """Steps that bring every target region to the new version, group by group.
 
     Per region (in the order of ``regions``) and per process group (in the
     order of ``groups``): every live machine of the group there is updated
-    (oldest first, so the rollout order is stable), and a group with no live
-    machine in the region gets one new machine. Machines in other regions are
-    left alone. Raises ``ValidationError`` for an unknown strategy, or when
-    live machines run a group that ``groups`` no longer has (naming it and
-    how to remove them), since updating them would silently change what they
-    run.
+    (oldest first, so the rollout order is stable). New machines: with
+    ``fill_regions`` (``--regions`` given, or an app with one group) a group
+    with no live machine in a target region gets one there; without it a
+    group gets one only when it has no live machine at all, in the first
+    target region — so a worker scaled to one machine in ams does not gain a
+    copy in every region the web group runs in. Machines in other regions
+    are left alone. Raises ``ValidationError`` for an unknown strategy, or
+    when live machines run a group that ``groups`` no longer has (naming it
+    and how to remove them), since updating them would silently change what
+    they run.
     """
     if strategy not in STRATEGIES:
         raise ValidationError(
@@ -173,8 +179,9 @@ def plan_deploy(
             hint=f"remove them first with `ferry scale count {stale[0]}=0`, or add the group"
             " back to [processes]",
         )
+    running = {machine_group(m) for m in live}
     steps: list[DeployStep] = []
-    for region in regions:
+    for index, region in enumerate(regions):
         for group in groups:
             here = sorted(
                 (m for m in live if m.region == region and machine_group(m) == group),
@@ -191,7 +198,7 @@ def plan_deploy(
                         group=group,
                     )
                 )
-            if not here:
+            if not here and (fill_regions or (group not in running and index == 0)):
                 steps.append(DeployStep(kind="create", region=region, group=group))
     return DeployPlan(strategy=strategy, regions=tuple(regions), steps=tuple(steps))
 

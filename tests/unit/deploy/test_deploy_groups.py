@@ -18,8 +18,8 @@ def in_group(machine_id: str, group: str, region: str = "ams", minute: int = 0) 
     return make_machine(machine_id, region, config=config, created_minute=minute)
 
 
-def test_a_new_two_group_app_gets_one_machine_per_group_per_region() -> None:
-    plan = plan_deploy([], ["ams", "iad"], "rolling", ("web", "worker"))
+def test_a_new_two_group_app_gets_one_machine_per_group_per_requested_region() -> None:
+    plan = plan_deploy([], ["ams", "iad"], "rolling", ("web", "worker"), fill_regions=True)
 
     assert [(s.kind, s.region, s.group) for s in plan.steps] == [
         ("create", "ams", "web"),
@@ -42,10 +42,24 @@ def test_each_machine_is_updated_as_its_own_group() -> None:
     ]
 
 
-def test_a_new_group_gets_a_machine_next_to_the_existing_ones() -> None:
-    plan = plan_deploy([in_group("w1", "web")], ["ams"], "rolling", ("web", "worker"))
+def test_a_new_group_gets_one_machine_in_the_first_region() -> None:
+    machines = [in_group("w1", "web"), in_group("w2", "web", "iad")]
 
-    assert [(s.kind, s.group) for s in plan.steps] == [("update", "web"), ("create", "worker")]
+    plan = plan_deploy(machines, ["ams", "iad"], "rolling", ("web", "worker"), fill_regions=False)
+
+    assert [(s.kind, s.region, s.group) for s in plan.steps] == [
+        ("update", "ams", "web"),
+        ("create", "ams", "worker"),
+        ("update", "iad", "web"),
+    ]
+
+
+def test_a_worker_scaled_to_one_region_is_not_copied_to_every_region() -> None:
+    machines = [in_group("w1", "web"), in_group("w2", "web", "iad"), in_group("k1", "worker")]
+
+    plan = plan_deploy(machines, ["ams", "iad"], "rolling", ("web", "worker"), fill_regions=False)
+
+    assert [s.kind for s in plan.steps] == ["update"] * 3
 
 
 def test_machines_of_a_group_fly_toml_dropped_stop_the_deploy_with_advice() -> None:
