@@ -130,3 +130,11 @@ def test_two_groups_deploy_and_scale_per_group(
     unknown = ferry(cluster, "scale", "count", "wrker=1", "-a", "groups", "--yes")
     assert unknown.returncode != 0 and "unknown process group 'wrker'" in unknown.stderr
     assert len(client.list_machines("groups")) == 3
+
+    # A second deploy updates every machine of both groups and adds none.
+    before = {m.id: m.instance_id for m in client.list_machines("groups")}
+    again = ferry(cluster, "deploy", cwd=app_dir)
+    assert again.returncode == 0, again.stdout + again.stderr
+    after = {m.id: m.instance_id for m in client.list_machines("groups")}
+    assert set(after) == set(before)
+    assert all(after[mid] != before[mid] for mid in before)
