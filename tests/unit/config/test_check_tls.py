@@ -18,7 +18,8 @@ tls_server_name = "app.internal"
 
 def test_tls_keys_of_an_https_check_are_kept() -> None:
     config = parse_app_config(TOML)
-    (service,) = config.services
+    (scoped,) = config.services
+    service = scoped.value
     (check,) = service.checks
     assert check.protocol == "https"
     assert check.tls_skip_verify is True
@@ -31,6 +32,7 @@ def test_tls_keys_default_to_verifying_the_address() -> None:
             'tls_server_name = "app.internal"\n', ""
         )
     )
-    (service,) = config.services
+    (scoped,) = config.services
+    service = scoped.value
     (check,) = service.checks
     assert check.tls_skip_verify is False and check.tls_server_name is None
