@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from ferry.client import FerryClient
+from ferry.client import ApiError, FerryClient
 from ferry.cluster.ephemeral import copy_demo_app, ephemeral_cluster, run_cli
 from ferry.cluster.settings import ClusterSettings
+from ferry.model import Machine, MachineState
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -67,3 +69,32 @@ def cluster_pid(cluster: ClusterSettings, role: str, *words: str) -> int | None:
         if args[0] != "nsenter" and role in args and str(cluster.home) in line and needle in line:
             return int(proc.name)
     return None
+
+
+@pytest.fixture(scope="module", autouse=True)
+def apps_of_the_module_are_deleted(client: FerryClient) -> Iterator[None]:
+    """Each test module leaves the shared cluster as it found it: the apps it created are
+    deleted (their machines destroyed) when it ends, so later modules find the hosts' room
+    free. Without this, a region's host fills up and placements fall back to other regions."""
+    before = {app.name for app in client.list_apps()}
+    yield
+    created = [app.name for app in client.list_apps() if app.name not in before]
+    for name in created:
+        client.delete_app(name, force=True)
+    deadline = time.monotonic() + 60
+    while created and time.monotonic() < deadline:
+        remaining = {m.app_name for name in created for m in _live_machines(client, name)}
+        if not remaining:
+            return
+        time.sleep(0.2)  # polling the API for the destroys; bounded by the deadline
+    left = {name: len(_live_machines(client, name)) for name in created}
+    assert not any(left.values()), f"apps still had machines 60 s after deletion: {left}"
+
+
+def _live_machines(client: FerryClient, app: str) -> list[Machine]:
+    try:
+        return [m for m in client.list_machines(app) if m.state is not MachineState.DESTROYED]
+    except ApiError as exc:
+        if exc.status == 404:
+            return []
+        raise
