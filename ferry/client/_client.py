@@ -134,6 +134,14 @@ class FerryClient(AgentMethods):
         body = {k: v for k, v in {"signal": signal, "timeout": timeout}.items() if v is not None}
         self._request("POST", f"{self._machines(app)}/{_seg(machine_id)}/stop", body=body)
 
+    def suspend_machine(self, app: str, machine_id: str) -> None:
+        """Freeze the machine's processes, memory kept; ``start_machine`` resumes it.
+
+        Returns at once (wait with ``wait_machine(..., "suspended")``). A machine
+        that is not started is refused (``ApiError`` 409).
+        """
+        self._request("POST", f"{self._machines(app)}/{_seg(machine_id)}/suspend")
+
     def restart_machine(
         self, app: str, machine_id: str, *, signal: str | None = None, timeout: str | None = None
     ) -> None:

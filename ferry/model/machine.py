@@ -214,6 +214,8 @@ class MachineState(StrEnum):
     STARTED = "started"
     STOPPING = "stopping"
     STOPPED = "stopped"
+    SUSPENDING = "suspending"  # the agent is freezing its processes
+    SUSPENDED = "suspended"  # processes frozen, memory kept; ``start`` thaws them
     RESTARTING = "restarting"
     REPLACING = "replacing"
     DESTROYING = "destroying"
@@ -226,6 +228,7 @@ class DesiredState(StrEnum):
 
     STARTED = "started"
     STOPPED = "stopped"
+    SUSPENDED = "suspended"
     DESTROYED = "destroyed"
 
 

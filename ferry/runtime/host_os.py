@@ -17,6 +17,7 @@ from ferry.errors import RuntimeFailure
 
 __all__ = [
     "CGROUP_ROOT",
+    "cgroup_frozen",
     "mount_overlay",
     "pid_in_cgroup",
     "pid_is_running",
@@ -116,6 +117,25 @@ def pid_in_cgroup(pid: int, cgroups_path: str) -> bool:
     except (FileNotFoundError, ProcessLookupError):
         return False
     return any(line.endswith(cgroups_path) for line in text.splitlines())
+
+
+def cgroup_frozen(cgroups_path: str) -> bool:
+    """True if the cgroup ``cgroups_path`` (e.g. ``/ferry/<id>``) is frozen.
+
+    cgroup v1 (and hybrid): ``freezer/<path>/freezer.state`` reads ``FROZEN``
+    (``FREEZING`` is not yet frozen); pure v2: ``<path>/cgroup.freeze`` is 1.
+    A missing cgroup is not frozen. One file read.
+    """
+    relative = cgroups_path.strip("/")
+    for path, frozen in (
+        (CGROUP_ROOT / "freezer" / relative / "freezer.state", "FROZEN"),
+        (CGROUP_ROOT / relative / "cgroup.freeze", "1"),
+    ):
+        try:
+            return path.read_text().strip() == frozen
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+    return False
 
 
 def remove_cgroup_dirs(relative: str) -> None:

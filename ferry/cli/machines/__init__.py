@@ -12,6 +12,7 @@ app.command("list")(inspect.list_machines)
 app.command("status")(inspect.status)
 app.command("start")(lifecycle.start)
 app.command("stop")(lifecycle.stop)
+app.command("suspend")(lifecycle.suspend)
 app.command("restart")(lifecycle.restart)
 app.command("destroy")(lifecycle.destroy)
 

@@ -82,6 +82,12 @@ def build_router(plane: ControlPlane) -> APIRouter:
         machines.stop(app_name, machine_id, signal=body.signal, timeout=body.timeout)
         return json_response(_OK)
 
+    @router.post("/{machine_id}/suspend")
+    def suspend_machine(app_name: str, machine_id: str) -> JSONResponse:
+        """Freeze a started machine's processes, memory kept; 409 if it is not started."""
+        machines.suspend(app_name, machine_id)
+        return json_response(_OK)
+
     @router.post("/{machine_id}/restart")
     def restart_machine(
         app_name: str, machine_id: str, signal: str | None = None, timeout: str | None = None
