@@ -23,6 +23,7 @@ __all__ = [
     "pid_is_running",
     "punch_hole",
     "remove_cgroup_dirs",
+    "thaw_cgroup",
     "unmount",
 ]
 
@@ -135,6 +136,29 @@ def cgroup_frozen(cgroups_path: str) -> bool:
             return path.read_text().strip() == frozen
         except (FileNotFoundError, NotADirectoryError):
             continue
+    return False
+
+
+def thaw_cgroup(cgroups_path: str) -> bool:
+    """Thaw a frozen cgroup by its freezer file, as ``runc resume`` does, without its exec.
+
+    Returns False (nothing done) when the cgroup has no freezer file, so the
+    caller can fall back to runc. v1: writes ``THAWED`` to ``freezer.state``
+    (thawing is immediate, unlike freezing); v2: writes 0 to ``cgroup.freeze``.
+    Raises ``RuntimeFailure`` if the write fails.
+    """
+    relative = cgroups_path.strip("/")
+    for path, value in (
+        (CGROUP_ROOT / "freezer" / relative / "freezer.state", "THAWED"),
+        (CGROUP_ROOT / relative / "cgroup.freeze", "0"),
+    ):
+        if not path.is_file():
+            continue
+        try:
+            path.write_text(value)
+        except OSError as exc:
+            raise RuntimeFailure(f"could not thaw cgroup {cgroups_path}: {exc.strerror}") from exc
+        return True
     return False
 
 

@@ -38,6 +38,7 @@ from ferry.runtime.host_os import (
     pid_in_cgroup,
     pid_is_running,
     remove_cgroup_dirs,
+    thaw_cgroup,
     unmount,
 )
 from ferry.runtime.image_user import read_image_user
@@ -346,7 +347,10 @@ class RuncDriver:
         return self._expect(container_id, ContainerState.PAUSED)
 
     def resume(self, container_id: str) -> ContainerStatus:
-        """``runc resume``: thaw a paused container. Idempotent on a running one.
+        """Thaw a paused container, as ``runc resume`` does: by its cgroup's freezer file
+        (the exec of runc alone costs 10-20 ms on the wake path), or by ``runc resume``
+        where there is no such file. runc reads the freezer, so ``runc state`` agrees.
+        Idempotent on a running container.
 
         Raises ``RuntimeFailure`` if it is neither paused nor running.
         """
@@ -357,7 +361,8 @@ class RuncDriver:
             raise RuntimeFailure(
                 f"container {container_id} is {status.state.value}; only a paused one can resume"
             )
-        self._runc("resume", container_id)
+        if not thaw_cgroup(self.cgroups_path(container_id)):
+            self._runc("resume", container_id)
         return self._expect(container_id, ContainerState.RUNNING)
 
     def _expect(self, container_id: str, state: ContainerState) -> ContainerStatus:
