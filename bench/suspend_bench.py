@@ -33,6 +33,7 @@ import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -109,16 +110,64 @@ def fly_toml_for_suspend(app_dir: Path) -> None:
 
 
 def start_to_answer(
-    client: FerryClient, region: RegionClient, machine_id: str, address: str
+    client: FerryClient,
+    region: RegionClient,
+    machine_id: str,
+    address: str,
+    marks: list[tuple[float, float, float]] | None = None,
 ) -> tuple[float, float]:
-    """(seconds from the start call to ``started``, to the first 200 from the machine)."""
-    began = time.perf_counter()
+    """(seconds from the start call to ``started``, to the first 200 from the machine).
+
+    ``marks`` gets (wall clock at the call, s until the call returned, s until the wait did).
+    """
+    wall, began = time.time(), time.perf_counter()
     client.start_machine(APP, machine_id)
+    answered = time.perf_counter()
     client.wait_machine(APP, machine_id, state="started", timeout=30)
     started = time.perf_counter()
     status = region.run(lambda: get(address, 8080, APP, retry_until=started + 10))
     assert status == 200, status
+    if marks is not None:
+        marks.append((wall, answered - began, started - began))
     return started - began, time.perf_counter() - began
+
+
+_STAMP = r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})"
+
+
+def agent_stamps(home: Path, pattern: str) -> list[float]:
+    """Wall-clock times of the agent log lines matching ``pattern`` (ms resolution)."""
+    found: list[float] = []
+    for path in home.rglob("*.log"):
+        for match in re.finditer(_STAMP + " " + pattern, path.read_text(errors="replace")):
+            stamp = datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S,%f")
+            found.append(stamp.timestamp())
+    return sorted(found)
+
+
+def breakdown(
+    marks: list[tuple[float, float, float]], cycles: list[float], done: list[float]
+) -> str:
+    """Median ms of each hop of a resume: API call; to the agent's cycle; the step; the rest."""
+    api, to_agent, step, back = [], [], [], []
+    for wall, answered, started in marks:
+        cycle = next((c for c in cycles if c >= wall - 0.002), None)
+        finish = next((d for d in done if cycle is not None and d >= cycle - 0.002), None)
+        if cycle is None or finish is None or finish > wall + started + 0.002:
+            continue
+        api.append(answered * 1000)
+        to_agent.append((cycle - wall) * 1000)
+        step.append((finish - cycle) * 1000)
+        back.append((wall + started - finish) * 1000)
+    if not api:
+        return "breakdown: no agent log lines matched"
+    m = statistics.median
+    return (
+        f"breakdown of a resume, p50 over {len(api)} (log stamps have 1 ms resolution): "
+        f"start call answered {m(api):.1f} ms; start call sent -> agent cycle acts "
+        f"{m(to_agent):.1f} ms; agent cycle -> resumed, reporting {m(step):.1f} ms; "
+        f"report -> wait?state=started returns {m(back):.1f} ms"
+    )
 
 
 def main() -> int:
@@ -135,6 +184,7 @@ def main() -> int:
     warm: list[float] = []
     woken: list[float] = []
     failures = 0
+    marks: list[tuple[float, float, float]] = []
     try:
         with ephemeral_cluster(("ams",), octet=201) as settings:
             ferry_cli(settings, "deploy", "--regions", "ams", cwd=app_dir)
@@ -151,7 +201,7 @@ def main() -> int:
                     for run in range(args.runs + 1):  # run 0 warms connections and caches
                         client.suspend_machine(APP, mid)
                         client.wait_machine(APP, mid, state="suspended", timeout=30)
-                        sample = start_to_answer(client, region, mid, address)
+                        sample = start_to_answer(client, region, mid, address, marks)
                         client.stop_machine(APP, mid)
                         client.wait_machine(APP, mid, state="stopped", timeout=30)
                         cold_sample = start_to_answer(client, region, mid, address)
@@ -174,6 +224,8 @@ def main() -> int:
                         woken.append(wake_sample)
             finally:
                 region.close()
+            cycles = agent_stamps(settings.home, r"INFO ferry.agent: resume: ")
+            done = agent_stamps(settings.home, r"INFO ferry.agent.runner: machine \S+ resumed in")
             runc_resume = logged_ms(settings.home, r"resumed in ([0-9.]+) ms")
             edge_wake = logged_ms(
                 settings.home, r"woke \S+ of hello in \S+ .*? ready in ([0-9.]+) ms"
@@ -209,6 +261,7 @@ def main() -> int:
         f"(start call -> started in its table -> port open) p50 "
         f"{statistics.median(edge_wake):.1f} ms over {len(edge_wake)}"
     )
+    print(breakdown(marks[1:], cycles, done))
     print(f"(b) added latency p50 {wake_p50 - warm_p50:.1f} ms; goal <= 25 ms; failures {failures}")
     return 0
 
