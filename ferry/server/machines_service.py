@@ -48,6 +48,7 @@ __all__ = ["MachineService", "make_event"]
 
 _TRIES = 3
 _RUNNING = {MachineState.STARTING, MachineState.STARTED, MachineState.RESTARTING}
+_SUSPENDED = {MachineState.SUSPENDING, MachineState.SUSPENDED}
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$")
 
 #: (changes for ``update_machine``, event) or ``None`` when nothing needs writing.
@@ -310,7 +311,7 @@ class MachineService:
                 "pending_signal": None,
                 "stop_override": None,  # a stop request's signal is for that stop only
             }
-            if m.state not in _RUNNING and m.desired_state is not DesiredState.SUSPENDED:
+            if m.state not in _RUNNING and m.state not in _SUSPENDED:
                 changes["generation"] = m.generation + 1  # a resume is no new run
             return changes, make_event(self.clock, "start", "requested", source, reason=reason)
 
