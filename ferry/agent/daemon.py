@@ -104,6 +104,7 @@ class Agent:
             self.network,
             self.client,
             self.memory,
+            before_destroy=self._ship_rest,
         )
         self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="step")
         self.checks = CheckTracker()
@@ -207,6 +208,14 @@ class Agent:
             with self._lock:
                 self._busy.discard(step.machine_id)
             self._wake.set()
+
+    def _ship_rest(self, machine: Machine, cid: str) -> None:
+        """Before a container's directory goes, ship the output the loop has not shipped yet
+        (a release command's output, a crash's last lines). Never raises."""
+        try:
+            self.logs.ship_rest(machine.id, cid, self.client, self.settings.host_id)
+        except Exception:
+            log.exception("could not ship the last output of %s", machine.id)
 
     def collect_images(self) -> list[ImageDeletion]:
         """Delete the cached images this host no longer needs; log and return them.

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Iterable
 from typing import Protocol
 
@@ -37,11 +38,22 @@ class LogSink(Protocol):
 
 
 class LogShipper:
-    """Tails each current container's log file from where it last stopped. One thread uses it."""
+    """Tails each current container's log file from where it last stopped. Thread-safe:
+    the agent's loop ships every second, and step threads ship a container's rest
+    (``ship_rest``) just before they remove it."""
 
     def __init__(self, driver: Driver) -> None:
         self.driver = driver
         self._offsets: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def ship_rest(self, machine_id: str, cid: str, sink: LogSink, host_id: str) -> None:
+        """Ship what is left of ``cid``'s log (bounded as ``ship``), e.g. the last lines of a
+        process that exited between two ``ship`` calls. Blocking; never raises."""
+        with self._lock:
+            for _ in range(MAX_BATCHES_PER_CALL):
+                if not self._ship_batch(cid, machine_id, sink, host_id):
+                    break
 
     def ship(self, machines: Iterable[Machine], sink: LogSink, host_id: str) -> None:
         """Upload up to ``MAX_BATCHES_PER_CALL`` batches of ``MAX_BATCH_BYTES`` of whole new
@@ -53,6 +65,10 @@ class LogShipper:
         over ``MAX_BACKLOG_BYTES`` (the app writes faster than 1 MiB/s for a minute) is
         skipped to its last ``KEEP_ON_SKIP`` bytes, with a line saying how much.
         """
+        with self._lock:
+            self._ship_all(machines, sink, host_id)
+
+    def _ship_all(self, machines: Iterable[Machine], sink: LogSink, host_id: str) -> None:
         seen = set()
         for m in machines:
             cid = container_id(m)

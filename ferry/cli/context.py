@@ -11,13 +11,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import typer
+from typer.core import TyperGroup, TyperOption
 
 from ferry.client import FerryClient
 from ferry.config import AppConfig, find_config, load_app_config
 from ferry.deploy.images import CommandRunner, SubprocessRunner
 from ferry.errors import ConfigError, ValidationError
 
-APP_OPTION_HELP = "App name (default: `app` in ./fly.toml)"
+APP_OPTION_HELP = "App name (default: $FLY_APP, then `app` in ./fly.toml)"
+#: flyctl's variable naming the app a command acts on when ``-a`` is not given.
+APP_ENV_VARIABLE = "FLY_APP"
 
 
 @dataclass
@@ -37,6 +40,20 @@ class CliState:
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+def bind_app_environment(command: TyperGroup) -> None:
+    """Let every ``-a/--app`` option under ``command`` fall back to ``$FLY_APP``, as flyctl does.
+
+    Precedence, for every command at once: ``-a``, then ``$FLY_APP``, then the
+    ``app`` of the fly.toml the command reads. Idempotent; mutates the options.
+    """
+    for sub in command.commands.values():
+        for param in sub.params:
+            if isinstance(param, TyperOption) and "--app" in param.opts:
+                param.envvar = APP_ENV_VARIABLE
+        if isinstance(sub, TyperGroup):
+            bind_app_environment(sub)
 
 
 def state(ctx: typer.Context) -> CliState:

@@ -48,12 +48,16 @@ class DeployConfig(_Frozen):
     """``[deploy]``: how a new release replaces running machines.
 
     ``max_unavailable`` is a count (>= 1) or a fraction of the machines (< 1);
-    ``wait_timeout`` is in seconds.
+    ``wait_timeout`` and ``release_command_timeout`` are in seconds.
+    ``release_command`` is the argv that replaces the image's CMD in the
+    temporary release machine (``None``: no release command).
     """
 
-    strategy: Literal["rolling", "immediate"] = "rolling"
+    strategy: Literal["rolling", "immediate", "canary", "bluegreen"] = "rolling"
     max_unavailable: float = 0.33
     wait_timeout: float = 300.0
+    release_command: list[str] | None = None
+    release_command_timeout: float = 300.0
 
 
 class ProcessGroup(_Frozen):

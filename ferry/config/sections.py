@@ -8,6 +8,7 @@ objects, raising ``ConfigError`` (file, line, key) for the first problem.
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 
 from ferry.config.app_config import BuildConfig, DeployConfig, ProcessGroup
@@ -134,24 +135,24 @@ def parse_vm(tables: list[Table]) -> GuestConfig | None:
 
 
 def parse_deploy(table: Table | None) -> DeployConfig:
-    """``[deploy]``: strategy rolling or immediate, ``max_unavailable``, ``wait_timeout``."""
+    """``[deploy]``: ``strategy`` (rolling, immediate, canary, bluegreen), ``max_unavailable``,
+    ``wait_timeout``, ``release_command`` (split as a shell would) and its timeout."""
     if table is None:
         return DeployConfig()
     table.check_keys(
-        ("strategy", "max_unavailable", "wait_timeout"),
+        (
+            "strategy",
+            "max_unavailable",
+            "wait_timeout",
+            "release_command",
+            "release_command_timeout",
+        ),
         unsupported={
-            "release_command": "run the command yourself before deploying",
-            "release_command_timeout": "remove it along with release_command",
-            "release_command_vm": "remove it along with release_command",
+            "release_command_vm": "remove it; the release machine gets the app's [[vm]] size",
             "seed_command": "seed the database yourself",
         },
     )
-    strategy = table.string("strategy", "rolling")
-    if strategy in ("canary", "bluegreen"):
-        raise table.error(
-            "strategy", f'"{strategy}" is not supported yet by Ferry; use rolling or immediate'
-        )
-    strategy = table.choice("strategy", ("rolling", "immediate"), "rolling")
+    strategy = table.choice("strategy", ("rolling", "immediate", "canary", "bluegreen"), "rolling")
     max_unavailable = table.data.get("max_unavailable", 0.33)
     if (
         isinstance(max_unavailable, bool)
@@ -164,11 +165,32 @@ def parse_deploy(table: Table | None) -> DeployConfig:
             f"must be a whole number of machines (1 or more) or a fraction between 0 and 1,"
             f" got {show(max_unavailable)}",
         )
+    release_command = _release_command(table)
+    if release_command is None and table.has("release_command_timeout"):
+        raise table.error(
+            "release_command_timeout", "is set but there is no release_command to time"
+        )
     return DeployConfig(
         strategy=strategy,
         max_unavailable=float(max_unavailable),
         wait_timeout=table.duration("wait_timeout", 300.0),
+        release_command=release_command,
+        release_command_timeout=table.duration("release_command_timeout", 300.0),
     )
+
+
+def _release_command(table: Table) -> list[str] | None:
+    """``release_command = "bin/migrate --all"`` → ``["bin/migrate", "--all"]`` (shell quoting)."""
+    text = table.optional_string("release_command")
+    if text is None:
+        return None
+    try:
+        argv = shlex.split(text)
+    except ValueError as exc:
+        raise table.error("release_command", f"cannot be split into words: {exc}") from None
+    if not argv:
+        raise table.error("release_command", "must not be empty")
+    return argv
 
 
 def parse_restart(tables: list[Table]) -> RestartPolicy | None:

@@ -19,8 +19,8 @@ from typing import Literal
 from ferry.errors import ValidationError
 from ferry.model import DesiredState, Machine, MachineState
 
-Strategy = Literal["rolling", "immediate"]
-STRATEGIES: tuple[Strategy, ...] = ("rolling", "immediate")
+Strategy = Literal["rolling", "immediate", "canary", "bluegreen"]
+STRATEGIES: tuple[Strategy, ...] = ("rolling", "immediate", "canary", "bluegreen")
 
 _GONE = {MachineState.DESTROYING, MachineState.DESTROYED}
 
@@ -144,7 +144,8 @@ def plan_deploy(
     """
     if strategy not in STRATEGIES:
         raise ValidationError(
-            f"unknown deploy strategy {strategy!r}", hint="use 'rolling' or 'immediate'"
+            f"unknown deploy strategy {strategy!r}",
+            hint="use rolling, immediate, canary or bluegreen",
         )
     live = live_machines(machines)
     steps: list[DeployStep] = []

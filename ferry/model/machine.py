@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ferry.errors import ValidationError as FerryValidationError
 from ferry.model.duration import parse_duration
+from ferry.model.metadata import metadata_problem
 from ferry.model.sizes import DEFAULT_SIZE, preset
 
 
@@ -120,6 +121,34 @@ class CheckConfig(_Frozen):
     protocol: Literal["http", "https"] = "http"
     headers: dict[str, str] = Field(default_factory=dict)
 
+    @field_validator("headers", mode="before")
+    @classmethod
+    def _fly_headers(cls, value: object) -> object:
+        """Fly's shape ``[{"name": N, "values": [V, …]}]`` → ``{N: "V, …"}``.
+
+        The dict shape is kept as it is. Several values of one header are
+        joined with ", " (RFC 9110 allows that for list-valued fields), so
+        every consumer keeps reading ``dict[str, str]``.
+        """
+        if not isinstance(value, list):
+            return value
+        headers: dict[str, str] = {}
+        for item in value:
+            if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+                raise ValueError('each header must be {"name": "...", "values": ["..."]}')
+            values = item.get("values", [])
+            if isinstance(values, str):
+                values = [values]
+            if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+                raise ValueError(f"values of header {item['name']!r} must be a list of strings")
+            unknown = set(item) - {"name", "values"}
+            if unknown:
+                raise ValueError(f"unknown key(s) {sorted(unknown)} in header {item['name']!r}")
+            joined = ", ".join(values)
+            name = item["name"]
+            headers[name] = f"{headers[name]}, {joined}" if name in headers else joined
+        return headers
+
     @field_validator("interval", "timeout", "grace_period", mode="before")
     @classmethod
     def _is_duration(cls, value: object) -> str:
@@ -185,6 +214,14 @@ class MachineConfig(_Frozen):
     checks: dict[str, CheckConfig] = Field(default_factory=dict)
     metadata: dict[str, str] = Field(default_factory=dict)
     stop_config: StopConfig | None = None
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_limits(cls, value: dict[str, str]) -> dict[str, str]:
+        problem = metadata_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
     @model_validator(mode="after")
     def _size_or_guest(self) -> MachineConfig:
@@ -272,6 +309,7 @@ class Machine(_Frozen):
     generation, which keeps its loop level-triggered. ``stop_override``
     (Ferry-only) holds the signal and timeout of the last stop request until
     the machine is started again; the agent stops it by ``effective_stop``.
+    ``cordoned`` (Fly's field) keeps the edges from sending it new requests.
     """
 
     id: str
@@ -294,6 +332,7 @@ class Machine(_Frozen):
     generation: int = 0
     pending_signal: str | None = None
     stop_override: StopOverride | None = None
+    cordoned: bool = False
     revision: int = 0
 
     @property
@@ -301,3 +340,14 @@ class Machine(_Frozen):
         """How the agent stops this machine now: the pending stop request over the config's."""
         base = self.config.effective_stop
         return self.stop_override.over(base) if self.stop_override is not None else base
+
+
+class MachineVersion(_Frozen):
+    """One config a machine had (Fly's ``GET …/versions`` item).
+
+    ``version`` is the machine's ``instance_id`` while it ran that config;
+    ``user_config`` is the config as the user gave it.
+    """
+
+    version: str
+    user_config: MachineConfig

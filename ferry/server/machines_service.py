@@ -235,6 +235,13 @@ class MachineService:
             return before, after
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def change(
+        self, app_name: str, machine_id: str, decide: Callable[[Machine], Decision]
+    ) -> tuple[Machine, Machine]:
+        """A write decided by ``decide`` (changes and event, or ``None``), with the same
+        optimistic retries as every action here; returns (before, after)."""
+        return self._mutate(app_name, machine_id, decide)
+
     def update(self, app_name: str, machine_id: str, request: UpdateMachineRequest) -> Machine:
         """Replace the config; the machine gets a new ``instance_id``.
 

@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
+import signal as signal_module
 from typing import Final
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ferry.model import CheckStatus, MachineConfig, MachineState, parse_duration
+from ferry.model.lease import MAX_LEASE_TTL
 
 __all__ = [
     "SIGNALS",
+    "AcquireLeaseRequest",
     "CreateAppRequest",
     "CreateMachineRequest",
     "LogsUpload",
     "RegisterHostRequest",
+    "SetMetadataRequest",
     "SignalRequest",
     "StatusEvent",
     "StatusReport",
     "StopRequest",
     "UpdateMachineRequest",
     "normalize_signal",
+    "signal_number_to_name",
 ]
 
 #: The signals the Machines API accepts.
@@ -55,14 +60,38 @@ def normalize_signal(value: str | None) -> str | None:
     return name
 
 
+def signal_number_to_name(value: object) -> object:
+    """``9`` → ``"SIGKILL"``; anything else unchanged (``normalize_signal`` checks names)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            return signal_module.Signals(value).name
+        except ValueError:
+            raise ValueError(f"unknown signal number {value}") from None
+    return value
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
 class CreateAppRequest(_Body):
-    app_name: str
+    """Fly's create-app body; the name comes as ``app_name`` or (Fly's newer) ``name``."""
+
+    app_name: str | None = None
+    name: str | None = None
     org_slug: str = "personal"
     network: str = "default"
+
+    @model_validator(mode="after")
+    def _one_name(self) -> CreateAppRequest:
+        if (self.app_name is None) == (self.name is None):
+            given = "both" if self.app_name is not None else "neither"
+            raise ValueError(f"give the app's name as 'app_name' or 'name' ({given} was given)")
+        return self
+
+    @property
+    def wanted_name(self) -> str:
+        return self.app_name if self.app_name is not None else str(self.name)
 
 
 class CreateMachineRequest(_Body):
@@ -71,6 +100,7 @@ class CreateMachineRequest(_Body):
     config: MachineConfig
     skip_launch: bool = False
     region_fallback: bool = False  # Ferry-only: place in the nearest region with room
+    lease_ttl: int = Field(default=0, ge=0, le=MAX_LEASE_TTL)  # 0: create without a lease
 
 
 class UpdateMachineRequest(_Body):
@@ -98,8 +128,11 @@ class StopRequest(_Body):
 
 
 class SignalRequest(_Body):
+    """``{"signal": "SIGUSR1"}``; fly-go's ``Kill`` sends the number (``{"signal": 9}``)."""
+
     signal: str
 
+    _number = field_validator("signal", mode="before")(signal_number_to_name)
     _signal = field_validator("signal")(normalize_signal)
 
 
@@ -129,3 +162,21 @@ class StatusReport(_Body):
 
 class LogsUpload(_Body):
     lines: list[str]
+
+
+class AcquireLeaseRequest(_Body):
+    """fly-go's ``AcquireLeaseRequest``; ``ttl`` may come as ``?ttl=`` (fly-go sends that).
+    Any other key is refused (400 naming it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ttl: int | None = Field(default=None, ge=1, le=MAX_LEASE_TTL)
+    description: str | None = Field(default=None, max_length=256)
+
+
+class SetMetadataRequest(_Body):
+    """The body of ``POST …/metadata/{key}``; any other key is refused (400 naming it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    value: str

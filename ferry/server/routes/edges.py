@@ -21,7 +21,10 @@ def build_router(plane: ControlPlane) -> APIRouter:
         since: int = Query(0, ge=0),
         timeout: float = Query(30.0, ge=0, le=60),
     ) -> JSONResponse:
-        """Every machine that is not destroyed, for the proxies' routing tables.
+        """Every machine that is not destroyed nor cordoned, for the proxies' routing tables.
+
+        A cordoned machine (Fly's cordon) is left out, so no edge sends it new
+        requests, nor wakes it; uncordon puts it back at the next write.
 
         Long-polls like the hosts' watch: answers at once when ``since`` is 0,
         behind or ahead of the store's resource version, else waits up to
@@ -34,7 +37,9 @@ def build_router(plane: ControlPlane) -> APIRouter:
             version = plane.store.resource_version()
             remaining = deadline - loop.time()
             if since == 0 or version != since or remaining <= 0:
-                machines = plane.store.list_machines(include_destroyed=False)
+                machines = [
+                    m for m in plane.store.list_machines(include_destroyed=False) if not m.cordoned
+                ]
                 return json_response({"resource_version": version, "machines": machines})
             await plane.notifier.wait(None, seen, remaining)
 

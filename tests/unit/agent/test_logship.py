@@ -171,3 +171,15 @@ def test_several_batches_go_per_call_until_caught_up(tmp_path: Path) -> None:
     shipper.ship([MACHINE], sink, "ams-1")
 
     assert len(sink.lines) == 2 * MAX_BATCH_BYTES // len(line) + 10  # all of it, in one call
+
+
+def test_the_rest_of_an_exited_containers_log_is_shipped_before_it_goes(tmp_path: Path) -> None:
+    driver, sink = LogFilesDriver(tmp_path), RecordingSink()
+    shipper = LogShipper(driver)  # type: ignore[arg-type]
+    append(driver, b"migrating\n")
+    shipper.ship([MACHINE], sink, "ams-1")
+    append(driver, b"exit 3\n")  # written after the last periodic ship, just before exiting
+
+    shipper.ship_rest(MACHINE.id, container_id(MACHINE), sink, "ams-1")
+
+    assert sink.lines == ["migrating", "exit 3"]

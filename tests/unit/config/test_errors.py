@@ -79,10 +79,9 @@ def error_of(text: str) -> str:
             id="both image and dockerfile",
         ),
         pytest.param(
-            BASE + '\n[deploy]\n  strategy = "canary"\n',
-            'apps/web/fly.toml:12: [deploy] strategy "canary" is not supported yet by Ferry;'
-            " use rolling or immediate",
-            id="unsupported strategy",
+            BASE + '\n[deploy]\n  release_command_vm = { memory = "1gb" }\n',
+            "apps/web/fly.toml:12: [deploy] release_command_vm is not supported yet by Ferry",
+            id="unsupported release_command_vm",
         ),
         pytest.param(
             BASE.replace("app =", 'kill_timeout = "6m"\napp ='),
@@ -145,7 +144,9 @@ def test_an_unknown_key_with_no_close_match_explains_why_it_is_an_error() -> Non
         ('[http_service]\nauto_stop_machines = "sleep"\n', "fly.toml:2: [http_service] auto_stop"),
         ('[deploy]\nstrategy = "fast"\n', "fly.toml:2: [deploy] strategy must be one of"),
         ("[deploy]\nmax_unavailable = 0\n", "fly.toml:2: [deploy] max_unavailable must be"),
-        ('[deploy]\nrelease_command = "migrate"\n', "fly.toml:2: [deploy] release_command is not"),
+        ('[deploy]\nrelease_command = "  "\n', "fly.toml:2: [deploy] release_command must not"),
+        ('[deploy]\nrelease_command = "say \'hi"\n', "fly.toml:2: [deploy] release_command cannot"),
+        ('[deploy]\nrelease_command_timeout = "1m"\n', "fly.toml:2: [deploy] release_command_t"),
         ('[[restart]]\npolicy = "sometimes"\n', "fly.toml:2: [[restart]] policy must be one of"),
         ('[[vm]]\nmemory = "lots"\n', 'fly.toml:2: [[vm]] memory must be a size such as "512mb"'),
         ("[[vm]]\nmemory = 32\n", "fly.toml:2: [[vm]] memory must be a whole number of MB"),

@@ -165,3 +165,22 @@ def test_autostop_suspend_suspends_an_idle_machine(api: Api) -> None:
     assert shown(api, machine)["desired_state"] == "suspended"
     events = api.client.get(f"/v1/apps/web/machines/{machine['id']}/events").json()
     assert (events[0]["type"], events[0]["status"]) == ("autoscale", "suspend")
+
+
+def test_suspend_honours_a_held_lease(api: Api) -> None:
+    machine = running_machine(api)
+    lease = api.client.post(f"/v1/apps/web/machines/{machine['id']}/lease", json={"ttl": 30})
+    nonce = lease.json()["data"]["nonce"]
+    refused = post(api, machine, "suspend")
+    assert refused.status_code == 409 and "lease" in refused.json()["error"]
+    assert shown(api, machine)["desired_state"] == "started"
+    url = f"/v1/apps/web/machines/{machine['id']}/suspend"
+    allowed = api.client.post(url, headers={"fly-machine-lease-nonce": nonce})
+    assert allowed.status_code == 200
+    assert shown(api, machine)["desired_state"] == "suspended"
+
+
+def test_suspend_refuses_an_unknown_query_parameter(api: Api) -> None:
+    machine = running_machine(api)
+    response = api.client.post(f"/v1/apps/web/machines/{machine['id']}/suspend?snapshot=1")
+    assert response.status_code == 400 and "snapshot" in response.json()["error"]
