@@ -134,7 +134,7 @@ def _plan_machine(
             owned,
         )
     if m.desired_state is DesiredState.SUSPENDED:
-        return _plan_suspended(m, current, owned)
+        return _plan_suspended(m, current, owned, mem, now)
     if m.desired_state is DesiredState.STOPPED:
         if current is not None:
             why = "is running" if running else "is suspended" if paused else "has exited"
@@ -187,7 +187,11 @@ def _plan_machine(
 
 
 def _plan_suspended(
-    m: Machine, current: ContainerStatus | None, owned: tuple[ContainerStatus, ...]
+    m: Machine,
+    current: ContainerStatus | None,
+    owned: tuple[ContainerStatus, ...],
+    mem: MachineMemory,
+    now: float,
 ) -> Step | None:
     """Desired ``suspended``: freeze a running container; never start a missing one.
 
@@ -195,6 +199,7 @@ def _plan_suspended(
     restarted next to a paused container reports it suspended and never
     restarts it. A process that exited, or is gone (host reboot), has lost its
     memory: the machine is reported stopped and its next start boots it afresh.
+    A freeze that failed is tried again after the machine's backoff.
     """
     if current is None:
         if m.state in _SHOWS_ALIVE:
@@ -207,6 +212,8 @@ def _plan_suspended(
             )
         return None
     if current.state is ContainerState.RUNNING:
+        if now < mem.next_start_at:
+            return None
         return Step(
             StepKind.SUSPEND, m.id, f"machine {m.id} should be suspended but is running", m, owned
         )

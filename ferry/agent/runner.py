@@ -28,7 +28,7 @@ from ferry.agent.reconcile import (
     container_id,
     should_restart,
 )
-from ferry.errors import FerryError
+from ferry.errors import FerryError, RuntimeFailure
 from ferry.model import Machine, MachineState
 from ferry.runtime.driver import (
     ContainerSpec,
@@ -135,11 +135,21 @@ class StepRunner:
         self._report(m, MachineState.STARTED, "signal", m.pending_signal)
 
     def _do_suspend(self, step: Step) -> None:
+        """Freeze; if the freeze fails the process keeps running, the machine is reported
+        ``started`` with the reason, and the freeze is tried again after a backoff."""
         m = _need(step)
+        mem = self.mem(m.id)
         self._report(m, MachineState.SUSPENDING, "suspend", "suspending")
         began = self.clock()
-        self.driver.pause(container_id(m))
-        self.mem(m.id).acted_generation = m.generation
+        try:
+            self.driver.pause(container_id(m))
+        except RuntimeFailure as exc:
+            mem.next_start_at = self.clock() + mem.backoff
+            mem.backoff = min(mem.backoff * 2, RESTART_BACKOFF_MAX)
+            log.warning("could not suspend %s: %s", m.id, exc)
+            self._report(m, MachineState.STARTED, "suspend", "failed", reason=str(exc))
+            return
+        mem.acted_generation = m.generation
         log.info("machine %s suspended in %.0f ms", m.id, (self.clock() - began) * 1000)
         self._report(m, MachineState.SUSPENDED, "suspend", "suspended")
 

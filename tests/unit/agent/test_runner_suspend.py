@@ -5,6 +5,7 @@ from __future__ import annotations
 from ferry.agent.network_hook import MachineNetwork
 from ferry.agent.reconcile import MachineMemory, StepKind, container_id, plan_host
 from ferry.agent.runner import HostIdentity, StepRunner
+from ferry.errors import RuntimeFailure
 from ferry.model import DesiredState, MachineState
 from ferry.runtime.driver import ContainerState, ContainerStatus
 
@@ -74,3 +75,26 @@ def test_stop_of_a_suspended_machine_stops_its_process_and_reports_stopped() -> 
     runner(driver, reporter).run(step)
     assert driver.calls == [("stop", container_id(m)), ("destroy", container_id(m))]
     assert [r["state"] for r in reporter.reports] == ["stopping", "stopped"]
+
+
+class StuckDriver(FreezingDriver):
+    def pause(self, cid: str) -> ContainerStatus:
+        raise RuntimeFailure("`runc pause` failed: freezer busy")
+
+
+def test_a_failed_freeze_leaves_it_started_with_the_reason_and_retries_after_a_backoff() -> None:
+    m = machine(desired=DesiredState.SUSPENDED, state=MachineState.STARTED, generation=1)
+    reporter = RecordingReporter()
+    running = [container(m, ContainerState.RUNNING)]
+    [step] = plan_host([m], running, {}, set(), 0.0)
+    steps_runner = runner(StuckDriver(), reporter)
+    steps_runner.run(step)
+    assert [(r["state"], r["event"]) for r in reporter.reports] == [
+        ("suspending", ("suspend", "suspending")),
+        ("started", ("suspend", "failed")),
+    ]
+    assert "freezer busy" in reporter.reports[-1]["reason"]
+    retry_at = steps_runner.memory["m1"].next_start_at
+    assert plan_host([m], running, steps_runner.memory, set(), retry_at - 0.01) == []
+    [again] = plan_host([m], running, steps_runner.memory, set(), retry_at)
+    assert again.kind is StepKind.SUSPEND
