@@ -262,6 +262,7 @@ class StepRunner:
             netns_path=netns,
             labels={LABEL_MACHINE: m.id, LABEL_INSTANCE: m.instance_id, LABEL_APP: m.app_name},
             init_binary=INIT_BINARY,
+            files=tuple((f.guest_path, f.content) for f in m.config.files),
         )
         self.driver.destroy(spec.container_id)  # a half-made container from a crash mid-start
         self.driver.start(spec)

@@ -23,6 +23,7 @@ from ferry.deploy.images import (
     registry_address,
 )
 from ferry.deploy.plan import (
+    DEFAULT_GROUP,
     DEFAULT_MAX_UNAVAILABLE,
     STRATEGIES,
     DeployPlan,
@@ -31,6 +32,7 @@ from ferry.deploy.plan import (
     check_regions,
     choose_regions,
     live_machines,
+    machine_group,
     parse_max_unavailable,
     parse_regions,
     plan_deploy,
@@ -99,7 +101,10 @@ def deploy_command(
     machines = _ensure_app(client, app_name)
     primary = app_config.primary_region if app_config else None
     targets = choose_regions(requested, machines, primary, cluster_regions)
-    plan = plan_deploy(machines, targets, chosen_strategy)
+    groups = app_config.groups if app_config else _groups_of(machines)
+    plan = plan_deploy(
+        machines, targets, chosen_strategy, groups, fill_regions=bool(requested) or len(groups) == 1
+    )
     check_strategy(chosen_strategy, _check_count(app_config, machines))
 
     pinned = publish_image(
@@ -237,7 +242,10 @@ def _strategy(flag: str | None, app_config: AppConfig | None) -> Strategy:
 def _check_count(app_config: AppConfig | None, machines: list[Machine]) -> int:
     """How many health checks the deployed machines will have (for ``check_strategy``)."""
     if app_config is not None:
-        return expected_check_count(app_config.machine_config("image"))
+        return max(
+            expected_check_count(app_config.machine_config("image", group=group))
+            for group in app_config.groups
+        )
     live = live_machines(machines)
     return expected_check_count(live[0].config) if live else 0
 
@@ -296,15 +304,22 @@ def _config_factory(
 
     def config_for(step: DeployStep) -> MachineConfig:
         if app_config is not None:
-            return app_config.machine_config(image, region=step.region)
+            return app_config.machine_config(image, region=step.region, group=step.group)
+        same_group = [m for m in live if machine_group(m) == step.group]
         existing = by_id.get(step.machine_id or "") or next(
-            (m for m in live if m.region == step.region), live[0] if live else None
+            (m for m in same_group if m.region == step.region),
+            same_group[0] if same_group else None,
         )
         if existing is not None:
             return existing.config.model_copy(update={"image": image})
         return MachineConfig(image=image)
 
     return config_for
+
+
+def _groups_of(machines: list[Machine]) -> tuple[str, ...]:
+    """Without fly.toml: the groups the machines already run (``app`` for a new app)."""
+    return tuple(sorted({machine_group(m) for m in live_machines(machines)})) or (DEFAULT_GROUP,)
 
 
 def _print_progress(progress: Progress) -> None:

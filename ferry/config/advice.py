@@ -6,8 +6,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from ferry.config.app_config import AppConfig
 
 __all__ = ["config_warnings"]
@@ -21,7 +19,7 @@ def config_warnings(config: AppConfig, *, dockerfile_beside: bool) -> list[str]:
     Warnings the parser itself collected (``AppConfig.warnings``, such as
     unknown keys, when the parser provides them) come first.
     """
-    found: list[str] = list(_parser_warnings(config))
+    found: list[str] = list(config.warnings)
     if not config.app:
         found.append("no `app`: commands need -a APP (or $FLY_APP) to know which app")
     if not config.primary_region:
@@ -31,7 +29,7 @@ def config_warnings(config: AppConfig, *, dockerfile_beside: bool) -> list[str]:
         )
     if not config.services:
         found.append("no [http_service] or [[services]]: the edge sends no requests to this app")
-    elif not config.checks and not any(service.checks for service in config.services):
+    elif not config.checks and not any(service.value.checks for service in config.services):
         found.append(
             "no health checks: a deploy counts a machine as ready as soon as it starts, "
             "and the edge cannot take a broken machine out of rotation"
@@ -43,9 +41,3 @@ def config_warnings(config: AppConfig, *, dockerfile_beside: bool) -> list[str]:
             "next to fly.toml, or pass --image to `ferry deploy`"
         )
     return found
-
-
-def _parser_warnings(config: AppConfig) -> Sequence[str]:
-    # The parser may grow a `warnings` list (unknown keys); read it without depending on it.
-    collected = getattr(config, "warnings", ())
-    return [str(item) for item in collected] if isinstance(collected, list | tuple) else []

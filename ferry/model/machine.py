@@ -6,28 +6,53 @@ Fly works here. Ferry-only fields are marked as such in their docstrings.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from ferry.errors import ValidationError as FerryValidationError
 from ferry.model.duration import parse_duration
+from ferry.model.machine_files import MAX_FILES, MachineFile
 from ferry.model.metadata import metadata_problem
+from ferry.model.refusals import (
+    CHECK_REFUSED,
+    CONFIG_REFUSED,
+    GUEST_REFUSED,
+    INIT_REFUSED,
+    PORT_REFUSED,
+    REQUEST_CONTEXT,
+    SERVICE_REFUSED,
+    FlyConfigModel,
+    is_request,
+)
 from ferry.model.sizes import DEFAULT_SIZE, preset
+
+#: Handlers the edge implements; ``tls``/``pg_tls``/``proxy_proto`` are refused.
+SUPPORTED_HANDLERS = frozenset({"http"})
 
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
 
-class GuestConfig(_Frozen):
+class GuestConfig(FlyConfigModel):
     """CPU and memory of a machine (``config.guest``)."""
 
     cpu_kind: Literal["shared", "performance"] = "shared"
     cpus: int = Field(default=1, ge=1, le=64)
     memory_mb: int = Field(default=256, ge=64, le=262144)
+
+    refused_fields: ClassVar[Mapping[str, str]] = GUEST_REFUSED
 
     @classmethod
     def from_size(cls, size: str) -> GuestConfig:
@@ -36,14 +61,14 @@ class GuestConfig(_Frozen):
         return cls.model_validate({"cpu_kind": kind, "cpus": cpus, "memory_mb": memory_mb})
 
 
-class RestartPolicy(_Frozen):
+class RestartPolicy(FlyConfigModel):
     """What the host does when the machine's process exits (``config.restart``)."""
 
     policy: Literal["no", "always", "on-failure"] = "on-failure"
     max_retries: int = Field(default=10, ge=0)
 
 
-class InitConfig(_Frozen):
+class InitConfig(FlyConfigModel):
     """Overrides of the image's entrypoint and command (``config.init``)."""
 
     exec: list[str] | None = None
@@ -51,8 +76,10 @@ class InitConfig(_Frozen):
     cmd: list[str] | None = None
     tty: bool = False
 
+    refused_fields: ClassVar[Mapping[str, str]] = INIT_REFUSED
 
-class StopConfig(_Frozen):
+
+class StopConfig(FlyConfigModel):
     """How a machine is stopped: send ``signal``, wait ``timeout``, then SIGKILL."""
 
     signal: str = "SIGINT"
@@ -108,8 +135,12 @@ class StopOverride(_Frozen):
         )
 
 
-class CheckConfig(_Frozen):
-    """A health check (``config.checks.<name>`` or a service's HTTP/TCP check)."""
+class CheckConfig(FlyConfigModel):
+    """A health check (``config.checks.<name>`` or a service's HTTP/TCP check).
+
+    ``method``, ``path``, ``protocol``, ``headers``, ``tls_skip_verify`` and
+    ``tls_server_name`` are carried as Fly defines them, for the prober.
+    """
 
     type: Literal["http", "tcp"] = "http"
     port: int | None = Field(default=None, ge=1, le=65535)
@@ -119,7 +150,11 @@ class CheckConfig(_Frozen):
     method: str = "GET"
     path: str = "/"
     protocol: Literal["http", "https"] = "http"
+    tls_skip_verify: bool = False
+    tls_server_name: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
+
+    refused_fields: ClassVar[Mapping[str, str]] = CHECK_REFUSED
 
     @field_validator("headers", mode="before")
     @classmethod
@@ -160,7 +195,7 @@ class CheckConfig(_Frozen):
         return value
 
 
-class ServicePort(_Frozen):
+class ServicePort(FlyConfigModel):
     """A public port of a service and the handlers in front of it."""
 
     port: int | None = Field(default=None, ge=1, le=65535)
@@ -169,8 +204,33 @@ class ServicePort(_Frozen):
     handlers: list[str] = Field(default_factory=list)
     force_https: bool = False
 
+    refused_fields: ClassVar[Mapping[str, str]] = PORT_REFUSED
 
-class Concurrency(_Frozen):
+    @field_validator("handlers")
+    @classmethod
+    def _known_handlers(cls, handlers: list[str], info: ValidationInfo) -> list[str]:
+        for handler in handlers if is_request(info) else ():
+            if handler not in SUPPORTED_HANDLERS:
+                why = (
+                    "TLS is not built yet; the edge serves plain HTTP"
+                    if handler in ("tls", "pg_tls")
+                    else "the edge implements only the http handler (none means raw TCP)"
+                )
+                raise ValueError(f"handler {handler!r} is not supported yet by Ferry ({why})")
+        return handlers
+
+    @field_validator("force_https")
+    @classmethod
+    def _no_force_https(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and is_request(info):
+            raise ValueError(
+                "force_https is not supported yet by Ferry (TLS is not built yet; "
+                "the edge serves plain HTTP)"
+            )
+        return value
+
+
+class Concurrency(FlyConfigModel):
     """Load limits the proxy honours per machine."""
 
     type: Literal["connections", "requests"] = "connections"
@@ -178,7 +238,7 @@ class Concurrency(_Frozen):
     hard_limit: int | None = Field(default=None, ge=1)
 
 
-class ServiceConfig(_Frozen):
+class ServiceConfig(FlyConfigModel):
     """A service the edge proxy routes to (``config.services[]``)."""
 
     protocol: Literal["tcp", "udp"] = "tcp"
@@ -190,6 +250,17 @@ class ServiceConfig(_Frozen):
     concurrency: Concurrency | None = None
     checks: list[CheckConfig] = Field(default_factory=list)
 
+    refused_fields: ClassVar[Mapping[str, str]] = SERVICE_REFUSED
+
+    @field_validator("protocol")
+    @classmethod
+    def _no_udp(cls, value: str, info: ValidationInfo) -> str:
+        if value == "udp" and is_request(info):
+            raise ValueError(
+                'protocol "udp" is not supported yet by Ferry (the edge forwards TCP only)'
+            )
+        return value
+
     @field_validator("autostop", mode="before")
     @classmethod
     def _autostop_bool(cls, value: object) -> object:
@@ -200,8 +271,11 @@ class ServiceConfig(_Frozen):
         return value
 
 
-class MachineConfig(_Frozen):
-    """What a machine should be (``config`` of the Machines API). Only ``image`` is required."""
+class MachineConfig(FlyConfigModel):
+    """What a machine should be (``config`` of the Machines API). Only ``image`` is required.
+
+    Every other field of Fly's config is refused by name (``ferry.model.refusals``).
+    """
 
     image: str = Field(min_length=1)
     guest: GuestConfig | None = None
@@ -214,6 +288,9 @@ class MachineConfig(_Frozen):
     checks: dict[str, CheckConfig] = Field(default_factory=dict)
     metadata: dict[str, str] = Field(default_factory=dict)
     stop_config: StopConfig | None = None
+    files: list[MachineFile] = Field(default_factory=list, max_length=MAX_FILES)
+
+    refused_fields: ClassVar[Mapping[str, str]] = CONFIG_REFUSED
 
     @field_validator("metadata")
     @classmethod
@@ -230,6 +307,15 @@ class MachineConfig(_Frozen):
         if self.size is not None:
             preset(self.size)
         return self
+
+    @classmethod
+    def from_request(cls, data: Any) -> MachineConfig:
+        """Parse a config sent to the Machines API: every field is honoured or refused by name.
+
+        Raises pydantic's ``ValidationError`` naming the field (``mounts``,
+        ``services.0.ports.0.handlers``, an unknown ``flux_capacitor`` …).
+        """
+        return cls.model_validate(data, context={REQUEST_CONTEXT: True})
 
     @property
     def effective_guest(self) -> GuestConfig:

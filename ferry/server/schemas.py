@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import signal as signal_module
-from typing import Final
+from typing import Annotated, Final
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ValidationError as PydanticValidationError
+from pydantic_core import InitErrorDetails
 
 from ferry.model import CheckStatus, MachineConfig, MachineState, parse_duration
 from ferry.model.lease import MAX_LEASE_TTL
@@ -94,6 +96,31 @@ class CreateAppRequest(_Body):
         return self.app_name if self.app_name is not None else str(self.name)
 
 
+def strict_machine_config(data: object) -> object:
+    """A request body whose ``config`` is parsed with every Fly field honoured or refused.
+
+    Raises pydantic's ``ValidationError`` with each error located under
+    ``config`` (``config.services.0.ports.0.handlers``, ``config.image`` …),
+    so the 400 names the field.
+    """
+    if not isinstance(data, dict) or "config" not in data:
+        return data
+    try:
+        config = MachineConfig.from_request(data["config"])
+    except PydanticValidationError as exc:
+        details = [
+            InitErrorDetails(
+                type=error["type"],
+                loc=("config", *error["loc"]),
+                input=error["input"],
+                ctx=error.get("ctx", {}),
+            )
+            for error in exc.errors()
+        ]
+        raise PydanticValidationError.from_exception_data(exc.title, details) from None
+    return {**data, "config": config}
+
+
 class CreateMachineRequest(_Body):
     name: str | None = Field(default=None, min_length=1, max_length=63)
     region: str | None = None
@@ -102,12 +129,16 @@ class CreateMachineRequest(_Body):
     region_fallback: bool = False  # Ferry-only: place in the nearest region with room
     lease_ttl: int = Field(default=0, ge=0, le=MAX_LEASE_TTL)  # 0: create without a lease
 
+    _config = model_validator(mode="before")(strict_machine_config)
+
 
 class UpdateMachineRequest(_Body):
     config: MachineConfig
     current_version: str | None = None
     name: str | None = None
     region: str | None = None
+
+    _config = model_validator(mode="before")(strict_machine_config)
 
 
 class StopRequest(_Body):
@@ -160,8 +191,16 @@ class StatusReport(_Body):
     checks: list[CheckStatus] | None = None
 
 
+#: One log upload: at most this many lines (the store keeps the last 1000 of a machine) ...
+MAX_LOG_LINES_PER_UPLOAD = 1000
+#: ... each of at most this many characters (the agent cuts longer lines into pieces).
+MAX_LOG_LINE_CHARS = 16 * 1024
+
+
 class LogsUpload(_Body):
-    lines: list[str]
+    lines: list[Annotated[str, Field(max_length=MAX_LOG_LINE_CHARS)]] = Field(
+        max_length=MAX_LOG_LINES_PER_UPLOAD
+    )
 
 
 class AcquireLeaseRequest(_Body):

@@ -126,8 +126,8 @@ def test_rendered_fly_toml_parses_and_routes_to_the_port(tmp_path: Path) -> None
     config = parse_app_config(text, base_dir=tmp_path)
     assert (config.app, config.primary_region) == ("shop", "iad")
     assert config.env == {"PORT": "8000"}
-    assert config.services[0].internal_port == 8000
-    assert config.services[0].autostop == "stop"
+    assert config.services[0].value.internal_port == 8000
+    assert config.services[0].value.autostop == "stop"
     assert config.build.image is None and config.build.dockerfile is None
 
 
