@@ -256,7 +256,7 @@ def main() -> int:
         f"(started only: {resumed:.1f} ms); goal <= 20 ms"
     )
     print(
-        f"where the time goes: the agent's resume step (runc resume) p50 "
+        f"where the time goes: the agent's resume step (thaw by the freezer file) p50 "
         f"{statistics.median(runc_resume):.1f} ms over {len(runc_resume)}; the edge's wake "
         f"(start call -> started in its table -> port open) p50 "
         f"{statistics.median(edge_wake):.1f} ms over {len(edge_wake)}"
