@@ -34,6 +34,8 @@ class StepKind(StrEnum):
     STOP = "stop"  # stop and remove the container; machine stays, stopped
     RESTART = "restart"  # stop then start the current instance (user restart)
     SIGNAL = "signal"  # deliver machine.pending_signal
+    SUSPEND = "suspend"  # freeze the running container (memory kept)
+    RESUME = "resume"  # thaw the frozen container of a machine wanted started
     EXITED = "exited"  # the process ended: restart by policy or report the exit
     DESTROY = "destroy"  # stop, remove container and network, report destroyed
     REMOVE_ORPHAN = "remove-orphan"  # a container no desired machine owns
@@ -116,13 +118,14 @@ def _plan_machine(
     current_id = container_id(m)
     current = next((c for c in owned if c.container_id == current_id), None)
     running = current is not None and current.state is ContainerState.RUNNING
+    paused = current is not None and current.state is ContainerState.PAUSED
     olds = tuple(c for c in owned if c.container_id != current_id)
 
     if m.desired_state is DesiredState.DESTROYED:
         if owned or m.state is not MachineState.DESTROYED:
             return Step(StepKind.DESTROY, m.id, f"machine {m.id} is to be destroyed", m, owned)
         return None
-    if olds:
+    if olds:  # a suspended machine's update drops its memory: the old container stops
         return Step(
             StepKind.START if m.desired_state is DesiredState.STARTED else StepKind.STOP,
             m.id,
@@ -130,13 +133,15 @@ def _plan_machine(
             m,
             owned,
         )
+    if m.desired_state is DesiredState.SUSPENDED:
+        return _plan_suspended(m, current, owned, mem, now)
     if m.desired_state is DesiredState.STOPPED:
         if current is not None:
-            why = "is running" if running else "has exited"
+            why = "is running" if running else "is suspended" if paused else "has exited"
             return Step(
                 StepKind.STOP, m.id, f"machine {m.id} should be stopped but {why}", m, owned
             )
-        if m.state in (MachineState.STARTED, MachineState.STARTING, MachineState.STOPPING):
+        if m.state in _SHOWS_ALIVE:
             return Step(
                 StepKind.REPORT,
                 m.id,
@@ -146,6 +151,10 @@ def _plan_machine(
             )
         return None
     # desired started
+    if paused:
+        if m.generation > mem.acted_generation and mem.acted_generation >= 0:
+            return Step(StepKind.RESTART, m.id, f"machine {m.id} restart requested", m, owned)
+        return Step(StepKind.RESUME, m.id, f"machine {m.id} is suspended: resuming it", m, owned)
     if m.generation > mem.acted_generation and mem.acted_generation >= 0 and running:
         if m.pending_signal:
             return Step(StepKind.SIGNAL, m.id, f"deliver {m.pending_signal} to {m.id}", m, owned)
@@ -175,3 +184,62 @@ def _plan_machine(
     if now < mem.next_start_at:
         return None
     return Step(StepKind.START, m.id, f"machine {m.id} should be started and is not running", m)
+
+
+def _plan_suspended(
+    m: Machine,
+    current: ContainerStatus | None,
+    owned: tuple[ContainerStatus, ...],
+    mem: MachineMemory,
+    now: float,
+) -> Step | None:
+    """Desired ``suspended``: freeze a running container; never start a missing one.
+
+    A frozen container is left alone whatever the agent remembers, so an agent
+    restarted next to a paused container reports it suspended and never
+    restarts it. A process that exited, or is gone (host reboot), has lost its
+    memory: the machine is reported stopped and its next start boots it afresh.
+    A freeze that failed is tried again after the machine's backoff.
+    """
+    if current is None:
+        if m.state in _SHOWS_ALIVE:
+            return Step(
+                StepKind.REPORT,
+                m.id,
+                f"machine {m.id} has no process but shows {m.state.value}",
+                m,
+                report_state=MachineState.STOPPED,
+            )
+        return None
+    if current.state is ContainerState.RUNNING:
+        if now < mem.next_start_at:
+            return None
+        return Step(
+            StepKind.SUSPEND, m.id, f"machine {m.id} should be suspended but is running", m, owned
+        )
+    if current.state is ContainerState.PAUSED:
+        if m.state is MachineState.SUSPENDED:
+            return None
+        return Step(
+            StepKind.REPORT,
+            m.id,
+            f"machine {m.id} is frozen but shows {m.state.value}",
+            m,
+            report_state=MachineState.SUSPENDED,
+        )
+    return Step(
+        StepKind.STOP,
+        m.id,
+        f"machine {m.id} should be suspended but has exited: it is stopped",
+        m,
+        owned,
+    )
+
+
+_SHOWS_ALIVE = {
+    MachineState.STARTED,
+    MachineState.STARTING,
+    MachineState.STOPPING,
+    MachineState.SUSPENDING,
+    MachineState.SUSPENDED,
+}

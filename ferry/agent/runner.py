@@ -28,12 +28,20 @@ from ferry.agent.reconcile import (
     container_id,
     should_restart,
 )
-from ferry.errors import FerryError
+from ferry.errors import FerryError, RuntimeFailure
 from ferry.model import Machine, MachineState
-from ferry.runtime.driver import ContainerSpec, ContainerStatus, Driver, ImageStore
+from ferry.runtime.driver import (
+    ContainerSpec,
+    ContainerState,
+    ContainerStatus,
+    Driver,
+    ImageStore,
+)
 from ferry.runtime.process import merge_env, resolve_process
 
 log = logging.getLogger(__name__)
+
+_LIVE = (ContainerState.RUNNING, ContainerState.PAUSED)  # a process exists (maybe frozen)
 
 _tini = shutil.which("tini-static")
 INIT_BINARY = Path(_tini) if _tini else None
@@ -126,10 +134,41 @@ class StepRunner:
         self.mem(m.id).acted_generation = m.generation
         self._report(m, MachineState.STARTED, "signal", m.pending_signal)
 
+    def _do_suspend(self, step: Step) -> None:
+        """Freeze; if the freeze fails the process keeps running, the machine is reported
+        ``started`` with the reason, and the freeze is tried again after a backoff."""
+        m = _need(step)
+        mem = self.mem(m.id)
+        self._report(m, MachineState.SUSPENDING, "suspend", "suspending")
+        began = self.clock()
+        try:
+            self.driver.pause(container_id(m))
+        except RuntimeFailure as exc:
+            mem.next_start_at = self.clock() + mem.backoff
+            mem.backoff = min(mem.backoff * 2, RESTART_BACKOFF_MAX)
+            log.warning("could not suspend %s: %s", m.id, exc)
+            self._report(m, MachineState.STARTED, "suspend", "failed", reason=str(exc))
+            return
+        mem.acted_generation = m.generation
+        log.info("machine %s suspended in %.0f ms", m.id, (self.clock() - began) * 1000)
+        self._report(m, MachineState.SUSPENDED, "suspend", "suspended")
+
+    def _do_resume(self, step: Step) -> None:
+        """Thaw and report ``started`` at once: the process never stopped, so there
+        is no ``starting`` to show (and no round trip to wait for)."""
+        m = _need(step)
+        began = self.clock()
+        self.driver.resume(container_id(m))
+        mem = self.mem(m.id)
+        mem.acted_generation = m.generation
+        mem.next_start_at = 0.0
+        log.info("machine %s resumed in %.1f ms", m.id, (self.clock() - began) * 1000)
+        self._report(m, MachineState.STARTED, "start", "resumed")
+
     def _do_stop(self, step: Step) -> None:
         m = _need(step)
         exit_code = None
-        if any(c.state.value == "running" for c in step.containers):
+        if any(c.state in _LIVE for c in step.containers):
             stop = m.effective_stop
             why = f"sending {stop.signal}"
             if stop.signal != "SIGKILL":
@@ -167,7 +206,7 @@ class StepRunner:
 
     def _do_remove_orphan(self, step: Step) -> None:
         for c in step.containers:
-            if c.state.value == "running":
+            if c.state in _LIVE:
                 self.driver.stop(c.container_id, "SIGKILL", 0)
             self.driver.destroy(c.container_id)
         self.network.remove(step.machine_id)
@@ -254,7 +293,7 @@ class StepRunner:
         stop request when it gave them, else the config's ``stop_config``.
         """
         status = c
-        if c.state.value == "running":
+        if c.state in _LIVE:  # the driver thaws a paused one first
             stop = m.effective_stop
             log.info(
                 "stopping %s with %s, SIGKILL after %s%s",

@@ -26,7 +26,7 @@ __all__ = [
     "is_stopped",
 ]
 
-DecisionKind = Literal["create", "start", "stop", "destroy", "none"]
+DecisionKind = Literal["create", "start", "stop", "suspend", "destroy", "none"]
 
 _GONE = {MachineState.DESTROYING, MachineState.DESTROYED}
 
@@ -41,8 +41,11 @@ def is_running(machine: Machine) -> bool:
 
 
 def is_stopped(machine: Machine) -> bool:
-    """Wanted stopped and still there: it can be started again."""
-    return machine.desired_state is DesiredState.STOPPED and machine.state not in _GONE
+    """Wanted stopped or suspended and still there: it can be started again."""
+    return (
+        machine.desired_state in (DesiredState.STOPPED, DesiredState.SUSPENDED)
+        and machine.state not in _GONE
+    )
 
 
 @dataclass(frozen=True)

@@ -2,27 +2,36 @@
 
 A machine is idle when no edge has a request of it in flight and its request
 count (summed over every edge) has not moved for ``stop_idle_after``. Only
-machines whose services say ``auto_stop_machines = "stop"`` (or ``"suspend"``,
-which Ferry treats as stop) are stopped, one region per cycle, never below the
-floor of their region: ``min_machines_running`` in the primary region and the
-policy's ``min_per_region`` (or the machines demand needs) in every region.
+machines whose services say ``auto_stop_machines = "stop"`` or ``"suspend"``
+are acted on (``"suspend"`` freezes the machine with its memory kept instead
+of stopping it), one region per cycle, never below the floor of their region:
+``min_machines_running`` in the primary region and the policy's
+``min_per_region`` (or the machines demand needs) in every region.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Literal
 
 from ferry.autoscale.decisions import Decision
 from ferry.autoscale.demand import AppDemand
 from ferry.model import Machine
 
-__all__ = ["autostop_enabled", "idle_stops", "track_activity"]
+__all__ = ["autostop_enabled", "autostop_kind", "idle_stops", "track_activity"]
 
 
 def autostop_enabled(machine: Machine) -> bool:
     """Whether any service of the machine asks for idle machines to be stopped."""
     return any(service.autostop != "off" for service in machine.config.services)
+
+
+def autostop_kind(machine: Machine) -> Literal["stop", "suspend"]:
+    """``"suspend"`` when every service that autostops says ``suspend``, else ``"stop"``
+    (a machine with one service asking for a stop is stopped, as the safer ask)."""
+    modes = {s.autostop for s in machine.config.services if s.autostop != "off"}
+    return "suspend" if modes == {"suspend"} else "stop"
 
 
 def track_activity(
@@ -88,12 +97,13 @@ def idle_stops(
         decisions = []
         for machine in idle[:room]:
             quiet = (now - active_at.get(machine.id, now)).total_seconds()
+            kind = autostop_kind(machine)
             decisions.append(
                 Decision(
-                    "stop",
+                    kind,
                     f"{region}: machine {machine.id} idle for {quiet:.0f}s "
                     f"(>= stop_idle_after {stop_idle_after:g}s), {len(here)} running, "
-                    f"keeping at least {floor}: stop",
+                    f"keeping at least {floor}: {kind}",
                     region=region,
                     machine_id=machine.id,
                     rule="idle-stop",

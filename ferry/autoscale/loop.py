@@ -63,6 +63,8 @@ class Fleet(Protocol):
 
     def stop(self, app: str, machine_id: str, reason: str) -> None: ...
 
+    def suspend(self, app: str, machine_id: str, reason: str) -> None: ...
+
     def destroy(self, app: str, machine_id: str, reason: str) -> None: ...
 
 
@@ -204,7 +206,12 @@ class AutoscaleLoop:
                     return f"created {created.id}; {note}", created.id
                 return f"created {created.id}", None
             assert decision.machine_id is not None
-            action = {"start": fleet.start, "stop": fleet.stop, "destroy": fleet.destroy}
+            action = {
+                "start": fleet.start,
+                "stop": fleet.stop,
+                "suspend": fleet.suspend,
+                "destroy": fleet.destroy,
+            }
             action[decision.kind](app, decision.machine_id, decision.reason)
         except FerryError as exc:
             return f"failed: {exc}", None

@@ -25,6 +25,7 @@ _STATE_STYLES = {
     "started": "green",
     "failed": "red",
     "stopped": "yellow",
+    "suspended": "cyan",
     "destroyed": "dim",
     "destroying": "dim",
 }

@@ -151,6 +151,15 @@ class FerryClient(AgentMethods, ReleaseMethods, MachineExtrasMethods):
         path = f"{self._machines(app)}/{_seg(machine_id)}/stop"
         self._request("POST", path, body=body, headers=nonce_header(nonce))
 
+    def suspend_machine(self, app: str, machine_id: str, *, nonce: str | None = None) -> None:
+        """Freeze the machine's processes, memory kept; ``start_machine`` resumes it.
+
+        Returns at once (wait with ``wait_machine(..., "suspended")``). A machine
+        that is not started is refused (``ApiError`` 409).
+        """
+        path = f"{self._machines(app)}/{_seg(machine_id)}/suspend"
+        self._request("POST", path, headers=nonce_header(nonce))
+
     def restart_machine(
         self, app: str, machine_id: str, *, signal: str | None = None, timeout: str | None = None
     ) -> None:

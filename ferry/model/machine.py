@@ -337,6 +337,8 @@ class MachineState(StrEnum):
     STARTED = "started"
     STOPPING = "stopping"
     STOPPED = "stopped"
+    SUSPENDING = "suspending"  # the agent is freezing its processes
+    SUSPENDED = "suspended"  # processes frozen, memory kept; ``start`` thaws them
     RESTARTING = "restarting"
     REPLACING = "replacing"
     DESTROYING = "destroying"
@@ -349,6 +351,7 @@ class DesiredState(StrEnum):
 
     STARTED = "started"
     STOPPED = "stopped"
+    SUSPENDED = "suspended"
     DESTROYED = "destroyed"
 
 

@@ -1,5 +1,8 @@
 """Wake on request: when an app has machines but none started, start the nearest one.
 
+A suspended machine is woken the same way (``start`` resumes it, its memory
+intact); in a region it goes before a stopped one, as it is ready far sooner.
+
 The proxy holds the request (it awaits ``MachineWaker``) until the machine
 is started, in the routing table and accepting connections on its service
 port, or until ``timeout`` — then the proxy answers 503 with a clear body.
@@ -15,6 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from ferry.errors import FerryError
+from ferry.model import DesiredState, MachineState
 from ferry.proxy.routes import Backend, RouteTable
 
 log = logging.getLogger(__name__)
@@ -31,19 +35,21 @@ class MachineStarter(Protocol):
 def wake_candidates(
     backends: tuple[Backend, ...], region: str, rtt_ms: Mapping[str, float]
 ) -> list[Backend]:
-    """Stopped machines that may be auto-started, nearest region first. Pure."""
-    stopped = [
+    """Stopped or suspended machines that may be auto-started, nearest region first,
+    and within a region suspended ones first (a resume beats a boot). Pure."""
+    asleep = [
         b
         for b in backends
         if not b.started
-        and b.desired_state.value != "destroyed"
+        and b.desired_state is not DesiredState.DESTROYED
         and all(s.autostart for s in b.services)
     ]
     return sorted(
-        stopped,
+        asleep,
         key=lambda b: (
             rtt_ms.get(b.region, 0.0 if b.region == region else 1e9),
             b.region,
+            b.state is not MachineState.SUSPENDED,
             b.machine_id,
         ),
     )

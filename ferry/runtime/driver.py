@@ -62,6 +62,7 @@ class ContainerSpec:
 
 class ContainerState(StrEnum):
     RUNNING = "running"
+    PAUSED = "paused"  # frozen by ``Driver.pause``: processes and memory kept, nothing runs
     EXITED = "exited"  # process ended; exit_code is set when known
     MISSING = "missing"
 
@@ -100,8 +101,25 @@ class Driver(Protocol):
         """
         ...
 
+    def pause(self, container_id: str) -> ContainerStatus:
+        """Freeze every process of the container, keeping its memory (runc's cgroup freezer).
+
+        Returns the ``PAUSED`` status once all are frozen. Idempotent. Raises
+        ``RuntimeFailure`` if the container is not running or cannot be frozen.
+        """
+        ...
+
+    def resume(self, container_id: str) -> ContainerStatus:
+        """Thaw a paused container; returns the ``RUNNING`` status. Idempotent.
+
+        Raises ``RuntimeFailure`` if the container is neither paused nor running.
+        ``stop``, ``signal`` and ``destroy`` thaw a paused container themselves.
+        """
+        ...
+
     def inspect(self, container_id: str) -> ContainerStatus:
-        """Current status; ``MISSING`` if the driver knows no such container. Cheap (no exec)."""
+        """Current status; ``MISSING`` if the driver knows no such container, ``PAUSED`` if
+        it is frozen. Cheap (no exec)."""
         ...
 
     def list(self) -> list[ContainerStatus]:

@@ -17,11 +17,13 @@ from ferry.errors import RuntimeFailure
 
 __all__ = [
     "CGROUP_ROOT",
+    "cgroup_frozen",
     "mount_overlay",
     "pid_in_cgroup",
     "pid_is_running",
     "punch_hole",
     "remove_cgroup_dirs",
+    "thaw_cgroup",
     "unmount",
 ]
 
@@ -116,6 +118,48 @@ def pid_in_cgroup(pid: int, cgroups_path: str) -> bool:
     except (FileNotFoundError, ProcessLookupError):
         return False
     return any(line.endswith(cgroups_path) for line in text.splitlines())
+
+
+def cgroup_frozen(cgroups_path: str) -> bool:
+    """True if the cgroup ``cgroups_path`` (e.g. ``/ferry/<id>``) is frozen.
+
+    cgroup v1 (and hybrid): ``freezer/<path>/freezer.state`` reads ``FROZEN``
+    (``FREEZING`` is not yet frozen); pure v2: ``<path>/cgroup.freeze`` is 1.
+    A missing cgroup is not frozen. One file read.
+    """
+    relative = cgroups_path.strip("/")
+    for path, frozen in (
+        (CGROUP_ROOT / "freezer" / relative / "freezer.state", "FROZEN"),
+        (CGROUP_ROOT / relative / "cgroup.freeze", "1"),
+    ):
+        try:
+            return path.read_text().strip() == frozen
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+    return False
+
+
+def thaw_cgroup(cgroups_path: str) -> bool:
+    """Thaw a frozen cgroup by its freezer file, as ``runc resume`` does, without its exec.
+
+    Returns False (nothing done) when the cgroup has no freezer file, so the
+    caller can fall back to runc. v1: writes ``THAWED`` to ``freezer.state``
+    (thawing is immediate, unlike freezing); v2: writes 0 to ``cgroup.freeze``.
+    Raises ``RuntimeFailure`` if the write fails.
+    """
+    relative = cgroups_path.strip("/")
+    for path, value in (
+        (CGROUP_ROOT / "freezer" / relative / "freezer.state", "THAWED"),
+        (CGROUP_ROOT / relative / "cgroup.freeze", "0"),
+    ):
+        if not path.is_file():
+            continue
+        try:
+            path.write_text(value)
+        except OSError as exc:
+            raise RuntimeFailure(f"could not thaw cgroup {cgroups_path}: {exc.strerror}") from exc
+        return True
+    return False
 
 
 def remove_cgroup_dirs(relative: str) -> None:

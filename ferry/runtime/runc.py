@@ -34,10 +34,12 @@ from ferry.errors import RuntimeFailure, ValidationError
 from ferry.runtime.driver import ContainerSpec, ContainerState, ContainerStatus
 from ferry.runtime.guest_files import write_guest_files
 from ferry.runtime.host_os import (
+    cgroup_frozen,
     mount_overlay,
     pid_in_cgroup,
     pid_is_running,
     remove_cgroup_dirs,
+    thaw_cgroup,
     unmount,
 )
 from ferry.runtime.image_user import read_image_user
@@ -284,7 +286,9 @@ class RuncDriver:
         pid = _read_int(paths.pid)
         exit_code = _read_int(paths.exit_code)
         if exit_code is None and pid is not None and self._is_running(container_id, pid):
-            return ContainerStatus(container_id, ContainerState.RUNNING, pid=pid, labels=labels)
+            frozen = cgroup_frozen(self.cgroups_path(container_id))
+            state = ContainerState.PAUSED if frozen else ContainerState.RUNNING
+            return ContainerStatus(container_id, state, pid=pid, labels=labels)
         if exit_code is None and pid is not None and self._shim_alive(paths):
             exit_code = self._await_exit_code(paths, _EXIT_CODE_GRACE)
         return ContainerStatus(
@@ -327,6 +331,55 @@ class RuncDriver:
                 return _read_int(paths.exit_code)
             time.sleep(_POLL * 2)
 
+    # -- pause, resume ----------------------------------------------------------
+
+    def pause(self, container_id: str) -> ContainerStatus:
+        """``runc pause``: freeze the container's cgroup (memory kept). Idempotent.
+
+        Raises ``RuntimeFailure`` if it is not running or runc cannot freeze it.
+        """
+        status = self.inspect(container_id)
+        if status.state is ContainerState.PAUSED:
+            return status
+        if status.state is not ContainerState.RUNNING:
+            raise RuntimeFailure(
+                f"container {container_id} is {status.state.value}; only a running one can pause"
+            )
+        self._runc("pause", container_id)
+        return self._expect(container_id, ContainerState.PAUSED)
+
+    def resume(self, container_id: str) -> ContainerStatus:
+        """Thaw a paused container, as ``runc resume`` does: by its cgroup's freezer file
+        (the exec of runc alone costs 10-20 ms on the wake path), or by ``runc resume``
+        where there is no such file. runc reads the freezer, so ``runc state`` agrees.
+        Idempotent on a running container.
+
+        Raises ``RuntimeFailure`` if it is neither paused nor running.
+        """
+        status = self.inspect(container_id)
+        if status.state is ContainerState.RUNNING:
+            return status
+        if status.state is not ContainerState.PAUSED:
+            raise RuntimeFailure(
+                f"container {container_id} is {status.state.value}; only a paused one can resume"
+            )
+        if not thaw_cgroup(self.cgroups_path(container_id)):
+            self._runc("resume", container_id)
+        return self._expect(container_id, ContainerState.RUNNING)
+
+    def _expect(self, container_id: str, state: ContainerState) -> ContainerStatus:
+        status = self.inspect(container_id)
+        if status.state is not state:
+            raise RuntimeFailure(
+                f"container {container_id} is {status.state.value} after runc, not {state.value}"
+            )
+        return status
+
+    def _thaw_if_frozen(self, container_id: str) -> None:
+        """Thaw before a kill: a frozen process cannot act on a signal, not even SIGKILL."""
+        if cgroup_frozen(self.cgroups_path(container_id)):
+            self._runc("resume", container_id)
+
     # -- signals, stop ----------------------------------------------------------
 
     def signal(self, container_id: str, signal: str) -> None:
@@ -352,11 +405,14 @@ class RuncDriver:
     def stop(self, container_id: str, signal: str, timeout: float) -> ContainerStatus:
         """Send ``signal``, wait up to ``timeout`` s, then SIGKILL; return the exited status.
 
-        Idempotent: stopping an exited container returns its status. Raises
-        ``RuntimeFailure`` if the process survives SIGKILL for ``KILL_TIMEOUT`` s.
+        Idempotent: stopping an exited container returns its status. A paused one is
+        thawed first, so its process sees the signal. Raises ``RuntimeFailure`` if
+        the process survives SIGKILL for ``KILL_TIMEOUT`` s.
         """
         status = self.inspect(container_id)
-        if status.state is not ContainerState.RUNNING:
+        if status.state is ContainerState.PAUSED:
+            self._thaw_if_frozen(container_id)
+        elif status.state is not ContainerState.RUNNING:
             return status
         paths = self._paths(container_id)
         self.signal(container_id, signal)
@@ -395,6 +451,8 @@ class RuncDriver:
         """
         paths = self._paths(container_id)
         if paths.dir.is_dir():
+            if (self.runc_root / container_id).exists():
+                self._thaw_if_frozen(container_id)
             self.signal(container_id, "SIGKILL")
             if not self._wait_exited(paths, KILL_TIMEOUT):
                 raise RuntimeFailure(f"container {container_id} survived SIGKILL; not removed")

@@ -103,6 +103,10 @@ class PlaneFleet:
         self._machines.stop(app, machine_id, signal=None, source="ferry")
         self._record(machine_id, "stop", reason)
 
+    def suspend(self, app: str, machine_id: str, reason: str) -> None:
+        self._machines.suspend(app, machine_id, source="ferry")
+        self._record(machine_id, "suspend", reason)
+
     def destroy(self, app: str, machine_id: str, reason: str) -> None:
         self._machines.destroy(app, machine_id, source="ferry")
         self._record(machine_id, "destroy", reason)

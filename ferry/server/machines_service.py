@@ -48,6 +48,7 @@ __all__ = ["MachineService", "make_event"]
 
 _TRIES = 3
 _RUNNING = {MachineState.STARTING, MachineState.STARTED, MachineState.RESTARTING}
+_SUSPENDED = {MachineState.SUSPENDING, MachineState.SUSPENDED}
 
 #: (changes for ``update_machine``, event) or ``None`` when nothing needs writing.
 Decision = tuple[dict[str, Any], MachineEvent] | None
@@ -252,7 +253,7 @@ class MachineService:
         """
 
         def decide(m: Machine) -> Decision:
-            plan_action(m.state, m.desired_state, Action.UPDATE)
+            desired = plan_action(m.state, m.desired_state, Action.UPDATE)
             if request.region not in (None, m.region):
                 raise FerryValidationError(
                     f"machine {m.id} is in region {m.region}; its region cannot change",
@@ -273,6 +274,7 @@ class MachineService:
             event = make_event(self.clock, "update", state.value, "user")
             changes = {
                 "config": request.config,
+                "desired_state": desired,  # a suspended machine's memory is dropped: stopped
                 "instance_id": new_ulid(),
                 "state": state,
                 "stop_override": None,  # the old instance stops by the config
@@ -315,8 +317,8 @@ class MachineService:
                 "pending_signal": None,
                 "stop_override": None,  # a stop request's signal is for that stop only
             }
-            if m.state not in _RUNNING:
-                changes["generation"] = m.generation + 1
+            if m.state not in _RUNNING and m.state not in _SUSPENDED:
+                changes["generation"] = m.generation + 1  # a resume is no new run
             return changes, make_event(self.clock, "start", "requested", source, reason=reason)
 
         return self._mutate(app_name, machine_id, decide)[0].state
@@ -388,6 +390,25 @@ class MachineService:
                 self.clock, "restart", "requested", "user", signal=signal, timeout=timeout
             )
             return changes, event
+
+        self._mutate(app_name, machine_id, decide)
+
+    def suspend(
+        self, app_name: str, machine_id: str, *, source: str = "user", reason: str | None = None
+    ) -> None:
+        """Ask for the machine's processes to be frozen with their memory kept.
+
+        The agent reports ``suspending`` then ``suspended``; ``start`` resumes it.
+        Idempotent for a machine already asked to suspend. ``ConflictError``
+        (nothing written) for a machine that is not started.
+        """
+
+        def decide(m: Machine) -> Decision:
+            desired = plan_action(m.state, m.desired_state, Action.SUSPEND)
+            if m.desired_state is desired:
+                return None
+            event = make_event(self.clock, "suspend", "requested", source, reason=reason)
+            return {"desired_state": desired, "pending_signal": None}, event
 
         self._mutate(app_name, machine_id, decide)
 

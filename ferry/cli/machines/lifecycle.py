@@ -1,4 +1,4 @@
-"""`ferry machine start|stop|restart|destroy ID`."""
+"""`ferry machine start|stop|suspend|restart|destroy ID`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ _ID = typer.Argument(..., metavar="ID", help="Machine id")
 
 
 def start(ctx: typer.Context, machine_id: str = _ID, app: str | None = _APP) -> None:
-    """Start a stopped machine."""
+    """Start a stopped machine, or resume a suspended one."""
     app_name = context.resolve_app(app)
     previous = context.client(ctx).start_machine(app_name, machine_id)
     output.say(f"Machine {machine_id} is starting (was {previous or 'unknown'})")
@@ -38,6 +38,13 @@ def stop(
     app_name = context.resolve_app(app)
     context.client(ctx).stop_machine(app_name, machine_id, signal=signal, timeout=timeout)
     output.say(f"Machine {machine_id} is stopping")
+
+
+def suspend(ctx: typer.Context, machine_id: str = _ID, app: str | None = _APP) -> None:
+    """Suspend a started machine: freeze its processes, memory kept; `start` resumes it."""
+    app_name = context.resolve_app(app)
+    context.client(ctx).suspend_machine(app_name, machine_id)
+    output.say(f"Machine {machine_id} is suspending")
 
 
 def restart(

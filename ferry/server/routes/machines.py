@@ -155,6 +155,13 @@ def build_router(plane: ControlPlane) -> APIRouter:
         machines.stop(app_name, machine_id, signal=body.signal, timeout=body.timeout)
         return json_response(_OK)
 
+    @router.post("/{machine_id}/suspend", dependencies=[Depends(allow_query())])
+    def suspend_machine(app_name: str, machine_id: str, nonce: str | None = Nonce) -> JSONResponse:
+        """Freeze a started machine's processes, memory kept; 409 if it is not started."""
+        plane.leases.require(app_name, machine_id, nonce)
+        machines.suspend(app_name, machine_id)
+        return json_response(_OK)
+
     @router.post(
         "/{machine_id}/restart",
         dependencies=[Depends(allow_query("signal", "timeout", "force_stop"))],

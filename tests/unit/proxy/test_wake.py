@@ -68,3 +68,17 @@ def test_concurrent_requests_share_one_start_call() -> None:
 def test_no_stopped_machine_means_no_wake() -> None:
     waker = MachineWaker(object(), lambda: RouteTable(), RTT)  # type: ignore[arg-type]
     assert asyncio.run(waker("app", "ams")) is False
+
+
+def test_a_suspended_machine_is_woken_and_before_a_stopped_one_in_its_region() -> None:
+    asleep = replace(
+        backend("asleep", "iad"),
+        state=MachineState.SUSPENDED,
+        desired_state=DesiredState.SUSPENDED,
+    )
+    backends = (backend("a-stopped", "iad"), asleep, backend("far", "sin"))
+    assert [b.machine_id for b in wake_candidates(backends, "ams", RTT)] == [
+        "asleep",
+        "a-stopped",
+        "far",
+    ]
