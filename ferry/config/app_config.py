@@ -18,6 +18,7 @@ from ferry.model import (
     format_duration,
 )
 from ferry.model.autoscale import AutoscalePolicy
+from ferry.model.machine import StaticConfig
 
 __all__ = ["AppConfig", "BuildConfig", "DeployConfig", "ProcessGroup"]
 
@@ -88,6 +89,7 @@ class AppConfig(_Frozen):
     process: ProcessGroup | None = None
     http_service_internal_port: int | None = None
     autoscale: AutoscalePolicy | None = None
+    statics: list[StaticConfig] = Field(default_factory=list)
     raw: dict[str, Any] = Field(default_factory=dict)
 
     def machine_config(self, image: str, *, region: str | None = None) -> MachineConfig:
@@ -112,6 +114,7 @@ class AppConfig(_Frozen):
             checks=dict(self.checks),
             restart=self.restart or RestartPolicy(),
             init=init,
+            statics=list(self.statics),
             stop_config=StopConfig(
                 signal=self.kill_signal, timeout=format_duration(self.kill_timeout)
             ),

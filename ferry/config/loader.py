@@ -21,6 +21,7 @@ from ferry.config.sections import (
     parse_vm,
 )
 from ferry.config.services import parse_checks, parse_http_service, parse_services
+from ferry.config.statics import parse_statics
 from ferry.errors import ConfigError
 
 __all__ = ["CONFIG_FILENAME", "find_config", "load_app_config", "parse_app_config"]
@@ -40,6 +41,7 @@ _SECTIONS = (
     "restart",
     "experimental",
     "autoscale",
+    "statics",
 )
 # Accepted and kept in AppConfig.raw; Ferry does not act on them yet.
 _RAW_SECTIONS = ("metrics",)
@@ -51,7 +53,6 @@ _UNSUPPORTED_TOP_LEVEL = {
     # Not silently skipped: data written to a missing volume would be lost on the next deploy.
     "mounts": "volumes are planned; until then keep data in a database outside the machines "
     "(a machine's disk is replaced on every deploy)",
-    "statics": "serve the files from the app itself",
     "files": "put them in the image (COPY in the Dockerfile) or pass values in [env]",
 }
 _APP_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -140,6 +141,7 @@ def parse_app_config(
         init=parse_experimental(root.table("experimental")),
         process=parse_processes(root.table("processes")),
         autoscale=parse_autoscale(root.table("autoscale")),
+        statics=parse_statics(root.tables("statics")),
         http_service_internal_port=services[0].internal_port if http_table is not None else None,
         raw=raw,
     )

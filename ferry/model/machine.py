@@ -10,11 +10,14 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from ferry.errors import ValidationError as FerryValidationError
 from ferry.model.duration import parse_duration
 from ferry.model.sizes import DEFAULT_SIZE, preset
+
+#: Fly allows at most this many ``[[statics]]`` per app.
+MAX_STATICS = 10
 
 
 class _Frozen(BaseModel):
@@ -171,6 +174,52 @@ class ServiceConfig(_Frozen):
         return value
 
 
+class StaticConfig(_Frozen):
+    """Files of the image the edge serves itself (``config.statics[]``, fly.toml ``[[statics]]``).
+
+    A GET or HEAD whose path starts with ``url_prefix`` is answered from the
+    image's files under ``guest_path``; a path with no such file goes on to the
+    app, as on Fly. ``index_document`` (a file name) answers a directory path.
+    ``tigris_bucket`` is Fly's object storage, which Ferry does not have: refused.
+    """
+
+    guest_path: str
+    url_prefix: str
+    tigris_bucket: str | None = None
+    index_document: str | None = None
+
+    @field_validator("guest_path")
+    @classmethod
+    def _absolute_path(cls, value: str) -> str:
+        if not value.startswith("/") or ".." in value.split("/") or "\x00" in value:
+            raise ValueError(f"guest_path must be an absolute path without '..', got {value!r}")
+        return value
+
+    @field_validator("url_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if not value.startswith("/") or any(c in value for c in "?#\x00 "):
+            raise ValueError(f"url_prefix must be a URL path starting with '/', got {value!r}")
+        return value
+
+    @field_validator("tigris_bucket")
+    @classmethod
+    def _no_bucket(cls, value: str | None) -> None:
+        if value is not None:
+            raise ValueError(
+                "tigris_bucket is not supported by Ferry (it has no object storage); "
+                "serve the files from the image with guest_path"
+            )
+        return None
+
+    @field_validator("index_document")
+    @classmethod
+    def _file_name(cls, value: str | None) -> str | None:
+        if value is not None and (not value or "/" in value or value in (".", "..")):
+            raise ValueError(f"index_document must be a file name, got {value!r}")
+        return value
+
+
 class MachineConfig(_Frozen):
     """What a machine should be (``config`` of the Machines API). Only ``image`` is required."""
 
@@ -185,6 +234,20 @@ class MachineConfig(_Frozen):
     checks: dict[str, CheckConfig] = Field(default_factory=dict)
     metadata: dict[str, str] = Field(default_factory=dict)
     stop_config: StopConfig | None = None
+    statics: list[StaticConfig] = Field(default_factory=list, max_length=MAX_STATICS)
+
+    @field_validator("statics")
+    @classmethod
+    def _statics_need_pinned_image(
+        cls, value: list[StaticConfig], info: ValidationInfo
+    ) -> list[StaticConfig]:
+        image = info.data.get("image", "")
+        if value and "@sha256:" not in image:
+            raise ValueError(
+                "statics need an image pinned by digest (registry/repo@sha256:…), "
+                f"got {image!r}: the edge serves the files of exactly that image"
+            )
+        return value
 
     @model_validator(mode="after")
     def _size_or_guest(self) -> MachineConfig:

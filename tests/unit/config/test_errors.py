@@ -170,7 +170,7 @@ def test_an_unknown_key_with_no_close_match_explains_why_it_is_an_error() -> Non
         ("metrics = 3\n", "fly.toml:1: metrics must be a table or an array of tables"),
         ('[[mounts]]\nsource = "data"\n', "fly.toml:1: mounts is not supported yet"),
         ('[[files]]\nguest_path = "/a"\n', "fly.toml:1: files is not supported yet"),
-        ('[[statics]]\nguest_path = "/a"\n', "fly.toml:1: statics is not supported yet"),
+        ('[[statics]]\nguest_path = "/a"\n', "fly.toml:1: [[statics]] needs url_prefix"),
         ('[processes]\nweb = "a"\nworker = "b"\n', "fly.toml:3: [processes] worker is a second"),
         ('[processes]\n"Web App" = "a"\n', "is not a valid process group name"),
         ("[processes]\n", "[processes] names no process group"),
