@@ -10,204 +10,58 @@ down), and a path with no file there — or an image that cannot be fetched —
 falls through to the app, as on Fly. File reads run in a thread, in chunks,
 with the client's back-pressure: a large file never blocks the event loop.
 
-The decisions (prefix matching, path resolution and traversal refusal,
-headers, 304) are pure functions, tested alone.
+Lookups are remembered (the copy of an image never changes): a repeated
+request for a small file is answered from memory in the next loop turn, and a
+repeated miss goes to the app with no lookup at all. The decisions (prefix
+matching, path resolution and traversal refusal, headers, 304) are pure
+functions in ``static_rules``, tested alone.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-import mimetypes
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import unquote_to_bytes
 
 from ferry.errors import FerryError
 from ferry.model.machine import StaticConfig
 from ferry.proxy.headers import build_response_head
 from ferry.proxy.routes import AppStatics, RouteTable
 from ferry.proxy.static_cache import StaticCache
+from ferry.proxy.static_rules import (
+    CHUNK,
+    CopyMissing,
+    StaticFile,
+    Traversal,
+    etag,
+    find_file,
+    header_value,
+    match_prefix,
+    not_modified,
+    request_path,
+    response_headers,
+    split_path,
+)
 
 if TYPE_CHECKING:
     from ferry.proxy.exchange import Exchange
 
-__all__ = [
-    "CACHE_CONTROL",
-    "StaticFile",
-    "StaticsServer",
-    "Traversal",
-    "match_prefix",
-    "not_modified",
-    "request_path",
-    "response_headers",
-    "split_path",
-]
+__all__ = ["FETCH_WAIT_SECONDS", "StaticsServer"]
 
 log = logging.getLogger(__name__)
 
-#: An hour: an unfingerprinted file (index.html, /logo.png) reaches browsers and
-#: shared caches within an hour of a deploy, while every hit in between costs no
-#: request; after that a revalidation is a cheap 304 (the ETag is per image).
-CACHE_CONTROL = b"public, max-age=3600"
-CHUNK = 256 * 1024
 _FETCH_RETRY_SECONDS = 10.0  # after a failed fetch, requests go to the app this long
-_WRITE_PAUSE_POLL = 0.005
+#: A request waits this long for a first fetch of its image's files, then goes to the app.
+FETCH_WAIT_SECONDS = 10.0
+_WRITE_PAUSE_POLL = (0.002, 0.1)  # first and longest pause while the client's socket is full
+#: Bounds of the remembered lookups (cleared whole when either is passed).
+MEMO_ENTRIES, MEMO_BYTES = 4096, 32 * 1024 * 1024
 
-
-class Traversal(Exception):
-    """The request path leaves the static directory (``..`` after decoding)."""
-
-
-@dataclass(frozen=True)
-class StaticFile:
-    """A file found for a request: where it is, its relative path, size and mtime."""
-
-    path: Path
-    relative: str
-    size: int
-    mtime: float
-    body: bytes | None = None  # the whole file, read with the lookup when it is small
-
-
-def request_path(head: bytes) -> bytes:
-    """The path of the request line at the start of ``head`` (no query string). Pure."""
-    line = head[: head.find(b"\r\n")]
-    target = line.split(b" ", 2)[1] if line.count(b" ") >= 2 else b""
-    return target.split(b"?", 1)[0].split(b"#", 1)[0]
-
-
-def match_prefix(
-    statics: tuple[StaticConfig, ...], path: bytes
-) -> tuple[StaticConfig, bytes] | None:
-    """The static whose ``url_prefix`` is the longest prefix of ``path``, and the rest.
-
-    A prefix matches whole segments: ``/static`` covers ``/static`` and
-    ``/static/a.css`` but not ``/statics.css``; ``/static/`` covers what is under
-    it. Pure.
-    """
-    best: tuple[StaticConfig, bytes] | None = None
-    longest = -1
-    for static in statics:
-        prefix = static.url_prefix.encode()
-        whole_segments = (
-            prefix.endswith(b"/")
-            or len(path) == len(prefix)
-            or path[len(prefix) : len(prefix) + 1] == b"/"
-        )
-        if path.startswith(prefix) and whole_segments and len(prefix) > longest:
-            best, longest = (static, path[len(prefix) :]), len(prefix)
-    return best
-
-
-def split_path(rest: bytes) -> tuple[str, ...] | None:
-    """The file path segments of the part of a URL path after the prefix. Pure.
-
-    Percent-decoded as UTF-8; empty and ``.`` segments are dropped. Raises
-    ``Traversal`` for a ``..`` segment (also encoded, ``%2e%2e``). Returns None
-    for what cannot name a file of the copy (invalid UTF-8, a NUL or a
-    backslash): such a request goes to the app.
-    """
-    try:
-        decoded = unquote_to_bytes(rest).decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    if "\x00" in decoded or "\\" in decoded:
-        return None
-    segments = tuple(s for s in decoded.split("/") if s not in ("", "."))
-    if ".." in segments:
-        raise Traversal(decoded)
-    return segments
-
-
-def find_file(
-    root: Path, segments: tuple[str, ...], index_document: str | None
-) -> StaticFile | None:
-    """The regular file ``segments`` names under ``root`` (a directory's
-    ``index_document`` when it names a directory), or None. Blocking (stats; reads
-    a small file whole). The copy holds no symbolic links, so nothing found is
-    outside ``root``."""
-    path = root.joinpath(*segments)
-    relative = "/".join(segments)
-    try:
-        info = path.stat()
-        if path.is_dir():
-            if index_document is None:
-                return None
-            path = path / index_document
-            relative = f"{relative}/{index_document}" if relative else index_document
-            info = path.stat()
-        if not path.is_file():
-            return None
-        body = path.read_bytes() if info.st_size <= CHUNK else None
-    except OSError:  # missing, not a directory, unreadable: not a file the edge serves
-        return None
-    return StaticFile(path, relative, info.st_size, info.st_mtime, body)
-
-
-def etag(digest: str, relative: str) -> bytes:
-    """A strong ETag: the file of one image never changes. Pure."""
-    return b'"%s"' % hashlib.sha256(f"{digest}:{relative}".encode()).hexdigest()[:32].encode()
-
-
-def content_type(relative: str) -> bytes:
-    """The Content-Type by file extension (text gets ``charset=utf-8``). Pure."""
-    kind, _ = mimetypes.guess_type(relative, strict=False)
-    if kind is None:
-        return b"application/octet-stream"
-    if kind.startswith("text/") or kind in ("application/javascript", "application/json"):
-        return f"{kind}; charset=utf-8".encode()
-    return kind.encode()
-
-
-def header_value(head: bytes, name: bytes) -> bytes | None:
-    """The value of header ``name`` (lowercase) in a request head, or None. Pure."""
-    for line in head.split(b"\r\n")[1:]:
-        field, sep, value = line.partition(b":")
-        if sep and field.strip().lower() == name:
-            return value.strip()
-    return None
-
-
-def not_modified(
-    if_none_match: bytes | None, if_modified_since: bytes | None, tag: bytes, mtime: float
-) -> bool:
-    """Whether a GET/HEAD with these validators gets a 304 (RFC 9110 13.1). Pure.
-
-    If-None-Match wins when present (weak comparison, ``*`` matches);
-    If-Modified-Since counts only without it.
-    """
-    if if_none_match is not None:
-        wanted = {t.strip().removeprefix(b"W/") for t in if_none_match.split(b",")}
-        return b"*" in wanted or tag in wanted
-    if if_modified_since is not None:
-        try:
-            since = parsedate_to_datetime(if_modified_since.decode("latin-1")).timestamp()
-        except (TypeError, ValueError, IndexError):
-            return False
-        return int(mtime) <= since
-    return False
-
-
-def response_headers(
-    digest: str, found: StaticFile, *, not_modified_: bool
-) -> list[tuple[bytes, bytes]]:
-    """The headers of a static answer (200 or 304). Pure."""
-    headers = [
-        (b"ETag", etag(digest, found.relative)),
-        (b"Last-Modified", formatdate(found.mtime, usegmt=True).encode()),
-        (b"Cache-Control", CACHE_CONTROL),
-    ]
-    if not not_modified_:
-        headers.append((b"Content-Type", content_type(found.relative)))
-        headers.append((b"Content-Length", str(found.size).encode()))
-    return headers
+_LookupKey = tuple[Path, tuple[str, ...], str | None]
 
 
 class StaticsServer:
@@ -220,6 +74,8 @@ class StaticsServer:
         self._ready: set[Path] = set()
         self._fetching: dict[Path, asyncio.Future[Path]] = {}
         self._failed: dict[Path, float] = {}
+        self._memo: dict[_LookupKey, StaticFile | None] = {}
+        self._memo_bytes = 0
 
     def serve(self, exchange: Exchange) -> bool:
         """Take ``exchange`` over if it asks for a static path of its app; else False."""
@@ -244,8 +100,32 @@ class StaticsServer:
         if segments is None:
             return False
         loop = asyncio.get_running_loop()
-        exchange.task = loop.create_task(self._serve(exchange, site, static, segments))
+        root = self.cache.path(site.digest, static.guest_path)
+        key = (root, segments, static.index_document)
+        if root in self._ready and key in self._memo:
+            known = self._memo[key]
+            if known is None:
+                return False  # a known miss: the app answers
+            if known.body is not None:
+                # Next turn, not now: the request's end has been read by then, so the
+                # connection stays open for the next one.
+                loop.call_soon(self._answer_from_memory, exchange, site, known)
+                return True
+        exchange.task = loop.create_task(self._serve(exchange, site, static, key))
         return True
+
+    def _remember(self, key: _LookupKey, found: StaticFile | None) -> None:
+        size = len(found.body) if found is not None and found.body is not None else 0
+        if len(self._memo) >= MEMO_ENTRIES or self._memo_bytes + size > MEMO_BYTES:
+            self._memo.clear()
+            self._memo_bytes = 0
+        self._memo[key] = found
+        self._memo_bytes += size
+
+    def _answer_from_memory(self, exchange: Exchange, site: AppStatics, found: StaticFile) -> None:
+        if not exchange.done:
+            self._respond(exchange, site, found)
+            exchange.finish()
 
     def _table_changed(self, table: RouteTable) -> None:
         """Fetch the copies the table needs ahead of requests; drop those it no longer does."""
@@ -254,8 +134,17 @@ class StaticsServer:
                 self._root(site, static).add_done_callback(_ignore_failure)
         digests = {site.digest for site in table.statics.values()}
         self._ready = {p for p in self._ready if f"sha256:{p.parent.name}" in digests}
+        self._failed = {
+            p: t for p, t in self._failed.items() if f"sha256:{p.parent.name}" in digests
+        }
+        self._memo.clear()
+        self._memo_bytes = 0
         if table.apps:  # an empty table (nothing loaded yet) keeps what is on disk
-            asyncio.get_running_loop().run_in_executor(None, self.cache.prune, digests)
+            asyncio.get_running_loop().run_in_executor(None, self._prune, table, digests)
+
+    def _prune(self, table: RouteTable, digests: set[str]) -> None:
+        if self._seen is table:  # a newer table may need what this one does not
+            self.cache.prune(digests)
 
     def _root(self, site: AppStatics, static: StaticConfig) -> asyncio.Future[Path]:
         """The copy's directory: ready, being fetched, or a fetch started now."""
@@ -294,24 +183,37 @@ class StaticsServer:
         return fetch
 
     async def _serve(
-        self, exchange: Exchange, site: AppStatics, static: StaticConfig, segments: tuple[str, ...]
+        self, exchange: Exchange, site: AppStatics, static: StaticConfig, key: _LookupKey
     ) -> None:
         loop = asyncio.get_running_loop()
-        try:
-            root = await asyncio.shield(self._root(site, static))
-        except FerryError:
-            exchange.dispatch()  # no copy: the app answers, as it would without statics
-            return
-        found = await loop.run_in_executor(None, find_file, root, segments, static.index_document)
+        root, segments, index_document = key
+        found: StaticFile | None = None
+        for _ in range(2):  # a copy deleted under us is fetched again, once
+            try:
+                fetch = asyncio.shield(self._root(site, static))
+                await asyncio.wait_for(fetch, FETCH_WAIT_SECONDS)
+                found = await loop.run_in_executor(None, find_file, root, segments, index_document)
+                self._remember(key, found)
+                break
+            except (FerryError, OSError, TimeoutError):
+                break  # no copy (yet): the app answers, as it would without statics
+            except CopyMissing:
+                self._ready.discard(root)
         if found is None:
             exchange.dispatch()  # a miss falls through to the app, as on Fly
             return
+        if self._respond(exchange, site, found):
+            await self._stream(exchange, found)
+        if not exchange.done:
+            exchange.finish()
+
+    def _respond(self, exchange: Exchange, site: AppStatics, found: StaticFile) -> bool:
+        """Write the answer's head (and a small body); True when the body must be streamed."""
         head = exchange.request.head
-        tag = etag(site.digest, found.relative)
         unchanged = not_modified(
             header_value(head, b"if-none-match"),
             header_value(head, b"if-modified-since"),
-            tag,
+            etag(site.digest, found.relative),
             found.mtime,
         )
         status, reason = (304, b"Not Modified") if unchanged else (200, b"OK")
@@ -328,17 +230,15 @@ class StaticsServer:
         )
         exchange.status = status
         exchange.responding = True
-        client = exchange.client
         if not with_body:
-            client.write(answer.head)
-        elif found.body is not None:
-            client.write(answer.head + found.body)
-            exchange.bytes_out += len(found.body)
-        else:
-            client.write(answer.head)
-            await self._stream(exchange, found)
-        if not exchange.done:
-            exchange.finish()
+            exchange.client.write(answer.head)
+            return False
+        if found.body is None:
+            exchange.client.write(answer.head)
+            return True
+        exchange.client.write(answer.head + found.body)
+        exchange.bytes_out += len(found.body)
+        return False
 
     async def _stream(self, exchange: Exchange, found: StaticFile) -> None:
         """Send a large file in chunks read in a thread, waiting while the client is slow."""
@@ -355,9 +255,12 @@ class StaticsServer:
                 client.write(chunk)
                 offset += len(chunk)
                 exchange.bytes_out += len(chunk)
-                # The connection pauses only upstream reads on a full socket; poll briefly.
+                # The connection tells only an upstream when its socket drains: poll,
+                # backing off, while it is full.
+                pause, longest = _WRITE_PAUSE_POLL
                 while client.write_paused and not client.closing and not exchange.done:
-                    await asyncio.sleep(_WRITE_PAUSE_POLL)
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, longest)
         finally:
             os.close(fd)
 

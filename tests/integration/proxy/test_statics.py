@@ -104,6 +104,13 @@ def test_static_files_are_served_by_the_edge_with_caching_headers(
                 assert traversal.startswith(b"HTTP/1.1 400")
                 assert len(app.requests) == 3
 
+                # Known by now: answered from memory, on a connection kept open.
+                get = b"GET /static/css/site.css HTTP/1.1\r\nHost: web.ferry.test\r\n"
+                both = await raw_exchange(
+                    proxy.http_address[1], get + b"\r\n" + get + b"Connection: close\r\n\r\n"
+                )
+                assert both.count(b"HTTP/1.1 200 OK") == 2 and both.count(CSS.encode()) == 2
+
     run(scenario())
 
 

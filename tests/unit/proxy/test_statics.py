@@ -13,8 +13,9 @@ from ferry.model import Machine
 from ferry.model.machine import StaticConfig
 from ferry.proxy.routes import routes_from_machines
 from ferry.proxy.static_cache import extract_subtree
-from ferry.proxy.statics import (
+from ferry.proxy.static_rules import (
     CACHE_CONTROL,
+    CopyMissing,
     StaticFile,
     Traversal,
     find_file,
@@ -76,6 +77,8 @@ def test_find_file_serves_files_and_index_documents_only(tmp_path: Path) -> None
     assert find_file(tmp_path, ("docs",), None) is None
     assert find_file(tmp_path, ("a.css", "x"), None) is None
     assert find_file(tmp_path, ("missing.js",), None) is None
+    with pytest.raises(CopyMissing):  # deleted under the edge: fetched again
+        find_file(tmp_path / "pruned", ("a.css",), None)
 
 
 def test_headers_of_a_file_and_of_a_304() -> None:
