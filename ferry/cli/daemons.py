@@ -108,7 +108,7 @@ def proxy_command(
     ] = None,
     insecure_registry: Annotated[
         list[str] | None,
-        typer.Option(help="Registry reached over plain HTTP (images of [[statics]]); repeat."),
+        typer.Option(help="Registry reached over plain HTTP, for the images of statics; repeat."),
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:

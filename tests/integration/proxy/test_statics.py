@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ from .harness import (
 )
 
 CSS = "body { color: teal }\n"
-BIG = "0123456789abcdef" * 65536  # 1 MiB: read in chunks, off the event loop
+BIG = "0123456789abcdef" * 524288  # 8 MiB: read in chunks, off the event loop
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +39,21 @@ def site_image(registry: RunningRegistry, tmp_path_factory: pytest.TempPathFacto
         },
     )
     return push_image(layout, registry.address, "statics-site")
+
+
+async def slow_read(address: tuple[str, int] | None, path: str) -> bytes:
+    """GET ``path`` and read nothing for a while (the edge's socket fills and it waits),
+    then the whole body."""
+    assert address is not None
+    reader, writer = await asyncio.open_connection(*address)
+    try:
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: web.ferry.test\r\n\r\n".encode())
+        await asyncio.sleep(0.3)
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        return await reader.readexactly(length)
+    finally:
+        writer.close()
 
 
 def statics_table(box: TableBox, image: str) -> None:
@@ -83,6 +99,8 @@ def test_static_files_are_served_by_the_edge_with_caching_headers(
 
                 big = await http.get("/static/big.txt")
                 assert big.status_code == 200 and big.text == BIG
+
+                assert await slow_read(proxy.http_address, "/static/big.txt") == BIG.encode()
 
                 miss = await http.get("/static/nothing.js")
                 assert miss.status_code == 200 and miss.headers["x-backend"] == "app"
