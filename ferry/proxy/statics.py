@@ -137,8 +137,9 @@ class StaticsServer:
         self._failed = {
             p: t for p, t in self._failed.items() if f"sha256:{p.parent.name}" in digests
         }
-        self._memo.clear()
-        self._memo_bytes = 0
+        # A copy never changes: what was looked up in one still in use stays true.
+        self._memo = {k: f for k, f in self._memo.items() if k[0] in self._ready}
+        self._memo_bytes = sum(len(f.body) for f in self._memo.values() if f and f.body)
         if table.apps:  # an empty table (nothing loaded yet) keeps what is on disk
             asyncio.get_running_loop().run_in_executor(None, self._prune, table, digests)
 
