@@ -12,13 +12,15 @@ import pytest
 from ferry.model import Machine
 from ferry.model.machine import StaticConfig
 from ferry.proxy.routes import routes_from_machines
-from ferry.proxy.static_cache import extract_subtree
+from ferry.proxy.static_cache import StaticCache, extract_subtree
 from ferry.proxy.static_rules import (
     CACHE_CONTROL,
     CopyMissing,
     StaticFile,
     Traversal,
+    content_type,
     find_file,
+    header_value,
     match_prefix,
     not_modified,
     request_path,
@@ -214,3 +216,36 @@ def test_the_table_carries_the_newest_started_machines_statics() -> None:
     assert site.digest == "sha256:" + "c" * 64 and site.image == new.config.image
     assert [s.url_prefix for s in site.statics] == ["/s/"]
     assert routes_from_machines(7, [newest_stopped]).statics == {}
+
+
+def test_the_cache_cleans_up_after_a_crash_and_keeps_what_is_in_use(tmp_path: Path) -> None:
+    (tmp_path / ".work-dead").mkdir()  # a fetch interrupted by a crash
+    cache = StaticCache(tmp_path)
+    assert not (tmp_path / ".work-dead").exists()
+
+    kept = cache.path(DIGEST, "/app/public")
+    gone = cache.path("sha256:" + "c" * 64, "/app/public")
+    for copy in (kept, gone):
+        copy.mkdir(parents=True)
+    # On disk already: no registry is asked (this one does not exist).
+    assert cache.ensure("127.0.0.1:1/web@" + DIGEST, DIGEST, "/app/public") == kept
+
+    assert cache.prune([DIGEST]) == ["c" * 64]
+    assert kept.is_dir() and not gone.parent.exists()
+
+
+def test_an_opaque_top_directory_empties_the_copy(tmp_path: Path) -> None:
+    lower = _layer(tmp_path / "1.tar.gz", {"app/public/a.css": b"a"})
+    upper = _layer(tmp_path / "2.tar.gz", {".wh..wh..opq": b"", "app/public/b.css": b"b"})
+
+    assert extract_subtree([lower, upper], "/app/public", tmp_path / "copy") == 1
+    assert (tmp_path / "copy" / "b.css").read_bytes() == b"b"
+
+
+def test_request_headers_are_found_by_name() -> None:
+    head = b'GET / HTTP/1.1\r\nHost: x\r\nIf-None-Match:  "a" \r\n\r\n'
+
+    assert header_value(head, b"if-none-match") == b'"a"'
+    assert header_value(head, b"if-modified-since") is None
+    assert content_type("app.js") == b"text/javascript; charset=utf-8"
+    assert content_type("logo.png") == b"image/png"
