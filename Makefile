@@ -6,7 +6,7 @@ FERRY := $(VENV)/bin/ferry
 export FERRY_HOME ?= /var/lib/ferry
 PYTEST := $(VENV)/bin/pytest -p no:cacheprovider
 
-.PHONY: up down test test-unit test-integration test-e2e bench lint deps venv native demo clean
+.PHONY: up down need-root test test-unit test-integration test-e2e bench lint deps venv native demo clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -29,16 +29,20 @@ up: native
 down: venv
 	@$(FERRY) cluster down --purge
 
-test: native
+# The lanes with integration/e2e tests need root: say so before building anything.
+need-root:
+	@bash scripts/run-tests.sh --need-root all
+
+test: need-root native
 	@bash scripts/run-tests.sh all
 
 test-unit: native
 	@bash scripts/run-tests.sh unit
 
-test-integration: native
+test-integration: need-root native
 	@bash scripts/run-tests.sh integration
 
-test-e2e: native
+test-e2e: need-root native
 	@bash scripts/run-tests.sh e2e
 
 bench: native

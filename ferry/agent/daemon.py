@@ -33,7 +33,7 @@ from ferry.agent.reconcile import LABEL_MACHINE, MachineMemory, Step, container_
 from ferry.agent.runner import HostIdentity, StepRunner
 from ferry.client import FerryClient
 from ferry.errors import FerryError
-from ferry.model import CheckStatus, DesiredState, Machine, MachineState
+from ferry.model import DesiredState, Machine, MachineState
 from ferry.runtime.driver import ContainerStatus
 from ferry.runtime.image_gc import GcPolicy, ImageDeletion
 from ferry.runtime.images import RegistryImageStore
@@ -104,6 +104,7 @@ class Agent:
             self.network,
             self.client,
             self.memory,
+            before_destroy=self._ship_rest,
         )
         self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="step")
         self.checks = CheckTracker()
@@ -208,6 +209,14 @@ class Agent:
                 self._busy.discard(step.machine_id)
             self._wake.set()
 
+    def _ship_rest(self, machine: Machine, cid: str) -> None:
+        """Before a container's directory goes, ship the output the loop has not shipped yet
+        (a release command's output, a crash's last lines). Never raises."""
+        try:
+            self.logs.ship_rest(machine.id, cid, self.client, self.settings.host_id)
+        except Exception:
+            log.exception("could not ship the last output of %s", machine.id)
+
     def collect_images(self) -> list[ImageDeletion]:
         """Delete the cached images this host no longer needs; log and return them.
 
@@ -267,6 +276,8 @@ class Agent:
                     self._register()
 
     def _health_loop(self) -> None:
+        """Checks and log shipping of every started machine. Never dies: each machine's
+        failure is handled inside ``check_and_report``/``ship``; anything else is logged."""
         last_ship = 0.0
         while not self._stopping.wait(0.1):
             with self._lock:
@@ -276,19 +287,13 @@ class Agent:
                 for m in desired
                 if m.desired_state is DesiredState.STARTED and m.state is MachineState.STARTED
             ]
-            for machine, results in self.checks.run_due(started):
-                try:
-                    self.client.report_status(
-                        self.settings.host_id,
-                        machine.id,
-                        MachineState.STARTED.value,
-                        machine.instance_id,
-                        "health",
-                        ", ".join(f"{r['name']}={r['status']}" for r in results),
-                        checks=[CheckStatus.model_validate(r) for r in results],
-                    )
-                except FerryError as exc:
-                    log.warning("could not report checks of %s: %s", machine.id, exc)
+            try:
+                self.checks.check_and_report(started, self.client, self.settings.host_id)
+            except Exception:
+                log.exception("health checks failed this pass")
             if time.monotonic() - last_ship >= 1.0:
                 last_ship = time.monotonic()
-                self.logs.ship(desired, self.client, self.settings.host_id)
+                try:
+                    self.logs.ship(desired, self.client, self.settings.host_id)
+                except Exception:
+                    log.exception("log shipping failed this pass")

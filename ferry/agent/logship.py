@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Iterable
 from typing import Protocol
 
@@ -24,6 +25,10 @@ from ferry.runtime.logfiles import resume_offset
 log = logging.getLogger(__name__)
 
 MAX_BATCH_BYTES = 256 * 1024
+#: The API's limits on one upload (``ferry.server.schemas``): lines, and characters per
+#: line. A batch stops at this many lines; a longer line goes in pieces of this length.
+MAX_LINES_PER_UPLOAD = 1000
+MAX_LINE_CHARS = 16 * 1024
 #: Batches per machine per call (the agent calls once a second): up to 1 MiB/s each.
 MAX_BATCHES_PER_CALL = 4
 #: Unshipped output beyond this is skipped, but for its last ``KEEP_ON_SKIP`` bytes: an app
@@ -37,11 +42,26 @@ class LogSink(Protocol):
 
 
 class LogShipper:
-    """Tails each current container's log file from where it last stopped. One thread uses it."""
+    """Tails each current container's log file from where it last stopped. Thread-safe:
+    the agent's loop ships every second, and step threads ship a container's rest
+    (``ship_rest``) just before they remove it."""
 
     def __init__(self, driver: Driver) -> None:
         self.driver = driver
         self._offsets: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._failing: dict[str, str] = {}  # container -> the error last logged for it
+
+    def ship_rest(self, machine_id: str, cid: str, sink: LogSink, host_id: str) -> None:
+        """Ship what is left of ``cid``'s log (bounded as ``ship``), e.g. the last lines of a
+        process that exited between two ``ship`` calls. Blocking; never raises."""
+        with self._lock:
+            try:
+                for _ in range(MAX_BATCHES_PER_CALL):
+                    if not self._ship_batch(cid, machine_id, sink, host_id):
+                        break
+            except Exception as exc:  # the container goes anyway; say what was lost
+                log.warning("shipping the last lines of %s failed: %s", machine_id, exc)
 
     def ship(self, machines: Iterable[Machine], sink: LogSink, host_id: str) -> None:
         """Upload up to ``MAX_BATCHES_PER_CALL`` batches of ``MAX_BATCH_BYTES`` of whole new
@@ -52,16 +72,33 @@ class LogShipper:
         prefix. A line longer than a batch is shipped in batch-sized pieces. A backlog
         over ``MAX_BACKLOG_BYTES`` (the app writes faster than 1 MiB/s for a minute) is
         skipped to its last ``KEEP_ON_SKIP`` bytes, with a line saying how much.
+
+        Any error while shipping one machine's log is logged (once while it repeats) and
+        skips that machine until the next call: the other machines' logs keep flowing.
         """
+        with self._lock:
+            self._ship_all(machines, sink, host_id)
+
+    def _ship_all(self, machines: Iterable[Machine], sink: LogSink, host_id: str) -> None:
         seen = set()
         for m in machines:
             cid = container_id(m)
             seen.add(cid)
-            for _ in range(MAX_BATCHES_PER_CALL):
-                if not self._ship_batch(cid, m.id, sink, host_id):
-                    break
+            try:
+                for _ in range(MAX_BATCHES_PER_CALL):
+                    if not self._ship_batch(cid, m.id, sink, host_id):
+                        break
+            except Exception as exc:  # one machine's failure must not stop the others
+                said = f"{type(exc).__name__}: {exc}"
+                if self._failing.get(cid) != said:
+                    log.warning("shipping the log of %s failed: %s", m.id, said)
+                self._failing[cid] = said
+            else:
+                self._failing.pop(cid, None)
         for cid in set(self._offsets) - seen:
             del self._offsets[cid]
+        for cid in set(self._failing) - seen:
+            del self._failing[cid]
 
     def _ship_batch(self, cid: str, machine_id: str, sink: LogSink, host_id: str) -> bool:
         """Ship one batch of ``cid``'s log; whether a full batch went (more may wait)."""
@@ -87,7 +124,8 @@ class LogShipper:
             end = len(chunk)  # waiting for its newline would stall this log for good
         if end == 0 and not notice:
             return False
-        lines = notice + chunk[:end].decode(errors="replace").splitlines()
+        lines, end = upload_lines(chunk[:end], MAX_LINES_PER_UPLOAD - len(notice))
+        lines = notice + lines
         try:
             sink.upload_logs(host_id, machine_id, lines)
         except FerryError as exc:
@@ -98,4 +136,25 @@ class LogShipper:
             self.driver.release_log(cid, offset + end)
         except FerryError as exc:
             log.warning("could not free the shipped log of %s: %s", machine_id, exc)
-        return len(chunk) == MAX_BATCH_BYTES
+        return len(chunk) == MAX_BATCH_BYTES or end < len(chunk)
+
+
+def upload_lines(data: bytes, room: int) -> tuple[list[str], int]:
+    """The lines of ``data`` for one upload, and how many bytes of it they take. Pure.
+
+    At most ``room`` lines (at least one line of ``data`` always goes); a line over
+    ``MAX_LINE_CHARS`` characters is cut into pieces of that length, each counting.
+    """
+    lines: list[str] = []
+    used = 0
+    for raw in data.splitlines(keepends=True):
+        pieces = [
+            text[i : i + MAX_LINE_CHARS]
+            for text in raw.decode(errors="replace").splitlines()
+            for i in range(0, max(len(text), 1), MAX_LINE_CHARS)
+        ]
+        if lines and len(lines) + len(pieces) > room:
+            break
+        lines += pieces
+        used += len(raw)
+    return lines, used

@@ -74,8 +74,12 @@ class StepRunner:
         reporter: StatusReporter,
         memory: dict[str, MachineMemory],
         clock: Callable[[], float] = time.monotonic,
+        before_destroy: Callable[[Machine, str], None] | None = None,
     ) -> None:
         self.host = host
+        # Called with (machine, container id) after a container stops and before its
+        # directory (and so its log) is removed: the last output still gets shipped.
+        self.before_destroy = before_destroy
         self.driver = driver
         self.images = images
         self.network = network
@@ -219,6 +223,7 @@ class StepRunner:
             netns_path=netns,
             labels={LABEL_MACHINE: m.id, LABEL_INSTANCE: m.instance_id, LABEL_APP: m.app_name},
             init_binary=INIT_BINARY,
+            files=tuple((f.guest_path, f.content) for f in m.config.files),
         )
         self.driver.destroy(spec.container_id)  # a half-made container from a crash mid-start
         self.driver.start(spec)
@@ -259,6 +264,8 @@ class StepRunner:
                 " (as the stop request asked)" if m.stop_override is not None else "",
             )
             status = self.driver.stop(c.container_id, stop.signal, stop.timeout_seconds)
+        if self.before_destroy is not None:
+            self.before_destroy(m, c.container_id)
         self.driver.destroy(c.container_id)
         return status.exit_code
 

@@ -147,7 +147,11 @@ class AutoscaleLoop:
     def _cycle(self, app: str, edges: list[EdgeSample]) -> str:
         now = self._now()
         policy = self._fleet.policy(app) or IDLE_ONLY
-        machines = self._fleet.machines(app)
+        # Only machines the edge routes to: a process group without services (a worker)
+        # has no demand to follow, and must never be cloned or stopped for traffic. An app
+        # with no services at all keeps every machine (its [autoscale] floors still apply).
+        everything = self._fleet.machines(app)
+        machines = [m for m in everything if m.config.services] or everything
         with self._lock:
             state = self._apps.setdefault(app, _AppState())
         demand, samples = measure_demand(app, edges, state.samples)

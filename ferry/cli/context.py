@@ -11,13 +11,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import typer
+from typer.core import TyperGroup, TyperOption
 
+from ferry.cli import output
 from ferry.client import FerryClient
 from ferry.config import AppConfig, find_config, load_app_config
 from ferry.deploy.images import CommandRunner, SubprocessRunner
 from ferry.errors import ConfigError, ValidationError
 
-APP_OPTION_HELP = "App name (default: `app` in ./fly.toml)"
+APP_OPTION_HELP = "App name (default: $FLY_APP, then `app` in ./fly.toml)"
+#: flyctl's variable naming the app a command acts on when ``-a`` is not given.
+APP_ENV_VARIABLE = "FLY_APP"
 
 
 @dataclass
@@ -39,6 +43,20 @@ class CliState:
             self._client = None
 
 
+def bind_app_environment(command: TyperGroup) -> None:
+    """Let every ``-a/--app`` option under ``command`` fall back to ``$FLY_APP``, as flyctl does.
+
+    Precedence, for every command at once: ``-a``, then ``$FLY_APP``, then the
+    ``app`` of the fly.toml the command reads. Idempotent; mutates the options.
+    """
+    for sub in command.commands.values():
+        for param in sub.params:
+            if isinstance(param, TyperOption) and "--app" in param.opts:
+                param.envvar = APP_ENV_VARIABLE
+        if isinstance(sub, TyperGroup):
+            bind_app_environment(sub)
+
+
 def state(ctx: typer.Context) -> CliState:
     """The ``CliState`` of this invocation, created on first call (closed with the context)."""
     root = ctx.find_root()
@@ -54,11 +72,14 @@ def client(ctx: typer.Context) -> FerryClient:
     return cli_state.client()
 
 
-def local_config(config_path: Path | None = None) -> tuple[Path, AppConfig] | None:
+def local_config(
+    config_path: Path | None = None, *, warn: bool = True
+) -> tuple[Path, AppConfig] | None:
     """The fly.toml named by ``-c`` or found from the working directory, parsed.
 
     ``None`` when no ``-c`` was given and there is no fly.toml. Raises
-    ``ConfigError`` when a named file is missing or a file is invalid.
+    ``ConfigError`` when a named file is missing or a file is invalid. With
+    ``warn``, the file's warnings (unknown or ignored keys) are printed on stderr.
     """
     if config_path is not None:
         if not config_path.is_file():
@@ -66,11 +87,17 @@ def local_config(config_path: Path | None = None) -> tuple[Path, AppConfig] | No
                 f"config file {config_path} does not exist",
                 hint="pass the path of your fly.toml with -c",
             )
-        return config_path.resolve(), load_app_config(config_path)
+        return config_path.resolve(), _warned(load_app_config(config_path), warn)
     found = find_config(Path.cwd())
     if found is None:
         return None
-    return found, load_app_config(found)
+    return found, _warned(load_app_config(found), warn)
+
+
+def _warned(config: AppConfig, warn: bool) -> AppConfig:
+    for warning in config.warnings if warn else ():
+        output.stderr().print(f"WARNING {warning}", style="yellow", markup=False)
+    return config
 
 
 def resolve_app(app: str | None, config_path: Path | None = None) -> str:
@@ -94,10 +121,21 @@ def resolve_app(app: str | None, config_path: Path | None = None) -> str:
 
 def primary_region_of(app: str) -> str | None:
     """``primary_region`` of ./fly.toml when that file describes ``app``; else ``None``."""
+    found = _config_of(app)
+    return found.primary_region if found is not None else None
+
+
+def process_groups_of(app: str) -> tuple[str, ...]:
+    """The ``[processes]`` groups of ./fly.toml when that file describes ``app``; else ``()``."""
+    found = _config_of(app)
+    return found.groups if found is not None else ()
+
+
+def _config_of(app: str) -> AppConfig | None:
     try:
-        found = local_config()
+        found = local_config(warn=False)
     except ConfigError:
         return None
     if found is None or found[1].app != app:
         return None
-    return found[1].primary_region
+    return found[1]

@@ -23,6 +23,7 @@ from ferry.deploy.images import (
     registry_address,
 )
 from ferry.deploy.plan import (
+    DEFAULT_GROUP,
     DEFAULT_MAX_UNAVAILABLE,
     STRATEGIES,
     DeployPlan,
@@ -31,14 +32,21 @@ from ferry.deploy.plan import (
     check_regions,
     choose_regions,
     live_machines,
+    machine_group,
     parse_max_unavailable,
     parse_regions,
     plan_deploy,
     rolling_batches,
 )
+from ferry.deploy.release_command import ReleaseCommand
 from ferry.deploy.rollout import Progress, Rollout, expected_check_count
-from ferry.errors import ApiError, ConfigError, RuntimeFailure, ValidationError
+from ferry.deploy.strategies import check_strategy
+from ferry.errors import ApiError, ConfigError, FerryError, RuntimeFailure, ValidationError
 from ferry.model import Machine, MachineConfig, parse_duration
+from ferry.model.release import NewRelease, Release, ReleaseStatus
+
+#: What a release command needs: its argv, its timeout in seconds, the region it runs in.
+ReleaseCommandSpec = tuple[list[str], float, str]
 
 
 def deploy_command(
@@ -46,8 +54,12 @@ def deploy_command(
     config_path: Path | None = typer.Option(None, "--config", "-c", help="Path to fly.toml"),
     app: str | None = typer.Option(None, "--app", "-a", help=context.APP_OPTION_HELP),
     regions: str | None = typer.Option(None, "--regions", help="Comma-separated, e.g. ams,iad"),
-    image: str | None = typer.Option(None, "--image", "-i", help="Image or OCI layout/.tar"),
-    strategy: str | None = typer.Option(None, "--strategy", help="rolling | immediate"),
+    image: str | None = typer.Option(
+        None, "--image", "-i", help="Deploy this image (reference, OCI layout or .tar): no build"
+    ),
+    strategy: str | None = typer.Option(
+        None, "--strategy", help="rolling | immediate | canary | bluegreen"
+    ),
     wait_timeout: str | None = typer.Option(None, "--wait-timeout", help="e.g. 5m (default 5m)"),
     max_unavailable: str | None = typer.Option(
         None,
@@ -84,10 +96,16 @@ def deploy_command(
     registry = registry_address(client.platform_info())
     source = _image_source(image, app_config, config_dir, registry)
 
+    if app_config is not None:  # refused before the app is created
+        check_strategy(chosen_strategy, _check_count(app_config, []))
     machines = _ensure_app(client, app_name)
     primary = app_config.primary_region if app_config else None
     targets = choose_regions(requested, machines, primary, cluster_regions)
-    plan = plan_deploy(machines, targets, chosen_strategy)
+    groups = app_config.groups if app_config else _groups_of(machines)
+    plan = plan_deploy(
+        machines, targets, chosen_strategy, groups, fill_regions=bool(requested) or len(groups) == 1
+    )
+    check_strategy(chosen_strategy, _check_count(app_config, machines))
 
     pinned = publish_image(
         source,
@@ -98,30 +116,105 @@ def deploy_command(
         say=lambda line: output.say(line, style="dim"),
     )
     output.say(f"Image: {pinned}")
-    how = _describe_strategy(plan, chosen_max_unavailable)
-    output.say(
-        f"Deploying {app_name} to {', '.join(targets)} ({how}, "
-        f"{len(plan.updates)} to update, {len(plan.creates)} to create)",
-        style="bold",
-    )
-    rollout = Rollout(
+    config_for = _config_factory(app_config, pinned, machines)
+    release_command: ReleaseCommandSpec | None = None
+    command = app_config.deploy.release_command if app_config else None
+    if app_config is not None and command:
+        where = primary if primary in targets else targets[0]
+        release_command = (command, app_config.deploy.release_command_timeout, where)
+    new = NewRelease(image=pinned, strategy=chosen_strategy, config=config_for(plan.steps[0]))
+    release = run_release(
         client,
         app_name,
-        _config_factory(app_config, pinned, machines),
+        plan,
+        config_for,
+        new,
         wait_timeout=timeout,
         max_unavailable=chosen_max_unavailable,
-        on_progress=_print_progress,
+        release_command=release_command,
     )
-    result = rollout.run(plan)
-    _print_summary(client.list_machines(app_name))
-    if not result.ok:
-        raise RuntimeFailure(
-            f"deploy of {app_name} stopped: {result.failure}",
-            hint="machines not yet updated keep the previous version; "
-            "see `ferry logs` and `ferry machine status ID`",
-        )
     _sync_autoscale(client, app_name, app_config)
-    output.say(f"Deployed {app_name}: {output.short_digest(pinned)}", style="green")
+    output.say(
+        f"Deployed {app_name} v{release.version}: {output.short_digest(pinned)}", style="green"
+    )
+
+
+def run_release(
+    client: FerryClient,
+    app_name: str,
+    plan: DeployPlan,
+    config_for: Callable[[DeployStep], MachineConfig],
+    new: NewRelease,
+    *,
+    wait_timeout: float,
+    max_unavailable: float,
+    release_command: ReleaseCommandSpec | None = None,
+) -> Release:
+    """Record a release, run the release command (if any), roll ``plan`` out, and mark the
+    release ``complete`` — or ``failed`` and raise ``RuntimeFailure``. Blocking.
+
+    A failing release command raises before any machine is touched, so the
+    previous release keeps serving.
+    """
+    release = client.create_release(app_name, new)
+    how = _describe_strategy(plan, max_unavailable)
+    output.say(
+        f"Release v{release.version}: deploying {app_name} to {', '.join(plan.regions)} "
+        f"({how}, {len(plan.updates)} to update, {len(plan.creates)} to create)",
+        style="bold",
+    )
+    status: ReleaseStatus = "failed"
+    try:
+        if release_command is not None:
+            _run_release_command(client, app_name, release_command, new)
+        rollout = Rollout(
+            client,
+            app_name,
+            config_for,
+            wait_timeout=wait_timeout,
+            max_unavailable=max_unavailable,
+            on_progress=_print_progress,
+        )
+        result = rollout.run(plan)
+        _print_summary(client.list_machines(app_name))
+        if not result.ok:
+            raise RuntimeFailure(
+                f"deploy of {app_name} stopped: {result.failure}",
+                hint="machines not yet updated keep the previous version; "
+                "see `ferry logs` and `ferry machine status ID`",
+            )
+        status = "complete"
+    finally:
+        _finish_release(client, app_name, release.version, status)
+    return release
+
+
+def _run_release_command(
+    client: FerryClient, app_name: str, spec: ReleaseCommandSpec, new: NewRelease
+) -> None:
+    """Run the release command, show its output; ``RuntimeFailure`` when it did not succeed."""
+    command, seconds, region = spec
+    base = new.config or MachineConfig(image=new.image)
+    output.say(f"Running release_command `{' '.join(command)}` in {region} …")
+    outcome = ReleaseCommand(client, app_name, timeout=seconds).run(base, command, region)
+    for line in outcome.output:
+        output.stdout().print(f"  {line}", markup=False, highlight=False)
+    if not outcome.ok:
+        raise RuntimeFailure(
+            f"deploy of {app_name} aborted: {outcome.failure}",
+            hint="no machine was changed: the previous release keeps serving",
+        )
+    output.say("  release_command succeeded (exit code 0)", style="green")
+
+
+def _finish_release(
+    client: FerryClient, app_name: str, version: int, status: ReleaseStatus
+) -> None:
+    """Mark the release; a failure to do so is reported, never hides the deploy's own outcome."""
+    try:
+        client.finish_release(app_name, version, status)
+    except FerryError as exc:
+        output.say(f"could not mark release v{version} {status}: {exc}", style="yellow")
 
 
 def _sync_autoscale(client: FerryClient, app_name: str, app_config: AppConfig | None) -> None:
@@ -141,15 +234,29 @@ def _strategy(flag: str | None, app_config: AppConfig | None) -> Strategy:
     for known in STRATEGIES:
         if value == known:
             return known
-    raise ValidationError(f"unknown --strategy {value!r}", hint="use 'rolling' or 'immediate'")
+    raise ValidationError(
+        f"unknown --strategy {value!r}", hint="use rolling, immediate, canary or bluegreen"
+    )
+
+
+def _check_count(app_config: AppConfig | None, machines: list[Machine]) -> int:
+    """How many health checks the deployed machines will have (for ``check_strategy``)."""
+    if app_config is not None:
+        return max(
+            expected_check_count(app_config.machine_config("image", group=group))
+            for group in app_config.groups
+        )
+    live = live_machines(machines)
+    return expected_check_count(live[0].config) if live else 0
 
 
 def _describe_strategy(plan: DeployPlan, max_unavailable: float) -> str:
     """``rolling, up to 3 at a time`` — what the user should expect to see happen."""
-    if plan.strategy != "rolling":
+    if plan.strategy in ("immediate", "bluegreen"):
         return plan.strategy
     widest = max((len(batch) for batch in rolling_batches(plan.steps, max_unavailable)), default=1)
-    return f"rolling, up to {widest} at a time" if widest > 1 else "rolling, one at a time"
+    rolling = f"rolling, up to {widest} at a time" if widest > 1 else "rolling, one at a time"
+    return f"a canary first, then {rolling}" if plan.strategy == "canary" else rolling
 
 
 def _image_source(
@@ -189,18 +296,30 @@ def _ensure_app(client: FerryClient, app_name: str) -> list[Machine]:
 def _config_factory(
     app_config: AppConfig | None, image: str, machines: list[Machine]
 ) -> Callable[[DeployStep], MachineConfig]:
-    """fly.toml decides the config; without it each machine keeps its own, with the new image."""
-    by_id = {machine.id: machine for machine in machines}
+    """fly.toml decides the config; without it each machine keeps its own, with the new image,
+    and a new machine (a region's first, a canary, a green) copies one of its region's, or
+    any machine's."""
+    live = live_machines(machines)
+    by_id = {machine.id: machine for machine in live}
 
     def config_for(step: DeployStep) -> MachineConfig:
         if app_config is not None:
-            return app_config.machine_config(image, region=step.region)
-        existing = by_id.get(step.machine_id or "")
+            return app_config.machine_config(image, region=step.region, group=step.group)
+        same_group = [m for m in live if machine_group(m) == step.group]
+        existing = by_id.get(step.machine_id or "") or next(
+            (m for m in same_group if m.region == step.region),
+            same_group[0] if same_group else None,
+        )
         if existing is not None:
             return existing.config.model_copy(update={"image": image})
         return MachineConfig(image=image)
 
     return config_for
+
+
+def _groups_of(machines: list[Machine]) -> tuple[str, ...]:
+    """Without fly.toml: the groups the machines already run (``app`` for a new app)."""
+    return tuple(sorted({machine_group(m) for m in live_machines(machines)})) or (DEFAULT_GROUP,)
 
 
 def _print_progress(progress: Progress) -> None:
@@ -224,6 +343,8 @@ def _print_progress(progress: Progress) -> None:
     elif progress.phase == "healthy" and progress.machine:
         # Batches interleave their machines' lines, so each line names its machine.
         output.say(f"  {progress.machine.id} checks passing after {seconds}", style="green")
+    elif progress.phase == "destroyed" and progress.machine:
+        output.say(f"  {progress.machine.id} ({step.region}) stopped and destroyed", style="dim")
     elif progress.phase == "failed":
         output.say(f"  failed after {seconds}: {progress.detail}", style="red")
 

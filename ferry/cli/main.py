@@ -13,8 +13,23 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from ferry.cli import apps, auth, autoscale, cluster, daemons, output, region, regions, scale
+from ferry.cli import (
+    apps,
+    auth,
+    autoscale,
+    cluster,
+    config,
+    context,
+    daemons,
+    output,
+    region,
+    regions,
+    releases,
+    scale,
+    scale_vm,
+)
 from ferry.cli.deploy import deploy_command
+from ferry.cli.launch import launch_command
 from ferry.cli.logs import logs_command
 from ferry.cli.machines import app as machines_app
 from ferry.cli.status import status_command
@@ -22,7 +37,12 @@ from ferry.errors import FerryError
 
 
 class FerryGroup(TyperGroup):
-    """The root group: turns ``FerryError`` into a one-line message and exit status 1."""
+    """The root group: turns ``FerryError`` into a one-line message and exit status 1,
+    and gives every ``-a/--app`` option ``$FLY_APP`` as its fallback."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        context.bind_app_environment(self)
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -45,9 +65,14 @@ app.add_typer(apps.app, name="apps")
 app.add_typer(regions.app, name="regions")
 app.add_typer(machines_app, name="machine")
 app.add_typer(machines_app, name="machines", hidden=True)
-app.add_typer(scale.app, name="scale")
+scale.app.command("vm")(scale_vm.vm)
+scale.app.command("memory")(scale_vm.memory)
+app.add_typer(scale.app, name="scale", help="Change how many machines an app runs, and their size.")
 app.add_typer(autoscale.app, name="autoscale")
+app.command("launch")(launch_command)
 app.command("deploy")(deploy_command)
+app.add_typer(config.app, name="config")
+app.add_typer(releases.app, name="releases")
 app.command("status")(status_command)
 app.command("logs")(logs_command)
 app.add_typer(cluster.app, name="cluster")

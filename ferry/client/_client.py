@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from ferry.client._agent import AgentMethods
+from ferry.client._machine_extras import MachineExtrasMethods, nonce_header
 from ferry.client._parse import parse_model, parse_models
 from ferry.client._parse import path_segment as _seg
+from ferry.client._releases import ReleaseMethods
 from ferry.errors import UnavailableError
 from ferry.model import App, Host, Machine, MachineConfig, MachineEvent, Region
 from ferry.model.autoscale import AutoscalePolicy
@@ -27,14 +29,15 @@ MAX_WAIT_SECONDS = 300
 LONG_POLL_SLACK = 10.0
 
 
-class FerryClient(AgentMethods):
+class FerryClient(AgentMethods, ReleaseMethods, MachineExtrasMethods):
     """Synchronous client of the Ferry API; every method blocks until the answer arrives.
 
-    ``FerryClient()`` reads ``FERRY_API_URL`` and ``FERRY_API_TOKEN`` (else the
-    admin-token file under ``$FERRY_HOME``). Methods raise ``ApiError`` for an
-    error answer (with ``status`` and the server's ``hint``) and
-    ``UnavailableError`` when the API cannot be reached. Use it as a context
-    manager or call ``close()``.
+    ``FerryClient()`` reads ``FERRY_API_URL`` and ``FERRY_API_TOKEN`` (else
+    ``FLY_API_TOKEN``, else the admin-token file under ``$FERRY_HOME``). Methods
+    raise ``ApiError`` for an error answer (with ``status`` and the server's
+    ``hint``) and ``UnavailableError`` when the API cannot be reached. Use it as a context
+    manager or call ``close()``. ``nonce=`` on a machine change sends the lease
+    nonce (``fly-machine-lease-nonce``) of a lease you hold on it.
     """
 
     def __enter__(self) -> FerryClient:
@@ -72,6 +75,7 @@ class FerryClient(AgentMethods):
         name: str | None = None,
         skip_launch: bool = False,
         region_fallback: bool = False,
+        lease_ttl: int | None = None,
     ) -> Machine:
         """Create a machine. ``region_fallback`` (Ferry-only) lets a full region send it to
         the nearest region with room; ``placement_note(machine)`` then says where and why."""
@@ -84,6 +88,8 @@ class FerryClient(AgentMethods):
             body["skip_launch"] = True
         if region_fallback:
             body["region_fallback"] = True
+        if lease_ttl:
+            body["lease_ttl"] = lease_ttl
         return parse_model(Machine, self._request("POST", self._machines(app), body=body))
 
     def list_machines(
@@ -103,27 +109,37 @@ class FerryClient(AgentMethods):
         config: MachineConfig,
         *,
         current_version: str | None = None,
+        nonce: str | None = None,
     ) -> Machine:
         """Replace the machine's config; the answer carries the new ``instance_id``."""
         body: dict[str, Any] = {"config": config.model_dump(mode="json", exclude_none=True)}
         if current_version is not None:
             body["current_version"] = current_version
         path = f"{self._machines(app)}/{_seg(machine_id)}"
-        return parse_model(Machine, self._request("POST", path, body=body))
+        answer = self._request("POST", path, body=body, headers=nonce_header(nonce))
+        return parse_model(Machine, answer)
 
-    def delete_machine(self, app: str, machine_id: str, *, force: bool = False) -> None:
+    def delete_machine(
+        self, app: str, machine_id: str, *, force: bool = False, nonce: str | None = None
+    ) -> None:
         """Ask for the machine to be destroyed; a running one needs ``force`` (else 409)."""
         path = f"{self._machines(app)}/{_seg(machine_id)}"
-        self._request("DELETE", path, params={"force": force})
+        self._request("DELETE", path, params={"force": force}, headers=nonce_header(nonce))
 
-    def start_machine(self, app: str, machine_id: str) -> str:
+    def start_machine(self, app: str, machine_id: str, *, nonce: str | None = None) -> str:
         """Start the machine; returns the state it was in before."""
         path = f"{self._machines(app)}/{_seg(machine_id)}/start"
-        data = self._request("POST", path) or {}
+        data = self._request("POST", path, headers=nonce_header(nonce)) or {}
         return str(data.get("previous_state", ""))
 
     def stop_machine(
-        self, app: str, machine_id: str, *, signal: str | None = None, timeout: str | None = None
+        self,
+        app: str,
+        machine_id: str,
+        *,
+        signal: str | None = None,
+        timeout: str | None = None,
+        nonce: str | None = None,
     ) -> None:
         """Ask for the machine to stop; returns at once (wait with ``wait_machine``).
 
@@ -132,7 +148,8 @@ class FerryClient(AgentMethods):
         value is refused by the server (``ApiError`` 400 naming it).
         """
         body = {k: v for k, v in {"signal": signal, "timeout": timeout}.items() if v is not None}
-        self._request("POST", f"{self._machines(app)}/{_seg(machine_id)}/stop", body=body)
+        path = f"{self._machines(app)}/{_seg(machine_id)}/stop"
+        self._request("POST", path, body=body, headers=nonce_header(nonce))
 
     def restart_machine(
         self, app: str, machine_id: str, *, signal: str | None = None, timeout: str | None = None

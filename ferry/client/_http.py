@@ -19,7 +19,7 @@ from ferry.client._settings import default_api_url, default_token
 from ferry.errors import ApiError, UnavailableError, ValidationError
 
 _UNREACHABLE_HINT = "is the cluster running? try `ferry cluster status`"
-_NO_TOKEN_HINT = "set FERRY_API_TOKEN, or run where `ferry auth token` works"
+_NO_TOKEN_HINT = "set FERRY_API_TOKEN (or FLY_API_TOKEN), or run where `ferry auth token` works"
 
 
 class HttpCore:
@@ -71,6 +71,7 @@ class HttpCore:
         params: dict[str, Any] | None = None,
         body: Any = None,
         timeout: float | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Any:
         """Send one request and return the decoded JSON answer (``None`` for an empty body).
 
@@ -83,6 +84,7 @@ class HttpCore:
                 path,
                 params=clean_params,
                 json=body,
+                headers=headers,
                 timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
             )
         except httpx.TimeoutException as exc:

@@ -51,11 +51,18 @@ def read_admin_token(path: Path | None = None) -> str:
     return token
 
 
+#: Where the token comes from, first match wins: Ferry's own variable, then flyctl's,
+#: so a shell set up for flyctl works and an explicit Ferry token is never overridden.
+TOKEN_VARIABLES = ("FERRY_API_TOKEN", "FLY_API_TOKEN")
+
+
 def default_token() -> str | None:
-    """``$FERRY_API_TOKEN``, else the admin token file if it can be read, else ``None``."""
-    token = os.environ.get("FERRY_API_TOKEN")
-    if token:
-        return token.strip()
+    """``$FERRY_API_TOKEN``, else ``$FLY_API_TOKEN``, else the admin token file if it can
+    be read, else ``None``. Blank variables count as unset."""
+    for variable in TOKEN_VARIABLES:
+        token = (os.environ.get(variable) or "").strip()
+        if token:
+            return token
     try:
         return read_admin_token()
     except AuthError:

@@ -38,10 +38,10 @@ def parse_autoscale(table: Table | None) -> AutoscalePolicy | None:
     """
     if table is None:
         return None
-    table.check_keys(AUTOSCALE_KEYS)
+    table.check_keys(AUTOSCALE_KEYS, strict=True)
     regions = table.string_list("regions") or []
     for code in regions:
-        if not _REGION.match(code):
+        if not _REGION.fullmatch(code):
             raise table.error(
                 "regions", f'has an invalid region code {show(code)}; use codes such as "ams"'
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 import signal
 import tomllib
@@ -9,6 +10,7 @@ from pathlib import Path
 
 from ferry.config.app_config import AppConfig
 from ferry.config.autoscale import parse_autoscale
+from ferry.config.groups import FileSource, Scoped, group_names, parse_files, parse_processes
 from ferry.config.locate import KeyLocator
 from ferry.config.reader import Source, Table, show
 from ferry.config.sections import (
@@ -16,13 +18,14 @@ from ferry.config.sections import (
     parse_deploy,
     parse_env,
     parse_experimental,
-    parse_processes,
     parse_restart,
     parse_vm,
 )
 from ferry.config.services import parse_checks, parse_http_service, parse_services
 from ferry.config.statics import parse_statics
 from ferry.errors import ConfigError
+from ferry.model.machine_files import MAX_FILE_BYTES
+from ferry.model.names import app_name_problem
 
 __all__ = ["CONFIG_FILENAME", "find_config", "load_app_config", "parse_app_config"]
 
@@ -41,11 +44,10 @@ _SECTIONS = (
     "restart",
     "experimental",
     "autoscale",
+    "files",
     "statics",
 )
-# Accepted and kept in AppConfig.raw; Ferry does not act on them yet.
-_RAW_SECTIONS = ("metrics",)
-_IGNORED_KEYS = ("swap_size_mb", "console_command", "host_dedication_id")
+_IGNORED_TOP_LEVEL = {"console_command": "Ferry has no console command yet"}
 _UNSUPPORTED_TOP_LEVEL = {
     "machine_checks": "remove it; Ferry runs [checks] and service checks",
     "machine_config": "remove it and describe the machine with [[vm]] and [experimental]",
@@ -53,9 +55,11 @@ _UNSUPPORTED_TOP_LEVEL = {
     # Not silently skipped: data written to a missing volume would be lost on the next deploy.
     "mounts": "volumes are planned; until then keep data in a database outside the machines "
     "(a machine's disk is replaced on every deploy)",
-    "files": "put them in the image (COPY in the Dockerfile) or pass values in [env]",
+    "mount": "volumes are planned; until then keep data in a database outside the machines",
+    "metrics": "Ferry does not scrape app metrics yet; remove the section",
+    "swap_size_mb": "swap is not supported; size memory with [[vm]] memory",
+    "host_dedication_id": "dedicated hosts are not supported",
 }
-_APP_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _SIGNALS = frozenset(
     member.name for member in signal.Signals if not member.name.startswith("SIGRT")
 )
@@ -88,7 +92,40 @@ def load_app_config(path: str | Path) -> AppConfig:
         raise ConfigError(f"{path}: not UTF-8 text ({exc.reason})") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be read: {exc.strerror or exc}") from None
-    return parse_app_config(text, filename=str(path), base_dir=path.parent.absolute())
+    config = parse_app_config(text, filename=str(path), base_dir=path.parent.absolute())
+    return read_local_files(config, str(path))
+
+
+def read_local_files(config: AppConfig, filename: str = CONFIG_FILENAME) -> AppConfig:
+    """``config`` with each ``[[files]] local_path`` read and sent as ``raw_value`` (base64).
+
+    Blocking (reads the files). Raises ``ConfigError`` naming the file when
+    one is missing, unreadable or too large.
+    """
+    files: list[Scoped[FileSource]] = []
+    for scoped in config.files:
+        source = scoped.value
+        if source.local_path is not None and source.raw_value is None:
+            try:
+                content = source.local_path.read_bytes()
+            except OSError as exc:
+                raise ConfigError(
+                    f"{filename}: [[files]] local_path {source.local_path} cannot be read:"
+                    f" {exc.strerror or exc}",
+                    hint="fix the path (relative paths start at the fly.toml's directory)",
+                ) from None
+            if len(content) > MAX_FILE_BYTES:
+                raise ConfigError(
+                    f"{filename}: [[files]] local_path {source.local_path} is larger than"
+                    f" {MAX_FILE_BYTES} bytes",
+                    hint="put large files in the image instead",
+                )
+            raw = base64.b64encode(content).decode()
+            scoped = scoped.model_copy(
+                update={"value": source.model_copy(update={"raw_value": raw})}
+            )
+        files.append(scoped)
+    return config.model_copy(update={"files": files})
 
 
 def parse_app_config(
@@ -100,51 +137,50 @@ def parse_app_config(
     directory) anchors relative paths such as ``[build] dockerfile``. Pure apart
     from reading the current directory when ``base_dir`` is None. Stops at the
     first problem and raises ``ConfigError`` naming the file, the line (found by
-    searching the text, see ``ferry.config.locate``) and the key. Unknown keys
-    are errors, unlike flyctl which only warns, so typos are caught.
+    searching the text, see ``ferry.config.locate``) and the key. Keys Fly
+    documents that Ferry does not do are errors; unknown keys (and keys with
+    no effect) are warnings in ``AppConfig.warnings``, as flyctl warns.
+    ``[[files]] local_path`` is left unread (``load_app_config`` reads it).
     """
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise _syntax_error(filename, str(exc)) from None
-    root = Table(raw, (), Source(filename, KeyLocator(text)))
+    source = Source(filename, KeyLocator(text))
+    root = Table(raw, (), source)
     root.check_keys(
-        (
-            *_SECTIONS,
-            *_RAW_SECTIONS,
-            *_IGNORED_KEYS,
-            "app",
-            "primary_region",
-            "kill_signal",
-            "kill_timeout",
-        ),
+        (*_SECTIONS, "app", "primary_region", "kill_signal", "kill_timeout"),
         unsupported=_UNSUPPORTED_TOP_LEVEL,
+        ignored=_IGNORED_TOP_LEVEL,
     )
-    for key in _RAW_SECTIONS:
-        if key in raw and not isinstance(raw[key], dict | list):
-            raise root.error(key, f"must be a table or an array of tables, got {show(raw[key])}")
+    processes = parse_processes(root.table("processes"))
+    groups = group_names(processes)
     http_table = root.table("http_service")
-    services = [parse_http_service(http_table)] if http_table is not None else []
-    services += parse_services(root.tables("services"))
-    return AppConfig(
+    services = [parse_http_service(http_table, groups)] if http_table is not None else []
+    services += parse_services(root.tables("services"), groups)
+    config = AppConfig(
         app=_app_name(root),
         primary_region=root.optional_string("primary_region"),
         kill_signal=_kill_signal(root),
-        kill_timeout=root.duration("kill_timeout", 5.0, maximum=MAX_KILL_TIMEOUT_SECONDS),
+        kill_timeout=root.duration("kill_timeout", 5.0, maximum=MAX_KILL_TIMEOUT_SECONDS, bare="s"),
         build=parse_build(root.table("build"), base_dir or Path.cwd()),
         env=parse_env(root.table("env")),
+        processes=processes,
         services=services,
-        checks=parse_checks(root.table("checks")),
-        guest=parse_vm(root.tables("vm")),
+        checks=parse_checks(root.table("checks"), groups),
+        vms=parse_vm(root.tables("vm"), groups),
         deploy=parse_deploy(root.table("deploy")),
-        restart=parse_restart(root.tables("restart")),
+        restarts=parse_restart(root.tables("restart"), groups),
+        files=parse_files(root.tables("files"), groups, base_dir or Path.cwd()),
         init=parse_experimental(root.table("experimental")),
-        process=parse_processes(root.table("processes")),
         autoscale=parse_autoscale(root.table("autoscale")),
         statics=parse_statics(root.tables("statics")),
-        http_service_internal_port=services[0].internal_port if http_table is not None else None,
+        http_service_internal_port=(
+            services[0].value.internal_port if http_table is not None else None
+        ),
         raw=raw,
     )
+    return config.model_copy(update={"warnings": tuple(source.warnings)})
 
 
 def _syntax_error(filename: str, message: str) -> ConfigError:
@@ -161,10 +197,12 @@ def _syntax_error(filename: str, message: str) -> ConfigError:
 
 def _app_name(root: Table) -> str | None:
     name = root.optional_string("app")
-    if name is not None and not _APP_NAME.match(name):
+    problem = None if name is None else app_name_problem(name)
+    if problem is not None:
         raise root.error(
             "app",
-            f"must be lowercase letters, digits and dashes (at most 63), got {show(name)}",
+            "must be lowercase letters, digits and dashes (2-63, starting and ending with a "
+            f"letter or digit): {show(name)} {problem}",
         )
     return name
 

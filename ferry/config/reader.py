@@ -12,7 +12,8 @@ import difflib
 import json
 import shlex
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal
 
 from ferry.config.locate import KeyLocator, TablePath
 from ferry.errors import ConfigError, ValidationError
@@ -23,10 +24,18 @@ __all__ = ["Source", "Table", "section_label", "show"]
 
 @dataclass(frozen=True)
 class Source:
-    """The file being read: its name for messages and a locator over its text."""
+    """The file being read: its name for messages, a locator over its text, and the
+    warnings gathered while reading it (``file:line: ...`` sentences, in file order)."""
 
     filename: str
     locator: KeyLocator
+    warnings: list[str] = field(default_factory=list)
+
+    def warn(self, path: TablePath, key: str | None, sentence: str) -> None:
+        """Record a ``file:line: sentence`` warning (the line being that of ``key``)."""
+        line = self.locator.line_of(path, key)
+        where = f"{self.filename}:{line}" if line is not None else self.filename
+        self.warnings.append(f"{where}: {sentence}")
 
     def error(
         self, path: TablePath, key: str | None, sentence: str, *, hint: str | None = None
@@ -81,26 +90,37 @@ class Table:
         return self.source.error(self.path, key, text, hint=hint)
 
     def check_keys(
-        self, known: Collection[str], *, unsupported: Mapping[str, str] | None = None
+        self,
+        known: Collection[str],
+        *,
+        unsupported: Mapping[str, str] | None = None,
+        ignored: Mapping[str, str] | None = None,
+        strict: bool = False,
     ) -> None:
-        """Raise for the first key that is not ``known``.
+        """Raise for the first key Fly documents that Ferry does not do; warn about the rest.
 
         ``unsupported`` maps Fly keys Ferry does not implement yet to the advice
-        given when one is present.
+        given with the error. ``ignored`` maps keys that have no effect on
+        Ferry (as they have none on a Machines app under flyctl) to the reason
+        given in a warning. A key in neither and not ``known`` is unknown: a
+        warning naming it (flyctl warns too), with a "did you mean" when close;
+        with ``strict`` (Ferry's own sections, which flyctl never reads) an error.
         """
         for key in self.data:
             if unsupported and key in unsupported:
                 raise self.error(key, "is not supported yet by Ferry", hint=unsupported[key])
+        where = f" in {self.label}" if self.label else ""
+        for key in self.data:
             if key in known:
                 continue
+            if ignored and key in ignored:
+                self.source.warn(self.path, key, f'"{key}"{where} is ignored: {ignored[key]}')
+                continue
             close = difflib.get_close_matches(key, list(known), n=1)
-            hint = (
-                f'did you mean "{close[0]}"?'
-                if close
-                else "Ferry rejects unknown keys so typos are caught; see docs/fly-toml.md"
-            )
-            where = f" in {self.label}" if self.label else ""
-            raise self.source.error(self.path, key, f'unknown key "{key}"{where}', hint=hint)
+            advice = f' (did you mean "{close[0]}"?)' if close else ""
+            if strict:
+                raise self.source.error(self.path, key, f'unknown key "{key}"{where}{advice}')
+            self.source.warn(self.path, key, f'unknown key "{key}"{where} ignored{advice}')
 
     def has(self, key: str) -> bool:
         return key in self.data
@@ -159,13 +179,30 @@ class Table:
             raise self.error(key, f"must be true or false, got {show(value)}")
         return value
 
-    def duration(self, key: str, default: float, *, maximum: float | None = None) -> float:
-        """Seconds from a duration string (``"5s"``, ``"1m30s"``) or a number of seconds."""
+    def duration(
+        self,
+        key: str,
+        default: float,
+        *,
+        maximum: float | None = None,
+        bare: Literal["ms", "s"] = "ms",
+    ) -> float:
+        """Seconds from a duration string (``"5s"``, ``"1m30s"``, ``"500ms"``) or a bare number.
+
+        As flyctl reads fly.toml, a bare number is milliseconds (``bare="ms"``);
+        ``kill_timeout`` is the exception, in seconds (``bare="s"``).
+        """
         value = self.data.get(key)
         if value is None:
             return default
-        if not isinstance(value, str | int | float):
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise self.error(key, f'must be a duration such as "10s", got {show(value)}')
+        text = value.strip() if isinstance(value, str) else ""
+        # Go's time.ParseDuration, which flyctl uses, wants a unit on every non-zero string.
+        if text.replace(".", "", 1).isdigit() and float(text) != 0:
+            raise self.error(key, f'needs a unit, such as "{text}s", got {show(value)}')
+        if isinstance(value, int | float) and bare == "ms":
+            value = value / 1000 if value >= 0 else value
         try:
             seconds = parse_duration(value)
         except ValidationError:
@@ -182,7 +219,7 @@ class Table:
         self.duration(key, 0.0)
         if value is None:
             return default
-        return f"{value}s" if isinstance(value, int | float) else str(value)
+        return f"{value}ms" if isinstance(value, int | float) else str(value)
 
     def string_map(self, key: str) -> dict[str, str]:
         """A table of strings; integers, floats and booleans are turned into their text."""

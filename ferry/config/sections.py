@@ -1,5 +1,4 @@
-"""``[build]``, ``[env]``, ``[[vm]]``, ``[deploy]``, ``[[restart]]``, ``[experimental]`` and
-``[processes]``.
+"""``[build]``, ``[env]``, ``[[vm]]``, ``[deploy]``, ``[[restart]]`` and ``[experimental]``.
 
 Each function reads one parsed section through ``Table`` and returns model
 objects, raising ``ConfigError`` (file, line, key) for the first problem.
@@ -8,9 +7,11 @@ objects, raising ``ConfigError`` (file, line, key) for the first problem.
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 
-from ferry.config.app_config import BuildConfig, DeployConfig, ProcessGroup
+from ferry.config.app_config import BuildConfig, DeployConfig
+from ferry.config.groups import Scoped, scope_of
 from ferry.config.reader import Table, show
 from ferry.errors import ValidationError
 from ferry.model import SIZE_PRESETS, GuestConfig, InitConfig, RestartPolicy
@@ -20,7 +21,6 @@ __all__ = [
     "parse_deploy",
     "parse_env",
     "parse_experimental",
-    "parse_processes",
     "parse_restart",
     "parse_vm",
 ]
@@ -33,6 +33,32 @@ _UNSUPPORTED_BUILD = {
     "builtin": "use a dockerfile instead",
 }
 _MIN_MEMORY_MB, _MAX_MEMORY_MB = 64, 262144
+# Keys flyctl itself ignores for a Machines app (Nomad-era or build-time only): a warning.
+_IGNORED_EXPERIMENTAL = {
+    key: "it has no effect on a Machines app"
+    for key in (
+        "auto_rollback",
+        "enable_consul",
+        "enable_etcd",
+        "private_network",
+        "allowed_public_ports",
+        "attached",
+        "lazy_load_images",
+        "use_zstd",
+        "machine_config",
+    )
+}
+_IGNORED_BUILD = {
+    "compression": "Ferry pushes layers with the registry's default compression",
+    "compression_level": "Ferry pushes layers with the registry's default compression",
+}
+_UNSUPPORTED_VM = {
+    "kernel_args": "machines are containers, not VMs: there is no kernel to pass arguments to",
+    "host_dedication_id": "dedicated hosts are not supported",
+    "persist_rootfs": "a machine's root filesystem is replaced on every start",
+    "gpu_kind": "GPUs are not supported",
+    "gpus": "GPUs are not supported",
+}
 
 
 def parse_build(table: Table | None, base_dir: Path) -> BuildConfig:
@@ -40,16 +66,9 @@ def parse_build(table: Table | None, base_dir: Path) -> BuildConfig:
     if table is None:
         return BuildConfig()
     table.check_keys(
-        (
-            "image",
-            "dockerfile",
-            "args",
-            "build-target",
-            "ignorefile",
-            "compression",
-            "compression_level",
-        ),
+        ("image", "dockerfile", "args", "build-target", "ignorefile"),
         unsupported=_UNSUPPORTED_BUILD,
+        ignored=_IGNORED_BUILD,
     )
     image = table.optional_string("image")
     dockerfile = table.optional_string("dockerfile")
@@ -85,30 +104,20 @@ def parse_env(table: Table | None) -> dict[str, str]:
     return table.strings()
 
 
-def parse_vm(tables: list[Table]) -> GuestConfig | None:
-    """``[[vm]]`` (or ``[vm]``) → guest; ``memory``/``cpus``/``cpu_kind`` override ``size``.
+def parse_vm(tables: list[Table], groups: tuple[str, ...]) -> list[Scoped[GuestConfig]]:
+    """Each ``[[vm]]`` (or ``[vm]``) → a guest for the groups of its ``processes``.
 
-    ``None`` when the file has no vm section (the machine gets the default size).
+    ``memory``/``cpus``/``cpu_kind`` override ``size``. Empty when the file
+    has no vm section (machines get the default size).
     """
-    if not tables:
-        return None
-    if len(tables) > 1:
-        raise tables[1].fail(None, "appears more than once; Ferry reads one [[vm]] for now")
-    table = tables[0]
+    return [Scoped(value=_guest(table), processes=scope_of(table, groups)) for table in tables]
+
+
+def _guest(table: Table) -> GuestConfig:
     table.check_keys(
-        (
-            "size",
-            "memory",
-            "memory_mb",
-            "cpus",
-            "cpu_kind",
-            "processes",
-            "kernel_args",
-            "host_dedication_id",
-            "persist_rootfs",
-        ),
+        ("size", "memory", "memory_mb", "cpus", "cpu_kind", "processes"),
+        unsupported=_UNSUPPORTED_VM,
     )
-    table.string_list("processes")
     size = table.optional_string("size")
     cpu_kind = (
         table.choice("cpu_kind", ("shared", "performance"), "shared")
@@ -134,24 +143,24 @@ def parse_vm(tables: list[Table]) -> GuestConfig | None:
 
 
 def parse_deploy(table: Table | None) -> DeployConfig:
-    """``[deploy]``: strategy rolling or immediate, ``max_unavailable``, ``wait_timeout``."""
+    """``[deploy]``: ``strategy`` (rolling, immediate, canary, bluegreen), ``max_unavailable``,
+    ``wait_timeout``, ``release_command`` (split as a shell would) and its timeout."""
     if table is None:
         return DeployConfig()
     table.check_keys(
-        ("strategy", "max_unavailable", "wait_timeout"),
+        (
+            "strategy",
+            "max_unavailable",
+            "wait_timeout",
+            "release_command",
+            "release_command_timeout",
+        ),
         unsupported={
-            "release_command": "run the command yourself before deploying",
-            "release_command_timeout": "remove it along with release_command",
-            "release_command_vm": "remove it along with release_command",
+            "release_command_vm": "remove it; the release machine gets the app's [[vm]] size",
             "seed_command": "seed the database yourself",
         },
     )
-    strategy = table.string("strategy", "rolling")
-    if strategy in ("canary", "bluegreen"):
-        raise table.error(
-            "strategy", f'"{strategy}" is not supported yet by Ferry; use rolling or immediate'
-        )
-    strategy = table.choice("strategy", ("rolling", "immediate"), "rolling")
+    strategy = table.choice("strategy", ("rolling", "immediate", "canary", "bluegreen"), "rolling")
     max_unavailable = table.data.get("max_unavailable", 0.33)
     if (
         isinstance(max_unavailable, bool)
@@ -164,78 +173,84 @@ def parse_deploy(table: Table | None) -> DeployConfig:
             f"must be a whole number of machines (1 or more) or a fraction between 0 and 1,"
             f" got {show(max_unavailable)}",
         )
+    release_command = _release_command(table)
+    if release_command is None and table.has("release_command_timeout"):
+        raise table.error(
+            "release_command_timeout", "is set but there is no release_command to time"
+        )
     return DeployConfig(
         strategy=strategy,
         max_unavailable=float(max_unavailable),
         wait_timeout=table.duration("wait_timeout", 300.0),
+        release_command=release_command,
+        release_command_timeout=table.duration("release_command_timeout", 300.0),
     )
 
 
-def parse_restart(tables: list[Table]) -> RestartPolicy | None:
-    """``[[restart]]``: ``never`` becomes the API's ``"no"``; ``retries`` → ``max_retries``."""
-    if not tables:
+def _release_command(table: Table) -> list[str] | None:
+    """``release_command = "bin/migrate --all"`` → ``["bin/migrate", "--all"]`` (shell quoting)."""
+    text = table.optional_string("release_command")
+    if text is None:
         return None
-    if len(tables) > 1:
-        raise tables[1].fail(None, "appears more than once; Ferry reads one [[restart]] for now")
-    table = tables[0]
-    table.check_keys(("policy", "retries", "processes"))
-    table.string_list("processes")
-    policy = table.choice("policy", tuple(_RESTART_POLICIES), "on-failure")
-    retries = table.optional_integer("retries", minimum=0)
-    if retries is None:
-        return RestartPolicy(policy=_RESTART_POLICIES[policy])
-    return RestartPolicy(policy=_RESTART_POLICIES[policy], max_retries=retries)
+    try:
+        argv = shlex.split(text)
+    except ValueError as exc:
+        raise table.error("release_command", f"cannot be split into words: {exc}") from None
+    if not argv:
+        raise table.error("release_command", "must not be empty")
+    return argv
+
+
+def parse_restart(tables: list[Table], groups: tuple[str, ...]) -> list[Scoped[RestartPolicy]]:
+    """Each ``[[restart]]`` for the groups of its ``processes`` (none: the default).
+
+    ``never`` becomes the API's ``"no"``; ``retries`` → ``max_retries``. A
+    group gets the section that names it, else the one without ``processes``;
+    two sections naming one group (or two without ``processes``) are an error.
+    """
+    policies: list[Scoped[RestartPolicy]] = []
+    for table in tables:
+        table.check_keys(("policy", "retries", "processes"))
+        scope = scope_of(table, groups)
+        clash = _restart_clash(scope, policies)
+        if clash is not None:
+            raise table.fail(
+                "processes" if table.has("processes") else None,
+                f"covers {clash}, as an earlier [[restart]] does",
+                hint="keep one [[restart]] without processes (the default) and one per group",
+            )
+        policy = table.choice("policy", tuple(_RESTART_POLICIES), "on-failure")
+        retries = table.optional_integer("retries", minimum=0)
+        value = (
+            RestartPolicy(policy=_RESTART_POLICIES[policy])
+            if retries is None
+            else RestartPolicy(policy=_RESTART_POLICIES[policy], max_retries=retries)
+        )
+        policies.append(Scoped(value=value, processes=scope))
+    return policies
+
+
+def _restart_clash(scope: tuple[str, ...], earlier: list[Scoped[RestartPolicy]]) -> str | None:
+    """What two ``[[restart]]`` sections both claim: every group, or one named group."""
+    if not scope:
+        return "every group" if any(not p.processes for p in earlier) else None
+    for policy in earlier:
+        for group in scope:
+            if group in policy.processes:
+                return f'the process group "{group}"'
+    return None
 
 
 def parse_experimental(table: Table | None) -> InitConfig:
     """``[experimental]`` ``cmd``, ``entrypoint``, ``exec`` → ``init``; strings are shell-split."""
     if table is None:
         return InitConfig()
-    table.check_keys(
-        (
-            "cmd",
-            "entrypoint",
-            "exec",
-            "auto_rollback",
-            "enable_consul",
-            "enable_etcd",
-            "private_network",
-            "allowed_public_ports",
-            "attached",
-            "lazy_load_images",
-        ),
-    )
+    table.check_keys(("cmd", "entrypoint", "exec"), ignored=_IGNORED_EXPERIMENTAL)
     return InitConfig(
         cmd=table.command("cmd"),
         entrypoint=table.command("entrypoint"),
         exec=table.command("exec"),
     )
-
-
-def parse_processes(table: Table | None) -> ProcessGroup | None:
-    """``[processes]`` with one group (``app = "bin/rails server"``): its name and command.
-
-    Several groups (a web and a worker) need per-group machines, services and
-    scaling, which Ferry does not have yet: an error that says so.
-    """
-    if table is None:
-        return None
-    names = list(table.data)
-    if not names:
-        raise table.fail(None, "names no process group", hint='write e.g. app = "bin/server"')
-    if len(names) > 1:
-        listed = ", ".join(names)
-        raise table.error(
-            names[1],
-            f"is a second process group ({listed}); several are not supported yet by Ferry",
-            hint="deploy each group as its own app, or run one command that starts both",
-        )
-    name = names[0]
-    if not re.fullmatch(r"[a-z0-9_-]{1,63}", name):
-        raise table.error(name, "is not a valid process group name; use a-z, 0-9, - and _")
-    cmd = table.command(name)
-    assert cmd is not None  # the key exists
-    return ProcessGroup(name=name, cmd=cmd)
 
 
 def _memory(table: Table) -> int | None:

@@ -6,6 +6,7 @@ objects, raising ``ConfigError`` (file, line, key) for the first problem.
 
 from __future__ import annotations
 
+from ferry.config.groups import Scoped, scope_of
 from ferry.config.reader import Table, show
 from ferry.model import CheckConfig, Concurrency, ServiceConfig, ServicePort
 
@@ -14,15 +15,40 @@ __all__ = ["parse_checks", "parse_http_service", "parse_services"]
 _PORT = {"minimum": 1, "maximum": 65535}
 _HANDLERS = ("http", "tls", "pg_tls", "proxy_proto")
 _AUTOSTOP = ("off", "stop", "suspend")
-# Fly keys Ferry accepts and does not act on yet (documented in docs/fly-toml.md).
-_IGNORED_SERVICE_KEYS = ("processes", "tls_options", "http_options", "machine_checks")
-_IGNORED_CHECK_KEYS = ("tls_server_name", "tls_skip_verify", "restart_limit", "processes")
-_HTTP_CHECK_KEYS = ("grace_period", "interval", "timeout", "method", "path", "protocol", "headers")
+_TLS = "TLS is not built yet: the edge serves plain HTTP on port 80"
+# Fly keys Ferry does not do yet: an error naming the key (documented in docs/fly-toml.md).
+_UNSUPPORTED_SERVICE = {
+    "tls_options": _TLS,
+    "http_options": "per-service HTTP options (idle timeout, h2 backend, response headers)"
+    " are not built yet; remove the section",
+    "machine_checks": "remove it; Ferry runs http and tcp checks",
+}
+_UNSUPPORTED_PORT = {
+    "tls_options": _TLS,
+    "http_options": "per-port HTTP options are not built yet; remove the section",
+    "proxy_proto_options": "the PROXY protocol is not built yet",
+}
+_IGNORED_CHECK = {"restart_limit": "it has no effect on a Machines app"}
+_HTTP_CHECK_KEYS = (
+    "grace_period",
+    "interval",
+    "timeout",
+    "method",
+    "path",
+    "protocol",
+    "headers",
+    "tls_server_name",
+    "tls_skip_verify",
+)
 _TCP_CHECK_KEYS = ("grace_period", "interval", "timeout")
 
 
-def parse_http_service(table: Table) -> ServiceConfig:
-    """``[http_service]``: a TCP service with port 80 (``http``) and 443 (``tls``, ``http``)."""
+def parse_http_service(table: Table, groups: tuple[str, ...]) -> Scoped[ServiceConfig]:
+    """``[http_service]``: a TCP service on port 80 with the ``http`` handler.
+
+    Fly adds port 443 with ``tls``; Ferry has no TLS yet, so it serves port
+    80 only, and ``force_https = true`` is refused.
+    """
     table.check_keys(
         (
             "internal_port",
@@ -32,44 +58,44 @@ def parse_http_service(table: Table) -> ServiceConfig:
             "min_machines_running",
             "concurrency",
             "checks",
-            *_IGNORED_SERVICE_KEYS,
-        )
+            "processes",
+        ),
+        unsupported=_UNSUPPORTED_SERVICE,
     )
-    table.string_list("processes")
-    force_https = table.boolean("force_https", False)
-    return ServiceConfig(
+    if table.boolean("force_https", False):
+        raise table.error("force_https", "is not supported yet by Ferry", hint=_TLS)
+    service = ServiceConfig(
         protocol="tcp",
         internal_port=table.integer("internal_port", 8080, **_PORT),
-        ports=[
-            ServicePort(port=80, handlers=["http"], force_https=force_https),
-            ServicePort(port=443, handlers=["tls", "http"]),
-        ],
+        ports=[ServicePort(port=80, handlers=["http"])],
         autostart=table.boolean("auto_start_machines", True),
         autostop=_autostop(table),
         min_machines_running=table.integer("min_machines_running", 0, minimum=0),
         concurrency=_concurrency(table),
         checks=[_check(check, "http") for check in table.tables("checks")],
     )
+    return Scoped(value=service, processes=scope_of(table, groups))
 
 
-def parse_services(tables: list[Table]) -> list[ServiceConfig]:
+def parse_services(tables: list[Table], groups: tuple[str, ...]) -> list[Scoped[ServiceConfig]]:
     """Each ``[[services]]`` with its ports, concurrency and TCP/HTTP checks."""
-    return [_service(table) for table in tables]
+    return [Scoped(value=_service(table), processes=scope_of(table, groups)) for table in tables]
 
 
-def parse_checks(table: Table | None) -> dict[str, CheckConfig]:
+def parse_checks(table: Table | None, groups: tuple[str, ...]) -> dict[str, Scoped[CheckConfig]]:
     """``[checks.<name>]``: machine-level checks; ``port`` is required for each."""
     if table is None:
         return {}
-    checks: dict[str, CheckConfig] = {}
+    checks: dict[str, Scoped[CheckConfig]] = {}
     for name in table.data:
         check = table.table(name)
         assert check is not None
-        check.check_keys(("type", "port", *_HTTP_CHECK_KEYS, *_IGNORED_CHECK_KEYS))
+        check.check_keys(("type", "port", "processes", *_HTTP_CHECK_KEYS), ignored=_IGNORED_CHECK)
         kind = check.choice("type", ("http", "tcp"), "http")
         if not check.has("port"):
             raise check.fail(None, "needs a port: the port inside the machine to check")
-        checks[name] = _check(check, kind, port=check.integer("port", 0, **_PORT))
+        value = _check(check, kind, port=check.integer("port", 0, **_PORT))
+        checks[name] = Scoped(value=value, processes=scope_of(check, groups))
     return checks
 
 
@@ -86,18 +112,25 @@ def _service(table: Table) -> ServiceConfig:
             "tcp_checks",
             "http_checks",
             "script_checks",
-            *_IGNORED_SERVICE_KEYS,
-        )
+            "processes",
+        ),
+        unsupported=_UNSUPPORTED_SERVICE,
     )
     if not table.has("internal_port"):
         raise table.fail(None, "needs an internal_port: the port your app listens on")
     if table.data.get("script_checks"):
         raise table.error("script_checks", "are not supported; use http_checks or tcp_checks")
-    table.string_list("processes")
+    protocol = table.choice("protocol", ("tcp", "udp"), "tcp")
+    if protocol == "udp":
+        raise table.error(
+            "protocol",
+            'is "udp", which is not supported yet by Ferry',
+            hint="the edge forwards TCP only; UDP services come later",
+        )
     checks = [_check(check, "tcp") for check in table.tables("tcp_checks")]
     checks += [_check(check, "http") for check in table.tables("http_checks")]
     return ServiceConfig(
-        protocol=table.choice("protocol", ("tcp", "udp"), "tcp"),
+        protocol="tcp",
         internal_port=table.integer("internal_port", 8080, **_PORT),
         ports=[_port(port) for port in table.tables("ports")],
         autostart=table.boolean("auto_start_machines", True),
@@ -110,16 +143,8 @@ def _service(table: Table) -> ServiceConfig:
 
 def _port(table: Table) -> ServicePort:
     table.check_keys(
-        (
-            "port",
-            "start_port",
-            "end_port",
-            "handlers",
-            "force_https",
-            "tls_options",
-            "http_options",
-            "proxy_proto_options",
-        )
+        ("port", "start_port", "end_port", "handlers", "force_https"),
+        unsupported=_UNSUPPORTED_PORT,
     )
     port = table.optional_integer("port", **_PORT)
     start = table.optional_integer("start_port", **_PORT)
@@ -135,13 +160,14 @@ def _port(table: Table) -> ServicePort:
         if handler not in _HANDLERS:
             known = ", ".join(f'"{name}"' for name in _HANDLERS)
             raise table.error("handlers", f"has an unknown handler {show(handler)}; use {known}")
-    return ServicePort(
-        port=port,
-        start_port=start,
-        end_port=end,
-        handlers=handlers,
-        force_https=table.boolean("force_https", False),
-    )
+        if handler != "http":
+            why = _TLS if handler in ("tls", "pg_tls") else "the PROXY protocol is not built yet"
+            raise table.error(
+                "handlers", f"has the handler {show(handler)}, not supported yet by Ferry", hint=why
+            )
+    if table.boolean("force_https", False):
+        raise table.error("force_https", "is not supported yet by Ferry", hint=_TLS)
+    return ServicePort(port=port, start_port=start, end_port=end, handlers=handlers)
 
 
 def _autostop(table: Table) -> str:
@@ -171,7 +197,7 @@ def _check(table: Table, kind: str, *, port: int | None = None) -> CheckConfig:
     """One check; ``port`` is None for service checks (they probe the service's port)."""
     if port is None:
         keys = _HTTP_CHECK_KEYS if kind == "http" else _TCP_CHECK_KEYS
-        table.check_keys((*keys, *_IGNORED_CHECK_KEYS))
+        table.check_keys(keys, ignored=_IGNORED_CHECK)
     return CheckConfig(
         type=kind,
         port=port,
@@ -181,6 +207,8 @@ def _check(table: Table, kind: str, *, port: int | None = None) -> CheckConfig:
         method=table.string("method", "GET").upper(),
         path=_path(table),
         protocol=table.choice("protocol", ("http", "https"), "http"),
+        tls_skip_verify=table.boolean("tls_skip_verify", False),
+        tls_server_name=table.optional_string("tls_server_name"),
         headers=table.string_map("headers"),
     )
 

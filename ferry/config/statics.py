@@ -12,7 +12,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from ferry.config.reader import Table
 from ferry.errors import ConfigError
-from ferry.model.machine import MAX_STATICS, StaticConfig
+from ferry.model.machine_statics import MAX_STATICS, StaticConfig
 
 __all__ = ["STATICS_KEYS", "parse_statics"]
 

@@ -19,21 +19,24 @@ from typing import Literal
 from ferry.errors import ValidationError
 from ferry.model import DesiredState, Machine, MachineState
 
-Strategy = Literal["rolling", "immediate"]
-STRATEGIES: tuple[Strategy, ...] = ("rolling", "immediate")
+Strategy = Literal["rolling", "immediate", "canary", "bluegreen"]
+STRATEGIES: tuple[Strategy, ...] = ("rolling", "immediate", "canary", "bluegreen")
 
 _GONE = {MachineState.DESTROYING, MachineState.DESTROYED}
 
 #: fly.toml's ``[deploy] max_unavailable`` default, and flyctl's ``--max-unavailable`` one.
 DEFAULT_MAX_UNAVAILABLE = 0.33
+#: The process group of a machine whose config names none (Fly's default).
+DEFAULT_GROUP = "app"
 
 
 @dataclass(frozen=True)
 class DeployStep:
     """One thing the rollout does: update machine ``machine_id`` or create a machine in ``region``.
 
-    ``wait_started`` is False for a machine the user stopped: it gets the new
-    config but stays stopped, so there is nothing to wait for.
+    ``group`` is the process group the machine runs (``[processes]``; ``app``
+    without it). ``wait_started`` is False for a machine the user stopped: it
+    gets the new config but stays stopped, so there is nothing to wait for.
     """
 
     kind: Literal["update", "create"]
@@ -41,12 +44,14 @@ class DeployStep:
     machine_id: str | None = None
     instance_id: str | None = None
     wait_started: bool = True
+    group: str = DEFAULT_GROUP
 
     @property
     def label(self) -> str:
-        """``3d8d1a2b4c5e6f (ams)`` or ``new machine (ams)``."""
+        """``3d8d1a2b4c5e6f (ams)``, ``new machine (ams)``; other groups than ``app`` named."""
         who = self.machine_id if self.machine_id else "new machine"
-        return f"{who} ({self.region})"
+        where = self.region if self.group == DEFAULT_GROUP else f"{self.region}, {self.group}"
+        return f"{who} ({where})"
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,11 @@ def live_machines(machines: Sequence[Machine]) -> list[Machine]:
         for m in machines
         if m.state not in _GONE and m.desired_state is not DesiredState.DESTROYED
     ]
+
+
+def machine_group(machine: Machine) -> str:
+    """The process group a machine runs: its ``fly_process_group`` metadata, as Fly sets it."""
+    return machine.config.metadata.get("fly_process_group") or DEFAULT_GROUP
 
 
 def parse_regions(text: str | None) -> list[str] | None:
@@ -133,35 +143,64 @@ def choose_regions(
 
 
 def plan_deploy(
-    machines: Sequence[Machine], regions: Sequence[str], strategy: Strategy
+    machines: Sequence[Machine],
+    regions: Sequence[str],
+    strategy: Strategy,
+    groups: Sequence[str] = (DEFAULT_GROUP,),
+    *,
+    fill_regions: bool = True,
 ) -> DeployPlan:
-    """Steps that bring every target region to the new version.
+    """Steps that bring every target region to the new version, group by group.
 
-    Per region, in the order of ``regions``: every live machine there is
-    updated (oldest first, so the rollout order is stable), and a region with
-    no live machine gets one new machine. Machines in other regions are left
-    alone. Raises ``ValidationError`` for an unknown strategy.
+    Per region (in the order of ``regions``) and per process group (in the
+    order of ``groups``): every live machine of the group there is updated
+    (oldest first, so the rollout order is stable). New machines: with
+    ``fill_regions`` (``--regions`` given, or an app with one group) a group
+    with no live machine in a target region gets one there; without it a
+    group gets one only when it has no live machine at all, in the first
+    target region — so a worker scaled to one machine in ams does not gain a
+    copy in every region the web group runs in. Machines in other regions
+    are left alone. Raises ``ValidationError`` for an unknown strategy, or
+    when live machines run a group that ``groups`` no longer has (naming it
+    and how to remove them), since updating them would silently change what
+    they run.
     """
     if strategy not in STRATEGIES:
         raise ValidationError(
-            f"unknown deploy strategy {strategy!r}", hint="use 'rolling' or 'immediate'"
+            f"unknown deploy strategy {strategy!r}",
+            hint="use rolling, immediate, canary or bluegreen",
         )
     live = live_machines(machines)
+    stale = sorted({machine_group(m) for m in live} - set(groups))
+    if stale:
+        names = ", ".join(stale)
+        raise ValidationError(
+            f"machines run the process group {names}, which fly.toml no longer defines"
+            f" (groups: {', '.join(groups)})",
+            hint=f"remove them first with `ferry scale count {stale[0]}=0`, or add the group"
+            " back to [processes]",
+        )
+    running = {machine_group(m) for m in live}
     steps: list[DeployStep] = []
-    for region in regions:
-        here = sorted((m for m in live if m.region == region), key=lambda m: (m.created_at, m.id))
-        for machine in here:
-            steps.append(
-                DeployStep(
-                    kind="update",
-                    region=region,
-                    machine_id=machine.id,
-                    instance_id=machine.instance_id,
-                    wait_started=machine.desired_state is DesiredState.STARTED,
-                )
+    for index, region in enumerate(regions):
+        for group in groups:
+            here = sorted(
+                (m for m in live if m.region == region and machine_group(m) == group),
+                key=lambda m: (m.created_at, m.id),
             )
-        if not here:
-            steps.append(DeployStep(kind="create", region=region))
+            for machine in here:
+                steps.append(
+                    DeployStep(
+                        kind="update",
+                        region=region,
+                        machine_id=machine.id,
+                        instance_id=machine.instance_id,
+                        wait_started=machine.desired_state is DesiredState.STARTED,
+                        group=group,
+                    )
+                )
+            if not here and (fill_regions or (group not in running and index == 0)):
+                steps.append(DeployStep(kind="create", region=region, group=group))
     return DeployPlan(strategy=strategy, regions=tuple(regions), steps=tuple(steps))
 
 

@@ -10,6 +10,13 @@ yet reached keep the old version. With ``max_unavailable = 1`` that is one
 machine at a time.
 ``immediate`` updates/creates everything first, then waits for every machine
 to start (no check waiting).
+``canary`` first creates one new machine (``strategies.canary_step``), waits
+for it to start and pass its checks, retires it, then runs ``rolling``; a
+failing canary stops the deploy before any machine is touched.
+``bluegreen`` creates every green (``strategies.bluegreen_phases``), waits for
+each to start and pass its checks, and only then retires the blues; if any
+green fails, the greens are retired and every blue keeps serving.
+Retiring a machine stops it (its ``kill_signal``, so it drains) and destroys it.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from typing import Literal, Protocol
 
 from ferry.client import MAX_WAIT_SECONDS
 from ferry.deploy.plan import DeployPlan, DeployStep, check_max_unavailable, rolling_batches
+from ferry.deploy.strategies import bluegreen_phases, canary_step
 from ferry.errors import ApiError
 from ferry.model import Machine, MachineConfig, MachineState
 
@@ -64,14 +72,21 @@ class RolloutClient(Protocol):
 
     def get_machine(self, app: str, machine_id: str) -> Machine: ...
 
+    def stop_machine(
+        self, app: str, machine_id: str, *, signal: str | None = None, timeout: str | None = None
+    ) -> None: ...
 
-Phase = Literal["begin", "launched", "started", "healthy", "failed"]
+    def delete_machine(self, app: str, machine_id: str, *, force: bool = False) -> None: ...
+
+
+Phase = Literal["begin", "launched", "started", "healthy", "failed", "destroyed"]
 
 
 @dataclass(frozen=True)
 class Progress:
     """One step of the rollout moved: ``begin`` → ``launched`` → ``started`` → ``healthy``
-    (or ``failed``). ``elapsed`` counts seconds since the step began."""
+    (or ``failed``); ``destroyed`` when a canary, green or blue machine was retired.
+    ``elapsed`` counts seconds since the step began."""
 
     step: DeployStep
     phase: Phase
@@ -131,7 +146,89 @@ class Rollout:
     def run(self, plan: DeployPlan) -> RolloutResult:
         if plan.strategy == "immediate":
             return self._run_immediate(plan)
+        if plan.strategy == "canary":
+            return self._run_canary(plan)
+        if plan.strategy == "bluegreen":
+            return self._run_bluegreen(plan)
         return self._run_rolling(plan)
+
+    def _run_canary(self, plan: DeployPlan) -> RolloutResult:
+        step = canary_step(plan)
+        if step is None:
+            return self._run_rolling(plan)
+        result = RolloutResult()
+        began = self._clock()
+        machine = self._launch(step, began, result)
+        if machine is None:
+            return result
+        failure = self._wait_started(step, machine, began) or self._wait_checks(
+            step, machine, began
+        )
+        retired = self._retire(step, machine, running=True)
+        if failure or retired:
+            return self._fail(result, step, failure or retired or "", began, machine)
+        return self._run_rolling(plan)
+
+    def _run_bluegreen(self, plan: DeployPlan) -> RolloutResult:
+        result = RolloutResult()
+        phases = bluegreen_phases(plan)
+        greens: list[tuple[DeployStep, Machine, float]] = []
+        for step in phases.greens:
+            began = self._clock()
+            machine = self._launch(step, began, result)
+            if machine is None:
+                self._retire_all(greens)
+                return result
+            greens.append((step, machine, began))
+        for step, machine, began in greens:
+            if step.wait_started:
+                failure = self._wait_started(step, machine, began) or self._wait_checks(
+                    step, machine, began
+                )
+                if failure:
+                    self._fail(result, step, failure, began, machine)
+                    self._retire_all(greens)
+                    return result
+        # Every green serves now: the blues can go, each drained by its stop signal.
+        for step in phases.blues:
+            assert step.machine_id is not None
+            try:
+                blue = self._client.get_machine(self._app, step.machine_id)
+            except ApiError:
+                continue  # already gone: nothing left to retire
+            failure = self._retire(step, blue, running=step.wait_started)
+            if failure:
+                return self._fail(result, step, failure, self._clock(), blue)
+        result.machines = [self._latest(machine) for _, machine, _ in greens]
+        return result
+
+    def _retire_all(self, launched: list[tuple[DeployStep, Machine, float]]) -> None:
+        """Retire machines this rollout created; best effort, the failure is already told."""
+        for step, machine, _ in launched:
+            self._retire(step, machine, running=step.wait_started)
+
+    def _retire(self, step: DeployStep, machine: Machine, *, running: bool) -> str | None:
+        """Stop ``machine`` (so it drains on its kill signal), wait, destroy it; a failure
+        sentence or ``None``. Bounded by ``wait_timeout``."""
+        began = self._clock()
+        if running:
+            try:
+                self._client.stop_machine(self._app, machine.id)
+                self._client.wait_machine(
+                    self._app,
+                    machine.id,
+                    state="stopped",
+                    timeout=min(self._wait_timeout, MAX_WAIT_SECONDS),
+                )
+            except ApiError:
+                pass  # a machine that cannot stop cleanly (failed, gone) is destroyed anyway
+        try:
+            self._client.delete_machine(self._app, machine.id, force=True)
+        except ApiError as exc:
+            if exc.status != 404:
+                return f"could not destroy {machine.id}: {exc.message}"
+        self._report(Progress(step, "destroyed", machine, self._clock() - began))
+        return None
 
     def _run_rolling(self, plan: DeployPlan) -> RolloutResult:
         result = RolloutResult()
@@ -185,7 +282,11 @@ class Rollout:
                 # A full region falls back to the nearest with room (Ferry-only); the
                 # machine's placement note says so.
                 machine = self._client.create_machine(
-                    self._app, config, region=step.region, region_fallback=True
+                    self._app,
+                    config,
+                    region=step.region,
+                    skip_launch=not step.wait_started,
+                    region_fallback=True,
                 )
         except ApiError as exc:
             verb = "update" if step.kind == "update" else "create"

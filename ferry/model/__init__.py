@@ -21,6 +21,7 @@ from ferry.model.machine import (
     ServicePort,
     StopConfig,
 )
+from ferry.model.machine_files import MachineFile
 from ferry.model.sizes import DEFAULT_SIZE, SIZE_PRESETS
 from ferry.model.states import Action, plan_action
 
@@ -42,6 +43,7 @@ __all__ = [
     "Machine",
     "MachineConfig",
     "MachineEvent",
+    "MachineFile",
     "MachineState",
     "Organization",
     "Region",

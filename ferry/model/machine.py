@@ -6,30 +6,54 @@ Fly works here. Ferry-only fields are marked as such in their docstrings.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from ferry.errors import ValidationError as FerryValidationError
 from ferry.model.duration import parse_duration
+from ferry.model.machine_files import MAX_FILES, MachineFile
+from ferry.model.machine_statics import MAX_STATICS, StaticConfig
+from ferry.model.metadata import metadata_problem
+from ferry.model.refusals import (
+    CHECK_REFUSED,
+    CONFIG_REFUSED,
+    GUEST_REFUSED,
+    INIT_REFUSED,
+    PORT_REFUSED,
+    REQUEST_CONTEXT,
+    SERVICE_REFUSED,
+    FlyConfigModel,
+    is_request,
+)
 from ferry.model.sizes import DEFAULT_SIZE, preset
 
-#: Fly allows at most this many ``[[statics]]`` per app.
-MAX_STATICS = 10
+#: Handlers the edge implements; ``tls``/``pg_tls``/``proxy_proto`` are refused.
+SUPPORTED_HANDLERS = frozenset({"http"})
 
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
 
-class GuestConfig(_Frozen):
+class GuestConfig(FlyConfigModel):
     """CPU and memory of a machine (``config.guest``)."""
 
     cpu_kind: Literal["shared", "performance"] = "shared"
     cpus: int = Field(default=1, ge=1, le=64)
     memory_mb: int = Field(default=256, ge=64, le=262144)
+
+    refused_fields: ClassVar[Mapping[str, str]] = GUEST_REFUSED
 
     @classmethod
     def from_size(cls, size: str) -> GuestConfig:
@@ -38,14 +62,14 @@ class GuestConfig(_Frozen):
         return cls.model_validate({"cpu_kind": kind, "cpus": cpus, "memory_mb": memory_mb})
 
 
-class RestartPolicy(_Frozen):
+class RestartPolicy(FlyConfigModel):
     """What the host does when the machine's process exits (``config.restart``)."""
 
     policy: Literal["no", "always", "on-failure"] = "on-failure"
     max_retries: int = Field(default=10, ge=0)
 
 
-class InitConfig(_Frozen):
+class InitConfig(FlyConfigModel):
     """Overrides of the image's entrypoint and command (``config.init``)."""
 
     exec: list[str] | None = None
@@ -53,8 +77,10 @@ class InitConfig(_Frozen):
     cmd: list[str] | None = None
     tty: bool = False
 
+    refused_fields: ClassVar[Mapping[str, str]] = INIT_REFUSED
 
-class StopConfig(_Frozen):
+
+class StopConfig(FlyConfigModel):
     """How a machine is stopped: send ``signal``, wait ``timeout``, then SIGKILL."""
 
     signal: str = "SIGINT"
@@ -110,8 +136,12 @@ class StopOverride(_Frozen):
         )
 
 
-class CheckConfig(_Frozen):
-    """A health check (``config.checks.<name>`` or a service's HTTP/TCP check)."""
+class CheckConfig(FlyConfigModel):
+    """A health check (``config.checks.<name>`` or a service's HTTP/TCP check).
+
+    ``method``, ``path``, ``protocol``, ``headers``, ``tls_skip_verify`` and
+    ``tls_server_name`` are carried as Fly defines them, for the prober.
+    """
 
     type: Literal["http", "tcp"] = "http"
     port: int | None = Field(default=None, ge=1, le=65535)
@@ -121,7 +151,39 @@ class CheckConfig(_Frozen):
     method: str = "GET"
     path: str = "/"
     protocol: Literal["http", "https"] = "http"
+    tls_skip_verify: bool = False
+    tls_server_name: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
+
+    refused_fields: ClassVar[Mapping[str, str]] = CHECK_REFUSED
+
+    @field_validator("headers", mode="before")
+    @classmethod
+    def _fly_headers(cls, value: object) -> object:
+        """Fly's shape ``[{"name": N, "values": [V, …]}]`` → ``{N: "V, …"}``.
+
+        The dict shape is kept as it is. Several values of one header are
+        joined with ", " (RFC 9110 allows that for list-valued fields), so
+        every consumer keeps reading ``dict[str, str]``.
+        """
+        if not isinstance(value, list):
+            return value
+        headers: dict[str, str] = {}
+        for item in value:
+            if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+                raise ValueError('each header must be {"name": "...", "values": ["..."]}')
+            values = item.get("values", [])
+            if isinstance(values, str):
+                values = [values]
+            if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+                raise ValueError(f"values of header {item['name']!r} must be a list of strings")
+            unknown = set(item) - {"name", "values"}
+            if unknown:
+                raise ValueError(f"unknown key(s) {sorted(unknown)} in header {item['name']!r}")
+            joined = ", ".join(values)
+            name = item["name"]
+            headers[name] = f"{headers[name]}, {joined}" if name in headers else joined
+        return headers
 
     @field_validator("interval", "timeout", "grace_period", mode="before")
     @classmethod
@@ -134,7 +196,7 @@ class CheckConfig(_Frozen):
         return value
 
 
-class ServicePort(_Frozen):
+class ServicePort(FlyConfigModel):
     """A public port of a service and the handlers in front of it."""
 
     port: int | None = Field(default=None, ge=1, le=65535)
@@ -143,8 +205,33 @@ class ServicePort(_Frozen):
     handlers: list[str] = Field(default_factory=list)
     force_https: bool = False
 
+    refused_fields: ClassVar[Mapping[str, str]] = PORT_REFUSED
 
-class Concurrency(_Frozen):
+    @field_validator("handlers")
+    @classmethod
+    def _known_handlers(cls, handlers: list[str], info: ValidationInfo) -> list[str]:
+        for handler in handlers if is_request(info) else ():
+            if handler not in SUPPORTED_HANDLERS:
+                why = (
+                    "TLS is not built yet; the edge serves plain HTTP"
+                    if handler in ("tls", "pg_tls")
+                    else "the edge implements only the http handler (none means raw TCP)"
+                )
+                raise ValueError(f"handler {handler!r} is not supported yet by Ferry ({why})")
+        return handlers
+
+    @field_validator("force_https")
+    @classmethod
+    def _no_force_https(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and is_request(info):
+            raise ValueError(
+                "force_https is not supported yet by Ferry (TLS is not built yet; "
+                "the edge serves plain HTTP)"
+            )
+        return value
+
+
+class Concurrency(FlyConfigModel):
     """Load limits the proxy honours per machine."""
 
     type: Literal["connections", "requests"] = "connections"
@@ -152,7 +239,7 @@ class Concurrency(_Frozen):
     hard_limit: int | None = Field(default=None, ge=1)
 
 
-class ServiceConfig(_Frozen):
+class ServiceConfig(FlyConfigModel):
     """A service the edge proxy routes to (``config.services[]``)."""
 
     protocol: Literal["tcp", "udp"] = "tcp"
@@ -164,6 +251,17 @@ class ServiceConfig(_Frozen):
     concurrency: Concurrency | None = None
     checks: list[CheckConfig] = Field(default_factory=list)
 
+    refused_fields: ClassVar[Mapping[str, str]] = SERVICE_REFUSED
+
+    @field_validator("protocol")
+    @classmethod
+    def _no_udp(cls, value: str, info: ValidationInfo) -> str:
+        if value == "udp" and is_request(info):
+            raise ValueError(
+                'protocol "udp" is not supported yet by Ferry (the edge forwards TCP only)'
+            )
+        return value
+
     @field_validator("autostop", mode="before")
     @classmethod
     def _autostop_bool(cls, value: object) -> object:
@@ -174,54 +272,11 @@ class ServiceConfig(_Frozen):
         return value
 
 
-class StaticConfig(_Frozen):
-    """Files of the image the edge serves itself (``config.statics[]``, fly.toml ``[[statics]]``).
+class MachineConfig(FlyConfigModel):
+    """What a machine should be (``config`` of the Machines API). Only ``image`` is required.
 
-    A GET or HEAD whose path starts with ``url_prefix`` is answered from the
-    image's files under ``guest_path``; a path with no such file goes on to the
-    app, as on Fly. ``index_document`` (a file name) answers a directory path.
-    ``tigris_bucket`` is Fly's object storage, which Ferry does not have: refused.
+    Every other field of Fly's config is refused by name (``ferry.model.refusals``).
     """
-
-    guest_path: str
-    url_prefix: str
-    tigris_bucket: str | None = None
-    index_document: str | None = None
-
-    @field_validator("guest_path")
-    @classmethod
-    def _absolute_path(cls, value: str) -> str:
-        if not value.startswith("/") or ".." in value.split("/") or "\x00" in value:
-            raise ValueError(f"guest_path must be an absolute path without '..', got {value!r}")
-        return value
-
-    @field_validator("url_prefix")
-    @classmethod
-    def _prefix(cls, value: str) -> str:
-        if not value.startswith("/") or any(c in value for c in "?#\x00 "):
-            raise ValueError(f"url_prefix must be a URL path starting with '/', got {value!r}")
-        return value
-
-    @field_validator("tigris_bucket")
-    @classmethod
-    def _no_bucket(cls, value: str | None) -> None:
-        if value is not None:
-            raise ValueError(
-                "tigris_bucket is not supported by Ferry (it has no object storage); "
-                "serve the files from the image with guest_path"
-            )
-        return None
-
-    @field_validator("index_document")
-    @classmethod
-    def _file_name(cls, value: str | None) -> str | None:
-        if value is not None and (not value or "/" in value or value in (".", "..")):
-            raise ValueError(f"index_document must be a file name, got {value!r}")
-        return value
-
-
-class MachineConfig(_Frozen):
-    """What a machine should be (``config`` of the Machines API). Only ``image`` is required."""
 
     image: str = Field(min_length=1)
     guest: GuestConfig | None = None
@@ -234,7 +289,15 @@ class MachineConfig(_Frozen):
     checks: dict[str, CheckConfig] = Field(default_factory=dict)
     metadata: dict[str, str] = Field(default_factory=dict)
     stop_config: StopConfig | None = None
+    files: list[MachineFile] = Field(default_factory=list, max_length=MAX_FILES)
     statics: list[StaticConfig] = Field(default_factory=list, max_length=MAX_STATICS)
+
+    refused_fields: ClassVar[Mapping[str, str]] = CONFIG_REFUSED
+
+    @field_validator("statics", mode="before")
+    @classmethod
+    def _no_statics(cls, value: object) -> object:
+        return [] if value is None else value  # Fly's clients may send null for none
 
     @field_validator("statics")
     @classmethod
@@ -249,6 +312,14 @@ class MachineConfig(_Frozen):
             )
         return value
 
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_limits(cls, value: dict[str, str]) -> dict[str, str]:
+        problem = metadata_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
     @model_validator(mode="after")
     def _size_or_guest(self) -> MachineConfig:
         if self.size is not None and self.guest is not None:
@@ -256,6 +327,15 @@ class MachineConfig(_Frozen):
         if self.size is not None:
             preset(self.size)
         return self
+
+    @classmethod
+    def from_request(cls, data: Any) -> MachineConfig:
+        """Parse a config sent to the Machines API: every field is honoured or refused by name.
+
+        Raises pydantic's ``ValidationError`` naming the field (``mounts``,
+        ``services.0.ports.0.handlers``, an unknown ``flux_capacitor`` …).
+        """
+        return cls.model_validate(data, context={REQUEST_CONTEXT: True})
 
     @property
     def effective_guest(self) -> GuestConfig:
@@ -332,6 +412,7 @@ class Machine(_Frozen):
     generation, which keeps its loop level-triggered. ``stop_override``
     (Ferry-only) holds the signal and timeout of the last stop request until
     the machine is started again; the agent stops it by ``effective_stop``.
+    ``cordoned`` (Fly's field) keeps the edges from sending it new requests.
     """
 
     id: str
@@ -354,6 +435,7 @@ class Machine(_Frozen):
     generation: int = 0
     pending_signal: str | None = None
     stop_override: StopOverride | None = None
+    cordoned: bool = False
     revision: int = 0
 
     @property
@@ -361,3 +443,14 @@ class Machine(_Frozen):
         """How the agent stops this machine now: the pending stop request over the config's."""
         base = self.config.effective_stop
         return self.stop_override.over(base) if self.stop_override is not None else base
+
+
+class MachineVersion(_Frozen):
+    """One config a machine had (Fly's ``GET …/versions`` item).
+
+    ``version`` is the machine's ``instance_id`` while it ran that config;
+    ``user_config`` is the config as the user gave it.
+    """
+
+    version: str
+    user_config: MachineConfig

@@ -22,6 +22,7 @@ from ferry.errors import FerryError
 from ferry.proxy.dns import serve_dns
 from ferry.proxy.limits import LoadTracker
 from ferry.proxy.metrics import EdgeStats
+from ferry.proxy.routes import RouteTable
 from ferry.proxy.server import EdgeProxy
 from ferry.proxy.static_cache import StaticCache
 from ferry.proxy.statics import StaticsServer
@@ -50,15 +51,24 @@ class EdgeSettings:
     insecure_registries: tuple[str, ...] = ()
 
 
-def traffic_report(stats: EdgeStats, load: LoadTracker, window_seconds: float) -> dict[str, object]:
+def traffic_report(
+    stats: EdgeStats, load: LoadTracker, window_seconds: float, table: RouteTable | None = None
+) -> dict[str, object]:
     """The body of ``POST /v1/edges/{region}/traffic`` from the proxy's counters. Pure.
 
     Counters are cumulative since the proxy started; the autoscaler takes
-    differences between reports for rates.
+    differences between reports for rates. With ``table``, only its apps and
+    machines are reported (the API refuses a report naming others: requests for
+    a host that is no app, machines gone since).
     """
     apps: dict[str, dict[str, object]] = {}
     for app, s in stats.summary().items():
+        if table is not None and app not in table.apps:
+            continue
         machines = load.machines_of(app)
+        if table is not None:
+            known = {b.machine_id for b in table.apps[app]}
+            machines = {mid: v for mid, v in machines.items() if mid in known}
         apps[app] = {
             "requests": s.requests,
             "bytes_in": s.bytes_in,
@@ -123,7 +133,9 @@ def run_edge(settings: EdgeSettings) -> None:
             settings.http_port,
             watcher.current().version,
         )
-        reporter = loop.create_task(_report_loop(client, settings.region, proxy.stats, proxy.load))
+        reporter = loop.create_task(
+            _report_loop(client, settings.region, proxy.stats, proxy.load, watcher)
+        )
         try:
             await done.wait()
         finally:
@@ -140,13 +152,13 @@ def run_edge(settings: EdgeSettings) -> None:
 
 
 async def _report_loop(
-    client: FerryClient, region: str, stats: EdgeStats, load: LoadTracker
+    client: FerryClient, region: str, stats: EdgeStats, load: LoadTracker, watcher: RouteWatcher
 ) -> None:
     loop = asyncio.get_running_loop()
     started = loop.time()
     while True:
         await asyncio.sleep(REPORT_SECONDS)
-        body = traffic_report(stats, load, loop.time() - started)
+        body = traffic_report(stats, load, loop.time() - started, watcher.current())
         try:
             await loop.run_in_executor(None, client.report_traffic, region, body)
         except FerryError as exc:

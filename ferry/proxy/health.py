@@ -3,9 +3,11 @@
 ``HealthBook.health`` is the mapping routing reads (machine id -> False when
 out of rotation; absent means healthy). Two sources feed it:
 
-- active checks (``HealthChecker``): each backend's service checks (HTTP GET
-  expecting 2xx, or a TCP connect) run from the proxy at their interval; a
-  failure takes the machine out, a pass brings it back;
+- active checks (``HealthChecker``): each backend's service checks run from
+  the proxy at their interval with the prober the agent uses too
+  (``ferry.net.probe``: the check's method, path, headers and protocol, 2xx
+  passes, no redirects followed, or a TCP connect); a failure takes the
+  machine out, a pass brings it back;
 - passive marks (``HealthBook.mark_refused``): a refused or timed-out
   connect takes the machine out for a short cooldown.
 
@@ -14,22 +16,21 @@ routing falls back to it when passive marks alone would leave an app with no
 machine (a busy single machine whose accept queue overflowed once must not
 turn into two seconds of 503s for everyone).
 
-Probes go through the ``Prober`` protocol so unit tests use a fake.
+Probes go through the ``Prober`` protocol (``ferry.net.probe``) so unit tests use a fake.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from dataclasses import dataclass
-from typing import Protocol
 
 from ferry.model import CheckConfig, parse_duration
+from ferry.net.probe import NetProber, Prober
 from ferry.proxy.routes import Backend, RouteTable
 
 FAILING_RETRY_SECONDS = 0.25
 
-__all__ = ["CheckTarget", "HealthBook", "HealthChecker", "Prober", "TcpHttpProber", "check_targets"]
+__all__ = ["CheckTarget", "HealthBook", "HealthChecker", "Prober", "check_targets"]
 
 
 class HealthBook:
@@ -94,48 +95,6 @@ class HealthBook:
         self._cooldown_until.clear()
 
 
-class Prober(Protocol):
-    async def http_get(
-        self, address: str, port: int, path: str, headers: dict[str, str], timeout: float
-    ) -> bool: ...
-
-    async def tcp_connect(self, address: str, port: int, timeout: float) -> bool: ...
-
-
-class TcpHttpProber:
-    """Real probes over asyncio streams; never raise, answer pass/fail."""
-
-    async def tcp_connect(self, address: str, port: int, timeout: float) -> bool:
-        try:
-            _, writer = await asyncio.wait_for(asyncio.open_connection(address, port), timeout)
-        except (OSError, TimeoutError):
-            return False
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
-        return True
-
-    async def http_get(
-        self, address: str, port: int, path: str, headers: dict[str, str], timeout: float
-    ) -> bool:
-        try:
-            async with asyncio.timeout(timeout):
-                reader, writer = await asyncio.open_connection(address, port)
-                try:
-                    extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-                    writer.write(
-                        f"GET {path} HTTP/1.1\r\nHost: {address}\r\n{extra}"
-                        "User-Agent: ferry-proxy-check\r\nConnection: close\r\n\r\n".encode()
-                    )
-                    status_line = await reader.readline()
-                finally:
-                    writer.close()
-        except (OSError, TimeoutError):
-            return False
-        parts = status_line.split()
-        return len(parts) >= 2 and parts[1][:1] == b"2"
-
-
 @dataclass(frozen=True)
 class CheckTarget:
     """One check of one machine: where and how to probe."""
@@ -170,7 +129,7 @@ class HealthChecker:
 
     def __init__(self, book: HealthBook, prober: Prober | None = None) -> None:
         self._book = book
-        self._prober: Prober = prober or TcpHttpProber()
+        self._prober: Prober = prober or NetProber()
         self._tasks: dict[tuple[str, str], tuple[CheckTarget, asyncio.Task[None]]] = {}
 
     def sync(self, table: RouteTable) -> None:
@@ -195,15 +154,12 @@ class HealthChecker:
     async def _run(self, target: CheckTarget) -> None:
         check = target.check
         interval = max(parse_duration(check.interval), 0.05)
-        timeout = max(parse_duration(check.timeout), 0.05)
         await asyncio.sleep(parse_duration(check.grace_period))
         while True:
-            if check.type == "tcp":
-                ok = await self._prober.tcp_connect(target.address, target.port, timeout)
-            else:
-                ok = await self._prober.http_get(
-                    target.address, target.port, check.path, check.headers, timeout
-                )
+            try:
+                ok = (await self._prober.probe(target.address, target.port, check)).passed
+            except Exception:  # a broken prober fails this check; the task lives on
+                ok = False
             self._book.set_check(target.machine_id, target.name, ok)
             # A failing machine is probed again soon: one that had not bound its port
             # yet when first checked comes back in a fraction of a second, not an interval.

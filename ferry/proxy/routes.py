@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from ferry.model import CheckConfig, Concurrency, DesiredState, Machine, MachineState
-from ferry.model.machine import StaticConfig
+from ferry.model.machine_statics import StaticConfig
 
 
 @dataclass(frozen=True)

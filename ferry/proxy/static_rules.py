@@ -15,7 +15,7 @@ from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
 from urllib.parse import unquote_to_bytes
 
-from ferry.model.machine import StaticConfig
+from ferry.model.machine_statics import StaticConfig
 
 __all__ = [
     "CACHE_CONTROL",

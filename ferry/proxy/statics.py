@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ferry.errors import FerryError
-from ferry.model.machine import StaticConfig
+from ferry.model.machine_statics import StaticConfig
 from ferry.proxy.headers import build_response_head
 from ferry.proxy.routes import AppStatics, RouteTable
 from ferry.proxy.static_cache import StaticCache

@@ -38,6 +38,8 @@ class ContainerSpec:
 
     ``process_args`` is the resolved argv (init overrides already applied);
     ``env`` is the full environment (image env merged with machine env).
+    ``files`` (``config.files``: absolute guest path, content) are written
+    into the container's root filesystem before its process starts.
     """
 
     container_id: str
@@ -55,6 +57,7 @@ class ContainerSpec:
     # A static init (tini) run as PID 1 in front of the process, as Fly's init
     # is: it forwards signals (a PID 1 ignores unhandled ones) and reaps zombies.
     init_binary: Path | None = None
+    files: tuple[tuple[str, bytes], ...] = ()
 
 
 class ContainerState(StrEnum):

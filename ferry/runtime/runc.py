@@ -32,6 +32,7 @@ from pathlib import Path
 
 from ferry.errors import RuntimeFailure, ValidationError
 from ferry.runtime.driver import ContainerSpec, ContainerState, ContainerStatus
+from ferry.runtime.guest_files import write_guest_files
 from ferry.runtime.host_os import (
     mount_overlay,
     pid_in_cgroup,
@@ -214,6 +215,7 @@ class RuncDriver:
         )
         paths.config.write_text(json.dumps(runtime_spec))
         mount_overlay(spec.image.rootfs, paths.upper, paths.work, paths.rootfs)
+        write_guest_files(paths.rootfs, spec.files)
         shim = self._spawn_shim(paths, spec.container_id)
         pid = self._wait_for_pid(paths, shim, spec.container_id)
         return ContainerStatus(

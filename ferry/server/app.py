@@ -15,7 +15,7 @@ from ferry.server.auth import token_checker
 from ferry.server.clock import Clock, SystemClock
 from ferry.server.context import ControlPlane
 from ferry.server.errors import install_error_handlers
-from ferry.server.routes import apps, autoscale, edges, hosts, machines, platform
+from ferry.server.routes import apps, autoscale, edges, hosts, machines, platform, releases
 from ferry.store import StateStore
 
 __all__ = ["create_app"]
@@ -82,6 +82,6 @@ def create_app(
     install_error_handlers(app)
     authorized = [Depends(token_checker(admin_token))]
     app.include_router(platform.build_public_router())
-    for module in (apps, machines, hosts, platform, edges, autoscale):
+    for module in (apps, machines, hosts, platform, edges, autoscale, releases):
         app.include_router(module.build_router(plane), dependencies=authorized)
     return app

@@ -6,10 +6,9 @@ All functions block on store I/O and are safe from several threads.
 
 from __future__ import annotations
 
-import re
-
 from ferry.errors import ConflictError, NotFoundError, RevisionConflict, ValidationError
 from ferry.model import App, DesiredState, MachineState, Organization
+from ferry.model.names import APP_NAME_RULE, app_name_problem
 from ferry.server.clock import Clock
 from ferry.server.ids import new_app_id
 from ferry.server.machines_service import make_event
@@ -18,7 +17,6 @@ from ferry.store import StateStore
 
 __all__ = ["AppService"]
 
-_APP_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 _TRIES = 3
 _RUNNING = {MachineState.STARTING, MachineState.STARTED, MachineState.RESTARTING}
 
@@ -34,11 +32,9 @@ class AppService:
     def create(self, name: str, org_slug: str, network: str) -> App:
         """Create an app. ``ValidationError`` for a bad name, ``NotFoundError`` for an
         unknown org, ``ConflictError`` when the name is taken."""
-        if not _APP_NAME.match(name):
-            raise ValidationError(
-                f"invalid app name {name!r}",
-                hint="use 2-63 lowercase letters, digits or '-', starting with a letter or digit",
-            )
+        problem = app_name_problem(name)
+        if problem is not None:
+            raise ValidationError(f"invalid app name {name!r}: it {problem}", hint=APP_NAME_RULE)
         org = self.store.get_org(org_slug)
         app = App(
             id=new_app_id(),

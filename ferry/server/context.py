@@ -14,7 +14,9 @@ from ferry.server.apps_service import AppService
 from ferry.server.autoscaler import PlaneFleet
 from ferry.server.clock import Clock
 from ferry.server.hosts_service import HostService
+from ferry.server.leases_service import LeaseService
 from ferry.server.liveness import HostLiveness
+from ferry.server.machine_labels import MachineLabels
 from ferry.server.machines_service import MachineService
 from ferry.server.traffic import EdgeTraffic
 from ferry.server.watch import ChangeNotifier
@@ -36,6 +38,8 @@ class ControlPlane:
     liveness: HostLiveness
     autoscaler: AutoscaleLoop
     fleet: PlaneFleet
+    leases: LeaseService
+    labels: MachineLabels
     registry: str = ""
     traffic: EdgeTraffic = field(default_factory=EdgeTraffic)
 
@@ -68,6 +72,8 @@ class ControlPlane:
             liveness=HostLiveness(store, clock, down_after=host_down_after),
             autoscaler=AutoscaleLoop(fleet, clock.now, distances),
             fleet=fleet,
+            leases=LeaseService(store, clock, machines),
+            labels=MachineLabels(machines),
             registry=registry,
             traffic=traffic,
         )

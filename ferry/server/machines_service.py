@@ -9,7 +9,6 @@ methods block (store I/O) and are safe to call from several threads.
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -30,6 +29,7 @@ from ferry.model import (
     plan_action,
 )
 from ferry.model.machine import StopOverride
+from ferry.model.names import MACHINE_NAME_RULE, machine_name_problem
 from ferry.scheduler import NoPlacement, Placement, PlacementRequest, place_machine
 from ferry.server.clock import Clock
 from ferry.server.ids import new_machine_id, new_ulid
@@ -48,7 +48,6 @@ __all__ = ["MachineService", "make_event"]
 
 _TRIES = 3
 _RUNNING = {MachineState.STARTING, MachineState.STARTED, MachineState.RESTARTING}
-_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$")
 
 #: (changes for ``update_machine``, event) or ``None`` when nothing needs writing.
 Decision = tuple[dict[str, Any], MachineEvent] | None
@@ -136,10 +135,10 @@ class MachineService:
             raise ConflictError(
                 f"app {app_name!r} is being deleted", hint="wait, then create the app again"
             )
-        if request.name is not None and not _NAME.match(request.name):
+        problem = None if request.name is None else machine_name_problem(request.name)
+        if problem is not None:
             raise FerryValidationError(
-                f"invalid machine name {request.name!r}",
-                hint="use letters, digits, '.', '_' or '-' (at most 63)",
+                f"invalid machine name {request.name!r}: it {problem}", hint=MACHINE_NAME_RULE
             )
         guest = request.config.effective_guest
         with self._placement_lock:
@@ -233,6 +232,13 @@ class MachineService:
             self.notifier.notify(after.host_id)
             return before, after
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def change(
+        self, app_name: str, machine_id: str, decide: Callable[[Machine], Decision]
+    ) -> tuple[Machine, Machine]:
+        """A write decided by ``decide`` (changes and event, or ``None``), with the same
+        optimistic retries as every action here; returns (before, after)."""
+        return self._mutate(app_name, machine_id, decide)
 
     def update(self, app_name: str, machine_id: str, request: UpdateMachineRequest) -> Machine:
         """Replace the config; the machine gets a new ``instance_id``.

@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Final
+import signal as signal_module
+from typing import Annotated, Final
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ValidationError as PydanticValidationError
+from pydantic_core import InitErrorDetails
 
 from ferry.model import CheckStatus, MachineConfig, MachineState, parse_duration
+from ferry.model.lease import MAX_LEASE_TTL
 
 __all__ = [
     "SIGNALS",
+    "AcquireLeaseRequest",
     "CreateAppRequest",
     "CreateMachineRequest",
     "LogsUpload",
     "RegisterHostRequest",
+    "SetMetadataRequest",
     "SignalRequest",
     "StatusEvent",
     "StatusReport",
     "StopRequest",
     "UpdateMachineRequest",
     "normalize_signal",
+    "signal_number_to_name",
 ]
 
 #: The signals the Machines API accepts.
@@ -55,14 +62,63 @@ def normalize_signal(value: str | None) -> str | None:
     return name
 
 
+def signal_number_to_name(value: object) -> object:
+    """``9`` → ``"SIGKILL"``; anything else unchanged (``normalize_signal`` checks names)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            return signal_module.Signals(value).name
+        except ValueError:
+            raise ValueError(f"unknown signal number {value}") from None
+    return value
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
 class CreateAppRequest(_Body):
-    app_name: str
+    """Fly's create-app body; the name comes as ``app_name`` or (Fly's newer) ``name``."""
+
+    app_name: str | None = None
+    name: str | None = None
     org_slug: str = "personal"
     network: str = "default"
+
+    @model_validator(mode="after")
+    def _one_name(self) -> CreateAppRequest:
+        if (self.app_name is None) == (self.name is None):
+            given = "both" if self.app_name is not None else "neither"
+            raise ValueError(f"give the app's name as 'app_name' or 'name' ({given} was given)")
+        return self
+
+    @property
+    def wanted_name(self) -> str:
+        return self.app_name if self.app_name is not None else str(self.name)
+
+
+def strict_machine_config(data: object) -> object:
+    """A request body whose ``config`` is parsed with every Fly field honoured or refused.
+
+    Raises pydantic's ``ValidationError`` with each error located under
+    ``config`` (``config.services.0.ports.0.handlers``, ``config.image`` …),
+    so the 400 names the field.
+    """
+    if not isinstance(data, dict) or "config" not in data:
+        return data
+    try:
+        config = MachineConfig.from_request(data["config"])
+    except PydanticValidationError as exc:
+        details = [
+            InitErrorDetails(
+                type=error["type"],
+                loc=("config", *error["loc"]),
+                input=error["input"],
+                ctx=error.get("ctx", {}),
+            )
+            for error in exc.errors()
+        ]
+        raise PydanticValidationError.from_exception_data(exc.title, details) from None
+    return {**data, "config": config}
 
 
 class CreateMachineRequest(_Body):
@@ -71,6 +127,9 @@ class CreateMachineRequest(_Body):
     config: MachineConfig
     skip_launch: bool = False
     region_fallback: bool = False  # Ferry-only: place in the nearest region with room
+    lease_ttl: int = Field(default=0, ge=0, le=MAX_LEASE_TTL)  # 0: create without a lease
+
+    _config = model_validator(mode="before")(strict_machine_config)
 
 
 class UpdateMachineRequest(_Body):
@@ -78,6 +137,8 @@ class UpdateMachineRequest(_Body):
     current_version: str | None = None
     name: str | None = None
     region: str | None = None
+
+    _config = model_validator(mode="before")(strict_machine_config)
 
 
 class StopRequest(_Body):
@@ -98,8 +159,11 @@ class StopRequest(_Body):
 
 
 class SignalRequest(_Body):
+    """``{"signal": "SIGUSR1"}``; fly-go's ``Kill`` sends the number (``{"signal": 9}``)."""
+
     signal: str
 
+    _number = field_validator("signal", mode="before")(signal_number_to_name)
     _signal = field_validator("signal")(normalize_signal)
 
 
@@ -127,5 +191,31 @@ class StatusReport(_Body):
     checks: list[CheckStatus] | None = None
 
 
+#: One log upload: at most this many lines (the store keeps the last 1000 of a machine) ...
+MAX_LOG_LINES_PER_UPLOAD = 1000
+#: ... each of at most this many characters (the agent cuts longer lines into pieces).
+MAX_LOG_LINE_CHARS = 16 * 1024
+
+
 class LogsUpload(_Body):
-    lines: list[str]
+    lines: list[Annotated[str, Field(max_length=MAX_LOG_LINE_CHARS)]] = Field(
+        max_length=MAX_LOG_LINES_PER_UPLOAD
+    )
+
+
+class AcquireLeaseRequest(_Body):
+    """fly-go's ``AcquireLeaseRequest``; ``ttl`` may come as ``?ttl=`` (fly-go sends that).
+    Any other key is refused (400 naming it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ttl: int | None = Field(default=None, ge=1, le=MAX_LEASE_TTL)
+    description: str | None = Field(default=None, max_length=256)
+
+
+class SetMetadataRequest(_Body):
+    """The body of ``POST …/metadata/{key}``; any other key is refused (400 naming it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    value: str

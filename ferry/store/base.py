@@ -25,6 +25,9 @@ from typing import Any, Protocol
 
 from ferry.model import App, Host, HostStatus, Machine, MachineEvent, Organization
 from ferry.model.autoscale import AutoscalePolicy
+from ferry.model.lease import MachineLease
+from ferry.model.machine import MachineVersion
+from ferry.model.release import NewRelease, Release, ReleaseStatus
 
 __all__ = ["HostSnapshot", "StateStore"]
 
@@ -155,6 +158,25 @@ class StateStore(Protocol):
         """
         ...
 
+    # -- leases and config versions -------------------------------------------
+    def get_lease(self, machine_id: str) -> MachineLease | None:
+        """The machine's stored lease (live or expired), or ``None``."""
+        ...
+
+    def put_lease(self, machine_id: str, lease: MachineLease, *, expected: str | None) -> None:
+        """Store ``lease`` if the stored one still has version ``expected``
+        (``None``: there is none); else ``RevisionConflict``."""
+        ...
+
+    def delete_lease(self, machine_id: str, *, expected: str) -> None:
+        """Remove the lease if it still has version ``expected``; else ``RevisionConflict``."""
+        ...
+
+    def list_machine_versions(self, machine_id: str) -> list[MachineVersion]:
+        """Every config the machine had, newest first; written by the machine writes
+        that set ``config`` or ``instance_id`` (one entry per instance id)."""
+        ...
+
     # -- events and logs -----------------------------------------------------
     def append_event(self, machine_id: str, event: MachineEvent) -> None:
         """Append an event without changing the machine row (no revision bump)."""
@@ -190,6 +212,33 @@ class StateStore(Protocol):
 
     def list_autoscale_policies(self) -> dict[str, AutoscalePolicy]:
         """Every stored policy by app name (``delete_app`` removes an app's policy)."""
+        ...
+
+    # -- releases (Ferry-only) -------------------------------------------------
+    def create_release(self, app_name: str, new: NewRelease, *, user: str, at: datetime) -> Release:
+        """Record a ``running`` release with the app's next version (1 for the first).
+
+        Raises ``NotFoundError`` when the app does not exist. ``delete_app``
+        removes the app's releases.
+        """
+        ...
+
+    def get_release(self, app_name: str, version: int) -> Release:
+        """Release ``version`` of the app; raises ``NotFoundError``."""
+        ...
+
+    def list_releases(self, app_name: str, limit: int = 100) -> list[Release]:
+        """The app's newest ``limit`` releases, newest first (empty for an unknown app)."""
+        ...
+
+    def finish_release(
+        self, app_name: str, version: int, status: ReleaseStatus, *, at: datetime
+    ) -> Release:
+        """Set a ``running`` release ``complete`` or ``failed``.
+
+        Raises ``NotFoundError`` for an unknown release and ``ConflictError``
+        when it is not running (a finished release never changes).
+        """
         ...
 
     # -- meta ----------------------------------------------------------------

@@ -112,6 +112,53 @@ MIGRATIONS: Final[list[tuple[int, list[str]]]] = [
             "ALTER TABLE machines ADD COLUMN stop_override TEXT",
         ],
     ),
+    (
+        4,
+        [
+            # Fly's cordon: a cordoned machine gets no new requests from the edges.
+            "ALTER TABLE machines ADD COLUMN cordoned INTEGER NOT NULL DEFAULT 0",
+            # One lease per machine (fly-go MachineLeaseData); an expired row is as good as none.
+            """CREATE TABLE leases (
+                machine_id TEXT PRIMARY KEY,
+                nonce TEXT NOT NULL,
+                owner TEXT NOT NULL,
+                description TEXT NOT NULL,
+                version TEXT NOT NULL,
+                expires_at INTEGER NOT NULL
+            )""",
+            # Every config a machine had, by version (its instance_id then), for GET …/versions.
+            """CREATE TABLE machine_versions (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                machine_id TEXT NOT NULL,
+                version TEXT NOT NULL,
+                config TEXT NOT NULL,
+                created_at REAL NOT NULL,
+                UNIQUE (machine_id, version)
+            )""",
+            "INSERT INTO machine_versions (machine_id, version, config, created_at) "
+            "SELECT id, instance_id, config, updated_at FROM machines ORDER BY created_at, id",
+        ],
+    ),
+    (
+        5,
+        [
+            # One row per deploy of an app (`ferry releases`); config is the JSON
+            # MachineConfig the deploy applied, so a rollback can apply it again.
+            """CREATE TABLE releases (
+                app_name TEXT NOT NULL,
+                version INTEGER NOT NULL,
+                image TEXT NOT NULL,
+                status TEXT NOT NULL,
+                strategy TEXT NOT NULL,
+                description TEXT NOT NULL,
+                user_name TEXT NOT NULL,
+                config TEXT,
+                created_at REAL NOT NULL,
+                updated_at REAL NOT NULL,
+                PRIMARY KEY (app_name, version)
+            )""",
+        ],
+    ),
 ]
 
 

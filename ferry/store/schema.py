@@ -14,10 +14,13 @@ __all__ = [
     "counters",
     "events",
     "hosts",
+    "leases",
     "logs",
+    "machine_versions",
     "machines",
     "meta",
     "orgs",
+    "releases",
 ]
 
 metadata = MetaData()
@@ -74,6 +77,7 @@ machines = Table(
     Column("restart_generation", Integer),
     Column("pending_signal", String),
     Column("stop_override", Text),
+    Column("cordoned", Integer),
     Column("checks", Text),
     Column("revision", Integer),
     Column("resource_version", Integer),
@@ -108,4 +112,40 @@ autoscale_policies = Table(
     Column("app_name", String, primary_key=True),
     Column("policy", Text),
     Column("updated_at", Float),
+)
+
+releases = Table(
+    "releases",
+    metadata,
+    Column("app_name", String, primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("image", Text),
+    Column("status", String),
+    Column("strategy", String),
+    Column("description", Text),
+    Column("user_name", String),
+    Column("config", Text),
+    Column("created_at", Float),
+    Column("updated_at", Float),
+)
+
+leases = Table(
+    "leases",
+    metadata,
+    Column("machine_id", String, primary_key=True),
+    Column("nonce", String),
+    Column("owner", String),
+    Column("description", String),
+    Column("version", String),
+    Column("expires_at", Integer),
+)
+
+machine_versions = Table(
+    "machine_versions",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("machine_id", String),
+    Column("version", String),
+    Column("config", Text),
+    Column("created_at", Float),
 )

@@ -23,6 +23,7 @@ from ferry.model import (
     Host,
     HostStatus,
     Machine,
+    MachineConfig,
     MachineEvent,
     Organization,
 )
@@ -34,12 +35,16 @@ from ferry.store.schema import (
     counters,
     events,
     hosts,
+    leases,
     logs,
+    machine_versions,
     machines,
     meta,
     orgs,
 )
 from ferry.store.sqlite_engine import SqliteDatabase
+from ferry.store.sqlite_leases import LeaseRows, record_version
+from ferry.store.sqlite_releases import SqliteReleases
 from ferry.store.sqlite_rows import (
     MUTABLE_FIELDS,
     app_from_row,
@@ -58,7 +63,7 @@ _LIVE = machines.c.state != "destroyed"
 _PARSED_CACHE_SIZE = 50_000
 
 
-class SqliteStore:
+class SqliteStore(SqliteReleases, LeaseRows):
     """``StateStore`` on one SQLite file (guarantees: ``sqlite_engine.py``).
 
     Opening creates the file and its directory if needed and applies pending
@@ -142,8 +147,11 @@ class SqliteStore:
         with self._write() as conn:
             conn.execute(events.delete().where(events.c.machine_id.in_(ids)))
             conn.execute(logs.delete().where(logs.c.machine_id.in_(ids)))
+            conn.execute(leases.delete().where(leases.c.machine_id.in_(ids)))
+            conn.execute(machine_versions.delete().where(machine_versions.c.machine_id.in_(ids)))
             conn.execute(machines.delete().where(machines.c.app_name == name))
             conn.execute(autoscale_policies.delete().where(autoscale_policies.c.app_name == name))
+            self._delete_releases(conn, name)
             conn.execute(apps.delete().where(apps.c.name == name))
 
     # -- hosts ---------------------------------------------------------------
@@ -230,6 +238,9 @@ class SqliteStore:
             with self._write() as conn:
                 values["resource_version"] = self._bump(conn)
                 conn.execute(machines.insert().values(values))
+                record_version(
+                    conn, machine.id, machine.instance_id, machine.config, ts(machine.created_at)
+                )
                 if event is not None:
                     self._insert_event(conn, machine.id, event)
         except IntegrityError as exc:
@@ -298,6 +309,14 @@ class SqliteStore:
             if event is not None:
                 self._insert_event(conn, machine_id, event)
             row = conn.execute(select(machines).where(machines.c.id == machine_id)).one()
+            if "config" in changes or "instance_id" in changes:
+                record_version(
+                    conn,
+                    machine_id,
+                    row.instance_id,
+                    MachineConfig.model_validate_json(row.config),
+                    row.updated_at,
+                )
         return self._machine(row)
 
     def host_snapshot(self, host_id: str) -> HostSnapshot:

@@ -54,6 +54,7 @@ MUTABLE_FIELDS = frozenset(
         "generation",
         "pending_signal",
         "stop_override",
+        "cordoned",
         "checks",
         "updated_at",
     }
@@ -131,6 +132,7 @@ def machine_from_row(row: Row[Any]) -> Machine:
         stop_override=(
             StopOverride.model_validate_json(row.stop_override) if row.stop_override else None
         ),
+        cordoned=bool(row.cordoned),
         revision=row.revision,
     )
 
@@ -151,6 +153,8 @@ def encode_machine_changes(changes: dict[str, Any]) -> dict[str, Any]:
             values[key] = ts(value)
         elif key == "generation":
             values["restart_generation"] = value
+        elif key == "cordoned":
+            values[key] = int(bool(value))
         elif key in ("state", "desired_state"):
             values[key] = str(value.value if hasattr(value, "value") else value)
         else:

@@ -5,6 +5,8 @@
 Sends sequential GETs over one keep-alive client (plus a fresh one after any
 error) until SECONDS pass or MAX_REQUESTS are sent, and prints one JSON line:
 {"ok": n, "failed": n, "statuses": {...}, "errors": [...first few...], "regions": {...}}.
+Every 10th success it also writes ``ok N`` to stderr, so a test can wait until
+the load is flowing instead of sleeping.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ def main() -> None:
             statuses[str(response.status_code)] = statuses.get(str(response.status_code), 0) + 1
             if response.status_code == 200:
                 ok += 1
+                if ok % 10 == 0:
+                    print(f"ok {ok}", file=sys.stderr, flush=True)
                 region = response.text.partition("region=")[2].split(" ")[0]
                 regions[region] = regions.get(region, 0) + 1
             else:
@@ -43,7 +47,7 @@ def main() -> None:
                 errors.append(repr(exc))
             client.close()
             client = httpx.Client(timeout=5.0)
-        time.sleep(0.005)
+        time.sleep(0.005)  # paces the load (at most ~200 req/s): part of its shape
     client.close()
     print(
         json.dumps(

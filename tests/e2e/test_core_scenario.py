@@ -118,9 +118,25 @@ def test_restarted_agent_adopts_its_machines(
     pid_before = container_pid(cluster, client.get_machine("hello", m.id))
     agent_pid = agent_pid_of(m.host_id, cluster)
     assert agent_pid is not None, log_tail(cluster, f"agent-{m.host_id}")
+    agent_log = cluster.log_dir / f"agent-{m.host_id}.log"
+    seen = agent_log.stat().st_size
+    on_host = [
+        x.id
+        for x in client.list_machines("hello")
+        if x.host_id == m.host_id and x.state is MachineState.STARTED
+    ]
     os.kill(agent_pid, signal.SIGKILL)
     wait_for(lambda: agent_pid_of(m.host_id, cluster) not in (None, agent_pid), 30, "a new agent")
-    time.sleep(3)  # several reconcile cycles of the new agent
+    # The new agent's first cycle adopts (and logs) each running machine before it plans:
+    # had it not adopted one, that cycle would have started a duplicate instead.
+    wait_for(
+        lambda: all(
+            f"adopted running machine {mid}".encode() in agent_log.read_bytes()[seen:]
+            for mid in on_host
+        ),
+        30,
+        "the new agent adopting every machine of its host",
+    )
     assert containers_on(cluster, m.host_id) == before  # no duplicates, no orphans
     assert container_pid(cluster, client.get_machine("hello", m.id)) == pid_before  # adopted
     assert "region=ams" in curl_from(cluster, "ams", f"http://{m.private_ip}:8080/")

@@ -13,6 +13,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,6 +60,24 @@ def wait_routable(cluster: ClusterSettings, region: str, app: str, timeout: floa
     raise AssertionError(f"{app} never answered through the {region} edge")
 
 
+def until_edge_sees(
+    cluster: ClusterSettings, region: str, machine_id: str, state: str, timeout: float = 10
+) -> None:
+    """Until ``region``'s edge has ``machine_id`` in ``state`` in its routing table (the
+    copy it keeps on disk, written on each change it receives)."""
+    table = cluster.home / "edges" / region / "routes.json"
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            machines = json.loads(table.read_text())["machines"]
+        except (OSError, ValueError, KeyError):
+            machines = []
+        if any(m["id"] == machine_id and m["state"] == state for m in machines):
+            return
+        assert time.monotonic() < deadline, f"the {region} edge never saw {machine_id} {state}"
+        time.sleep(0.05)
+
+
 def curl(cluster: ClusterSettings, region: str, *args: str) -> subprocess.CompletedProcess[str]:
     return ferry(cluster, "region", "exec", region, "--", "curl", "-s", "-m", "5", *args)
 
@@ -81,10 +100,31 @@ class Load:
     def __init__(self, cluster: ClusterSettings, region: str, url: str, seconds: float) -> None:
         argv = ["ip", "netns", "exec", cluster.plan.region(region).netns,
                 sys.executable, str(LOADGEN), url, str(seconds)]  # fmt: skip
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        self.ok = 0
+        self._flowing = threading.Event()
+        self._progress = threading.Thread(target=self._follow, daemon=True)
+        self._progress.start()
+
+    def _follow(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            if line.startswith("ok "):
+                self.ok = int(line.split()[1])
+                if self.ok >= 20:
+                    self._flowing.set()
+
+    def wait_flowing(self, timeout: float = 15) -> None:
+        """Until 20 requests of this load were answered 200 (fails after ``timeout``)."""
+        assert self._flowing.wait(timeout), f"the load was not flowing within {timeout}s"
 
     def result(self) -> dict[str, object]:
-        out, _ = self.proc.communicate(timeout=60)
+        assert self.proc.stdout is not None
+        out = self.proc.stdout.read()
+        self.proc.wait(timeout=60)
+        self._progress.join(timeout=5)
         return dict(json.loads(out))
 
 
@@ -182,7 +222,7 @@ def test_a_machine_killed_under_load_fails_no_request(
     pid_file = (cluster.host_dir(victim.host_id) / "runtime" / "containers"
                 / f"{victim.id}-{victim.instance_id}" / "pid")  # fmt: skip
     load = Load(cluster, "ams", "http://web.ferry.test/", 4)
-    time.sleep(1.5)
+    load.wait_flowing()
     os.kill(int(pid_file.read_text()), signal.SIGKILL)
     result = load.result()
     assert result["failed"] == 0, result
@@ -197,7 +237,7 @@ def test_a_rolling_deploy_under_load_fails_no_request(
     # Two of the four machines at a time; never both of ams (the clients' region).
     (web / "fly.toml").write_text(toml + "\n[deploy]\n  max_unavailable = 2\n")
     load = Load(cluster, "ams", "http://web.ferry.test/", 8)
-    time.sleep(0.5)
+    load.wait_flowing()
     result = ferry(cluster, "deploy", cwd=web)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "up to 2 at a time" in result.stdout, result.stdout
@@ -245,7 +285,7 @@ def test_a_request_wakes_a_stopped_machine_and_is_held_not_failed(
     (m,) = client.list_machines("sleepy")
     assert ferry(cluster, "machine", "stop", m.id, "-a", "sleepy").returncode == 0
     client.wait_machine("sleepy", m.id, state="stopped", timeout=30)
-    time.sleep(0.3)  # the edges' tables see it stopped
+    until_edge_sees(cluster, "iad", m.id, "stopped")
     result = curl(cluster, "iad", "-w", " %{http_code} %{time_total}", "http://sleepy.ferry.test/")
     body, status, seconds = result.stdout.rsplit(" ", 2)
     assert status == "200" and "region=iad" in body, result.stdout

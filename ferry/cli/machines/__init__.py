@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from ferry.cli.machines import inspect, lifecycle, run
+from ferry.cli.machines import inspect, labels, lifecycle, run
 
 app = typer.Typer(no_args_is_help=True, help="Run and manage individual machines.")
 app.command("run")(run.run)
@@ -14,5 +14,9 @@ app.command("start")(lifecycle.start)
 app.command("stop")(lifecycle.stop)
 app.command("restart")(lifecycle.restart)
 app.command("destroy")(lifecycle.destroy)
+app.command("cordon")(labels.cordon)
+app.command("uncordon")(labels.uncordon)
+app.command("lease")(labels.lease)
+app.command("metadata")(labels.metadata)
 
 __all__ = ["app"]

@@ -29,16 +29,13 @@ def parse_env(pairs: list[str]) -> dict[str, str]:
 
 
 def parse_port(text: str) -> ServiceConfig:
-    """``8080`` → the app listens on 8080, public on 80 (http) and 443 (tls, http);
+    """``8080`` → the app listens on 8080, public on 80 (http; 443 with TLS once TLS exists);
     ``80:8080`` → public port 80 to internal 8080. Raises ``ValidationError``."""
     public, sep, internal = text.partition(":")
     try:
         if not sep:
             port = int(public)
-            ports = [
-                ServicePort(port=80, handlers=["http"]),
-                ServicePort(port=443, handlers=["tls", "http"]),
-            ]
+            ports = [ServicePort(port=80, handlers=["http"])]
             return ServiceConfig(internal_port=port, ports=ports)
         return ServiceConfig(
             internal_port=int(internal), ports=[ServicePort(port=int(public), handlers=["http"])]

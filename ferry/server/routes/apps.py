@@ -25,7 +25,7 @@ def build_router(plane: ControlPlane) -> APIRouter:
 
     @router.post("", status_code=201, responses={201: {"model": App}})
     def create_app(body: CreateAppRequest) -> JSONResponse:
-        app = plane.apps.create(body.app_name, body.org_slug, body.network)
+        app = plane.apps.create(body.wanted_name, body.org_slug, body.network)
         return json_response(app, 201)
 
     @router.get("/{app_name}", responses={200: {"model": App}})

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import select
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
@@ -64,8 +65,8 @@ class AppBackend:
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
 
-    async def start(self, port: int = 0) -> AppBackend:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", port)
+    async def start(self, port: int = 0, host: str = "127.0.0.1") -> AppBackend:
+        self._server = await asyncio.start_server(self._serve, host, port)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
@@ -295,6 +296,14 @@ async def raw_exchange(port: int, data: bytes, *, read_timeout: float = 3.0) -> 
         writer.close()
 
 
+def _connected(sock: socket.socket) -> bool:
+    try:
+        sock.getpeername()
+    except OSError:
+        return False
+    return True
+
+
 @contextlib.contextmanager
 def blackhole() -> Iterator[int]:
     """A port on 127.0.0.1 where connects hang: a listener that never accepts, its
@@ -310,7 +319,11 @@ def blackhole() -> Iterator[int]:
             filler.setblocking(False)
             filler.connect_ex(("127.0.0.1", port))
             fillers.append(filler)
-        time.sleep(0.05)  # the fillers' handshakes complete (loopback)
+        # The queue is full once a filler's handshake completed (listen(0) queues one).
+        deadline = time.monotonic() + 2
+        while not any(_connected(f) for f in fillers):
+            assert time.monotonic() < deadline, "no filler connected to the blackhole in 2 s"
+            select.select([], fillers, [], 0.01)
         yield port
     finally:
         for sock in (*fillers, listener):

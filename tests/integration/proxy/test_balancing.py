@@ -318,7 +318,7 @@ def test_a_request_right_after_autostop_wakes_the_machine_instead_of_failing() -
                 return True
 
             async def table_catches_up() -> None:
-                await asyncio.sleep(0.4)
+                await asyncio.sleep(0.4)  # deliberate: the table's lag is what is tested
                 box.set(backend_entry("m1", "ams", machine, state=MachineState.STOPPED))
 
             async with running_proxy(box, wake=wake) as proxy, edge_client(proxy) as c:

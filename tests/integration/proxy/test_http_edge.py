@@ -251,7 +251,7 @@ def test_a_connect_cancelled_from_outside_stays_cancelled() -> None:
                 max_idle_per_backend=1, idle_timeout=1.0, connect_timeout=5.0, turn=TurnWriter()
             )
             task = asyncio.get_running_loop().create_task(pool.connect(("127.0.0.1", port)))
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.1)  # deliberate: the cancel must find the connect under way
             task.cancel()
             try:
                 await task

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ferry.model.machine import StaticConfig
+from ferry.model.machine_statics import StaticConfig
 from ferry.proxy.routes import AppStatics, RouteTable
 from ferry.proxy.static_cache import StaticCache
 from ferry.proxy.statics import StaticsServer

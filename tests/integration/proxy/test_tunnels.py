@@ -50,6 +50,7 @@ async def until_listening(proxy: EdgeProxy, port: int) -> None:
         if port in proxy.tcp.ports:
             return
         await asyncio.sleep(0.05)
+    raise AssertionError(f"the edge did not listen on {port} within 2 s")
 
 
 def test_websocket_echo_through_the_edge() -> None:

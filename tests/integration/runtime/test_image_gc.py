@@ -199,7 +199,7 @@ def _race_ensure_and_collect(
 
     def ensure() -> LocalImage:
         start.wait()
-        time.sleep(ensure_delay)
+        time.sleep(ensure_delay)  # deliberate: where in collect's run ensure lands is the test
         return _store(cache, registry).ensure(reference)
 
     def collect() -> int:

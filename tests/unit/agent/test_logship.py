@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 from ferry.agent import logship
-from ferry.agent.logship import MAX_BATCH_BYTES, LogShipper
+from ferry.agent.logship import (
+    MAX_BATCH_BYTES,
+    MAX_LINE_CHARS,
+    MAX_LINES_PER_UPLOAD,
+    LogShipper,
+    upload_lines,
+)
 from ferry.agent.reconcile import container_id
 from ferry.errors import RuntimeFailure, UnavailableError
 from ferry.model import DesiredState, Machine, MachineConfig, MachineState
@@ -104,7 +110,8 @@ def test_a_line_longer_than_a_batch_is_shipped_in_pieces(tmp_path: Path) -> None
     for _ in range(3):
         shipper.ship([MACHINE], sink, "ams-1")
 
-    assert sink.lines == ["x" * MAX_BATCH_BYTES, "x" * 10, "next"]
+    pieces = MAX_BATCH_BYTES // MAX_LINE_CHARS
+    assert sink.lines == ["x" * MAX_LINE_CHARS] * pieces + ["x" * 10, "next"]
 
 
 def test_a_failed_release_does_not_stop_shipping(
@@ -125,10 +132,10 @@ def test_a_restarted_shipper_skips_the_freed_prefix_instead_of_shipping_nul_byte
     tmp_path: Path,
 ) -> None:
     driver, sink = LogFilesDriver(tmp_path, punch=True), RecordingSink()
-    lines = [f"line {i:07d}" for i in range(300_000)]  # 3.6 MB
+    lines = [f"line {i:07d} " + "x" * 300 for i in range(12_000)]  # 3.7 MB
     append(driver, "".join(f"{line}\n" for line in lines).encode())
     first = LogShipper(driver)  # type: ignore[arg-type]
-    for _ in range(8):  # 2 MiB shipped: the first MiB or so is punched
+    for _ in range(2):  # 2 MiB shipped: the first MiB or so is punched
         first.ship([MACHINE], sink, "ams-1")
     path = driver.log_path(container_id(MACHINE))
     assert path.read_bytes()[:4096] == bytes(4096)
@@ -171,3 +178,66 @@ def test_several_batches_go_per_call_until_caught_up(tmp_path: Path) -> None:
     shipper.ship([MACHINE], sink, "ams-1")
 
     assert len(sink.lines) == 2 * MAX_BATCH_BYTES // len(line) + 10  # all of it, in one call
+
+
+def test_the_rest_of_an_exited_containers_log_is_shipped_before_it_goes(tmp_path: Path) -> None:
+    driver, sink = LogFilesDriver(tmp_path), RecordingSink()
+    shipper = LogShipper(driver)  # type: ignore[arg-type]
+    append(driver, b"migrating\n")
+    shipper.ship([MACHINE], sink, "ams-1")
+    append(driver, b"exit 3\n")  # written after the last periodic ship, just before exiting
+
+    shipper.ship_rest(MACHINE.id, container_id(MACHINE), sink, "ams-1")
+
+    assert sink.lines == ["migrating", "exit 3"]
+
+
+def test_one_machine_whose_upload_breaks_oddly_does_not_stop_the_others(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    other = MACHINE.model_copy(update={"id": "m2", "instance_id": "i2"})
+
+    class PickySink(RecordingSink):
+        def upload_logs(self, host_id: str, machine_id: str, lines: list[str]) -> object:
+            if machine_id == MACHINE.id:
+                raise KeyError("a response the client did not expect")
+            return super().upload_logs(host_id, machine_id, lines)
+
+    driver, sink = LogFilesDriver(tmp_path), PickySink()
+    shipper = LogShipper(driver)  # type: ignore[arg-type]
+    append(driver, b"lost\n")
+    driver.log_path(container_id(other)).write_bytes(b"from m2\n")
+    shipper.ship([MACHINE, other], sink, "ams-1")
+    shipper.ship([MACHINE, other], sink, "ams-1")
+
+    assert sink.lines == ["from m2"]
+    failures = [r for r in caplog.records if "shipping the log of m1 failed" in r.getMessage()]
+    assert len(failures) == 1  # said once while the same error repeats
+
+
+def test_uploads_stay_within_the_apis_limits() -> None:
+    from ferry.server.schemas import MAX_LOG_LINE_CHARS, MAX_LOG_LINES_PER_UPLOAD
+
+    assert MAX_LINES_PER_UPLOAD <= MAX_LOG_LINES_PER_UPLOAD
+    assert MAX_LINE_CHARS <= MAX_LOG_LINE_CHARS
+    many = b"".join(b"%d\n" % i for i in range(2500))
+    lines, used = upload_lines(many, MAX_LINES_PER_UPLOAD)
+    assert lines == [str(i) for i in range(MAX_LINES_PER_UPLOAD)]
+    assert many[:used].count(b"\n") == MAX_LINES_PER_UPLOAD  # the rest waits for the next
+    long_line, used = upload_lines(b"y" * (MAX_LINE_CHARS * 2 + 1) + b"\n", 3)
+    assert [len(piece) for piece in long_line] == [MAX_LINE_CHARS, MAX_LINE_CHARS, 1]
+
+
+def test_many_short_lines_ship_in_uploads_of_at_most_the_limit(tmp_path: Path) -> None:
+    class CountingSink(RecordingSink):
+        sizes: list[int] = []
+
+        def upload_logs(self, host_id: str, machine_id: str, lines: list[str]) -> object:
+            self.sizes.append(len(lines))
+            return super().upload_logs(host_id, machine_id, lines)
+
+    driver, sink = LogFilesDriver(tmp_path), CountingSink()
+    append(driver, b"".join(b"%d\n" % i for i in range(2500)))
+    LogShipper(driver).ship([MACHINE], sink, "ams-1")  # type: ignore[arg-type]
+    assert sink.sizes == [1000, 1000, 500]
+    assert sink.lines == [str(i) for i in range(2500)]

@@ -33,7 +33,7 @@ class SlowReporter:
 
     def report_status(self, host_id: str, machine_id: str, state: str, *a: Any, **k: Any) -> None:
         if state == "starting":
-            time.sleep(SLOW_REPORT)
+            time.sleep(SLOW_REPORT)  # deliberate: the slow answer is the condition tested
         with self.lock:
             self.log.append(f"report {state}")
 

@@ -58,8 +58,10 @@ def stopping_machine(override: StopOverride | None) -> Machine:
     )
 
 
-def stop_once(m: Machine) -> tuple[RecordingDriver, RecordingReporter]:
-    driver, reporter = RecordingDriver(), RecordingReporter()
+def stop_once(
+    m: Machine, before_destroy: Any = None, driver: RecordingDriver | None = None
+) -> tuple[RecordingDriver, RecordingReporter]:
+    driver, reporter = driver or RecordingDriver(), RecordingReporter()
     running = ContainerStatus(
         container_id(m), ContainerState.RUNNING, pid=42, labels={LABEL_MACHINE: m.id}
     )
@@ -72,6 +74,7 @@ def stop_once(m: Machine) -> tuple[RecordingDriver, RecordingReporter]:
         network=MachineNetwork("t-", "10.1.0.0/24"),
         reporter=reporter,
         memory={},
+        before_destroy=before_destroy,
     )
     runner.run(step)
     return driver, reporter
@@ -95,3 +98,16 @@ def test_without_a_request_the_config_stop_is_used() -> None:
     driver, reporter = stop_once(stopping_machine(None))
     assert driver.stops == [("m1-i1", "SIGTERM", 30.0)]
     assert reporter.reports[0]["reason"] == "sending SIGTERM, SIGKILL after 30s"
+
+
+def test_the_last_output_is_shipped_after_the_stop_and_before_the_container_goes() -> None:
+    driver = RecordingDriver()
+    seen: list[tuple[str, str, list[str], list[str]]] = []
+
+    def ship_rest(m: Machine, cid: str) -> None:
+        seen.append((m.id, cid, [stop[0] for stop in driver.stops], list(driver.destroyed)))
+
+    stop_once(stopping_machine(None), before_destroy=ship_rest, driver=driver)
+
+    assert seen == [("m1", "m1-i1", ["m1-i1"], [])]  # stopped, not yet destroyed
+    assert driver.destroyed == ["m1-i1"]

@@ -51,6 +51,7 @@ class FakeApi:
         self.autoscale: dict[str, dict[str, Any]] = {}  # app -> stored policy
         self.autoscale_status: dict[str, Any] = {}
         self.placement_note: str | None = None  # set: creations answer a fallback note
+        self.releases: dict[str, list[dict[str, Any]]] = {}  # app -> releases, oldest first
         self.requests: list[tuple[str, str, Any]] = []
         self._next = 0
 
@@ -94,6 +95,10 @@ class FakeApi:
         autoscale = re.fullmatch(r"/v1/apps/([^/]+)/autoscale(/status)?", path)
         if autoscale:
             return self._autoscale(method, autoscale[1], bool(autoscale[2]), body)
+        releases = re.fullmatch(r"/v1/apps/([^/]+)/releases(?:/(\d+))?", path)
+        if releases:
+            version = int(releases[2]) if releases[2] else None
+            return self._releases(method, releases[1], version, body)
         match = re.fullmatch(r"/v1/apps/([^/]+)(?:/machines(?:/([^/]+)(?:/(\w+))?)?)?", path)
         if not match:
             return _error(404, f"no route {path}")
@@ -158,6 +163,24 @@ class FakeApi:
         if app not in self.autoscale:
             return _error(404, f"app {app!r} has no autoscale policy")
         return httpx.Response(200, json=self.autoscale[app])
+
+    def _releases(self, method: str, app: str, version: int | None, body: Any) -> httpx.Response:
+        if app not in self.apps:
+            return _error(404, f"app {app!r} not found")
+        rows = self.releases.setdefault(app, [])
+        if version is None and method == "POST":
+            row = {"strategy": "rolling", "description": "deploy", **body}
+            row.update(app_name=app, version=len(rows) + 1, status="running", user="admin")
+            row.update(created_at=NOW, updated_at=NOW)
+            rows.append(row)
+            return httpx.Response(201, json=row)
+        if version is None:
+            return httpx.Response(200, json=rows[::-1])
+        if not 1 <= version <= len(rows):
+            return _error(404, f"app {app!r} has no release v{version}")
+        if method == "PATCH":
+            rows[version - 1]["status"] = body["status"]
+        return httpx.Response(200, json=rows[version - 1])
 
 
 def _error(status: int, message: str, hint: str | None = None) -> httpx.Response:

@@ -91,8 +91,8 @@ def test_deploy_builds_a_dockerfile_next_to_fly_toml(
 
 
 def test_bad_strategy_and_wait_timeout_are_refused(project: Path) -> None:
-    bad = invoke(FakeApi(), ["deploy", "--strategy", "canary"])
-    assert bad.exit_code == 1 and "unknown --strategy 'canary'" in bad.stderr
+    bad = invoke(FakeApi(), ["deploy", "--strategy", "blue-green"])
+    assert bad.exit_code == 1 and "unknown --strategy 'blue-green'" in bad.stderr
     slow = invoke(FakeApi(), ["deploy", "--wait-timeout", "soon"])
     assert slow.exit_code == 1 and "invalid duration 'soon'" in slow.stderr
 

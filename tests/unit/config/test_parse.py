@@ -24,7 +24,6 @@ app = "hello-ferry"
 primary_region = "ams"
 kill_signal = "SIGTERM"
 kill_timeout = "30s"
-swap_size_mb = 512
 console_command = "/app/bin/console"
 
 [build]
@@ -39,7 +38,6 @@ console_command = "/app/bin/console"
 
 [http_service]
   internal_port = 8080
-  force_https = true
   auto_stop_machines = true
   auto_start_machines = true
   min_machines_running = 1
@@ -60,9 +58,8 @@ console_command = "/app/bin/console"
   protocol = "tcp"
   [[services.ports]]
     port = 5432
-    handlers = ["pg_tls"]
   [[services.tcp_checks]]
-    interval = 15
+    interval = 15000
 
 [checks.alive]
   type = "tcp"
@@ -83,9 +80,6 @@ console_command = "/app/bin/console"
 
 [experimental]
   cmd = ["gunicorn", "app:wsgi"]
-
-[metrics]
-  port = 9091
 """
 
 
@@ -99,17 +93,14 @@ def test_full_fly_toml_becomes_the_expected_machine_config() -> None:
     assert config.machine_config("registry.local/hello@sha256:abc") == MachineConfig(
         image="registry.local/hello@sha256:abc",
         guest=GuestConfig(cpu_kind="shared", cpus=2, memory_mb=1024),
-        env={"PORT": "8080", "DEBUG": "false", "PRIMARY_REGION": "ams"},
+        env={"PORT": "8080", "DEBUG": "false", "PRIMARY_REGION": "ams", "FLY_PROCESS_GROUP": "app"},
         restart=RestartPolicy(policy="on-failure", max_retries=3),
         init=InitConfig(cmd=["gunicorn", "app:wsgi"]),
         services=[
             ServiceConfig(
                 protocol="tcp",
                 internal_port=8080,
-                ports=[
-                    ServicePort(port=80, handlers=["http"], force_https=True),
-                    ServicePort(port=443, handlers=["tls", "http"]),
-                ],
+                ports=[ServicePort(port=80, handlers=["http"])],
                 autostart=True,
                 autostop="stop",
                 min_machines_running=1,
@@ -128,8 +119,8 @@ def test_full_fly_toml_becomes_the_expected_machine_config() -> None:
             ServiceConfig(
                 protocol="tcp",
                 internal_port=5432,
-                ports=[ServicePort(port=5432, handlers=["pg_tls"])],
-                checks=[CheckConfig(type="tcp", interval="15s")],
+                ports=[ServicePort(port=5432)],
+                checks=[CheckConfig(type="tcp", interval="15000ms")],
             ),
         ],
         checks={"alive": CheckConfig(type="tcp", port=8080)},
@@ -149,7 +140,9 @@ def test_full_fly_toml_top_level_build_and_deploy() -> None:
     assert (config.deploy.strategy, config.deploy.max_unavailable) == ("immediate", 2.0)
     assert config.deploy.wait_timeout == 120.0
     assert config.http_service_internal_port == 8080
-    assert config.raw["metrics"] == {"port": 9091}
+    assert config.warnings == (
+        'fly.toml:5: "console_command" is ignored: Ferry has no console command yet',
+    )
 
 
 def test_an_empty_file_gets_fly_defaults() -> None:
@@ -159,29 +152,27 @@ def test_an_empty_file_gets_fly_defaults() -> None:
     assert config.deploy.strategy == "rolling"
     assert config.deploy.max_unavailable == 0.33
     assert config.deploy.wait_timeout == 300.0
-    assert config.guest is None and config.restart is None
+    assert config.vms == [] and config.restarts == []
     assert config.services == [] and config.http_service_internal_port is None
+    assert config.groups == ("app",) and config.warnings == ()
     machine = config.machine_config("img:1")
     assert machine.effective_guest == GuestConfig(cpu_kind="shared", cpus=1, memory_mb=256)
     assert machine.stop_config == StopConfig(signal="SIGINT", timeout="5s")
     assert "PRIMARY_REGION" not in machine.env
 
 
-def test_http_service_expands_to_ports_80_and_443() -> None:
-    service = parse("[http_service]\nforce_https = true\n").services[0]
+def test_http_service_is_port_80_until_tls_exists() -> None:
+    service = parse("[http_service]\n").services[0].value
 
     assert service.internal_port == 8080
-    assert [(p.port, p.handlers, p.force_https) for p in service.ports] == [
-        (80, ["http"], True),
-        (443, ["tls", "http"], False),
-    ]
+    assert [(p.port, p.handlers, p.force_https) for p in service.ports] == [(80, ["http"], False)]
     assert (service.autostart, service.autostop, service.min_machines_running) == (True, "off", 0)
 
 
 def test_http_service_comes_before_services() -> None:
     text = "[[services]]\ninternal_port = 9000\n[http_service]\ninternal_port = 3000\n"
 
-    assert [s.internal_port for s in parse(text).services] == [3000, 9000]
+    assert [s.value.internal_port for s in parse(text).services] == [3000, 9000]
 
 
 @pytest.mark.parametrize(
@@ -197,7 +188,7 @@ def test_http_service_comes_before_services() -> None:
 def test_auto_stop_machines_accepts_words_and_booleans(written: str, expected: str) -> None:
     config = parse(f"[http_service]\nauto_stop_machines = {written}\n")
 
-    assert config.services[0].autostop == expected
+    assert config.services[0].value.autostop == expected
 
 
 def test_port_ranges_in_services() -> None:
@@ -208,7 +199,7 @@ start_port = 7000
 end_port = 7010
 """
 
-    port = parse(text).services[0].ports[0]
+    port = parse(text).services[0].value.ports[0]
 
     assert (port.port, port.start_port, port.end_port) == (None, 7000, 7010)
 
@@ -231,11 +222,11 @@ end_port = 7010
     ],
 )
 def test_vm_size_is_overridden_by_memory_cpus_and_kind(vm: str, expected: GuestConfig) -> None:
-    assert parse(f"[[vm]]\n{vm}\n").guest == expected
+    assert parse(f"[[vm]]\n{vm}\n").machine_config("i").guest == expected
 
 
 def test_a_single_vm_table_is_accepted() -> None:
-    assert parse('[vm]\nmemory = "1gb"\n').guest == GuestConfig(memory_mb=1024)
+    assert parse('[vm]\nmemory = "1gb"\n').machine_config("i").guest == GuestConfig(memory_mb=1024)
 
 
 @pytest.mark.parametrize(
@@ -264,12 +255,13 @@ def test_primary_region_overrides_env() -> None:
 
     env = config.machine_config("img:1", region="sin").env
 
-    assert env == {"PRIMARY_REGION": "ams", "OTHER": "x"}
+    assert env == {"PRIMARY_REGION": "ams", "OTHER": "x", "FLY_PROCESS_GROUP": "app"}
     assert config.env["PRIMARY_REGION"] == "iad"
 
 
 def test_region_of_the_machine_is_primary_when_the_file_names_none() -> None:
-    assert parse("").machine_config("img:1", region="sin").env == {"PRIMARY_REGION": "sin"}
+    env = parse("").machine_config("img:1", region="sin").env
+    assert env == {"PRIMARY_REGION": "sin", "FLY_PROCESS_GROUP": "app"}
 
 
 def test_env_numbers_and_booleans_become_text() -> None:
@@ -295,10 +287,9 @@ def test_prebuilt_image_and_absolute_dockerfile() -> None:
     assert dockerfile == Path("/opt/Dockerfile")
 
 
-def test_metrics_is_kept_raw_and_one_process_group_sets_the_command() -> None:
-    config = parse('[processes]\nweb = "bin/rails server -p 8080"\n[metrics]\nport = 9091\n')
+def test_one_process_group_sets_the_command() -> None:
+    config = parse('[processes]\nweb = "bin/rails server -p 8080"\n')
 
-    assert config.raw["metrics"] == {"port": 9091}
     machine = config.machine_config("img")
     assert machine.init.cmd == ["bin/rails", "server", "-p", "8080"]
     assert machine.metadata["fly_process_group"] == "web"

@@ -123,6 +123,12 @@ class FakeRolloutClient:
         timeout: float = 60,
         instance_id: str | None = None,
     ) -> str:
+        if state == "stopped":
+            self.calls.append(("wait-stopped", machine_id))
+            self.machines[machine_id] = self.machines[machine_id].model_copy(
+                update={"state": MachineState.STOPPED}
+            )
+            return "stopped"
         self.calls.append(("wait", machine_id))
         outcome = self.wait_outcome.get(machine_id, "ok")
         if outcome == "fail":
@@ -134,6 +140,15 @@ class FakeRolloutClient:
             update={"state": MachineState.STARTED}
         )
         return "started"
+
+    def stop_machine(
+        self, app: str, machine_id: str, *, signal: str | None = None, timeout: str | None = None
+    ) -> None:
+        self.calls.append(("stop", machine_id))
+
+    def delete_machine(self, app: str, machine_id: str, *, force: bool = False) -> None:
+        self.calls.append(("destroy", machine_id))
+        del self.machines[machine_id]
 
     def get_machine(self, app: str, machine_id: str) -> Machine:
         machine = self.machines[machine_id]

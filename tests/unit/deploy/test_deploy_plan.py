@@ -86,7 +86,7 @@ def test_machine_being_destroyed_is_neither_updated_nor_counted() -> None:
 
 def test_unknown_strategy_is_refused() -> None:
     with pytest.raises(ValidationError, match="strategy"):
-        plan_deploy([], ["ams"], "bluegreen")  # type: ignore[arg-type]
+        plan_deploy([], ["ams"], "blue-green")  # type: ignore[arg-type]
 
 
 def running(machine_id: str, region: str) -> DeployStep:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, generate_latest
 
 from ferry.model import CheckConfig, Concurrency, DesiredState, MachineState
+from ferry.net.probe import ProbeResult
 from ferry.proxy.health import HealthBook, HealthChecker
 from ferry.proxy.metrics import EdgeCollector, EdgeStats
 from ferry.proxy.routes import Backend, RouteTable, ServicePorts
@@ -17,15 +19,24 @@ class FakeProber:
         self.passing: dict[tuple[str, int], bool] = {}
         self.calls = 0
 
-    async def http_get(
-        self, address: str, port: int, path: str, headers: dict[str, str], timeout: float
-    ) -> bool:
+    async def probe(self, address: str, port: int, check: CheckConfig) -> ProbeResult:
         self.calls += 1
-        return self.passing.get((address, port), True)
+        return ProbeResult(self.passing.get((address, port), True), "fake")
 
-    async def tcp_connect(self, address: str, port: int, timeout: float) -> bool:
-        self.calls += 1
-        return self.passing.get((address, port), True)
+
+class BrokenProber:
+    async def probe(self, address: str, port: int, check: CheckConfig) -> ProbeResult:
+        raise ValueError("prober bug")
+
+
+async def settles(condition: Callable[[], bool], within: float) -> float:
+    """Seconds until ``condition()`` holds, polled on the loop; fails after ``within``."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    while not condition():
+        assert loop.time() - start < within, f"not within {within}s"
+        await asyncio.sleep(0.005)
+    return loop.time() - start
 
 
 def checked(mid: str, address: str, interval: str = "0.02s") -> Backend:
@@ -43,54 +54,62 @@ def checked(mid: str, address: str, interval: str = "0.02s") -> Backend:
 
 
 def test_failing_check_takes_a_machine_out_and_passing_brings_it_back() -> None:
-    async def scenario() -> list[dict[str, bool]]:
+    async def scenario() -> None:
         book, prober = HealthBook(), FakeProber()
         checker = HealthChecker(book, prober)
-        checker.sync(RouteTable(1, {"web": (checked("m1", "10.0.0.1"), checked("m2", "10.0.0.2"))}))
-        seen = []
         prober.passing[("10.0.0.2", 8080)] = False
-        await asyncio.sleep(0.1)
-        seen.append(dict(book.health))
+        checker.sync(RouteTable(1, {"web": (checked("m1", "10.0.0.1"), checked("m2", "10.0.0.2"))}))
+        await settles(lambda: book.health == {"m2": False}, within=2)
         prober.passing[("10.0.0.2", 8080)] = True
-        await asyncio.sleep(0.1)
-        seen.append(dict(book.health))
+        await settles(lambda: book.health == {}, within=2)
         checker.sync(RouteTable(2, {}))  # machines gone: checks stop
+        calls = prober.calls
         await checker.close()
-        return seen
+        assert prober.calls == calls
 
-    assert asyncio.run(scenario()) == [{"m2": False}, {}]
+    asyncio.run(scenario())
 
 
 def test_a_machine_failing_its_first_check_is_back_long_before_the_interval() -> None:
     """A new machine probed before it bound its port must not sit out a whole interval."""
 
-    async def scenario() -> tuple[dict[str, bool], dict[str, bool]]:
+    async def scenario() -> float:
         book, prober = HealthBook(), FakeProber()
         prober.passing[("10.0.0.3", 8080)] = False  # not listening yet
         checker = HealthChecker(book, prober)
         checker.sync(RouteTable(1, {"web": (checked("m3", "10.0.0.3", interval="10s"),)}))
-        await asyncio.sleep(0.05)
-        before = dict(book.health)
+        await settles(lambda: book.health == {"m3": False}, within=2)
         prober.passing[("10.0.0.3", 8080)] = True  # now it listens
-        await asyncio.sleep(0.6)
-        after = dict(book.health)
+        back_after = await settles(lambda: book.health == {}, within=5)
         await checker.close()
-        return before, after
+        return back_after
 
-    before, after = asyncio.run(scenario())
-    assert before == {"m3": False}
-    assert after == {}  # back in rotation within a second, though the interval is 10 s
+    assert asyncio.run(scenario()) < 1.0  # back within a second, though the interval is 10 s
+
+
+def test_a_prober_that_raises_fails_the_check_and_keeps_checking() -> None:
+    async def scenario() -> None:
+        book = HealthBook()
+        checker = HealthChecker(book, BrokenProber())
+        checker.sync(RouteTable(1, {"web": (checked("m4", "10.0.0.4"),)}))
+        await settles(lambda: book.health == {"m4": False}, within=2)
+        ((_, task),) = checker._tasks.values()
+        assert not task.done()
+        await checker.close()
+
+    asyncio.run(scenario())
 
 
 def test_refused_connect_is_a_short_cooldown() -> None:
-    async def scenario() -> list[dict[str, bool]]:
+    async def scenario() -> tuple[dict[str, bool], float]:
         book = HealthBook(cooldown=0.05)
         book.mark_refused("m1")
         first = dict(book.health)
-        await asyncio.sleep(0.1)
-        return [first, dict(book.health)]
+        return first, await settles(lambda: book.health == {}, within=2)
 
-    assert asyncio.run(scenario()) == [{"m1": False}, {}]
+    first, out_for = asyncio.run(scenario())
+    assert first == {"m1": False}
+    assert 0.04 <= out_for < 1.0
 
 
 def test_metrics_use_fly_names_and_summary_has_quantiles() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ferry.model import Machine
-from ferry.model.machine import StaticConfig
+from ferry.model.machine_statics import StaticConfig
 from ferry.proxy.routes import routes_from_machines
 from ferry.proxy.static_cache import StaticCache, extract_subtree
 from ferry.proxy.static_rules import (

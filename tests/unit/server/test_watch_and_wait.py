@@ -21,6 +21,14 @@ def _in_background(call: Any) -> tuple[threading.Thread, dict[str, Any]]:
     return thread, result
 
 
+def _until_parked(api: Api, waiters: int = 1) -> None:
+    """Until ``waiters`` long-polls wait in the server's change notifier (bounded, 5 s)."""
+    deadline = time.monotonic() + 5
+    while len(api.plane.notifier._waiters) < waiters:
+        assert time.monotonic() < deadline, "the long-poll never started waiting"
+        time.sleep(0.005)
+
+
 def test_watch_returns_at_once_for_a_new_agent(api: Api) -> None:
     api.register_host()
     started = time.monotonic()
@@ -43,7 +51,7 @@ def test_watch_wakes_promptly_after_a_write_to_its_host(api: Api) -> None:
     thread, result = _in_background(
         lambda: api.client.get("/v1/hosts/ams-1/machines", params={"since": since, "timeout": 10})
     )
-    time.sleep(0.2)
+    _until_parked(api)
     assert "response" not in result, "the watch answered before anything changed"
     written = time.monotonic()
     machine = api.create_machine()
@@ -79,7 +87,7 @@ def test_wait_returns_when_the_agent_reports_started(api: Api) -> None:
     thread, result = _in_background(
         lambda: api.client.get(url, params={"state": "started", "timeout": 10})
     )
-    time.sleep(0.2)
+    _until_parked(api)
     assert "response" not in result
     reported = time.monotonic()
     api.report(machine, "started")
