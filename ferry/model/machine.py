@@ -305,7 +305,7 @@ class MachineConfig(FlyConfigModel):
         cls, value: list[StaticConfig], info: ValidationInfo
     ) -> list[StaticConfig]:
         image = info.data.get("image", "")
-        if value and "@sha256:" not in image:
+        if value and is_request(info) and "@sha256:" not in image:
             raise ValueError(
                 "statics need an image pinned by digest (registry/repo@sha256:…), "
                 f"got {image!r}: the edge serves the files of exactly that image"

@@ -108,3 +108,11 @@ def test_the_api_refuses_a_bucket_and_an_unpinned_image() -> None:
         MachineConfig.model_validate(
             {"image": IMAGE, "statics": [{**static, "url_prefix": f"/{i}"} for i in range(11)]}
         )
+
+
+def test_deploy_can_plan_with_an_image_not_pinned_yet() -> None:
+    # `ferry deploy` counts checks from a config made before the image is pushed;
+    # only a request to the Machines API must carry the pinned image.
+    app = parse_app_config('[[statics]]\nguest_path = "/p"\nurl_prefix = "/"\n', base_dir=Path("/"))
+
+    assert app.machine_config("image").statics[0].guest_path == "/p"
