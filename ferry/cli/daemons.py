@@ -106,6 +106,10 @@ def proxy_command(
         list[str] | None,
         typer.Option(help="REGION=HOST:PORT: another region's backhaul listener; repeat."),
     ] = None,
+    insecure_registry: Annotated[
+        list[str] | None,
+        typer.Option(help="Registry reached over plain HTTP, for the images of statics; repeat."),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run a region's edge proxy: routes each request to the nearest healthy machine."""
@@ -141,6 +145,7 @@ def proxy_command(
                 code: _host_port(address)
                 for code, _, address in (item.partition("=") for item in peer or [])
             },
+            insecure_registries=tuple(insecure_registry or ()),
         )
     )
 

@@ -138,6 +138,8 @@ class Supervisor:
                     for other in plan.regions
                     if other.code != region.code
                 ],
+                "--insecure-registry",
+                s.registry_address,
             )
             self.group.add(
                 Child(

@@ -21,6 +21,7 @@ from ferry.model import (
     format_duration,
 )
 from ferry.model.autoscale import AutoscalePolicy
+from ferry.model.machine_statics import StaticConfig
 
 __all__ = ["AppConfig", "BuildConfig", "DeployConfig"]
 
@@ -92,6 +93,7 @@ class AppConfig(_Frozen):
     http_service_internal_port: int | None = None
     autoscale: AutoscalePolicy | None = None
     warnings: tuple[str, ...] = ()
+    statics: list[StaticConfig] = Field(default_factory=list)
     raw: dict[str, Any] = Field(default_factory=dict)
 
     @property
@@ -158,6 +160,7 @@ class AppConfig(_Frozen):
             },
             restart=restarts or RestartPolicy(),
             init=init,
+            statics=list(self.statics),
             stop_config=StopConfig(
                 signal=self.kill_signal, timeout=format_duration(self.kill_timeout)
             ),

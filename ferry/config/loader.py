@@ -22,6 +22,7 @@ from ferry.config.sections import (
     parse_vm,
 )
 from ferry.config.services import parse_checks, parse_http_service, parse_services
+from ferry.config.statics import parse_statics
 from ferry.errors import ConfigError
 from ferry.model.machine_files import MAX_FILE_BYTES
 from ferry.model.names import app_name_problem
@@ -44,6 +45,7 @@ _SECTIONS = (
     "experimental",
     "autoscale",
     "files",
+    "statics",
 )
 _IGNORED_TOP_LEVEL = {"console_command": "Ferry has no console command yet"}
 _UNSUPPORTED_TOP_LEVEL = {
@@ -54,7 +56,6 @@ _UNSUPPORTED_TOP_LEVEL = {
     "mounts": "volumes are planned; until then keep data in a database outside the machines "
     "(a machine's disk is replaced on every deploy)",
     "mount": "volumes are planned; until then keep data in a database outside the machines",
-    "statics": "the edge does not serve static files yet; serve them from the app itself",
     "metrics": "Ferry does not scrape app metrics yet; remove the section",
     "swap_size_mb": "swap is not supported; size memory with [[vm]] memory",
     "host_dedication_id": "dedicated hosts are not supported",
@@ -173,6 +174,7 @@ def parse_app_config(
         files=parse_files(root.tables("files"), groups, base_dir or Path.cwd()),
         init=parse_experimental(root.table("experimental")),
         autoscale=parse_autoscale(root.table("autoscale")),
+        statics=parse_statics(root.tables("statics")),
         http_service_internal_port=(
             services[0].value.internal_port if http_table is not None else None
         ),

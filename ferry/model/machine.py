@@ -23,6 +23,7 @@ from pydantic import (
 from ferry.errors import ValidationError as FerryValidationError
 from ferry.model.duration import parse_duration
 from ferry.model.machine_files import MAX_FILES, MachineFile
+from ferry.model.machine_statics import MAX_STATICS, StaticConfig
 from ferry.model.metadata import metadata_problem
 from ferry.model.refusals import (
     CHECK_REFUSED,
@@ -289,8 +290,27 @@ class MachineConfig(FlyConfigModel):
     metadata: dict[str, str] = Field(default_factory=dict)
     stop_config: StopConfig | None = None
     files: list[MachineFile] = Field(default_factory=list, max_length=MAX_FILES)
+    statics: list[StaticConfig] = Field(default_factory=list, max_length=MAX_STATICS)
 
     refused_fields: ClassVar[Mapping[str, str]] = CONFIG_REFUSED
+
+    @field_validator("statics", mode="before")
+    @classmethod
+    def _no_statics(cls, value: object) -> object:
+        return [] if value is None else value  # Fly's clients may send null for none
+
+    @field_validator("statics")
+    @classmethod
+    def _statics_need_pinned_image(
+        cls, value: list[StaticConfig], info: ValidationInfo
+    ) -> list[StaticConfig]:
+        image = info.data.get("image", "")
+        if value and is_request(info) and "@sha256:" not in image:
+            raise ValueError(
+                "statics need an image pinned by digest (registry/repo@sha256:…), "
+                f"got {image!r}: the edge serves the files of exactly that image"
+            )
+        return value
 
     @field_validator("metadata")
     @classmethod

@@ -49,7 +49,6 @@ _TLS = "TLS is not built yet; the edge serves plain HTTP"
 CONFIG_REFUSED: Mapping[str, str] = {
     "mounts": _VOLUMES,
     "volumes": _VOLUMES,
-    "statics": "the edge does not serve static files yet; serve them from the app",
     "metrics": "Ferry does not scrape app metrics yet",
     "schedule": "scheduled machines are not built yet",
     "standbys": "standby machines are not built yet",

@@ -24,6 +24,8 @@ from ferry.proxy.limits import LoadTracker
 from ferry.proxy.metrics import EdgeStats
 from ferry.proxy.routes import RouteTable
 from ferry.proxy.server import EdgeProxy
+from ferry.proxy.static_cache import StaticCache
+from ferry.proxy.statics import StaticsServer
 from ferry.proxy.wake import MachineWaker
 from ferry.proxy.watch import RouteWatcher
 
@@ -46,6 +48,7 @@ class EdgeSettings:
     token: str
     backhaul_listen: tuple[str, int] | None = None
     backhaul_peers: Mapping[str, tuple[str, int]] | None = None
+    insecure_registries: tuple[str, ...] = ()
 
 
 def traffic_report(
@@ -106,6 +109,13 @@ def run_edge(settings: EdgeSettings) -> None:
             wake=MachineWaker(client, watcher.current, rtt),
             backhaul_listen=settings.backhaul_listen,
             backhaul_peers=settings.backhaul_peers,
+            statics=StaticsServer(
+                watcher.current,
+                StaticCache(
+                    settings.state_dir / "statics",
+                    insecure_registries=settings.insecure_registries,
+                ),
+            ),
             http_listen=(settings.listen_address, settings.http_port),
             metrics_listen=(settings.listen_address, settings.metrics_port)
             if settings.metrics_port

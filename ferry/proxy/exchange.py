@@ -119,6 +119,9 @@ class Exchange:
         """Route and forward; called when this exchange is the connection's current one."""
         if self.request.expect_continue and not self.req_done:
             self.client.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        statics = self.edge.statics
+        if statics is not None and statics.serve(self):
+            return  # ``[[statics]]``: answered from the image's files, or dispatched on a miss
         self.dispatch()
 
     def dispatch(self) -> None:

@@ -13,7 +13,7 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ferry.model import DesiredState
 from ferry.proxy.connection import ClientConnection
@@ -38,6 +38,9 @@ from ferry.proxy.routing import (
     plan_app_routes,
 )
 from ferry.proxy.upstream import UpstreamPool
+
+if TYPE_CHECKING:
+    from ferry.proxy.statics import StaticsServer
 
 __all__ = ["HttpEdge", "NoStartedMachine"]
 
@@ -77,10 +80,12 @@ class HttpEdge:
         spill_rtt_ms: float = 0.0,
         backhaul: Mapping[str, tuple[str, int]] | None = None,
         trusted: bool = False,
+        statics: StaticsServer | None = None,
     ) -> None:
         """``backhaul``: region -> that region's edge backhaul listener; requests for a
         machine there go through it. ``trusted``: this is a backhaul listener (its
-        clients are other edges, whose forwarding headers pass through)."""
+        clients are other edges, whose forwarding headers pass through).
+        ``statics``: answers the apps' ``[[statics]]`` before routing."""
         self.region = region
         self.backhaul = dict(backhaul or {})
         self.trusted = trusted
@@ -92,6 +97,7 @@ class HttpEdge:
         self.load = load or LoadTracker(max_waiters=self.limits.queue_max_waiters)
         self.rng = rng or random.Random()
         self.wake = wake
+        self.statics = statics
         self.spill_rtt_ms = spill_rtt_ms
         self.headers = EdgeHeaders(region, public_port)
         self.hosts = HostRouter(domain)

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from ferry.model import CheckConfig, Concurrency, DesiredState, Machine, MachineState
+from ferry.model.machine_statics import StaticConfig
 
 
 @dataclass(frozen=True)
@@ -48,11 +49,28 @@ class Backend:
 
 
 @dataclass(frozen=True)
+class AppStatics:
+    """What the edge serves itself for one app (``[[statics]]``): files of ``image``.
+
+    ``image`` is the machine's image reference, pinned by digest; ``digest`` is
+    its ``sha256:<hex>``.
+    """
+
+    image: str
+    digest: str
+    statics: tuple[StaticConfig, ...]
+
+
+@dataclass(frozen=True)
 class RouteTable:
-    """An immutable snapshot: app name -> its backends, at the store's resource ``version``."""
+    """An immutable snapshot: app name -> its backends, at the store's resource ``version``.
+
+    ``statics``: app name -> the statics the edge serves, for apps that have any.
+    """
 
     version: int = 0
     apps: Mapping[str, tuple[Backend, ...]] = field(default_factory=dict)
+    statics: Mapping[str, AppStatics] = field(default_factory=dict)
 
     def backends(self, app: str) -> tuple[Backend, ...]:
         return self.apps.get(app, ())
@@ -90,10 +108,32 @@ def backend_from_machine(m: Machine) -> Backend:
 
 
 def routes_from_machines(version: int, machines: Iterable[Machine]) -> RouteTable:
-    """The table for every machine that is not destroyed (stopped ones stay: they can be woken)."""
+    """The table for every machine that is not destroyed (stopped ones stay: they can be woken).
+
+    An app's statics are those of its newest started machine (its newest
+    machine when none is started): during a deploy the edge moves to the new
+    release's files as soon as one of its machines runs.
+    """
     apps: dict[str, list[Backend]] = {}
+    newest: dict[str, Machine] = {}
     for m in machines:
         if m.state is MachineState.DESTROYED or m.desired_state is DesiredState.DESTROYED:
             continue
         apps.setdefault(m.app_name, []).append(backend_from_machine(m))
-    return RouteTable(version, {app: tuple(b) for app, b in apps.items()})
+        best = newest.get(m.app_name)
+        if best is None or _newer(m, best):
+            newest[m.app_name] = m
+    statics: dict[str, AppStatics] = {}
+    for app, m in newest.items():
+        digest = m.config.image.rpartition("@")[2]
+        if m.config.statics and digest.startswith("sha256:"):
+            statics[app] = AppStatics(m.config.image, digest, tuple(m.config.statics))
+    return RouteTable(version, {app: tuple(b) for app, b in apps.items()}, statics)
+
+
+def _newer(m: Machine, than: Machine) -> bool:
+    started = m.state is MachineState.STARTED
+    other_started = than.state is MachineState.STARTED
+    if started != other_started:
+        return started
+    return (m.created_at, m.id) > (than.created_at, than.id)

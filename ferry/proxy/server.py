@@ -26,6 +26,7 @@ from ferry.proxy.limits import LoadTracker, ProxyLimits
 from ferry.proxy.metrics import EdgeCollector, EdgeStats
 from ferry.proxy.metrics_server import MetricsServer
 from ferry.proxy.routes import RouteTable
+from ferry.proxy.statics import StaticsServer
 from ferry.proxy.tcp import TcpEdge
 
 __all__ = ["EdgeProxy", "run_proxy"]
@@ -55,9 +56,12 @@ class EdgeProxy:
         reuse_port: bool = False,
         backhaul_listen: tuple[str, int] | None = None,
         backhaul_peers: Mapping[str, tuple[str, int]] | None = None,
+        statics: StaticsServer | None = None,
     ) -> None:
         """``backhaul_listen``: where other edges send requests for this region's
-        machines; ``backhaul_peers``: region -> that region's backhaul listener."""
+        machines; ``backhaul_peers``: region -> that region's backhaul listener.
+        ``statics``: serves the apps' ``[[statics]]`` to clients (not on the backhaul:
+        the first edge already did)."""
         self.region = region
         self.limits = limits or ProxyLimits()
         self.stats = EdgeStats(region)
@@ -77,7 +81,11 @@ class EdgeProxy:
             limits=self.limits, health=self.health, load=self.load, rng=rng,
         )  # fmt: skip
         self.http = edge(
-            stats=self.stats, wake=wake, spill_rtt_ms=spill_rtt_ms, backhaul=backhaul_peers
+            stats=self.stats,
+            wake=wake,
+            spill_rtt_ms=spill_rtt_ms,
+            backhaul=backhaul_peers,
+            statics=statics,
         )
         # Requests other edges forward here: their own stats (the first edge counts
         # the client's request), this region's load and health.

@@ -76,6 +76,7 @@ def build_busybox_image(
     run_tool(["umoci", "unpack", "--image", image, str(bundle)])
     populate_busybox_rootfs(bundle / "rootfs")
     for relative, text in (files or {}).items():
+        (bundle / "rootfs" / relative).parent.mkdir(parents=True, exist_ok=True)
         (bundle / "rootfs" / relative).write_text(text)
     run_tool(["umoci", "repack", "--image", image, str(bundle)])
     config = ["umoci", "config", "--image", image]

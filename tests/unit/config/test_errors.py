@@ -150,6 +150,7 @@ def test_errors_in_the_second_array_entry_point_at_its_line() -> None:
         ),
         ('[experimental]\ncmd = "run \'unclosed"\n', "fly.toml:2: [experimental] cmd cannot be"),
         ('[build]\nbuildpacks = ["x"]\n', "fly.toml:2: [build] buildpacks is not supported yet"),
+        ('[[statics]]\nguest_path = "/a"\n', "fly.toml:1: [[statics]] needs url_prefix"),
         ('[processes]\n"Web App" = "a"\n', "is not a valid process group name"),
         ("[processes]\n", "[processes] names no process group"),
     ],

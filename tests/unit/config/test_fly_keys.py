@@ -25,7 +25,10 @@ def error_of(text: str) -> str:
     [
         ('[[mounts]]\nsource = "data"\n', "fly.toml:1: mounts is not supported yet by Ferry"),
         ('[mounts]\nsource = "data"\n', "fly.toml:1: mounts is not supported yet by Ferry"),
-        ('[[statics]]\nguest_path = "/a"\n', "fly.toml:1: statics is not supported yet by Ferry"),
+        (
+            '[[statics]]\nguest_path = "/a"\nurl_prefix = "/"\ntigris_bucket = "b"\n',
+            "fly.toml:4: [[statics]] tigris_bucket is not supported yet by Ferry",
+        ),
         ("[metrics]\nport = 9091\n", "fly.toml:1: metrics is not supported yet by Ferry"),
         ("swap_size_mb = 512\n", "fly.toml:1: swap_size_mb is not supported yet by Ferry"),
         ('host_dedication_id = "x"\n', "fly.toml:1: host_dedication_id is not supported yet"),

@@ -21,7 +21,11 @@ def service(**fields: Any) -> dict[str, Any]:
     ("config", "expected"),
     [
         ({"mounts": [{"volume": "vol_1", "path": "/data"}]}, "config: mounts is not supported yet"),
-        ({"statics": [{"guest_path": "/p", "url_prefix": "/s"}]}, "config: statics is not"),
+        (
+            {"statics": [{"guest_path": "/p", "url_prefix": "/s", "tigris_bucket": "b"}]},
+            "config.statics.0: tigris_bucket is not supported yet",
+        ),
+        ({"statics": [{"guest_path": "/p", "url_prefix": "/s"}]}, "pinned by digest"),
         ({"metrics": {"port": 9091, "path": "/metrics"}}, "config: metrics is not supported"),
         ({"schedule": "hourly"}, "config: schedule is not supported yet"),
         ({"standbys": ["3d8d1a2b4c5e6f"]}, "config: standbys is not supported yet"),
