@@ -99,6 +99,8 @@ class CreateMachineRequest(_Body):
     region: str | None = None
     config: MachineConfig
     skip_launch: bool = False
+    # Fly's: the machine starts cordoned (the edges leave it out) until uncordoned.
+    skip_service_registration: bool = False
     region_fallback: bool = False  # Ferry-only: place in the nearest region with room
     lease_ttl: int = Field(default=0, ge=0, le=MAX_LEASE_TTL)  # 0: create without a lease
 

@@ -40,6 +40,11 @@ def serving(client: FerryClient) -> list[Machine]:
     return sorted(live_machines(client.list_machines(APP)), key=lambda m: m.id)
 
 
+def _events(client: FerryClient, machine_id: str) -> list[tuple[str, str]]:
+    """The machine's (type, status) events, oldest first."""
+    return [(e.type, e.status) for e in reversed(client.machine_events(APP, machine_id))]
+
+
 def write_toml(app_dir: Path, greeting: str, deploy: str = "") -> None:
     toml = (app_dir / "fly.toml").read_text().split("\n[deploy]")[0]
     toml = toml.replace('app = "hello"', f'app = "{APP}"')
@@ -141,6 +146,14 @@ def test_a_bluegreen_deploy_under_load_fails_no_request(
     assert not {m.id for m in greens} & {m.id for m in blues}  # every blue replaced
     assert all(m.state is MachineState.STARTED for m in greens)
     assert all(m.config.env["GREETING"] == "v3" and m.region == "ams" for m in greens)
+    # Each green was created cordoned and uncordoned once healthy; each blue was
+    # cordoned before it was stopped.
+    assert not any(m.cordoned for m in greens)
+    for green in greens:
+        assert ("cordon", "uncordoned") in _events(client, green.id)
+    for blue in blues:
+        events = _events(client, blue.id)
+        assert events.index(("cordon", "cordoned")) < events.index(("stop", "requested")), events
     latest = client.list_releases(APP)[0]
     assert (latest.status, latest.strategy, latest.image) == ("complete", "bluegreen", image)
 

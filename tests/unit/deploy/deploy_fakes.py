@@ -55,7 +55,7 @@ class FakeRolloutClient:
     """Keeps machines in a dict. ``wait_outcome[id]`` picks what ``wait_machine`` does:
     ``"ok"`` (default), ``"fail"`` (409) or ``"timeout"`` (408). ``checks_after[id]`` is the
     number of ``get_machine`` calls after which the machine's checks pass (``None``: critical
-    forever)."""
+    forever). ``refuse_cordon`` holds ids whose cordon and uncordon answer 409."""
 
     def __init__(self, machines: list[Machine], clock: FakeClock | None = None) -> None:
         self.clock = clock or FakeClock()
@@ -63,6 +63,7 @@ class FakeRolloutClient:
         self.calls: list[tuple[str, str]] = []
         self.wait_outcome: dict[str, str] = {}
         self.checks_after: dict[str, int | None] = {}
+        self.refuse_cordon: set[str] = set()
         self._gets: dict[str, int] = {}
         self._created = 0
         self._version = 1
@@ -79,14 +80,21 @@ class FakeRolloutClient:
         region: str | None = None,
         name: str | None = None,
         skip_launch: bool = False,
+        skip_service_registration: bool = False,
         region_fallback: bool = False,
     ) -> Machine:
         self._created += 1
         machine_id = f"new{self._created}"
-        self.calls.append(("create", region or ""))
+        self.calls.append(
+            ("create-cordoned" if skip_service_registration else "create", region or "")
+        )
         machine = make_machine(machine_id, region or "ams", state=MachineState.CREATED)
         machine = machine.model_copy(
-            update={"config": config, "instance_id": self._new_instance(machine_id)}
+            update={
+                "config": config,
+                "instance_id": self._new_instance(machine_id),
+                "cordoned": skip_service_registration,
+            }
         )
         self.machines[machine_id] = machine
         return machine
@@ -145,6 +153,22 @@ class FakeRolloutClient:
         self, app: str, machine_id: str, *, signal: str | None = None, timeout: str | None = None
     ) -> None:
         self.calls.append(("stop", machine_id))
+
+    def cordon_machine(self, app: str, machine_id: str) -> None:
+        self.calls.append(("cordon", machine_id))
+        if machine_id in self.refuse_cordon:
+            raise ApiError(f"machine {machine_id} refused the cordon", status=409)
+        self._set_cordoned(machine_id, True)
+
+    def uncordon_machine(self, app: str, machine_id: str) -> None:
+        self.calls.append(("uncordon", machine_id))
+        if machine_id in self.refuse_cordon:
+            raise ApiError(f"machine {machine_id} refused the uncordon", status=409)
+        self._set_cordoned(machine_id, False)
+
+    def _set_cordoned(self, machine_id: str, cordoned: bool) -> None:
+        machine = self.machines[machine_id]
+        self.machines[machine_id] = machine.model_copy(update={"cordoned": cordoned})
 
     def delete_machine(self, app: str, machine_id: str, *, force: bool = False) -> None:
         self.calls.append(("destroy", machine_id))
