@@ -30,6 +30,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from ferry.client import MAX_WAIT_SECONDS
+from ferry.deploy.leases import LEASE_REFRESH_SECONDS, DeployLeases
 from ferry.deploy.plan import DeployPlan, DeployStep, check_max_unavailable, rolling_batches
 from ferry.deploy.rollout_types import (  # re-exported: the CLI and tests import them here
     Progress,
@@ -67,6 +68,7 @@ class Rollout:
         on_progress: Callable[[Progress], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        lease_refresh: float = LEASE_REFRESH_SECONDS,
     ) -> None:
         self._client = client
         self._app = app
@@ -76,8 +78,26 @@ class Rollout:
         self._report = on_progress or (lambda _progress: None)
         self._clock = clock
         self._sleep = sleep
+        self._lease_refresh = lease_refresh
+        self._leases = DeployLeases(client, app, every=lease_refresh)
 
     def run(self, plan: DeployPlan) -> RolloutResult:
+        """Lease every machine the plan changes (as flyctl does), run the strategy, release.
+
+        A machine leased by someone else (another deploy) fails the rollout before
+        anything changes."""
+        by_id = {step.machine_id: step for step in plan.updates if step.machine_id}
+        self._leases = DeployLeases(self._client, self._app, every=self._lease_refresh)
+        refused = self._leases.acquire(by_id)
+        if refused is not None:
+            machine_id, failure = refused
+            return self._fail(RolloutResult(), by_id[machine_id], failure, self._clock(), None)
+        try:
+            return self._run_strategy(plan)
+        finally:
+            self._leases.release()
+
+    def _run_strategy(self, plan: DeployPlan) -> RolloutResult:
         if plan.strategy == "immediate":
             return self._run_immediate(plan)
         if plan.strategy == "canary":
@@ -157,7 +177,7 @@ class Rollout:
             if not step.wait_started:
                 continue  # a stopped blue cannot be cordoned (409); it is destroyed as is
             try:
-                self._client.cordon_machine(self._app, blue.id)
+                self._client.cordon_machine(self._app, blue.id, nonce=self._leases.nonce(blue.id))
             except ApiError as exc:
                 detail = f"could not cordon {blue.id}: {exc.message}"
                 self._report(Progress(step, "note", blue, detail=detail))
@@ -176,7 +196,9 @@ class Rollout:
         began = self._clock()
         if running:
             try:
-                self._client.stop_machine(self._app, machine.id)
+                self._client.stop_machine(
+                    self._app, machine.id, nonce=self._leases.nonce(machine.id)
+                )
                 self._client.wait_machine(
                     self._app,
                     machine.id,
@@ -186,7 +208,8 @@ class Rollout:
             except ApiError:
                 pass  # a machine that cannot stop cleanly (failed, gone) is destroyed anyway
         try:
-            self._client.delete_machine(self._app, machine.id, force=True)
+            nonce = self._leases.nonce(machine.id)
+            self._client.delete_machine(self._app, machine.id, force=True, nonce=nonce)
         except ApiError as exc:
             if exc.status != 404:
                 return f"could not destroy {machine.id}: {exc.message}"
@@ -242,7 +265,11 @@ class Rollout:
         try:
             if step.kind == "update" and step.machine_id is not None:
                 machine = self._client.update_machine(
-                    self._app, step.machine_id, config, current_version=step.instance_id
+                    self._app,
+                    step.machine_id,
+                    config,
+                    current_version=step.instance_id,
+                    nonce=self._leases.nonce(step.machine_id),
                 )
             else:
                 # A full region falls back to the nearest with room (Ferry-only); the

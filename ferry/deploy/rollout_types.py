@@ -10,6 +10,7 @@ from typing import Literal, Protocol
 
 from ferry.deploy.plan import DeployStep
 from ferry.model import Machine, MachineConfig
+from ferry.model.lease import MachineLease
 
 __all__ = ["Phase", "Progress", "RolloutClient", "RolloutResult", "expected_check_count"]
 
@@ -36,6 +37,7 @@ class RolloutClient(Protocol):
         config: MachineConfig,
         *,
         current_version: str | None = None,
+        nonce: str | None = None,
     ) -> Machine: ...
 
     def wait_machine(
@@ -51,14 +53,34 @@ class RolloutClient(Protocol):
     def get_machine(self, app: str, machine_id: str) -> Machine: ...
 
     def stop_machine(
-        self, app: str, machine_id: str, *, signal: str | None = None, timeout: str | None = None
+        self,
+        app: str,
+        machine_id: str,
+        *,
+        signal: str | None = None,
+        timeout: str | None = None,
+        nonce: str | None = None,
     ) -> None: ...
 
-    def delete_machine(self, app: str, machine_id: str, *, force: bool = False) -> None: ...
+    def delete_machine(
+        self, app: str, machine_id: str, *, force: bool = False, nonce: str | None = None
+    ) -> None: ...
 
-    def cordon_machine(self, app: str, machine_id: str) -> None: ...
+    def cordon_machine(self, app: str, machine_id: str, *, nonce: str | None = None) -> None: ...
 
-    def uncordon_machine(self, app: str, machine_id: str) -> None: ...
+    def uncordon_machine(self, app: str, machine_id: str, *, nonce: str | None = None) -> None: ...
+
+    def acquire_lease(
+        self,
+        app: str,
+        machine_id: str,
+        *,
+        ttl: int | None = None,
+        description: str | None = None,
+        nonce: str | None = None,
+    ) -> MachineLease: ...
+
+    def release_lease(self, app: str, machine_id: str, nonce: str) -> None: ...
 
 
 Phase = Literal[

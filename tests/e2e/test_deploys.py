@@ -17,6 +17,7 @@ from ferry.client import FerryClient
 from ferry.cluster.settings import ClusterSettings
 from ferry.deploy.plan import live_machines
 from ferry.deploy.release_command import RELEASE_PROCESS_GROUP
+from ferry.errors import ApiError
 from ferry.model import Machine, MachineState
 from tests.e2e.conftest import demo_dir, ferry
 from tests.e2e.test_edge import Load, wait_routable
@@ -152,7 +153,8 @@ def test_a_bluegreen_deploy_under_load_fails_no_request(
     for green in greens:
         assert ("cordon", "uncordoned") in _events(client, green.id)
     for blue in blues:
-        events = _events(client, blue.id)
+        events = _events(client, blue.id)  # under the deploy's lease, as flyctl holds one
+        assert events.index(("lease", "held")) < events.index(("cordon", "cordoned")), events
         assert events.index(("cordon", "cordoned")) < events.index(("stop", "requested")), events
     latest = client.list_releases(APP)[0]
     assert (latest.status, latest.strategy, latest.image) == ("complete", "bluegreen", image)
@@ -169,6 +171,12 @@ def test_rollback_deploys_an_earlier_release_again_and_refuses_one_that_does_not
     result = ferry(cluster, "releases", "rollback", "1", "-a", APP)
     assert result.returncode == 0, result.stdout + result.stderr
     assert all(m.config.env["GREETING"] == "v1" for m in serving(client))
+    for machine in serving(client):  # updated under a lease, given back at the end
+        events = _events(client, machine.id)
+        assert events.index(("lease", "held")) < events.index(("lease", "released")), events
+        with pytest.raises(ApiError) as gone:
+            client.get_lease(APP, machine.id)
+        assert gone.value.status == 404
     listing = ferry(cluster, "releases", "-a", APP)
     assert listing.returncode == 0
     lines = listing.stdout.splitlines()
