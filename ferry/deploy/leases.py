@@ -75,8 +75,10 @@ class DeployLeases:
                 lease = self._client.acquire_lease(
                     self._app, machine_id, ttl=self._ttl, description=LEASE_DESCRIPTION
                 )
-            except ApiError as exc:
-                self.release()
+            except FerryError as exc:
+                self.release()  # all or none, also when the API is gone
+                if not isinstance(exc, ApiError):
+                    raise
                 return machine_id, f"could not lease {machine_id}: {exc.message}"
             with self._lock:
                 self._nonces[machine_id] = lease.nonce

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from ferry.deploy.leases import LEASE_TTL, DeployLeases
+from ferry.errors import UnavailableError
 from ferry.model.lease import MachineLease
 from tests.unit.deploy.deploy_fakes import FakeRolloutClient, make_machine
 from tests.unit.deploy.test_deploy_rollout import run
@@ -101,4 +104,20 @@ def test_a_lease_that_cannot_be_refreshed_is_dropped() -> None:
     leases.refresh()
     assert leases.nonce("a1") is None and leases.nonce("a2") == "nonce-a2"
     leases.release()
+    assert client.leases == {}
+
+
+def test_an_api_that_goes_away_while_leasing_leaves_no_lease_behind() -> None:
+    client = FakeRolloutClient([make_machine("a1"), make_machine("a2", created_minute=1)])
+    acquire = client.acquire_lease
+
+    def flaky(app: str, machine_id: str, **kwargs: object) -> MachineLease:
+        if machine_id == "a2":
+            raise UnavailableError("the Ferry API at http://x is not reachable")
+        return acquire(app, machine_id, **kwargs)  # type: ignore[arg-type]
+
+    client.acquire_lease = flaky  # type: ignore[method-assign]
+    leases = DeployLeases(client, "web")
+    with pytest.raises(UnavailableError):
+        leases.acquire(["a1", "a2"])
     assert client.leases == {}
