@@ -60,6 +60,35 @@ def test_machine_namespaces_are_reachable_across_regions_and_removed(plan: Clust
     assert not ping(plan.regions[1].netns, ip)
 
 
+def test_a_start_takes_the_namespace_prepared_for_its_address(plan: ClusterPlan) -> None:
+    host = plan.hosts[1]
+    net = MachineNetwork(f"{plan.prefix}-", host.machine_subnet)
+    first, second = (host.machine_subnet.replace(".0/24", f".{n}") for n in (2, 3))
+    setup = f"n = N({net.netns_prefix!r}, {host.machine_subnet!r})"
+
+    def in_host(statements: str) -> str:
+        code = f"from ferry.agent.network_hook import MachineNetwork as N; {setup}; {statements}"
+        argv = netns_enter_argv(host.netns, [sys.executable, "-c", code])
+        return subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+
+    pool = f"{plan.prefix}-pool-"
+    try:
+        # One agent process: prepare, then start a machine on the first address.
+        out = in_host(
+            "n.ensure_bridge(); n.prepare([]); print(n.pool.wait_idle(10)); "
+            f"n.ensure('def456', {first!r}); print(n.pool.wait_idle(0))"
+        )
+        assert out.split("\n")[:2] == [str([first, second]), str([second])]
+        assert list_netns(pool) == [f"{pool}{second}"]  # the first one became the machine's
+        assert net.netns_name("def456") in list_netns(f"{plan.prefix}-vm-")
+        assert ping(plan.regions[1].netns, first)
+    finally:
+        in_host("n.remove('def456'); n.drop_prepared()")
+    assert list_netns(pool) == []
+    assert list_netns(f"{plan.prefix}-vm-") == []
+    assert not ping(plan.regions[1].netns, first)
+
+
 def test_teardown_leaves_no_namespace() -> None:
     prefix = f"fi{secrets.token_hex(2)}"
     built = plan_cluster(prefix, pick_octet(201), ["ams"], 1)
