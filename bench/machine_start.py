@@ -15,9 +15,10 @@ from the agent's log line for it (see ``ferry.agent.runner``) and the
 client's clock (all processes share one machine's clock). Also times
 ``start`` of a stopped machine the same way.
 
-The baseline, in the same run: raw ``runc run -d`` of the same image's
-rootfs (pulled from the cluster's registry), the same process and the same
-seccomp filter, its bundle (overlay mount and config.json) prepared in advance.
+The baseline, in the same run and interleaved (one before each create, as
+the machine is shared): raw ``runc run -d`` of the same image's rootfs (pulled
+from the cluster's registry), the same process and the same seccomp filter,
+its bundle (overlay mount and config.json) prepared before the clock starts.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,11 +73,16 @@ class Breakdown:
 
 
 def api_runs(
-    client: FerryClient, config: MachineConfig, runs: int
+    client: FerryClient,
+    config: MachineConfig,
+    runs: int,
+    between: Callable[[int], None] = lambda n: None,
 ) -> tuple[list[Sample], list[float]]:
+    """``runs`` creates (and starts of the stopped machine); ``between(n)`` runs before each."""
     creates: list[Sample] = []
     starts: list[float] = []
-    for _ in range(runs):
+    for n in range(runs):
+        between(n)
         sent = time.time()
         m = client.create_machine("hello", config, region="ams")
         answered = time.time()
@@ -120,8 +126,12 @@ def breakdown(samples: list[Sample], agent_log: str) -> Breakdown:
     return result
 
 
-def raw_baseline(settings: ClusterSettings, config: MachineConfig, runs: int) -> list[float]:
-    """Raw ``runc run -d`` of the deployed image's rootfs, same process and seccomp filter."""
+@contextlib.contextmanager
+def raw_baseline(
+    settings: ClusterSettings, config: MachineConfig
+) -> Iterator[Callable[[int], float]]:
+    """A function that times one raw ``runc run -d`` of the deployed image's rootfs, with
+    the same process and seccomp filter (bundle prepared before the clock starts)."""
     cgroup_parent = f"ferry-bench-{os.getpid()}"
     work = Path(tempfile.mkdtemp(prefix="ferry-bench-"))
     try:
@@ -130,7 +140,13 @@ def raw_baseline(settings: ClusterSettings, config: MachineConfig, runs: int) ->
         )
         image = store.ensure(config.image)
         process = tuple(resolve_process(image.config, config.init))
-        return raw_runs(work, image, runs, cgroup_parent, seccomp=True, process=process)
+
+        def one(n: int) -> float:
+            return raw_runs(work, image, 1, cgroup_parent, seccomp=True, process=process, first=n)[
+                0
+            ]
+
+        yield one
     finally:
         remove_cgroup_dirs(cgroup_parent)
         shutil.rmtree(work, ignore_errors=True)
@@ -164,9 +180,14 @@ def main() -> int:
         with FerryClient(settings.api_url, token) as client:
             ams = [m for m in client.list_machines("hello") if m.region == "ams"]
             config = ams[0].config
-            api_runs(client, config, 2)  # warm-up: connections, caches
-            creates, starts = api_runs(client, config, args.runs)
-        raw = raw_baseline(settings, config, args.runs)
+            with raw_baseline(settings, config) as raw_once:
+                raw: list[float] = []
+                api_runs(client, config, 2)  # warm-up: connections, caches
+                # Interleaved, one raw start before each create: the machine is shared,
+                # so both sides see the same load.
+                creates, starts = api_runs(
+                    client, config, args.runs, lambda n: raw.append(raw_once(n))
+                )
         logs = "".join(p.read_text() for p in settings.log_dir.glob("agent-*.log"))
     create = [s.done - s.sent for s in creates]
     print(

@@ -59,8 +59,11 @@ def raw_runs(
     *,
     seccomp: bool,
     process: tuple[str, ...] = ("sh", "-c", SCRIPT),
+    first: int = 0,
 ) -> list[float]:
-    """``runc run -d`` of ``image``'s rootfs ``runs`` times; seconds from exec to pid running."""
+    """``runc run -d`` of ``image``'s rootfs ``runs`` times; seconds from exec to pid running.
+
+    Container ids count from ``first``, so calls on one ``work`` directory do not collide."""
     root = work / "raw-runc"
     caps = DEFAULT_CAPABILITIES
     release = os.uname().release
@@ -68,7 +71,7 @@ def raw_runs(
     bundles: list[tuple[str, Path]] = []
     samples: list[float] = []
     try:
-        for n in range(runs):
+        for n in range(first, first + runs):
             container_id = f"raw-{'s' if seccomp else 'n'}{n}"
             bundle = work / "raw" / container_id
             for sub in ("upper", "work", "rootfs"):

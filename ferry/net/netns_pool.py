@@ -77,9 +77,12 @@ class PreparedNamespaces:
         and a refill never make two namespaces with one address.
         """
         with self._cond:
-            self._cond.wait_for(lambda: address not in self._making, timeout=5.0)
+            if address in self._making:
+                log.info("waiting for the namespace being prepared for %s", address)
+                self._cond.wait_for(lambda: address not in self._making, timeout=5.0)
             name = self._ready.pop(address, None)
             if name is None:
+                log.info("no namespace prepared for %s (ready: %s)", address, sorted(self._ready))
                 # A start builds this address's namespace itself: a refill must
                 # not make a second one meanwhile.
                 self._wanted = [a for a in self._wanted if a != address]
