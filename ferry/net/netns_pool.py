@@ -169,9 +169,15 @@ class PreparedNamespaces:
             raise
 
     def drain(self) -> None:
-        """Delete every prepared namespace of this prefix, also ones a previous agent left."""
+        """Delete every prepared namespace of this host's subnet, also ones a previous
+        agent left (other hosts' agents share the prefix: theirs are kept)."""
         with self._cond:
             self._wanted = []
             self._ready.clear()
         for name in list_netns(self.prefix):
-            delete_netns_now(name)
+            try:
+                ours = ipaddress.ip_address(name[len(self.prefix) :]) in self.subnet
+            except ValueError:
+                ours = False
+            if ours:
+                delete_netns_now(name)

@@ -12,7 +12,7 @@ import pytest
 from ferry.agent.network_hook import MachineNetwork
 from ferry.cluster.lifecycle import pick_octet
 from ferry.cluster.topology import build_topology, teardown_topology
-from ferry.net.iproute import list_netns, netns_enter_argv
+from ferry.net.iproute import add_netns, delete_netns, list_netns, netns_enter_argv
 from ferry.net.plan import ClusterPlan, plan_cluster
 
 
@@ -72,6 +72,8 @@ def test_a_start_takes_the_namespace_prepared_for_its_address(plan: ClusterPlan)
         return subprocess.run(argv, check=True, capture_output=True, text=True).stdout
 
     pool = f"{plan.prefix}-pool-"
+    other_host = f"{pool}10.99.0.5"  # another host's: drain leaves it alone
+    add_netns(other_host)
     try:
         # One agent process: prepare, then start a machine on the first address.
         out = in_host(
@@ -79,12 +81,15 @@ def test_a_start_takes_the_namespace_prepared_for_its_address(plan: ClusterPlan)
             f"n.ensure('def456', {first!r}); print(n.pool.wait_idle(0))"
         )
         assert out.split("\n")[:2] == [str([first, second]), str([second])]
-        assert list_netns(pool) == [f"{pool}{second}"]  # the first one became the machine's
+        left = [n for n in list_netns(pool) if n != other_host]
+        assert left == [f"{pool}{second}"]  # the first one became the machine's
         assert net.netns_name("def456") in list_netns(f"{plan.prefix}-vm-")
         assert ping(plan.regions[1].netns, first)
     finally:
         in_host("n.remove('def456'); n.drop_prepared()")
-    assert list_netns(pool) == []
+        survivors = list_netns(pool)
+        delete_netns(other_host)
+    assert survivors == [other_host]
     assert list_netns(f"{plan.prefix}-vm-") == []
     assert not ping(plan.regions[1].netns, first)
 
