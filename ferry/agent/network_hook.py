@@ -22,6 +22,7 @@ from ferry.net.iproute import (
     link_present,
     list_netns,
     netns_exists,
+    netns_has_link,
 )
 from ferry.net.netns_pool import PreparedNamespaces
 
@@ -73,7 +74,7 @@ class MachineNetwork:
         """
         name = self.netns_name(machine_id)
         if netns_exists(name):
-            if "eth0" in ip("-o", "link", "show", netns=name, check=False):
+            if netns_has_link(name, "eth0"):
                 return self.netns_path(machine_id)
             self.remove(machine_id)
         if self.pool.take(private_ip, name):

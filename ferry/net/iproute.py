@@ -12,6 +12,7 @@ import ctypes.util
 import os
 import socket
 import subprocess
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -110,6 +111,8 @@ _libc.mount.argtypes = [
     ctypes.c_char_p,
 ]
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+_libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
+_CLONE_NEWNET = 0x40000000
 
 
 def rename_netns(old: str, new: str) -> None:
@@ -148,3 +151,28 @@ def link_present(name: str) -> bool:
     except OSError:
         return False
     return True
+
+
+def netns_has_link(netns: str, link: str) -> bool:
+    """Whether the named namespace has a link ``link``, without an exec: a short-lived
+    thread joins the namespace (``setns`` changes only the calling thread) and asks
+    for the link's index. Falls back to ``ip`` when the namespace cannot be joined."""
+    answer: list[bool] = []
+
+    def probe() -> None:
+        try:
+            fd = os.open(NETNS_DIR / netns, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            if _libc.setns(fd, _CLONE_NEWNET) == 0:
+                answer.append(link_present(link))
+        finally:
+            os.close(fd)
+
+    thread = threading.Thread(target=probe, name=f"probe-{netns}", daemon=True)
+    thread.start()
+    thread.join()
+    if answer:
+        return answer[0]
+    return bool(ip("-o", "link", "show", "dev", link, netns=netns, check=False).strip())

@@ -12,7 +12,13 @@ import pytest
 from ferry.agent.network_hook import MachineNetwork
 from ferry.cluster.lifecycle import pick_octet
 from ferry.cluster.topology import build_topology, teardown_topology
-from ferry.net.iproute import add_netns, delete_netns, list_netns, netns_enter_argv
+from ferry.net.iproute import (
+    add_netns,
+    delete_netns,
+    list_netns,
+    netns_enter_argv,
+    netns_has_link,
+)
 from ferry.net.plan import ClusterPlan, plan_cluster
 
 
@@ -54,6 +60,9 @@ def test_machine_namespaces_are_reachable_across_regions_and_removed(plan: Clust
 
     in_host(f"n.ensure_bridge(); n.ensure('abc123', {ip!r}); n.ensure('abc123', {ip!r})")
     assert net.netns_name("abc123") in list_netns(f"{plan.prefix}-vm-")
+    # The check a restart makes of an existing namespace, without running ip.
+    assert netns_has_link(net.netns_name("abc123"), "eth0")
+    assert not netns_has_link(net.netns_name("abc123"), "eth9")
     assert ping(plan.regions[1].netns, ip)  # a client in sin reaches the ams machine
     in_host("n.remove('abc123')")
     assert list_netns(f"{plan.prefix}-vm-") == []
