@@ -3,7 +3,7 @@
 Run::
 
     .venv/bin/python bench/scheduler_bench.py [--hosts 1000 --regions 10 --apps 100 \
-        --preload 5000 --machines 5000 --seed 1]
+        --preload 1000 --machines 1000 --seed 1]
 
 What is timed is ``MachineService.create`` — what ``POST /v1/apps/{app}/machines``
 calls after parsing the body: under the service's placement lock it reads the
@@ -123,13 +123,15 @@ def main() -> None:
     parser.add_argument("--hosts", type=int, default=1000)
     parser.add_argument("--regions", type=int, default=10)
     parser.add_argument("--apps", type=int, default=100)
-    parser.add_argument("--preload", type=int, default=5000)
-    parser.add_argument("--machines", type=int, default=5000)
+    parser.add_argument("--preload", type=int, default=1000)
+    parser.add_argument("--machines", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     for name in ("hosts", "regions", "apps", "machines"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be at least 1")
+    if args.preload < 0:
+        parser.error("--preload must be 0 or more")
     if args.hosts < args.regions:
         parser.error("--hosts must be at least --regions, so every region has a host")
     if args.hosts > 62_500:

@@ -63,6 +63,8 @@ def wake_once(
     time.sleep(0.3)  # the edge's table has the machine stopped
     code, seconds = timed_get(settings, url)
     wake.append(seconds)
+    if code != 200:
+        print(f"wake request answered {code} after {seconds * 1000:.0f} ms", file=sys.stderr)
     return 0 if code == 200 else 1
 
 
