@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from datetime import UTC, datetime
 
+import pytest
+
 from ferry.model import DesiredState, Host, HostStatus, Machine, MachineConfig, MachineState
-from ferry.net.netns_pool import next_free_addresses
+from ferry.net import netns_pool
+from ferry.net.netns_pool import PreparedNamespaces, next_free_addresses
 from ferry.server.placement import allocate_private_ip
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -57,3 +62,84 @@ def test_the_first_prepared_address_is_the_one_the_control_plane_allocates() -> 
     live = [m.private_ip for m in machines if m.state is not MachineState.DESTROYED]
     predicted = next_free_addresses(host.machine_subnet, live, 2)
     assert predicted[0] == allocate_private_ip(host, machines) == "10.1.0.3"
+
+
+class FakeIp:
+    """Stands in for ``ip`` and the netns syscalls; ``gate`` holds a make until set."""
+
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+        self.gate = threading.Event()
+        self.gate.set()
+        self.making = threading.Event()
+
+    def ip_batch(self, lines: list[str], *, netns: str | None = None) -> None:
+        if netns is None:
+            self.making.set()
+            assert self.gate.wait(5)
+            self.names.add(lines[0].removeprefix("netns add "))
+
+    def rename(self, old: str, new: str) -> None:
+        self.names.remove(old)
+        self.names.add(new)
+
+    def delete(self, name: str) -> None:
+        self.names.discard(name)
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> FakeIp:
+    fake = FakeIp()
+    monkeypatch.setattr(netns_pool, "ip_batch", fake.ip_batch)
+    monkeypatch.setattr(netns_pool, "rename_netns", fake.rename)
+    monkeypatch.setattr(netns_pool, "delete_netns_now", fake.delete)
+    monkeypatch.setattr(netns_pool, "list_netns", lambda p: sorted(fake.names))
+    return fake
+
+
+def test_a_start_renames_the_namespace_prepared_for_its_address(fake: FakeIp) -> None:
+    pool = PreparedNamespaces("t-", "br0", "10.1.0.0/24", size=2)
+    pool.refill_soon(["10.1.0.2"])
+    assert pool.wait_idle(5) == ["10.1.0.3", "10.1.0.4"]
+    assert pool.take("10.1.0.3", "t-vm-m1")
+    assert fake.names == {"t-vm-m1", "t-pool-10.1.0.4"}
+    assert not pool.take("10.1.0.9", "t-vm-m2")  # not prepared: the start builds its own
+
+
+def test_a_start_waits_for_its_namespace_being_made_rather_than_making_a_second(
+    fake: FakeIp, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger=netns_pool.log.name)
+    pool = PreparedNamespaces("t-", "br0", "10.1.0.0/24", size=1)
+    fake.gate.clear()
+    pool.refill_soon([])
+    assert fake.making.wait(5)
+    took: list[bool] = []
+    waiting = threading.Event()
+    handler = logging.Handler()
+    handler.emit = lambda record: waiting.set()  # type: ignore[method-assign]
+    netns_pool.log.addHandler(handler)
+    try:
+        start = threading.Thread(target=lambda: took.append(pool.take("10.1.0.2", "t-vm-m1")))
+        start.start()
+        assert waiting.wait(5)  # the start is waiting for the namespace being made
+        fake.gate.set()
+        start.join(5)
+    finally:
+        netns_pool.log.removeHandler(handler)
+    assert took == [True]
+    assert fake.names == {"t-vm-m1"}
+
+
+def test_namespaces_no_longer_next_are_deleted_and_drain_keeps_other_subnets(
+    fake: FakeIp,
+) -> None:
+    pool = PreparedNamespaces("t-", "br0", "10.1.0.0/24", size=1)
+    pool.refill_soon([])
+    pool.wait_idle(5)
+    pool.refill_soon(["10.1.0.2"])  # .2 was given to a machine another way
+    assert pool.wait_idle(5) == ["10.1.0.3"]
+    assert fake.names == {"t-pool-10.1.0.3"}
+    fake.names.add("t-pool-10.2.0.7")  # another host's
+    pool.drain()
+    assert fake.names == {"t-pool-10.2.0.7"}
