@@ -153,7 +153,11 @@ class StepRunner:
 
     def _do_destroy(self, step: Step) -> None:
         m = _need(step)
-        self._report(m, MachineState.DESTROYING, "destroy", "destroying")
+        if step.containers:
+            # Only with something to stop: a second pass over an already destroyed machine
+            # (a stale snapshot) must not make it "destroying" again, which would hold its
+            # address as taken and fail a create that was just given it.
+            self._report(m, MachineState.DESTROYING, "destroy", "destroying")
         for c in step.containers:
             self._stop_container(m, c)
         self.network.remove(m.id)
