@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from ferry.client import ApiError, FerryClient
+from ferry.client import FerryClient
 from ferry.cluster.ephemeral import copy_demo_app, ephemeral_cluster, run_cli
 from ferry.cluster.settings import ClusterSettings
+from ferry.errors import ApiError
 from ferry.model import Machine, MachineState
 
 REPO = Path(__file__).resolve().parents[2]
