@@ -2,8 +2,7 @@
 
 Fields, as Ferry fills them (read from the host's /proc by the machine's agent):
 
-- ``pid``: the process id as the host sees it (the machine has its own pid namespace,
-  so this is not the pid the process sees of itself);
+- ``pid``: the process id inside the machine (its own pid namespace: the init is 1);
 - ``stime``: when the process started, Unix seconds;
 - ``rtime``: how long it had run when the list was taken, seconds;
 - ``command``: its command line, arguments joined by spaces (``[comm]`` when it has none);

@@ -22,6 +22,7 @@ from ferry.runtime.procfs import (
     listening_of,
     parse_cmdline,
     parse_listening,
+    parse_nspid,
     parse_stat,
     read_pids,
 )
@@ -67,7 +68,8 @@ class ProcessSampler:
         self._previous: dict[tuple[int, int], tuple[int, float]] = {}
 
     def sample(self, cgroups_paths: Iterable[str]) -> dict[str, list[ProcessStat]]:
-        """cgroup path -> its processes now (lowest pids first, at most ``MAX_PROCESSES``).
+        """cgroup path -> its processes now (lowest pids first, at most ``MAX_PROCESSES``),
+        each with the pid it has inside the container (its init is 1).
 
         A container that is gone has an empty list; a process that ends while it
         is read is left out. Forgets the CPU ticks of processes it no longer sees.
@@ -109,10 +111,12 @@ class ProcessSampler:
             try:
                 fields = parse_stat((base / "stat").read_text())
                 cmdline = (base / "cmdline").read_bytes()
+                inner_pid = parse_nspid((base / "status").read_text())
             except (OSError, ValueError):
                 continue  # ended while we read it
             seen[(pid, fields.starttime)] = (fields.cpu_ticks, now)
-            stats.append(self._stat(pid, fields, cmdline, base, listening, now, wall))
+            stat = self._stat(pid, fields, cmdline, base, listening, now, wall)
+            stats.append(stat.model_copy(update={"pid": inner_pid or pid}))
         return stats
 
     def _stat(

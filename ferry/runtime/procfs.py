@@ -1,13 +1,14 @@
-"""Reading /proc text about a container's processes: pure parsers plus one thin reader.
+"""Reading /proc text about a container's processes: pure parsers plus two small readers.
 
-The parsers take the text of ``/proc/<pid>/stat``, ``/proc/<pid>/cmdline`` and
-``/proc/<pid>/net/tcp{,6}`` (the fallback when ``sock_diag`` cannot answer) and
-raise ``ValueError`` on text they cannot read. ``ProcessSampler`` is the
-adapter: it lists a container's processes from its cgroup's ``cgroup.procs``
-and reads each one's files; no exec, no runc call. Cost per machine and pass:
-one ``cgroup.procs`` read, one ``sock_diag`` dump, and per process (at most
-``MAX_PROCESSES``) three small reads plus one readlink per open file (at most
-``MAX_FDS``) when the machine listens at all.
+The parsers take the text of ``/proc/<pid>/stat``, ``cmdline``, ``status`` and
+``net/tcp{,6}`` (the fallback when ``sock_diag`` cannot answer) and raise
+``ValueError`` on text they cannot read. ``ProcessSampler`` is the adapter: it
+lists a container's processes from its cgroup's ``cgroup.procs`` and reads
+each one's files (``read_pids`` and ``listening_of`` are its two small readers);
+no exec, no runc call. Cost per machine and pass: one ``cgroup.procs`` read,
+one ``sock_diag`` dump, and per process (at most ``MAX_PROCESSES``) four small
+reads plus one readlink per open file (at most ``MAX_FDS``) when the machine
+listens at all.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ __all__ = [
     "decode_address",
     "parse_cmdline",
     "parse_listening",
+    "parse_nspid",
     "parse_stat",
     "socket_inode",
 ]
@@ -73,6 +75,16 @@ def parse_stat(text: str) -> StatFields:
         starttime=int(rest[19]),
         rss_pages=int(rest[21]),
     )
+
+
+def parse_nspid(status: str) -> int | None:
+    """The pid a process has in its own (innermost) pid namespace, from the ``NSpid:``
+    line of ``/proc/<pid>/status``; None without one. Pure."""
+    for line in status.splitlines():
+        if line.startswith("NSpid:"):
+            fields = line.split()[1:]
+            return int(fields[-1]) if fields and fields[-1].isdigit() else None
+    return None
 
 
 def parse_cmdline(raw: bytes, comm: str) -> str:

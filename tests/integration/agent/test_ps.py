@@ -71,6 +71,9 @@ def test_ps_lists_the_machines_processes_with_their_commands_and_sockets(
             time.sleep(0.1)
 
         assert f"sh -c {SCRIPT}" in by_command, processes
+        # Pids as the machine sees them: its init (tini) is 1 and started the shell.
+        assert processes[0].pid == 1 and processes[0].command.endswith(f"sh -c {SCRIPT}")
+        assert 1 < by_command[f"sh -c {SCRIPT}"].pid < by_command["sleep 1000"].pid
         assert age < 5.0
         sleeper = by_command["sleep 1000"]
         assert sleeper.directory == "/"

@@ -16,6 +16,7 @@ from ferry.runtime.procfs import (
     decode_address,
     parse_cmdline,
     parse_listening,
+    parse_nspid,
     parse_stat,
     read_pids,
     socket_inode,
@@ -50,6 +51,12 @@ def test_stat_fields_survive_a_comm_with_spaces_and_parentheses() -> None:
 def test_a_garbled_stat_line_is_a_value_error(text: str) -> None:
     with pytest.raises(ValueError):
         parse_stat(text)
+
+
+def test_the_pid_inside_the_container_is_the_last_nspid() -> None:
+    assert parse_nspid("Name:\tsleep\nPid:\t4242\nNSpid:\t4242\t7\n") == 7
+    assert parse_nspid("Name:\tsleep\nPid:\t4242\nNSpid:\t4242\n") == 4242
+    assert parse_nspid("Name:\tsleep\n") is None
 
 
 def test_cmdline_joins_arguments_and_shows_comm_when_there_is_none() -> None:
@@ -105,6 +112,7 @@ def _fake_process(proc: Path, pid: int, argv: bytes, ticks: int, fds: dict[str, 
     stat = f"{pid} (x) S 1 1 1 0 -1 0 0 0 0 0 {ticks} 0 0 0 20 0 1 0 {5 * 100} 1 10 0"
     (base / "stat").write_text(stat)
     (base / "cmdline").write_bytes(argv)
+    (base / "status").write_text(f"Name:\tx\nPid:\t{pid}\nNSpid:\t{pid}\t{pid - 6}\nPPid:\t1\n")
     os.symlink("/app", base / "cwd")
     for fd, target in fds.items():
         os.symlink(target, base / "fd" / fd)
@@ -137,6 +145,7 @@ def test_the_sampler_reads_a_containers_processes(tmp_path: Path) -> None:
     assert first["/ferry/gone"] == []
     assert asked == [[f"{proc}/7/ns/net"]]  # one namespace per machine, through its first pid
     shell, httpd = first["/ferry/c1"]
+    assert (shell.pid, httpd.pid) == (1, 3)  # as the container sees them
     hertz = os.sysconf("SC_CLK_TCK")
     assert shell.command == "sh -c sleep 1000 & wait" and shell.directory == "/app"
     assert shell.stime == 1700000000 + 500 // hertz
