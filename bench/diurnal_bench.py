@@ -2,14 +2,15 @@
 
 Run as root: ``.venv/bin/python bench/diurnal_bench.py [--phase-seconds 20]``.
 
-Two copies of the demo app in a three-region embedded cluster (emulated WAN):
-`static` runs max_per_region (2) machines in every region all day; `elastic`
+Three copies of the demo app in a three-region embedded cluster (emulated WAN):
+`static` runs max_per_region (2) machines in every region all day, `static1`
+one always-on machine per region (the least a fixed fleet can run); `elastic`
 has an [autoscale] policy (0..2 per region, target concurrency 1, scale out
 after 3 s, in after 5 s, idle stop after 5 s) and auto_stop_machines = "stop".
 The same trace of clients (sequential GETs with a 20 ms pause, N per region
 per phase) is replayed against each, one after the other. Reports
 machine-seconds (started machines, sampled every second) and latency
-percentiles, and the ratios elastic/static.
+percentiles, and the ratios elastic/static and elastic/static1.
 """
 
 from __future__ import annotations
@@ -56,7 +57,9 @@ POLICY = """
 """
 
 
-def deploy(settings: ClusterSettings, app_dir: Path, app: str, elastic: bool) -> None:
+def deploy(
+    settings: ClusterSettings, app_dir: Path, app: str, elastic: bool, per_region: int = 2
+) -> None:
     original = (app_dir / "fly.toml").read_text()
     toml = original.replace('app = "hello"', f'app = "{app}"')
     if elastic:
@@ -65,9 +68,10 @@ def deploy(settings: ClusterSettings, app_dir: Path, app: str, elastic: bool) ->
     (app_dir / "fly.toml").write_text(toml)
     ferry_cli(settings, "deploy", "--regions", ",".join(REGIONS), cwd=app_dir)
     (app_dir / "fly.toml").write_text(original)
-    if not elastic:
+    if not elastic and per_region > 1:
         for region in REGIONS:
-            ferry_cli(settings, "scale", "count", "2", "--region", region, "-a", app, "--yes")
+            count = str(per_region)
+            ferry_cli(settings, "scale", "count", count, "--region", region, "-a", app, "--yes")
 
 
 def replay(
@@ -133,10 +137,11 @@ def main() -> int:
     try:
         with ephemeral_cluster(REGIONS, octet=194) as settings:
             deploy(settings, app_dir, "static", elastic=False)
+            deploy(settings, app_dir, "static1", elastic=False, per_region=1)
             deploy(settings, app_dir, "elastic", elastic=True)
             token = settings.token_path.read_text().strip()
             with FerryClient(settings.api_url, token) as client:
-                for app in ("static", "elastic"):
+                for app in ("static", "static1", "elastic"):
                     rows[app] = replay(settings, client, app, args.phase_seconds)
                 decisions = client.autoscale_status("elastic").get("decisions", [])
     finally:
@@ -153,12 +158,15 @@ def main() -> int:
             f"p50 {statistics.median(lat):6.1f} ms  p99 {pct(lat, 0.99):6.1f} ms  "
             f"p99.9 {pct(lat, 0.999):6.1f} ms  over 50 ms: {sum(1 for x in lat if x > 50)}"
         )
-    (s_sec, s_lat, _), (e_sec, e_lat, _) = rows["static"], rows["elastic"]
-    print(
-        f"elastic/static: machine-seconds {e_sec / s_sec:.2f} ({100 * (1 - e_sec / s_sec):.0f}% "
-        f"fewer), p99 {pct(e_lat, 0.99) / pct(s_lat, 0.99):.2f}x  "
-        "(goal: >= 50% fewer machine-seconds, p99 within 20%)"
-    )
+    e_sec, e_lat, _ = rows["elastic"]
+    for base in ("static", "static1"):
+        s_sec, s_lat, _ = rows[base]
+        print(
+            f"elastic/{base}: machine-seconds {e_sec / s_sec:.2f} "
+            f"({100 * (1 - e_sec / s_sec):.0f}% fewer), p99 "
+            f"{pct(e_lat, 0.99) / pct(s_lat, 0.99):.2f}x  "
+            "(goal: >= 50% fewer machine-seconds, p99 within 20%)"
+        )
     print(f"autoscaler decisions during the run: {len(decisions)}")
     return 0
 

@@ -45,13 +45,25 @@ def percentile(samples: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
-def spec_for(image: LocalImage, container_id: str) -> ContainerSpec:
-    return ContainerSpec(container_id, image, ("sh", "-c", SCRIPT), {}, memory_mb=64)
+def spec_for(
+    image: LocalImage, container_id: str, process: tuple[str, ...] = ("sh", "-c", SCRIPT)
+) -> ContainerSpec:
+    return ContainerSpec(container_id, image, process, {}, memory_mb=64)
 
 
 def raw_runs(
-    work: Path, image: LocalImage, runs: int, cgroup_parent: str, *, seccomp: bool
+    work: Path,
+    image: LocalImage,
+    runs: int,
+    cgroup_parent: str,
+    *,
+    seccomp: bool,
+    process: tuple[str, ...] = ("sh", "-c", SCRIPT),
+    first: int = 0,
 ) -> list[float]:
+    """``runc run -d`` of ``image``'s rootfs ``runs`` times; seconds from exec to pid running.
+
+    Container ids count from ``first``, so calls on one ``work`` directory do not collide."""
     root = work / "raw-runc"
     caps = DEFAULT_CAPABILITIES
     release = os.uname().release
@@ -59,7 +71,7 @@ def raw_runs(
     bundles: list[tuple[str, Path]] = []
     samples: list[float] = []
     try:
-        for n in range(runs):
+        for n in range(first, first + runs):
             container_id = f"raw-{'s' if seccomp else 'n'}{n}"
             bundle = work / "raw" / container_id
             for sub in ("upper", "work", "rootfs"):
@@ -67,7 +79,7 @@ def raw_runs(
             bundles.append((container_id, bundle))  # from here on, cleaned up in any case
             mount_overlay(image.rootfs, bundle / "upper", bundle / "work", bundle / "rootfs")
             spec = build_runtime_spec(
-                spec_for(image, container_id),
+                spec_for(image, container_id, process),
                 bundle / "rootfs",
                 f"/{cgroup_parent}/{container_id}",
                 open_files_limit=1024,

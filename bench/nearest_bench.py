@@ -7,7 +7,9 @@ matrix: ams-iad 84, ams-sin 169, iad-sin 224 ms). App `everywhere` runs one
 machine per region, app `amsonly` one machine in ams. From a client in each
 region: sequential keep-alive GETs through the region's edge
 (`http://<app>.ferry.test/`), and, as the in-region baseline, straight to
-the region's own machine (no proxy). Reports p50/p99, the share served
+the region's own machine (no proxy), each GET on a connection opened before
+its clock starts, as keep-alive would (busybox httpd closes every
+connection, so a plain baseline would also pay a TCP handshake). Reports p50/p99, the share served
 in-region, and for `amsonly` the p50 next to the region's RTT to ams.
 """
 
@@ -32,9 +34,13 @@ REGIONS = ("ams", "iad", "sin")
 CLIENT = Path(__file__).with_name("_regional_client.py")
 
 
-def run_client(settings: ClusterSettings, region: str, url: str, count: int) -> dict[str, object]:
+def run_client(
+    settings: ClusterSettings, region: str, url: str, count: int, *, opened: bool = False
+) -> dict[str, object]:
     argv = ["ip", "netns", "exec", settings.plan.region(region).netns,
             sys.executable, str(CLIENT), url, str(count)]  # fmt: skip
+    if opened:
+        argv.append("opened")
     out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=600).stdout
     return dict(json.loads(out))
 
@@ -69,7 +75,8 @@ def main() -> int:
             with FerryClient(settings.api_url, token) as client:
                 ips = {m.region: m.private_ip for m in client.list_machines("everywhere")}
             for region in REGIONS:
-                base = run_client(settings, region, f"http://{ips[region]}:8080/", args.count)
+                url = f"http://{ips[region]}:8080/"
+                base = run_client(settings, region, url, args.count, opened=True)
                 edge = run_client(settings, region, "http://everywhere.ferry.test/", args.count)
                 far = run_client(settings, region, "http://amsonly.ferry.test/", args.far_count)
                 rows.append((region, base, edge, far, settings.latency.rtt_ms(region, "ams")))
@@ -77,7 +84,8 @@ def main() -> int:
         shutil.rmtree(app_dir.parent, ignore_errors=True)
     print(
         f"conditions: {os.cpu_count()} cores, regions {', '.join(REGIONS)} (1 host each), "
-        f"demo app (busybox httpd CGI), sequential keep-alive GETs, "
+        f"demo app (busybox httpd CGI), sequential keep-alive GETs (baseline: each on a "
+        f"connection opened before its clock starts), "
         f"{args.count} per region ({args.far_count} for amsonly)"
     )
     print(

@@ -119,6 +119,7 @@ class Agent:
         self._lock = threading.Lock()
         self._snapshot: list[Machine] | None = None
         self._version = 0
+        self._delivered_at = 0.0  # wall-clock time the snapshot arrived (start breakdowns)
         self._busy: set[str] = set()
 
     # -- lifecycle ---------------------------------------------------------
@@ -127,6 +128,7 @@ class Agent:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._on_signal)
         self.network.ensure_bridge()
+        self.network.drop_prepared()  # a previous agent's: maybe half-made
         self._register()
         threads = [
             threading.Thread(target=self._watch_loop, name="watch", daemon=True),
@@ -152,6 +154,7 @@ class Agent:
                 log.warning("cycle failed: %s", exc)
         # Containers keep running: their shims outlive the agent, the next agent adopts them.
         self.pool.shutdown(wait=True, cancel_futures=True)
+        self.network.drop_prepared()
         log.info("agent %s stopped", self.settings.host_id)
 
     def stop(self) -> None:
@@ -186,18 +189,23 @@ class Agent:
         with self._lock:
             desired = self._snapshot
             busy = set(self._busy)
+            delivered_at = self._delivered_at
         if desired is None:
             return []  # never act before the first snapshot: it could look like "nothing wanted"
         containers = self.driver.list()
         self._adopt(desired, containers)
         steps = plan_host(desired, containers, self.memory, busy, time.monotonic())
         for step in steps:
-            log.info("%s: %s", step.kind.value, step.reason)
+            log.info("%s: %s (snapshot of %.6f)", step.kind.value, step.reason, delivered_at)
             with self._lock:
                 self._busy.add(step.machine_id)
             self.pool.submit(self._run_step, step)
         if not steps:
             log.debug("no action: %d machines, %d containers", len(desired), len(containers))
+        if not steps and not busy:
+            # Only while idle: making namespaces must not compete with a start for the CPU.
+            live = [m.private_ip for m in desired if m.state is not MachineState.DESTROYED]
+            self.network.prepare(live)
         return steps
 
     def _adopt(self, desired: list[Machine], containers: list[ContainerStatus]) -> None:
@@ -269,6 +277,7 @@ class Agent:
                 continue
             with self._lock:
                 self._snapshot = list(machines)
+                self._delivered_at = time.time()
             since = version
             self._wake.set()
 

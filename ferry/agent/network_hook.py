@@ -3,7 +3,9 @@
 The host's bridge ``br0`` holds the gateway of the host's machine subnet;
 each machine gets a named namespace with a veth ``eth0`` on that bridge, its
 private IP and a default route via the gateway. runc joins the namespace by
-path, so the network is ready before the machine's process starts.
+path, so the network is ready before the machine's process starts. Namespaces
+for the addresses the control plane will hand out next are made ahead of
+time (``ferry.net.netns_pool``), so most starts run no ``ip`` at all.
 """
 
 from __future__ import annotations
@@ -17,9 +19,12 @@ from ferry.net.iproute import (
     ip,
     ip_batch,
     link_exists,
+    link_present,
     list_netns,
     netns_exists,
+    netns_has_link,
 )
+from ferry.net.netns_pool import PreparedNamespaces
 
 BRIDGE = "br0"
 
@@ -27,10 +32,12 @@ BRIDGE = "br0"
 class MachineNetwork:
     """Creates and removes machine namespaces on this host. Blocking; raises ``NetworkError``."""
 
-    def __init__(self, netns_prefix: str, machine_subnet: str) -> None:
+    def __init__(self, netns_prefix: str, machine_subnet: str, *, prepared: int = 2) -> None:
+        """``prepared``: how many namespaces to keep ready (0: none, build each at start)."""
         self.netns_prefix = netns_prefix
         self.subnet = ipaddress.ip_network(machine_subnet)
         self.gateway = str(next(self.subnet.hosts()))
+        self.pool = PreparedNamespaces(netns_prefix, BRIDGE, machine_subnet, prepared)
 
     def ensure_bridge(self) -> None:
         """Create the host bridge with the subnet's gateway address. Idempotent."""
@@ -49,16 +56,32 @@ class MachineNetwork:
     def netns_path(self, machine_id: str) -> Path:
         return NETNS_DIR / self.netns_name(machine_id)
 
+    def prepare(self, used_addresses: list[str]) -> None:
+        """Keep namespaces ready for the addresses that come after ``used_addresses``
+        (the host's live machines). Returns at once; the work runs in the background."""
+        if self.pool.size > 0:
+            self.pool.refill_soon(used_addresses)
+
+    def drop_prepared(self) -> None:
+        """Delete the namespaces made ahead of time (agent start and stop)."""
+        self.pool.drain()
+
     def ensure(self, machine_id: str, private_ip: str) -> Path:
         """Give the machine its namespace, veth and address; return the namespace path.
 
-        Idempotent: an existing namespace with an ``eth0`` is kept as it is.
+        Idempotent: an existing namespace with an ``eth0`` is kept as it is. Takes
+        the prepared namespace of ``private_ip`` when there is one (no exec).
         """
         name = self.netns_name(machine_id)
-        if netns_exists(name) and "eth0" in ip("-o", "link", "show", netns=name, check=False):
+        if netns_exists(name):
+            if netns_has_link(name, "eth0"):
+                return self.netns_path(machine_id)
+            self.remove(machine_id)
+        if self.pool.take(private_ip, name):
             return self.netns_path(machine_id)
-        self.remove(machine_id)
         veth = _veth_name(machine_id)
+        if link_present(veth):
+            ip("link", "del", veth, check=False)
         ip_batch(
             [
                 f"netns add {name}",
@@ -80,7 +103,8 @@ class MachineNetwork:
     def remove(self, machine_id: str) -> None:
         """Delete the machine's namespace (its veth goes with it). Idempotent."""
         delete_netns(self.netns_name(machine_id))
-        ip("link", "del", _veth_name(machine_id), check=False)
+        if link_present(_veth_name(machine_id)):
+            ip("link", "del", _veth_name(machine_id), check=False)
 
     def list_machine_ids(self) -> list[str]:
         """Machine ids that have a namespace on this host."""

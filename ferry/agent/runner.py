@@ -196,7 +196,11 @@ class StepRunner:
 
     def _do_destroy(self, step: Step) -> None:
         m = _need(step)
-        self._report(m, MachineState.DESTROYING, "destroy", "destroying")
+        if step.containers:
+            # Only with something to stop: a second pass over an already destroyed machine
+            # (a stale snapshot) must not make it "destroying" again, which would hold its
+            # address as taken and fail a create that was just given it.
+            self._report(m, MachineState.DESTROYING, "destroy", "destroying")
         for c in step.containers:
             self._stop_container(m, c)
         self.network.remove(m.id)
@@ -233,20 +237,33 @@ class StepRunner:
             daemon=True,
         )
         starting.start()
+        phases = StartPhases()
         try:
-            self._start_container(m)
+            self._start_container(m, phases)
         finally:
+            waited = self.clock()
             starting.join()
+            phases.add("starting-report", self.clock() - waited)
         mem.acted_generation = m.generation
         mem.next_start_at = 0.0
         took = self.clock() - started
-        log.info("machine %s started in %.0f ms (%s)", m.id, took * 1000, event_type)
+        log.info(
+            "machine %s started in %.1f ms (%s; %s; began at %.6f)",
+            m.id,
+            took * 1000,
+            event_type,
+            phases.describe(),
+            time.time() - took,
+        )
         self._report(m, MachineState.STARTED, event_type, "started", exit_code=exit_code)
 
-    def _start_container(self, m: Machine) -> None:
+    def _start_container(self, m: Machine, phases: StartPhases) -> None:
         """Image, network namespace and container of ``m``'s current instance."""
+        mark = self.clock()
         image = self.images.ensure(m.config.image)
+        mark = phases.lap("image", mark, self.clock())
         netns = self.network.ensure(m.id, m.private_ip)
+        mark = phases.lap("network", mark, self.clock())
         guest = m.config.effective_guest
         env = merge_env(image.config.env, self._machine_env(m))
         spec = ContainerSpec(
@@ -265,7 +282,9 @@ class StepRunner:
             files=tuple((f.guest_path, f.content) for f in m.config.files),
         )
         self.driver.destroy(spec.container_id)  # a half-made container from a crash mid-start
+        mark = phases.lap("spec", mark, self.clock())
         self.driver.start(spec)
+        phases.lap("container", mark, self.clock())
 
     def _machine_env(self, m: Machine) -> dict[str, str]:
         env = dict(m.config.env)
@@ -344,6 +363,25 @@ class StepRunner:
         except FerryError as exc:
             # The next cycle sees the mismatch again and re-reports: nothing is lost.
             log.warning("could not report %s %s: %s", m.id, state.value, exc)
+
+
+class StartPhases:
+    """Where one start's time went, phase by phase, for the agent's log line."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def add(self, phase: str, seconds: float) -> None:
+        self.seconds[phase] = self.seconds.get(phase, 0.0) + seconds
+
+    def lap(self, phase: str, since: float, now: float) -> float:
+        """Record ``now - since`` for ``phase``; return ``now`` (the next phase's start)."""
+        self.add(phase, now - since)
+        return now
+
+    def describe(self) -> str:
+        """``image 0.3 ms, network 8.1 ms, …`` in the order the phases ran."""
+        return ", ".join(f"{name} {s * 1000:.1f} ms" for name, s in self.seconds.items())
 
 
 def _need(step: Step) -> Machine:

@@ -343,6 +343,12 @@ def _print_progress(progress: Progress) -> None:
     elif progress.phase == "healthy" and progress.machine:
         # Batches interleave their machines' lines, so each line names its machine.
         output.say(f"  {progress.machine.id} checks passing after {seconds}", style="green")
+    elif progress.phase == "ready" and progress.machine:
+        output.say(f"  {progress.machine.id} uncordoned: the edges route to it", style="green")
+    elif progress.phase == "cordoned" and progress.machine:
+        output.say(f"  {progress.machine.id} cordoned: no new requests", style="dim")
+    elif progress.phase == "note":
+        output.say(f"  {progress.detail}", style="yellow")
     elif progress.phase == "destroyed" and progress.machine:
         output.say(f"  {progress.machine.id} ({step.region}) stopped and destroyed", style="dim")
     elif progress.phase == "failed":

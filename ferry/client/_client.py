@@ -74,11 +74,14 @@ class FerryClient(AgentMethods, ReleaseMethods, MachineExtrasMethods):
         region: str | None = None,
         name: str | None = None,
         skip_launch: bool = False,
+        skip_service_registration: bool = False,
         region_fallback: bool = False,
         lease_ttl: int | None = None,
     ) -> Machine:
-        """Create a machine. ``region_fallback`` (Ferry-only) lets a full region send it to
-        the nearest region with room; ``placement_note(machine)`` then says where and why."""
+        """Create a machine. ``skip_service_registration`` (Fly's) creates it cordoned: no
+        edge routes to it until ``uncordon_machine``. ``region_fallback`` (Ferry-only) lets
+        a full region send it to the nearest region with room; ``placement_note(machine)``
+        then says where and why."""
         body: dict[str, Any] = {"config": config.model_dump(mode="json", exclude_none=True)}
         if region is not None:
             body["region"] = region
@@ -86,6 +89,8 @@ class FerryClient(AgentMethods, ReleaseMethods, MachineExtrasMethods):
             body["name"] = name
         if skip_launch:
             body["skip_launch"] = True
+        if skip_service_registration:
+            body["skip_service_registration"] = True
         if region_fallback:
             body["region_fallback"] = True
         if lease_ttl:

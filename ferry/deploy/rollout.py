@@ -13,9 +13,13 @@ to start (no check waiting).
 ``canary`` first creates one new machine (``strategies.canary_step``), waits
 for it to start and pass its checks, retires it, then runs ``rolling``; a
 failing canary stops the deploy before any machine is touched.
-``bluegreen`` creates every green (``strategies.bluegreen_phases``), waits for
-each to start and pass its checks, and only then retires the blues; if any
-green fails, the greens are retired and every blue keeps serving.
+``bluegreen`` creates every green cordoned (Fly's ``skip_service_registration``:
+the create itself stores it cordoned, so no edge's routing table ever holds it
+early), waits for each to start and pass its checks, uncordons the greens,
+cordons the running blues (so no new request reaches a draining blue, nor wakes
+it), and only then retires the blues; if any green fails, or cannot be
+uncordoned, the greens are retired and every blue keeps serving, uncordoned.
+A canary is not cordoned: as on Fly, it takes its share of requests.
 Retiring a machine stops it (its ``kill_signal``, so it drains) and destroys it.
 """
 
@@ -23,12 +27,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, Protocol
 
 from ferry.client import MAX_WAIT_SECONDS
+from ferry.deploy.leases import LEASE_REFRESH_SECONDS, DeployLeases
 from ferry.deploy.plan import DeployPlan, DeployStep, check_max_unavailable, rolling_batches
+from ferry.deploy.rollout_types import (  # re-exported: the CLI and tests import them here
+    Progress,
+    RolloutClient,
+    RolloutResult,
+    expected_check_count,
+)
 from ferry.deploy.strategies import bluegreen_phases, canary_step
 from ferry.errors import ApiError
 from ferry.model import Machine, MachineConfig, MachineState
@@ -36,81 +45,7 @@ from ferry.model import Machine, MachineConfig, MachineState
 #: How often a machine is polled while waiting for its checks (the server has no check wait).
 CHECK_POLL_SECONDS = 0.25
 
-
-class RolloutClient(Protocol):
-    """The slice of ``FerryClient`` a rollout uses."""
-
-    def create_machine(
-        self,
-        app: str,
-        config: MachineConfig,
-        *,
-        region: str | None = None,
-        name: str | None = None,
-        skip_launch: bool = False,
-        region_fallback: bool = False,
-    ) -> Machine: ...
-
-    def update_machine(
-        self,
-        app: str,
-        machine_id: str,
-        config: MachineConfig,
-        *,
-        current_version: str | None = None,
-    ) -> Machine: ...
-
-    def wait_machine(
-        self,
-        app: str,
-        machine_id: str,
-        *,
-        state: str = "started",
-        timeout: float = 60,
-        instance_id: str | None = None,
-    ) -> str: ...
-
-    def get_machine(self, app: str, machine_id: str) -> Machine: ...
-
-    def stop_machine(
-        self, app: str, machine_id: str, *, signal: str | None = None, timeout: str | None = None
-    ) -> None: ...
-
-    def delete_machine(self, app: str, machine_id: str, *, force: bool = False) -> None: ...
-
-
-Phase = Literal["begin", "launched", "started", "healthy", "failed", "destroyed"]
-
-
-@dataclass(frozen=True)
-class Progress:
-    """One step of the rollout moved: ``begin`` → ``launched`` → ``started`` → ``healthy``
-    (or ``failed``); ``destroyed`` when a canary, green or blue machine was retired.
-    ``elapsed`` counts seconds since the step began."""
-
-    step: DeployStep
-    phase: Phase
-    machine: Machine | None = None
-    elapsed: float = 0.0
-    detail: str = ""
-
-
-@dataclass
-class RolloutResult:
-    """What happened. ``failure`` is a sentence when the rollout stopped early."""
-
-    machines: list[Machine] = field(default_factory=list)
-    failure: str | None = None
-    failed_step: DeployStep | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.failure is None
-
-
-def expected_check_count(config: MachineConfig) -> int:
-    """How many health checks a machine with ``config`` reports."""
-    return len(config.checks) + sum(len(service.checks) for service in config.services)
+__all__ = ["Progress", "Rollout", "RolloutClient", "RolloutResult", "expected_check_count"]
 
 
 class Rollout:
@@ -133,6 +68,7 @@ class Rollout:
         on_progress: Callable[[Progress], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        lease_refresh: float = LEASE_REFRESH_SECONDS,
     ) -> None:
         self._client = client
         self._app = app
@@ -142,8 +78,26 @@ class Rollout:
         self._report = on_progress or (lambda _progress: None)
         self._clock = clock
         self._sleep = sleep
+        self._lease_refresh = lease_refresh
+        self._leases = DeployLeases(client, app, every=lease_refresh)
 
     def run(self, plan: DeployPlan) -> RolloutResult:
+        """Lease every machine the plan changes (as flyctl does), run the strategy, release.
+
+        A machine leased by someone else (another deploy) fails the rollout before
+        anything changes."""
+        by_id = {step.machine_id: step for step in plan.updates if step.machine_id}
+        self._leases = DeployLeases(self._client, self._app, every=self._lease_refresh)
+        refused = self._leases.acquire(by_id)
+        if refused is not None:
+            machine_id, failure = refused
+            return self._fail(RolloutResult(), by_id[machine_id], failure, self._clock(), None)
+        try:
+            return self._run_strategy(plan)
+        finally:
+            self._leases.release()
+
+    def _run_strategy(self, plan: DeployPlan) -> RolloutResult:
         if plan.strategy == "immediate":
             return self._run_immediate(plan)
         if plan.strategy == "canary":
@@ -175,7 +129,7 @@ class Rollout:
         greens: list[tuple[DeployStep, Machine, float]] = []
         for step in phases.greens:
             began = self._clock()
-            machine = self._launch(step, began, result)
+            machine = self._launch(step, began, result, cordoned=True)
             if machine is None:
                 self._retire_all(greens)
                 return result
@@ -189,18 +143,47 @@ class Rollout:
                     self._fail(result, step, failure, began, machine)
                     self._retire_all(greens)
                     return result
-        # Every green serves now: the blues can go, each drained by its stop signal.
-        for step in phases.blues:
-            assert step.machine_id is not None
+        # Every green passes its checks: the edges may route to them now. A stopped
+        # green is uncordoned too, so an edge can wake it as it could its blue.
+        for step, machine, began in greens:
             try:
-                blue = self._client.get_machine(self._app, step.machine_id)
-            except ApiError:
-                continue  # already gone: nothing left to retire
+                self._client.uncordon_machine(self._app, machine.id)
+            except ApiError as exc:
+                failure = f"could not uncordon {machine.id}: {exc.message}"
+                self._fail(result, step, failure, began, machine)
+                self._retire_all(greens)
+                return result
+            self._report(Progress(step, "ready", machine, self._clock() - began))
+        blues = self._cordon_blues(phases.blues)
+        # No new request reaches a cordoned blue: each is drained by its stop signal.
+        for step, blue in blues:
             failure = self._retire(step, blue, running=step.wait_started)
             if failure:
                 return self._fail(result, step, failure, self._clock(), blue)
         result.machines = [self._latest(machine) for _, machine, _ in greens]
         return result
+
+    def _cordon_blues(self, steps: tuple[DeployStep, ...]) -> list[tuple[DeployStep, Machine]]:
+        """Cordon every running blue; the blues still there. A cordon that fails is told
+        (``note``) and not fatal, as in flyctl: the blue's stop drains it anyway."""
+        blues: list[tuple[DeployStep, Machine]] = []
+        for step in steps:
+            assert step.machine_id is not None
+            try:
+                blue = self._client.get_machine(self._app, step.machine_id)
+            except ApiError:
+                continue  # already gone: nothing left to retire
+            blues.append((step, blue))
+            if not step.wait_started:
+                continue  # a stopped blue cannot be cordoned (409); it is destroyed as is
+            try:
+                self._client.cordon_machine(self._app, blue.id, nonce=self._leases.nonce(blue.id))
+            except ApiError as exc:
+                detail = f"could not cordon {blue.id}: {exc.message}"
+                self._report(Progress(step, "note", blue, detail=detail))
+                continue
+            self._report(Progress(step, "cordoned", blue))
+        return blues
 
     def _retire_all(self, launched: list[tuple[DeployStep, Machine, float]]) -> None:
         """Retire machines this rollout created; best effort, the failure is already told."""
@@ -213,7 +196,9 @@ class Rollout:
         began = self._clock()
         if running:
             try:
-                self._client.stop_machine(self._app, machine.id)
+                self._client.stop_machine(
+                    self._app, machine.id, nonce=self._leases.nonce(machine.id)
+                )
                 self._client.wait_machine(
                     self._app,
                     machine.id,
@@ -223,7 +208,8 @@ class Rollout:
             except ApiError:
                 pass  # a machine that cannot stop cleanly (failed, gone) is destroyed anyway
         try:
-            self._client.delete_machine(self._app, machine.id, force=True)
+            nonce = self._leases.nonce(machine.id)
+            self._client.delete_machine(self._app, machine.id, force=True, nonce=nonce)
         except ApiError as exc:
             if exc.status != 404:
                 return f"could not destroy {machine.id}: {exc.message}"
@@ -269,14 +255,21 @@ class Rollout:
             result.machines.append(self._latest(machine))
         return result
 
-    def _launch(self, step: DeployStep, began: float, result: RolloutResult) -> Machine | None:
-        """Send the update/create; on refusal record the failure and return ``None``."""
+    def _launch(
+        self, step: DeployStep, began: float, result: RolloutResult, *, cordoned: bool = False
+    ) -> Machine | None:
+        """Send the update/create (a create is ``cordoned`` when asked); on refusal record
+        the failure and return ``None``."""
         self._report(Progress(step, "begin"))
         config = self._config_for(step)
         try:
             if step.kind == "update" and step.machine_id is not None:
                 machine = self._client.update_machine(
-                    self._app, step.machine_id, config, current_version=step.instance_id
+                    self._app,
+                    step.machine_id,
+                    config,
+                    current_version=step.instance_id,
+                    nonce=self._leases.nonce(step.machine_id),
                 )
             else:
                 # A full region falls back to the nearest with room (Ferry-only); the
@@ -286,6 +279,7 @@ class Rollout:
                     config,
                     region=step.region,
                     skip_launch=not step.wait_started,
+                    skip_service_registration=cordoned,
                     region_fallback=True,
                 )
         except ApiError as exc:

@@ -189,6 +189,7 @@ class MachineService:
                 created_at=now,
                 updated_at=now,
                 generation=0 if request.skip_launch else 1,
+                cordoned=request.skip_service_registration,
             )
             event = make_event(
                 self.clock, "launch", "created", source, placement_note=note, reason=reason

@@ -121,24 +121,60 @@ def strict_machine_config(data: object) -> object:
     return {**data, "config": config}
 
 
-class CreateMachineRequest(_Body):
+class _MachineBody(_Body):
+    """Fields Fly's create and update bodies share. Any key not listed is refused (400
+    naming it), never dropped: a Fly client's request either works or says why not."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    config: MachineConfig
     name: str | None = Field(default=None, min_length=1, max_length=63)
     region: str | None = None
-    config: MachineConfig
     skip_launch: bool = False
+    skip_service_registration: bool = False
+    lsvd: bool = False
+    skip_secrets: bool = False
+    min_secrets_version: int | None = None
+
+    _config = model_validator(mode="before")(strict_machine_config)
+
+    @model_validator(mode="after")
+    def _refuse_what_ferry_lacks(self) -> _MachineBody:
+        if self.lsvd:
+            raise ValueError(
+                "'lsvd' (log-structured virtual disks) is not supported: Ferry machines are "
+                "containers; leave it out"
+            )
+        if self.min_secrets_version:
+            raise ValueError(
+                "'min_secrets_version' is not supported yet: Ferry has no app secrets; leave it out"
+            )
+        return self
+
+
+class CreateMachineRequest(_MachineBody):
+    """Fly's create body. ``skip_service_registration`` creates the machine cordoned (the
+    edges send it no requests until ``uncordon``), which is what it means on Fly."""
+
     region_fallback: bool = False  # Ferry-only: place in the nearest region with room
     lease_ttl: int = Field(default=0, ge=0, le=MAX_LEASE_TTL)  # 0: create without a lease
 
-    _config = model_validator(mode="before")(strict_machine_config)
 
+class UpdateMachineRequest(_MachineBody):
+    """Fly's update body. ``skip_launch`` and ``skip_service_registration`` are refused when
+    true: an update restarts a running machine and keeps its cordon as it is."""
 
-class UpdateMachineRequest(_Body):
-    config: MachineConfig
     current_version: str | None = None
-    name: str | None = None
-    region: str | None = None
 
-    _config = model_validator(mode="before")(strict_machine_config)
+    @model_validator(mode="after")
+    def _refuse_update_flags(self) -> UpdateMachineRequest:
+        for flag in ("skip_launch", "skip_service_registration"):
+            if getattr(self, flag):
+                raise ValueError(
+                    f"'{flag}' is not supported on update yet: stop the machine (or cordon it) "
+                    "before or after the update instead"
+                )
+        return self
 
 
 class StopRequest(_Body):

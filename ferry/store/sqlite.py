@@ -76,6 +76,7 @@ class SqliteStore(SqliteReleases, LeaseRows):
         self._read = self._db.read
         self._write = self._db.write
         self._parsed: dict[tuple[str, int], Machine] = {}
+        self._parsed_hosts: dict[tuple[Any, ...], Host] = {}
         self._parsed_lock = threading.Lock()
 
     def close(self) -> None:
@@ -174,7 +175,20 @@ class SqliteStore(SqliteReleases, LeaseRows):
 
     def list_hosts(self) -> list[Host]:
         with self._read() as conn:
-            return [host_from_row(row) for row in conn.execute(select(hosts).order_by(hosts.c.id))]
+            return [self._host(row) for row in conn.execute(select(hosts).order_by(hosts.c.id))]
+
+    def _host(self, row: Row[Any]) -> Host:
+        # A host row's values name one immutable version of it (a heartbeat changes
+        # last_heartbeat): every placement reads every host, so parse each version once.
+        key = tuple(row)
+        cached = self._parsed_hosts.get(key)
+        if cached is None:
+            cached = host_from_row(row)
+            with self._parsed_lock:
+                if len(self._parsed_hosts) >= _PARSED_CACHE_SIZE:
+                    self._parsed_hosts.clear()
+                self._parsed_hosts[key] = cached
+        return cached
 
     def record_heartbeat(self, host_id: str, at: datetime) -> Host:
         self.set_host_status(host_id, HostStatus.UP, heartbeat=at)

@@ -17,6 +17,7 @@ from ferry.client import FerryClient
 from ferry.cluster.settings import ClusterSettings
 from ferry.deploy.plan import live_machines
 from ferry.deploy.release_command import RELEASE_PROCESS_GROUP
+from ferry.errors import ApiError
 from ferry.model import Machine, MachineState
 from tests.e2e.conftest import demo_dir, ferry
 from tests.e2e.test_edge import Load, wait_routable
@@ -38,6 +39,11 @@ CMD ["httpd", "-f", "-vv", "-p", "8080", "-h", "/www"]
 
 def serving(client: FerryClient) -> list[Machine]:
     return sorted(live_machines(client.list_machines(APP)), key=lambda m: m.id)
+
+
+def _events(client: FerryClient, machine_id: str) -> list[tuple[str, str]]:
+    """The machine's (type, status) events, oldest first."""
+    return [(e.type, e.status) for e in reversed(client.machine_events(APP, machine_id))]
 
 
 def write_toml(app_dir: Path, greeting: str, deploy: str = "") -> None:
@@ -141,6 +147,15 @@ def test_a_bluegreen_deploy_under_load_fails_no_request(
     assert not {m.id for m in greens} & {m.id for m in blues}  # every blue replaced
     assert all(m.state is MachineState.STARTED for m in greens)
     assert all(m.config.env["GREETING"] == "v3" and m.region == "ams" for m in greens)
+    # Each green was created cordoned and uncordoned once healthy; each blue was
+    # cordoned before it was stopped.
+    assert not any(m.cordoned for m in greens)
+    for green in greens:
+        assert ("cordon", "uncordoned") in _events(client, green.id)
+    for blue in blues:
+        events = _events(client, blue.id)  # under the deploy's lease, as flyctl holds one
+        assert events.index(("lease", "held")) < events.index(("cordon", "cordoned")), events
+        assert events.index(("cordon", "cordoned")) < events.index(("stop", "requested")), events
     latest = client.list_releases(APP)[0]
     assert (latest.status, latest.strategy, latest.image) == ("complete", "bluegreen", image)
 
@@ -156,6 +171,12 @@ def test_rollback_deploys_an_earlier_release_again_and_refuses_one_that_does_not
     result = ferry(cluster, "releases", "rollback", "1", "-a", APP)
     assert result.returncode == 0, result.stdout + result.stderr
     assert all(m.config.env["GREETING"] == "v1" for m in serving(client))
+    for machine in serving(client):  # updated under a lease, given back at the end
+        events = _events(client, machine.id)
+        assert events.index(("lease", "held")) < events.index(("lease", "released")), events
+        with pytest.raises(ApiError) as gone:
+            client.get_lease(APP, machine.id)
+        assert gone.value.status == 404
     listing = ferry(cluster, "releases", "-a", APP)
     assert listing.returncode == 0
     lines = listing.stdout.splitlines()

@@ -12,7 +12,13 @@ import pytest
 from ferry.agent.network_hook import MachineNetwork
 from ferry.cluster.lifecycle import pick_octet
 from ferry.cluster.topology import build_topology, teardown_topology
-from ferry.net.iproute import list_netns, netns_enter_argv
+from ferry.net.iproute import (
+    add_netns,
+    delete_netns,
+    list_netns,
+    netns_enter_argv,
+    netns_has_link,
+)
 from ferry.net.plan import ClusterPlan, plan_cluster
 
 
@@ -54,10 +60,47 @@ def test_machine_namespaces_are_reachable_across_regions_and_removed(plan: Clust
 
     in_host(f"n.ensure_bridge(); n.ensure('abc123', {ip!r}); n.ensure('abc123', {ip!r})")
     assert net.netns_name("abc123") in list_netns(f"{plan.prefix}-vm-")
+    # The check a restart makes of an existing namespace, without running ip.
+    assert netns_has_link(net.netns_name("abc123"), "eth0")
+    assert not netns_has_link(net.netns_name("abc123"), "eth9")
     assert ping(plan.regions[1].netns, ip)  # a client in sin reaches the ams machine
     in_host("n.remove('abc123')")
     assert list_netns(f"{plan.prefix}-vm-") == []
     assert not ping(plan.regions[1].netns, ip)
+
+
+def test_a_start_takes_the_namespace_prepared_for_its_address(plan: ClusterPlan) -> None:
+    host = plan.hosts[1]
+    net = MachineNetwork(f"{plan.prefix}-", host.machine_subnet)
+    first, second = (host.machine_subnet.replace(".0/24", f".{n}") for n in (2, 3))
+    setup = f"n = N({net.netns_prefix!r}, {host.machine_subnet!r})"
+
+    def in_host(statements: str) -> str:
+        code = f"from ferry.agent.network_hook import MachineNetwork as N; {setup}; {statements}"
+        argv = netns_enter_argv(host.netns, [sys.executable, "-c", code])
+        return subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+
+    pool = f"{plan.prefix}-pool-"
+    other_host = f"{pool}10.99.0.5"  # another host's: drain leaves it alone
+    add_netns(other_host)
+    try:
+        # One agent process: prepare, then start a machine on the first address.
+        out = in_host(
+            "n.ensure_bridge(); n.prepare([]); print(n.pool.wait_idle(10)); "
+            f"n.ensure('def456', {first!r}); print(n.pool.wait_idle(0))"
+        )
+        assert out.split("\n")[:2] == [str([first, second]), str([second])]
+        left = [n for n in list_netns(pool) if n != other_host]
+        assert left == [f"{pool}{second}"]  # the first one became the machine's
+        assert net.netns_name("def456") in list_netns(f"{plan.prefix}-vm-")
+        assert ping(plan.regions[1].netns, first)
+    finally:
+        in_host("n.remove('def456'); n.drop_prepared()")
+        survivors = list_netns(pool)
+        delete_netns(other_host)
+    assert survivors == [other_host]
+    assert list_netns(f"{plan.prefix}-vm-") == []
+    assert not ping(plan.regions[1].netns, first)
 
 
 def test_teardown_leaves_no_namespace() -> None:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+import re
 import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from ferry.agent.reconcile import StepKind, plan_host
 from ferry.agent.runner import HostIdentity, StepRunner
@@ -99,3 +103,14 @@ def test_a_failed_start_is_reported_after_starting() -> None:
     log = start_once(fail=True)
     assert log[0] == "container started"
     assert log[1:] == ["report starting", "report failed"]
+
+
+def test_the_agent_logs_where_a_start_spent_its_time(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="ferry.agent.runner"):
+        start_once()
+    [line] = [r.getMessage() for r in caplog.records if "started in" in r.getMessage()]
+    phases = re.findall(r"([\w-]+) [\d.]+ ms", line.split("(start; ")[1])
+    assert phases == ["image", "network", "spec", "container", "starting-report"]
+    # The "starting" report (0.3 s here) is what the start waited for at the end.
+    waited = float(re.search(r"starting-report ([\d.]+) ms", line).group(1))  # type: ignore[union-attr]
+    assert waited > SLOW_REPORT * 1000 / 2

@@ -140,6 +140,9 @@ class FakeApi:
         if verb == "wait":
             machine["state"] = "started"
             return httpx.Response(200, json={"ok": True, "state": "started"})
+        if verb == "lease" and method == "POST":  # a deploy leases what it changes
+            lease = {"nonce": f"nonce-{machine_id}", "expires_at": 0}
+            return httpx.Response(200, json={"status": "success", "data": lease})
         if verb is not None:
             return httpx.Response(200, json={"ok": True, "previous_state": "stopped"})
         if method == "DELETE":

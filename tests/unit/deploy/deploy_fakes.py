@@ -7,6 +7,7 @@ from typing import Any
 
 from ferry.errors import ApiError
 from ferry.model import CheckStatus, DesiredState, Machine, MachineConfig, MachineState
+from ferry.model.lease import MachineLease
 
 T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 
@@ -55,7 +56,8 @@ class FakeRolloutClient:
     """Keeps machines in a dict. ``wait_outcome[id]`` picks what ``wait_machine`` does:
     ``"ok"`` (default), ``"fail"`` (409) or ``"timeout"`` (408). ``checks_after[id]`` is the
     number of ``get_machine`` calls after which the machine's checks pass (``None``: critical
-    forever)."""
+    forever). ``refuse_cordon`` holds ids whose cordon and uncordon answer 409. ``leases``
+    holds live leases (id -> nonce): a change must carry the nonce, as on the server."""
 
     def __init__(self, machines: list[Machine], clock: FakeClock | None = None) -> None:
         self.clock = clock or FakeClock()
@@ -63,6 +65,9 @@ class FakeRolloutClient:
         self.calls: list[tuple[str, str]] = []
         self.wait_outcome: dict[str, str] = {}
         self.checks_after: dict[str, int | None] = {}
+        self.refuse_cordon: set[str] = set()
+        self.leases: dict[str, str] = {}  # machine id -> the live lease's nonce
+        self.lease_calls: list[tuple[str, str]] = []
         self._gets: dict[str, int] = {}
         self._created = 0
         self._version = 1
@@ -79,14 +84,21 @@ class FakeRolloutClient:
         region: str | None = None,
         name: str | None = None,
         skip_launch: bool = False,
+        skip_service_registration: bool = False,
         region_fallback: bool = False,
     ) -> Machine:
         self._created += 1
         machine_id = f"new{self._created}"
-        self.calls.append(("create", region or ""))
+        self.calls.append(
+            ("create-cordoned" if skip_service_registration else "create", region or "")
+        )
         machine = make_machine(machine_id, region or "ams", state=MachineState.CREATED)
         machine = machine.model_copy(
-            update={"config": config, "instance_id": self._new_instance(machine_id)}
+            update={
+                "config": config,
+                "instance_id": self._new_instance(machine_id),
+                "cordoned": skip_service_registration,
+            }
         )
         self.machines[machine_id] = machine
         return machine
@@ -98,7 +110,9 @@ class FakeRolloutClient:
         config: MachineConfig,
         *,
         current_version: str | None = None,
+        nonce: str | None = None,
     ) -> Machine:
+        self._check_nonce(machine_id, nonce)
         self.calls.append(("update", machine_id))
         current = self.machines[machine_id]
         if current_version is not None and current_version != current.instance_id:
@@ -142,12 +156,73 @@ class FakeRolloutClient:
         return "started"
 
     def stop_machine(
-        self, app: str, machine_id: str, *, signal: str | None = None, timeout: str | None = None
+        self,
+        app: str,
+        machine_id: str,
+        *,
+        signal: str | None = None,
+        timeout: str | None = None,
+        nonce: str | None = None,
     ) -> None:
+        self._check_nonce(machine_id, nonce)
         self.calls.append(("stop", machine_id))
 
-    def delete_machine(self, app: str, machine_id: str, *, force: bool = False) -> None:
+    def cordon_machine(self, app: str, machine_id: str, *, nonce: str | None = None) -> None:
+        self._check_nonce(machine_id, nonce)
+        self.calls.append(("cordon", machine_id))
+        if machine_id in self.refuse_cordon:
+            raise ApiError(f"machine {machine_id} refused the cordon", status=409)
+        self._set_cordoned(machine_id, True)
+
+    def uncordon_machine(self, app: str, machine_id: str, *, nonce: str | None = None) -> None:
+        self._check_nonce(machine_id, nonce)
+        self.calls.append(("uncordon", machine_id))
+        if machine_id in self.refuse_cordon:
+            raise ApiError(f"machine {machine_id} refused the uncordon", status=409)
+        self._set_cordoned(machine_id, False)
+
+    # -- leases: the server's rules (lease.check_nonce) on a dict -----------------
+    def acquire_lease(
+        self,
+        app: str,
+        machine_id: str,
+        *,
+        ttl: int | None = None,
+        description: str | None = None,
+        nonce: str | None = None,
+    ) -> MachineLease:
+        if machine_id not in self.machines:
+            raise ApiError(f"machine {machine_id} not found", status=404)
+        held = self.leases.get(machine_id)
+        if held is not None and nonce != held:
+            raise ApiError(f"machine {machine_id} has a lease held by admin (other)", status=409)
+        if held is None and nonce is not None:
+            raise ApiError(f"machine {machine_id} has no live lease", status=412)
+        self.lease_calls.append(("refresh" if nonce else "lease", machine_id))
+        self.leases[machine_id] = nonce or f"nonce-{machine_id}"
+        return MachineLease(nonce=self.leases[machine_id], expires_at=0, description="x")
+
+    def release_lease(self, app: str, machine_id: str, nonce: str) -> None:
+        if self.leases.get(machine_id) != nonce:
+            raise ApiError(f"machine {machine_id} has no live lease", status=412)
+        self.lease_calls.append(("release", machine_id))
+        del self.leases[machine_id]
+
+    def _check_nonce(self, machine_id: str, nonce: str | None) -> None:
+        held = self.leases.get(machine_id)
+        if (held is None and nonce is not None) or (held is not None and nonce != held):
+            raise ApiError(f"machine {machine_id}: wrong lease nonce {nonce!r}", status=409)
+
+    def _set_cordoned(self, machine_id: str, cordoned: bool) -> None:
+        machine = self.machines[machine_id]
+        self.machines[machine_id] = machine.model_copy(update={"cordoned": cordoned})
+
+    def delete_machine(
+        self, app: str, machine_id: str, *, force: bool = False, nonce: str | None = None
+    ) -> None:
+        self._check_nonce(machine_id, nonce)
         self.calls.append(("destroy", machine_id))
+        self.leases.pop(machine_id, None)  # a lease goes with its machine
         del self.machines[machine_id]
 
     def get_machine(self, app: str, machine_id: str) -> Machine:

@@ -35,6 +35,7 @@ def run(
         on_progress=progress.append,
         clock=client.clock,
         sleep=client.clock.sleep,
+        lease_refresh=3600,  # the refresh thread is tested on its own
     )
     result = rollout.run(plan_deploy(machines, regions, strategy))
     return result, progress

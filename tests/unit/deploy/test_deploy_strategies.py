@@ -100,20 +100,30 @@ def test_a_failing_canary_stops_the_deploy_before_any_machine_is_touched() -> No
     assert ("destroy", "new1") in client.calls and "new1" not in client.machines
 
 
-def test_bluegreen_creates_every_green_waits_for_their_checks_then_retires_the_blues() -> None:
+def test_bluegreen_keeps_greens_cordoned_until_healthy_and_cordons_blues_before_retiring() -> None:
     machines = three_machines()
     client = FakeRolloutClient(machines)
     for green in ("new1", "new2", "new3"):
         client.checks_after[green] = 1
-    result, _ = run(client, machines, ["ams", "sin"], "bluegreen", checks=True)
+    result, progress = run(client, machines, ["ams", "sin"], "bluegreen", checks=True)
     assert result.ok, result.failure
-    kinds = [kind for kind, _ in client.calls]
-    last_green_wait = max(i for i, (k, m) in enumerate(client.calls) if k == "wait")
-    first_blue_stop = kinds.index("stop")
-    assert client.calls[:3] == [("create", "ams"), ("create", "ams"), ("create", "sin")]
-    assert last_green_wait < first_blue_stop  # no blue goes before every green is healthy
-    assert client.calls[first_blue_stop:] == [
-        ("stop", "a1"),
+    calls = client.calls
+    assert calls[:3] == [
+        ("create-cordoned", "ams"),
+        ("create-cordoned", "ams"),
+        ("create-cordoned", "sin"),
+    ]
+    last_green_wait = max(i for i, (kind, _) in enumerate(calls) if kind == "wait")
+    first_uncordon = calls.index(("uncordon", "new1"))
+    assert last_green_wait < first_uncordon  # no green is routable before every green is healthy
+    assert calls[first_uncordon:] == [
+        ("uncordon", "new1"),
+        ("uncordon", "new2"),
+        ("uncordon", "new3"),
+        ("cordon", "a1"),  # every green serves before any blue leaves the routing table
+        ("cordon", "a2"),
+        ("cordon", "s1"),
+        ("stop", "a1"),  # and every blue is out of it before the first is stopped
         ("wait-stopped", "a1"),
         ("destroy", "a1"),
         ("stop", "a2"),
@@ -123,9 +133,18 @@ def test_bluegreen_creates_every_green_waits_for_their_checks_then_retires_the_b
         ("wait-stopped", "s1"),
         ("destroy", "s1"),
     ]
+    healthy = [p.machine for p in progress if p.phase == "healthy" and p.machine]
+    assert sorted(m.id for m in healthy) == ["new1", "new2", "new3"]
+    assert all(m.cordoned for m in healthy)  # healthy, and still cordoned then
+    assert [p.machine.id for p in progress if p.phase == "ready" and p.machine] == [
+        "new1",
+        "new2",
+        "new3",
+    ]
     assert sorted(client.machines) == ["new1", "new2", "new3"]
+    assert not any(m.cordoned for m in client.machines.values())
     assert sorted(m.id for m in result.machines) == ["new1", "new2", "new3"]
-    assert not any(kind == "update" for kind in kinds)
+    assert not any(kind == "update" for kind, _ in calls)
 
 
 def test_a_failing_green_destroys_the_greens_and_leaves_every_blue_serving() -> None:
@@ -137,4 +156,33 @@ def test_a_failing_green_destroys_the_greens_and_leaves_every_blue_serving() -> 
     assert "new2 checks not passing" in result.failure
     assert sorted(client.machines) == ["a1", "a2", "s1"]
     assert all(client.machines[b].state is MachineState.STARTED for b in ("a1", "a2", "s1"))
+    assert not any(client.machines[b].cordoned for b in ("a1", "a2", "s1"))
+    assert not any(kind in ("uncordon", "cordon") for kind, _ in client.calls)  # no green routed
     assert not any(kind == "stop" and m in ("a1", "a2", "s1") for kind, m in client.calls)
+
+
+def test_a_green_that_cannot_be_uncordoned_fails_the_deploy_and_the_blues_keep_serving() -> None:
+    machines = three_machines()
+    client = FakeRolloutClient(machines)
+    client.checks_after.update({"new1": 1, "new2": 1, "new3": 1})
+    client.refuse_cordon.add("new2")
+    result, _ = run(client, machines, ["ams", "sin"], "bluegreen", checks=True)
+    assert result.failure == "could not uncordon new2: machine new2 refused the uncordon"
+    assert sorted(client.machines) == ["a1", "a2", "s1"]
+    assert not any(kind == "cordon" for kind, _ in client.calls)
+    assert all(client.machines[b].state is MachineState.STARTED for b in ("a1", "a2", "s1"))
+
+
+def test_a_blue_refusing_the_cordon_is_told_and_retired_a_stopped_blue_is_not_cordoned() -> None:
+    stopped = make_machine("a2", state=MachineState.STOPPED, desired=DesiredState.STOPPED)
+    machines = [make_machine("a1"), stopped]
+    client = FakeRolloutClient(machines)
+    client.checks_after.update({"new1": 1})
+    client.refuse_cordon.add("a1")
+    result, progress = run(client, machines, ["ams"], "bluegreen", checks=True)
+    assert result.ok, result.failure
+    assert ("uncordon", "new2") in client.calls  # the stopped green can be woken, as its blue
+    assert [c for c in client.calls if c[0] == "cordon"] == [("cordon", "a1")]
+    notes = [p.detail for p in progress if p.phase == "note"]
+    assert notes == ["could not cordon a1: machine a1 refused the cordon"]
+    assert sorted(client.machines) == ["new1", "new2"]
