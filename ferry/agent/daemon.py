@@ -4,6 +4,8 @@ Threads, each with one job:
 - watcher: long-polls the control plane for this host's desired machines;
 - heartbeat: tells the control plane the host is alive;
 - health: runs machines' checks and ships their logs;
+- ps: every ``PS_REPORT_SECONDS`` reports the processes of the started machines
+  (``ferry.agent.ps_report``: read from /proc, no exec);
 - image-gc: every ``IMAGE_GC_SECONDS`` deletes cached images nothing here needs
   (``RegistryImageStore.collect``; the decision is ``ferry.runtime.image_gc``);
 - main loop: each cycle reads a fresh snapshot (desired + containers), asks the
@@ -29,6 +31,7 @@ from types import FrameType
 from ferry.agent.checks import CheckTracker
 from ferry.agent.logship import LogShipper
 from ferry.agent.network_hook import MachineNetwork
+from ferry.agent.ps_report import PS_REPORT_SECONDS, ProcessReporter
 from ferry.agent.reconcile import LABEL_MACHINE, MachineMemory, Step, container_id, plan_host
 from ferry.agent.runner import HostIdentity, StepRunner
 from ferry.client import FerryClient
@@ -37,6 +40,7 @@ from ferry.model import DesiredState, Machine, MachineState
 from ferry.runtime.driver import ContainerStatus
 from ferry.runtime.image_gc import GcPolicy, ImageDeletion
 from ferry.runtime.images import RegistryImageStore
+from ferry.runtime.process_sampler import ProcessSampler
 from ferry.runtime.runc import RuncDriver
 
 log = logging.getLogger("ferry.agent")
@@ -109,6 +113,7 @@ class Agent:
         self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="step")
         self.checks = CheckTracker()
         self.logs = LogShipper(self.driver)
+        self.processes = ProcessReporter(ProcessSampler(), self.driver.cgroups_path)
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._lock = threading.Lock()
@@ -130,6 +135,7 @@ class Agent:
             threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True),
             threading.Thread(target=self._health_loop, name="health", daemon=True),
             threading.Thread(target=self._image_gc_loop, name="image-gc", daemon=True),
+            threading.Thread(target=self._ps_loop, name="ps", daemon=True),
         ]
         for t in threads:
             t.start()
@@ -306,3 +312,15 @@ class Agent:
                     self.logs.ship(desired, self.client, self.settings.host_id)
                 except Exception:
                     log.exception("log shipping failed this pass")
+
+    def _ps_loop(self) -> None:
+        """Process reports of the started machines. Never dies: a failed pass is logged."""
+        while not self._stopping.wait(PS_REPORT_SECONDS):
+            with self._lock:
+                desired = list(self._snapshot or [])
+            try:
+                self.processes.report(desired, self.client, self.settings.host_id)
+            except FerryError as exc:
+                log.warning("process report failed: %s", exc)
+            except Exception:
+                log.exception("process report failed this pass")

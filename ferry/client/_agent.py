@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ferry.client._http import HttpCore
@@ -10,6 +10,7 @@ from ferry.client._parse import parse_model, parse_models
 from ferry.client._parse import path_segment as _seg
 from ferry.errors import UnavailableError
 from ferry.model import CheckStatus, Host, Machine, MachineState
+from ferry.model.processes import MachineProcesses
 
 #: The server caps a host watch at this many seconds (docs/api.md).
 MAX_WATCH_SECONDS = 60
@@ -95,6 +96,11 @@ class AgentMethods(HttpCore):
         """Append log lines of a machine; the server keeps the last 1000."""
         path = f"/v1/hosts/{_seg(host_id)}/machines/{_seg(machine_id)}/logs"
         self._request("POST", path, body={"lines": list(lines)})
+
+    def report_processes(self, host_id: str, machines: Mapping[str, MachineProcesses]) -> None:
+        """Send the processes of this host's started machines, taken just now."""
+        body = {"machines": {mid: p.model_dump(mode="json") for mid, p in machines.items()}}
+        self._request("POST", f"/v1/hosts/{_seg(host_id)}/processes", body=body)
 
     # -- edge proxies (Ferry) ------------------------------------------------
 

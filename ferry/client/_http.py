@@ -77,6 +77,24 @@ class HttpCore:
 
         Blocking. Raises ``ApiError``, ``UnavailableError`` or ``ValidationError``.
         """
+        return _decode(
+            self._exchange(method, path, params=params, body=body, timeout=timeout, headers=headers)
+        )
+
+    def _exchange(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        body: Any = None,
+        timeout: float | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        """Send one request and return the successful response (for its headers too).
+
+        Blocking. Raises as ``_request`` does.
+        """
         clean_params = {k: _param(v) for k, v in (params or {}).items() if v is not None}
         try:
             response = self._http.request(
@@ -102,7 +120,7 @@ class HttpCore:
                 f"cannot reach the Ferry API at {self.base_url}", hint=_UNREACHABLE_HINT
             ) from exc
         if response.is_success:
-            return _decode(response)
+            return response
         raise self._api_error(response)
 
     def _api_error(self, response: httpx.Response) -> ApiError:

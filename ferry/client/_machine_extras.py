@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from ferry.client._http import HttpCore
+from ferry.client._http import HttpCore, _decode
 from ferry.client._parse import parse_model, parse_models
 from ferry.client._parse import path_segment as _seg
 from ferry.errors import UnavailableError
 from ferry.model.lease import NONCE_HEADER, MachineLease
 from ferry.model.machine import MachineVersion
+from ferry.model.processes import PS_AGE_HEADER, ProcessStat
 
 
 def nonce_header(nonce: str | None) -> dict[str, str] | None:
@@ -79,6 +80,22 @@ class MachineExtrasMethods(HttpCore):
         """Every config the machine had, newest first."""
         path = f"{self._machine(app, machine_id)}/versions"
         return parse_models(MachineVersion, self._request("GET", path))
+
+    def machine_processes(
+        self, app: str, machine_id: str, *, sort_by: str | None = None, order: str | None = None
+    ) -> tuple[list[ProcessStat], float]:
+        """The started machine's processes and their age in seconds (``Ferry-Ps-Age``).
+
+        ``ApiError`` 409 when the machine is not started, 503 when its host has not
+        reported them lately.
+        """
+        path = f"{self._machine(app, machine_id)}/ps"
+        response = self._exchange("GET", path, params={"sort_by": sort_by, "order": order})
+        try:
+            age = float(response.headers.get(PS_AGE_HEADER, ""))
+        except ValueError as exc:
+            raise UnavailableError(f"the Ferry API sent ps without {PS_AGE_HEADER}") from exc
+        return parse_models(ProcessStat, _decode(response)), age
 
 
 def _lease(data: Any) -> MachineLease:

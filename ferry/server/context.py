@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,7 @@ from ferry.server.leases_service import LeaseService
 from ferry.server.liveness import HostLiveness
 from ferry.server.machine_labels import MachineLabels
 from ferry.server.machines_service import MachineService
+from ferry.server.processes import ProcessBook
 from ferry.server.traffic import EdgeTraffic
 from ferry.server.watch import ChangeNotifier
 from ferry.store import StateStore
@@ -42,6 +44,7 @@ class ControlPlane:
     labels: MachineLabels
     registry: str = ""
     traffic: EdgeTraffic = field(default_factory=EdgeTraffic)
+    processes: ProcessBook = field(default_factory=lambda: ProcessBook(time.monotonic))
 
     @classmethod
     def build(
@@ -76,6 +79,7 @@ class ControlPlane:
             labels=MachineLabels(machines),
             registry=registry,
             traffic=traffic,
+            processes=ProcessBook(lambda: clock.now().timestamp()),
         )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from ferry.cli.machines import inspect, labels, lifecycle, run
+from ferry.cli.machines import inspect, labels, lifecycle, ps, run
 
 app = typer.Typer(no_args_is_help=True, help="Run and manage individual machines.")
 app.command("run")(run.run)
@@ -19,5 +19,6 @@ app.command("cordon")(labels.cordon)
 app.command("uncordon")(labels.uncordon)
 app.command("lease")(labels.lease)
 app.command("metadata")(labels.metadata)
+app.command("ps")(ps.ps)
 
 __all__ = ["app"]

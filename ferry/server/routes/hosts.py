@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from ferry.model import Host, Machine
+from ferry.model.processes import ProcessReport
 from ferry.server.context import ControlPlane, json_response
 from ferry.server.schemas import LogsUpload, RegisterHostRequest, StatusReport
 
@@ -65,6 +66,17 @@ def build_router(plane: ControlPlane) -> APIRouter:
     @router.post("/{host_id}/machines/{machine_id}/logs")
     def upload_logs(host_id: str, machine_id: str, body: LogsUpload) -> JSONResponse:
         hosts.upload_logs(host_id, machine_id, body.lines)
+        return json_response({"ok": True})
+
+    @router.post("/{host_id}/processes")
+    def report_processes(host_id: str, body: ProcessReport) -> JSONResponse:
+        """The processes of the host's started machines (``ferry.model.processes``).
+
+        Refused whole (404, nothing kept) when it names a machine not assigned to the host.
+        """
+        for machine_id in body.machines:
+            hosts.machine_of_host(host_id, machine_id)
+        plane.processes.record(body)
         return json_response({"ok": True})
 
     return router

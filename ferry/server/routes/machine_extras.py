@@ -8,8 +8,9 @@
 - ``POST …/cordon`` / ``…/uncordon`` answer ``{"ok": true}``; the lease nonce is honoured.
 - ``GET …/versions``: ``[{"version", "user_config"}]`` newest first, from the store's
   record of every config the machine had (one per instance id).
-- ``GET …/ps`` answers 501: the processes live on the machine's host, and the control
-  plane has no channel to its agent to ask.
+- ``GET …/ps``: fly-go's ``[ProcessStat]`` from the latest list the machine's agent
+  reported (``ferry.server.processes`` has the freshness rule), its age in seconds in
+  the ``Ferry-Ps-Age`` header; Fly's ``sort_by`` and ``order`` query parameters.
 """
 
 from __future__ import annotations
@@ -17,10 +18,17 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Header, Response
 from fastapi.responses import JSONResponse
 
+from ferry.errors import ValidationError
 from ferry.model.lease import NONCE_HEADER, MachineLease
 from ferry.model.machine import MachineVersion
+from ferry.model.processes import (
+    PS_AGE_HEADER,
+    PS_ORDERS,
+    PS_SORT_KEYS,
+    ProcessStat,
+    sort_processes,
+)
 from ferry.server.context import ControlPlane, json_response
-from ferry.server.errors import error_response
 from ferry.server.leases_service import lease_ttl
 from ferry.server.query_params import allow_query
 from ferry.server.schemas import AcquireLeaseRequest, SetMetadataRequest
@@ -104,14 +112,25 @@ def build_router(plane: ControlPlane) -> APIRouter:
         machine = plane.machines.get(app_name, machine_id)
         return json_response(plane.store.list_machine_versions(machine.id))
 
-    @router.get("/{machine_id}/ps", dependencies=_NO_QUERY)
-    def list_processes(app_name: str, machine_id: str) -> JSONResponse:
+    @router.get(
+        "/{machine_id}/ps",
+        responses={200: {"model": list[ProcessStat]}},
+        dependencies=[Depends(allow_query("sort_by", "order"))],
+    )
+    def list_processes(
+        app_name: str, machine_id: str, sort_by: str = "pid", order: str = "asc"
+    ) -> JSONResponse:
+        if sort_by not in PS_SORT_KEYS:
+            raise ValidationError(
+                f"sort_by={sort_by!r} is not a process field",
+                hint="use one of " + ", ".join(PS_SORT_KEYS),
+            )
+        if order not in PS_ORDERS:
+            raise ValidationError(f"order={order!r} is not asc or desc", hint="use asc or desc")
         machine = plane.machines.get(app_name, machine_id)
-        return error_response(
-            501,
-            f"listing the processes of machine {machine.id} is not supported yet: they run on "
-            f"host {machine.host_id}, and the control plane has no channel to ask its agent",
-            "see the machine's logs (GET …/logs) or its events instead",
-        )
+        processes, age = plane.processes.latest(machine)
+        response = json_response(sort_processes(processes, sort_by, order))
+        response.headers[PS_AGE_HEADER] = f"{age:.1f}"
+        return response
 
     return router

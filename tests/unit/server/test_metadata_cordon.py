@@ -136,12 +136,6 @@ def test_versions_list_each_config_newest_first(api: Api, machine: dict[str, Any
     assert versions[1]["user_config"]["image"] == "registry.local/web:1"
 
 
-def test_ps_is_501_saying_why(api: Api, machine: dict[str, Any]) -> None:
-    response = api.client.get(_url(machine, "/ps"))
-    assert response.status_code == 501
-    assert "not supported yet" in response.json()["error"]
-
-
 def test_events_are_in_flys_shape(api: Api, machine: dict[str, Any]) -> None:
     api.client.post(_url(machine, "/cordon"))
     events = api.client.get(_url(machine, "/events")).json()
