@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,14 +24,14 @@ import pytest
 from ferry.agent.daemon import Agent, AgentSettings
 from ferry.agent.reconcile import container_id
 from ferry.client import FerryClient
-from ferry.model import Machine, MachineConfig, MachineState
+from ferry.model import Machine, MachineState
 
 from ..images import free_loopback_port
-from .test_stop_request import ControlPlane
+from .harness import HOST, ControlPlane, machine_config, register_host
 
 pytestmark = pytest.mark.integration
 
-HOST, REGION, APP = "ams-1", "ams", "checked"
+APP = "checked"
 
 # Each endpoint prints a line per request it answers; ``answer`` is the raw reply.
 ENDPOINT = r"""
@@ -59,16 +59,6 @@ ANSWERS = {
 }
 
 
-@pytest.fixture
-def plane(tmp_path: Path) -> Iterator[ControlPlane]:
-    running = ControlPlane(tmp_path / "home")
-    running.start()
-    try:
-        yield running
-    finally:
-        running.kill_9()
-
-
 def until(condition: Callable[[], bool], timeout: float, what: str) -> None:
     """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
@@ -84,28 +74,17 @@ def test_garbage_from_one_check_endpoint_leaves_the_others_checked_and_logged(
     port = free_loopback_port()
     endpoints: list[subprocess.Popen[bytes]] = []
     with plane.client() as client:
-        client.register_host(
-            host_id=HOST,
-            region=REGION,
-            address="127.0.0.1",
-            cpus=8,
-            memory_mb=2048,
-            machine_subnet=subnet,
-        )
+        register_host(client, cpus=8, machine_subnet=subnet)
         client.create_app(APP)
-        config = MachineConfig.model_validate(
-            {
-                "image": "busybox",
-                "checks": {
-                    "web": {"type": "http", "port": port, "path": "/health", "interval": "1s"}
-                },
-            }
+        config = machine_config(
+            "busybox",
+            checks={"web": {"type": "http", "port": port, "path": "/health", "interval": "1s"}},
         )
         machines = {name: client.create_machine(APP, config, name=name) for name in ANSWERS}
         agent = Agent(
             AgentSettings(
-                host_id=HOST,
-                region=REGION,
+                host_id=HOST.host_id,
+                region=HOST.region,
                 address="127.0.0.1",
                 cpus=8,
                 memory_mb=2048,
@@ -113,7 +92,7 @@ def test_garbage_from_one_check_endpoint_leaves_the_others_checked_and_logged(
                 state_dir=tmp_path / "agent",
                 netns_prefix="unused",
                 api_url=plane.url,
-                token=(plane.home / "server" / "admin-token").read_text().strip(),
+                token=plane.token,
             )
         )
         try:
@@ -136,7 +115,9 @@ def test_garbage_from_one_check_endpoint_leaves_the_others_checked_and_logged(
                         )
                     )
                 until(lambda path=log: b"listening" in path.read_bytes(), 10, f"{name} listening")
-                client.report_status(HOST, m.id, MachineState.STARTED, m.instance_id, "start", "ok")
+                client.report_status(
+                    HOST.host_id, m.id, MachineState.STARTED, m.instance_id, "start", "ok"
+                )
             # The daemon's own threads (see Agent.run), without its reconcile loop.
             threads = [
                 threading.Thread(target=agent._watch_loop, daemon=True),

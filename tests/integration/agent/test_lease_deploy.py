@@ -5,7 +5,7 @@ fly-go's calls, over plain HTTP with the real wire shapes: ``POST …/lease?ttl=
 ``GET …/wait?state=started&instance_id=…``, a refresh with the nonce, and
 ``DELETE …/lease``. The control plane is its own process (kill -9'd mid-deploy
 to prove the lease is durable); the machine runs on a real runc driver driven
-by the real agent code (``Agent`` from ``test_stop_request``).
+by the real agent code (``Agent`` from ``harness``).
 """
 
 from __future__ import annotations
@@ -18,13 +18,10 @@ import httpx
 import pytest
 
 from ferry.agent.reconcile import container_id, plan_host
-from ferry.model import MachineConfig, MachineState
-from ferry.runtime.driver import LocalImage
+from ferry.model import MachineState
 from ferry.runtime.runc import RuncDriver
 
-from .test_stop_request import HOST, Agent, ControlPlane, OneImage, plane
-
-__all__ = ["plane"]
+from .harness import Agent, ControlPlane, OneImage, machine_config, register_host
 
 pytestmark = pytest.mark.integration
 
@@ -33,44 +30,34 @@ M = "/v1/apps/web/machines"
 
 
 def _config(reference: str, word: str) -> dict[str, Any]:
-    return MachineConfig.model_validate(
-        {
-            "image": reference,
-            "init": {"cmd": ["sh", "-c", f"echo {word}; sleep 600"]},
-            "restart": {"policy": "no"},
-            "stop_config": {"signal": "SIGKILL"},
-        }
-    ).model_dump(mode="json", exclude_none=True)
+    config = machine_config(
+        reference,
+        f"echo {word}; sleep 600",
+        restart={"policy": "no"},
+        stop_config={"signal": "SIGKILL"},
+    )
+    return config.model_dump(mode="json", exclude_none=True)
 
 
 def _http(running: ControlPlane) -> httpx.Client:
-    token = (running.home / "server" / "admin-token").read_text().strip()
     return httpx.Client(
         base_url=running.url,
-        headers={"Authorization": f"Bearer {token}"},
+        headers={"Authorization": f"Bearer {running.token}"},
         timeout=30,
     )
 
 
 def test_deploy_under_a_lease_as_flyctl_does_it(
-    plane: ControlPlane, driver: RuncDriver, busybox_image: LocalImage, busybox_reference: str
+    plane: ControlPlane, driver: RuncDriver, images: OneImage, busybox_reference: str
 ) -> None:
-    images = OneImage(busybox_reference, busybox_image)
     with plane.client() as client:
-        client.register_host(
-            host_id=HOST.host_id,
-            region=HOST.region,
-            address="127.0.0.1",
-            cpus=2,
-            memory_mb=2048,
-            machine_subnet="10.1.0.0/24",
-        )
+        register_host(client)
         client.create_app("web")
         agent = Agent(client, driver, images)
         with _http(plane) as http:
             first = http.post(M, json={"config": _config(busybox_reference, "v1")}).json()
             machine_id = first["id"]
-            agent.converge(lambda: agent.machine(machine_id).state is MachineState.STARTED)
+            agent.reach(machine_id, MachineState.STARTED)
 
             # flyctl: acquire a 13 s lease (fly-go sends the ttl as a query parameter).
             acquired = http.post(f"{M}/{machine_id}/lease?ttl=13")
@@ -134,6 +121,6 @@ def test_deploy_under_a_lease_as_flyctl_does_it(
         # Released: the old nonce is refused, and anyone may act without one.
         assert http.post(f"{M}/{machine_id}/stop", headers={NONCE: nonce}).status_code == 412
         assert http.post(f"{M}/{machine_id}/stop").status_code == 200
-        agent.converge(lambda: agent.machine(machine_id).state is MachineState.STOPPED)
+        agent.reach(machine_id, MachineState.STOPPED)
         versions = http.get(f"{M}/{machine_id}/versions").json()
         assert [v["version"] for v in versions] == [new_instance, first["instance_id"]]

@@ -15,7 +15,6 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -23,11 +22,11 @@ import pytest
 from ferry.agent.logship import LogShipper
 from ferry.agent.reconcile import container_id
 from ferry.errors import UnavailableError
-from ferry.model import DesiredState, Machine, MachineConfig, MachineState
 from ferry.runtime.driver import LocalImage
 from ferry.runtime.host_os import mount_overlay, unmount
 from ferry.runtime.runc import RuncDriver
 
+from ...machines import host_machine
 from ..runtime.conftest import container_spec
 
 MIB = 1024 * 1024
@@ -35,21 +34,7 @@ TOTAL_BYTES = 20 * MIB
 LINE_BYTES = 100
 LINE_COUNT = TOTAL_BYTES // LINE_BYTES + 1
 ALLOCATED_BOUND = 3 * MIB
-NOW = datetime(2026, 1, 1, tzinfo=UTC)
-MACHINE = Machine(
-    id="m1",
-    name="m1",
-    app_name="web",
-    state=MachineState.STARTED,
-    desired_state=DesiredState.STARTED,
-    region="ams",
-    instance_id="i1",
-    private_ip="10.1.0.2",
-    config=MachineConfig(image="x"),
-    host_id="ams-1",
-    created_at=NOW,
-    updated_at=NOW,
-)
+MACHINE = host_machine()
 
 # Paced at about 10 MB/s in 25 KB writes: faster than a real app, slow enough that
 # the shipper (running flat out here) keeps up, so the bound measures the punching.

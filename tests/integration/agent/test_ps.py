@@ -4,7 +4,7 @@ The machine runs a shell that starts ``sleep 1000`` and a busybox ``httpd``
 listening on 8080 and waits. The agent's real ``ProcessReporter`` samples the
 container's cgroup and /proc and sends the list; ``ps`` answers every process
 with its command, directory, memory and listening socket, no older than a
-report period. A stopped machine is 409. Harness as in ``test_stop_request``.
+report period. A stopped machine is 409. Server and agent from ``harness``.
 """
 
 from __future__ import annotations
@@ -15,46 +15,30 @@ import pytest
 
 from ferry.agent.ps_report import ProcessReporter
 from ferry.errors import ApiError
-from ferry.model import MachineConfig, MachineState
+from ferry.model import MachineState
 from ferry.model.processes import ProcessStat
-from ferry.runtime.driver import LocalImage
 from ferry.runtime.process_sampler import ProcessSampler
 from ferry.runtime.runc import RuncDriver
 
-from .test_stop_request import HOST, Agent, ControlPlane, OneImage, plane
+from .harness import HOST, Agent, ControlPlane, OneImage, create_machine, register_host
 
 pytestmark = pytest.mark.integration
-
-__all__ = ["plane"]  # the fixture, shared with test_stop_request
 
 SCRIPT = "sleep 1000 & httpd -f -p 8080 & wait"
 
 
 def test_ps_lists_the_machines_processes_with_their_commands_and_sockets(
-    plane: ControlPlane, driver: RuncDriver, busybox_image: LocalImage, busybox_reference: str
+    plane: ControlPlane, driver: RuncDriver, images: OneImage, busybox_reference: str
 ) -> None:
-    images = OneImage(busybox_reference, busybox_image)
     reporter = ProcessReporter(ProcessSampler(), driver.cgroups_path)
     with plane.client() as client:
-        client.register_host(
-            host_id=HOST.host_id,
-            region=HOST.region,
-            address="127.0.0.1",
-            cpus=2,
-            memory_mb=2048,
-            machine_subnet="10.1.0.0/24",
-        )
+        register_host(client)
         client.create_app("procs")
-        config = MachineConfig.model_validate(
-            {
-                "image": busybox_reference,
-                "init": {"cmd": ["sh", "-c", SCRIPT]},
-                "restart": {"policy": "no"},
-            }
+        machine_id = create_machine(
+            client, "procs", busybox_reference, SCRIPT, restart={"policy": "no"}
         )
-        machine_id = client.create_machine("procs", config).id
         agent = Agent(client, driver, images)
-        agent.converge(lambda: agent.machine(machine_id).state is MachineState.STARTED)
+        agent.reach(machine_id, MachineState.STARTED)
 
         # The shell starts its children a moment after it runs: report until both are up.
         deadline = time.monotonic() + 20
@@ -87,7 +71,7 @@ def test_ps_lists_the_machines_processes_with_their_commands_and_sockets(
         assert [p.rss for p in by_rss] == sorted((p.rss for p in processes), reverse=True)
 
         client.stop_machine("procs", machine_id, signal="SIGKILL")
-        agent.converge(lambda: agent.machine(machine_id).state is MachineState.STOPPED)
+        agent.reach(machine_id, MachineState.STOPPED)
         with pytest.raises(ApiError) as refused:
             client.machine_processes("procs", machine_id)
         assert refused.value.status == 409

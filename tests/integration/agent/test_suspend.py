@@ -4,8 +4,8 @@ The machine's process holds a counter in a shell variable (nowhere else: no
 file, no tmpfs) and answers each line written to a FIFO in its root with
 ``count=N`` on its output. It answers 1 and 2, is suspended, both the server
 and the agent are killed and come back, it is started again and answers 3:
-its memory survived, and nothing restarted it. Harness as in
-``test_stop_request`` (server as a process, agent cycles driven by the test).
+its memory survived, and nothing restarted it. Server as a process, agent
+cycles driven by the test (``harness``).
 """
 
 from __future__ import annotations
@@ -19,15 +19,13 @@ import time
 import pytest
 
 from ferry.agent.reconcile import container_id, plan_host
-from ferry.model import MachineConfig, MachineState
-from ferry.runtime.driver import ContainerState, LocalImage
+from ferry.model import MachineState
+from ferry.runtime.driver import ContainerState
 from ferry.runtime.runc import RuncDriver
 
-from .test_stop_request import HOST, Agent, ControlPlane, OneImage, plane
+from .harness import HOST, Agent, ControlPlane, OneImage, create_machine, register_host
 
 pytestmark = pytest.mark.integration
-
-__all__ = ["plane"]  # the fixture, shared with test_stop_request
 
 # A reopen can race the previous writer's close and read EOF: that is no question.
 COUNTER = (
@@ -71,30 +69,21 @@ def runc_status(driver: RuncDriver, cid: str) -> str:
 
 
 def test_a_suspended_machine_keeps_its_memory_across_kill_9_of_server_and_agent(
-    plane: ControlPlane, driver: RuncDriver, busybox_image: LocalImage, busybox_reference: str
+    plane: ControlPlane, driver: RuncDriver, images: OneImage, busybox_reference: str
 ) -> None:
-    images = OneImage(busybox_reference, busybox_image)
     with plane.client() as client:
-        client.register_host(
-            host_id=HOST.host_id,
-            region=HOST.region,
-            address="127.0.0.1",
-            cpus=2,
-            memory_mb=2048,
-            machine_subnet="10.1.0.0/24",
-        )
+        register_host(client)
         client.create_app("counter")
-        config = MachineConfig.model_validate(
-            {
-                "image": busybox_reference,
-                "init": {"cmd": ["sh", "-c", COUNTER]},
-                "restart": {"policy": "always"},
-                "stop_config": {"signal": "SIGTERM", "timeout": "30s"},
-            }
+        machine_id = create_machine(
+            client,
+            "counter",
+            busybox_reference,
+            COUNTER,
+            restart={"policy": "always"},
+            stop_config={"signal": "SIGTERM", "timeout": "30s"},
         )
-        machine_id = client.create_machine("counter", config).id
         agent = Agent(client, driver, images)
-        agent.converge(lambda: agent.machine(machine_id).state is MachineState.STARTED)
+        agent.reach(machine_id, MachineState.STARTED)
         cid = container_id(agent.machine(machine_id))
         pid = driver.inspect(cid).pid
         ask(driver, cid, 1)
@@ -107,7 +96,7 @@ def test_a_suspended_machine_keeps_its_memory_across_kill_9_of_server_and_agent(
     plane.start()
     with plane.client() as client:
         agent = Agent(client, driver, images)
-        agent.converge(lambda: agent.machine(machine_id).state is MachineState.SUSPENDED)
+        agent.reach(machine_id, MachineState.SUSPENDED)
         assert client.wait_machine("counter", machine_id, state="suspended", timeout=5)
         assert driver.inspect(cid).state is ContainerState.PAUSED
         assert runc_status(driver, cid) == "paused"
@@ -123,17 +112,17 @@ def test_a_suspended_machine_keeps_its_memory_across_kill_9_of_server_and_agent(
         assert plan_host(desired, driver.list(), fresh.memory, set(), time.monotonic()) == []
 
         assert client.start_machine("counter", machine_id) == "suspended"
-        fresh.converge(lambda: fresh.machine(machine_id).state is MachineState.STARTED)
+        fresh.reach(machine_id, MachineState.STARTED)
         ask(driver, cid, 3)  # not 1: the same process, its memory intact
         assert driver.inspect(cid).pid == pid
         assert runc_status(driver, cid) == "running"
 
         # Stop of a suspended machine thaws it first: the process gets SIGTERM at once.
         client.suspend_machine("counter", machine_id)
-        fresh.converge(lambda: fresh.machine(machine_id).state is MachineState.SUSPENDED)
+        fresh.reach(machine_id, MachineState.SUSPENDED)
         client.stop_machine("counter", machine_id)
         began = time.monotonic()
-        fresh.converge(lambda: fresh.machine(machine_id).state is MachineState.STOPPED)
+        fresh.reach(machine_id, MachineState.STOPPED)
         assert time.monotonic() - began < 5  # not the 30 s stop timeout
         assert client.get_machine("counter", machine_id).exit_code == 143
         assert driver.list() == []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -17,24 +16,11 @@ from ferry.agent.logship import (
 )
 from ferry.agent.reconcile import container_id
 from ferry.errors import RuntimeFailure, UnavailableError
-from ferry.model import DesiredState, Machine, MachineConfig, MachineState
 from ferry.runtime.logfiles import release_shipped_prefix
 
-NOW = datetime(2026, 1, 1, tzinfo=UTC)
-MACHINE = Machine(
-    id="m1",
-    name="m1",
-    app_name="web",
-    state=MachineState.STARTED,
-    desired_state=DesiredState.STARTED,
-    region="ams",
-    instance_id="i1",
-    private_ip="10.1.0.2",
-    config=MachineConfig(image="x"),
-    host_id="ams-1",
-    created_at=NOW,
-    updated_at=NOW,
-)
+from ...machines import host_machine
+
+MACHINE = host_machine()
 
 
 class LogFilesDriver:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from ferry.agent.reconcile import LABEL_MACHINE, StepKind, container_id, plan_host
 from ferry.agent.runner import HostIdentity, StepRunner
-from ferry.model import DesiredState, Machine, MachineConfig, MachineState
+from ferry.model import DesiredState, MachineState
 from ferry.runtime.driver import ContainerState, ContainerStatus
 
-NOW = datetime(2026, 1, 1, tzinfo=UTC)
+from ...machines import host_machine
 
 
 class Host:
@@ -39,12 +38,7 @@ class Reporter:
 
 
 def destroy_once(state: MachineState, running: bool) -> tuple[Host, Reporter]:
-    m = Machine(
-        id="m1", name="m1", app_name="web", state=state,
-        desired_state=DesiredState.DESTROYED, region="ams", instance_id="i1",
-        private_ip="10.1.0.3", config=MachineConfig(image="x"), host_id="ams-1",
-        created_at=NOW, updated_at=NOW,
-    )  # fmt: skip
+    m = host_machine(state=state, desired=DesiredState.DESTROYED, private_ip="10.1.0.3")
     containers = (
         [
             ContainerStatus(

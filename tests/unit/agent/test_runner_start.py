@@ -6,7 +6,6 @@ import logging
 import re
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ import pytest
 from ferry.agent.reconcile import StepKind, plan_host
 from ferry.agent.runner import HostIdentity, StepRunner
 from ferry.errors import RuntimeFailure
-from ferry.model import DesiredState, Machine, MachineConfig, MachineState
+from ferry.model import Machine, MachineState
 from ferry.runtime.driver import (
     ContainerSpec,
     ContainerState,
@@ -24,7 +23,8 @@ from ferry.runtime.driver import (
     LocalImage,
 )
 
-NOW = datetime(2026, 1, 1, tzinfo=UTC)
+from ...machines import host_machine
+
 SLOW_REPORT = 0.3
 
 
@@ -69,12 +69,7 @@ class Network:
 
 
 def machine() -> Machine:
-    return Machine(
-        id="m1", name="m1", app_name="web", state=MachineState.CREATED,
-        desired_state=DesiredState.STARTED, region="ams", instance_id="i1",
-        private_ip="10.1.0.2", config=MachineConfig(image="x"), host_id="ams-1",
-        created_at=NOW, updated_at=NOW,
-    )  # fmt: skip
+    return host_machine(state=MachineState.CREATED)
 
 
 def start_once(*, fail: bool = False) -> list[str]:

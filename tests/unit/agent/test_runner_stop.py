@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from ferry.agent.network_hook import MachineNetwork
 from ferry.agent.reconcile import LABEL_MACHINE, StepKind, container_id, plan_host
 from ferry.agent.runner import HostIdentity, StepRunner
-from ferry.model import DesiredState, Machine, MachineConfig, MachineState, StopConfig
+from ferry.model import DesiredState, Machine, MachineConfig, StopConfig
 from ferry.model.machine import StopOverride
 from ferry.runtime.driver import ContainerState, ContainerStatus
 
-NOW = datetime(2026, 1, 1, tzinfo=UTC)
+from ...machines import host_machine
 
 
 class RecordingDriver:
@@ -41,21 +40,8 @@ class RecordingReporter:
 
 
 def stopping_machine(override: StopOverride | None) -> Machine:
-    return Machine(
-        id="m1",
-        name="m1",
-        app_name="web",
-        state=MachineState.STARTED,
-        desired_state=DesiredState.STOPPED,
-        region="ams",
-        instance_id="i1",
-        private_ip="10.1.0.2",
-        config=MachineConfig(image="x", stop_config=StopConfig(signal="SIGTERM", timeout="30s")),
-        host_id="ams-1",
-        created_at=NOW,
-        updated_at=NOW,
-        stop_override=override,
-    )
+    config = MachineConfig(image="x", stop_config=StopConfig(signal="SIGTERM", timeout="30s"))
+    return host_machine(desired=DesiredState.STOPPED, config=config, stop_override=override)
 
 
 def stop_once(

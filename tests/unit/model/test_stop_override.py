@@ -2,33 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
 from pydantic import ValidationError
 
-from ferry.model import DesiredState, Machine, MachineConfig, MachineState, StopConfig
+from ferry.model import DesiredState, Machine, MachineConfig, StopConfig
 from ferry.model.machine import StopOverride
 
-NOW = datetime(2026, 1, 1, tzinfo=UTC)
+from ...machines import host_machine
 
 
 def machine(stop_config: StopConfig | None, override: StopOverride | None) -> Machine:
-    return Machine(
-        id="m1",
-        name="m1",
-        app_name="web",
-        state=MachineState.STARTED,
-        desired_state=DesiredState.STOPPED,
-        region="ams",
-        instance_id="i1",
-        private_ip="10.1.0.2",
-        config=MachineConfig(image="x", stop_config=stop_config),
-        host_id="ams-1",
-        created_at=NOW,
-        updated_at=NOW,
-        stop_override=override,
-    )
+    config = MachineConfig(image="x", stop_config=stop_config)
+    return host_machine(desired=DesiredState.STOPPED, config=config, stop_override=override)
 
 
 def test_without_a_request_the_config_decides() -> None:

@@ -1,0 +1,194 @@
+"""A control plane process and a test-driven host agent, for the agent's integration tests.
+
+The control plane runs as its own process (so it can be kill -9'd); the
+agent is the real ``plan_host`` + ``StepRunner`` on a real ``RuncDriver``,
+driven by the test one cycle at a time, reading and reporting over HTTP
+with the real ``FerryClient``. Only the machine network is left out (the
+container gets a fresh, empty network namespace) so no host bridge is made.
+The fixtures (``plane``, ``images``) are in this folder's ``conftest``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from ferry.agent.reconcile import MachineMemory, container_id, plan_host
+from ferry.agent.runner import HostIdentity, StepRunner
+from ferry.client import FerryClient
+from ferry.model import Machine, MachineConfig, MachineState
+from ferry.runtime.driver import LocalImage
+from ferry.runtime.runc import RuncDriver
+
+from ..images import free_loopback_port
+
+__all__ = [
+    "HOST",
+    "Agent",
+    "ControlPlane",
+    "NoNetwork",
+    "OneImage",
+    "create_machine",
+    "machine_config",
+    "register_host",
+]
+
+HOST = HostIdentity("ams-1", "ams")
+
+
+class OneImage:
+    """The host's image store, holding the one busybox image the machine runs."""
+
+    def __init__(self, reference: str, image: LocalImage) -> None:
+        self.reference = reference
+        self.image = image
+
+    def ensure(self, reference: str) -> LocalImage:
+        assert reference == self.reference, reference
+        return self.image
+
+
+class NoNetwork:
+    """Machines get runc's fresh network namespace: nothing to make or remove on the host."""
+
+    def ensure(self, machine_id: str, private_ip: str) -> None:
+        return None
+
+    def remove(self, machine_id: str) -> None:
+        return None
+
+
+class ControlPlane:
+    """A ``ferry server`` process on loopback over a state.db under ``home``."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.port = free_loopback_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start the server; return once it answers ``/healthz`` (AssertionError after 20 s)."""
+        code = (
+            "import sys; from pathlib import Path; from ferry.server import run_server; "
+            "run_server(Path(sys.argv[1]), [sys.argv[2]], log_level='warning')"
+        )
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", code, str(self.home), f"127.0.0.1:{self.port}"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                assert self.process.stderr is not None
+                raise AssertionError(f"server exited: {self.process.stderr.read().decode()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=0.5).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        raise AssertionError("server did not become healthy in 20 s")
+
+    def kill_9(self) -> None:
+        """SIGKILL the server if it runs (nothing is flushed or closed); idempotent."""
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    @property
+    def token(self) -> str:
+        """The admin token the server wrote under its home."""
+        return (self.home / "server" / "admin-token").read_text().strip()
+
+    def client(self) -> FerryClient:
+        return FerryClient(self.url, self.token, timeout=10)
+
+
+def register_host(
+    client: FerryClient, *, cpus: int = 2, machine_subnet: str = "10.1.0.0/24"
+) -> None:
+    """Register ``HOST`` (on 127.0.0.1, 2048 MB) so machines are placed on it."""
+    client.register_host(
+        host_id=HOST.host_id,
+        region=HOST.region,
+        address="127.0.0.1",
+        cpus=cpus,
+        memory_mb=2048,
+        machine_subnet=machine_subnet,
+    )
+
+
+def machine_config(image: str, command: str | None = None, **config: Any) -> MachineConfig:
+    """A validated config of ``image`` running ``sh -c command``; ``config`` adds Fly's keys."""
+    fields: dict[str, Any] = {"image": image, **config}
+    if command is not None:
+        fields["init"] = {"cmd": ["sh", "-c", command]}
+    return MachineConfig.model_validate(fields)
+
+
+def create_machine(client: FerryClient, app: str, image: str, command: str, **config: Any) -> str:
+    """Create a machine of ``app`` running ``sh -c command`` in ``image``; return its id."""
+    return client.create_machine(app, machine_config(image, command, **config)).id
+
+
+class Agent:
+    """One host agent whose cycles the test runs; a new ``Agent`` is an agent restart."""
+
+    def __init__(self, client: FerryClient, driver: RuncDriver, images: OneImage) -> None:
+        self.client = client
+        self.driver = driver
+        self.memory: dict[str, MachineMemory] = {}
+        self.runner = StepRunner(
+            HOST,
+            driver,
+            images,
+            NoNetwork(),  # type: ignore[arg-type]
+            client,
+            self.memory,
+        )
+
+    def machine(self, machine_id: str) -> Machine:
+        _, machines = self.client.watch_host_machines(HOST.host_id, since=0, timeout=0)
+        return next(m for m in machines if m.id == machine_id)
+
+    def converge(self, done: Callable[[], bool], timeout: float = 60.0) -> None:
+        """Run agent cycles (each step to its end, as the daemon does) until ``done()``."""
+        deadline = time.monotonic() + timeout
+        while not done():
+            assert time.monotonic() < deadline, "the agent did not converge in time"
+            self.client.heartbeat(HOST.host_id)
+            _, desired = self.client.watch_host_machines(HOST.host_id, since=0, timeout=0)
+            steps = plan_host(desired, self.driver.list(), self.memory, set(), time.monotonic())
+            for step in steps:
+                self.runner.run(step)
+            if not steps:
+                time.sleep(0.05)
+
+    def reach(self, machine_id: str, state: MachineState) -> None:
+        """Run agent cycles until the machine is in ``state``."""
+        self.converge(lambda: self.machine(machine_id).state is state)
+
+    def wait_armed(self, machine_id: str) -> None:
+        """Until the machine runs and its process has written ``trapped`` (its traps are set)."""
+
+        def armed() -> bool:
+            m = self.machine(machine_id)
+            log = self.driver.log_path(container_id(m))
+            return m.state is MachineState.STARTED and log.exists() and "trapped" in log.read_text()
+
+        self.converge(armed)
+
+    def stop_and_time(self, machine_id: str) -> float:
+        """Seconds the agent takes to bring the machine to ``stopped``."""
+        started = time.monotonic()
+        self.reach(machine_id, MachineState.STOPPED)
+        return time.monotonic() - started

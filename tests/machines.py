@@ -1,0 +1,38 @@
+"""One machine on one host, as the agent and model tests build it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from ferry.model import DesiredState, Machine, MachineConfig, MachineState
+from ferry.model.machine import StopOverride
+
+__all__ = ["NOW", "host_machine"]
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def host_machine(
+    *,
+    state: MachineState = MachineState.STARTED,
+    desired: DesiredState = DesiredState.STARTED,
+    config: MachineConfig | None = None,
+    stop_override: StopOverride | None = None,
+    private_ip: str = "10.1.0.2",
+) -> Machine:
+    """Machine ``m1`` of app ``web``, instance ``i1``, image ``x`` unless ``config``, on ams-1."""
+    return Machine(
+        id="m1",
+        name="m1",
+        app_name="web",
+        state=state,
+        desired_state=desired,
+        region="ams",
+        instance_id="i1",
+        private_ip=private_ip,
+        config=MachineConfig(image="x") if config is None else config,
+        host_id="ams-1",
+        created_at=NOW,
+        updated_at=NOW,
+        stop_override=stop_override,
+    )
