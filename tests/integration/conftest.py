@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from ..server_process import plane as plane  # a control plane process, for any test
 from .images import RunningRegistry, start_registry
 
 NOT_ROOT_REASON = "integration tests need root (runc, overlay mounts, cgroups); run them as root"

@@ -1,30 +1,17 @@
-"""Fixtures of the agent tests: a control plane process, and the runtime tests' busybox
-image (pulled once) served to machines on a real runc driver."""
+"""Fixtures of the agent tests: the runtime tests' busybox image (pulled once), served
+to machines on a real runc driver. ``plane`` (a control plane process) is the
+integration tests' own."""
 
 from __future__ import annotations
-
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from ferry.runtime.driver import LocalImage
 
 from ..runtime.conftest import busybox_image, busybox_reference, driver
-from .harness import ControlPlane, OneImage
+from .harness import OneImage
 
-__all__ = ["busybox_image", "busybox_reference", "driver", "images", "plane"]
-
-
-@pytest.fixture
-def plane(tmp_path: Path) -> Iterator[ControlPlane]:
-    """A started control plane under ``tmp_path/home``; SIGKILLed at the end."""
-    running = ControlPlane(tmp_path / "home")
-    running.start()
-    try:
-        yield running
-    finally:
-        running.kill_9()
+__all__ = ["busybox_image", "busybox_reference", "driver", "images"]
 
 
 @pytest.fixture

@@ -1,25 +1,18 @@
-"""A control plane process and a test-driven host agent, for the agent's integration tests.
+"""A test-driven host agent on a real runc driver, for the agent's integration tests.
 
-The control plane runs as its own process (so it can be kill -9'd); the
-agent is the real ``plan_host`` + ``StepRunner`` on a real ``RuncDriver``,
-driven by the test one cycle at a time, reading and reporting over HTTP
-with the real ``FerryClient``. Only the machine network is left out (the
-container gets a fresh, empty network namespace) so no host bridge is made.
-The fixtures (``plane``, ``images``) are in this folder's ``conftest``.
+The agent is the real ``plan_host`` + ``StepRunner`` on a real ``RuncDriver``,
+driven by the test one cycle at a time, reading and reporting over HTTP with
+the real ``FerryClient`` to a control plane process (``tests.server_process``,
+the ``plane`` fixture) that the test may kill -9. Only the machine network is
+left out (the container gets a fresh, empty network namespace) so no host
+bridge is made. The ``images`` fixture is in this folder's ``conftest``.
 """
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
-
-import httpx
 
 from ferry.agent.reconcile import MachineMemory, container_id, plan_host
 from ferry.agent.runner import HostIdentity, StepRunner
@@ -28,12 +21,9 @@ from ferry.model import Machine, MachineConfig, MachineState
 from ferry.runtime.driver import LocalImage
 from ferry.runtime.runc import RuncDriver
 
-from ..images import free_loopback_port
-
 __all__ = [
     "HOST",
     "Agent",
-    "ControlPlane",
     "NoNetwork",
     "OneImage",
     "create_machine",
@@ -64,53 +54,6 @@ class NoNetwork:
 
     def remove(self, machine_id: str) -> None:
         return None
-
-
-class ControlPlane:
-    """A ``ferry server`` process on loopback over a state.db under ``home``."""
-
-    def __init__(self, home: Path) -> None:
-        self.home = home
-        self.port = free_loopback_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        """Start the server; return once it answers ``/healthz`` (AssertionError after 20 s)."""
-        code = (
-            "import sys; from pathlib import Path; from ferry.server import run_server; "
-            "run_server(Path(sys.argv[1]), [sys.argv[2]], log_level='warning')"
-        )
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", code, str(self.home), f"127.0.0.1:{self.port}"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                assert self.process.stderr is not None
-                raise AssertionError(f"server exited: {self.process.stderr.read().decode()}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=0.5).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        raise AssertionError("server did not become healthy in 20 s")
-
-    def kill_9(self) -> None:
-        """SIGKILL the server if it runs (nothing is flushed or closed); idempotent."""
-        if self.process is not None and self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
-
-    @property
-    def token(self) -> str:
-        """The admin token the server wrote under its home."""
-        return (self.home / "server" / "admin-token").read_text().strip()
-
-    def client(self) -> FerryClient:
-        return FerryClient(self.url, self.token, timeout=10)
 
 
 def register_host(

@@ -26,8 +26,9 @@ from ferry.agent.reconcile import container_id
 from ferry.client import FerryClient
 from ferry.model import Machine, MachineState
 
+from ...server_process import ServerProcess
 from ..images import free_loopback_port
-from .harness import HOST, ControlPlane, machine_config, register_host
+from .harness import HOST, machine_config, register_host
 
 pytestmark = pytest.mark.integration
 
@@ -68,7 +69,7 @@ def until(condition: Callable[[], bool], timeout: float, what: str) -> None:
 
 
 def test_garbage_from_one_check_endpoint_leaves_the_others_checked_and_logged(
-    plane: ControlPlane, tmp_path: Path
+    plane: ServerProcess, tmp_path: Path
 ) -> None:
     subnet = f"127.{secrets.randbelow(150) + 100}.{secrets.randbelow(250)}.0/24"
     port = free_loopback_port()

@@ -21,7 +21,8 @@ from ferry.agent.reconcile import container_id, plan_host
 from ferry.model import MachineState
 from ferry.runtime.runc import RuncDriver
 
-from .harness import Agent, ControlPlane, OneImage, machine_config, register_host
+from ...server_process import ServerProcess
+from .harness import Agent, OneImage, machine_config, register_host
 
 pytestmark = pytest.mark.integration
 
@@ -39,22 +40,14 @@ def _config(reference: str, word: str) -> dict[str, Any]:
     return config.model_dump(mode="json", exclude_none=True)
 
 
-def _http(running: ControlPlane) -> httpx.Client:
-    return httpx.Client(
-        base_url=running.url,
-        headers={"Authorization": f"Bearer {running.token}"},
-        timeout=30,
-    )
-
-
 def test_deploy_under_a_lease_as_flyctl_does_it(
-    plane: ControlPlane, driver: RuncDriver, images: OneImage, busybox_reference: str
+    plane: ServerProcess, driver: RuncDriver, images: OneImage, busybox_reference: str
 ) -> None:
     with plane.client() as client:
         register_host(client)
         client.create_app("web")
         agent = Agent(client, driver, images)
-        with _http(plane) as http:
+        with plane.http(timeout=30) as http:
             first = http.post(M, json={"config": _config(busybox_reference, "v1")}).json()
             machine_id = first["id"]
             agent.reach(machine_id, MachineState.STARTED)
@@ -72,7 +65,7 @@ def test_deploy_under_a_lease_as_flyctl_does_it(
     # The lease is durable: a control plane killed with SIGKILL still knows it.
     plane.kill_9()
     plane.start()
-    with plane.client() as client, _http(plane) as http:
+    with plane.client() as client, plane.http(timeout=30) as http:
         agent = Agent(client, driver, images)
         assert http.get(f"{M}/{machine_id}/lease").json()["data"]["nonce"] == nonce
         refreshed = http.post(f"{M}/{machine_id}/lease?ttl=13", headers={NONCE: nonce})

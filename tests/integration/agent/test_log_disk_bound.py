@@ -21,12 +21,11 @@ import pytest
 
 from ferry.agent.logship import LogShipper
 from ferry.agent.reconcile import container_id
-from ferry.errors import UnavailableError
 from ferry.runtime.driver import LocalImage
 from ferry.runtime.host_os import mount_overlay, unmount
 from ferry.runtime.runc import RuncDriver
 
-from ...machines import host_machine
+from ...agent_fakes import RecordingSink, host_machine
 from ..runtime.conftest import container_spec
 
 MIB = 1024 * 1024
@@ -52,18 +51,6 @@ os.close(fd)
 
 def expected_lines() -> list[str]:
     return [f"line {i:08d} ".ljust(LINE_BYTES - 1, ".") for i in range(LINE_COUNT)]
-
-
-class RecordingSink:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self.down = False
-
-    def upload_logs(self, host_id: str, machine_id: str, lines: list[str]) -> object:
-        if self.down:
-            raise UnavailableError("control plane down")
-        self.lines.extend(lines)
-        return None
 
 
 def fs_type(path: Path) -> str:

@@ -20,7 +20,8 @@ from ferry.model.processes import ProcessStat
 from ferry.runtime.process_sampler import ProcessSampler
 from ferry.runtime.runc import RuncDriver
 
-from .harness import HOST, Agent, ControlPlane, OneImage, create_machine, register_host
+from ...server_process import ServerProcess
+from .harness import HOST, Agent, OneImage, create_machine, register_host
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +29,7 @@ SCRIPT = "sleep 1000 & httpd -f -p 8080 & wait"
 
 
 def test_ps_lists_the_machines_processes_with_their_commands_and_sockets(
-    plane: ControlPlane, driver: RuncDriver, images: OneImage, busybox_reference: str
+    plane: ServerProcess, driver: RuncDriver, images: OneImage, busybox_reference: str
 ) -> None:
     reporter = ProcessReporter(ProcessSampler(), driver.cgroups_path)
     with plane.client() as client:

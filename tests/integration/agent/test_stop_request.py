@@ -10,7 +10,8 @@ import pytest
 
 from ferry.runtime.runc import RuncDriver
 
-from .harness import Agent, ControlPlane, OneImage, create_machine, register_host
+from ...server_process import ServerProcess
+from .harness import Agent, OneImage, create_machine, register_host
 
 pytestmark = pytest.mark.integration
 
@@ -21,7 +22,7 @@ CONFIG_TIMEOUT = 30.0
 
 
 def test_stop_request_signal_and_timeout_are_used_and_survive_kill_9(
-    plane: ControlPlane, driver: RuncDriver, images: OneImage, busybox_reference: str
+    plane: ServerProcess, driver: RuncDriver, images: OneImage, busybox_reference: str
 ) -> None:
     with plane.client() as client:
         register_host(client)

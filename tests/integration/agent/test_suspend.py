@@ -23,7 +23,8 @@ from ferry.model import MachineState
 from ferry.runtime.driver import ContainerState
 from ferry.runtime.runc import RuncDriver
 
-from .harness import HOST, Agent, ControlPlane, OneImage, create_machine, register_host
+from ...server_process import ServerProcess
+from .harness import HOST, Agent, OneImage, create_machine, register_host
 
 pytestmark = pytest.mark.integration
 
@@ -69,7 +70,7 @@ def runc_status(driver: RuncDriver, cid: str) -> str:
 
 
 def test_a_suspended_machine_keeps_its_memory_across_kill_9_of_server_and_agent(
-    plane: ControlPlane, driver: RuncDriver, images: OneImage, busybox_reference: str
+    plane: ServerProcess, driver: RuncDriver, images: OneImage, busybox_reference: str
 ) -> None:
     with plane.client() as client:
         register_host(client)

@@ -18,7 +18,7 @@ from ferry.model import MachineConfig
 from ferry.proxy.server import EdgeProxy
 from ferry.proxy.watch import RouteWatcher
 
-from ..agent.test_stop_request import ControlPlane
+from ...server_process import ServerProcess
 from .harness import AppBackend, edge_client, run, running_proxy
 
 pytestmark = pytest.mark.integration
@@ -56,14 +56,11 @@ async def _served_by(proxy: EdgeProxy, count: int) -> list[str]:
     return [a.text for a in answers]
 
 
-def test_a_cordoned_machine_gets_no_requests_and_uncordon_brings_it_back(tmp_path: Path) -> None:
-    plane = ControlPlane(tmp_path / "home")
-    plane.start()
-    try:
-        with plane.client() as client:
-            run(_scenario(client, tmp_path), timeout=90)
-    finally:
-        plane.kill_9()
+def test_a_cordoned_machine_gets_no_requests_and_uncordon_brings_it_back(
+    plane: ServerProcess, tmp_path: Path
+) -> None:
+    with plane.client() as client:
+        run(_scenario(client, tmp_path), timeout=90)
 
 
 async def _scenario(client: FerryClient, tmp_path: Path) -> None:

@@ -15,10 +15,10 @@ from ferry.agent.logship import (
     upload_lines,
 )
 from ferry.agent.reconcile import container_id
-from ferry.errors import RuntimeFailure, UnavailableError
+from ferry.errors import RuntimeFailure
 from ferry.runtime.logfiles import release_shipped_prefix
 
-from ...machines import host_machine
+from ...agent_fakes import RecordingSink, host_machine
 
 MACHINE = host_machine()
 
@@ -41,18 +41,6 @@ class LogFilesDriver:
             raise RuntimeFailure("disk on fire")
         if self.punch:
             release_shipped_prefix(self.log_path(cid), upto)
-
-
-class RecordingSink:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self.down = False
-
-    def upload_logs(self, host_id: str, machine_id: str, lines: list[str]) -> object:
-        if self.down:
-            raise UnavailableError("control plane down")
-        self.lines.extend(lines)
-        return None
 
 
 def append(driver: LogFilesDriver, data: bytes) -> None:

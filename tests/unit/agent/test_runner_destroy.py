@@ -9,7 +9,7 @@ from ferry.agent.runner import HostIdentity, StepRunner
 from ferry.model import DesiredState, MachineState
 from ferry.runtime.driver import ContainerState, ContainerStatus
 
-from ...machines import host_machine
+from ...agent_fakes import host_machine
 
 
 class Host:

@@ -23,7 +23,7 @@ from ferry.runtime.driver import (
     LocalImage,
 )
 
-from ...machines import host_machine
+from ...agent_fakes import host_machine
 
 SLOW_REPORT = 0.3
 

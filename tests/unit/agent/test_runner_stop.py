@@ -11,7 +11,7 @@ from ferry.model import DesiredState, Machine, MachineConfig, StopConfig
 from ferry.model.machine import StopOverride
 from ferry.runtime.driver import ContainerState, ContainerStatus
 
-from ...machines import host_machine
+from ...agent_fakes import host_machine
 
 
 class RecordingDriver:

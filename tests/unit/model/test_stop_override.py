@@ -8,7 +8,7 @@ from pydantic import ValidationError
 from ferry.model import DesiredState, Machine, MachineConfig, StopConfig
 from ferry.model.machine import StopOverride
 
-from ...machines import host_machine
+from ...agent_fakes import host_machine
 
 
 def machine(stop_config: StopConfig | None, override: StopOverride | None) -> Machine:

@@ -15,8 +15,29 @@ from ferry.server import create_app
 from ferry.server.context import ControlPlane
 from ferry.store import SqliteStore
 
+from ...server_process import plane as plane  # the fixture of the kill -9 tests
+
 TOKEN = "test-admin-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def host_body(
+    host_id: str = "ams-1",
+    region: str = "ams",
+    *,
+    cpus: int = 4,
+    memory_mb: int = 4096,
+    subnet: str = "10.1.0.0/24",
+) -> dict[str, Any]:
+    """The body of ``POST /v1/hosts`` registering a host at 10.0.0.2."""
+    return {
+        "id": host_id,
+        "region": region,
+        "address": "10.0.0.2",
+        "cpus": cpus,
+        "memory_mb": memory_mb,
+        "machine_subnet": subnet,
+    }
 
 
 class FakeClock:
@@ -41,22 +62,10 @@ class Api:
     clock: FakeClock
 
     def register_host(
-        self,
-        host_id: str = "ams-1",
-        region: str = "ams",
-        *,
-        cpus: int = 4,
-        memory_mb: int = 4096,
-        subnet: str = "10.1.0.0/24",
+        self, host_id: str = "ams-1", region: str = "ams", **sizes: Any
     ) -> dict[str, Any]:
-        body = {
-            "id": host_id,
-            "region": region,
-            "address": "10.0.0.2",
-            "cpus": cpus,
-            "memory_mb": memory_mb,
-            "machine_subnet": subnet,
-        }
+        """Register the host ``host_body`` describes (``sizes``: its cpus, memory_mb, subnet)."""
+        body = host_body(host_id, region, **sizes)
         response = self.client.post("/v1/hosts", json=body)
         assert response.status_code == 200, response.text
         result: dict[str, Any] = response.json()

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from .conftest import Api, FakeClock, open_api
-from .test_persistence import _free_port, _start_server, _wait_healthy, processes
-
-__all__ = ["processes"]
+from ...server_process import ServerProcess
+from .conftest import Api, FakeClock, host_body, open_api
 
 NONCE = "fly-machine-lease-nonce"
 
@@ -167,34 +161,17 @@ def test_a_lease_survives_reopening_the_store(tmp_path: Path) -> None:
         assert api.client.post(_url(machine, "/stop"), headers={NONCE: nonce}).status_code == 200
 
 
-def test_a_lease_survives_a_kill_9_of_the_real_server(
-    tmp_path: Path, processes: list[subprocess.Popen[bytes]]
-) -> None:
-    home, port = tmp_path / "home", _free_port()
-    url = f"http://127.0.0.1:{port}"
-    processes.append(_start_server(home, port))
-    _wait_healthy(url, processes[0])
-    token = (home / "server" / "admin-token").read_text().strip()
-    headers = {"Authorization": f"Bearer {token}"}
-    host = {
-        "id": "ams-1",
-        "region": "ams",
-        "address": "10.0.0.2",
-        "cpus": 2,
-        "memory_mb": 2048,
-        "machine_subnet": "10.1.0.0/24",
-    }
-    with httpx.Client(base_url=url, headers=headers, timeout=5) as http:
+def test_a_lease_survives_a_kill_9_of_the_real_server(plane: ServerProcess) -> None:
+    host = host_body(cpus=2, memory_mb=2048)
+    with plane.http() as http:
         assert http.post("/v1/hosts", json=host).status_code == 200
         assert http.post("/v1/apps", json={"name": "web"}).status_code == 201
         created = http.post("/v1/apps/web/machines", json={"config": {"image": "x"}}).json()
         lease = http.post(f"/v1/apps/web/machines/{created['id']}/lease?ttl=600").json()["data"]
-    os.kill(processes[0].pid, signal.SIGKILL)
-    processes[0].wait(timeout=10)
+    plane.kill_9()
 
-    processes.append(_start_server(home, port))
-    _wait_healthy(url, processes[1])
-    with httpx.Client(base_url=url, headers=headers, timeout=5) as http:
+    plane.start()
+    with plane.http() as http:
         machine = f"/v1/apps/web/machines/{created['id']}"
         assert http.get(f"{machine}/lease").json()["data"] == lease
         assert http.post(f"{machine}/stop").status_code == 409

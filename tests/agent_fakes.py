@@ -1,13 +1,14 @@
-"""One machine on one host, as the agent and model tests build it."""
+"""The fakes the agent's tests share: one machine on one host, and a log sink."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from ferry.errors import UnavailableError
 from ferry.model import DesiredState, Machine, MachineConfig, MachineState
 from ferry.model.machine import StopOverride
 
-__all__ = ["NOW", "host_machine"]
+__all__ = ["RecordingSink", "host_machine"]
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -36,3 +37,18 @@ def host_machine(
         updated_at=NOW,
         stop_override=stop_override,
     )
+
+
+class RecordingSink:
+    """Where a ``LogShipper`` uploads: keeps every line; while ``down``, refuses as an
+    unreachable control plane does."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.down = False
+
+    def upload_logs(self, host_id: str, machine_id: str, lines: list[str]) -> object:
+        if self.down:
+            raise UnavailableError("control plane down")
+        self.lines.extend(lines)
+        return None
