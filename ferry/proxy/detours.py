@@ -34,7 +34,7 @@ __all__ = [
 _IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
 #: How long a request forwarded to a resuming machine waits for it to show as started.
 RESUME_TIMEOUT = 10.0
-RESUME_POLL_SECONDS = 0.05
+RESUME_POLL_SECONDS = 0.005
 
 
 async def wait_for_slot(ex: Exchange) -> None:
@@ -64,11 +64,17 @@ async def wake_then_use(ex: Exchange) -> None:
     when routing finds nothing better, even before its first health check passes
     (the waker saw it accept a connection), or while it resumes from a suspend
     (see ``ferry.proxy.wake``): then ``resume_watchdog`` bounds the wait for it.
+    Only requests safe to send again go to a machine still frozen; others wait
+    (bounded) for the table to show it started.
     """
     edge = ex.edge
     wake = edge.wake
     assert wake is not None
     woke = await wake(ex.app, edge.region)
+    if isinstance(woke, Backend) and not woke.started and ex.method not in _IDEMPOTENT:
+        # Never leave a request that must not run twice in a frozen socket that may not
+        # thaw (the watchdog's 503 could not take it back): wait for ``started``.
+        woke = await _until_started(ex, woke)
     ex.task = None
     if ex.done:
         return
@@ -94,6 +100,19 @@ def direct_target(backend: Backend, rtt_ms: Mapping[str, float]) -> Target | Non
     conc = service.concurrency
     rtt = rtt_ms.get(backend.region, 0.0)
     return Target(backend, service.internal_port, conc.soft_limit, conc.hard_limit, rtt)
+
+
+async def _until_started(ex: Exchange, machine: Backend) -> Backend | bool:
+    """``machine``'s entry once the table shows it started, or False after
+    ``RESUME_TIMEOUT``."""
+    deadline = time.monotonic() + RESUME_TIMEOUT
+    table = ex.edge.table
+    while time.monotonic() < deadline:
+        for b in table().backends(ex.app):
+            if b.machine_id == machine.machine_id and b.started:
+                return b
+        await asyncio.sleep(RESUME_POLL_SECONDS)
+    return False
 
 
 async def resume_watchdog(ex: Exchange, machine: Backend) -> None:

@@ -154,3 +154,61 @@ def test_a_wake_that_cannot_finish_is_answered_503_with_the_reason() -> None:
     status, body, took = run(scenario())
     assert status == 503 and "none could be started in time" in body
     assert took < 2.0
+
+
+def test_a_post_is_not_left_in_a_frozen_socket(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A request that must not run twice waits for ``started`` instead of going to the
+    frozen process: if the machine never thaws, the 503 is the whole story (the machine
+    never got it)."""
+    monkeypatch.setattr(detours, "RESUME_TIMEOUT", 0.5)
+
+    async def scenario() -> tuple[int, str, bool]:
+        sock = frozen_listener()
+        box = TableBox()
+        machine = AppBackend("ams-1")
+        machine.port = sock.getsockname()[1]
+        box.set(asleep(backend_entry("m1", "ams", machine), MachineState.SUSPENDED))
+        starter = Starter(asyncio.get_running_loop(), "suspended", lambda: None)
+        try:
+            async with running_proxy(box) as proxy, edge_client(proxy) as c:
+                proxy.http.wake = MachineWaker(starter, box, {"ams": 0.0}, timeout=3)
+                answer = await c.post("/", content=b"charge the card once")
+            try:
+                sock.accept()
+                reached = True
+            except BlockingIOError:
+                reached = False
+        finally:
+            sock.close()
+        return answer.status_code, answer.text, reached
+
+    status, body, reached = run(scenario())
+    assert status == 503 and "none could be started in time" in body
+    assert not reached
+
+
+def test_a_post_to_a_suspended_machine_is_sent_once_it_shows_started() -> None:
+    async def scenario() -> tuple[int, str]:
+        sock = frozen_listener()
+        machine = AppBackend("ams-1")
+        machine.port = sock.getsockname()[1]
+        box = TableBox()
+        entry = backend_entry("m1", "ams", machine)
+        box.set(asleep(entry, MachineState.SUSPENDED))
+        loop = asyncio.get_running_loop()
+
+        async def thaw() -> None:
+            await asyncio.sleep(0.1)
+            await machine.start_on(sock)
+            box.set(entry)  # the agent's report reaches the edge's table
+
+        starter = Starter(loop, "suspended", lambda: loop.create_task(thaw()) and None)
+        try:
+            async with running_proxy(box) as proxy, edge_client(proxy) as c:
+                proxy.http.wake = MachineWaker(starter, box, {"ams": 0.0}, timeout=3)
+                answer = await c.post("/", content=b"once")
+        finally:
+            await machine.stop()
+        return answer.status_code, answer.text
+
+    assert run(scenario()) == (200, "ams-1")
