@@ -268,3 +268,36 @@ def test_watch_outcome_reads_the_table() -> None:
     assert watch_outcome(m, False, 0.1) == (None, False)  # the table lags the call
     assert watch_outcome(m, True, 0.1) == (Outcome.STOPPED_AGAIN, True)
     assert watch_outcome(m, False, UNSEEN_START_SECONDS) == (Outcome.STOPPED_AGAIN, False)
+
+
+def test_a_wake_while_the_machine_is_still_stopping_waits_through_the_stop() -> None:
+    """The request comes while the idle stop is under way: one start call, and the wake
+    follows stopping -> stopped -> starting -> started (desired started throughout)."""
+
+    async def scenario() -> tuple[Backend | bool, list[str]]:
+        server, port = await listening()
+        base = replace(backend("m1", "ams"), services=(ServicePorts(internal_port=port),))
+        stopping = asleep_as(base, MachineState.STOPPING, DesiredState.STOPPED)
+        table = {"now": RouteTable(1, {"app": (stopping,)})}
+        loop = asyncio.get_running_loop()
+
+        def show(state: MachineState) -> None:
+            entry = asleep_as(base, state, DesiredState.STARTED)
+            table["now"] = RouteTable(table["now"].version + 1, {"app": (entry,)})
+
+        def on_start(_mid: str, _n: int) -> str:
+            steps = (MachineState.STOPPING, MachineState.STOPPED, MachineState.STARTING)
+            for i, state in enumerate((*steps, MachineState.STARTED)):
+                loop.call_soon_threadsafe(loop.call_later, 0.03 * i, show, state)
+            return "stopping"
+
+        starter = ScriptedStarter(on_start)
+        waker = MachineWaker(starter, lambda: table["now"], RTT, timeout=3)
+        try:
+            return await waker("app", "ams"), starter.calls
+        finally:
+            server.close()
+
+    woke, calls = asyncio.run(scenario())
+    assert isinstance(woke, Backend) and woke.started
+    assert calls == ["m1"]
