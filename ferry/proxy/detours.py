@@ -35,6 +35,7 @@ _IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE
 #: How long a request forwarded to a resuming machine waits for it to show as started.
 RESUME_TIMEOUT = 10.0
 RESUME_POLL_SECONDS = 0.005
+_WATCHDOGS: set[asyncio.Task[None]] = set()
 
 
 async def wait_for_slot(ex: Exchange) -> None:
@@ -88,7 +89,9 @@ async def wake_then_use(ex: Exchange) -> None:
         return
     ex.use(direct)
     if not direct.backend.started:
-        asyncio.get_running_loop().create_task(resume_watchdog(ex, direct.backend))
+        watchdog = asyncio.get_running_loop().create_task(resume_watchdog(ex, direct.backend))
+        _WATCHDOGS.add(watchdog)  # the loop keeps only a weak reference to a task
+        watchdog.add_done_callback(_WATCHDOGS.discard)
 
 
 def direct_target(backend: Backend, rtt_ms: Mapping[str, float]) -> Target | None:
