@@ -13,8 +13,10 @@ per sample; API calls go from the same process over one kept-alive client.
     - stopped: ``stop``, wait ``stopped``; then the same (the GET is retried
       until httpd listens, as a user's would be).
 (b) A request through the edge to the app whose only machine is suspended
-    (the edge asks the control plane to start it, holds the request until it
-    accepts connections, forwards it), next to the same request while it runs.
+    (the edge asks the control plane to start it and, once the start is
+    recorded, forwards the request to the frozen machine, whose socket still
+    accepts connections: it answers on thaw), next to the same request while
+    it runs.
     After each suspend the bench waits 0.2 s so the edge's table has it (the
     edge exposes no table version to wait on).
 """
@@ -95,6 +97,10 @@ def logged_ms(home: Path, pattern: str) -> list[float]:
         for match in re.finditer(pattern, path.read_text(errors="replace")):
             found.append(float(match.group(1)))
     return found
+
+
+def median(samples: list[float]) -> float:
+    return statistics.median(samples) if samples else float("nan")
 
 
 def pct(samples: list[float], q: float) -> float:
@@ -228,7 +234,7 @@ def main() -> int:
             done = agent_stamps(settings.home, r"INFO ferry.agent.runner: machine \S+ resumed in")
             runc_resume = logged_ms(settings.home, r"resumed in ([0-9.]+) ms")
             edge_wake = logged_ms(
-                settings.home, r"woke \S+ of hello in \S+ .*? ready in ([0-9.]+) ms"
+                settings.home, r"woke \S+ of hello in \S+ .*?: resuming \(was \w+\) in ([0-9.]+) ms"
             )
     finally:
         shutil.rmtree(app_dir.parent, ignore_errors=True)
@@ -257,9 +263,9 @@ def main() -> int:
     )
     print(
         f"where the time goes: the agent's resume step (thaw by the freezer file) p50 "
-        f"{statistics.median(runc_resume):.1f} ms over {len(runc_resume)}; the edge's wake "
-        f"(start call -> started in its table -> port open) p50 "
-        f"{statistics.median(edge_wake):.1f} ms over {len(edge_wake)}"
+        f"{median(runc_resume):.1f} ms over {len(runc_resume)}; the edge's wake "
+        f"(start call recorded -> request forwarded to the frozen machine) p50 "
+        f"{median(edge_wake):.1f} ms over {len(edge_wake)}"
     )
     print(breakdown(marks[1:], cycles, done))
     print(f"(b) added latency p50 {wake_p50 - warm_p50:.1f} ms; goal <= 25 ms; failures {failures}")

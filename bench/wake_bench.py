@@ -33,13 +33,15 @@ from ferry.cluster.ephemeral import ephemeral_cluster
 from ferry.cluster.settings import ClusterSettings
 
 
-def timed_get(settings: ClusterSettings, url: str) -> tuple[int, float]:
+def timed_get(settings: ClusterSettings, url: str) -> tuple[int, float, str]:
+    """(status, seconds, body) of one GET from a client in the region."""
     netns = settings.plan.region("ams").netns
-    curl = ["curl", "-s", "-o", "/dev/null", "-m", "30", "-w", "%{http_code} %{time_total}", url]
+    curl = ["curl", "-s", "-m", "30", "-w", "\n%{http_code} %{time_total}", url]
     argv = ["ip", "netns", "exec", netns, *curl]
     out = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=60).stdout
-    code, seconds = out.split()
-    return int(code), float(seconds)
+    body, _, last = out.rpartition("\n")
+    code, seconds = last.split()
+    return int(code), float(seconds), body.strip()
 
 
 def pct(samples: list[float], q: float) -> float:
@@ -56,15 +58,17 @@ def wake_once(
     wake: list[float],
 ) -> int:
     """Time one warm request, stop the machine, time the waking request; 1 if it failed."""
-    code, seconds = timed_get(settings, url)
+    code, seconds, _ = timed_get(settings, url)
     warm.append(seconds)
     client.stop_machine("hello", machine_id)
     client.wait_machine("hello", machine_id, state="stopped", timeout=30)
     time.sleep(0.3)  # the edge's table has the machine stopped
-    code, seconds = timed_get(settings, url)
+    code, seconds, body = timed_get(settings, url)
     wake.append(seconds)
-    if code != 200:
-        print(f"wake request answered {code} after {seconds * 1000:.0f} ms", file=sys.stderr)
+    if code != 200:  # the edge's error page says why
+        print(
+            f"wake request answered {code} after {seconds * 1000:.0f} ms: {body}", file=sys.stderr
+        )
     return 0 if code == 200 else 1
 
 

@@ -225,10 +225,13 @@ def decide(
         )
     if not decisions:
         decisions = [Decision("none", _quiet_reason(policy, running, demand, desired, allowed))]
+    # A machine stopped or suspended now is forgotten: if a request wakes it before the
+    # next cycle sees it stopped, it counts as just started (busy), not idle for long.
+    put_to_sleep = {d.machine_id for d in decisions if d.kind in ("stop", "suspend")}
     memory = PolicyMemory(
         shortfall_since=shortfall_since,
         excess_since=excess_since,
-        active_at=active_at,
+        active_at={mid: at for mid, at in active_at.items() if mid not in put_to_sleep},
         last_requests=totals,
         scaled_in_at={mid: at for mid, at in scaled_in.items()},
         placed_for=placed_for,

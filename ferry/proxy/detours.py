@@ -12,23 +12,30 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from ferry.errors import ValidationError
 from ferry.proxy.headers import HOP_REFUSED, TERMINATOR, simple_response
 from ferry.proxy.replay import MAX_REPLAYS, REROUTE, replay_src
-from ferry.proxy.routing import Target
+from ferry.proxy.routes import Backend
+from ferry.proxy.routing import Target, http_service
 
 if TYPE_CHECKING:
     from ferry.proxy.exchange import Exchange
     from ferry.proxy.upstream import UpstreamConnection
 
 __all__ = [
-    "connect_then_attach", "fail", "replay", "upstream_lost", "wait_for_slot", "wake_then_use",
+    "connect_then_attach", "direct_target", "fail", "replay", "resume_watchdog", "upstream_lost",
+    "wait_for_slot", "wake_then_use",
 ]  # fmt: skip
 
 # Safe to send again after the machine closed without answering.
 _IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
+#: How long a request forwarded to a resuming machine waits for it to show as started.
+RESUME_TIMEOUT = 10.0
+RESUME_POLL_SECONDS = 0.005
+_WATCHDOGS: set[asyncio.Task[None]] = set()
 
 
 async def wait_for_slot(ex: Exchange) -> None:
@@ -52,16 +59,79 @@ async def wait_for_slot(ex: Exchange) -> None:
 
 
 async def wake_then_use(ex: Exchange) -> None:
-    """No machine is started: start a stopped one (Fly's autostart), then route to it."""
-    wake = ex.edge.wake
+    """No machine is started: start a stopped one (Fly's autostart), then route to it.
+
+    The waker answers the machine it woke (or True: route as usual); it is used
+    when routing finds nothing better, even before its first health check passes
+    (the waker saw it accept a connection), or while it resumes from a suspend
+    (see ``ferry.proxy.wake``): then ``resume_watchdog`` bounds the wait for it.
+    Only requests safe to send again go to a machine still frozen; others wait
+    (bounded) for the table to show it started.
+    """
+    edge = ex.edge
+    wake = edge.wake
     assert wake is not None
-    woke = await wake(ex.app, ex.edge.region)
+    woke = await wake(ex.app, edge.region)
+    if isinstance(woke, Backend) and not woke.started and ex.method not in _IDEMPOTENT:
+        # Never leave a request that must not run twice in a frozen socket that may not
+        # thaw (the watchdog's 503 could not take it back): wait for ``started``.
+        woke = await _until_started(ex, woke)
     ex.task = None
-    decision = ex.edge.choose(ex.app, ex.prefs)
-    if woke and isinstance(decision, Target):
+    if ex.done:
+        return
+    decision = edge.choose(ex.app, ex.prefs)
+    if isinstance(decision, Target):
         ex.use(decision)
-    else:
-        fail(ex, 503, f"{ex.app} has no started machine")
+        return
+    direct = direct_target(woke, edge.rtt_ms) if isinstance(woke, Backend) else None
+    if direct is None:
+        fail(ex, 503, f"{ex.app} has no started machine, and none could be started in time")
+        return
+    ex.use(direct)
+    if not direct.backend.started:
+        watchdog = asyncio.get_running_loop().create_task(resume_watchdog(ex, direct.backend))
+        _WATCHDOGS.add(watchdog)  # the loop keeps only a weak reference to a task
+        watchdog.add_done_callback(_WATCHDOGS.discard)
+
+
+def direct_target(backend: Backend, rtt_ms: Mapping[str, float]) -> Target | None:
+    """``backend``'s HTTP service as a target, whatever its state and health; None if it
+    has none. Pure."""
+    service = http_service(backend)
+    if service is None:
+        return None
+    conc = service.concurrency
+    rtt = rtt_ms.get(backend.region, 0.0)
+    return Target(backend, service.internal_port, conc.soft_limit, conc.hard_limit, rtt)
+
+
+async def _until_started(ex: Exchange, machine: Backend) -> Backend | bool:
+    """``machine``'s entry once the table shows it started, or False after
+    ``RESUME_TIMEOUT``."""
+    deadline = time.monotonic() + RESUME_TIMEOUT
+    table = ex.edge.table
+    while time.monotonic() < deadline:
+        for b in table().backends(ex.app):
+            if b.machine_id == machine.machine_id and b.started:
+                return b
+        await asyncio.sleep(RESUME_POLL_SECONDS)
+    return False
+
+
+async def resume_watchdog(ex: Exchange, machine: Backend) -> None:
+    """A request forwarded to a machine still frozen: if no answer has begun and the table
+    does not show the machine started within ``RESUME_TIMEOUT`` (stopped or suspended
+    again before it thawed, its host down), answer 503 rather than hold the request
+    until the response timeout. A machine shown started is left to that timeout."""
+    deadline = time.monotonic() + RESUME_TIMEOUT
+    table = ex.edge.table
+    while not ex.done and not ex.responding:
+        if any(b.machine_id == machine.machine_id and b.started for b in table().backends(ex.app)):
+            return
+        if time.monotonic() >= deadline:
+            fail(ex, 503, f"machine {machine.machine_id} of {ex.app} did not resume in time")
+            return
+        await asyncio.sleep(RESUME_POLL_SECONDS)
 
 
 async def connect_then_attach(ex: Exchange, target: Target, key: tuple[str, int]) -> None:

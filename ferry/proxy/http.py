@@ -23,7 +23,7 @@ from ferry.proxy.limits import LoadTracker, ProxyLimits
 from ferry.proxy.metrics import EdgeStats
 from ferry.proxy.naming import HostRouter, RequestIds
 from ferry.proxy.outbox import TurnWriter
-from ferry.proxy.routes import RouteTable
+from ferry.proxy.routes import Backend, RouteTable
 from ferry.proxy.routing import (
     NO_PREFS,
     AppRoutes,
@@ -52,12 +52,12 @@ _FAR = float("inf")
 class NoStartedMachine(Protocol):
     """Wake-on-request seam: called when an app has machines but none started.
 
-    Start (or resume) one in or near ``region`` and return True once it is
-    started and in the route table, or False to answer 503. It must bound its
-    own wait.
+    Start (or resume) one in or near ``region`` and return the machine to send
+    the request to once it accepts connections (or True: route with the table
+    as usual), or False to answer 503. It must bound its own wait.
     """
 
-    def __call__(self, app: str, region: str) -> Awaitable[bool]: ...
+    def __call__(self, app: str, region: str) -> Awaitable[Backend | bool]: ...
 
 
 class HttpEdge:

@@ -70,6 +70,12 @@ class AppBackend:
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
+    async def start_on(self, sock: socket.socket) -> AppBackend:
+        """Serve on an already listening socket (a frozen process thawing)."""
+        self._server = await asyncio.start_server(self._serve, sock=sock)
+        self.port = sock.getsockname()[1]
+        return self
+
     async def stop(self) -> None:
         """Stop listening and drop every open connection (like a killed process)."""
         if self._server is not None:
