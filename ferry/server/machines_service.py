@@ -10,7 +10,7 @@ methods block (store I/O) and are safe to call from several threads.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -20,7 +20,7 @@ from ferry.errors import ValidationError as FerryValidationError
 from ferry.model import (
     Action,
     DesiredState,
-    Host,
+    GuestConfig,
     Machine,
     MachineConfig,
     MachineEvent,
@@ -30,11 +30,11 @@ from ferry.model import (
 )
 from ferry.model.machine import StopOverride
 from ferry.model.names import MACHINE_NAME_RULE, machine_name_problem
-from ferry.scheduler import NoPlacement, Placement, PlacementRequest, place_machine
+from ferry.scheduler import NoPlacement, PlacementRequest, place_machine
+from ferry.server.capacity_view import CapacityView
 from ferry.server.clock import Clock
 from ferry.server.ids import new_machine_id, new_ulid
 from ferry.server.placement import (
-    allocate_private_ip,
     choose_region,
     fallback_regions,
     host_capacities,
@@ -85,6 +85,8 @@ class MachineService:
         # Placement reads capacity then writes: one creation at a time keeps
         # two requests from taking the same room or address.
         self._placement_lock = threading.Lock()
+        # Capacities in memory, proven current by every insert (see capacity_view).
+        self._view = CapacityView(store)
 
     # -- reads ---------------------------------------------------------------
     def get(self, app_name: str, machine_id: str, *, with_events: bool = False) -> Machine:
@@ -131,85 +133,105 @@ class MachineService:
         Raises ``NotFoundError`` (app), ``ConflictError`` (app being deleted,
         duplicate name), ``ValidationError`` (name, region), ``CapacityError``.
         """
-        app = self.store.get_app(app_name)
-        if app.status == "destroying":
-            raise ConflictError(
-                f"app {app_name!r} is being deleted", hint="wait, then create the app again"
-            )
         problem = None if request.name is None else machine_name_problem(request.name)
-        if problem is not None:
-            raise FerryValidationError(
-                f"invalid machine name {request.name!r}: it {problem}", hint=MACHINE_NAME_RULE
-            )
         guest = request.config.effective_guest
         with self._placement_lock:
-            all_hosts = self.store.list_hosts()
-            wanted = choose_region(request.region, all_hosts)
-            name = request.name or f"{app_name}-{new_machine_id()[:6]}"
-            if request.name is not None and any(
-                m.name == name
-                for m in self.store.list_machines(app_name=app_name, include_destroyed=False)
-            ):
-                raise ConflictError(
-                    f"app {app_name!r} already has a machine named {name!r}",
-                    hint="choose another name",
-                )
-            placement_request = PlacementRequest(
-                app=app_name, region=wanted, cpus=guest.cpus, memory_mb=guest.memory_mb
-            )
-            region, hosts, machines, outcome = self._place(placement_request, all_hosts)
-            note: str | None = None
-            if isinstance(outcome, NoPlacement) and request.region_fallback:
-                refusal = outcome.reason
-                for other in fallback_regions(wanted, all_hosts, self.distances):
-                    found = self._place(replace(placement_request, region=other), all_hosts)
-                    if not isinstance(found[3], NoPlacement):
-                        region, hosts, machines, outcome = found
-                        note = placement_note(region, refusal, self.distances)
-                        break
-            if isinstance(outcome, NoPlacement):
-                hint = "choose a smaller size or another region, or add hosts"
-                if request.region_fallback:
-                    hint = "no region has room either: add hosts or choose a smaller size"
-                raise CapacityError(outcome.reason, hint=hint)
-            host = next(h for h in hosts if h.id == outcome.host_id)
-            now = self.clock.now()
-            desired = DesiredState.STOPPED if request.skip_launch else DesiredState.STARTED
-            machine = Machine(
-                id=new_machine_id(),
-                name=name,
-                app_name=app_name,
-                state=MachineState.CREATED,
-                desired_state=desired,
-                region=region,
-                instance_id=new_ulid(),
-                private_ip=allocate_private_ip(host, machines),
-                config=request.config,
-                host_id=host.id,
-                created_at=now,
-                updated_at=now,
-                generation=0 if request.skip_launch else 1,
-                cordoned=request.skip_service_registration,
-            )
-            event = make_event(
-                self.clock, "launch", "created", source, placement_note=note, reason=reason
-            )
-            stored = self.store.insert_machine(machine, event)
+            view = self._view
+            if view.versions is None:
+                view.rebuild()
+            for attempt in range(_TRIES):
+                if attempt:
+                    view.sync()  # someone else wrote since the view's versions
+                app = view.app(app_name)
+                if app.status == "destroying":
+                    raise ConflictError(
+                        f"app {app_name!r} is being deleted",
+                        hint="wait, then create the app again",
+                    )
+                if problem is not None:
+                    raise FerryValidationError(
+                        f"invalid machine name {request.name!r}: it {problem}",
+                        hint=MACHINE_NAME_RULE,
+                    )
+                try:
+                    machine, event = self._decide(app_name, request, guest, source, reason)
+                    stored = self.store.insert_machine(machine, event, expected=view.versions)
+                except RevisionConflict:
+                    view.abandon()
+                    if attempt == _TRIES - 1:
+                        raise
+                    continue
+                except BaseException:
+                    view.abandon()  # the placement was not stored: give its room back
+                    raise
+                view.record(stored)
+                break
+            else:  # pragma: no cover - the last attempt returns or raises
+                raise AssertionError("unreachable")
         self.notifier.notify(stored.host_id)
         return stored.model_copy(update={"events": [event]})
 
-    def _place(
-        self, request: PlacementRequest, all_hosts: Sequence[Host]
-    ) -> tuple[str, Sequence[Host], Sequence[Machine], Placement | NoPlacement]:
-        """(region, its hosts, their machines, the scheduler's answer) for one region."""
-        hosts = [h for h in all_hosts if h.region == request.region]
-        machines = self.store.list_machines(host_ids=[h.id for h in hosts], include_destroyed=False)
-        return (
-            request.region,
-            hosts,
-            machines,
-            place_machine(request, host_capacities(hosts, machines)),
+    def _decide(
+        self,
+        app_name: str,
+        request: CreateMachineRequest,
+        guest: GuestConfig,
+        source: str,
+        reason: str | None,
+    ) -> tuple[Machine, MachineEvent]:
+        """The new machine (placed, with its address) and its launch event, from the view."""
+        view = self._view
+        wanted = choose_region(request.region, view.regions)
+        name = request.name or f"{app_name}-{new_machine_id()[:6]}"
+        if request.name is not None and any(
+            m.name == name
+            for m in self.store.list_machines(app_name=app_name, include_destroyed=False)
+        ):
+            raise ConflictError(
+                f"app {app_name!r} already has a machine named {name!r}",
+                hint="choose another name",
+            )
+        placement_request = PlacementRequest(
+            app=app_name, region=wanted, cpus=guest.cpus, memory_mb=guest.memory_mb
         )
+        outcome = view.place(placement_request)
+        note: str | None = None
+        if isinstance(outcome, NoPlacement) and request.region_fallback:
+            refusal = outcome.reason
+            for other in fallback_regions(wanted, view.regions, self.distances):
+                found = view.place(replace(placement_request, region=other))
+                if not isinstance(found, NoPlacement):
+                    outcome = found
+                    note = placement_note(other, refusal, self.distances)
+                    break
+        if isinstance(outcome, NoPlacement):
+            hint = "choose a smaller size or another region, or add hosts"
+            if request.region_fallback:
+                hint = "no region has room either: add hosts or choose a smaller size"
+            raise CapacityError(outcome.reason, hint=hint)
+        host = view.hosts[outcome.host_id]
+        now = self.clock.now()
+        desired = DesiredState.STOPPED if request.skip_launch else DesiredState.STARTED
+        machine = Machine(
+            id=new_machine_id(),
+            name=name,
+            app_name=app_name,
+            state=MachineState.CREATED,
+            desired_state=desired,
+            region=outcome.region,
+            instance_id=new_ulid(),
+            private_ip=view.allocate_ip(host),
+            config=request.config,
+            host_id=host.id,
+            created_at=now,
+            updated_at=now,
+            generation=0 if request.skip_launch else 1,
+            cordoned=request.skip_service_registration,
+        )
+        event = make_event(
+            self.clock, "launch", "created", source, placement_note=note, reason=reason
+        )
+        return machine, event
 
     # -- changes -------------------------------------------------------------
     def _mutate(
@@ -282,7 +304,10 @@ class MachineService:
             }
             return changes, event
 
-        return self._mutate(app_name, machine_id, decide)[1]
+        # A larger guest takes room on its host: decided and written under the
+        # placement lock, so it cannot race a create for the same room.
+        with self._placement_lock:
+            return self._mutate(app_name, machine_id, decide)[1]
 
     def _check_resize(self, machine: Machine, config: MachineConfig) -> None:
         old, new = machine.config.effective_guest, config.effective_guest

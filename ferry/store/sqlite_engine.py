@@ -88,7 +88,12 @@ class SqliteDatabase:
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        """An immediate (write) transaction, one at a time in this process."""
+        """An immediate (write) transaction, one at a time in this process.
+
+        The caller may also run statements on the transaction's own sqlite3
+        connection (``conn.connection.driver_connection``): they commit or roll
+        back with it, and their failures are reported the same way.
+        """
         try:
             with self._write_lock, self._engine.connect() as conn:
                 conn.execution_options(ferry_begin="IMMEDIATE")
@@ -96,6 +101,8 @@ class SqliteDatabase:
                     yield conn
         except OperationalError as exc:
             raise UnavailableError(f"the state database {self.path} failed: {exc.orig}") from exc
+        except sqlite3.OperationalError as exc:
+            raise UnavailableError(f"the state database {self.path} failed: {exc}") from exc
 
     def close(self) -> None:
         self._engine.dispose()
