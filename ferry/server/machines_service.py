@@ -15,7 +15,13 @@ from dataclasses import replace
 from typing import Any
 
 from ferry.autoscale.distances import RegionDistances
-from ferry.errors import CapacityError, ConflictError, NotFoundError, RevisionConflict
+from ferry.errors import (
+    CapacityError,
+    ConflictError,
+    FerryError,
+    NotFoundError,
+    RevisionConflict,
+)
 from ferry.errors import ValidationError as FerryValidationError
 from ferry.model import (
     Action,
@@ -88,6 +94,11 @@ class MachineService:
         # Capacities in memory, proven current by every insert (see capacity_view).
         self._view = CapacityView(store)
 
+    @property
+    def capacity_view(self) -> CapacityView:
+        """The in-memory capacities creates place on (read it under no lock only in tests)."""
+        return self._view
+
     # -- reads ---------------------------------------------------------------
     def get(self, app_name: str, machine_id: str, *, with_events: bool = False) -> Machine:
         """The machine of ``app_name``; ``NotFoundError`` names the id and the app."""
@@ -133,32 +144,34 @@ class MachineService:
         Raises ``NotFoundError`` (app), ``ConflictError`` (app being deleted,
         duplicate name), ``ValidationError`` (name, region), ``CapacityError``.
         """
-        problem = None if request.name is None else machine_name_problem(request.name)
         guest = request.config.effective_guest
         with self._placement_lock:
             view = self._view
             if view.versions is None:
                 view.rebuild()
+            fresh = False  # the view was caught up with the store during this call
             for attempt in range(_TRIES):
-                if attempt:
-                    view.sync()  # someone else wrote since the view's versions
-                app = view.app(app_name)
-                if app.status == "destroying":
-                    raise ConflictError(
-                        f"app {app_name!r} is being deleted",
-                        hint="wait, then create the app again",
-                    )
-                if problem is not None:
-                    raise FerryValidationError(
-                        f"invalid machine name {request.name!r}: it {problem}",
-                        hint=MACHINE_NAME_RULE,
-                    )
                 try:
+                    self._check_app(app_name, request.name)
                     machine, event = self._decide(app_name, request, guest, source, reason)
                     stored = self.store.insert_machine(machine, event, expected=view.versions)
                 except RevisionConflict:
-                    view.abandon()
+                    view.abandon()  # someone wrote since the view's versions
                     if attempt == _TRIES - 1:
+                        raise
+                    view.sync()
+                    fresh = True
+                    continue
+                except FerryError:
+                    view.abandon()
+                    # A refusal must not come from a stale view: catch up, and if
+                    # anything changed, decide again.
+                    before = view.versions
+                    if fresh or attempt == _TRIES - 1:
+                        raise
+                    view.sync()
+                    fresh = True
+                    if view.versions == before:
                         raise
                     continue
                 except BaseException:
@@ -170,6 +183,18 @@ class MachineService:
                 raise AssertionError("unreachable")
         self.notifier.notify(stored.host_id)
         return stored.model_copy(update={"events": [event]})
+
+    def _check_app(self, app_name: str, name: str | None) -> None:
+        """Refuse an unknown app or one being deleted (as the view knows it), or a bad name."""
+        if self._view.app(app_name).status == "destroying":
+            raise ConflictError(
+                f"app {app_name!r} is being deleted", hint="wait, then create the app again"
+            )
+        problem = None if name is None else machine_name_problem(name)
+        if problem is not None:
+            raise FerryValidationError(
+                f"invalid machine name {name!r}: it {problem}", hint=MACHINE_NAME_RULE
+            )
 
     def _decide(
         self,
