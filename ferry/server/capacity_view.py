@@ -76,6 +76,7 @@ class CapacityView:
         self._scheduler = Scheduler([])
         self._pending: _Claim | None = None  # placed, not yet recorded or abandoned
         self._apps: dict[str, App] = {}
+        self._spans: dict[str, tuple[int, ...]] = {}  # subnet -> _span(subnet)
 
     # -- keeping current -------------------------------------------------------
     def sync(self) -> None:
@@ -161,16 +162,13 @@ class CapacityView:
     def allocate_ip(self, host: Host) -> str:
         """The lowest free address of the host's subnet (as ``allocate_private_ip``)."""
         used = self._ips.get(host.id) or Counter()
-        try:
-            network = ipaddress.ip_network(host.machine_subnet, strict=False)
-        except ValueError:
-            network = None
-        if not isinstance(network, ipaddress.IPv4Network) or network.prefixlen > 30:
+        span = self._spans.get(host.machine_subnet)
+        if span is None:
+            span = self._spans[host.machine_subnet] = _span(host.machine_subnet)
+        if not span:
             live = self._store.list_machines(host_id=host.id, include_destroyed=False)
             return allocate_private_ip(host, live)  # the slow path of odd subnets
-        # Network, .1 gateway and broadcast are never handed out.
-        base = int(network.network_address)
-        for number in range(base + 2, int(network.broadcast_address)):
+        for number in range(*span):
             if number not in used:
                 return str(ipaddress.IPv4Address(number))
         raise CapacityError(
@@ -178,6 +176,18 @@ class CapacityView:
             f"in {host.machine_subnet}",
             hint="destroy unused machines or register the host with a larger subnet",
         )
+
+
+def _span(subnet: str) -> tuple[int, ...]:
+    """(first, end) of the addresses an IPv4 subnet of /30 or larger hands out —
+    not the network, the .1 gateway or the broadcast address — else ``()``."""
+    try:
+        network = ipaddress.ip_network(subnet, strict=False)
+    except ValueError:
+        return ()
+    if not isinstance(network, ipaddress.IPv4Network) or network.prefixlen > 30:
+        return ()
+    return (int(network.network_address) + 2, int(network.broadcast_address))
 
 
 def _capacities(hosts: list[Host], claims: Iterable[_Claim]) -> list[HostCapacity]:

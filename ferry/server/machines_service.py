@@ -53,6 +53,9 @@ from ferry.store import StateStore
 __all__ = ["MachineService", "make_event"]
 
 _TRIES = 3
+#: A create loses only to a machine write landing between its catch-up and its
+#: insert (well under a millisecond): ten losses in a row means a runaway writer.
+_PLACE_TRIES = 10
 _RUNNING = {MachineState.STARTING, MachineState.STARTED, MachineState.RESTARTING}
 _SUSPENDED = {MachineState.SUSPENDING, MachineState.SUSPENDED}
 
@@ -150,14 +153,14 @@ class MachineService:
             if view.versions is None:
                 view.rebuild()
             fresh = False  # the view was caught up with the store during this call
-            for attempt in range(_TRIES):
+            for attempt in range(_PLACE_TRIES):
                 try:
                     self._check_app(app_name, request.name)
                     machine, event = self._decide(app_name, request, guest, source, reason)
                     stored = self.store.insert_machine(machine, event, expected=view.versions)
                 except RevisionConflict:
                     view.abandon()  # someone wrote since the view's versions
-                    if attempt == _TRIES - 1:
+                    if attempt == _PLACE_TRIES - 1:
                         raise
                     view.sync()
                     fresh = True
@@ -167,7 +170,7 @@ class MachineService:
                     # A refusal must not come from a stale view: catch up, and if
                     # anything changed, decide again.
                     before = view.versions
-                    if fresh or attempt == _TRIES - 1:
+                    if fresh or attempt == _PLACE_TRIES - 1:
                         raise
                     view.sync()
                     fresh = True

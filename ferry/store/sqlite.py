@@ -273,9 +273,9 @@ class SqliteStore(SqliteReleases, LeaseRows, PlacementRows):
         }
         event_row = None if event is None else event_values(machine.id, event)
         try:
-            with self._write() as conn:
-                write_new_machine(conn, values, version, event_row, expected)
-        except (IntegrityError, sqlite3.IntegrityError) as exc:
+            with self._db.raw_write() as cursor:
+                write_new_machine(cursor, values, version, event_row, expected)
+        except sqlite3.IntegrityError as exc:
             raise ConflictError(
                 f"machine {machine.id} or address {machine.private_ip} on host "
                 f"{machine.host_id} is already in use",

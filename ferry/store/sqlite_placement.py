@@ -16,7 +16,7 @@ import sqlite3
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from functools import cache
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import Connection, Row, select
 
@@ -66,42 +66,35 @@ def _insert(cursor: sqlite3.Cursor, table: str, row: Mapping[str, Any], upsert: 
 
 
 def write_new_machine(
-    conn: Connection,
+    cursor: sqlite3.Cursor,
     machine: Mapping[str, Any],
     version: Mapping[str, Any],
     event: Mapping[str, Any] | None,
     expected: PlacementVersions | None,
 ) -> int:
     """Insert a machine row, its config version and its event in the caller's write
-    transaction; return the machine's resource version.
+    transaction (``SqliteDatabase.raw_write``); return the machine's resource version.
 
-    The rows go straight to the sqlite3 cursor of that transaction: this is the
-    hot path of every create, and building SQLAlchemy statements cost more than
-    the writes themselves. Raises ``RevisionConflict`` when ``expected`` is stale
-    (nothing is written) and ``sqlite3.IntegrityError`` for a duplicate.
+    Raises ``RevisionConflict`` when ``expected`` is stale (before writing
+    anything) and ``sqlite3.IntegrityError`` for a duplicate; the caller's
+    transaction then rolls back.
     """
-    cursor = cast(sqlite3.Connection, conn.connection.driver_connection).cursor()
-    try:
-        if expected is not None:
-            found = dict(cursor.execute(_VERSIONS_SQL).fetchall())
-            current = PlacementVersions(
-                int(found["resource_version"]), int(found["placement_epoch"])
+    if expected is not None:
+        found = dict(cursor.execute(_VERSIONS_SQL).fetchall())
+        current = PlacementVersions(int(found["resource_version"]), int(found["placement_epoch"]))
+        if current != expected:
+            raise RevisionConflict(
+                f"the store moved on while placing (versions {current.resource_version}/"
+                f"{current.epoch}, not {expected.resource_version}/{expected.epoch})",
+                hint="retry the request",
             )
-            if current != expected:
-                raise RevisionConflict(
-                    f"the store moved on while placing (versions {current.resource_version}/"
-                    f"{current.epoch}, not {expected.resource_version}/{expected.epoch})",
-                    hint="retry the request",
-                )
-        resource_version = int(cursor.execute(_BUMP_SQL).fetchone()[0])
-        _insert(cursor, "machines", {**machine, "resource_version": resource_version})
-        # A later write of the same version replaces its config (as record_version).
-        upsert = " ON CONFLICT (machine_id, version) DO UPDATE SET config = excluded.config"
-        _insert(cursor, "machine_versions", version, upsert)
-        if event is not None:
-            _insert(cursor, "events", event)
-    finally:
-        cursor.close()
+    resource_version = int(cursor.execute(_BUMP_SQL).fetchone()[0])
+    _insert(cursor, "machines", {**machine, "resource_version": resource_version})
+    # A later write of the same version replaces its config (as record_version).
+    upsert = " ON CONFLICT (machine_id, version) DO UPDATE SET config = excluded.config"
+    _insert(cursor, "machine_versions", version, upsert)
+    if event is not None:
+        _insert(cursor, "events", event)
     return resource_version
 
 
