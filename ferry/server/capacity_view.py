@@ -86,7 +86,14 @@ class CapacityView:
             self.rebuild()
             return
         versions, changed = self._store.machines_since(self.versions.resource_version)
-        if versions.epoch != self.versions.epoch:
+        self.catch_up(versions, changed)
+
+    def catch_up(self, versions: PlacementVersions, changed: list[Machine] | None) -> None:
+        """Apply ``changed``, the machines written after this view's resource version,
+        read at ``versions``; rebuild instead when the epoch moved (or ``changed`` is
+        ``None``: what ``StalePlacement`` carries then)."""
+        self.abandon()
+        if self.versions is None or changed is None or versions.epoch != self.versions.epoch:
             self.rebuild()
             return
         for machine in changed:

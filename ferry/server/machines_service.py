@@ -49,6 +49,7 @@ from ferry.server.placement import (
 from ferry.server.schemas import CreateMachineRequest, UpdateMachineRequest
 from ferry.server.watch import ChangeNotifier
 from ferry.store import StateStore
+from ferry.store.base import StalePlacement
 
 __all__ = ["MachineService", "make_event"]
 
@@ -158,11 +159,13 @@ class MachineService:
                     self._check_app(app_name, request.name)
                     machine, event = self._decide(app_name, request, guest, source, reason)
                     stored = self.store.insert_machine(machine, event, expected=view.versions)
-                except RevisionConflict:
-                    view.abandon()  # someone wrote since the view's versions
+                except StalePlacement as stale:
+                    # Someone wrote since the view's versions: the insert brought
+                    # back what changed, so catching up needs no read.
                     if attempt == _PLACE_TRIES - 1:
+                        view.abandon()
                         raise
-                    view.sync()
+                    view.catch_up(stale.versions, stale.changed)
                     fresh = True
                     continue
                 except FerryError:

@@ -23,13 +23,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from ferry.errors import RevisionConflict
 from ferry.model import App, Host, HostStatus, Machine, MachineEvent, Organization
 from ferry.model.autoscale import AutoscalePolicy
 from ferry.model.lease import MachineLease
 from ferry.model.machine import MachineVersion
 from ferry.model.release import NewRelease, Release, ReleaseStatus
 
-__all__ = ["HostSnapshot", "PlacementVersions", "StateStore"]
+__all__ = ["HostSnapshot", "PlacementVersions", "StalePlacement", "StateStore"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,22 @@ class PlacementVersions:
 
     resource_version: int
     epoch: int
+
+
+class StalePlacement(RevisionConflict):
+    """``insert_machine(expected=…)`` found the store moved on; nothing was written.
+
+    ``versions`` are the store's now; ``changed`` the machines written after
+    ``expected.resource_version`` (read in the same transaction), or ``None``
+    when the epoch moved too (then only a full read brings a view up to date).
+    """
+
+    def __init__(
+        self, message: str, versions: PlacementVersions, changed: list[Machine] | None
+    ) -> None:
+        super().__init__(message, hint="retry the request")
+        self.versions = versions
+        self.changed = changed
 
 
 class StateStore(Protocol):
@@ -127,7 +144,7 @@ class StateStore(Protocol):
 
         With ``expected``, the insert happens only if the store is still at
         those versions (nothing written since the placement was decided);
-        otherwise nothing is written and ``RevisionConflict`` is raised. The
+        otherwise nothing is written and ``StalePlacement`` is raised. The
         new resource version is then ``expected.resource_version + 1``.
         Raises ``ConflictError`` if the id exists or the private IP is in use on
         the host by a machine that is not destroyed.

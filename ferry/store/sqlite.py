@@ -45,7 +45,12 @@ from ferry.store.schema import (
 )
 from ferry.store.sqlite_engine import SqliteDatabase
 from ferry.store.sqlite_leases import LeaseRows, record_version
-from ferry.store.sqlite_placement import PlacementRows, bump_epoch, write_new_machine
+from ferry.store.sqlite_placement import (
+    PlacementRows,
+    StaleRows,
+    bump_epoch,
+    write_new_machine,
+)
 from ferry.store.sqlite_releases import SqliteReleases
 from ferry.store.sqlite_rows import (
     MUTABLE_FIELDS,
@@ -275,6 +280,8 @@ class SqliteStore(SqliteReleases, LeaseRows, PlacementRows):
         try:
             with self._db.raw_write() as cursor:
                 write_new_machine(cursor, values, version, event_row, expected)
+        except StaleRows as stale:
+            raise stale.to_conflict(self._machine) from None
         except sqlite3.IntegrityError as exc:
             raise ConflictError(
                 f"machine {machine.id} or address {machine.private_ip} on host "

@@ -20,12 +20,11 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, select
 
-from ferry.errors import RevisionConflict
 from ferry.model import Host, Machine
-from ferry.store.base import PlacementVersions
+from ferry.store.base import PlacementVersions, StalePlacement
 from ferry.store.schema import counters, hosts, machines
 
-__all__ = ["PlacementRows", "bump_epoch", "read_versions", "write_new_machine"]
+__all__ = ["PlacementRows", "StaleRows", "bump_epoch", "read_versions", "write_new_machine"]
 
 _VERSIONS = select(counters.c.name, counters.c.value).where(
     counters.c.name.in_(["resource_version", "placement_epoch"])
@@ -75,19 +74,20 @@ def write_new_machine(
     """Insert a machine row, its config version and its event in the caller's write
     transaction (``SqliteDatabase.raw_write``); return the machine's resource version.
 
-    Raises ``RevisionConflict`` when ``expected`` is stale (before writing
-    anything) and ``sqlite3.IntegrityError`` for a duplicate; the caller's
-    transaction then rolls back.
+    Raises ``StaleRows`` when ``expected`` is stale (before writing anything)
+    and ``sqlite3.IntegrityError`` for a duplicate; the caller's transaction
+    then rolls back.
     """
     if expected is not None:
         found = dict(cursor.execute(_VERSIONS_SQL).fetchall())
         current = PlacementVersions(int(found["resource_version"]), int(found["placement_epoch"]))
         if current != expected:
-            raise RevisionConflict(
-                f"the store moved on while placing (versions {current.resource_version}/"
-                f"{current.epoch}, not {expected.resource_version}/{expected.epoch})",
-                hint="retry the request",
-            )
+            rows = None
+            if current.epoch == expected.epoch:  # what changed, while we are here
+                cursor.execute(_CHANGED_SQL, (expected.resource_version,))
+                names = [d[0] for d in cursor.description]
+                rows = [_Row(zip(names, values, strict=True)) for values in cursor.fetchall()]
+            raise StaleRows(current, expected, rows)
     resource_version = int(cursor.execute(_BUMP_SQL).fetchone()[0])
     _insert(cursor, "machines", {**machine, "resource_version": resource_version})
     # A later write of the same version replaces its config (as record_version).
@@ -96,6 +96,39 @@ def write_new_machine(
     if event is not None:
         _insert(cursor, "events", event)
     return resource_version
+
+
+_CHANGED_SQL = "SELECT * FROM machines WHERE resource_version > ? ORDER BY resource_version"
+
+
+class _Row(dict[str, Any]):
+    """A machines row read on the raw cursor, with attribute access like SQLAlchemy's."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+class StaleRows(Exception):
+    """``write_new_machine`` found the store moved on: its versions now, and the raw
+    machine rows written since (``None`` when the epoch moved)."""
+
+    def __init__(
+        self, current: PlacementVersions, expected: PlacementVersions, rows: list[Any] | None
+    ) -> None:
+        super().__init__(
+            f"the store moved on while placing (versions {current.resource_version}/"
+            f"{current.epoch}, not {expected.resource_version}/{expected.epoch})"
+        )
+        self.current = current
+        self.rows = rows
+
+    def to_conflict(self, parse: Callable[[Any], Machine]) -> StalePlacement:
+        """The ``StalePlacement`` the store raises, with the rows parsed by ``parse``."""
+        changed = None if self.rows is None else [parse(row) for row in self.rows]
+        return StalePlacement(str(self), self.current, changed)
 
 
 class PlacementRows:

@@ -7,7 +7,7 @@ import pytest
 from ferry.errors import ConflictError, RevisionConflict
 from ferry.model import HostStatus, MachineState
 from ferry.store import StateStore
-from ferry.store.base import PlacementVersions
+from ferry.store.base import PlacementVersions, StalePlacement
 
 from .factories import T0, make_app, make_event, make_host, make_machine
 
@@ -29,11 +29,26 @@ def test_insert_with_stale_versions_writes_nothing(store: StateStore) -> None:
     store.insert_machine(make_machine("m1"), make_event(1), expected=before)
     after = _versions(store)
     assert after == PlacementVersions(before.resource_version + 1, before.epoch)
-    with pytest.raises(RevisionConflict, match="moved on while placing"):
+    with pytest.raises(RevisionConflict, match="moved on while placing") as raised:
         store.insert_machine(make_machine("m2", ip="10.1.0.3"), make_event(2), expected=before)
+    # It brings back what changed since, read in the same transaction.
+    assert isinstance(raised.value, StalePlacement)
+    assert raised.value.versions == after
+    assert raised.value.changed == [store.get_machine("m1")]
     assert _versions(store) == after
     assert [m.id for m in store.list_machines()] == ["m1"]
     assert [e.id for e in store.list_events("m2")] == []
+
+
+def test_a_stale_epoch_asks_for_a_full_read(store: StateStore) -> None:
+    store.create_app(make_app())
+    before = _versions(store)
+    store.upsert_host(make_host())
+    with pytest.raises(StalePlacement) as raised:
+        store.insert_machine(make_machine("m1"), expected=before)
+    assert raised.value.changed is None
+    assert raised.value.versions == PlacementVersions(before.resource_version, before.epoch + 1)
+    assert store.list_machines() == []
 
 
 def test_a_live_address_is_still_refused_by_the_store(store: StateStore) -> None:
