@@ -10,11 +10,12 @@ them, and stays correct this way:
   destroying or deleted) it rebuilds from ``placement_state``; otherwise it
   applies the machines written since its ``resource_version``
   (``machines_since``), each replacing that machine's previous claim.
-* The create path decides on the view and inserts with
-  ``expected=view.versions``: the store writes only if nothing changed since
-  (checked inside the insert's transaction), else raises
-  ``RevisionConflict``; the caller then ``sync``s and decides again. So a
-  decision never commits on stale capacities, whoever wrote meanwhile.
+* The create path (``machine_create.py``) decides on the view and inserts
+  with ``expected=view.versions``: the store writes only if nothing changed
+  since (checked inside the insert's transaction), else raises
+  ``StalePlacement`` carrying what changed; the caller ``catch_up``s with it
+  and decides again. So a decision never commits on stale capacities,
+  whoever wrote meanwhile.
 * ``place`` asks the incremental ``ferry.scheduler.Scheduler`` (same answer
   as ``place_machine`` on the same capacities), which commits the machine
   tentatively; after the insert ``record`` keeps it and moves the view to
