@@ -6,17 +6,23 @@ Run::
         --preload 1000 --machines 1000 --seed 1]
 
 What is timed is ``MachineService.create`` — what ``POST /v1/apps/{app}/machines``
-calls after parsing the body: under the service's placement lock it reads the
-hosts and the region's capacities from the store (``ferry.server.placement``),
-asks ``ferry.scheduler.place_machine``, allocates the address and inserts the
-machine with its launch event in one SQLite transaction (WAL, as the server
-runs it), then notifies the watchers. One thread, so one core.
+calls after parsing the body: under the service's placement lock it decides on
+the plane's in-memory capacities (``ferry.server.capacity_view``: the
+incremental ``ferry.scheduler.Scheduler`` and each host's addresses), then
+inserts the machine, its config version and its launch event in one SQLite
+transaction (WAL, ``synchronous=NORMAL``, as the server runs it) that first
+checks the store is still at the versions the decision was based on, then
+notifies the watchers. One thread, so one core.
 
 Setup (not timed): a fresh SQLite store in a temporary directory, ``--hosts``
 hosts registered through ``HostService`` over ``--regions`` regions, ``--apps``
 apps, and ``--preload`` machines created the same way, so the store already
 holds a fleet. Requests are seeded: each app lives in 1-3 regions; sizes follow
-a shared-heavy mix. Prints the conditions and placements/s.
+a shared-heavy mix. ``--reports N`` writes N agent state reports (machine writes the placement did
+not make, so its view must catch up) before each timed create, untimed.
+Prints the conditions and placements/s; afterwards checks, from the store, that
+every machine was stored, no two live machines share an address on a host
+and no host is over its cpus or memory.
 """
 
 from __future__ import annotations
@@ -32,11 +38,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ferry.model import GuestConfig, MachineConfig
+from ferry.model import GuestConfig, MachineConfig, MachineState
 from ferry.server.clock import SystemClock
 from ferry.server.context import ControlPlane
+from ferry.server.placement import host_capacities
 from ferry.server.schemas import CreateMachineRequest, RegisterHostRequest
 from ferry.store import open_store
+
+STARTED = MachineState.STARTED
 
 #: Fly presets and how often each is asked for (shared sizes dominate real fleets).
 MACHINE_MIX: dict[str, int] = {
@@ -87,6 +96,22 @@ def build_plane(directory: Path, hosts: int, regions: list[str], apps: int) -> C
     return plane
 
 
+def check_fleet(plane: ControlPlane, expected: int) -> None:
+    """Exit with a message unless the store holds a fleet placement could have made."""
+    live = plane.store.list_machines(include_destroyed=False)
+    addresses = {(m.host_id, m.private_ip) for m in live}
+    problems = []
+    if len(live) != expected:
+        problems.append(f"{len(live)} machines stored, not {expected}")
+    if len(addresses) != len(live):
+        problems.append(f"{len(live) - len(addresses)} addresses given twice")
+    for capacity in host_capacities(plane.store.list_hosts(), live):
+        if capacity.free_cpus < 0 or capacity.free_memory_mb < 0:
+            problems.append(f"host {capacity.host_id} is overbooked")
+    if problems:
+        sys.exit("placement went wrong: " + "; ".join(problems))
+
+
 def run(args: argparse.Namespace) -> None:
     rng = random.Random(args.seed)
     regions = [f"r{i:02d}" for i in range(args.regions)]
@@ -98,10 +123,16 @@ def run(args: argparse.Namespace) -> None:
         for app, request in requests[: args.preload]:
             create(app, request)
         timed = requests[args.preload :]
-        started = time.perf_counter()
+        live = plane.store.list_machines(include_destroyed=False)
+        elapsed = 0.0
         for app, request in timed:
+            for _ in range(args.reports):  # a machine write the placement did not make
+                machine = plane.store.get_machine(rng.choice(live).id)
+                plane.store.update_machine(machine.id, machine.revision, state=STARTED)
+            started = time.perf_counter()
             create(app, request)
-        elapsed = time.perf_counter() - started
+            elapsed += time.perf_counter() - started
+        check_fleet(plane, args.preload + args.machines)
         plane.store.close()
     finally:
         shutil.rmtree(directory, ignore_errors=True)
@@ -113,7 +144,10 @@ def run(args: argparse.Namespace) -> None:
     print(f"fleet       {args.preload} machines of {args.apps} apps placed before timing")
     mix = ", ".join(f"{name} {weight}%" for name, weight in MACHINE_MIX.items())
     print(f"sizes       {mix}; each app in 1-3 regions, seed {args.seed}")
-    print("path        MachineService.create (store reads, placement lock, insert + event)")
+    print("path        MachineService.create (lock, capacity view, checked insert + event)")
+    print("checked     every machine stored, no address twice, no host overbooked")
+    if args.reports:
+        print(f"between     {args.reports} agent report(s) before each create (not timed)")
     print(f"total       {elapsed:.2f} s for {len(timed)} placements, one thread")
     print(f"rate        {len(timed) / elapsed:,.0f} placements/s  (goal >= 2,000)")
 
@@ -126,12 +160,20 @@ def main() -> None:
     parser.add_argument("--preload", type=int, default=1000)
     parser.add_argument("--machines", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--reports",
+        type=int,
+        default=0,
+        help="agent state reports written before each timed create (the view then catches up)",
+    )
     args = parser.parse_args()
     for name in ("hosts", "regions", "apps", "machines"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be at least 1")
     if args.preload < 0:
         parser.error("--preload must be 0 or more")
+    if args.reports < 0 or (args.reports and args.preload < 1):
+        parser.error("--reports must be 0 or more, and needs --preload of at least 1")
     if args.hosts < args.regions:
         parser.error("--hosts must be at least --regions, so every region has a host")
     if args.hosts > 62_500:

@@ -252,6 +252,26 @@ class Scheduler:
         region.change_usage(record, app, request.cpus, request.memory_mb, 1)
         return Placement(record.host_id, region.region, reason)
 
+    def hold(self, host_id: str, app: str, cpus: int, memory_mb: int) -> None:
+        """Commit one machine of ``app`` (with that guest size) on ``host_id``, as
+        ``place`` does for the host it chooses: for a machine placed elsewhere.
+
+        Works on down hosts too, and may over-commit a host (it then has no
+        room). Raises ``NotFoundError`` for an unknown host and
+        ``ValidationError`` for negative sizes, changing nothing.
+        """
+        record = self._records.get(host_id)
+        if record is None:
+            raise NotFoundError(
+                f"host {host_id} is not in the scheduler", hint="hold on a host it was built with"
+            )
+        if cpus < 0 or memory_mb < 0:
+            raise ValidationError(
+                f"cannot hold {cpus} cpus / {memory_mb} MB on host {host_id}: "
+                "sizes must not be negative"
+            )
+        self._regions[record.region].change_usage(record, app, cpus, memory_mb, 1)
+
     def release(self, host_id: str, app: str, cpus: int, memory_mb: int) -> None:
         """Take one machine of ``app`` (with that guest size) off ``host_id``.
 

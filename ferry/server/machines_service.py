@@ -3,14 +3,14 @@
 Each action is validate → decide (pure: ``plan_action``, the scheduler,
 ``placement``) → one store write that carries the revision it read. A lost
 race (``RevisionConflict``) is re-read and retried up to ``_TRIES`` times.
+Creation is ``MachineCreator``'s (``machine_create.py``).
 Every committed write notifies the watchers of the machine's host. All
 methods block (store I/O) and are safe to call from several threads.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -20,7 +20,6 @@ from ferry.errors import ValidationError as FerryValidationError
 from ferry.model import (
     Action,
     DesiredState,
-    Host,
     Machine,
     MachineConfig,
     MachineEvent,
@@ -29,17 +28,12 @@ from ferry.model import (
     plan_action,
 )
 from ferry.model.machine import StopOverride
-from ferry.model.names import MACHINE_NAME_RULE, machine_name_problem
-from ferry.scheduler import NoPlacement, Placement, PlacementRequest, place_machine
+from ferry.scheduler import NoPlacement, PlacementRequest, place_machine
+from ferry.server.capacity_view import CapacityView
 from ferry.server.clock import Clock
-from ferry.server.ids import new_machine_id, new_ulid
-from ferry.server.placement import (
-    allocate_private_ip,
-    choose_region,
-    fallback_regions,
-    host_capacities,
-    placement_note,
-)
+from ferry.server.ids import new_ulid
+from ferry.server.machine_create import MachineCreator, make_event
+from ferry.server.placement import host_capacities
 from ferry.server.schemas import CreateMachineRequest, UpdateMachineRequest
 from ferry.server.watch import ChangeNotifier
 from ferry.store import StateStore
@@ -52,20 +46,6 @@ _SUSPENDED = {MachineState.SUSPENDING, MachineState.SUSPENDED}
 
 #: (changes for ``update_machine``, event) or ``None`` when nothing needs writing.
 Decision = tuple[dict[str, Any], MachineEvent] | None
-
-
-def make_event(clock: Clock, type_: str, status: str, source: str, **request: Any) -> MachineEvent:
-    """A new event stamped with the clock, in Fly's shape (timestamp in milliseconds)."""
-    return MachineEvent.model_validate(
-        {
-            "id": new_ulid(),
-            "type": type_,
-            "status": status,
-            "source": source,
-            "timestamp": int(clock.now().timestamp() * 1000),
-            "request": {k: v for k, v in request.items() if v is not None},
-        }
-    )
 
 
 class MachineService:
@@ -82,9 +62,14 @@ class MachineService:
         self.clock = clock
         self.notifier = notifier
         self.distances = distances or RegionDistances()
-        # Placement reads capacity then writes: one creation at a time keeps
-        # two requests from taking the same room or address.
-        self._placement_lock = threading.Lock()
+        self._creator = MachineCreator(store, clock, self.distances)
+        # Creates and resizes take room on hosts: one at a time (see MachineCreator).
+        self._placement_lock = self._creator.lock
+
+    @property
+    def capacity_view(self) -> CapacityView:
+        """The in-memory capacities creates place on (read it under no lock only in tests)."""
+        return self._creator.view
 
     # -- reads ---------------------------------------------------------------
     def get(self, app_name: str, machine_id: str, *, with_events: bool = False) -> Machine:
@@ -121,95 +106,11 @@ class MachineService:
         source: str = "user",
         reason: str | None = None,
     ) -> Machine:
-        """Validate, place, allocate an address and store a new machine.
-
-        With ``request.region_fallback`` (Ferry-only) a region without room
-        sends the machine to the nearest region that has it; the returned
-        machine's ``events`` then hold its launch event whose ``request``
-        carries ``placement_note`` ("placed in iad: …"). ``source`` and
-        ``reason`` mark the launch event (the autoscaler passes ``"ferry"``).
-        Raises ``NotFoundError`` (app), ``ConflictError`` (app being deleted,
-        duplicate name), ``ValidationError`` (name, region), ``CapacityError``.
-        """
-        app = self.store.get_app(app_name)
-        if app.status == "destroying":
-            raise ConflictError(
-                f"app {app_name!r} is being deleted", hint="wait, then create the app again"
-            )
-        problem = None if request.name is None else machine_name_problem(request.name)
-        if problem is not None:
-            raise FerryValidationError(
-                f"invalid machine name {request.name!r}: it {problem}", hint=MACHINE_NAME_RULE
-            )
-        guest = request.config.effective_guest
-        with self._placement_lock:
-            all_hosts = self.store.list_hosts()
-            wanted = choose_region(request.region, all_hosts)
-            name = request.name or f"{app_name}-{new_machine_id()[:6]}"
-            if request.name is not None and any(
-                m.name == name
-                for m in self.store.list_machines(app_name=app_name, include_destroyed=False)
-            ):
-                raise ConflictError(
-                    f"app {app_name!r} already has a machine named {name!r}",
-                    hint="choose another name",
-                )
-            placement_request = PlacementRequest(
-                app=app_name, region=wanted, cpus=guest.cpus, memory_mb=guest.memory_mb
-            )
-            region, hosts, machines, outcome = self._place(placement_request, all_hosts)
-            note: str | None = None
-            if isinstance(outcome, NoPlacement) and request.region_fallback:
-                refusal = outcome.reason
-                for other in fallback_regions(wanted, all_hosts, self.distances):
-                    found = self._place(replace(placement_request, region=other), all_hosts)
-                    if not isinstance(found[3], NoPlacement):
-                        region, hosts, machines, outcome = found
-                        note = placement_note(region, refusal, self.distances)
-                        break
-            if isinstance(outcome, NoPlacement):
-                hint = "choose a smaller size or another region, or add hosts"
-                if request.region_fallback:
-                    hint = "no region has room either: add hosts or choose a smaller size"
-                raise CapacityError(outcome.reason, hint=hint)
-            host = next(h for h in hosts if h.id == outcome.host_id)
-            now = self.clock.now()
-            desired = DesiredState.STOPPED if request.skip_launch else DesiredState.STARTED
-            machine = Machine(
-                id=new_machine_id(),
-                name=name,
-                app_name=app_name,
-                state=MachineState.CREATED,
-                desired_state=desired,
-                region=region,
-                instance_id=new_ulid(),
-                private_ip=allocate_private_ip(host, machines),
-                config=request.config,
-                host_id=host.id,
-                created_at=now,
-                updated_at=now,
-                generation=0 if request.skip_launch else 1,
-                cordoned=request.skip_service_registration,
-            )
-            event = make_event(
-                self.clock, "launch", "created", source, placement_note=note, reason=reason
-            )
-            stored = self.store.insert_machine(machine, event)
+        """Validate, place, allocate an address and store a new machine
+        (``MachineCreator.create``, whose errors it raises)."""
+        stored = self._creator.create(app_name, request, source=source, reason=reason)
         self.notifier.notify(stored.host_id)
-        return stored.model_copy(update={"events": [event]})
-
-    def _place(
-        self, request: PlacementRequest, all_hosts: Sequence[Host]
-    ) -> tuple[str, Sequence[Host], Sequence[Machine], Placement | NoPlacement]:
-        """(region, its hosts, their machines, the scheduler's answer) for one region."""
-        hosts = [h for h in all_hosts if h.region == request.region]
-        machines = self.store.list_machines(host_ids=[h.id for h in hosts], include_destroyed=False)
-        return (
-            request.region,
-            hosts,
-            machines,
-            place_machine(request, host_capacities(hosts, machines)),
-        )
+        return stored
 
     # -- changes -------------------------------------------------------------
     def _mutate(
@@ -282,7 +183,10 @@ class MachineService:
             }
             return changes, event
 
-        return self._mutate(app_name, machine_id, decide)[1]
+        # A larger guest takes room on its host: decided and written under the
+        # placement lock, so it cannot race a create for the same room.
+        with self._placement_lock:
+            return self._mutate(app_name, machine_id, decide)[1]
 
     def _check_resize(self, machine: Machine, config: MachineConfig) -> None:
         old, new = machine.config.effective_guest, config.effective_guest

@@ -30,13 +30,13 @@ def known_regions(hosts: Iterable[Host]) -> list[str]:
     return sorted({h.region for h in hosts})
 
 
-def choose_region(requested: str | None, hosts: Sequence[Host]) -> str:
-    """The region to place in: ``requested`` if a host is registered there, else the first.
+def choose_region(requested: str | None, regions: Sequence[str]) -> str:
+    """The region to place in: ``requested`` if it is one of ``regions`` (the
+    sorted ``known_regions``), else the first.
 
     Raises ``CapacityError`` when no host is registered at all and
     ``ValidationError`` naming the known regions for an unknown one.
     """
-    regions = known_regions(hosts)
     if not regions:
         raise CapacityError(
             "no hosts are registered, so there is nowhere to run a machine",
@@ -52,9 +52,10 @@ def choose_region(requested: str | None, hosts: Sequence[Host]) -> str:
     return requested
 
 
-def fallback_regions(wanted: str, hosts: Sequence[Host], distances: RegionDistances) -> list[str]:
-    """The other regions with hosts, nearest to ``wanted`` first (alphabetical without RTTs)."""
-    return [r for r in distances.by_distance(wanted, known_regions(hosts)) if r != wanted]
+def fallback_regions(wanted: str, regions: Sequence[str], distances: RegionDistances) -> list[str]:
+    """The other ``regions`` (those with hosts), nearest to ``wanted`` first
+    (alphabetical without RTTs)."""
+    return [r for r in distances.by_distance(wanted, list(regions)) if r != wanted]
 
 
 def placement_note(placed: str, refusal: str, distances: RegionDistances) -> str:

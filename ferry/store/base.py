@@ -23,13 +23,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from ferry.errors import RevisionConflict
 from ferry.model import App, Host, HostStatus, Machine, MachineEvent, Organization
 from ferry.model.autoscale import AutoscalePolicy
 from ferry.model.lease import MachineLease
 from ferry.model.machine import MachineVersion
 from ferry.model.release import NewRelease, Release, ReleaseStatus
 
-__all__ = ["HostSnapshot", "StateStore"]
+__all__ = ["HostSnapshot", "PlacementVersions", "StalePlacement", "StateStore"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,35 @@ class HostSnapshot:
     resource_version: int
     host_version: int
     machines: list[Machine]
+
+
+@dataclass(frozen=True)
+class PlacementVersions:
+    """Where the store stands for placement: what a placement decision was based on.
+
+    ``resource_version`` is the store-wide machine counter; ``epoch`` is bumped
+    by the writes a machine delta cannot express (a host registered or gone
+    up/down, an app marked destroying or deleted).
+    """
+
+    resource_version: int
+    epoch: int
+
+
+class StalePlacement(RevisionConflict):
+    """``insert_machine(expected=…)`` found the store moved on; nothing was written.
+
+    ``versions`` are the store's now; ``changed`` the machines written after
+    ``expected.resource_version`` (read in the same transaction), or ``None``
+    when the epoch moved too (then only a full read brings a view up to date).
+    """
+
+    def __init__(
+        self, message: str, versions: PlacementVersions, changed: list[Machine] | None
+    ) -> None:
+        super().__init__(message, hint="retry the request")
+        self.versions = versions
+        self.changed = changed
 
 
 class StateStore(Protocol):
@@ -102,12 +132,32 @@ class StateStore(Protocol):
         ...
 
     # -- machines ------------------------------------------------------------
-    def insert_machine(self, machine: Machine, event: MachineEvent | None = None) -> Machine:
-        """Insert a new machine (revision 1) and, atomically, its first event.
+    def insert_machine(
+        self,
+        machine: Machine,
+        event: MachineEvent | None = None,
+        *,
+        expected: PlacementVersions | None = None,
+    ) -> Machine:
+        """Insert a new machine (revision 1) and, atomically, its first event;
+        return it as stored (without re-reading it).
 
+        With ``expected``, the insert happens only if the store is still at
+        those versions (nothing written since the placement was decided);
+        otherwise nothing is written and ``StalePlacement`` is raised. The
+        new resource version is then ``expected.resource_version + 1``.
         Raises ``ConflictError`` if the id exists or the private IP is in use on
         the host by a machine that is not destroyed.
         """
+        ...
+
+    def placement_state(self) -> tuple[PlacementVersions, list[Host], list[Machine]]:
+        """The versions, every host and every machine not destroyed, in one read."""
+        ...
+
+    def machines_since(self, resource_version: int) -> tuple[PlacementVersions, list[Machine]]:
+        """The versions and the machines (destroyed ones too) written after
+        ``resource_version``, oldest write first, in one read."""
         ...
 
     def get_machine(self, machine_id: str) -> Machine:

@@ -159,6 +159,17 @@ MIGRATIONS: Final[list[tuple[int, list[str]]]] = [
             )""",
         ],
     ),
+    (
+        7,
+        [
+            # The placement view (ferry.server.capacity_view) catches up on the
+            # machines written since the version it knows; the epoch counts the
+            # writes a delta cannot express (hosts registered or up/down, apps
+            # deleted or marked destroying), which make it rebuild.
+            "CREATE INDEX machines_by_version ON machines (resource_version)",
+            "INSERT INTO counters (name, value) VALUES ('placement_epoch', 1)",
+        ],
+    ),
 ]
 
 

@@ -6,6 +6,7 @@ described in ``sqlite_engine.py``; rows <-> models are in ``sqlite_rows.py``.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from collections.abc import Collection
@@ -28,7 +29,7 @@ from ferry.model import (
     Organization,
 )
 from ferry.model.autoscale import AutoscalePolicy
-from ferry.store.base import HostSnapshot
+from ferry.store.base import HostSnapshot, PlacementVersions
 from ferry.store.schema import (
     apps,
     autoscale_policies,
@@ -44,10 +45,17 @@ from ferry.store.schema import (
 )
 from ferry.store.sqlite_engine import SqliteDatabase
 from ferry.store.sqlite_leases import LeaseRows, record_version
+from ferry.store.sqlite_placement import (
+    PlacementRows,
+    StaleRows,
+    bump_epoch,
+    write_new_machine,
+)
 from ferry.store.sqlite_releases import SqliteReleases
 from ferry.store.sqlite_rows import (
     MUTABLE_FIELDS,
     app_from_row,
+    dt,
     encode_machine_changes,
     event_from_row,
     event_values,
@@ -63,7 +71,7 @@ _LIVE = machines.c.state != "destroyed"
 _PARSED_CACHE_SIZE = 50_000
 
 
-class SqliteStore(SqliteReleases, LeaseRows):
+class SqliteStore(SqliteReleases, LeaseRows, PlacementRows):
     """``StateStore`` on one SQLite file (guarantees: ``sqlite_engine.py``).
 
     Opening creates the file and its directory if needed and applies pending
@@ -140,6 +148,7 @@ class SqliteStore(SqliteReleases, LeaseRows):
     def set_app_status(self, name: str, status: str) -> None:
         with self._write() as conn:
             result = conn.execute(apps.update().where(apps.c.name == name).values(status=status))
+            bump_epoch(conn)
         if result.rowcount == 0:
             raise NotFoundError(f"app {name!r} not found")
 
@@ -154,6 +163,7 @@ class SqliteStore(SqliteReleases, LeaseRows):
             conn.execute(autoscale_policies.delete().where(autoscale_policies.c.app_name == name))
             self._delete_releases(conn, name)
             conn.execute(apps.delete().where(apps.c.name == name))
+            bump_epoch(conn)
 
     # -- hosts ---------------------------------------------------------------
     def upsert_host(self, host: Host) -> Host:
@@ -162,6 +172,7 @@ class SqliteStore(SqliteReleases, LeaseRows):
         statement = sqlite_insert(hosts).values(values)
         with self._write() as conn:
             conn.execute(statement.on_conflict_do_update(index_elements=["id"], set_=update))
+            bump_epoch(conn)
         return self.get_host(host.id)
 
     def get_host(self, host_id: str) -> Host:
@@ -201,6 +212,10 @@ class SqliteStore(SqliteReleases, LeaseRows):
         if heartbeat is not None:
             values["last_heartbeat"] = ts(heartbeat)
         with self._write() as conn:
+            # A heartbeat of a host already up changes nothing placement reads.
+            before = conn.execute(select(hosts.c.status).where(hosts.c.id == host_id)).scalar()
+            if before is not None and before != status.value:
+                bump_epoch(conn)
             result = conn.execute(hosts.update().where(hosts.c.id == host_id).values(values))
         if result.rowcount == 0:
             raise NotFoundError(
@@ -236,34 +251,48 @@ class SqliteStore(SqliteReleases, LeaseRows):
     def _insert_event(conn: Connection, machine_id: str, item: MachineEvent) -> None:
         conn.execute(events.insert().values(event_values(machine_id, item)))
 
-    def insert_machine(self, machine: Machine, event: MachineEvent | None = None) -> Machine:
+    def insert_machine(
+        self,
+        machine: Machine,
+        event: MachineEvent | None = None,
+        *,
+        expected: PlacementVersions | None = None,
+    ) -> Machine:
         fields = {name: getattr(machine, name) for name in MUTABLE_FIELDS if name != "updated_at"}
         values = encode_machine_changes(fields)
+        created, updated = ts(machine.created_at), ts(machine.updated_at)
         values.update(
             id=machine.id,
             name=machine.name,
             app_name=machine.app_name,
             region=machine.region,
             revision=1,
-            created_at=ts(machine.created_at),
-            updated_at=ts(machine.updated_at),
+            created_at=created,
+            updated_at=updated,
         )
+        version = {
+            "machine_id": machine.id,
+            "version": machine.instance_id,
+            "config": values["config"],
+            "created_at": created,
+        }
+        event_row = None if event is None else event_values(machine.id, event)
         try:
-            with self._write() as conn:
-                values["resource_version"] = self._bump(conn)
-                conn.execute(machines.insert().values(values))
-                record_version(
-                    conn, machine.id, machine.instance_id, machine.config, ts(machine.created_at)
-                )
-                if event is not None:
-                    self._insert_event(conn, machine.id, event)
-        except IntegrityError as exc:
+            with self._db.raw_write() as cursor:
+                write_new_machine(cursor, values, version, event_row, expected)
+        except StaleRows as stale:
+            raise stale.to_conflict(self._machine) from None
+        except sqlite3.IntegrityError as exc:
             raise ConflictError(
                 f"machine {machine.id} or address {machine.private_ip} on host "
                 f"{machine.host_id} is already in use",
                 hint="retry the request",
             ) from exc
-        return self.get_machine(machine.id)
+        # What was written, as a read would return it (timestamps round-trip
+        # through epoch seconds), without reading it back.
+        return machine.model_copy(
+            update={"revision": 1, "created_at": dt(created), "updated_at": dt(updated)}
+        )
 
     def get_machine(self, machine_id: str) -> Machine:
         with self._read() as conn:

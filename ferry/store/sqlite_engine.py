@@ -68,6 +68,7 @@ class SqliteDatabase:
         event.listen(self._engine, "connect", _on_connect)
         event.listen(self._engine, "begin", _on_begin)
         self._write_lock = threading.Lock()
+        self._raw: sqlite3.Connection | None = None  # raw_write's, opened on first use
         try:
             with self.write() as conn:
                 apply_migrations(conn)
@@ -97,5 +98,38 @@ class SqliteDatabase:
         except OperationalError as exc:
             raise UnavailableError(f"the state database {self.path} failed: {exc.orig}") from exc
 
+    @contextmanager
+    def raw_write(self) -> Iterator[sqlite3.Cursor]:
+        """The same immediate transaction as ``write``, serialized with it, on a plain
+        sqlite3 connection kept for the hot path (machine creation), where building
+        SQLAlchemy statements and checking out a pooled connection cost more than
+        the writes. Same pragmas, so the same durability. Commits when the block
+        ends; rolls back if it raises.
+        """
+        try:
+            with self._write_lock:
+                if self._raw is None:
+                    self._raw = sqlite3.connect(
+                        self.path, timeout=10, isolation_level=None, check_same_thread=False
+                    )
+                    _on_connect(self._raw, None)
+                cursor = self._raw.cursor()
+                cursor.execute("BEGIN IMMEDIATE")
+                try:
+                    yield cursor
+                except BaseException:
+                    self._raw.rollback()
+                    raise
+                else:
+                    self._raw.commit()
+                finally:
+                    cursor.close()
+        except sqlite3.OperationalError as exc:
+            raise UnavailableError(f"the state database {self.path} failed: {exc}") from exc
+
     def close(self) -> None:
+        with self._write_lock:
+            if self._raw is not None:
+                self._raw.close()
+                self._raw = None
         self._engine.dispose()

@@ -25,11 +25,12 @@ __all__ = ["LeaseRows", "record_version"]
 
 
 def record_version(
-    conn: Connection, machine_id: str, version: str, config: MachineConfig, at: float
+    conn: Connection, machine_id: str, version: str, config: MachineConfig | str, at: float
 ) -> None:
-    """Store ``config`` as ``version`` of the machine; a later write of the same version
-    (a metadata change keeps the instance) replaces its config."""
-    values = {"config": config.model_dump_json(), "created_at": at}
+    """Store ``config`` (a model or its JSON) as ``version`` of the machine; a later
+    write of the same version (a metadata change keeps the instance) replaces its config."""
+    encoded = config if isinstance(config, str) else config.model_dump_json()
+    values = {"config": encoded, "created_at": at}
     statement = sqlite_insert(machine_versions).values(
         machine_id=machine_id, version=version, **values
     )

@@ -1,0 +1,221 @@
+"""The hosts' capacities kept in memory by the control plane, for placement.
+
+Placing a machine needs every host of a region with the cpus, memory,
+per-app counts and addresses its live machines take. Reading and summing
+them from the store on every create costs milliseconds; this view keeps
+them, and stays correct this way:
+
+* It knows the store's ``PlacementVersions`` it is exact for. ``sync``
+  catches up: on an epoch change (a host registered or up/down, an app
+  destroying or deleted) it rebuilds from ``placement_state``; otherwise it
+  applies the machines written since its ``resource_version``
+  (``machines_since``), each replacing that machine's previous claim.
+* The create path (``machine_create.py``) decides on the view and inserts
+  with ``expected=view.versions``: the store writes only if nothing changed
+  since (checked inside the insert's transaction), else raises
+  ``StalePlacement`` carrying what changed; the caller ``catch_up``s with it
+  and decides again. So a decision never commits on stale capacities,
+  whoever wrote meanwhile.
+* ``place`` asks the incremental ``ferry.scheduler.Scheduler`` (same answer
+  as ``place_machine`` on the same capacities), which commits the machine
+  tentatively; after the insert ``record`` keeps it and moves the view to
+  the versions the insert produced, without a read; if anything fails in
+  between, ``abandon`` takes it back.
+
+Not thread-safe: the caller holds its placement lock around every use.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from ferry.errors import CapacityError
+from ferry.model import App, Host, HostStatus, Machine, MachineState
+from ferry.scheduler import HostCapacity, NoPlacement, Placement, PlacementRequest, Scheduler
+from ferry.server.placement import allocate_private_ip, known_regions
+from ferry.store import StateStore
+from ferry.store.base import PlacementVersions
+
+__all__ = ["CapacityView"]
+
+
+@dataclass(frozen=True)
+class _Claim:
+    """What one live machine takes from its host."""
+
+    host_id: str
+    app: str
+    cpus: int
+    memory_mb: int
+    ip: int  # the IPv4 address as a number; -1 when it is not one
+
+
+def _claim(machine: Machine) -> _Claim | None:
+    if machine.state is MachineState.DESTROYED:
+        return None  # its room and address are free again
+    guest = machine.config.effective_guest
+    try:
+        ip = int(ipaddress.IPv4Address(machine.private_ip))
+    except ValueError:
+        ip = -1
+    return _Claim(machine.host_id, machine.app_name, guest.cpus, guest.memory_mb, ip)
+
+
+class CapacityView:
+    """Hosts, their usage and cached apps, exact for ``versions`` of the store."""
+
+    def __init__(self, store: StateStore) -> None:
+        self._store = store
+        self.versions: PlacementVersions | None = None
+        self.hosts: dict[str, Host] = {}
+        self.regions: list[str] = []
+        self._claims: dict[str, _Claim] = {}
+        self._ips: dict[str, Counter[int]] = {}  # host -> address -> machines holding it
+        self._scheduler = Scheduler([])
+        self._pending: _Claim | None = None  # placed, not yet recorded or abandoned
+        self._apps: dict[str, App] = {}
+        self._spans: dict[str, tuple[int, ...]] = {}  # subnet -> _span(subnet)
+
+    # -- keeping current -------------------------------------------------------
+    def sync(self) -> None:
+        """Catch up with the store: a delta of machines, or a rebuild on a new epoch."""
+        self.abandon()
+        if self.versions is None:
+            self.rebuild()
+            return
+        versions, changed = self._store.machines_since(self.versions.resource_version)
+        self.catch_up(versions, changed)
+
+    def catch_up(self, versions: PlacementVersions, changed: list[Machine] | None) -> None:
+        """Apply ``changed``, the machines written after this view's resource version,
+        read at ``versions``; rebuild instead when the epoch moved (or ``changed`` is
+        ``None``: what ``StalePlacement`` carries then)."""
+        self.abandon()
+        if self.versions is None or changed is None or versions.epoch != self.versions.epoch:
+            self.rebuild()
+            return
+        for machine in changed:
+            self._set_claim(machine.id, _claim(machine))
+        self.versions = versions
+
+    def rebuild(self) -> None:
+        """Forget everything and read hosts and live machines afresh."""
+        versions, hosts, machines = self._store.placement_state()
+        self.hosts = {h.id: h for h in hosts}
+        self.regions = known_regions(hosts)
+        self._claims, self._ips, self._apps, self._pending = {}, {}, {}, None
+        for machine in machines:
+            claim = _claim(machine)
+            if claim is not None and claim.host_id in self.hosts:
+                self._claims[machine.id] = claim
+                self._ips.setdefault(claim.host_id, Counter())[claim.ip] += 1
+        self._scheduler = Scheduler(_capacities(hosts, self._claims.values()))
+        self.versions = versions
+
+    def place(self, request: PlacementRequest) -> Placement | NoPlacement:
+        """The scheduler's answer; a ``Placement`` is held until ``record`` or ``abandon``."""
+        self.abandon()
+        outcome = self._scheduler.place(request)
+        if isinstance(outcome, Placement):
+            self._pending = _Claim(
+                outcome.host_id, request.app, request.cpus, request.memory_mb, -1
+            )
+        return outcome
+
+    def abandon(self) -> None:
+        """Give back the room of a placement that was not stored."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self._scheduler.release(pending.host_id, pending.app, pending.cpus, pending.memory_mb)
+
+    def record(self, machine: Machine) -> None:
+        """Keep ``machine``, just inserted by the caller with ``expected=self.versions``
+        after ``place`` chose its host."""
+        pending, self._pending = self._pending, None
+        claim = _claim(machine)
+        assert self.versions is not None and pending is not None and claim is not None
+        assert (pending.host_id, pending.app) == (claim.host_id, claim.app)
+        self._claims[machine.id] = claim
+        self._ips.setdefault(claim.host_id, Counter())[claim.ip] += 1
+        self.versions = PlacementVersions(self.versions.resource_version + 1, self.versions.epoch)
+
+    def _set_claim(self, machine_id: str, claim: _Claim | None) -> None:
+        old = self._claims.pop(machine_id, None)
+        if old is not None:
+            self._scheduler.release(old.host_id, old.app, old.cpus, old.memory_mb)
+            ips = self._ips[old.host_id]
+            ips[old.ip] -= 1
+            if ips[old.ip] == 0:
+                del ips[old.ip]
+        if claim is not None and claim.host_id in self.hosts:
+            self._claims[machine_id] = claim
+            self._scheduler.hold(claim.host_id, claim.app, claim.cpus, claim.memory_mb)
+            self._ips.setdefault(claim.host_id, Counter())[claim.ip] += 1
+
+    # -- reading -----------------------------------------------------------------
+    def app(self, name: str) -> App:
+        """The app ``name`` (cached until the next epoch: status changes bump it)."""
+        found = self._apps.get(name)
+        if found is None:
+            found = self._apps[name] = self._store.get_app(name)
+        return found
+
+    def snapshot(self) -> list[HostCapacity]:
+        """Every host's capacity as the view sees it, in host id order."""
+        return self._scheduler.snapshot()
+
+    def allocate_ip(self, host: Host) -> str:
+        """The lowest free address of the host's subnet (as ``allocate_private_ip``)."""
+        used = self._ips.get(host.id) or Counter()
+        span = self._spans.get(host.machine_subnet)
+        if span is None:
+            span = self._spans[host.machine_subnet] = _span(host.machine_subnet)
+        if not span:
+            live = self._store.list_machines(host_id=host.id, include_destroyed=False)
+            return allocate_private_ip(host, live)  # the slow path of odd subnets
+        for number in range(*span):
+            if number not in used:
+                return str(ipaddress.IPv4Address(number))
+        raise CapacityError(
+            f"host {host.id} in region {host.region} has no free machine address "
+            f"in {host.machine_subnet}",
+            hint="destroy unused machines or register the host with a larger subnet",
+        )
+
+
+def _span(subnet: str) -> tuple[int, ...]:
+    """(first, end) of the addresses an IPv4 subnet of /30 or larger hands out —
+    not the network, the .1 gateway or the broadcast address — else ``()``."""
+    try:
+        network = ipaddress.ip_network(subnet, strict=False)
+    except ValueError:
+        return ()
+    if not isinstance(network, ipaddress.IPv4Network) or network.prefixlen > 30:
+        return ()
+    return (int(network.network_address) + 2, int(network.broadcast_address))
+
+
+def _capacities(hosts: list[Host], claims: Iterable[_Claim]) -> list[HostCapacity]:
+    cpus: Counter[str] = Counter()
+    memory: Counter[str] = Counter()
+    per_app: dict[str, Counter[str]] = {}
+    for claim in claims:
+        cpus[claim.host_id] += claim.cpus
+        memory[claim.host_id] += claim.memory_mb
+        per_app.setdefault(claim.host_id, Counter())[claim.app] += 1
+    return [
+        HostCapacity(
+            host_id=h.id,
+            region=h.region,
+            cpus=h.cpus,
+            memory_mb=h.memory_mb,
+            used_cpus=cpus[h.id],
+            used_memory_mb=memory[h.id],
+            app_machines=dict(per_app.get(h.id, {})),
+            up=h.status is HostStatus.UP,
+        )
+        for h in hosts
+    ]
