@@ -160,7 +160,7 @@ MIGRATIONS: Final[list[tuple[int, list[str]]]] = [
         ],
     ),
     (
-        7,
+        6,
         [
             # The placement view (ferry.server.capacity_view) catches up on the
             # machines written since the version it knows; the epoch counts the
