@@ -66,7 +66,9 @@ class ChangeNotifier:
     async def wait(self, host_id: str | None, seen: int, timeout: float) -> bool:
         """Wait until ``version(host_id) > seen`` or ``timeout`` seconds pass.
 
-        Returns ``True`` on a change, ``False`` on timeout. Cancellable.
+        Returns ``True`` on a change, ``False`` on timeout. Cancellable. After a change
+        it yields to the event loop once before returning, so the request that made the
+        change is answered first.
         """
         loop = asyncio.get_running_loop()
         with self._lock:
@@ -77,10 +79,13 @@ class ChangeNotifier:
             self._waiters.append(waiter)
         try:
             await asyncio.wait_for(waiter.future, timeout=max(timeout, 0.0))
-            return True
         except TimeoutError:
             return False
         finally:
             with self._lock:
                 if waiter in self._waiters:
                     self._waiters.remove(waiter)
+        # The writer's own response is queued behind these wake-ups; yield once so it is
+        # sent before the woken watchers read the store (on the event loop, one by one).
+        await asyncio.sleep(0)
+        return True
