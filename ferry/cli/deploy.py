@@ -39,6 +39,7 @@ from ferry.deploy.plan import (
     rolling_batches,
 )
 from ferry.deploy.release_command import ReleaseCommand
+from ferry.deploy.rollback import configs_by_group
 from ferry.deploy.rollout import Progress, Rollout, expected_check_count
 from ferry.deploy.strategies import check_strategy
 from ferry.errors import ApiError, ConfigError, FerryError, RuntimeFailure, ValidationError
@@ -122,7 +123,8 @@ def deploy_command(
     if app_config is not None and command:
         where = primary if primary in targets else targets[0]
         release_command = (command, app_config.deploy.release_command_timeout, where)
-    new = NewRelease(image=pinned, strategy=chosen_strategy, config=config_for(plan.steps[0]))
+    configs = configs_by_group(plan, config_for)
+    new = NewRelease(image=pinned, strategy=chosen_strategy, configs=configs)
     release = run_release(
         client,
         app_name,
@@ -194,7 +196,8 @@ def _run_release_command(
 ) -> None:
     """Run the release command, show its output; ``RuntimeFailure`` when it did not succeed."""
     command, seconds, region = spec
-    base = new.config or MachineConfig(image=new.image)
+    # The first group's config, as before groups were recorded: its env and image.
+    base = next(iter((new.configs or {}).values()), None) or MachineConfig(image=new.image)
     output.say(f"Running release_command `{' '.join(command)}` in {region} …")
     outcome = ReleaseCommand(client, app_name, timeout=seconds).run(base, command, region)
     for line in outcome.output:

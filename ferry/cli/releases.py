@@ -11,13 +11,15 @@ from ferry.deploy.plan import (
     DEFAULT_MAX_UNAVAILABLE,
     DeployStep,
     choose_regions,
+    live_machines,
+    machine_group,
     parse_max_unavailable,
     plan_deploy,
 )
-from ferry.deploy.rollback import choose_rollback
+from ferry.deploy.rollback import choose_rollback, rollback_configs
 from ferry.deploy.rollout import expected_check_count
 from ferry.deploy.strategies import check_strategy
-from ferry.model import MachineConfig, parse_duration
+from ferry.model import Machine, MachineConfig, parse_duration
 from ferry.model.release import NewRelease, Release
 
 app = typer.Typer(help="An app's releases (one per deploy), and rollback to an earlier one.")
@@ -72,7 +74,10 @@ def rollback(
         None, "--max-unavailable", help="Rolling: machines replaced at once (default 0.33)"
     ),
 ) -> None:
-    """Deploy an earlier release's image and machine config again, as a new release.
+    """Deploy an earlier release's image and machine configs again, as a new release.
+
+    Each process group's machines get the config that release recorded for their
+    group; a group running now that the release did not deploy is refused.
 
     Uses the strategy that release was deployed with; its release_command is not run
     again. A version the app does not have is refused before anything changes.
@@ -86,23 +91,31 @@ def rollback(
     )
     client = context.client(ctx)
     target = choose_rollback(name, client.list_releases(name, limit=1000), version)
-    config = target.config or MachineConfig(image=target.image)
-    check_strategy(target.strategy, expected_check_count(config))
     machines = client.list_machines(name)
+    running = _groups_of(machines)
+    configs = rollback_configs(name, target, running or tuple(target.configs or {}))
+    check_strategy(target.strategy, max(expected_check_count(c) for c in configs.values()))
     cluster_regions = [region.code for region in client.regions()]
-    primary = config.env.get("PRIMARY_REGION")
+    primary = next(iter(configs.values())).env.get("PRIMARY_REGION")
     regions = choose_regions(None, machines, primary, cluster_regions)
-    plan = plan_deploy(machines, regions, target.strategy)
+    groups = tuple(configs)
+    plan = plan_deploy(machines, regions, target.strategy, groups, fill_regions=len(groups) == 1)
     output.say(f"Rolling {name} back to v{target.version}: {target.image}")
+    for group in sorted(set(target.configs or {}) - set(groups)):
+        output.say(
+            f"  v{target.version} also ran process group {group}, which no machine runs now:"
+            " not recreated",
+            style="yellow",
+        )
 
-    def config_for(_step: DeployStep) -> MachineConfig:
-        return config
+    def config_for(step: DeployStep) -> MachineConfig:
+        return configs[step.group]
 
     new = NewRelease(
         image=target.image,
         strategy=target.strategy,
         description=f"rollback to v{target.version}",
-        config=config,
+        configs=configs,
     )
     release = run_release(
         client, name, plan, config_for, new, wait_timeout=timeout, max_unavailable=batch
@@ -112,3 +125,8 @@ def rollback(
         f"{output.short_digest(target.image)}",
         style="green",
     )
+
+
+def _groups_of(machines: list[Machine]) -> tuple[str, ...]:
+    """The process groups the app's live machines run, sorted (empty for none)."""
+    return tuple(sorted({machine_group(m) for m in live_machines(machines)}))

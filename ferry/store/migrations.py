@@ -170,6 +170,15 @@ MIGRATIONS: Final[list[tuple[int, list[str]]]] = [
             "INSERT INTO counters (name, value) VALUES ('placement_epoch', 1)",
         ],
     ),
+    (
+        7,
+        [
+            # A release's machine config per process group (JSON {group: MachineConfig}),
+            # so a rollback gives workers their own command back. Older rows keep their
+            # single `config` (read as the config of the group it names).
+            "ALTER TABLE releases ADD COLUMN configs TEXT",
+        ],
+    ),
 ]
 
 

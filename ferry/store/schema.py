@@ -127,6 +127,7 @@ releases = Table(
     Column("config", Text),
     Column("created_at", Float),
     Column("updated_at", Float),
+    Column("configs", Text),
 )
 
 leases = Table(

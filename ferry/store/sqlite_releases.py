@@ -2,7 +2,9 @@
 
 A release's version is the app's highest version plus one, chosen inside the
 same immediate (write) transaction as the insert, so two deploys that start
-together get two distinct versions.
+together get two distinct versions. A release's configs are stored as one
+JSON object ``{group: MachineConfig}`` in ``configs``; rows from before
+migration 7 have only the single ``config``, read with ``configs_of_legacy``.
 """
 
 from __future__ import annotations
@@ -12,15 +14,26 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
 
+from pydantic import TypeAdapter
 from sqlalchemy import Connection, Row, func, select
 
 from ferry.errors import ConflictError, NotFoundError
 from ferry.model import MachineConfig
-from ferry.model.release import NewRelease, Release, ReleaseStatus
+from ferry.model.release import NewRelease, Release, ReleaseStatus, configs_of_legacy
 from ferry.store.schema import apps, releases
 from ferry.store.sqlite_rows import dt, ts
 
 __all__ = ["SqliteReleases"]
+
+_CONFIGS = TypeAdapter(dict[str, MachineConfig])
+
+
+def _configs_from_row(row: Row[Any]) -> dict[str, MachineConfig] | None:
+    if row.configs is not None:
+        return _CONFIGS.validate_json(row.configs)
+    if row.config is not None:
+        return configs_of_legacy(MachineConfig.model_validate_json(row.config))
+    return None
 
 
 def _release_from_row(row: Row[Any]) -> Release:
@@ -34,7 +47,7 @@ def _release_from_row(row: Row[Any]) -> Release:
         user=row.user_name,
         created_at=dt(row.created_at),
         updated_at=dt(row.updated_at),
-        config=None if row.config is None else MachineConfig.model_validate_json(row.config),
+        configs=_configs_from_row(row),
     )
 
 
@@ -68,7 +81,9 @@ class SqliteReleases:
                     strategy=new.strategy,
                     description=new.description,
                     user_name=user,
-                    config=None if new.config is None else new.config.model_dump_json(),
+                    configs=None
+                    if new.configs is None
+                    else _CONFIGS.dump_json(new.configs).decode(),
                     created_at=ts(at),
                     updated_at=ts(at),
                 )

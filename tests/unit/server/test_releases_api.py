@@ -21,8 +21,9 @@ def record(api: Api, **body: Any) -> dict[str, Any]:
 
 def test_a_deploys_release_is_recorded_finished_and_listed(api: Api) -> None:
     api.create_app("web")
-    config = {"image": IMAGE, "env": {"GREETING": "v1"}}
-    first = record(api, strategy="bluegreen", config=config)
+    web = {"image": IMAGE, "env": {"GREETING": "v1"}, "metadata": {"fly_process_group": "web"}}
+    worker = {"image": IMAGE, "init": {"cmd": ["bin/worker"]}}
+    first = record(api, strategy="bluegreen", configs={"web": web, "worker": worker})
     assert first["version"] == 1 and first["status"] == "running"
     assert first["user"] == "admin" and first["strategy"] == "bluegreen"
     assert first["created_at"].startswith("2026-01-01")
@@ -34,7 +35,8 @@ def test_a_deploys_release_is_recorded_finished_and_listed(api: Api) -> None:
     listing = api.client.get("/v1/apps/web/releases").json()
     assert [(r["version"], r["status"]) for r in listing] == [(2, "running"), (1, "complete")]
     one = api.client.get("/v1/apps/web/releases/1").json()
-    assert one["config"]["env"] == {"GREETING": "v1"} and one["image"] == IMAGE
+    assert one["configs"]["web"]["env"] == {"GREETING": "v1"} and one["image"] == IMAGE
+    assert one["configs"]["worker"]["init"]["cmd"] == ["bin/worker"]
     assert one["updated_at"] != one["created_at"]
     assert len(api.client.get("/v1/apps/web/releases", params={"limit": 1}).json()) == 1
 
@@ -69,7 +71,16 @@ def test_a_finished_release_cannot_change_again(api: Api) -> None:
         ({"image": "x" * 600}, "image"),
         ({"image": IMAGE, "strategy": "blue-green"}, "strategy"),
         ({"image": IMAGE, "status": "complete"}, "status"),  # a new release is always running
-        ({"image": IMAGE, "config": {"env": {}}}, "config.image"),
+        ({"image": IMAGE, "configs": {"app": {"env": {}}}}, "configs.app.image"),
+        ({"image": IMAGE, "configs": {"": {"image": IMAGE}}}, "configs..[key]"),
+        (
+            {
+                "image": IMAGE,
+                "configs": {"web": {"image": IMAGE, "metadata": {"fly_process_group": "worker"}}},
+            },
+            "configs.web: its metadata fly_process_group is 'worker', not 'web'",
+        ),
+        ({"image": IMAGE, "config": {"image": IMAGE}}, "config"),  # one config for every group
         ({"image": IMAGE, "description": "d" * 201}, "description"),
     ],
 )
