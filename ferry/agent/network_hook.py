@@ -40,11 +40,19 @@ class MachineNetwork:
         self.pool = PreparedNamespaces(netns_prefix, BRIDGE, machine_subnet, prepared)
 
     def ensure_bridge(self) -> None:
-        """Create the host bridge with the subnet's gateway address. Idempotent."""
+        """Create the host bridge with the subnet's gateway address. Idempotent.
+
+        The bridge gets a fixed MAC address: without one, Linux gives a bridge
+        the lowest MAC of its ports, so every machine whose veth joins or leaves
+        could change the gateway's MAC under the running machines, whose ARP
+        entries then point at the old one — their replies are dropped until
+        the entry is probed again, about 5 s later (requests stalled while
+        machines were created or destroyed on the same host).
+        """
         if not link_exists(BRIDGE):
             ip_batch(
                 [
-                    f"link add {BRIDGE} type bridge",
+                    f"link add {BRIDGE} address {bridge_mac(self.gateway)} type bridge",
                     f"addr add {self.gateway}/{self.subnet.prefixlen} dev {BRIDGE}",
                     f"link set {BRIDGE} up",
                 ]
@@ -114,3 +122,10 @@ class MachineNetwork:
 
 def _veth_name(machine_id: str) -> str:
     return f"v{machine_id[:13]}"
+
+
+def bridge_mac(gateway: str) -> str:
+    """A locally administered unicast MAC for the bridge whose address is ``gateway``
+    (IPv4): ``02:fe`` then the address's four bytes, so each host's differs. Pure."""
+    packed = ipaddress.IPv4Address(gateway).packed
+    return "02:fe:" + ":".join(f"{byte:02x}" for byte in packed)

@@ -113,3 +113,37 @@ def test_teardown_leaves_no_namespace() -> None:
         removed = teardown_topology(prefix)
     assert len(removed) == 3
     assert list_netns(f"{prefix}-") == []
+
+
+def test_the_gateway_keeps_its_mac_while_machines_come_and_go(plan: ClusterPlan) -> None:
+    """Running machines' ARP entries for their gateway stay right when another machine's
+    veth joins or leaves the bridge (a changed bridge MAC stalled their replies ~5 s)."""
+    host = plan.hosts[2]
+    net = MachineNetwork(f"{plan.prefix}-", host.machine_subnet, prepared=0)
+    setup = f"n = N({net.netns_prefix!r}, {host.machine_subnet!r}, prepared=0)"
+    addresses = [host.machine_subnet.replace(".0/24", f".{n}") for n in range(2, 8)]
+
+    def in_host(statements: str) -> str:
+        code = f"from ferry.agent.network_hook import MachineNetwork as N; {setup}; {statements}"
+        argv = netns_enter_argv(host.netns, [sys.executable, "-c", code])
+        return subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+
+    def bridge_mac() -> str:
+        argv = netns_enter_argv(host.netns, ["ip", "-o", "link", "show", "br0"])
+        shown = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+        return shown.split("link/ether ")[1].split()[0]
+
+    in_host("n.ensure_bridge()")
+    fixed = bridge_mac()
+    seen = set()
+    try:
+        for index, address in enumerate(addresses):
+            in_host(f"n.ensure('m{index}', {address!r})")
+            seen.add(bridge_mac())
+        for index in range(0, len(addresses), 2):
+            in_host(f"n.remove('m{index}')")
+            seen.add(bridge_mac())
+    finally:
+        in_host("; ".join(f"n.remove('m{index}')" for index in range(len(addresses))))
+    assert seen == {fixed}
+    assert fixed.startswith("02:fe:")  # locally administered, derived from the gateway
