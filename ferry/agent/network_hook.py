@@ -109,10 +109,18 @@ class MachineNetwork:
         return self.netns_path(machine_id)
 
     def remove(self, machine_id: str) -> None:
-        """Delete the machine's namespace (its veth goes with it). Idempotent."""
+        """Delete the machine's namespace (its veth goes with it). Idempotent.
+
+        The host's ARP entries on the bridge are flushed too: the next machine here
+        may get the same address with another MAC, and a stale entry would send
+        its traffic (the edge's requests, the agent's checks) to the old one for
+        seconds. The rest are re-learnt with one ARP exchange each.
+        """
         delete_netns(self.netns_name(machine_id))
         if link_present(_veth_name(machine_id)):
             ip("link", "del", _veth_name(machine_id), check=False)
+        if link_present(BRIDGE):
+            ip("neigh", "flush", "dev", BRIDGE, check=False)
 
     def list_machine_ids(self) -> list[str]:
         """Machine ids that have a namespace on this host."""

@@ -3,7 +3,8 @@
     python loadgen.py URL SECONDS [MAX_REQUESTS]
 
 Sends sequential GETs over one keep-alive client (plus a fresh one after any
-error) until SECONDS pass or MAX_REQUESTS are sent, and prints one JSON line:
+error) until SECONDS pass, MAX_REQUESTS are sent or SIGTERM comes (the request
+in flight is finished first), and prints one JSON line:
 {"ok": n, "failed": n, "statuses": {...}, "errors": [...first few...], "regions": {...}}.
 Every 10th success it also writes ``ok N`` to stderr, so a test can wait until
 the load is flowing instead of sleeping.
@@ -12,6 +13,7 @@ the load is flowing instead of sleeping.
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
 
@@ -26,8 +28,10 @@ def main() -> None:
     statuses: dict[str, int] = {}
     regions: dict[str, int] = {}
     errors: list[str] = []
+    stopping: list[int] = []
+    signal.signal(signal.SIGTERM, lambda number, _frame: stopping.append(number))
     client = httpx.Client(timeout=5.0)
-    while time.monotonic() < deadline and ok + failed < limit:
+    while time.monotonic() < deadline and ok + failed < limit and not stopping:
         try:
             response = client.get(url)
             statuses[str(response.status_code)] = statuses.get(str(response.status_code), 0) + 1

@@ -120,6 +120,20 @@ class Load:
         """Until 20 requests of this load were answered 200 (fails after ``timeout``)."""
         assert self._flowing.wait(timeout), f"the load was not flowing within {timeout}s"
 
+    def wait_more(self, count: int, timeout: float = 15) -> None:
+        """Until ``count`` more requests than now were answered 200 (fails after ``timeout``)."""
+        target = self.ok + count
+        deadline = time.monotonic() + timeout
+        while self.ok < target:
+            assert time.monotonic() < deadline, f"the load stalled at {self.ok} answers"
+            assert self.proc.poll() is None, "the load ended before it was stopped"
+            time.sleep(0.05)  # polls the counter the reader thread keeps
+
+    def stop(self) -> dict[str, object]:
+        """End the load now (its request in flight is finished) and return its result."""
+        self.proc.terminate()
+        return self.result()
+
     def result(self) -> dict[str, object]:
         assert self.proc.stdout is not None
         out = self.proc.stdout.read()

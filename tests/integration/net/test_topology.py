@@ -147,3 +147,29 @@ def test_the_gateway_keeps_its_mac_while_machines_come_and_go(plan: ClusterPlan)
         in_host("; ".join(f"n.remove('m{index}')" for index in range(len(addresses))))
     assert seen == {fixed}
     assert fixed.startswith("02:fe:")  # locally administered, derived from the gateway
+
+
+def test_a_new_machine_at_a_freed_address_is_reached_at_once(plan: ClusterPlan) -> None:
+    """The host forgets a removed machine's MAC: the next machine at that address is
+    reached by the first packet, not after a stale ARP entry times out."""
+    host = plan.hosts[3]
+    net = MachineNetwork(f"{plan.prefix}-", host.machine_subnet, prepared=0)
+    setup = f"n = N({net.netns_prefix!r}, {host.machine_subnet!r}, prepared=0)"
+    address = host.machine_subnet.replace(".0/24", ".9")
+
+    def in_host(statements: str) -> None:
+        code = f"from ferry.agent.network_hook import MachineNetwork as N; {setup}; {statements}"
+        argv = netns_enter_argv(host.netns, [sys.executable, "-c", code])
+        subprocess.run(argv, check=True, capture_output=True)
+
+    def host_pings() -> bool:
+        argv = netns_enter_argv(host.netns, ["ping", "-c1", "-W1", address])
+        return subprocess.run(argv, capture_output=True, check=False).returncode == 0
+
+    in_host(f"n.ensure_bridge(); n.ensure('first', {address!r})")
+    try:
+        assert host_pings()  # the host learns the first machine's MAC
+        in_host(f"n.remove('first'); n.ensure('second', {address!r})")
+        assert host_pings()
+    finally:
+        in_host("n.remove('first'); n.remove('second')")
