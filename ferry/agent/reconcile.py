@@ -55,6 +55,9 @@ class MachineMemory:
     gave_up_generation: int = -1
     next_start_at: float = 0.0
     backoff: float = RESTART_BACKOFF_START
+    # The state last reported and the machine's revision the report made: a
+    # snapshot with an older revision was read before it and cannot show it.
+    reported: tuple[int, MachineState] | None = None
 
 
 @dataclass(frozen=True)
@@ -93,10 +96,9 @@ def plan_host(
     for machine in desired:
         if machine.id in busy:
             continue
-        step = _plan_machine(
-            machine, tuple(by_machine.get(machine.id, ())), memory.get(machine.id), now
-        )
-        if step is not None:
+        mem = memory.get(machine.id)
+        step = _plan_machine(machine, tuple(by_machine.get(machine.id, ())), mem, now)
+        if step is not None and not _reported_already(step, machine, mem):
             steps.append(step)
     for owner, owned in sorted(by_machine.items()):
         if owner not in wanted and owner not in busy:
@@ -109,6 +111,15 @@ def plan_host(
                 )
             )
     return steps
+
+
+def _reported_already(step: Step, m: Machine, mem: MachineMemory | None) -> bool:
+    """A report of the state the agent last reported, planned from a snapshot read
+    before that report landed: the control plane has it already."""
+    if step.kind is not StepKind.REPORT or mem is None or mem.reported is None:
+        return False
+    revision, state = mem.reported
+    return m.revision < revision and step.report_state is state
 
 
 def _plan_machine(

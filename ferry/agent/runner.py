@@ -349,7 +349,7 @@ class StepRunner:
         exit_code: int | None = None,
     ) -> None:
         try:
-            self.reporter.report_status(
+            updated = self.reporter.report_status(
                 self.host.host_id,
                 m.id,
                 state.value,
@@ -360,6 +360,8 @@ class StepRunner:
                 exit_code=exit_code,
                 restart_count=self.mem(m.id).restart_count,
             )
+            if isinstance(updated, Machine):  # a snapshot older than it must not re-report
+                self.mem(m.id).reported = (updated.revision, state)
         except FerryError as exc:
             # The next cycle sees the mismatch again and re-reports: nothing is lost.
             log.warning("could not report %s %s: %s", m.id, state.value, exc)

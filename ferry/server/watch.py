@@ -57,7 +57,10 @@ class ChangeNotifier:
                 woken, self._waiters = self._waiters, []
             else:
                 self._per_host[host_id] = self._per_host.get(host_id, 0) + 1
-                woken = [w for w in self._waiters if w.key in (None, host_id)]
+                # The host's own watchers first (its agent acts on the change), then
+                # the store-wide ones (edges' routes, which only follow it).
+                woken = [w for w in self._waiters if w.key == host_id]
+                woken += [w for w in self._waiters if w.key is None]
                 self._waiters = [w for w in self._waiters if w.key not in (None, host_id)]
         for waiter in woken:
             with contextlib.suppress(RuntimeError):  # the waiter's loop has closed

@@ -79,3 +79,19 @@ def test_an_updated_suspended_machine_stops_its_old_frozen_container() -> None:
     new = machine(desired=DesiredState.STOPPED, state=MachineState.SUSPENDED, instance="i2")
     [step] = plan_host([new], [container(old, ContainerState.PAUSED)], {}, set(), 0.0)
     assert step.kind is StepKind.STOP
+
+
+def test_a_snapshot_read_before_the_agents_own_report_does_not_report_again() -> None:
+    """A resume reported ``started`` (making revision 7); a snapshot read before that
+    still shows ``suspended`` and must not send the same report twice."""
+    stale = machine(desired=DesiredState.STARTED, state=MachineState.SUSPENDED, generation=2)
+    stale = stale.model_copy(update={"revision": 6})
+    running = [container(stale, ContainerState.RUNNING)]
+    memory = {"m1": MachineMemory(acted_generation=2, reported=(7, MachineState.STARTED))}
+    assert plan_host([stale], running, memory, set(), 0.0) == []
+    other = {"m1": MachineMemory(acted_generation=2, reported=(7, MachineState.STOPPED))}
+    [step] = plan_host([stale], running, other, set(), 0.0)
+    assert (step.kind, step.report_state) == (StepKind.REPORT, MachineState.STARTED)
+    current = stale.model_copy(update={"revision": 7})
+    [step] = plan_host([current], running, memory, set(), 0.0)
+    assert step.report_state is MachineState.STARTED  # the store shows otherwise: say it again
