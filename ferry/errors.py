@@ -3,7 +3,9 @@
     FerryError                    every error Ferry raises on purpose
     ├── ConfigError               fly.toml or cluster config is wrong (names file, line, key)
     ├── ValidationError           a request or value is invalid (HTTP 400/422)
-    ├── AuthError                 missing or wrong token (HTTP 401)
+    ├── AuthError                 missing, wrong, expired or revoked token (HTTP 401)
+    ├── ForbiddenError            the token may see this but not do that (HTTP 403)
+    ├── RateLimited               too many requests for one token (HTTP 429, Retry-After)
     ├── NotFoundError             an app, machine, host or image does not exist (HTTP 404)
     ├── ConflictError             duplicate name, impossible state change, stale revision (HTTP 409)
     │   └── RevisionConflict      an optimistic write lost the race; retry with a fresh read
@@ -26,8 +28,10 @@ __all__ = [
     "ConfigError",
     "ConflictError",
     "FerryError",
+    "ForbiddenError",
     "NetworkError",
     "NotFoundError",
+    "RateLimited",
     "RevisionConflict",
     "RuntimeFailure",
     "UnavailableError",
@@ -69,6 +73,22 @@ class AuthError(FerryError):
     """The request carries no token or a wrong one."""
 
     status = 401
+
+
+class ForbiddenError(FerryError):
+    """The caller may see the resource but not do this to it (a read-only token writing)."""
+
+    status = 403
+
+
+class RateLimited(FerryError):
+    """Too many requests for one token; ``retry_after`` seconds until the next is allowed."""
+
+    status = 429
+
+    def __init__(self, message: str, *, retry_after: float, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.retry_after = retry_after
 
 
 class NotFoundError(FerryError):

@@ -11,11 +11,11 @@ from fastapi import Depends, FastAPI
 
 import ferry
 from ferry.autoscale.distances import RegionDistances
-from ferry.server.auth import token_checker
+from ferry.server.auth import Authenticator, authorizer
 from ferry.server.clock import Clock, SystemClock
 from ferry.server.context import ControlPlane
 from ferry.server.errors import install_error_handlers
-from ferry.server.routes import apps, autoscale, edges, hosts, machines, platform, releases
+from ferry.server.routes import apps, autoscale, edges, hosts, machines, orgs, platform, releases
 from ferry.store import StateStore
 
 __all__ = ["create_app"]
@@ -80,8 +80,11 @@ def create_app(
     )
     app.state.plane = plane
     install_error_handlers(app)
-    authorized = [Depends(token_checker(admin_token))]
+    plane.auth = Authenticator(store, admin_token, plane.clock)
+    authorized = [Depends(authorizer(plane.auth, store.app_org))]
     app.include_router(platform.build_public_router())
+    app.include_router(orgs.build_public_router(plane.access))
     for module in (apps, machines, hosts, platform, edges, autoscale, releases):
         app.include_router(module.build_router(plane), dependencies=authorized)
+    app.include_router(orgs.build_router(plane.access), dependencies=authorized)
     return app

@@ -1,39 +1,132 @@
-"""Bearer-token authentication: one admin token, compared in constant time."""
+"""Bearer tokens: the operator's admin token and the stored tokens of ``ferry.model.access``.
+
+``Authenticator.principal`` turns the token of a request into a ``Principal``
+(or ``AuthError``: missing, malformed, unknown, revoked, expired); the
+``authorize`` dependency then asks ``ferry.server.authz`` whether the matched
+route allows it. Comparisons are constant-time; secrets are never logged.
+"""
 
 from __future__ import annotations
 
 import hmac
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from fastapi import Depends
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Request
 
 from ferry.errors import AuthError, UnavailableError
+from ferry.model.access import TokenInfo, TokenKind
+from ferry.server import tokens
+from ferry.server.authz import OPERATOR, Principal, check, route_need
+from ferry.server.clock import Clock
+from ferry.store.access_base import AccessStore
 
-__all__ = ["ensure_admin_token", "token_checker"]
+__all__ = ["Authenticator", "authorizer", "ensure_admin_token", "principal_of"]
 
-_bearer = HTTPBearer(auto_error=False, description="the admin token")
+_HINT = (
+    "send 'Authorization: Bearer <token>' (the admin token is in $FERRY_HOME/server/admin-token)"
+)
 
 
-def token_checker(admin_token: str) -> Callable[[HTTPAuthorizationCredentials | None], None]:
-    """A FastAPI dependency raising ``AuthError`` unless the request carries ``admin_token``."""
-    expected = admin_token.encode()
+class Authenticator:
+    """Resolves tokens against the admin token and the store's tokens."""
 
-    def check_token(
-        credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
-    ) -> None:
-        given = credentials.credentials.strip().encode() if credentials else b""
-        if not given or not hmac.compare_digest(given, expected):
+    def __init__(self, store: AccessStore, admin_token: str, clock: Clock) -> None:
+        if not admin_token:
+            raise ValueError("admin_token must not be empty")
+        self._store = store
+        self._admin = admin_token.encode()
+        self._clock = clock
+
+    def principal(self, plain: str | None) -> Principal:
+        """The caller behind ``plain``; ``AuthError`` saying why it is refused."""
+        if not plain:
+            raise AuthError("missing token", hint=_HINT)
+        if hmac.compare_digest(plain.encode(), self._admin):
+            return OPERATOR
+        parts = tokens.split(plain)
+        if parts is None:
             raise AuthError(
-                "missing or invalid token",
-                hint="send 'Authorization: Bearer <token>'; "
-                "the admin token is in $FERRY_HOME/server/admin-token",
+                "malformed token: Ferry's tokens read fo1_<id>_<secret>",
+                hint="copy the whole value `ferry tokens create` printed, or use the admin token",
             )
+        token_id, secret = parts
+        found = self._store.get_token(token_id)
+        if found is None or not hmac.compare_digest(found[1], tokens.digest(secret)):
+            raise AuthError(
+                "invalid token", hint="it was not issued by this cluster, or was deleted"
+            )
+        info = found[0]
+        now = self._clock.now()
+        if info.revoked_at is not None:
+            raise AuthError(
+                f"token {info.name!r} was revoked at {info.revoked_at.isoformat()}",
+                hint="create a new one with `ferry tokens create`",
+            )
+        if not info.usable_at(now):
+            expired = info.expires_at.isoformat() if info.expires_at else "?"
+            raise AuthError(
+                f"token {info.name!r} expired at {expired}",
+                hint="create a new one with `ferry tokens create`",
+            )
+        return self._principal(info)
 
-    return check_token
+    def _principal(self, info: TokenInfo) -> Principal:
+        roles = (
+            self._store.roles_of(info.email) if info.kind is TokenKind.USER and info.email else {}
+        )
+        return Principal(
+            kind=info.kind.value,
+            name=info.name,
+            token_id=info.id,
+            org_slug=info.org_slug,
+            app_name=info.app_name,
+            email=info.email,
+            roles=roles,
+            host_id=info.host_id,
+            region=info.region,
+        )
+
+
+def principal_of(request: Request) -> Principal:
+    """The caller ``authorize`` resolved for this request."""
+    found = getattr(request.state, "principal", None)
+    if not isinstance(found, Principal):  # pragma: no cover - every router has the dependency
+        raise AuthError("request was not authenticated", hint=_HINT)
+    return found
+
+
+def authorizer(
+    auth: Authenticator, app_org: Callable[[str], str | None]
+) -> Callable[[Request], Awaitable[None]]:
+    """The dependency every authenticated router carries.
+
+    Resolves the caller, keeps it on ``request.state.principal`` and checks the
+    matched route's need (``ferry.server.authz.route_need``). ``app_org`` maps an
+    app name to its organization (``None``: no such app).
+    """
+
+    async def authorize(request: Request) -> None:
+        header = request.headers.get("authorization")
+        plain = tokens.from_authorization(header)
+        if header and plain is None:
+            raise AuthError(
+                "the Authorization header must read 'Bearer <token>' or 'FlyV1 <token>'",
+                hint=_HINT,
+            )
+        principal = auth.principal(plain)
+        request.state.principal = principal
+        if principal.is_operator:
+            return
+        route = request.scope.get("route")
+        need = route_need(getattr(route, "path", ""), request.method)
+        params = {k: str(v) for k, v in request.path_params.items()}
+        org = app_org(params["app_name"]) if "app_name" in params else None
+        check(principal, need, params, org)
+
+    return authorize
 
 
 def ensure_admin_token(path: Path) -> str:

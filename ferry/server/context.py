@@ -11,7 +11,9 @@ from pydantic import BaseModel
 
 from ferry.autoscale.distances import RegionDistances
 from ferry.autoscale.loop import AutoscaleLoop
+from ferry.server.access_service import AccessService
 from ferry.server.apps_service import AppService
+from ferry.server.auth import Authenticator
 from ferry.server.autoscaler import PlaneFleet
 from ferry.server.clock import Clock
 from ferry.server.hosts_service import HostService
@@ -42,7 +44,9 @@ class ControlPlane:
     fleet: PlaneFleet
     leases: LeaseService
     labels: MachineLabels
+    access: AccessService
     registry: str = ""
+    auth: Authenticator | None = None
     traffic: EdgeTraffic = field(default_factory=EdgeTraffic)
     processes: ProcessBook = field(default_factory=lambda: ProcessBook(time.monotonic))
 
@@ -77,6 +81,7 @@ class ControlPlane:
             fleet=fleet,
             leases=LeaseService(store, clock, machines),
             labels=MachineLabels(machines),
+            access=AccessService(store, clock),
             registry=registry,
             traffic=traffic,
             processes=ProcessBook(lambda: clock.now().timestamp()),

@@ -29,6 +29,7 @@ from ferry.model.autoscale import AutoscalePolicy
 from ferry.model.lease import MachineLease
 from ferry.model.machine import MachineVersion
 from ferry.model.release import NewRelease, Release, ReleaseStatus
+from ferry.store.access_base import AccessStore
 
 __all__ = ["HostSnapshot", "PlacementVersions", "StalePlacement", "StateStore"]
 
@@ -76,7 +77,7 @@ class StalePlacement(RevisionConflict):
         self.changed = changed
 
 
-class StateStore(Protocol):
+class StateStore(AccessStore, Protocol):
     """Durable state of the control plane. All methods block; all are thread-safe.
 
     Raises ``NotFoundError`` for unknown names and ids, ``ConflictError`` for

@@ -179,6 +179,41 @@ MIGRATIONS: Final[list[tuple[int, list[str]]]] = [
             "ALTER TABLE releases ADD COLUMN configs TEXT",
         ],
     ),
+    (
+        8,
+        [
+            # Organizations get members (by email, with a role) and invitations; the
+            # tokens table of migration 1 gets its scope. Secrets are stored as
+            # SHA-256 digests only (tokens.token_sha256, invitations.secret_sha256).
+            "ALTER TABLE orgs ADD COLUMN created_at REAL NOT NULL DEFAULT 0",
+            """CREATE TABLE members (
+                org_slug TEXT NOT NULL REFERENCES orgs(slug),
+                email TEXT NOT NULL,
+                role TEXT NOT NULL,
+                joined_at REAL NOT NULL,
+                PRIMARY KEY (org_slug, email)
+            )""",
+            """CREATE TABLE invitations (
+                id TEXT PRIMARY KEY,
+                org_slug TEXT NOT NULL REFERENCES orgs(slug),
+                email TEXT NOT NULL,
+                role TEXT NOT NULL,
+                secret_sha256 TEXT NOT NULL UNIQUE,
+                created_at REAL NOT NULL,
+                expires_at REAL NOT NULL,
+                accepted_at REAL
+            )""",
+            "ALTER TABLE tokens ADD COLUMN kind TEXT NOT NULL DEFAULT 'org'",
+            "ALTER TABLE tokens ADD COLUMN org_slug TEXT",
+            "ALTER TABLE tokens ADD COLUMN app_name TEXT",
+            "ALTER TABLE tokens ADD COLUMN email TEXT",
+            "ALTER TABLE tokens ADD COLUMN host_id TEXT",
+            "ALTER TABLE tokens ADD COLUMN region TEXT",
+            "ALTER TABLE tokens ADD COLUMN expires_at REAL",
+            "ALTER TABLE tokens ADD COLUMN revoked_at REAL",
+            "CREATE INDEX tokens_by_org ON tokens (org_slug)",
+        ],
+    ),
 ]
 
 

@@ -14,13 +14,16 @@ __all__ = [
     "counters",
     "events",
     "hosts",
+    "invitations",
     "leases",
     "logs",
     "machine_versions",
     "machines",
+    "members",
     "meta",
     "orgs",
     "releases",
+    "tokens",
 ]
 
 metadata = MetaData()
@@ -31,7 +34,52 @@ counters = Table(
     "counters", metadata, Column("name", String, primary_key=True), Column("value", Integer)
 )
 
-orgs = Table("orgs", metadata, Column("slug", String, primary_key=True), Column("name", String))
+orgs = Table(
+    "orgs",
+    metadata,
+    Column("slug", String, primary_key=True),
+    Column("name", String),
+    Column("created_at", Float),
+)
+
+members = Table(
+    "members",
+    metadata,
+    Column("org_slug", String, primary_key=True),
+    Column("email", String, primary_key=True),
+    Column("role", String),
+    Column("joined_at", Float),
+)
+
+invitations = Table(
+    "invitations",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("org_slug", String),
+    Column("email", String),
+    Column("role", String),
+    Column("secret_sha256", String),
+    Column("created_at", Float),
+    Column("expires_at", Float),
+    Column("accepted_at", Float),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("name", String),
+    Column("token_sha256", String),
+    Column("created_at", Float),
+    Column("kind", String),
+    Column("org_slug", String),
+    Column("app_name", String),
+    Column("email", String),
+    Column("host_id", String),
+    Column("region", String),
+    Column("expires_at", Float),
+    Column("revoked_at", Float),
+)
 
 apps = Table(
     "apps",

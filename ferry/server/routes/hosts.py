@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
+from ferry.errors import ForbiddenError
 from ferry.model import Host, Machine
+from ferry.model.access import TokenKind
 from ferry.model.processes import ProcessReport
+from ferry.server.auth import principal_of
 from ferry.server.context import ControlPlane, json_response
 from ferry.server.schemas import LogsUpload, RegisterHostRequest, StatusReport
 
@@ -24,7 +27,18 @@ def build_router(plane: ControlPlane) -> APIRouter:
         return json_response(plane.store.list_hosts())
 
     @router.post("", responses={200: {"model": Host}})
-    def register_host(body: RegisterHostRequest) -> JSONResponse:
+    def register_host(request: Request, body: RegisterHostRequest) -> JSONResponse:
+        """The operator registers any host; a host's credential only its own."""
+        p = principal_of(request)
+        if not p.is_operator and (
+            p.kind != TokenKind.HOST
+            or p.host_id != body.id
+            or (p.region is not None and p.region != body.region)
+        ):
+            raise ForbiddenError(
+                f"{p.describe()} may not register host {body.id!r}",
+                hint="a host registers with the credential the cluster made for it",
+            )
         return json_response(hosts.register(body))
 
     @router.post("/{host_id}/heartbeat")

@@ -8,17 +8,40 @@ from .conftest import Api
 
 
 @pytest.mark.parametrize(
-    "headers",
-    [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic dGVzdA=="}],
-    ids=["missing", "wrong", "not-bearer"],
+    ("headers", "error"),
+    [
+        ({}, "missing token"),
+        (
+            {"Authorization": "Bearer wrong"},
+            "malformed token: Ferry's tokens read fo1_<id>_<secret>",
+        ),
+        (
+            {"Authorization": "Bearer fo1_0123456789abcdef_" + "x" * 43},
+            "invalid token",
+        ),
+        (
+            {"Authorization": "Basic dGVzdA=="},
+            "the Authorization header must read 'Bearer <token>' or 'FlyV1 <token>'",
+        ),
+    ],
+    ids=["missing", "malformed", "unknown", "not-bearer"],
 )
-def test_requests_without_the_token_are_401(api: Api, headers: dict[str, str]) -> None:
+def test_requests_without_a_valid_token_are_401_saying_why(
+    api: Api, headers: dict[str, str], error: str
+) -> None:
     api.client.headers.pop("Authorization")
     for method, path in [("GET", "/v1/apps"), ("POST", "/v1/hosts"), ("GET", "/v1/hosts")]:
         response = api.client.request(method, path, headers=headers, json={})
         assert response.status_code == 401
-        assert response.json()["error"] == "missing or invalid token"
-        assert "admin-token" in response.json()["hint"]
+        assert response.json()["error"] == error
+        assert response.json()["hint"]
+
+
+def test_the_admin_token_works_with_flyctls_scheme_too(api: Api) -> None:
+    token = api.client.headers.pop("Authorization").removeprefix("Bearer ")
+    assert (
+        api.client.get("/v1/apps", headers={"Authorization": f"FlyV1 {token}"}).status_code == 200
+    )
 
 
 def test_healthz_and_openapi_need_no_token(api: Api) -> None:
