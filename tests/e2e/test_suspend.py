@@ -41,6 +41,8 @@ def test_a_request_to_an_app_whose_only_machine_is_suspended_is_served(
     result = curl(cluster, "iad", "-w", " %{http_code}", "http://dozy.ferry.test/")
     body, status_code = result.stdout.rsplit(" ", 1)
     assert status_code == "200" and "region=iad" in body, result.stdout
+    # The thawed process answers before the agent's report of it lands: wait for the report.
+    client.wait_machine("dozy", m.id, state="started", timeout=10)
     resumed = client.get_machine("dozy", m.id)
     assert resumed.state is MachineState.STARTED
     # Resumed (the same process thawed), not booted again from the image.
