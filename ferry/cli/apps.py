@@ -1,4 +1,4 @@
-"""`ferry apps create|list|destroy`."""
+"""`ferry apps create|list|destroy|move`."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ app = typer.Typer(no_args_is_help=True, help="Create, list and destroy apps.")
 def create(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="The app name: lowercase letters, digits and dashes"),
-    org: str = typer.Option("personal", "--org", "-o", help="Organization slug"),
+    org: str | None = typer.Option(
+        None, "--org", "-o", help="Organization slug (default: your only one; operator: personal)"
+    ),
     network: str = typer.Option("default", "--network", help="Private network of the app"),
 ) -> None:
     """Create an app."""
@@ -25,10 +27,12 @@ def create(
 @app.command("list")
 def list_apps(
     ctx: typer.Context,
-    org: str = typer.Option("personal", "--org", "-o", help="Organization slug"),
+    org: str | None = typer.Option(
+        None, "--org", "-o", help="Organization slug (default: every app you can see)"
+    ),
     as_json: bool = typer.Option(False, "--json", "-j", help="Print the API objects as JSON"),
 ) -> None:
-    """List the apps of an organization."""
+    """List the apps you can see, or those of one organization."""
     apps = context.client(ctx).list_apps(org_slug=org)
     if as_json:
         output.print_json(apps)
@@ -66,3 +70,28 @@ def destroy(
         raise typer.Exit(1)
     client.delete_app(name, force=True)
     output.say(f"Destroyed app {name}")
+
+
+@app.command("move")
+def move(
+    ctx: typer.Context,
+    name: str | None = typer.Argument(None, help="The app to move (default: -a, $FLY_APP)"),
+    app_name: str | None = typer.Option(None, "--app", "-a", help=context.APP_OPTION_HELP),
+    to_org: str = typer.Option(..., "--to", "--org", "-o", help="The organization to move it to"),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation"),
+) -> None:
+    """Give an app to another organization (you must be able to change it and to create
+    apps there). Its deploy and read-only app tokens stop working; machines keep running."""
+    target = context.resolve_app(name or app_name)
+    client = context.client(ctx)
+    current = client.get_app(target).organization.slug
+    if current == to_org:
+        output.say(f"App {target} is already in organization {to_org}: nothing to do")
+        return
+    if not yes and not typer.confirm(
+        f"Move app {target} from {current} to {to_org}? Its app tokens stop working",
+        default=False,
+    ):
+        raise typer.Exit(1)
+    moved = client.move_app(target, to_org)
+    output.say(f"Moved app {moved.name} from {current} to {moved.organization.slug}")

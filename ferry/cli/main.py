@@ -21,12 +21,14 @@ from ferry.cli import (
     config,
     context,
     daemons,
+    orgs,
     output,
     region,
     regions,
     releases,
     scale,
     scale_vm,
+    tokens,
 )
 from ferry.cli.deploy import deploy_command
 from ferry.cli.launch import launch_command
@@ -62,6 +64,8 @@ app = typer.Typer(
 )
 app.add_typer(auth.app, name="auth")
 app.add_typer(apps.app, name="apps")
+app.add_typer(orgs.app, name="orgs")
+app.add_typer(tokens.app, name="tokens")
 app.add_typer(regions.app, name="regions")
 app.add_typer(machines_app, name="machine")
 app.add_typer(machines_app, name="machines", hidden=True)

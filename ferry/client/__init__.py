@@ -8,6 +8,7 @@ with FerryClient() as client:
 
 from __future__ import annotations
 
+from ferry.client._access import CreatedOrg, Joined, NewInvitation, NewToken, OrgDetails
 from ferry.client._client import LONG_POLL_SLACK, MAX_WAIT_SECONDS, FerryClient, placement_note
 from ferry.client._settings import (
     DEFAULT_API_URL,
@@ -22,7 +23,12 @@ __all__ = [
     "DEFAULT_API_URL",
     "LONG_POLL_SLACK",
     "MAX_WAIT_SECONDS",
+    "CreatedOrg",
     "FerryClient",
+    "Joined",
+    "NewInvitation",
+    "NewToken",
+    "OrgDetails",
     "admin_token_path",
     "default_api_url",
     "default_token",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ferry.client._access import AccessMethods
 from ferry.client._agent import AgentMethods
 from ferry.client._machine_extras import MachineExtrasMethods, nonce_header
 from ferry.client._parse import parse_model, parse_models
@@ -29,7 +30,7 @@ MAX_WAIT_SECONDS = 300
 LONG_POLL_SLACK = 10.0
 
 
-class FerryClient(AgentMethods, ReleaseMethods, MachineExtrasMethods):
+class FerryClient(AgentMethods, ReleaseMethods, MachineExtrasMethods, AccessMethods):
     """Synchronous client of the Ferry API; every method blocks until the answer arrives.
 
     ``FerryClient()`` reads ``FERRY_API_URL`` and ``FERRY_API_TOKEN`` (else
@@ -45,13 +46,17 @@ class FerryClient(AgentMethods, ReleaseMethods, MachineExtrasMethods):
 
     # -- apps ---------------------------------------------------------------
 
-    def list_apps(self, org_slug: str = "personal") -> list[App]:
+    def list_apps(self, org_slug: str | None = None) -> list[App]:
+        """The apps of ``org_slug``, or (``None``) every app this token may read."""
         data = self._request("GET", "/v1/apps", params={"org_slug": org_slug})
         return parse_models(App, (data or {}).get("apps", []))
 
-    def create_app(self, name: str, org_slug: str = "personal", network: str = "default") -> App:
-        """Create an app; a duplicate name answers ``ApiError`` with status 409."""
-        body = {"app_name": name, "org_slug": org_slug, "network": network}
+    def create_app(self, name: str, org_slug: str | None = None, network: str = "default") -> App:
+        """Create an app in ``org_slug``; ``None`` lets the server choose (the operator's
+        ``personal``, or the caller's only organization). A duplicate name is 409."""
+        body = {"app_name": name, "network": network}
+        if org_slug is not None:
+            body["org_slug"] = org_slug
         return parse_model(App, self._request("POST", "/v1/apps", body=body))
 
     def get_app(self, name: str) -> App:

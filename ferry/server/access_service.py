@@ -128,7 +128,7 @@ class AccessService:
 
     # -- members and invitations ------------------------------------------------
     def list_members(self, p: Principal, slug: str) -> list[Member]:
-        require_org(p, slug, Access.READ)
+        self._require_existing_org(p, slug, Access.READ)
         return self.store.list_members(slug)
 
     def set_role(self, p: Principal, slug: str, email: str, role: Role) -> Member:
@@ -156,7 +156,7 @@ class AccessService:
         return invitation, _INVITATION_PREFIX + secret
 
     def list_invitations(self, p: Principal, slug: str) -> list[Invitation]:
-        require_org(p, slug, Access.ADMIN)
+        self._require_existing_org(p, slug, Access.ADMIN)
         return self.store.list_invitations(slug)
 
     def accept(self, plain: str, token_name: str | None) -> tuple[Invitation, NewToken]:
@@ -224,12 +224,14 @@ class AccessService:
         if org_slug is None:
             raise ValidationError(f"a {kind.value} token needs an organization", hint="pass -o ORG")
         wanted = Access.ADMIN if kind is TokenKind.ORG else Access.WRITE
-        require_org(p, org_slug, wanted)
+        self._require_existing_org(p, org_slug, wanted)
         return self._mint(kind, name, org_slug=org_slug, expires_in=expires_in)
 
     def list_tokens(self, p: Principal, org_slug: str | None) -> list[TokenInfo]:
         """The operator sees every token (``org_slug`` filters); an admin those of the org."""
         if p.is_operator:
+            if org_slug is not None:
+                self._require_existing_org(p, org_slug, Access.ADMIN)
             return self.store.list_tokens(org_slug=org_slug)
         if org_slug is None:
             raise ValidationError("name the organization", hint="pass -o ORG")
@@ -248,6 +250,14 @@ class AccessService:
                 raise NotFoundError(f"token {token_id!r} not found", hint="see `ferry tokens list`")
             require_org(p, info.org_slug, Access.ADMIN)
         return self.store.revoke_token(token_id, at=self.clock.now())
+
+    def _require_existing_org(self, p: Principal, slug: str, wanted: Access) -> None:
+        """``require_org``, and the organization must exist: the operator passes every
+        check, and a token minted for a missing slug would rule an organization
+        created under that name later."""
+        require_org(p, slug, wanted)
+        if not self.store.list_orgs([slug]):
+            raise NotFoundError(f"organization {slug!r} not found", hint="see `ferry orgs list`")
 
     def _mint(
         self,
