@@ -39,7 +39,9 @@ def launch_command(
     region: str | None = typer.Option(
         None, "--region", "-r", help="Primary region (default: the cluster's first region)"
     ),
-    org: str = typer.Option("personal", "--org", "-o", help="Organization slug"),
+    org: str | None = typer.Option(
+        None, "--org", "-o", help="Organization slug (default: your only one, or personal)"
+    ),
     internal_port: int | None = typer.Option(
         None,
         "--internal-port",
@@ -74,7 +76,8 @@ def launch_command(
     client = context.client(ctx)
     primary = _primary_region(client, region, existing)
 
-    output.say(f"Creating app {app_name} in organization {org} (primary region {primary})")
+    where = f"organization {org}" if org else "your organization"
+    output.say(f"Creating app {app_name} in {where} (primary region {primary})")
     try:
         client.create_app(app_name, org_slug=org)
     except ApiError as exc:
