@@ -83,6 +83,7 @@ def create_app(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await plane.secrets_rollouts.stop()
 
     app = FastAPI(
         title="Ferry control plane",

@@ -92,22 +92,36 @@ class SecretsRollouts:
         """The app's last roll since the server started (running or finished), if any."""
         return self._latest.get(app_name)
 
-    def start(self, app_name: str, version: int) -> asyncio.Task[RolloutStatus]:
+    async def start(self, app_name: str, version: int) -> asyncio.Task[RolloutStatus]:
         """Begin a roll to ``version`` in the background; await the task to wait for it.
 
-        The task runs to its end even if whoever awaits it goes away (a client that
-        disconnects does not stop a roll half-way)."""
+        The status (``latest``) lists the machines to roll at once. The task runs to
+        its end even if whoever awaits it goes away (a client that disconnects does
+        not stop a roll half-way)."""
         status = RolloutStatus(app_name, version)
+        status.machines = [m.id for m in await run_in_threadpool(self._targets, app_name)]
         self._latest[app_name] = status
         task = asyncio.get_running_loop().create_task(self._run(status))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
 
+    def _targets(self, app_name: str) -> list[Machine]:
+        """The app's machines that should be running, in the order they are rolled."""
+        found = self.store.list_machines(app_name=app_name, include_destroyed=False)
+        targets = [m for m in found if m.desired_state is DesiredState.STARTED]
+        return sorted(targets, key=lambda m: (m.region, m.created_at, m.id))
+
     async def settle(self) -> None:
         """Wait until every roll started so far has ended."""
         while self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def stop(self) -> None:
+        """Cancel every running roll (server shutdown): its change stays staged."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _run(self, status: RolloutStatus) -> RolloutStatus:
         lock = self._locks.setdefault(status.app_name, asyncio.Lock())
@@ -139,11 +153,8 @@ class SecretsRollouts:
         return status
 
     async def _roll(self, status: RolloutStatus) -> None:
-        found = await run_in_threadpool(
-            self.store.list_machines, app_name=status.app_name, include_destroyed=False
-        )
-        targets = [m for m in found if m.desired_state is DesiredState.STARTED]
-        targets.sort(key=lambda m: (m.region, m.created_at, m.id))
+        # Read again once this app's previous roll has ended: machines may have come or gone.
+        targets = await run_in_threadpool(self._targets, status.app_name)
         status.machines = [m.id for m in targets]
         for machine in targets:
             updated = await run_in_threadpool(self._replace, status.app_name, machine.id)

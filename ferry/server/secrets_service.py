@@ -69,12 +69,10 @@ class SecretsService:
             raise ValidationError(
                 "no secrets given", hint="give at least one NAME=VALUE (or a name to unset)"
             )
-        upserts: dict[str, SealedFields] = {}
         for name, value in values.items():
             check_secret_name(name)
             if value is not None:
                 check_secret_value(name, value)
-                upserts[name] = _fields(self.key.seal(app_name, name, value))
         self.store.get_app(app_name)
         _versions, rows = self.store.list_secrets(app_name)
         sizes = {row.name: len(row.ciphertext) - _TAG_BYTES for row in rows}
@@ -83,7 +81,12 @@ class SecretsService:
                 sizes.pop(name, None)
             else:
                 sizes[name] = len(value.encode())
-        check_total(app_name, sizes)
+        check_total(app_name, sizes)  # before sealing: a huge request costs no encryption
+        upserts = {
+            name: _fields(self.key.seal(app_name, name, value))
+            for name, value in values.items()
+            if value is not None
+        }
         removals = [name for name, value in values.items() if value is None]
         return self.store.change_secrets(app_name, upserts, removals, at=self.clock.now())
 

@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ferry.errors import ConflictError
 from ferry.model.secrets import AppSecrets
+from ferry.secrets import MAX_SECRETS_PER_APP
 from ferry.server.context import ControlPlane, json_response
 from ferry.server.secrets_rollout import RolloutStatus
 
@@ -30,7 +31,7 @@ class SetSecretsRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    values: dict[str, str | None] = Field(min_length=1)
+    values: dict[str, str | None] = Field(min_length=1, max_length=MAX_SECRETS_PER_APP)
     stage: bool = False
     detach: bool = False
 
@@ -58,7 +59,7 @@ def build_router(plane: ControlPlane) -> APIRouter:
         return json_response(body)
 
     async def roll(app_name: str, version: int, detach: bool) -> RolloutStatus:
-        task = rollouts.start(app_name, version)
+        task = await rollouts.start(app_name, version)
         if detach:
             return rollouts.latest(app_name) or RolloutStatus(app_name, version)
         # shield: a client that hangs up does not cancel the roll half-way.

@@ -110,3 +110,16 @@ def test_ferry_server_refuses_to_start_with_a_missing_or_wrong_key(
     assert str(key_file) in said
     assert ("no secrets key" if damage == "missing" else "is not the one") in said
     assert VALUE not in said
+
+
+def test_the_rotate_key_command_says_what_it_did(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home, old = _home_with_secret(tmp_path)
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    result = CliRunner().invoke(cli_app, ["secrets", "rotate-key", "--home", str(home)])
+    assert result.exit_code == 0, result.output
+    new = SecretsKey.from_text((home / "server" / "secrets.key").read_text())
+    assert f"Re-encrypted 1 secret(s): key {old.id} -> {new.id}" in result.output
+    assert VALUE not in result.output and new.export() not in result.output
+    assert _opened(home, new) == {"API_KEY": VALUE}

@@ -191,6 +191,7 @@ def test_a_detached_change_answers_at_once_while_the_roll_goes_on(api: Api) -> N
     api.report(machine, "started")
     detached = _set(api, "web", {"A": "1"}, detach=True).json()
     assert detached["rollout"]["state"] == "running" and detached["deployed"] == 0
+    assert detached["rollout"]["machines"] == [machine["id"]]
     replaced = _wait_for(api, machine, lambda m: m["instance_id"] != machine["instance_id"])
     api.report(replaced, "started")
     api.client.portal.call(api.plane.secrets_rollouts.settle)  # type: ignore[union-attr]
