@@ -109,6 +109,7 @@ class Agent:
             self.client,
             self.memory,
             before_destroy=self._ship_rest,
+            secrets=self.client,
         )
         self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="step")
         self.checks = CheckTracker()

@@ -28,7 +28,7 @@ from ferry.agent.reconcile import (
     container_id,
     should_restart,
 )
-from ferry.errors import FerryError, RuntimeFailure
+from ferry.errors import FerryError, RuntimeFailure, UnavailableError
 from ferry.model import Machine, MachineState
 from ferry.runtime.driver import (
     ContainerSpec,
@@ -64,6 +64,12 @@ class StatusReporter(Protocol):
     ) -> object: ...
 
 
+class SecretsSource(Protocol):
+    """Where a starting container's secrets come from (``FerryClient.machine_secrets``)."""
+
+    def machine_secrets(self, host_id: str, machine_id: str) -> dict[str, str]: ...
+
+
 @dataclass(frozen=True)
 class HostIdentity:
     host_id: str
@@ -83,8 +89,14 @@ class StepRunner:
         memory: dict[str, MachineMemory],
         clock: Callable[[], float] = time.monotonic,
         before_destroy: Callable[[Machine, str], None] | None = None,
+        secrets: SecretsSource | None = None,
     ) -> None:
         self.host = host
+        # Asked for the app's secrets at every container start (None: machines get none).
+        # The last answer per machine is kept in memory only, to restart a crashed
+        # process while the control plane is unreachable.
+        self.secrets = secrets
+        self._last_secrets: dict[str, dict[str, str]] = {}
         # Called with (machine, container id) after a container stops and before its
         # directory (and so its log) is removed: the last output still gets shipped.
         self.before_destroy = before_destroy
@@ -206,6 +218,7 @@ class StepRunner:
         self.network.remove(m.id)
         with self._lock:
             self.memory.pop(m.id, None)
+            self._last_secrets.pop(m.id, None)
         self._report(m, MachineState.DESTROYED, "destroy", "destroyed")
 
     def _do_remove_orphan(self, step: Step) -> None:
@@ -260,12 +273,17 @@ class StepRunner:
     def _start_container(self, m: Machine, phases: StartPhases) -> None:
         """Image, network namespace and container of ``m``'s current instance."""
         mark = self.clock()
+        # The secrets' round trip to the control plane overlaps the image and network.
+        fetching = None if self.secrets is None else _Fetch(self._fetch_secrets, m)
         image = self.images.ensure(m.config.image)
         mark = phases.lap("image", mark, self.clock())
         netns = self.network.ensure(m.id, m.private_ip)
         mark = phases.lap("network", mark, self.clock())
+        secrets = {} if fetching is None else fetching.result()
+        if fetching is not None:
+            mark = phases.lap("secrets", mark, self.clock())  # the wait beyond the network
         guest = m.config.effective_guest
-        env = merge_env(image.config.env, self._machine_env(m))
+        env = merge_env(image.config.env, self._machine_env(m, secrets))
         spec = ContainerSpec(
             container_id=container_id(m),
             image=image,
@@ -286,8 +304,29 @@ class StepRunner:
         self.driver.start(spec)
         phases.lap("container", mark, self.clock())
 
-    def _machine_env(self, m: Machine) -> dict[str, str]:
+    def _fetch_secrets(self, m: Machine) -> dict[str, str]:
+        """The app's secrets now; the last ones fetched for ``m`` if the control plane is
+        unreachable (``UnavailableError`` when there are none). Values are never logged."""
+        if self.secrets is None:
+            return {}
+        try:
+            found = self.secrets.machine_secrets(self.host.host_id, m.id)
+        except UnavailableError:
+            with self._lock:
+                last = self._last_secrets.get(m.id)
+            if last is None:
+                raise
+            log.warning("control plane unreachable: %s starts with its last known secrets", m.id)
+            return last
+        with self._lock:
+            self._last_secrets[m.id] = found
+        return found
+
+    def _machine_env(self, m: Machine, secrets: dict[str, str] | None = None) -> dict[str, str]:
+        """The config's ``env``, overridden by the app's secrets (as on Fly), overridden by
+        the platform's ``FLY_*`` variables (which no secret may be named)."""
         env = dict(m.config.env)
+        env.update(secrets or {})
         env.update(
             {
                 "FLY_APP_NAME": m.app_name,
@@ -384,6 +423,30 @@ class StartPhases:
     def describe(self) -> str:
         """``image 0.3 ms, network 8.1 ms, …`` in the order the phases ran."""
         return ", ".join(f"{name} {s * 1000:.1f} ms" for name, s in self.seconds.items())
+
+
+class _Fetch:
+    """``fetch(machine)`` on a thread of its own; ``result()`` joins it and re-raises."""
+
+    def __init__(self, fetch: Callable[[Machine], dict[str, str]], machine: Machine) -> None:
+        self._value: dict[str, str] = {}
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._run, args=(fetch, machine), name=f"secrets-{machine.id}", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, fetch: Callable[[Machine], dict[str, str]], machine: Machine) -> None:
+        try:
+            self._value = fetch(machine)
+        except BaseException as exc:  # handed to the starting thread by result()
+            self._error = exc
+
+    def result(self) -> dict[str, str]:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 def _need(step: Step) -> Machine:

@@ -28,6 +28,7 @@ from ferry.cli import (
     releases,
     scale,
     scale_vm,
+    secrets,
     tokens,
 )
 from ferry.cli.deploy import deploy_command
@@ -77,6 +78,7 @@ app.command("launch")(launch_command)
 app.command("deploy")(deploy_command)
 app.add_typer(config.app, name="config")
 app.add_typer(releases.app, name="releases")
+app.add_typer(secrets.app, name="secrets")
 app.command("status")(status_command)
 app.command("logs")(logs_command)
 app.add_typer(cluster.app, name="cluster")

@@ -10,6 +10,7 @@ from ferry.client._machine_extras import MachineExtrasMethods, nonce_header
 from ferry.client._parse import parse_model, parse_models
 from ferry.client._parse import path_segment as _seg
 from ferry.client._releases import ReleaseMethods
+from ferry.client._secrets import SecretsMethods
 from ferry.errors import UnavailableError
 from ferry.model import App, Host, Machine, MachineConfig, MachineEvent, Region
 from ferry.model.autoscale import AutoscalePolicy
@@ -30,7 +31,9 @@ MAX_WAIT_SECONDS = 300
 LONG_POLL_SLACK = 10.0
 
 
-class FerryClient(AgentMethods, ReleaseMethods, MachineExtrasMethods, AccessMethods):
+class FerryClient(
+    AgentMethods, ReleaseMethods, MachineExtrasMethods, AccessMethods, SecretsMethods
+):
     """Synchronous client of the Ferry API; every method blocks until the answer arrives.
 
     ``FerryClient()`` reads ``FERRY_API_URL`` and ``FERRY_API_TOKEN`` (else

@@ -215,7 +215,10 @@ class RuncDriver:
             user=user,
             seccomp=self.seccomp,
         )
-        paths.config.write_text(json.dumps(runtime_spec))
+        # The spec holds the process's environment, the app's secrets included: owner only.
+        descriptor = os.open(paths.config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as config:
+            config.write(json.dumps(runtime_spec))
         mount_overlay(spec.image.rootfs, paths.upper, paths.work, paths.rootfs)
         write_guest_files(paths.rootfs, spec.files)
         shim = self._spawn_shim(paths, spec.container_id)

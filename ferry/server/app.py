@@ -11,11 +11,22 @@ from fastapi import Depends, FastAPI
 
 import ferry
 from ferry.autoscale.distances import RegionDistances
+from ferry.secrets import SecretsKey
 from ferry.server.auth import Authenticator, authorizer
 from ferry.server.clock import Clock, SystemClock
 from ferry.server.context import ControlPlane
 from ferry.server.errors import install_error_handlers
-from ferry.server.routes import apps, autoscale, edges, hosts, machines, orgs, platform, releases
+from ferry.server.routes import (
+    apps,
+    autoscale,
+    edges,
+    hosts,
+    machines,
+    orgs,
+    platform,
+    releases,
+    secrets,
+)
 from ferry.store import StateStore
 
 __all__ = ["create_app"]
@@ -32,6 +43,7 @@ def create_app(
     run_autoscaler: bool = True,
     autoscale_interval: float = 1.0,
     distances: RegionDistances | None = None,
+    secrets_key: SecretsKey | None = None,
 ) -> FastAPI:
     """Build the API over ``store``. Does no I/O until served.
 
@@ -43,7 +55,8 @@ def create_app(
     ``distances`` (region RTTs, see ``ferry.autoscale.load_latency_file``)
     order capacity fallbacks; without them the order is alphabetical.
     ``app.state.plane`` is the ``ControlPlane`` behind the routes. The store is
-    not closed by the app: whoever opened it closes it.
+    not closed by the app: whoever opened it closes it. ``secrets_key`` seals app
+    secrets (``None``: a new random key, for tests; ``run_server`` loads the real one).
     """
     if not admin_token:
         raise ValueError("admin_token must not be empty")
@@ -53,6 +66,7 @@ def create_app(
         host_down_after=host_down_after,
         registry=registry,
         distances=distances,
+        secrets_key=secrets_key,
     )
 
     @asynccontextmanager
@@ -69,6 +83,7 @@ def create_app(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await plane.secrets_rollouts.stop()
 
     app = FastAPI(
         title="Ferry control plane",
@@ -84,7 +99,7 @@ def create_app(
     authorized = [Depends(authorizer(plane.auth, store.app_org))]
     app.include_router(platform.build_public_router())
     app.include_router(orgs.build_public_router(plane.access))
-    for module in (apps, machines, hosts, platform, edges, autoscale, releases):
+    for module in (apps, machines, hosts, platform, edges, autoscale, releases, secrets):
         app.include_router(module.build_router(plane), dependencies=authorized)
     app.include_router(orgs.build_router(plane.access), dependencies=authorized)
     return app

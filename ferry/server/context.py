@@ -11,6 +11,8 @@ from pydantic import BaseModel
 
 from ferry.autoscale.distances import RegionDistances
 from ferry.autoscale.loop import AutoscaleLoop
+from ferry.errors import ConfigError
+from ferry.secrets import SecretsKey
 from ferry.server.access_service import AccessService
 from ferry.server.apps_service import AppService
 from ferry.server.auth import Authenticator
@@ -22,6 +24,8 @@ from ferry.server.liveness import HostLiveness
 from ferry.server.machine_labels import MachineLabels
 from ferry.server.machines_service import MachineService
 from ferry.server.processes import ProcessBook
+from ferry.server.secrets_rollout import SecretsRollouts
+from ferry.server.secrets_service import SecretsService
 from ferry.server.traffic import EdgeTraffic
 from ferry.server.watch import ChangeNotifier
 from ferry.store import StateStore
@@ -45,6 +49,8 @@ class ControlPlane:
     leases: LeaseService
     labels: MachineLabels
     access: AccessService
+    secrets: SecretsService
+    secrets_rollouts: SecretsRollouts
     registry: str = ""
     auth: Authenticator | None = None
     traffic: EdgeTraffic = field(default_factory=EdgeTraffic)
@@ -59,9 +65,20 @@ class ControlPlane:
         host_down_after: float,
         registry: str,
         distances: RegionDistances | None = None,
+        secrets_key: SecretsKey | None = None,
     ) -> ControlPlane:
         """Wire the services. ``distances`` (region RTTs) order capacity fallbacks and the
-        autoscaler's nearest regions; without them the order is alphabetical."""
+        autoscaler's nearest regions; without them the order is alphabetical.
+        ``secrets_key`` seals app secrets (``None``: a new random key, for tests);
+        ``ConfigError`` when the store holds values sealed with another key."""
+        key = secrets_key or SecretsKey.generate()
+        wrong = sorted(set(store.secret_key_ids()) - {key.id})
+        if wrong:
+            raise ConfigError(
+                f"the store holds app secrets sealed with key {', '.join(wrong)}, "
+                f"not with the control plane's key {key.id}",
+                hint="start the control plane with the key the secrets were sealed with",
+            )
         notifier = ChangeNotifier()
         apps = AppService(store, clock, notifier)
         distances = distances or RegionDistances()
@@ -82,6 +99,8 @@ class ControlPlane:
             leases=LeaseService(store, clock, machines),
             labels=MachineLabels(machines),
             access=AccessService(store, clock),
+            secrets=SecretsService(store, clock, key),
+            secrets_rollouts=SecretsRollouts(store, machines, notifier),
             registry=registry,
             traffic=traffic,
             processes=ProcessBook(lambda: clock.now().timestamp()),

@@ -21,8 +21,9 @@ from pathlib import Path
 
 import uvicorn
 
-from ferry.autoscale.distances import load_latency_file
+from ferry.autoscale.distances import RegionDistances, load_latency_file
 from ferry.errors import UnavailableError, ValidationError
+from ferry.secrets.keys import hold_server_lock, open_secrets_key
 from ferry.server.app import create_app
 from ferry.server.auth import ensure_admin_token
 from ferry.store import open_store
@@ -111,14 +112,17 @@ def run_server(
     """Run the control plane until SIGTERM/SIGINT. Blocking.
 
     Opens the store (``store_url``, default ``$home/server/state.db``), writes
-    the admin token to ``$home/server/admin-token`` (0600) at first start and
-    serves on every address of ``listen`` (default ``127.0.0.1:4280``).
+    the admin token to ``$home/server/admin-token`` (0600) at first start, loads
+    the secrets key (``ferry.secrets.keys.open_secrets_key``: refuses to start with a
+    missing or wrong key while secrets are stored) and serves on every address of
+    ``listen`` (default ``127.0.0.1:4280``). It holds ``$home/server/server.lock``
+    while it runs, so a second server or a key rotation cannot use the directory.
     ``registry`` (default ``$FERRY_REGISTRY``) is what ``/v1/platform/info``
     tells agents to pull from. ``latency_file`` (JSON of region-pair RTTs, see
     ``ferry.autoscale.load_latency_file``) orders capacity fallbacks and the
     autoscaler's "nearest region"; without it the order is alphabetical.
     Raises ``FerryError`` subclasses with a user-facing sentence for bad
-    addresses, busy ports, an unusable store or latency file.
+    addresses, busy ports, an unusable store or latency file, a bad secrets key.
     Returns normally after a graceful shutdown on SIGTERM or SIGINT.
     """
     if not logging.getLogger().handlers:
@@ -133,15 +137,31 @@ def run_server(
     home = home.expanduser().resolve()
     server_dir = home / "server"
     url = store_url or f"sqlite:///{server_dir / 'state.db'}"
+    with hold_server_lock(server_dir):
+        _serve(home, listen, url, registry, host_down_after, log_level, distances)
+
+
+def _serve(
+    home: Path,
+    listen: list[str],
+    url: str,
+    registry: str | None,
+    host_down_after: float,
+    log_level: str,
+    distances: RegionDistances | None,
+) -> None:
+    server_dir = home / "server"
     sockets = [bind_socket(address) for address in (listen or [DEFAULT_LISTEN])]
     store = open_store(url)
     try:
+        secrets_key = open_secrets_key(server_dir, store.secret_key_ids())
         token = ensure_admin_token(server_dir / "admin-token")
         app = create_app(
             store,
             admin_token=token,
             host_down_after=host_down_after,
             distances=distances,
+            secrets_key=secrets_key.key,
             registry=registry if registry is not None else os.environ.get("FERRY_REGISTRY", ""),
         )
         config = uvicorn.Config(

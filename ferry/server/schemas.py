@@ -147,7 +147,13 @@ class _MachineBody(_Body):
             )
         if self.min_secrets_version:
             raise ValueError(
-                "'min_secrets_version' is not supported yet: Ferry has no app secrets; leave it out"
+                "'min_secrets_version' is not supported yet: every start reads the app's "
+                "current secrets; leave it out"
+            )
+        if self.skip_secrets:
+            raise ValueError(
+                "'skip_secrets' is not supported yet: every Ferry machine starts with its "
+                "app's secrets; leave it out"
             )
         return self
 

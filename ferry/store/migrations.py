@@ -214,6 +214,32 @@ MIGRATIONS: Final[list[tuple[int, list[str]]]] = [
             "CREATE INDEX tokens_by_org ON tokens (org_slug)",
         ],
     ),
+    (
+        10,
+        [
+            # App secrets, sealed with AES-256-GCM by the control plane's key (ferry.secrets):
+            # the value exists here only as ciphertext; digest is a keyed HMAC. version is
+            # the app's counter at the row's last change; secret_versions.deployed is what
+            # the app's machines were last rolled to (staged = version > deployed).
+            """CREATE TABLE secrets (
+                app_name TEXT NOT NULL REFERENCES apps(name),
+                name TEXT NOT NULL,
+                ciphertext BLOB NOT NULL,
+                nonce BLOB NOT NULL,
+                key_id TEXT NOT NULL,
+                digest TEXT NOT NULL,
+                version INTEGER NOT NULL,
+                created_at REAL NOT NULL,
+                updated_at REAL NOT NULL,
+                PRIMARY KEY (app_name, name)
+            )""",
+            """CREATE TABLE secret_versions (
+                app_name TEXT PRIMARY KEY REFERENCES apps(name),
+                version INTEGER NOT NULL,
+                deployed INTEGER NOT NULL
+            )""",
+        ],
+    ),
 ]
 
 

@@ -6,7 +6,7 @@ The store conformance suite catches any drift between the two.
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text
+from sqlalchemy import Column, Float, Integer, LargeBinary, MetaData, String, Table, Text
 
 __all__ = [
     "apps",
@@ -23,6 +23,8 @@ __all__ = [
     "meta",
     "orgs",
     "releases",
+    "secret_versions",
+    "secrets",
     "tokens",
 ]
 
@@ -197,4 +199,26 @@ machine_versions = Table(
     Column("version", String),
     Column("config", Text),
     Column("created_at", Float),
+)
+
+secrets = Table(
+    "secrets",
+    metadata,
+    Column("app_name", String, primary_key=True),
+    Column("name", String, primary_key=True),
+    Column("ciphertext", LargeBinary),
+    Column("nonce", LargeBinary),
+    Column("key_id", String),
+    Column("digest", String),
+    Column("version", Integer),
+    Column("created_at", Float),
+    Column("updated_at", Float),
+)
+
+secret_versions = Table(
+    "secret_versions",
+    metadata,
+    Column("app_name", String, primary_key=True),
+    Column("version", Integer),
+    Column("deployed", Integer),
 )

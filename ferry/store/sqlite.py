@@ -65,6 +65,7 @@ from ferry.store.sqlite_rows import (
     machine_from_row,
     ts,
 )
+from ferry.store.sqlite_secrets import SecretRows, delete_app_secrets
 
 __all__ = ["SqliteStore"]
 
@@ -72,7 +73,7 @@ _LIVE = machines.c.state != "destroyed"
 _PARSED_CACHE_SIZE = 50_000
 
 
-class SqliteStore(SqliteReleases, LeaseRows, PlacementRows, AccessRows):
+class SqliteStore(SqliteReleases, LeaseRows, PlacementRows, AccessRows, SecretRows):
     """``StateStore`` on one SQLite file (guarantees: ``sqlite_engine.py``).
 
     Opening creates the file and its directory if needed and applies pending
@@ -163,6 +164,7 @@ class SqliteStore(SqliteReleases, LeaseRows, PlacementRows, AccessRows):
             conn.execute(machines.delete().where(machines.c.app_name == name))
             conn.execute(autoscale_policies.delete().where(autoscale_policies.c.app_name == name))
             self._delete_releases(conn, name)
+            delete_app_secrets(conn, name)
             conn.execute(apps.delete().where(apps.c.name == name))
             bump_epoch(conn)
 

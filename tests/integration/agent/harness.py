@@ -97,6 +97,7 @@ class Agent:
             NoNetwork(),  # type: ignore[arg-type]
             client,
             self.memory,
+            secrets=client,  # as the daemon does: each start asks for the app's secrets
         )
 
     def machine(self, machine_id: str) -> Machine:

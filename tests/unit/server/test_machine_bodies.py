@@ -44,13 +44,26 @@ def test_skip_service_registration_creates_the_machine_cordoned(api: Api) -> Non
     assert machine["id"] not in str(routes)
 
 
-def test_skip_secrets_and_empty_flags_are_accepted(api: Api) -> None:
+def test_empty_flags_are_accepted(api: Api) -> None:
     api.register_host()
     api.create_app()
 
-    machine = api.create_machine(skip_secrets=True, lsvd=False, min_secrets_version=None)
+    machine = api.create_machine(skip_secrets=False, lsvd=False, min_secrets_version=None)
 
     assert machine["cordoned"] is False
+
+
+def test_skip_secrets_is_refused_rather_than_ignored(api: Api) -> None:
+    api.register_host()
+    api.create_app()
+
+    response = api.client.post(
+        "/v1/apps/web/machines", json={"config": {"image": IMAGE}, "skip_secrets": True}
+    )
+
+    assert response.status_code == 400, response.text
+    assert "'skip_secrets' is not supported yet" in response.json()["error"]
+    assert api.client.get("/v1/apps/web/machines").json() == []
 
 
 @pytest.mark.parametrize("flag", ["skip_launch", "skip_service_registration"])
