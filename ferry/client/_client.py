@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ferry.client._agent import AgentMethods
+from ferry.client._audit import AuditMethods
 from ferry.client._machine_extras import MachineExtrasMethods, nonce_header
 from ferry.client._parse import parse_model, parse_models
 from ferry.client._parse import path_segment as _seg
@@ -29,7 +30,7 @@ MAX_WAIT_SECONDS = 300
 LONG_POLL_SLACK = 10.0
 
 
-class FerryClient(AgentMethods, ReleaseMethods, MachineExtrasMethods):
+class FerryClient(AgentMethods, ReleaseMethods, MachineExtrasMethods, AuditMethods):
     """Synchronous client of the Ferry API; every method blocks until the answer arrives.
 
     ``FerryClient()`` reads ``FERRY_API_URL`` and ``FERRY_API_TOKEN`` (else

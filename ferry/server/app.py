@@ -11,11 +11,13 @@ from fastapi import Depends, FastAPI
 
 import ferry
 from ferry.autoscale.distances import RegionDistances
+from ferry.server.audit import AuditMiddleware
 from ferry.server.auth import Authenticator, authorizer
 from ferry.server.clock import Clock, SystemClock
 from ferry.server.context import ControlPlane
 from ferry.server.errors import install_error_handlers
 from ferry.server.routes import apps, autoscale, edges, hosts, machines, orgs, platform, releases
+from ferry.server.routes import audit as audit_routes
 from ferry.store import StateStore
 
 __all__ = ["create_app"]
@@ -87,4 +89,7 @@ def create_app(
     for module in (apps, machines, hosts, platform, edges, autoscale, releases):
         app.include_router(module.build_router(plane), dependencies=authorized)
     app.include_router(orgs.build_router(plane.access), dependencies=authorized)
+    app.include_router(audit_routes.build_router(plane), dependencies=authorized)
+    # Every change and every refused cross-organization attempt goes into the trail.
+    app.add_middleware(AuditMiddleware, store=store, clock=plane.clock)
     return app

@@ -10,6 +10,7 @@ from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text
 
 __all__ = [
     "apps",
+    "audit",
     "autoscale_policies",
     "counters",
     "events",
@@ -197,4 +198,20 @@ machine_versions = Table(
     Column("version", String),
     Column("config", Text),
     Column("created_at", Float),
+)
+
+audit = Table(
+    "audit",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float),
+    Column("org_slug", String),
+    Column("actor", String),
+    Column("token_id", String),
+    Column("method", String),
+    Column("route", String),
+    Column("target", Text),
+    Column("source", String),
+    Column("status", Integer),
+    Column("outcome", Text),
 )
