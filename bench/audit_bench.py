@@ -5,10 +5,11 @@ Run::
     .venv/bin/python bench/audit_bench.py [--rounds 20 --cycles 60]
 
 Two control planes, each in its own process (this script with ``--serve``),
-served by uvicorn on its own loopback port over its own SQLite store (WAL, ``synchronous=NORMAL``, as the
-server runs it): ``with audit`` is ``create_app`` as shipped; ``without`` is
-the same app with the audit middleware taken out before it first serves.
-Each has one host, one app and one machine. A cycle is Fly's
+served by uvicorn on its own loopback port over its own SQLite store (WAL,
+``synchronous=NORMAL``, as the server runs it): ``with audit`` is
+``create_app`` as shipped; ``without`` is the same app with the audit
+middleware taken out before it first serves. Each has one host, one app and
+one machine. A cycle is Fly's
 ``POST …/machines/{id}/lease`` then ``DELETE …/lease`` with the nonce, over
 one keep-alive httpx connection per server, as an org admin (a user token),
 so both calls are recorded on the audited plane. Rounds alternate between the
@@ -178,7 +179,7 @@ def main() -> None:
         ):
             planes = {"with audit": prepare(url_on), "without": prepare(url_off)}
             before = len(store_on.list_audit(None, limit=100_000))
-            for name, (client, path) in planes.items():
+            for client, path in planes.values():
                 cycles(client, path, 20)  # warm-up, not counted
             for round_no in range(args.rounds):
                 order = list(planes) if round_no % 2 == 0 else list(reversed(planes))
