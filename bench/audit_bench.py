@@ -14,13 +14,16 @@ one machine. A cycle is Fly's
 one keep-alive httpx connection per server, as an org admin (a user token),
 so both calls are recorded on the audited plane. Rounds alternate between the
 planes (interleaved, so background load hits both alike). Prints p50 and p90
-per call for each plane, the difference, the records written, and the cost
-of one ``append_audit`` on the store alone.
+per call for each plane, the difference (overall, and paired round by round),
+each server process's CPU time per call (``/proc``: less sensitive to other
+load on the machine than latency), the records written, and the cost of one
+``append_audit`` on the store alone.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import socket
 import statistics
@@ -28,13 +31,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import uvicorn
+from fastapi.testclient import TestClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -57,9 +62,9 @@ def serve(home: Path, port: int, audited: bool) -> None:
 
 
 @contextmanager
-def served(home: Path, *, audited: bool) -> Iterator[tuple[str, SqliteStore]]:
-    """A control plane in its own process on a loopback port; yields its URL and a
-    second handle on its store (to count the records)."""
+def served(home: Path, *, audited: bool) -> Iterator[tuple[str, SqliteStore, int]]:
+    """A control plane in its own process on a loopback port; yields its URL, a
+    second handle on its store (to count the records) and its pid."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -79,7 +84,7 @@ def served(home: Path, *, audited: bool) -> Iterator[tuple[str, SqliteStore]]:
             time.sleep(0.05)
         store = SqliteStore(home / "state.db")
         try:
-            yield url, store
+            yield url, store, process.pid
         finally:
             store.close()
     finally:
@@ -87,10 +92,17 @@ def served(home: Path, *, audited: bool) -> Iterator[tuple[str, SqliteStore]]:
         process.wait(timeout=10)
 
 
-def prepare(url: str) -> tuple[httpx.Client, str]:
+def prepare(
+    url: str, connect: Callable[[str], httpx.Client] | None = None
+) -> tuple[httpx.Client, str]:
     """acme with its admin's user token, app ``rocket`` and one machine; the client and
-    the machine's lease path."""
-    admin = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {ADMIN}"})
+    the machine's lease path. ``connect(token)`` makes a client (default: over HTTP)."""
+
+    def over_http(token: str) -> httpx.Client:
+        return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"})
+
+    connect = connect or over_http
+    admin = connect(ADMIN)
     created = admin.post("/v1/orgs", json={"slug": "acme", "admin_email": "a@acme.test"}).json()
     plain = created["admin_invitation"]["invitation"]
     token = admin.post("/v1/invitations/accept", json={"invitation": plain}).json()["token"]
@@ -106,7 +118,7 @@ def prepare(url: str) -> tuple[httpx.Client, str]:
         },
     )
     admin.close()
-    user = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"})
+    user = connect(token)
     user.post("/v1/apps", json={"app_name": "rocket", "org_slug": "acme"}).raise_for_status()
     machine = user.post("/v1/apps/rocket/machines", json={"config": {"image": "reg/r:1"}})
     machine.raise_for_status()
@@ -129,6 +141,12 @@ def cycles(client: httpx.Client, path: str, count: int) -> tuple[list[float], li
         acquire.append((t1 - t0) * 1000)
         release.append((t3 - t2) * 1000)
     return acquire, release
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time the process has used so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def pct(values: list[float], q: float) -> float:
@@ -158,6 +176,48 @@ def append_cost(home: Path, count: int) -> float:
         store.close()
 
 
+def in_process(home: Path, count: int) -> tuple[float, float, float]:
+    """The same cycle through the ASGI apps in this process (no network, no other
+    process), alternating call by call between the planes: p50 ms with and without
+    the audit, and the median of the paired differences."""
+    apps = {}
+    stores = []
+    for name, audited in (("on", True), ("off", False)):
+        store = SqliteStore(home / f"inproc-{name}.db")
+        stores.append(store)
+        app = create_app(store, admin_token=ADMIN, run_liveness=False, run_autoscaler=False)
+        if not audited:
+            app.user_middleware = [m for m in app.user_middleware if m.cls is not AuditMiddleware]
+        apps[name] = app
+    clients = []
+    try:
+        planes = {}
+        for name, app in apps.items():
+
+            def connect(token: str, app: Any = app) -> httpx.Client:
+                client = TestClient(app, headers={"Authorization": f"Bearer {token}"})
+                clients.append(client)
+                return client
+
+            planes[name] = prepare("http://testserver", connect)
+        times: dict[str, list[float]] = {"on": [], "off": []}
+        for name in planes:
+            cycles(*planes[name], 20)  # warm-up
+        for index in range(count):
+            order = ("on", "off") if index % 2 == 0 else ("off", "on")
+            for name in order:
+                acquire, release = cycles(*planes[name], 1)
+                times[name].append(acquire[0] + release[0])
+        diffs = [a - b for a, b in zip(times["on"], times["off"], strict=True)]
+        on, off = statistics.median(times["on"]) / 2, statistics.median(times["off"]) / 2
+        return on, off, statistics.median(diffs) / 2
+    finally:
+        for client in clients:
+            client.close()
+        for store in stores:
+            store.close()
+
+
 def main() -> None:
     if len(sys.argv) == 5 and sys.argv[1] == "--serve":
         serve(Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1")
@@ -173,21 +233,29 @@ def main() -> None:
         for home in homes.values():
             home.mkdir()
         results: dict[str, tuple[list[float], list[float]]] = {n: ([], []) for n in homes}
+        cpu = dict.fromkeys(homes, 0.0)
+        paired: list[float] = []  # per round: p50 with audit - p50 without (both calls)
         with (
-            served(homes["with audit"], audited=True) as (url_on, store_on),
-            served(homes["without"], audited=False) as (url_off, _),
+            served(homes["with audit"], audited=True) as (url_on, store_on, pid_on),
+            served(homes["without"], audited=False) as (url_off, _, pid_off),
         ):
+            pids = {"with audit": pid_on, "without": pid_off}
             planes = {"with audit": prepare(url_on), "without": prepare(url_off)}
             before = len(store_on.list_audit(None, limit=100_000))
             for client, path in planes.values():
                 cycles(client, path, 20)  # warm-up, not counted
             for round_no in range(args.rounds):
                 order = list(planes) if round_no % 2 == 0 else list(reversed(planes))
+                medians = {}
                 for name in order:
                     client, path = planes[name]
+                    used = cpu_seconds(pids[name])
                     acquire, release = cycles(client, path, args.cycles)
+                    cpu[name] += cpu_seconds(pids[name]) - used
                     results[name][0].extend(acquire)
                     results[name][1].extend(release)
+                    medians[name] = statistics.median(acquire + release)
+                paired.append(medians["with audit"] - medians["without"])
             written = len(store_on.list_audit(None, limit=100_000)) - before
             for client, _ in planes.values():
                 client.close()
@@ -199,8 +267,20 @@ def main() -> None:
             on = pct(results["with audit"][index], 50)
             off = pct(results["without"][index], 50)
             print(f"audit adds to {call} p50: {on - off:+.3f} ms ({on / off:.2f}x)")
+        paired_ms = statistics.median(paired)
+        print(f"paired by round, median of (p50 with - p50 without): {paired_ms:+.3f} ms")
+        calls = 2 * args.rounds * args.cycles
+        for name in homes:
+            print(f"server CPU per call, {name}: {cpu[name] / calls * 1e6:.0f} us")
+        extra = (cpu["with audit"] - cpu["without"]) / calls * 1e6
+        print(f"audit's server CPU per recorded call: {extra:+.0f} us")
         print(f"records written by the audited plane: {written} (warm-up included)")
         print(f"append_audit alone: {append_cost(Path(tmp), 2000):.0f} us per record")
+        on, off, diff = in_process(Path(tmp), args.rounds * args.cycles)
+        print(
+            f"in process (ASGI, paired call by call), per call p50: with audit {on:.3f} ms,"
+            f" without {off:.3f} ms, paired difference {diff * 1000:+.0f} us"
+        )
 
 
 if __name__ == "__main__":

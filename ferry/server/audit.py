@@ -12,16 +12,20 @@ parameters are those the router matched. A route may add what only it knows
 with ``note_audit`` (the organization of an app it created, the invitee who
 accepted an invitation).
 
-Cost per recorded call: one indexed read (the named app's organization) and
-one insert, run in the threadpool so a busy write lock never stalls the event
-loop (a call that may delete or move its app reads the organization first, on
-the loop). A failed insert is logged and the answer still goes out: the change has
-happened by then, and refusing to answer would not undo it.
+Cost per recorded call: one insert and, unless ``authorize`` already looked it
+up (for every caller but the operator), one indexed read of the named app's
+organization. The insert runs on the event loop when the store's write lock is
+free (a thread hand-off costs more than the insert, the more so on a busy
+machine) and in the threadpool otherwise, so a busy store never stalls the
+loop. A call that may delete or move its app reads the organization first. A
+failed insert is logged and the answer still goes out: the change has happened
+by then, and refusing to answer would not undo it.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
@@ -30,7 +34,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ferry.errors import FerryError
-from ferry.model.audit import AuditEntry, AuditRecord
+from ferry.model.audit import AuditEntry
 from ferry.server.audit_policy import (
     Target,
     actor_of,
@@ -121,11 +125,15 @@ class AuditMiddleware:
             return False
         return True
 
-    def _target(self, scope: Scope, params: dict[str, str], early_org: str | None) -> Target:
+    def _target(
+        self, scope: Scope, state: dict[str, Any], params: dict[str, str], early_org: str | None
+    ) -> Target:
         app_name = params.get("app_name")
         app_org = early_org
         if app_name is not None and app_org is None:
-            app_org = self.store.app_org(app_name)
+            # ``authorize`` looked it up for any caller but the operator: no second read.
+            found = state.get("app_org") if "app_org" in state else self.store.app_org(app_name)
+            app_org = found if isinstance(found, str) else None
         route = route_template(scope) or ""
         slug = params.get("slug") if route.startswith(_ORGS) else None
         if slug is None and app_name is None:
@@ -134,13 +142,6 @@ class AuditMiddleware:
         if slug is not None and not self._org_exists(slug):
             slug = None
         return Target(app_name=app_name, app_org=app_org, org_slug=slug)
-
-    def record(
-        self, scope: Scope, state: dict[str, Any], status: int, body: bytes, early_org: str | None
-    ) -> AuditRecord | None:
-        """Append the record of a finished call; ``None`` when it is not recorded. Blocks."""
-        entry = self.entry(scope, state, status, body, early_org)
-        return None if entry is None else self.store.append_audit(entry)
 
     def entry(
         self, scope: Scope, state: dict[str, Any], status: int, body: bytes, early_org: str | None
@@ -152,13 +153,13 @@ class AuditMiddleware:
         found = state.get("principal")
         principal = found if isinstance(found, Principal) else None
         params = {k: str(v) for k, v in (scope.get("path_params") or {}).items()}
-        target = self._target(scope, params, early_org)
+        target = self._target(scope, state, params, early_org)
         method: str = scope["method"]
         if not should_record(method, status, principal, target):
             return None
         note: dict[str, Any] = state.get(_NOTE, {})
         if "org" in note and self._org_exists(note["org"]):
-            target = Target(target.app_name, target.app_org, target.org_slug, note["org"])
+            target = replace(target, noted_org=note["org"])
         client = scope.get("client")
         return AuditEntry(
             at=self.clock.now(),
@@ -224,10 +225,13 @@ class _Call:
         principal = found if isinstance(found, Principal) else None
         if not might_record(self.scope["method"], status, principal):
             return  # the common read: decided without touching the store
+        store = self.recorder.store
         try:
-            await anyio.to_thread.run_sync(
-                self.recorder.record, self.scope, self.state, status, body, self.early_org
-            )
+            entry = self.recorder.entry(self.scope, self.state, status, body, self.early_org)
+            # Inserted here, on the loop, when no other write is under way (tens of µs);
+            # else in the threadpool, so a busy store never stalls the loop.
+            if entry is not None and store.try_append_audit(entry) is None:
+                await anyio.to_thread.run_sync(store.append_audit, entry)
         except Exception:
             log.exception(
                 "could not record %s %s in the audit trail",

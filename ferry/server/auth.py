@@ -123,7 +123,10 @@ def authorizer(
             return
         need = route_need(route_template(request.scope) or "", request.method)
         params = {k: str(v) for k, v in request.path_params.items()}
-        org = app_org(params["app_name"]) if "app_name" in params else None
+        org = None
+        if "app_name" in params:
+            org = app_org(params["app_name"])
+            request.state.app_org = org  # the audit trail's recorder reuses it
         check(principal, need, params, org)
 
     return authorize

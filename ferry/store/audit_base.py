@@ -23,6 +23,12 @@ class AuditStore(Protocol):
         """Append ``entry``; the stored record has the next id (ids only grow)."""
         ...
 
+    def try_append_audit(self, entry: AuditEntry) -> AuditRecord | None:
+        """``append_audit`` if that needs no waiting for another writer; else ``None`` at
+        once, nothing written. For callers on an event loop: a thread hand-off costs
+        more than the insert itself."""
+        ...
+
     def list_audit(
         self, org_slug: str | None, *, limit: int = 100, before: int | None = None
     ) -> list[AuditRecord]:

@@ -73,6 +73,14 @@ class AuditRows:
             new_id = cursor.lastrowid
         return AuditRecord(id=int(new_id or 0), **entry.model_dump())
 
+    def try_append_audit(self, entry: AuditEntry) -> AuditRecord | None:
+        with self._db.raw_write_if_free() as cursor:
+            if cursor is None:
+                return None
+            cursor.execute(_INSERT, _values(entry))
+            new_id = cursor.lastrowid
+        return AuditRecord(id=int(new_id or 0), **entry.model_dump())
+
     def list_audit(
         self, org_slug: str | None, *, limit: int = 100, before: int | None = None
     ) -> list[AuditRecord]:

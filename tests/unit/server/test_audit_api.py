@@ -87,6 +87,14 @@ def test_another_organizations_attempts_are_404_and_in_the_victims_trail(
         assert record["outcome"] == "app 'rocket' not found"
         assert record["source"] == "testclient"
     assert attempts[2]["target"] == {"app_name": "rocket", "machine_id": machine}
+    listed = api.client.get("/v1/apps", params={"org_slug": "acme"}, headers=bob)
+    assert listed.status_code == 404
+    probe = _audit(api, "acme", limit=1)[0]
+    assert (probe["route"], probe["actor"], probe["status"]) == (
+        "/v1/apps",
+        "org token 'bob-ci' (globex)",
+        404,
+    )
     # Nothing happened to the app, and globex's own trail does not hold acme's records.
     assert api.client.get("/v1/apps/rocket").json()["status"] != "destroying"
     assert all(r["org_slug"] == "globex" for r in _audit(api, "globex"))

@@ -84,4 +84,16 @@ def test_the_table_refuses_updates_and_deletes_even_from_raw_sql(tmp_path: Path)
 
 def test_the_store_contract_has_no_way_to_change_a_record() -> None:
     methods = {name for name in vars(AuditStore) if not name.startswith("_")}
-    assert methods == {"append_audit", "list_audit"}
+    assert methods == {"append_audit", "try_append_audit", "list_audit"}
+
+
+def test_try_append_gives_up_at_once_while_another_write_is_under_way(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "state.db")
+    try:
+        with store._db.write():  # another thread's transaction, as far as the store knows
+            assert store.try_append_audit(_entry("acme", 1)) is None
+        assert store.list_audit("acme") == []
+        written = store.try_append_audit(_entry("acme", 2))
+        assert written is not None and store.list_audit("acme") == [written]
+    finally:
+        store.close()
