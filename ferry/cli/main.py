@@ -31,6 +31,7 @@ from ferry.cli import (
     secrets,
     tokens,
 )
+from ferry.cli.audit import audit_command
 from ferry.cli.deploy import deploy_command
 from ferry.cli.launch import launch_command
 from ferry.cli.logs import logs_command
@@ -81,6 +82,7 @@ app.add_typer(releases.app, name="releases")
 app.add_typer(secrets.app, name="secrets")
 app.command("status")(status_command)
 app.command("logs")(logs_command)
+app.command("audit")(audit_command)
 app.add_typer(cluster.app, name="cluster")
 app.add_typer(region.app, name="region")
 app.command("server")(daemons.server_command)

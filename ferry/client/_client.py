@@ -6,6 +6,7 @@ from typing import Any
 
 from ferry.client._access import AccessMethods
 from ferry.client._agent import AgentMethods
+from ferry.client._audit import AuditMethods
 from ferry.client._machine_extras import MachineExtrasMethods, nonce_header
 from ferry.client._parse import parse_model, parse_models
 from ferry.client._parse import path_segment as _seg
@@ -32,7 +33,12 @@ LONG_POLL_SLACK = 10.0
 
 
 class FerryClient(
-    AgentMethods, ReleaseMethods, MachineExtrasMethods, AccessMethods, SecretsMethods
+    AgentMethods,
+    ReleaseMethods,
+    MachineExtrasMethods,
+    AccessMethods,
+    SecretsMethods,
+    AuditMethods,
 ):
     """Synchronous client of the Ferry API; every method blocks until the answer arrives.
 

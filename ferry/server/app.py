@@ -12,6 +12,7 @@ from fastapi import Depends, FastAPI
 import ferry
 from ferry.autoscale.distances import RegionDistances
 from ferry.secrets import SecretsKey
+from ferry.server.audit import AuditMiddleware
 from ferry.server.auth import Authenticator, authorizer
 from ferry.server.clock import Clock, SystemClock
 from ferry.server.context import ControlPlane
@@ -27,6 +28,7 @@ from ferry.server.routes import (
     releases,
     secrets,
 )
+from ferry.server.routes import audit as audit_routes
 from ferry.store import StateStore
 
 __all__ = ["create_app"]
@@ -102,4 +104,7 @@ def create_app(
     for module in (apps, machines, hosts, platform, edges, autoscale, releases, secrets):
         app.include_router(module.build_router(plane), dependencies=authorized)
     app.include_router(orgs.build_router(plane.access), dependencies=authorized)
+    app.include_router(audit_routes.build_router(plane), dependencies=authorized)
+    # Every change and every refused cross-organization attempt goes into the trail.
+    app.add_middleware(AuditMiddleware, store=store, clock=plane.clock)
     return app

@@ -21,6 +21,7 @@ from ferry.model.access import TokenInfo, TokenKind
 from ferry.server import tokens
 from ferry.server.authz import OPERATOR, Principal, check, route_need
 from ferry.server.clock import Clock
+from ferry.server.route_path import route_template
 from ferry.store.access_base import AccessStore
 
 __all__ = ["Authenticator", "authorizer", "ensure_admin_token", "principal_of"]
@@ -120,10 +121,12 @@ def authorizer(
         request.state.principal = principal
         if principal.is_operator:
             return
-        route = request.scope.get("route")
-        need = route_need(getattr(route, "path", ""), request.method)
+        need = route_need(route_template(request.scope) or "", request.method)
         params = {k: str(v) for k, v in request.path_params.items()}
-        org = app_org(params["app_name"]) if "app_name" in params else None
+        org = None
+        if "app_name" in params:
+            org = app_org(params["app_name"])
+            request.state.app_org = org  # the audit trail's recorder reuses it
         check(principal, need, params, org)
 
     return authorize

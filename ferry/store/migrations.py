@@ -215,6 +215,32 @@ MIGRATIONS: Final[list[tuple[int, list[str]]]] = [
         ],
     ),
     (
+        9,
+        [
+            # The audit trail: one row per change or refused attempt, appended by the
+            # API (ferry.server.audit). No request bodies, no secrets. The triggers make
+            # the table append-only: nothing in Ferry updates or deletes a record.
+            """CREATE TABLE audit (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                at REAL NOT NULL,
+                org_slug TEXT,
+                actor TEXT NOT NULL,
+                token_id TEXT,
+                method TEXT NOT NULL,
+                route TEXT NOT NULL,
+                target TEXT NOT NULL,
+                source TEXT NOT NULL,
+                status INTEGER NOT NULL,
+                outcome TEXT NOT NULL
+            )""",
+            "CREATE INDEX audit_by_org ON audit (org_slug, id)",
+            """CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+            BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END""",
+            """CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+            BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END""",
+        ],
+    ),
+    (
         10,
         [
             # App secrets, sealed with AES-256-GCM by the control plane's key (ferry.secrets):

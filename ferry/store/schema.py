@@ -10,6 +10,7 @@ from sqlalchemy import Column, Float, Integer, LargeBinary, MetaData, String, Ta
 
 __all__ = [
     "apps",
+    "audit",
     "autoscale_policies",
     "counters",
     "events",
@@ -221,4 +222,20 @@ secret_versions = Table(
     Column("app_name", String, primary_key=True),
     Column("version", Integer),
     Column("deployed", Integer),
+)
+
+audit = Table(
+    "audit",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float),
+    Column("org_slug", String),
+    Column("actor", String),
+    Column("token_id", String),
+    Column("method", String),
+    Column("route", String),
+    Column("target", Text),
+    Column("source", String),
+    Column("status", Integer),
+    Column("outcome", Text),
 )

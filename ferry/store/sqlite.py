@@ -44,6 +44,7 @@ from ferry.store.schema import (
     orgs,
 )
 from ferry.store.sqlite_access import AccessRows
+from ferry.store.sqlite_audit import AuditRows
 from ferry.store.sqlite_engine import SqliteDatabase
 from ferry.store.sqlite_leases import LeaseRows, record_version
 from ferry.store.sqlite_placement import (
@@ -73,7 +74,7 @@ _LIVE = machines.c.state != "destroyed"
 _PARSED_CACHE_SIZE = 50_000
 
 
-class SqliteStore(SqliteReleases, LeaseRows, PlacementRows, AccessRows, SecretRows):
+class SqliteStore(SqliteReleases, LeaseRows, PlacementRows, AccessRows, SecretRows, AuditRows):
     """``StateStore`` on one SQLite file (guarantees: ``sqlite_engine.py``).
 
     Opening creates the file and its directory if needed and applies pending

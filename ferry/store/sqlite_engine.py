@@ -106,24 +106,43 @@ class SqliteDatabase:
         the writes. Same pragmas, so the same durability. Commits when the block
         ends; rolls back if it raises.
         """
+        with self._write_lock, self._raw_transaction() as cursor:
+            yield cursor
+
+    @contextmanager
+    def raw_write_if_free(self) -> Iterator[sqlite3.Cursor | None]:
+        """``raw_write`` when no other write of this process is under way, else ``None``
+        at once (nothing written): for a caller on the event loop, which must not wait."""
+        if not self._write_lock.acquire(blocking=False):
+            yield None
+            return
         try:
-            with self._write_lock:
-                if self._raw is None:
-                    self._raw = sqlite3.connect(
-                        self.path, timeout=10, isolation_level=None, check_same_thread=False
-                    )
-                    _on_connect(self._raw, None)
-                cursor = self._raw.cursor()
-                cursor.execute("BEGIN IMMEDIATE")
-                try:
-                    yield cursor
-                except BaseException:
-                    self._raw.rollback()
-                    raise
-                else:
-                    self._raw.commit()
-                finally:
-                    cursor.close()
+            with self._raw_transaction() as cursor:
+                yield cursor
+        finally:
+            self._write_lock.release()
+
+    @contextmanager
+    def _raw_transaction(self) -> Iterator[sqlite3.Cursor]:
+        """One ``BEGIN IMMEDIATE`` transaction on the raw connection; the caller holds
+        the write lock."""
+        try:
+            if self._raw is None:
+                self._raw = sqlite3.connect(
+                    self.path, timeout=10, isolation_level=None, check_same_thread=False
+                )
+                _on_connect(self._raw, None)
+            cursor = self._raw.cursor()
+            cursor.execute("BEGIN IMMEDIATE")
+            try:
+                yield cursor
+            except BaseException:
+                self._raw.rollback()
+                raise
+            else:
+                self._raw.commit()
+            finally:
+                cursor.close()
         except sqlite3.OperationalError as exc:
             raise UnavailableError(f"the state database {self.path} failed: {exc}") from exc
 

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ferry.errors import NotFoundError, ValidationError
 from ferry.model import App
+from ferry.server.audit import note_audit
 from ferry.server.auth import principal_of
 from ferry.server.authz import Access, Principal, app_access, org_access, require_org
 from ferry.server.context import ControlPlane, json_response
@@ -61,6 +62,7 @@ def build_router(plane: ControlPlane) -> APIRouter:
     def create_app(request: Request, body: CreateAppRequest) -> JSONResponse:
         p = principal_of(request)
         org_slug = body.org_slug if "org_slug" in body.model_fields_set else _default_org(p)
+        note_audit(request, org=org_slug, app_name=body.wanted_name)
         require_org(p, org_slug, Access.WRITE)
         app = plane.apps.create(body.wanted_name, org_slug, body.network)
         return json_response(app, 201)

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ferry.model.access import Role, TokenKind
 from ferry.server.access_service import AccessService, NewToken
+from ferry.server.audit import note_audit
 from ferry.server.auth import principal_of
 from ferry.server.context import json_response
 
@@ -70,6 +71,7 @@ def build_router(access: AccessService) -> APIRouter:
         invitation: accepting it gives them their user token."""
         p = principal_of(request)
         org = access.create_org(p, body.slug, body.name or body.slug, body.admin_email)
+        note_audit(request, org=org.slug, slug=org.slug)
         answer = org.model_dump(mode="json")
         if p.is_operator and body.admin_email is not None:
             invitation, plain = access.invite(p, org.slug, body.admin_email, Role.ADMIN)
@@ -120,6 +122,8 @@ def build_router(access: AccessService) -> APIRouter:
 
     @router.post("/v1/tokens", status_code=201)
     def create_token(request: Request, body: CreateTokenRequest) -> JSONResponse:
+        if body.org_slug:
+            note_audit(request, org=body.org_slug)
         token = access.create_token(
             principal_of(request),
             body.kind,
@@ -130,11 +134,17 @@ def build_router(access: AccessService) -> APIRouter:
             region=body.region,
             expiry=body.expiry,
         )
+        info = token.info
+        note_audit(
+            request, org=info.org_slug, token_id=info.id, kind=info.kind.value, name=info.name
+        )
         return json_response(_created(token), 201)
 
     @router.delete("/v1/tokens/{token_id}")
     def revoke_token(request: Request, token_id: str) -> JSONResponse:
-        return json_response(access.revoke_token(principal_of(request), token_id))
+        revoked = access.revoke_token(principal_of(request), token_id)
+        note_audit(request, org=revoked.org_slug, name=revoked.name)
+        return json_response(revoked)
 
     return router
 
@@ -144,8 +154,14 @@ def build_public_router(access: AccessService) -> APIRouter:
     router = APIRouter(tags=["access"])
 
     @router.post("/v1/invitations/accept", status_code=201)
-    def accept_invitation(body: AcceptRequest) -> JSONResponse:
+    def accept_invitation(request: Request, body: AcceptRequest) -> JSONResponse:
         invitation, token = access.accept(body.invitation, body.token_name)
+        note_audit(
+            request,
+            org=invitation.org_slug,
+            actor=f"invitation {invitation.id} ({invitation.email})",
+            token_id=token.info.id,
+        )
         return json_response(
             {"membership": invitation.model_dump(mode="json"), **_created(token)}, 201
         )
