@@ -100,14 +100,21 @@ def test_a_chatty_log_stays_small_on_disk_and_every_line_arrives_in_order(
         [sys.executable, "-c", WRITER, str(path), str(LINE_COUNT), str(LINE_BYTES)]
     )
     shipper, sink = LogShipper(driver), RecordingSink()
-    most_allocated = 0
+    # What the disk holds beyond the lines not shipped yet: the shipper's promise is to
+    # free what it shipped, so this stays small however far a loaded machine lets the
+    # writer run ahead of it (the unshipped tail itself is the writer's, not a leak).
+    most_kept_after_shipping = 0
     deadline = time.monotonic() + 120
     try:
         while writer.poll() is None or len(sink.lines) < LINE_COUNT:
             assert time.monotonic() < deadline, "the shipper did not catch up"
             shipper.ship([MACHINE], sink, "ams-1")
             if path.exists():
-                most_allocated = max(most_allocated, allocated(path))
+                held = allocated(path)
+                # Read after the allocation: the file only grows, so this never
+                # overstates what was shipped and freeable at that moment.
+                unshipped = os.stat(path).st_size - len(sink.lines) * LINE_BYTES
+                most_kept_after_shipping = max(most_kept_after_shipping, held - unshipped)
     finally:
         writer.kill()
         writer.wait()
@@ -115,12 +122,13 @@ def test_a_chatty_log_stays_small_on_disk_and_every_line_arrives_in_order(
     assert writer.returncode == 0
     size = os.stat(path).st_size
     print(
-        f"\n{fs_type(path)}: size {size / MIB:.1f} MiB, "
-        f"allocated at most {most_allocated / MIB:.2f} MiB, now {allocated(path) / MIB:.2f} MiB"
+        f"\n{fs_type(path)}: size {size / MIB:.1f} MiB, shipped lines kept on disk at most "
+        f"{most_kept_after_shipping / MIB:.2f} MiB, now {allocated(path) / MIB:.2f} MiB"
     )
     assert sink.lines == expected_lines()
     assert size >= TOTAL_BYTES
-    assert most_allocated < ALLOCATED_BOUND
+    assert most_kept_after_shipping < ALLOCATED_BOUND
+    assert allocated(path) < ALLOCATED_BOUND  # everything shipped: (almost) nothing kept
     assert path.read_bytes()[-LINE_BYTES:].decode().rstrip("\n") == sink.lines[-1]
 
 
@@ -163,21 +171,25 @@ def test_a_real_container_log_is_bounded_while_it_writes(
     driver.start(spec)
     path = driver.log_path(spec.container_id)
     shipper, sink = LogShipper(driver), RecordingSink()
-    most_allocated = 0
+    most_kept_after_shipping, shipped_bytes, counted = 0, 0, 0
     deadline = time.monotonic() + 60
     while len(sink.lines) < count:
         assert time.monotonic() < deadline, f"only {len(sink.lines)} lines shipped"
         shipper.ship([MACHINE], sink, "ams-1")
-        most_allocated = max(most_allocated, allocated(path))
+        shipped_bytes += sum(len(line) + 1 for line in sink.lines[counted:])
+        counted = len(sink.lines)
+        held = allocated(path)  # as in the test above: beyond the unshipped tail
+        unshipped = os.stat(path).st_size - shipped_bytes
+        most_kept_after_shipping = max(most_kept_after_shipping, held - unshipped)
 
     print(
         f"\ncontainer: size {os.stat(path).st_size / MIB:.1f} MiB, "
-        f"allocated at most {most_allocated / MIB:.2f} MiB"
+        f"shipped lines kept on disk at most {most_kept_after_shipping / MIB:.2f} MiB"
     )
     expected = [f"line {i} {'.' * 55}" for i in range(count)]
     assert sink.lines == expected
     assert os.stat(path).st_size >= count * 64
-    assert most_allocated < ALLOCATED_BOUND
+    assert most_kept_after_shipping < ALLOCATED_BOUND
     with path.open("rb") as log:
         log.seek(-100, os.SEEK_END)
         assert log.read().decode().endswith(f"{expected[-1]}\n")
