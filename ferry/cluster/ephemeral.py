@@ -55,19 +55,29 @@ DEMO_APP = Path(__file__).resolve().parents[2] / "demo"
 
 
 def run_cli(
-    settings: ClusterSettings, *args: str, cwd: Path | None = None, timeout: float = 300
+    settings: ClusterSettings,
+    *args: str,
+    cwd: Path | None = None,
+    timeout: float = 300,
+    token: str | None = None,
+    stdin: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run the ``ferry`` CLI as a user would, pointed at this cluster. Never raises on exit code."""
+    """Run the ``ferry`` CLI as a user would, pointed at this cluster. Never raises on exit code.
+
+    ``token`` is the user's (``FERRY_API_TOKEN``; default: the cluster's admin token);
+    ``stdin`` is what the user types or pipes in.
+    """
     env = {
         **os.environ,
         "FERRY_HOME": str(settings.home),
         "FERRY_API_URL": settings.api_url,
-        "FERRY_API_TOKEN": settings.token_path.read_text().strip(),
+        "FERRY_API_TOKEN": token or settings.token_path.read_text().strip(),
     }
     return subprocess.run(
         [sys.executable, "-m", "ferry", *args],
         cwd=cwd,
         env=env,
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=timeout,

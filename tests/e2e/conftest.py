@@ -42,10 +42,16 @@ def client(cluster: ClusterSettings) -> Iterator[FerryClient]:
 
 
 def ferry(
-    cluster: ClusterSettings, *args: str, cwd: Path | None = None, timeout: float = 180
+    cluster: ClusterSettings,
+    *args: str,
+    cwd: Path | None = None,
+    timeout: float = 180,
+    token: str | None = None,
+    stdin: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run the `ferry` CLI as a user would, pointed at this cluster."""
-    return run_cli(cluster, *args, cwd=cwd, timeout=timeout)
+    """Run the `ferry` CLI as a user would, pointed at this cluster (as the operator
+    unless ``token`` is given)."""
+    return run_cli(cluster, *args, cwd=cwd, timeout=timeout, token=token, stdin=stdin)
 
 
 def demo_dir(tmp: Path) -> Path:
