@@ -42,6 +42,7 @@ from ferry.runtime.image_gc import GcPolicy, ImageDeletion
 from ferry.runtime.images import RegistryImageStore
 from ferry.runtime.process_sampler import ProcessSampler
 from ferry.runtime.runc import RuncDriver
+from ferry.runtime.userns import IdRangeAllocator
 
 log = logging.getLogger("ferry.agent")
 
@@ -66,6 +67,11 @@ class AgentSettings:
     cgroup_parent: str = "ferry"
     insecure_registries: tuple[str, ...] = ()
     image_gc: GcPolicy = field(default_factory=GcPolicy)
+    # Machines in user namespaces of their own (docs/isolation.md); the table of uid
+    # ranges must be shared by every agent on one kernel (default: state_dir's).
+    user_namespaces: bool = True
+    id_ranges_file: Path | None = None
+    readonly_root: bool = False
 
 
 def images_in_use(machines: Iterable[Machine], containers: Iterable[ContainerStatus]) -> set[str]:
@@ -109,6 +115,12 @@ class Agent:
             self.client,
             self.memory,
             before_destroy=self._ship_rest,
+            id_ranges=IdRangeAllocator(
+                settings.id_ranges_file or settings.state_dir / "id-ranges.json"
+            )
+            if settings.user_namespaces
+            else None,
+            readonly_root=settings.readonly_root,
         )
         self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="step")
         self.checks = CheckTracker()

@@ -38,6 +38,7 @@ from ferry.runtime.driver import (
     ImageStore,
 )
 from ferry.runtime.process import merge_env, resolve_process
+from ferry.runtime.userns import IdRangeAllocator
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +84,16 @@ class StepRunner:
         memory: dict[str, MachineMemory],
         clock: Callable[[], float] = time.monotonic,
         before_destroy: Callable[[Machine, str], None] | None = None,
+        id_ranges: IdRangeAllocator | None = None,
+        readonly_root: bool = False,
     ) -> None:
+        """``id_ranges``: each machine runs in its own user namespace, root inside
+        mapped to the host uid range it holds there (kept across its restarts,
+        freed when it is destroyed); ``None``: in the host's, as root.
+        ``readonly_root``: machines get a read-only root filesystem."""
         self.host = host
+        self.id_ranges = id_ranges
+        self.readonly_root = readonly_root
         # Called with (machine, container id) after a container stops and before its
         # directory (and so its log) is removed: the last output still gets shipped.
         self.before_destroy = before_destroy
@@ -204,6 +213,8 @@ class StepRunner:
         for c in step.containers:
             self._stop_container(m, c)
         self.network.remove(m.id)
+        if self.id_ranges is not None:
+            self.id_ranges.release(m.id)
         with self._lock:
             self.memory.pop(m.id, None)
         self._report(m, MachineState.DESTROYED, "destroy", "destroyed")
@@ -214,6 +225,8 @@ class StepRunner:
                 self.driver.stop(c.container_id, "SIGKILL", 0)
             self.driver.destroy(c.container_id)
         self.network.remove(step.machine_id)
+        if self.id_ranges is not None:
+            self.id_ranges.release(step.machine_id)
 
     def _do_report(self, step: Step) -> None:
         m = _need(step)
@@ -280,6 +293,8 @@ class StepRunner:
             labels={LABEL_MACHINE: m.id, LABEL_INSTANCE: m.instance_id, LABEL_APP: m.app_name},
             init_binary=INIT_BINARY,
             files=tuple((f.guest_path, f.content) for f in m.config.files),
+            id_range=None if self.id_ranges is None else self.id_ranges.acquire(m.id),
+            readonly_root=self.readonly_root,
         )
         self.driver.destroy(spec.container_id)  # a half-made container from a crash mid-start
         mark = phases.lap("spec", mark, self.clock())
