@@ -108,9 +108,9 @@ def raw_runs(
                 bundle / "work",
                 bundle / "lower",
                 bundle / "sys",
-                mounts / container_id,
+                mounts / container_id / "root",
             )
-            for sub in (dirs.upper, dirs.work, dirs.rootfs):
+            for sub in (dirs.upper, dirs.work):
                 sub.mkdir(parents=True)
             bundles.append((container_id, bundle, dirs))  # from here on, cleaned up in any case
             container = spec_for(image, container_id, process, bench_range(n) if userns else None)

@@ -54,16 +54,27 @@ def make_searchable_dirs(path: Path) -> None:
 
 
 def mount_rootfs(dirs: RootfsDirs, spec: ContainerSpec) -> MountedRootfs:
-    """Mount ``spec``'s image as an overlay on ``dirs.rootfs`` (which must exist, as must
-    ``upper`` and ``work``); with ``spec.id_range``, through an idmapped, read-only
-    view of the image, the upper layer's root owned by the container's root, and a
-    sysfs of ``spec.netns_path`` when given. Raises ``RuntimeFailure``; what was
-    mounted before the failure is left for ``unmount_rootfs``.
+    """Mount ``spec``'s image as an overlay on ``dirs.rootfs`` (``upper`` and ``work``
+    must exist); with ``spec.id_range``, through an idmapped, read-only view of the
+    image, the upper layer's root owned by the container's root, and a sysfs of
+    ``spec.netns_path`` when given. Raises ``RuntimeFailure``; what was made before
+    a failure is left for ``unmount_rootfs``.
+
+    ``dirs.rootfs`` is made in a directory of its own, mode 0700 and owned by the
+    container's root: runc (as that root) can reach the root filesystem, the
+    host's other users cannot.
     """
-    if spec.id_range is None:
+    root_ids = None if spec.id_range is None else (spec.id_range.host_id,) * 2
+    guard = dirs.rootfs.parent
+    with contextlib.suppress(FileExistsError):  # a crash's leftover: reused
+        guard.mkdir(mode=0o700)
+    if root_ids is not None:
+        os.chown(guard, *root_ids)
+    with contextlib.suppress(FileExistsError):
+        dirs.rootfs.mkdir()
+    if spec.id_range is None or root_ids is None:
         mount_overlay(spec.image.rootfs, dirs.upper, dirs.work, dirs.rootfs)
         return MountedRootfs(sysfs=None, owner=None)
-    root_ids = (spec.id_range.host_id, spec.id_range.host_id)
     dirs.lower.mkdir()
     mount_idmapped(spec.image.rootfs, dirs.lower, spec.id_range)
     os.chown(dirs.upper, *root_ids)  # the overlay's root dir takes the upper's owner
@@ -77,7 +88,8 @@ def mount_rootfs(dirs: RootfsDirs, spec: ContainerSpec) -> MountedRootfs:
 
 
 def unmount_rootfs(dirs: RootfsDirs, legacy_rootfs: Path) -> None:
-    """Unmount the overlay (and remove its mount point), then the mounts in the
+    """Unmount the overlay (and remove its mount point and that one's directory), then
+    the mounts in the
     container's directory. Idempotent. ``legacy_rootfs``: where an older Ferry
     mounted the overlay, for containers it left running.
 
@@ -85,8 +97,9 @@ def unmount_rootfs(dirs: RootfsDirs, legacy_rootfs: Path) -> None:
     removing it then would reach into the shared image or /sys.
     """
     unmount(dirs.rootfs)
-    with contextlib.suppress(FileNotFoundError):
-        dirs.rootfs.rmdir()
+    for made in (dirs.rootfs, dirs.rootfs.parent):
+        with contextlib.suppress(FileNotFoundError):
+            made.rmdir()
     for point in (legacy_rootfs, dirs.sys, dirs.lower):
         unmount(point)
         if os.path.ismount(point):

@@ -16,10 +16,11 @@ Layout of ``state_dir/containers/<id>/``::
     labels.json   the labels of ``ContainerSpec``
 
 The overlay itself (the container's root) is mounted on
-``mounts_dir/<key>/<id>`` (``/run/ferry/rootfs`` by default; ``key`` tells state
-dirs apart): runc mounts the root from inside the container's user namespace,
-where root is an unprivileged host uid that must be able to walk the path, and
-a state dir may sit under a private directory (``/root``, a 0700 temp dir).
+``mounts_dir/<key>/<id>/root`` (``/run/ferry/rootfs`` by default; ``key`` tells
+state dirs apart; ``<id>`` is 0700 and the container root's): runc mounts the
+root from inside the container's user namespace, where root is an unprivileged
+host uid that must be able to walk the path, and a state dir may sit under a
+private directory (``/root``, a 0700 temp dir).
 
 The shim is ``sh -c 'runc run …; echo $? > exit_code'`` in its own session, so
 containers keep running, and their exit codes are still recorded, while the
@@ -202,7 +203,7 @@ class RuncDriver:
     def _paths(self, container_id: str) -> _Paths:
         if not container_id or "/" in container_id or container_id in (".", ".."):
             raise ValidationError(f"invalid container id {container_id!r}")
-        return _Paths(self.containers_dir / container_id, self.mounts_dir / container_id)
+        return _Paths(self.containers_dir / container_id, self.mounts_dir / container_id / "root")
 
     # -- start ----------------------------------------------------------------
 
@@ -231,7 +232,6 @@ class RuncDriver:
         for directory in (paths.upper, paths.work):
             directory.mkdir()
         make_searchable_dirs(self.mounts_dir)
-        paths.rootfs.mkdir(exist_ok=True)  # a crash's leftover is empty: destroy unmounted it
         paths.hosts.write_text(render_hosts_file(spec.hostname))
         paths.labels.write_text(json.dumps(spec.labels))
         mounted = mount_rootfs(paths.rootfs_dirs, spec)

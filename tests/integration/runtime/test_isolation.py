@@ -63,6 +63,9 @@ def test_root_inside_is_a_different_unprivileged_host_uid_in_each_machine(
         status = driver.inspect(spec.container_id)
         assert status.pid is not None
         pids.append(status.pid)
+        # its root filesystem is reachable by its own root only (and the host's)
+        guard = driver.rootfs_path(spec.container_id).parent.stat()
+        assert (guard.st_uid, guard.st_mode & 0o777) == (id_range.host_id, 0o700)
 
     assert host_ids(pids[0]) == (first.host_id, first.host_id)
     assert host_ids(pids[1]) == (second.host_id, second.host_id)

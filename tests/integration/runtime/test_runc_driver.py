@@ -196,7 +196,7 @@ def test_destroy_cleans_up_a_container_half_created_before_a_crash(
     rootfs = driver.rootfs_path("half-made")
     for sub in ("upper", "work"):
         (container_dir / sub).mkdir(parents=True)
-    rootfs.mkdir()
+    rootfs.mkdir(parents=True)
     mount_overlay(busybox_image.rootfs, container_dir / "upper", container_dir / "work", rootfs)
 
     [leftover] = driver.list()
