@@ -38,7 +38,7 @@ from ferry.runtime.driver import (
     ImageStore,
 )
 from ferry.runtime.process import merge_env, resolve_process
-from ferry.runtime.userns import IdRangeAllocator
+from ferry.runtime.userns import IdRangeAllocator, range_owner
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +214,7 @@ class StepRunner:
             self._stop_container(m, c)
         self.network.remove(m.id)
         if self.id_ranges is not None:
-            self.id_ranges.release(m.id)
+            self.id_ranges.release(range_owner(self.host.host_id, m.id))
         with self._lock:
             self.memory.pop(m.id, None)
         self._report(m, MachineState.DESTROYED, "destroy", "destroyed")
@@ -226,7 +226,7 @@ class StepRunner:
             self.driver.destroy(c.container_id)
         self.network.remove(step.machine_id)
         if self.id_ranges is not None:
-            self.id_ranges.release(step.machine_id)
+            self.id_ranges.release(range_owner(self.host.host_id, step.machine_id))
 
     def _do_report(self, step: Step) -> None:
         m = _need(step)
@@ -293,7 +293,9 @@ class StepRunner:
             labels={LABEL_MACHINE: m.id, LABEL_INSTANCE: m.instance_id, LABEL_APP: m.app_name},
             init_binary=INIT_BINARY,
             files=tuple((f.guest_path, f.content) for f in m.config.files),
-            id_range=None if self.id_ranges is None else self.id_ranges.acquire(m.id),
+            id_range=None
+            if self.id_ranges is None
+            else self.id_ranges.acquire(range_owner(self.host.host_id, m.id)),
             readonly_root=self.readonly_root,
         )
         self.driver.destroy(spec.container_id)  # a half-made container from a crash mid-start

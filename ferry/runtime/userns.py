@@ -31,6 +31,7 @@ __all__ = [
     "IdRange",
     "IdRangeAllocator",
     "choose_slot",
+    "range_owner",
 ]
 
 #: ids each machine gets: 0..65535 inside, as Docker's and podman's defaults.
@@ -62,6 +63,11 @@ class IdRange:
         if not 0 <= inside < self.size:
             raise ValueError(f"id {inside} is outside the mapped range 0..{self.size - 1}")
         return self.host_id + inside
+
+
+def range_owner(host_id: str, machine_id: str) -> str:
+    """The table's key for a machine on a host: agents sharing a table keep apart."""
+    return f"{host_id}/{machine_id}"
 
 
 def slot_range(slot: int) -> IdRange:
@@ -115,6 +121,20 @@ class IdRangeAllocator:
         """Free ``owner``'s range, if it holds one. Idempotent."""
         with self._table() as table:
             table.pop(owner, None)
+
+    def release_unclaimed(self, prefix: str, claimed: set[str], suspects: set[str]) -> set[str]:
+        """Free the ranges of owners under ``prefix`` that are in ``suspects`` (found
+        unclaimed by the previous call) and still not in ``claimed``; return the owners
+        under ``prefix`` that are unclaimed now (the next call's ``suspects``).
+
+        Two passes apart, an owner that only just acquired its range (before the
+        caller's view of what is claimed was taken) is never freed.
+        """
+        with self._table() as table:
+            unclaimed = {o for o in table if o.startswith(prefix) and o not in claimed}
+            for owner in unclaimed & suspects:
+                del table[owner]
+            return unclaimed - suspects
 
     def held(self) -> dict[str, IdRange]:
         """Every owner and its range."""

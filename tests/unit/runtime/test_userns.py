@@ -14,6 +14,7 @@ from ferry.runtime.userns import (
     IdRange,
     IdRangeAllocator,
     choose_slot,
+    range_owner,
 )
 
 
@@ -83,3 +84,26 @@ def test_a_range_maps_ids_inside_to_the_host() -> None:
     assert id_range.proc_map() == "0 300000 65536\n"
     with pytest.raises(ValueError, match="outside the mapped range"):
         id_range.to_host(65_536)
+
+
+def test_unclaimed_ranges_of_one_host_are_freed_only_on_the_second_pass(tmp_path: Path) -> None:
+    table = IdRangeAllocator(tmp_path / "ranges.json")
+    for owner in ("ams-1/gone", "ams-1/live", "iad-1/other"):
+        table.acquire(owner)
+    live = {range_owner("ams-1", "live")}
+
+    suspects = table.release_unclaimed("ams-1/", live, set())
+    assert suspects == {"ams-1/gone"} and "ams-1/gone" in table.held()  # first pass: kept
+
+    assert table.release_unclaimed("ams-1/", live, suspects) == set()
+    assert set(table.held()) == {"ams-1/live", "iad-1/other"}  # another host's: untouched
+
+
+def test_an_owner_claimed_again_before_the_second_pass_keeps_its_range(tmp_path: Path) -> None:
+    table = IdRangeAllocator(tmp_path / "ranges.json")
+    table.acquire("ams-1/new")
+    suspects = table.release_unclaimed("ams-1/", set(), set())  # started after the snapshot
+
+    table.release_unclaimed("ams-1/", {"ams-1/new"}, suspects)
+
+    assert "ams-1/new" in table.held()
