@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from ferry.errors import RuntimeFailure
 from ferry.net.iproute import NETNS_DIR, delete_netns, ip
 from ferry.runtime.driver import ContainerSpec, LocalImage
 from ferry.runtime.runc import RuncDriver
@@ -215,3 +216,16 @@ def test_sys_shows_the_machines_own_network_namespace_made_outside_its_user_name
     output = run_to_end(driver, spec)
 
     assert "nets=lo,probe0,probe1," in output
+
+
+def test_an_image_user_outside_the_machines_ids_is_refused_with_a_reason(
+    driver: RuncDriver, busybox_image: LocalImage, ranges: IdRangeAllocator
+) -> None:
+    spec = in_box(busybox_image, "true", ranges.acquire("m-big-uid"))
+    image = dataclasses.replace(
+        busybox_image, config=dataclasses.replace(busybox_image.config, user="70000:70000")
+    )
+
+    with pytest.raises(RuntimeFailure, match="user '70000:70000' has id 70000"):
+        driver.start(dataclasses.replace(spec, image=image))
+    assert driver.list() == []
