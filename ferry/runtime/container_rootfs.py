@@ -3,13 +3,14 @@ namespace the mounts that make the image's files belong to the container's uid r
 
 ``mount_rootfs`` builds it, ``unmount_rootfs`` takes it apart; the runc driver
 owns the directories (see ``ferry.runtime.runc``). Every step is a syscall or
-two, except the user namespace helper of ``mount_idmapped`` (~2 ms).
+two; ``mount_idmapped`` also takes a user namespace helper made ahead of time.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,7 +65,8 @@ def mount_rootfs(dirs: RootfsDirs, spec: ContainerSpec) -> MountedRootfs:
     container's root: runc (as that root) can reach the root filesystem, the
     host's other users cannot.
     """
-    root_ids = None if spec.id_range is None else (spec.id_range.host_id,) * 2
+    id_range = spec.id_range
+    root_ids = None if id_range is None else (id_range.host_id, id_range.host_id)
     guard = dirs.rootfs.parent
     with contextlib.suppress(FileExistsError):  # a crash's leftover: reused
         guard.mkdir(mode=0o700)
@@ -72,11 +74,11 @@ def mount_rootfs(dirs: RootfsDirs, spec: ContainerSpec) -> MountedRootfs:
         os.chown(guard, *root_ids)
     with contextlib.suppress(FileExistsError):
         dirs.rootfs.mkdir()
-    if spec.id_range is None or root_ids is None:
+    if id_range is None or root_ids is None:
         mount_overlay(spec.image.rootfs, dirs.upper, dirs.work, dirs.rootfs)
         return MountedRootfs(sysfs=None, owner=None)
     dirs.lower.mkdir()
-    mount_idmapped(spec.image.rootfs, dirs.lower, spec.id_range)
+    mount_idmapped(spec.image.rootfs, dirs.lower, id_range)
     os.chown(dirs.upper, *root_ids)  # the overlay's root dir takes the upper's owner
     mount_overlay(dirs.lower, dirs.upper, dirs.work, dirs.rootfs)
     sysfs = None
@@ -88,19 +90,15 @@ def mount_rootfs(dirs: RootfsDirs, spec: ContainerSpec) -> MountedRootfs:
 
 
 def unmount_rootfs(dirs: RootfsDirs, legacy_rootfs: Path) -> None:
-    """Unmount the overlay (and remove its mount point and that one's directory), then
-    the mounts in the
+    """Unmount the overlay and remove its directory, then unmount what lies in the
     container's directory. Idempotent. ``legacy_rootfs``: where an older Ferry
     mounted the overlay, for containers it left running.
 
-    Raises ``RuntimeFailure`` while anything stays mounted in the directory:
-    removing it then would reach into the shared image or /sys.
+    Raises ``RuntimeFailure`` while anything stays mounted: removing a directory
+    then would reach into the container's layer, the shared image or /sys.
     """
-    unmount(dirs.rootfs)
-    for made in (dirs.rootfs, dirs.rootfs.parent):
-        with contextlib.suppress(FileNotFoundError):
-            made.rmdir()
-    for point in (legacy_rootfs, dirs.sys, dirs.lower):
+    for point in (dirs.rootfs, legacy_rootfs, dirs.sys, dirs.lower):
         unmount(point)
         if os.path.ismount(point):
-            raise RuntimeFailure(f"{point} is still mounted; the container's directory is kept")
+            raise RuntimeFailure(f"{point} is still mounted; its directory is kept")
+    shutil.rmtree(dirs.rootfs.parent, ignore_errors=True)  # now a plain, empty directory

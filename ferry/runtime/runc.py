@@ -57,7 +57,7 @@ from ferry.runtime.host_os import (
     remove_cgroup_dirs,
     thaw_cgroup,
 )
-from ferry.runtime.image_user import ExecUser, read_image_user
+from ferry.runtime.image_user import read_image_user, require_mapped_user
 from ferry.runtime.logfiles import release_shipped_prefix
 from ferry.runtime.oci_spec import (
     DEFAULT_CAPABILITIES,
@@ -112,16 +112,6 @@ class _Paths:
         self.shim_pid = directory / "shim.pid"
         self.exit_code = directory / "exit_code"
         self.labels = directory / "labels.json"
-
-
-def _require_mapped(user: ExecUser, size: int, named: str) -> None:
-    """Raise ``RuntimeFailure`` if the image's user has an id its machine does not have."""
-    outside = [i for i in (user.uid, user.gid, *user.additional_gids) if not 0 <= i < size]
-    if outside:
-        raise RuntimeFailure(
-            f"the image's user {named!r} has id {outside[0]}, but a machine has ids 0-{size - 1}",
-            hint="give the image a USER (and groups) below 65536",
-        )
 
 
 def _read_int(path: Path) -> int | None:
@@ -240,7 +230,7 @@ class RuncDriver:
     def _start_in(self, paths: _Paths, spec: ContainerSpec) -> ContainerStatus:
         user = read_image_user(spec.image.rootfs, spec.image.config.user)
         if spec.id_range is not None:
-            _require_mapped(user, spec.id_range.size, spec.image.config.user)
+            require_mapped_user(user, spec.id_range.size, spec.image.config.user)
         for directory in (paths.upper, paths.work):
             directory.mkdir()
         make_searchable_dirs(self.mounts_dir)
