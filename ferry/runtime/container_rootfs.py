@@ -17,7 +17,7 @@ from pathlib import Path
 from ferry.errors import RuntimeFailure
 from ferry.runtime.driver import ContainerSpec
 from ferry.runtime.host_os import mount_overlay, unmount
-from ferry.runtime.idmap_mounts import mount_idmapped, mount_sysfs_in
+from ferry.runtime.idmap_mounts import mount_idmapped, prepare_network_namespace
 
 __all__ = ["RootfsDirs", "make_searchable_dirs", "mount_rootfs", "unmount_rootfs"]
 
@@ -58,8 +58,8 @@ def mount_rootfs(dirs: RootfsDirs, spec: ContainerSpec) -> MountedRootfs:
     """Mount ``spec``'s image as an overlay on ``dirs.rootfs`` (``upper`` and ``work``
     must exist); with ``spec.id_range``, through an idmapped, read-only view of the
     image, the upper layer's root owned by the container's root, and a sysfs of
-    ``spec.netns_path`` when given. Raises ``RuntimeFailure``; what was made before
-    a failure is left for ``unmount_rootfs``.
+    ``spec.netns_path`` (whose sysctls are set as Docker's) when given. Raises
+    ``RuntimeFailure``; what was made before a failure is left for ``unmount_rootfs``.
 
     ``dirs.rootfs`` is made in a directory of its own, mode 0700 and owned by the
     container's root: runc (as that root) can reach the root filesystem, the
@@ -84,7 +84,7 @@ def mount_rootfs(dirs: RootfsDirs, spec: ContainerSpec) -> MountedRootfs:
     sysfs = None
     if spec.netns_path is not None:
         dirs.sys.mkdir()
-        mount_sysfs_in(spec.netns_path, dirs.sys)
+        prepare_network_namespace(spec.netns_path, dirs.sys)
         sysfs = dirs.sys
     return MountedRootfs(sysfs=sysfs, owner=root_ids)
 

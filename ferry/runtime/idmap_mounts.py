@@ -9,10 +9,11 @@ idmapped view of it as the lower layer (overlayfs supports idmapped layers
 since Linux 5.19). No file is copied or chowned; it costs a helper process
 (made ahead: it owns a user namespace given the mapping) and a few syscalls.
 
-``mount_sysfs_in`` mounts a read-only sysfs that belongs to a machine's
-network namespace. runc cannot: the namespace is made by the agent (ahead of
-time, in the host's user namespace), and the kernel lets only a process with
-CAP_SYS_ADMIN over a network namespace's owner mount a sysfs for it.
+``prepare_network_namespace`` mounts a read-only sysfs that belongs to a
+machine's network namespace and sets Docker's sysctls in it. runc cannot: the
+namespace is made by the agent (ahead of time, in the host's user namespace),
+and the kernel lets only a process with capabilities over a network
+namespace's owner mount a sysfs for it or change its sysctls.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from ferry.errors import RuntimeFailure
 from ferry.runtime.userns import IdRange
 from ferry.runtime.userns_pool import UsernsHelpers
 
-__all__ = ["mount_idmapped", "mount_sysfs_in", "user_namespace"]
+__all__ = ["NETWORK_SYSCTLS", "mount_idmapped", "prepare_network_namespace", "user_namespace"]
 
 _SYS_OPEN_TREE = 428  # x86-64 and arm64 share these numbers (the new mount API)
 _SYS_MOVE_MOUNT = 429
@@ -131,16 +132,27 @@ def mount_idmapped(source: Path, target: Path, id_range: IdRange) -> None:
         os.close(tree)
 
 
-def mount_sysfs_in(netns: Path, target: Path) -> None:
-    """Mount a read-only sysfs (nosuid, nodev, noexec) of network namespace ``netns`` on
-    ``target``. A short-lived thread joins the namespace (``setns`` changes only the
-    calling thread), so the agent's own threads never leave theirs. Blocking.
+#: Docker's defaults for a container's network namespace: any port may be bound and
+#: any group may ping. Without them root in a user namespace could not listen on
+#: port 80, as its capabilities do not reach a network namespace it does not own.
+NETWORK_SYSCTLS: tuple[tuple[str, str], ...] = (
+    ("net/ipv4/ip_unprivileged_port_start", "0"),
+    ("net/ipv4/ping_group_range", "0 2147483647"),
+)
 
-    Raises ``RuntimeFailure`` naming the errno.
+
+def prepare_network_namespace(netns: Path, sysfs_target: Path) -> None:
+    """Ready the agent-made network namespace ``netns`` for a machine in a user namespace
+    of its own: mount a read-only sysfs (nosuid, nodev, noexec) of it on
+    ``sysfs_target``, and set ``NETWORK_SYSCTLS`` in it. A short-lived thread joins
+    the namespace (``setns`` changes only the calling thread; /proc/sys/net follows
+    it), so the agent's own threads never leave theirs. Blocking.
+
+    Raises ``RuntimeFailure`` naming the step and the errno.
     """
     failure: list[str] = []
 
-    def mount_there() -> None:
+    def work_there() -> None:
         try:
             fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as exc:
@@ -151,16 +163,23 @@ def mount_sysfs_in(netns: Path, target: Path) -> None:
                 failure.append(f"cannot join {netns}: {os.strerror(ctypes.get_errno())}")
                 return
             flags = _MS_RDONLY | _MS_NOSUID | _MS_NODEV | _MS_NOEXEC
-            if _libc.mount(b"sysfs", os.fsencode(target), b"sysfs", flags, None) != 0:
+            if _libc.mount(b"sysfs", os.fsencode(sysfs_target), b"sysfs", flags, None) != 0:
                 failure.append(f"cannot mount sysfs: {os.strerror(ctypes.get_errno())}")
+                return
+            for name, value in NETWORK_SYSCTLS:
+                try:
+                    Path("/proc/sys", name).write_text(value)
+                except OSError as exc:
+                    failure.append(f"cannot set {name.replace('/', '.')}: {exc.strerror}")
+                    return
         finally:
             os.close(fd)
 
-    thread = threading.Thread(target=mount_there, name="sysfs-mount", daemon=True)
+    thread = threading.Thread(target=work_there, name="netns-prepare", daemon=True)
     thread.start()
     thread.join()
     if failure:
-        raise RuntimeFailure(f"cannot give the machine its /sys on {target}: {failure[0]}")
+        raise RuntimeFailure(f"cannot ready the machine's network namespace: {failure[0]}")
 
 
 def _fail(step: str, path: Path) -> NoReturn:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -198,6 +199,7 @@ def agent_made_netns() -> Iterator[Path]:
     name = f"fiso-{os.getpid()}"
     ip("netns", "add", name)
     try:
+        ip("link", "set", "lo", "up", netns=name)
         ip("link", "add", "probe0", "type", "veth", "peer", "name", "probe1", netns=name)
         yield NETNS_DIR / name
     finally:
@@ -216,6 +218,27 @@ def test_sys_shows_the_machines_own_network_namespace_made_outside_its_user_name
     output = run_to_end(driver, spec)
 
     assert "nets=lo,probe0,probe1," in output
+
+
+def test_root_in_a_user_namespace_listens_on_port_80_and_may_ping_in_an_agent_made_netns(
+    driver: RuncDriver, busybox_image: LocalImage, ranges: IdRangeAllocator, agent_made_netns: Path
+) -> None:
+    # its capabilities do not reach a network namespace made outside its user
+    # namespace: Docker's sysctls (any port, any group may ping) make up for it
+    # (busybox's ping wants a raw socket: the range is read instead, from the host)
+    script = "httpd -p 80 -h / && echo listening=80"
+    spec = in_box(busybox_image, script, ranges.acquire("m-port"), netns_path=agent_made_netns)
+    output = run_to_end(driver, spec)
+
+    ping_range = subprocess.run(
+        ["nsenter", f"--net={agent_made_netns}", "cat", "/proc/sys/net/ipv4/ping_group_range"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+
+    assert "listening=80" in output, output
+    assert ping_range == ["0", "2147483647"]
 
 
 def test_an_image_user_outside_the_machines_ids_is_refused_with_a_reason(
