@@ -178,6 +178,7 @@ class RuncDriver:
         )
         self._shims: dict[str, subprocess.Popen[bytes]] = {}
         self._shims_lock = threading.Lock()
+        self._mounts_lock = threading.Lock()
 
     # -- naming ---------------------------------------------------------------
 
@@ -233,7 +234,10 @@ class RuncDriver:
             require_mapped_user(user, spec.id_range.size, spec.image.config.user)
         for directory in (paths.upper, paths.work):
             directory.mkdir()
-        make_searchable_dirs(self.mounts_dir)
+        with self._mounts_lock:  # destroy removes mounts_dir when it empties
+            make_searchable_dirs(self.mounts_dir)
+            with contextlib.suppress(FileExistsError):
+                paths.rootfs.parent.mkdir(mode=0o700)
         paths.hosts.write_text(render_hosts_file(spec.hostname))
         paths.labels.write_text(json.dumps(spec.labels))
         mounted = mount_rootfs(paths.rootfs_dirs, spec)
@@ -495,7 +499,7 @@ class RuncDriver:
         if (self.runc_root / container_id).exists():
             self._runc("delete", "--force", container_id)
         unmount_rootfs(paths.rootfs_dirs, legacy_rootfs=paths.dir / "rootfs")
-        with contextlib.suppress(OSError):  # the last container's: leave no empty dir
+        with self._mounts_lock, contextlib.suppress(OSError):  # the last one: no empty dir
             self.mounts_dir.rmdir()
         if paths.dir.is_dir():
             shutil.rmtree(paths.dir)
