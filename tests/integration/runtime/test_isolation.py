@@ -8,6 +8,7 @@ import os
 import subprocess
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -252,3 +253,22 @@ def test_an_image_user_outside_the_machines_ids_is_refused_with_a_reason(
     with pytest.raises(RuntimeFailure, match="user '70000:70000' has id 70000"):
         driver.start(dataclasses.replace(spec, image=image))
     assert driver.list() == []
+
+
+def test_machines_started_and_destroyed_at_once_each_get_their_own_mapping(
+    driver: RuncDriver, busybox_image: LocalImage, ranges: IdRangeAllocator
+) -> None:
+    # the agent runs steps on several threads: helpers, mounts and ranges must hold
+    specs = [in_box(busybox_image, "echo up", ranges.acquire(f"m-crowd-{n}")) for n in range(4)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        started = list(pool.map(driver.start, specs))
+        expected = {s.container_id: s.id_range for s in specs}
+        for status in started:
+            assert status.pid is not None
+            id_range = expected[status.container_id]
+            assert id_range is not None
+            assert host_ids(status.pid) == (id_range.host_id, id_range.host_id)
+        list(pool.map(driver.destroy, [s.container_id for s in specs]))
+
+    assert driver.list() == []
+    assert not driver.mounts_dir.exists()
