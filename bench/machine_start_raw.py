@@ -45,8 +45,8 @@ from ferry.runtime.seccomp import go_arch, load_profile, runtime_seccomp
 from ferry.runtime.userns import SLOT_STRIDE, IdRange
 
 SCRIPT = "sleep 600"
-# Ranges far above any agent's (slot 40000+): a bench never shares uids with a machine.
-BENCH_SLOT = 40_000
+# Ranges far above any agent's (slots 30000-42948): a bench never shares uids with a machine.
+BENCH_SLOT = 30_000
 MOUNTS = Path("/run/ferry/rootfs")
 
 

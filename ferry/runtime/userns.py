@@ -50,6 +50,12 @@ class IdRange:
     host_id: int
     size: int = ID_RANGE_SIZE
 
+    def __post_init__(self) -> None:
+        if self.host_id < 1 or self.size < 1 or self.host_id + self.size > 2**32 - 1:
+            raise ValueError(
+                f"uid range {self.host_id}+{self.size} is not within the host's uids 1..2^32-2"
+            )
+
     def oci_mappings(self) -> list[dict[str, int]]:
         """The OCI ``linux.uidMappings`` (and, identical, ``gidMappings``)."""
         return [{"containerID": 0, "hostID": self.host_id, "size": self.size}]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import threading
+import time
 
 from ferry.errors import RuntimeFailure
 
@@ -74,8 +75,9 @@ class UsernsHelpers:
     caller's path costs no exec and no wait.
     """
 
-    def __init__(self, size: int = 2) -> None:
+    def __init__(self, size: int = 2, refill_delay: float = 0.2) -> None:
         self.size = size
+        self.refill_delay = refill_delay
         self._ready: list[subprocess.Popen[bytes]] = []
         self._used: list[subprocess.Popen[bytes]] = []
         self._lock = threading.Lock()
@@ -113,6 +115,8 @@ class UsernsHelpers:
             end_helper(helper)
 
     def _work(self) -> None:
+        # Give the start that took the helper the CPU first: its runc is running now.
+        time.sleep(self.refill_delay)
         try:
             while True:
                 with self._lock:

@@ -84,6 +84,8 @@ def test_a_range_maps_ids_inside_to_the_host() -> None:
     assert id_range.proc_map() == "0 300000 65536\n"
     with pytest.raises(ValueError, match="outside the mapped range"):
         id_range.to_host(65_536)
+    with pytest.raises(ValueError, match="not within the host's uids"):
+        IdRange(2**32 - 65_536)
 
 
 def test_unclaimed_ranges_of_one_host_are_freed_only_on_the_second_pass(tmp_path: Path) -> None:
