@@ -17,8 +17,10 @@ client's clock (all processes share one machine's clock). Also times
 
 The baseline, in the same run and interleaved (one before each create, as
 the machine is shared): raw ``runc run -d`` of the same image's rootfs (pulled
-from the cluster's registry), the same process and the same seccomp filter,
-its bundle (overlay mount and config.json) prepared before the clock starts.
+from the cluster's registry), the same process, the same seccomp filter and
+the same user-namespace spec (its own uid range, the image idmapped into it; see
+``machine_start_raw``), its bundle (those mounts and config.json) prepared
+before the clock starts.
 """
 
 from __future__ import annotations

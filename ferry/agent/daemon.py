@@ -42,6 +42,7 @@ from ferry.runtime.image_gc import GcPolicy, ImageDeletion
 from ferry.runtime.images import RegistryImageStore
 from ferry.runtime.process_sampler import ProcessSampler
 from ferry.runtime.runc import RuncDriver
+from ferry.runtime.userns import IdRangeAllocator, range_owner
 
 log = logging.getLogger("ferry.agent")
 
@@ -66,6 +67,11 @@ class AgentSettings:
     cgroup_parent: str = "ferry"
     insecure_registries: tuple[str, ...] = ()
     image_gc: GcPolicy = field(default_factory=GcPolicy)
+    # Machines in user namespaces of their own (docs/isolation.md); the table of uid
+    # ranges must be shared by every agent on one kernel (default: state_dir's).
+    user_namespaces: bool = True
+    id_ranges_file: Path | None = None
+    readonly_root: bool = False
 
 
 def images_in_use(machines: Iterable[Machine], containers: Iterable[ContainerStatus]) -> set[str]:
@@ -110,6 +116,12 @@ class Agent:
             self.memory,
             before_destroy=self._ship_rest,
             secrets=self.client,
+            id_ranges=IdRangeAllocator(
+                settings.id_ranges_file or settings.state_dir / "id-ranges.json"
+            )
+            if settings.user_namespaces
+            else None,
+            readonly_root=settings.readonly_root,
         )
         self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="step")
         self.checks = CheckTracker()
@@ -122,6 +134,7 @@ class Agent:
         self._version = 0
         self._delivered_at = 0.0  # wall-clock time the snapshot arrived (start breakdowns)
         self._busy: set[str] = set()
+        self._unclaimed_ranges: set[str] = set()  # owners collect_id_ranges found unclaimed
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -258,12 +271,35 @@ class Agent:
 
     # -- background loops ----------------------------------------------------
 
+    def collect_id_ranges(self) -> None:
+        """Free the uid ranges of this host's machines that have neither a live machine
+        in the snapshot nor a container, two passes in a row (a machine destroyed
+        while the agent was down). Nothing before the first snapshot."""
+        with self._lock:
+            desired = self._snapshot
+        if desired is None or self.runner.id_ranges is None:
+            return
+        host = self.settings.host_id
+        claimed = {
+            range_owner(host, m.id) for m in desired if m.state is not MachineState.DESTROYED
+        }
+        for c in self.driver.list():
+            machine_id = c.labels.get(LABEL_MACHINE, c.container_id.split("-")[0])
+            claimed.add(range_owner(host, machine_id))
+        self._unclaimed_ranges = self.runner.id_ranges.release_unclaimed(
+            range_owner(host, ""), claimed, self._unclaimed_ranges
+        )
+
     def _image_gc_loop(self) -> None:
         while not self._stopping.wait(IMAGE_GC_SECONDS):
             try:
                 self.collect_images()
             except (FerryError, OSError) as exc:
                 log.warning("image garbage collection failed: %s", exc)
+            try:
+                self.collect_id_ranges()
+            except (FerryError, OSError) as exc:
+                log.warning("uid range collection failed: %s", exc)
 
     def _watch_loop(self) -> None:
         since = 0

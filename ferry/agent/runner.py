@@ -38,6 +38,7 @@ from ferry.runtime.driver import (
     ImageStore,
 )
 from ferry.runtime.process import merge_env, resolve_process
+from ferry.runtime.userns import IdRangeAllocator, range_owner
 
 log = logging.getLogger(__name__)
 
@@ -90,13 +91,21 @@ class StepRunner:
         clock: Callable[[], float] = time.monotonic,
         before_destroy: Callable[[Machine, str], None] | None = None,
         secrets: SecretsSource | None = None,
+        id_ranges: IdRangeAllocator | None = None,
+        readonly_root: bool = False,
     ) -> None:
+        """``id_ranges``: each machine runs in its own user namespace, root inside
+        mapped to the host uid range it holds there (kept across its restarts,
+        freed when it is destroyed); ``None``: in the host's, as root.
+        ``readonly_root``: machines get a read-only root filesystem."""
         self.host = host
         # Asked for the app's secrets at every container start (None: machines get none).
         # The last answer per machine is kept in memory only, to restart a crashed
         # process while the control plane is unreachable.
         self.secrets = secrets
         self._last_secrets: dict[str, dict[str, str]] = {}
+        self.id_ranges = id_ranges
+        self.readonly_root = readonly_root
         # Called with (machine, container id) after a container stops and before its
         # directory (and so its log) is removed: the last output still gets shipped.
         self.before_destroy = before_destroy
@@ -216,6 +225,8 @@ class StepRunner:
         for c in step.containers:
             self._stop_container(m, c)
         self.network.remove(m.id)
+        if self.id_ranges is not None:
+            self.id_ranges.release(range_owner(self.host.host_id, m.id))
         with self._lock:
             self.memory.pop(m.id, None)
             self._last_secrets.pop(m.id, None)
@@ -227,6 +238,8 @@ class StepRunner:
                 self.driver.stop(c.container_id, "SIGKILL", 0)
             self.driver.destroy(c.container_id)
         self.network.remove(step.machine_id)
+        if self.id_ranges is not None:
+            self.id_ranges.release(range_owner(self.host.host_id, step.machine_id))
 
     def _do_report(self, step: Step) -> None:
         m = _need(step)
@@ -298,6 +311,10 @@ class StepRunner:
             labels={LABEL_MACHINE: m.id, LABEL_INSTANCE: m.instance_id, LABEL_APP: m.app_name},
             init_binary=INIT_BINARY,
             files=tuple((f.guest_path, f.content) for f in m.config.files),
+            id_range=None
+            if self.id_ranges is None
+            else self.id_ranges.acquire(range_owner(self.host.host_id, m.id)),
+            readonly_root=self.readonly_root,
         )
         self.driver.destroy(spec.container_id)  # a half-made container from a crash mid-start
         mark = phases.lap("spec", mark, self.clock())

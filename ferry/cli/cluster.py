@@ -43,6 +43,9 @@ def up(
     wan_jitter: Annotated[
         str, typer.Option(help='WAN jitter: "none", "spread" (measured P95) or milliseconds.')
     ] = "none",
+    readonly_root: Annotated[
+        bool, typer.Option(help="Give machines a read-only root filesystem (a Ferry option).")
+    ] = False,
 ) -> None:
     """Start the embedded cluster in the background (idempotent)."""
     settings = ClusterSettings(
@@ -55,6 +58,7 @@ def up(
         host_memory_mb=host_memory_mb,
         api_port=api_port,
         registry_port=registry_port,
+        readonly_root=readonly_root,
     )
     _ = settings.plan  # validates regions and sizes before anything starts
     settings.latency.require(settings.regions)  # every pair needs a round-trip time

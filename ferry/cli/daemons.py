@@ -61,6 +61,16 @@ def agent_command(
     insecure_registry: Annotated[
         list[str] | None, typer.Option(help="Registry reached over plain HTTP.")
     ] = None,
+    user_namespaces: Annotated[
+        bool, typer.Option(help="Run each machine in a user namespace of its own.")
+    ] = True,
+    id_ranges_file: Annotated[
+        Path | None,
+        typer.Option(help="Table of machines' uid ranges; share it between agents of one kernel."),
+    ] = None,
+    readonly_root: Annotated[
+        bool, typer.Option(help="Give machines a read-only root filesystem.")
+    ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run a host agent: keeps this host's machines as the control plane wants them."""
@@ -83,6 +93,9 @@ def agent_command(
         token=token,
         cgroup_parent=cgroup_parent,
         insecure_registries=tuple(insecure_registry or ()),
+        user_namespaces=user_namespaces,
+        id_ranges_file=id_ranges_file,
+        readonly_root=readonly_root,
     )
     Agent(settings).run()
 

@@ -38,6 +38,7 @@ class ClusterSettings(BaseModel):
     domain: str = "ferry.test"
     wan_rtt_ms: dict[str, float] = Field(default_factory=dict)  # "ams-xyz": 80 (extra pairs)
     wan_jitter: Literal["none", "spread"] | float = "none"  # "spread": from the P95 table
+    readonly_root: bool = False  # machines' root filesystems read-only (docs/isolation.md)
 
     @property
     def latency(self) -> LatencyMatrix:

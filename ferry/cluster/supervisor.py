@@ -103,6 +103,10 @@ class Supervisor:
                 s.internal_api_url,
                 "--insecure-registry",
                 s.registry_address,
+                # one kernel: its agents share one table of machines' uid ranges
+                "--id-ranges-file",
+                str(s.home / "id-ranges.json"),
+                *(["--readonly-root"] if s.readonly_root else []),
             )
             self.group.add(
                 Child(

@@ -11,6 +11,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
+from ferry.runtime.userns import IdRange
+
 
 @dataclass(frozen=True)
 class ImageConfig:
@@ -40,6 +42,9 @@ class ContainerSpec:
     ``env`` is the full environment (image env merged with machine env).
     ``files`` (``config.files``: absolute guest path, content) are written
     into the container's root filesystem before its process starts.
+    ``id_range``: run in a user namespace of its own that maps root inside to
+    this host range (``None``: in the host's user namespace, as root).
+    ``readonly_root``: the root filesystem is read-only (``/tmp`` a small tmpfs).
     """
 
     container_id: str
@@ -58,6 +63,8 @@ class ContainerSpec:
     # is: it forwards signals (a PID 1 ignores unhandled ones) and reaps zombies.
     init_binary: Path | None = None
     files: tuple[tuple[str, bytes], ...] = ()
+    id_range: IdRange | None = None
+    readonly_root: bool = False
 
 
 class ContainerState(StrEnum):

@@ -97,6 +97,15 @@ def _disk_usage(path: Path) -> int:
     return total
 
 
+def _identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of ``path``; ``None`` if it is gone."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
 def _same_dir(path: Path, directory: Path) -> bool:
     if path == directory:
         return True
@@ -173,10 +182,18 @@ class CacheCollector:
             ) from exc
         rootfs_dir = self.cache_dir / "rootfs"
         mounted: set[str] = set()
-        for lower in overlay_lower_dirs(mountinfo):
-            path = Path(lower)
+        lowers = [Path(lower) for lower in overlay_lower_dirs(mountinfo)]
+        for path in lowers:
             if is_hex_digest(path.name) and _same_dir(path.parent, rootfs_dir):
                 mounted.add(path.name)
+        # A container in a user namespace has an idmapped bind of the rootfs as its
+        # lower layer, elsewhere: the same directory (device and inode) by another path.
+        others = {_identity(path) for path in lowers if path.name not in mounted}
+        others.discard(None)
+        if others:
+            for entry in rootfs_dir.iterdir():
+                if is_hex_digest(entry.name) and _identity(entry) in others:
+                    mounted.add(entry.name)
         return mounted
 
     def _survey(self) -> dict[str, CachedImage]:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ferry.errors import RuntimeFailure
 
-__all__ = ["ExecUser", "read_image_user", "resolve_user"]
+__all__ = ["ExecUser", "read_image_user", "require_mapped_user", "resolve_user"]
 
 ROOT_HOME = "/"
 _MAX_ETC_FILE_BYTES = 4 * 1024 * 1024  # a larger passwd file is not a passwd file
@@ -142,3 +142,14 @@ def _read_inside(rootfs: Path, relative: str) -> str | None:
 def read_image_user(rootfs: Path, user: str) -> ExecUser:
     """``resolve_user`` with the image's own /etc/passwd and /etc/group."""
     return resolve_user(user, _read_inside(rootfs, "passwd"), _read_inside(rootfs, "group"))
+
+
+def require_mapped_user(user: ExecUser, size: int, named: str) -> None:
+    """Raise ``RuntimeFailure`` if ``user`` (the image's ``User`` ``named``) has an id
+    outside the ``0..size-1`` a machine's user namespace maps. Pure."""
+    outside = [i for i in (user.uid, user.gid, *user.additional_gids) if not 0 <= i < size]
+    if outside:
+        raise RuntimeFailure(
+            f"the image's user {named!r} has id {outside[0]}, but a machine has ids 0-{size - 1}",
+            hint=f"give the image a USER (and groups) below {size}",
+        )

@@ -2,7 +2,9 @@
 
 The defaults follow Docker's: its default capability set, masked and read-only
 ``/proc`` and ``/sys`` paths, ``noNewPrivileges``, and the usual pseudo-file
-systems. Resource limits come from the machine's guest size.
+systems. Resource limits come from the machine's guest size. A spec with an
+``id_range`` gets a user namespace of its own mapped to that host range (see
+``ferry.runtime.userns`` and docs/isolation.md).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ DEFAULT_CAPABILITIES: tuple[str, ...] = (
 MASKED_PATHS: tuple[str, ...] = (
     "/proc/asound",
     "/proc/acpi",
+    "/proc/interrupts",
     "/proc/kcore",
     "/proc/keys",
     "/proc/latency_stats",
@@ -78,7 +81,30 @@ def _env_list(env: dict[str, str]) -> list[str]:
     return [f"{key}={value}" for key, value in merged.items()]
 
 
-def _mounts(hosts_file: Path | None, resolv_conf: Path | None) -> list[dict[str, Any]]:
+TMP_SIZE = "65536k"
+
+
+def _sys_mount(sysfs_source: Path | None) -> dict[str, Any]:
+    if sysfs_source is None:
+        return {
+            "destination": "/sys",
+            "type": "sysfs",
+            "source": "sysfs",
+            "options": ["nosuid", "noexec", "nodev", "ro"],
+        }
+    # mounted by the driver for the machine's network namespace (a user namespace
+    # cannot mount a sysfs for a network namespace it does not own): bound here
+    return {
+        "destination": "/sys",
+        "type": "bind",
+        "source": str(sysfs_source),
+        "options": ["rbind", "ro", "nosuid", "noexec", "nodev"],
+    }
+
+
+def _mounts(
+    hosts_file: Path | None, resolv_conf: Path | None, sysfs_source: Path | None
+) -> list[dict[str, Any]]:
     mounts: list[dict[str, Any]] = [
         {"destination": "/proc", "type": "proc", "source": "proc"},
         {
@@ -105,12 +131,7 @@ def _mounts(hosts_file: Path | None, resolv_conf: Path | None) -> list[dict[str,
             "source": "mqueue",
             "options": ["nosuid", "noexec", "nodev"],
         },
-        {
-            "destination": "/sys",
-            "type": "sysfs",
-            "source": "sysfs",
-            "options": ["nosuid", "noexec", "nodev", "ro"],
-        },
+        _sys_mount(sysfs_source),
     ]
     for destination, source in (("/etc/hosts", hosts_file), ("/etc/resolv.conf", resolv_conf)):
         if source is not None:
@@ -150,6 +171,7 @@ def build_runtime_spec(
     open_files_limit: int = OPEN_FILES_LIMIT,
     user: ExecUser | None = None,
     seccomp: dict[str, Any] | None = None,
+    sysfs_source: Path | None = None,
 ) -> dict[str, Any]:
     """The OCI runtime spec (as a JSON-ready dict) to run ``spec`` on ``rootfs``.
 
@@ -160,7 +182,13 @@ def build_runtime_spec(
     ``User`` resolved with its /etc files (``read_image_user``); without it only a
     numeric ``User`` can be resolved (``RuntimeFailure`` for a name). The user's home
     becomes ``HOME`` unless the environment sets it. ``seccomp``: the OCI
-    ``linux.seccomp`` (``ferry.runtime.seccomp.runtime_seccomp``). Pure: touches no file.
+    ``linux.seccomp`` (``ferry.runtime.seccomp.runtime_seccomp``). ``sysfs_source``: a
+    sysfs already mounted for the machine's network namespace, bound read-only on
+    /sys instead of a sysfs of runc's (needed with a user namespace and a network
+    namespace made outside it). ``spec.id_range``: a user namespace with that uid and
+    gid mapping; the rootfs must then show the image's files shifted into it
+    (the driver's idmapped lower layer). ``spec.readonly_root``: a read-only root
+    with a tmpfs on /tmp. Pure: touches no file.
     """
     if user is None:
         user = resolve_user(spec.image.config.user, None, None)
@@ -178,6 +206,8 @@ def build_runtime_spec(
         if spec.netns_path is not None
         else {"type": "network"},
     ]
+    if spec.id_range is not None:
+        namespaces.insert(0, {"type": "user"})
     linux: dict[str, Any] = {
         "cgroupsPath": cgroups_path,
         "resources": _resources(spec),
@@ -185,8 +215,21 @@ def build_runtime_spec(
         "maskedPaths": list(MASKED_PATHS),
         "readonlyPaths": list(READONLY_PATHS),
     }
+    if spec.id_range is not None:
+        linux["uidMappings"] = spec.id_range.oci_mappings()
+        linux["gidMappings"] = spec.id_range.oci_mappings()
     if seccomp is not None:
         linux["seccomp"] = seccomp
+    mounts = _mounts(hosts_file, resolv_conf, sysfs_source) + _init_mounts(spec)
+    if spec.readonly_root:
+        mounts.append(
+            {
+                "destination": "/tmp",
+                "type": "tmpfs",
+                "source": "tmpfs",
+                "options": ["nosuid", "nodev", "mode=1777", f"size={TMP_SIZE}"],
+            }
+        )
     return {
         "ociVersion": "1.0.2",
         "process": {
@@ -205,9 +248,9 @@ def build_runtime_spec(
             ],
             "noNewPrivileges": True,
         },
-        "root": {"path": str(rootfs), "readonly": False},
+        "root": {"path": str(rootfs), "readonly": spec.readonly_root},
         "hostname": spec.hostname,
-        "mounts": _mounts(hosts_file, resolv_conf) + _init_mounts(spec),
+        "mounts": mounts,
         "linux": linux,
     }
 

@@ -4,13 +4,23 @@ Layout of ``state_dir/containers/<id>/``::
 
     config.json   OCI runtime spec (the bundle)
     upper/ work/  the container's writable overlay layer
-    rootfs/       the overlay mount (lower = the image's read-only rootfs)
+    lower/        with a user namespace: the image's rootfs, idmapped into the
+                  container's uid range, read-only (the overlay's lower layer)
+    sys/          with a user namespace and a network namespace given: a sysfs
+                  of that network namespace, bound on the container's /sys
     hosts         bind-mounted on /etc/hosts
     stdout.log    the process's stdout and stderr (and runc's own errors)
     pid           the container's init pid, written by runc
     shim.pid      pid of the shim that waits for runc and records the exit code
     exit_code     written by the shim when the process ends (128+N for signal N)
     labels.json   the labels of ``ContainerSpec``
+
+The overlay itself (the container's root) is mounted on
+``mounts_dir/<key>/<id>/root`` (``/run/ferry/rootfs`` by default; ``key`` tells
+state dirs apart; ``<id>`` is 0700 and the container root's): runc mounts the
+root from inside the container's user namespace, where root is an unprivileged
+host uid that must be able to walk the path, and a state dir may sit under a
+private directory (``/root``, a 0700 temp dir).
 
 The shim is ``sh -c 'runc run …; echo $? > exit_code'`` in its own session, so
 containers keep running, and their exit codes are still recorded, while the
@@ -20,6 +30,7 @@ agent is down. A new driver on the same ``state_dir`` adopts them via ``list``.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import resource
@@ -31,18 +42,22 @@ import time
 from pathlib import Path
 
 from ferry.errors import RuntimeFailure, ValidationError
+from ferry.runtime.container_rootfs import (
+    RootfsDirs,
+    make_searchable_dirs,
+    mount_rootfs,
+    unmount_rootfs,
+)
 from ferry.runtime.driver import ContainerSpec, ContainerState, ContainerStatus
 from ferry.runtime.guest_files import write_guest_files
 from ferry.runtime.host_os import (
     cgroup_frozen,
-    mount_overlay,
     pid_in_cgroup,
     pid_is_running,
     remove_cgroup_dirs,
     thaw_cgroup,
-    unmount,
 )
-from ferry.runtime.image_user import read_image_user
+from ferry.runtime.image_user import read_image_user, require_mapped_user
 from ferry.runtime.logfiles import release_shipped_prefix
 from ferry.runtime.oci_spec import (
     DEFAULT_CAPABILITIES,
@@ -54,6 +69,7 @@ from ferry.runtime.seccomp import DEFAULT_PROFILE, go_arch, load_profile, runtim
 
 __all__ = ["RuncDriver", "parse_signal"]
 
+MOUNTS_DIR = Path("/run/ferry/rootfs")
 START_TIMEOUT = 10.0
 KILL_TIMEOUT = 10.0
 _POLL = 0.002
@@ -81,12 +97,15 @@ def parse_signal(name: str) -> signals.Signals:
 class _Paths:
     """File names of one container's directory."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, rootfs: Path) -> None:
         self.dir = directory
         self.config = directory / "config.json"
         self.upper = directory / "upper"
         self.work = directory / "work"
-        self.rootfs = directory / "rootfs"
+        self.lower = directory / "lower"
+        self.sys = directory / "sys"
+        self.rootfs = rootfs
+        self.rootfs_dirs = RootfsDirs(self.upper, self.work, self.lower, self.sys, rootfs)
         self.hosts = directory / "hosts"
         self.log = directory / "stdout.log"
         self.pid = directory / "pid"
@@ -125,10 +144,13 @@ class RuncDriver:
         runc_binary: str = "runc",
         resolv_conf: Path | None = None,
         seccomp_profile: Path | None = DEFAULT_PROFILE,
+        mounts_dir: Path = MOUNTS_DIR,
     ) -> None:
         """``seccomp_profile``: the containers-format profile every container runs
-        under (``None``: none, for tests of other things only). Raises
-        ``RuntimeFailure`` naming the file when it cannot be read."""
+        under (``None``: none, for tests of other things only). ``mounts_dir``:
+        where root filesystems are mounted; every directory above it must be
+        searchable by others (the default, under /run, is). Raises
+        ``RuntimeFailure`` naming the file when the profile cannot be read."""
         self.state_dir = state_dir.absolute()
         self.containers_dir = self.state_dir / "containers"
         self.runc_root = (runc_root or self.state_dir / "runc").absolute()
@@ -137,6 +159,8 @@ class RuncDriver:
         self.resolv_conf = resolv_conf
         self.containers_dir.mkdir(parents=True, exist_ok=True)
         self.runc_root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        key = hashlib.sha256(str(self.state_dir).encode()).hexdigest()[:12]
+        self.mounts_dir = mounts_dir.absolute() / key
         hard_nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
         unlimited = hard_nofile == resource.RLIM_INFINITY
         self.open_files_limit = (
@@ -154,6 +178,7 @@ class RuncDriver:
         )
         self._shims: dict[str, subprocess.Popen[bytes]] = {}
         self._shims_lock = threading.Lock()
+        self._mounts_lock = threading.Lock()
 
     # -- naming ---------------------------------------------------------------
 
@@ -172,10 +197,14 @@ class RuncDriver:
         """
         release_shipped_prefix(self._paths(container_id).log, upto)
 
+    def rootfs_path(self, container_id: str) -> Path:
+        """Where the container's root filesystem (its overlay) is mounted on the host."""
+        return self._paths(container_id).rootfs
+
     def _paths(self, container_id: str) -> _Paths:
         if not container_id or "/" in container_id or container_id in (".", ".."):
             raise ValidationError(f"invalid container id {container_id!r}")
-        return _Paths(self.containers_dir / container_id)
+        return _Paths(self.containers_dir / container_id, self.mounts_dir / container_id / "root")
 
     # -- start ----------------------------------------------------------------
 
@@ -201,10 +230,17 @@ class RuncDriver:
 
     def _start_in(self, paths: _Paths, spec: ContainerSpec) -> ContainerStatus:
         user = read_image_user(spec.image.rootfs, spec.image.config.user)
-        for directory in (paths.upper, paths.work, paths.rootfs):
+        if spec.id_range is not None:
+            require_mapped_user(user, spec.id_range.size, spec.image.config.user)
+        for directory in (paths.upper, paths.work):
             directory.mkdir()
+        with self._mounts_lock:  # destroy removes mounts_dir when it empties
+            make_searchable_dirs(self.mounts_dir)
+            with contextlib.suppress(FileExistsError):
+                paths.rootfs.parent.mkdir(mode=0o700)
         paths.hosts.write_text(render_hosts_file(spec.hostname))
         paths.labels.write_text(json.dumps(spec.labels))
+        mounted = mount_rootfs(paths.rootfs_dirs, spec)
         runtime_spec = build_runtime_spec(
             spec,
             paths.rootfs,
@@ -214,13 +250,13 @@ class RuncDriver:
             open_files_limit=self.open_files_limit,
             user=user,
             seccomp=self.seccomp,
+            sysfs_source=mounted.sysfs,
         )
         # The spec holds the process's environment, the app's secrets included: owner only.
         descriptor = os.open(paths.config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w") as config:
             config.write(json.dumps(runtime_spec))
-        mount_overlay(spec.image.rootfs, paths.upper, paths.work, paths.rootfs)
-        write_guest_files(paths.rootfs, spec.files)
+        write_guest_files(paths.rootfs, spec.files, mounted.owner)
         shim = self._spawn_shim(paths, spec.container_id)
         pid = self._wait_for_pid(paths, shim, spec.container_id)
         return ContainerStatus(
@@ -465,15 +501,20 @@ class RuncDriver:
             shim.wait(timeout=KILL_TIMEOUT)
         if (self.runc_root / container_id).exists():
             self._runc("delete", "--force", container_id)
+        unmount_rootfs(paths.rootfs_dirs, legacy_rootfs=paths.dir / "rootfs")
+        with self._mounts_lock, contextlib.suppress(OSError):  # the last one: no empty dir
+            self.mounts_dir.rmdir()
         if paths.dir.is_dir():
-            unmount(paths.rootfs)
             shutil.rmtree(paths.dir)
         remove_cgroup_dirs(self.cgroups_path(container_id).lstrip("/"))
 
     def cleanup(self) -> None:
-        """Remove the parent cgroup (``/ferry``) where it is empty. Safe to call any time."""
+        """Remove the parent cgroup (``/ferry``) and this driver's directory of root
+        filesystem mount points where they are empty. Safe to call any time."""
         with contextlib.suppress(RuntimeFailure):  # still holds containers: keep it
             remove_cgroup_dirs(self.cgroup_parent)
+        with contextlib.suppress(OSError):
+            self.mounts_dir.rmdir()
 
     def _runc(self, *args: str) -> str:
         argv = [self.runc_binary, "--root", str(self.runc_root), *args]

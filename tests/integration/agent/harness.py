@@ -20,6 +20,7 @@ from ferry.client import FerryClient
 from ferry.model import Machine, MachineConfig, MachineState
 from ferry.runtime.driver import LocalImage
 from ferry.runtime.runc import RuncDriver
+from ferry.runtime.userns import IdRangeAllocator
 
 __all__ = [
     "HOST",
@@ -98,6 +99,8 @@ class Agent:
             client,
             self.memory,
             secrets=client,  # as the daemon does: each start asks for the app's secrets
+            # as the daemon runs machines: each in a user namespace of its own
+            id_ranges=IdRangeAllocator(driver.state_dir / "id-ranges.json"),
         )
 
     def machine(self, machine_id: str) -> Machine:

@@ -37,7 +37,7 @@ COUNTER = (
 
 def ask(driver: RuncDriver, cid: str, expected: int, timeout: float = 10.0) -> None:
     """Write one line into the machine's FIFO; wait for ``count=<expected>`` in its log."""
-    fifo = driver.containers_dir / cid / "rootfs" / "ask"
+    fifo = driver.rootfs_path(cid) / "ask"
     deadline = time.monotonic() + timeout
     while True:  # the shell opens the FIFO again after each answer
         try:

@@ -12,6 +12,7 @@ import pytest
 from ferry.runtime.driver import ContainerSpec, LocalImage
 from ferry.runtime.images import RegistryImageStore
 from ferry.runtime.runc import RuncDriver
+from ferry.runtime.userns import IdRange
 
 from ..images import RunningRegistry, build_busybox_image, push_image
 
@@ -55,8 +56,10 @@ def container_spec(
     env: dict[str, str] | None = None,
     memory_mb: int = 64,
     labels: dict[str, str] | None = None,
+    id_range: IdRange | None = None,
 ) -> ContainerSpec:
-    """A spec that runs ``sh -c script`` in ``image`` under a fresh id."""
+    """A spec that runs ``sh -c script`` in ``image`` under a fresh id (in a user
+    namespace mapped to ``id_range`` when given)."""
     return ContainerSpec(
         container_id=f"t-{uuid.uuid4().hex[:12]}",
         image=image,
@@ -64,4 +67,5 @@ def container_spec(
         env=env or {},
         memory_mb=memory_mb,
         labels=labels or {},
+        id_range=id_range,
     )

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from pathlib import Path
 
 import pytest
 
 from ferry.runtime.driver import ContainerState, LocalImage
+from ferry.runtime.guest_files import write_guest_files
 from ferry.runtime.runc import RuncDriver
 
 from .conftest import container_spec
@@ -55,3 +57,16 @@ def test_a_file_replaces_the_images_own(driver: RuncDriver, busybox_image: Local
 
     assert "replaced-by-files" in driver.log_path(spec.container_id).read_text()
     assert b"replaced-by-files" not in (busybox_image.rootfs / "bin" / "arch").read_bytes()
+
+
+def test_with_an_owner_files_and_the_directories_made_for_them_are_its(tmp_path: Path) -> None:
+    (tmp_path / "etc").mkdir()  # the image's: not made here, its owner untouched
+    owner = (300_000, 300_000)
+
+    write_guest_files(tmp_path, [("/etc/app/conf.ini", b"a=1")], owner)
+
+    made = tmp_path / "etc" / "app"
+    assert (made.stat().st_uid, made.stat().st_gid) == owner
+    written = (made / "conf.ini").stat()
+    assert (written.st_uid, written.st_gid) == owner
+    assert (tmp_path / "etc").stat().st_uid == 0

@@ -16,6 +16,7 @@ from ferry.runtime.driver import ContainerState, LocalImage
 from ferry.runtime.image_gc import GcPolicy
 from ferry.runtime.images import RegistryImageStore
 from ferry.runtime.runc import RuncDriver
+from ferry.runtime.userns import IdRange
 
 from ..images import RunningRegistry, build_busybox_image, push_image, run_tool
 from .conftest import container_spec
@@ -129,13 +130,19 @@ def test_recently_used_images_survive_a_collect(
     assert all(_runs(image) for image in images)
 
 
+@pytest.mark.parametrize("id_range", [None, IdRange(900_000)], ids=["host-ids", "userns"])
 def test_an_image_a_container_mounts_is_kept_until_the_container_is_destroyed(
-    registry: RunningRegistry, three_references: list[str], driver: RuncDriver, tmp_path: Path
+    registry: RunningRegistry,
+    three_references: list[str],
+    driver: RuncDriver,
+    tmp_path: Path,
+    id_range: IdRange | None,
 ) -> None:
     store = _store(tmp_path / "cache", registry)
     image = store.ensure(three_references[0])
     _age(store, image, 10)
-    spec = container_spec(image, "sleep 60")
+    # in a user namespace the overlay's lower layer is an idmapped view of the rootfs
+    spec = container_spec(image, "sleep 60", id_range=id_range)
     driver.start(spec)
 
     assert store.collect([], GcPolicy(keep_unused=0)) == []

@@ -135,13 +135,14 @@ def test_destroy_leaves_no_mount_directory_runc_state_or_cgroup(
     spec = container_spec(busybox_image, LONG_RUNNER)
     driver.start(spec)
     container_dir = driver.state_dir / "containers" / spec.container_id
+    rootfs = driver.rootfs_path(spec.container_id)
     cgroup = Path("/sys/fs/cgroup/memory") / driver.cgroups_path(spec.container_id).lstrip("/")
-    assert mounted(container_dir / "rootfs") and cgroup.is_dir()
+    assert mounted(rootfs) and cgroup.is_dir()
 
     driver.destroy(spec.container_id)
     driver.destroy(spec.container_id)  # idempotent
 
-    assert not mounted(container_dir / "rootfs")
+    assert not mounted(rootfs) and not rootfs.exists()
     assert not container_dir.exists()
     assert not (driver.runc_root / spec.container_id).exists()
     assert not cgroup.exists()
@@ -192,20 +193,17 @@ def test_destroy_cleans_up_a_container_half_created_before_a_crash(
 ) -> None:
     # what an agent killed between the overlay mount and spawning runc leaves behind
     container_dir = driver.state_dir / "containers" / "half-made"
-    for sub in ("upper", "work", "rootfs"):
+    rootfs = driver.rootfs_path("half-made")
+    for sub in ("upper", "work"):
         (container_dir / sub).mkdir(parents=True)
-    mount_overlay(
-        busybox_image.rootfs,
-        container_dir / "upper",
-        container_dir / "work",
-        container_dir / "rootfs",
-    )
+    rootfs.mkdir(parents=True)
+    mount_overlay(busybox_image.rootfs, container_dir / "upper", container_dir / "work", rootfs)
 
     [leftover] = driver.list()
     assert leftover.state is ContainerState.EXITED and leftover.exit_code is None
     driver.destroy("half-made")
 
-    assert not mounted(container_dir / "rootfs")
+    assert not mounted(rootfs) and not rootfs.exists()
     assert not container_dir.exists()
 
 

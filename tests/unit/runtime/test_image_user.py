@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ferry.errors import RuntimeFailure
-from ferry.runtime.image_user import ExecUser, read_image_user, resolve_user
+from ferry.runtime.image_user import ExecUser, read_image_user, require_mapped_user, resolve_user
 
 PASSWD = """\
 root:x:0:0:root:/root:/bin/sh
@@ -77,3 +77,10 @@ def test_the_files_are_read_from_the_image_and_symlinks_out_of_it_are_not_follow
     os.symlink(image / "etc", linked_etc / "etc")
     with pytest.raises(RuntimeFailure, match="'node'"):
         read_image_user(linked_etc, "node")
+
+
+def test_a_user_beyond_a_machines_ids_is_refused_naming_the_id() -> None:
+    require_mapped_user(ExecUser(65_535, 0, (10,)), 65_536, "65535:0")
+
+    with pytest.raises(RuntimeFailure, match="user 'app' has id 70000, but a machine has ids"):
+        require_mapped_user(ExecUser(1000, 1000, (70_000,)), 65_536, "app")

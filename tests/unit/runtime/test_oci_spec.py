@@ -15,6 +15,7 @@ from ferry.runtime.oci_spec import (
     build_runtime_spec,
     render_hosts_file,
 )
+from ferry.runtime.userns import IdRange
 
 ROOTFS = Path("/state/containers/c1/rootfs")
 
@@ -136,3 +137,47 @@ def test_a_named_user_cannot_be_resolved_without_the_image_files() -> None:
 
 def test_hosts_file_names_the_machine() -> None:
     assert "127.0.1.1\tm-1" in render_hosts_file("m-1")
+
+
+def test_a_machine_with_an_id_range_gets_its_own_user_namespace() -> None:
+    linux = build_runtime_spec(make_spec(id_range=IdRange(300_000)), ROOTFS, "/x")["linux"]
+
+    assert {"type": "user"} in linux["namespaces"]
+    mapping = [{"containerID": 0, "hostID": 300_000, "size": 65_536}]
+    assert linux["uidMappings"] == mapping and linux["gidMappings"] == mapping
+
+
+def test_without_an_id_range_there_is_no_user_namespace() -> None:
+    linux = build_runtime_spec(make_spec(), ROOTFS, "/x")["linux"]
+
+    assert {"type": "user"} not in linux["namespaces"]
+    assert "uidMappings" not in linux
+
+
+def test_docker_default_capabilities_no_new_privileges_and_masks() -> None:
+    runtime_spec = build_runtime_spec(make_spec(id_range=IdRange(300_000)), ROOTFS, "/x")
+    process, linux = runtime_spec["process"], runtime_spec["linux"]
+
+    assert len(DEFAULT_CAPABILITIES) == 14 and "CAP_SYS_ADMIN" not in DEFAULT_CAPABILITIES
+    assert process["capabilities"]["bounding"] == list(DEFAULT_CAPABILITIES)
+    assert process["noNewPrivileges"] is True
+    assert "/proc/interrupts" in linux["maskedPaths"] and "/sys/firmware" in linux["maskedPaths"]
+
+
+def test_a_sysfs_mounted_by_the_driver_is_bound_read_only_on_sys() -> None:
+    mounts = build_runtime_spec(make_spec(), ROOTFS, "/x", sysfs_source=Path("/c/sys"))["mounts"]
+    [sys_mount] = [m for m in mounts if m["destination"] == "/sys"]
+
+    assert sys_mount["type"] == "bind" and sys_mount["source"] == "/c/sys"
+    assert {"ro", "nosuid", "noexec", "nodev"} <= set(sys_mount["options"])
+
+
+def test_a_read_only_root_keeps_a_writable_tmp() -> None:
+    runtime_spec = build_runtime_spec(make_spec(readonly_root=True), ROOTFS, "/x")
+    tmp = [m for m in runtime_spec["mounts"] if m["destination"] == "/tmp"]
+
+    assert runtime_spec["root"]["readonly"] is True
+    assert tmp and tmp[0]["type"] == "tmpfs" and "mode=1777" in tmp[0]["options"]
+    writable = build_runtime_spec(make_spec(), ROOTFS, "/x")
+    assert writable["root"]["readonly"] is False
+    assert not [m for m in writable["mounts"] if m["destination"] == "/tmp"]
