@@ -24,7 +24,7 @@ import uvicorn
 from ferry.autoscale.distances import load_latency_file
 from ferry.errors import UnavailableError, ValidationError
 from ferry.server.app import create_app
-from ferry.server.auth import ensure_admin_token
+from ferry.server.auth import RateLimits, ensure_admin_token
 from ferry.store import open_store
 
 __all__ = ["DEFAULT_LISTEN", "bind_socket", "parse_listen_address", "run_server"]
@@ -107,6 +107,7 @@ def run_server(
     host_down_after: float = 10.0,
     log_level: str = "info",
     latency_file: Path | None = None,
+    rate_limits: RateLimits | None = None,
 ) -> None:
     """Run the control plane until SIGTERM/SIGINT. Blocking.
 
@@ -117,6 +118,7 @@ def run_server(
     tells agents to pull from. ``latency_file`` (JSON of region-pair RTTs, see
     ``ferry.autoscale.load_latency_file``) orders capacity fallbacks and the
     autoscaler's "nearest region"; without it the order is alphabetical.
+    ``rate_limits``: requests per second per token (default ``RateLimits()``).
     Raises ``FerryError`` subclasses with a user-facing sentence for bad
     addresses, busy ports, an unusable store or latency file.
     Returns normally after a graceful shutdown on SIGTERM or SIGINT.
@@ -142,6 +144,7 @@ def run_server(
             admin_token=token,
             host_down_after=host_down_after,
             distances=distances,
+            rate_limits=rate_limits,
             registry=registry if registry is not None else os.environ.get("FERRY_REGISTRY", ""),
         )
         config = uvicorn.Config(
