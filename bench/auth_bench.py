@@ -21,14 +21,20 @@ loads ``GET /v1/apps/<app>/machines`` for ``--seconds`` with:
     (a checkout), or ``--before REV`` (cloned from this repository into a
     temporary directory); same machines, same app, its only organization.
 
-Setups are interleaved round by round (a, b, c, d, a, b, …) so drift hits all
-alike; ratios to (d) are taken per round and reported as the median, both by
-req/s and by the server's CPU per request (before's / this one's: above 1 is
-cheaper), the steadier of the two on a machine shared with other load. Figures:
+Setups are interleaved round by round (a, b, c, d, then b, c, d, a, …: each
+takes each place in turn) so drift and order hit all alike; ratios to (d)
+are taken per round and reported as the median, both by req/s and by the
+server's CPU per request (before's / this one's: above 1 is cheaper), the
+steadier of the two on a machine shared with other load. Figures:
 req/s, p50/p99 latency (wrk), and the server's CPU per request
 (utime+stime of its process from /proc, divided by the requests wrk made).
 Both servers run under this Python, pure Python (no mypyc build of the
 server exists). Every process is started and stopped by PID; loopback only.
+
+Last, in this process: the authentication path alone (resolve the token,
+spend its rate limit, decide the route) per request and kind of token, with
+the cache warm and with it emptied before each request (what every request
+paid before the cache): steady figures where the HTTP ones are noisy.
 """
 
 from __future__ import annotations
@@ -190,9 +196,52 @@ def load(server: Server, token: str, seconds: float, connections: int) -> Sample
         raise SystemExit(f"wrk saw errors:\n{out}")
     requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
     return Sample(rps, p50, p99, cpu / max(requests, 1) * 1e6)
+
+
+def auth_path_cost(home: Path, repeat: int = 20_000) -> dict[str, tuple[float, float]]:
+    """Microseconds per request of this tree's authentication path by kind of token:
+    ``(cache warm, cache emptied before each request)``."""
+    sys.path.insert(0, str(ROOT))
+    from ferry.model.access import Role, TokenKind
+    from ferry.server.app import create_app
+    from ferry.server.auth import RateLimits
+    from ferry.server.authz import OPERATOR, check, route_need
+    from ferry.server.ratelimit import RateLimit
+    from ferry.store import SqliteStore
+
+    store = SqliteStore(home / "state.db")
+    try:
+        limits = RateLimits(tokens=RateLimit(1e9, 10**6))
+        plane = create_app(store, admin_token="operator", rate_limits=limits).state.plane
+        access = plane.access
+        access.create_org(OPERATOR, "acme", "Acme", "a@acme.test")
+        _, invitation = access.invite(OPERATOR, "acme", "b@acme.test", Role.ADMIN)
+        _, user = access.accept(invitation, None)
+        plane.apps.create(APP, "acme", "default")
+        deploy = access.create_token(OPERATOR, TokenKind.DEPLOY, name="ci", app_name=APP)
+        auth = plane.auth
+        need = route_need("/v1/apps/{app_name}/machines", "GET")
+        figures = {}
+        tokens = {"operator": "operator", "org-admin": user.plain, "deploy": deploy.plain}
+        for name, plain in tokens.items():
+            costs = []
+            for cold in (False, True):
+                started = time.perf_counter()
+                for _ in range(repeat):
+                    if cold:
+                        auth.cache.invalidate()
+                    caller = auth.principal(plain)
+                    if not caller.is_operator:
+                        auth.spend(caller)
+                        check(caller, need, {"app_name": APP}, auth.cache.app_org(APP))
+                costs.append((time.perf_counter() - started) / repeat * 1e6)
+            figures[name] = (costs[0], costs[1])
+        return figures
+    finally:
+        store.close()
 
 
 def _clone(rev: str, into: Path) -> Path:
@@ -244,7 +293,8 @@ def main() -> None:
 
         samples: dict[str, list[Sample]] = {name: [] for name, _, _ in setups}
         for round_no in range(args.rounds):
-            for name, server, token in setups:
+            shift = round_no % len(setups)  # each setup takes each place in turn: no order bias
+            for name, server, token in setups[shift:] + setups[:shift]:
                 samples[name].append(load(server, token, args.seconds, args.connections))
             print(
                 f"round {round_no + 1}: "
@@ -275,6 +325,12 @@ def main() -> None:
                 f"{statistics.median(s.p99_ms for s in got):>7.2f} "
                 f"{statistics.median(s.cpu_us for s in got):>11.0f} {ratio}"
             )
+        print()
+        print("authentication path alone, in this process (µs per request):")
+        print(f"{'setup':<10} {'cached':>7} {'uncached':>9}")
+        (temp / "inproc").mkdir()
+        for name, (warm, cold) in auth_path_cost(temp / "inproc").items():
+            print(f"{name:<10} {warm:>7.1f} {cold:>9.1f}")
     finally:
         for server in servers:
             server.stop()

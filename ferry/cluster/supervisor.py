@@ -57,7 +57,9 @@ class Supervisor:
         self.group = ProcessGroup()
         self._stopping = False
         self._credentials: dict[str, CredentialSpec] = {}  # child name -> its credential
-        self._keeper: CredentialKeeper | None = None
+        #: Mints and checks the agents' and edges' credentials; set by ``start`` once the
+        #: admin token is there.
+        self.keeper: CredentialKeeper | None = None
         self._next_check = 0.0
         # Children inherit our environment: whoever started us may have the admin token set.
         for variable in TOKEN_VARIABLES:
@@ -95,7 +97,7 @@ class Supervisor:
                 s.log_dir / "server.log",
             )
         )
-        self._keeper = CredentialKeeper(s.api_url, self._wait_token())
+        self.keeper = CredentialKeeper(s.api_url, self._wait_token())
         self._start_edges()
         for host in plan.hosts:
             argv = ferry_argv(
@@ -123,7 +125,7 @@ class Supervisor:
                 "--insecure-registry",
                 s.registry_address,
             )
-            self._add_with_credential(
+            self.add_with_credential(
                 Child(
                     f"agent-{host.host_id}",
                     netns_enter_argv(host.netns, argv),
@@ -133,10 +135,12 @@ class Supervisor:
             )
         self._next_check = time.monotonic() + CREDENTIAL_CHECK_SECONDS
 
-    def _add_with_credential(self, child: Child, spec: CredentialSpec) -> None:
-        """Start ``child`` with its own credential (kept or minted) as ``FERRY_API_TOKEN``."""
-        assert self._keeper is not None
-        child.env = {"FERRY_API_TOKEN": self._keeper.ensure_when_up(spec)}
+    def add_with_credential(self, child: Child, spec: CredentialSpec) -> None:
+        """Start ``child`` with its own credential (kept or minted) as ``FERRY_API_TOKEN``.
+
+        Blocks until the control plane answers (``UnavailableError`` after 30 s)."""
+        assert self.keeper is not None
+        child.env = {"FERRY_API_TOKEN": self.keeper.ensure_when_up(spec)}
         self._credentials[child.name] = spec
         self.group.add(child)
 
@@ -144,13 +148,13 @@ class Supervisor:
         """Re-mint the credentials of ``names`` the control plane refuses (401) and
         restart those still running with the new one; a crashed one restarts with it.
         Leaves everything as it is while the control plane does not answer."""
-        assert self._keeper is not None
+        assert self.keeper is not None
         for name in names:
             child = self.group.children.get(name)
             if child is None:
                 continue
             try:
-                token = self._keeper.ensure(self._credentials[name])
+                token = self.keeper.ensure(self._credentials[name])
             except (FerryError, ValueError) as exc:  # ValueError: a body that is not JSON
                 log.warning("cannot check the credentials now: %s", exc)
                 return
@@ -190,7 +194,7 @@ class Supervisor:
                 "--insecure-registry",
                 s.registry_address,
             )
-            self._add_with_credential(
+            self.add_with_credential(
                 Child(
                     f"proxy-{region.code}",
                     netns_enter_argv(region.netns, argv),

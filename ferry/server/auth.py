@@ -89,11 +89,12 @@ class Authenticator:
         wait = self._limiter.take(p.token_id, limit)
         if wait > 0:
             seconds = retry_after_header(wait)
+            option = "--infra-rate-limit" if limit is self.limits.infra else "--rate-limit"
             raise RateLimited(
                 f"too many requests for {p.describe()}: the limit is "
                 f"{limit.rate:g} per second (bursts of {limit.burst}); retry in {seconds} s",
                 retry_after=wait,
-                hint="slow down, or ask the operator to raise `ferry server --rate-limit`",
+                hint=f"slow down, or ask the operator to raise `ferry server {option}`",
             )
 
     def principal(self, plain: str | None) -> Principal:

@@ -146,12 +146,12 @@ def test_the_supervisor_gives_a_child_its_own_credential_and_replaces_a_revoked_
     monkeypatch.setenv("FLY_API_TOKEN", plane.token)  # as if the operator had it set
     settings = ClusterSettings(home=tmp_path / "cluster", api_port=plane.port)
     supervisor = Supervisor(settings)
-    supervisor._keeper = CredentialKeeper(plane.url, plane.token)
+    supervisor.keeper = CredentialKeeper(plane.url, plane.token)
     spec = CredentialSpec.host("ams-1", "ams", settings.host_dir("ams-1"))
     seen = tmp_path / "seen"
     argv = [sys.executable, "-c", _CHILD, str(spec.path), str(seen)]
     try:
-        supervisor._add_with_credential(
+        supervisor.add_with_credential(
             Child("agent-ams-1", argv, settings.log_dir / "agent.log"), spec
         )
         first = _wait_line(seen)
