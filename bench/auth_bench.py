@@ -31,6 +31,13 @@ req/s, p50/p99 latency (wrk), and the server's CPU per request
 Both servers run under this Python, pure Python (no mypyc build of the
 server exists). Every process is started and stopped by PID; loopback only.
 
+Then one client alternating request by request between the servers (before,
+a, before, b, before, c, …: each request follows one to the other server, so
+both pay the same process switch), ``--alternate N`` rounds, one keep-alive
+connection per setup, a raw socket client of a few µs: latencies measured so
+close together that the load of other processes hits every setup alike. Figures: median and mean
+latency, and that client's req/s (1 / mean), ratios to "before".
+
 Last, in this process: the authentication path alone (resolve the token,
 spend its rate limit, decide the route) per request and kind of token, with
 the cache warm and with it emptied before each request (what every request
@@ -201,6 +208,60 @@ def load(server: Server, token: str, seconds: float, connections: int) -> Sample
     return Sample(rps, p50, p99, cpu / max(requests, 1) * 1e6)
 
 
+class RawClient:
+    """One keep-alive HTTP/1.1 connection sending the list call with one token."""
+
+    def __init__(self, server: Server, token: str) -> None:
+        import socket
+
+        self.sock = socket.create_connection(("127.0.0.1", server.port))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.request = (
+            f"GET {LIST} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\r\n"
+        ).encode()
+
+    def once(self) -> float:
+        """Seconds for one request and its whole answer; SystemExit unless 200."""
+        started = time.perf_counter()
+        self.sock.sendall(self.request)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += self.sock.recv(65536)
+        head, _, body = data.partition(b"\r\n\r\n")
+        if not head.startswith(b"HTTP/1.1 200"):
+            raise SystemExit(f"unexpected answer: {head[:200]!r}")
+        length = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))  # type: ignore[union-attr]
+        while len(body) < length:
+            body += self.sock.recv(65536)
+        return time.perf_counter() - started
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def alternate(setups: list[tuple[str, Server, str]], count: int) -> dict[str, list[float]]:
+    """``count`` rounds of one request per setup (and one of "before" ahead of each);
+    the seconds each took, by setup."""
+    clients = {name: RawClient(server, token) for name, server, token in setups}
+    try:
+        for client in clients.values():
+            for _ in range(50):  # warm the connection and the server's caches
+                client.once()
+        times: dict[str, list[float]] = {name: [] for name in clients}
+        # With "before" every request follows one to the other server (before, a, before,
+        # b, …): a process switch before each, alike for both sides.
+        order = [n for s in clients if s != "before" for n in ("before", s)]
+        if "before" not in clients:
+            order = list(clients)
+        for _ in range(count):
+            for name in order:
+                times[name].append(clients[name].once())
+        return times
+    finally:
+        for client in clients.values():
+            client.close()
+
+
 def auth_path_cost(home: Path, repeat: int = 20_000) -> dict[str, tuple[float, float]]:
     """Microseconds per request of this tree's authentication path by kind of token:
     ``(cache warm, cache emptied before each request)``."""
@@ -264,6 +325,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--machines", type=int, default=20)
+    parser.add_argument("--alternate", type=int, default=2000, help="requests each; 0: skip")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--against", type=Path, help="a checkout of the 'before' commit")
     group.add_argument("--before", help="a revision to clone as 'before' (e.g. 268586e^)")
@@ -325,6 +387,21 @@ def main() -> None:
                 f"{statistics.median(s.p99_ms for s in got):>7.2f} "
                 f"{statistics.median(s.cpu_us for s in got):>11.0f} {ratio}"
             )
+        if args.alternate:
+            times = alternate(setups, args.alternate)
+            print()
+            print(
+                f"one client alternating request by request, {args.alternate} requests each "
+                "(median ms, mean ms, req/s = 1/mean):"
+            )
+            base = statistics.mean(times["before"]) if "before" in times else None
+            for name, got in times.items():
+                mean = statistics.mean(got)
+                ratio = f"  {base / mean:.3f}x before" if base and name != "before" else ""
+                print(
+                    f"{name:<10} {statistics.median(got) * 1e3:>7.2f} {mean * 1e3:>7.2f} "
+                    f"{1 / mean:>7.0f}{ratio}"
+                )
         print()
         print("authentication path alone, in this process (µs per request):")
         print(f"{'setup':<10} {'cached':>7} {'uncached':>9}")
