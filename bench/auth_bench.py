@@ -38,6 +38,13 @@ connection per setup, a raw socket client of a few µs: latencies measured so
 close together that the load of other processes hits every setup alike. Figures: median and mean
 latency, and that client's req/s (1 / mean), ratios to "before".
 
+Then in-process A/B (``--inproc N``): a fresh Python per tree and kind of
+token builds the control plane's ASGI app over a temporary SQLite store, the
+same app and machines, and an in-process client (httpx's ASGI transport)
+sends N list calls; the figure is CPU time per request (client included,
+no network, no other process in the path), runs alternating between the
+trees three times, median reported.
+
 Last, in this process: the authentication path alone (resolve the token,
 spend its rate limit, decide the route) per request and kind of token, with
 the cache warm and with it emptied before each request (what every request
@@ -208,6 +215,62 @@ def load(server: Server, token: str, seconds: float, connections: int) -> Sample
     return Sample(rps, p50, p99, cpu / max(requests, 1) * 1e6)
 
 
+_INPROC = """
+import asyncio, sys, tempfile, time
+from pathlib import Path
+import httpx
+from ferry.server import create_app
+from ferry.store import SqliteStore
+count, kind, machines = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+store = SqliteStore(Path(tempfile.mkdtemp()) / "state.db")
+options = {}
+if kind != "operator":
+    from ferry.server.auth import RateLimits
+    from ferry.server.ratelimit import RateLimit
+    options["rate_limits"] = RateLimits(tokens=RateLimit(1e9, 10**6))
+app = create_app(store, admin_token="adm", run_liveness=False, run_autoscaler=False, **options)
+async def main():
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        admin = {"Authorization": "Bearer adm"}
+        host = {"id": "ams-1", "region": "ams", "address": "127.0.0.1", "cpus": 256,
+                "memory_mb": 262144, "machine_subnet": "10.1.0.0/22"}
+        await c.post("/v1/hosts", json=host, headers=admin)
+        org, token = "personal", "adm"
+        if kind != "operator":
+            made = await c.post("/v1/orgs", json={"slug": "acme", "admin_email": "a@acme.test"},
+                                headers=admin)
+            plain = made.json()["admin_invitation"]["invitation"]
+            user = await c.post("/v1/invitations/accept", json={"invitation": plain})
+            org, token = "acme", user.json()["token"]
+        await c.post("/v1/apps", json={"app_name": "bench", "org_slug": org},
+                     headers={"Authorization": "Bearer " + token})
+        if kind == "deploy":
+            made = await c.post("/v1/tokens", json={"kind": "deploy", "app_name": "bench"},
+                                headers=admin)
+            token = made.json()["token"]
+        auth = {"Authorization": "Bearer " + token}
+        for _ in range(machines):
+            body = {"config": {"image": "registry.local/bench:1"}, "region": "ams"}
+            await c.post("/v1/apps/bench/machines", json=body, headers=admin)
+        for _ in range(200):
+            assert (await c.get("/v1/apps/bench/machines", headers=auth)).status_code == 200
+        started = time.process_time()
+        for _ in range(count):
+            await c.get("/v1/apps/bench/machines", headers=auth)
+        print((time.process_time() - started) / count * 1e6)
+asyncio.run(main())
+"""
+
+
+def inproc(tree: Path, kind: str, count: int, machines: int) -> float:
+    """CPU µs per in-process list call of ``tree``'s app with a token of ``kind``."""
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    argv = [sys.executable, "-c", _INPROC, str(count), kind, str(machines)]
+    out = subprocess.run(argv, env=env, capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
 class RawClient:
     """One keep-alive HTTP/1.1 connection sending the list call with one token."""
 
@@ -326,6 +389,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--machines", type=int, default=20)
     parser.add_argument("--alternate", type=int, default=2000, help="requests each; 0: skip")
+    parser.add_argument("--inproc", type=int, default=1500, help="calls per run; 0: skip")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--against", type=Path, help="a checkout of the 'before' commit")
     group.add_argument("--before", help="a revision to clone as 'before' (e.g. 268586e^)")
@@ -402,6 +466,23 @@ def main() -> None:
                     f"{name:<10} {statistics.median(got) * 1e3:>7.2f} {mean * 1e3:>7.2f} "
                     f"{1 / mean:>7.0f}{ratio}"
                 )
+        if args.inproc:
+            kinds = [(ROOT, "operator"), (ROOT, "org-admin"), (ROOT, "deploy")]
+            if before_tree is not None:
+                kinds.append((before_tree, "before"))
+            cpu: dict[str, list[float]] = {kind: [] for _, kind in kinds}
+            for _ in range(3):
+                for tree, kind in kinds:
+                    as_kind = "operator" if kind == "before" else kind
+                    cpu[kind].append(inproc(tree, as_kind, args.inproc, args.machines))
+            print()
+            print(f"in-process, {args.inproc} list calls per run, 3 runs (CPU µs per request):")
+            base_cpu = statistics.median(cpu["before"]) if "before" in cpu else None
+            for kind, got in cpu.items():
+                mid = statistics.median(got)
+                ratio = f"  {base_cpu / mid:.3f}x before" if base_cpu and kind != "before" else ""
+                runs = " ".join(f"{v:.0f}" for v in got)
+                print(f"{kind:<10} {mid:>7.0f}  (runs {runs}){ratio}")
         print()
         print("authentication path alone, in this process (µs per request):")
         print(f"{'setup':<10} {'cached':>7} {'uncached':>9}")
