@@ -36,14 +36,44 @@ def server_command(
         Path | None,
         typer.Option(help='JSON of region RTTs, {"rtt_ms": {"ams-iad": 84}}, for fallbacks.'),
     ] = None,
+    rate_limit: Annotated[
+        float, typer.Option(help="Requests per second per token (users, CI); 0: no limit.")
+    ] = 100.0,
+    rate_burst: Annotated[int, typer.Option(help="Requests a token may send at once.")] = 200,
+    infra_rate_limit: Annotated[
+        float, typer.Option(help="Requests per second per host or edge credential; 0: no limit.")
+    ] = 1000.0,
+    infra_rate_burst: Annotated[
+        int, typer.Option(help="Requests a host or edge credential may send at once.")
+    ] = 2000,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Run the control plane (HTTP API, store, scheduler, host liveness, autoscaler)."""
+    """Run the control plane (HTTP API, store, scheduler, host liveness, autoscaler).
+
+    The admin token is never rate limited; see docs/credentials-and-limits.md.
+    """
     from ferry.server import run_server
+    from ferry.server.auth import RateLimits
+    from ferry.server.ratelimit import RateLimit
 
     _logging(verbose)
+    try:
+        limits = RateLimits(
+            tokens=RateLimit(rate_limit, rate_burst),
+            infra=RateLimit(infra_rate_limit, infra_rate_burst),
+        )
+    except ValueError as exc:
+        raise ConfigError(
+            f"invalid rate limit: {exc}",
+            hint="give --rate-limit >= 0 and --rate-burst >= 1 (same for --infra-…)",
+        ) from None
     run_server(
-        home, listen or ["127.0.0.1:4280"], store_url, registry=registry, latency_file=latency
+        home,
+        listen or ["127.0.0.1:4280"],
+        store_url,
+        registry=registry,
+        latency_file=latency,
+        rate_limits=limits,
     )
 
 

@@ -3,7 +3,8 @@
 Every failure leaves this module as a ``FerryError``:
 
 - an error answer (non-2xx) becomes ``ApiError`` carrying the server's
-  ``error`` sentence, its ``hint`` and the HTTP status;
+  ``error`` sentence, its ``hint`` and the HTTP status; a 429 (too many
+  requests for this token) says in its message when to retry (``Retry-After``);
 - a refused connection or a timeout becomes ``UnavailableError``;
 - a malformed ``FERRY_API_URL`` becomes ``ValidationError``.
 """
@@ -140,7 +141,20 @@ class HttpCore:
             message = f"the Ferry API answered {response.status_code}: {text}"
         if response.status_code == 401 and hint is None and not self._token:
             hint = _NO_TOKEN_HINT
+        if response.status_code == 429:
+            message, hint = _rate_limited(response, message, hint)
         return ApiError(message, status=response.status_code, hint=hint)
+
+
+def _rate_limited(
+    response: httpx.Response, message: str, hint: str | None
+) -> tuple[str, str | None]:
+    """A 429's message naming when to retry (from ``Retry-After``, in seconds)."""
+    after = response.headers.get("retry-after", "").strip()
+    when = f"retry in {after} s" if after.isdigit() else "retry later"
+    if "retry in" not in message:
+        message = f"rate limited by the Ferry API: {message}; {when}"
+    return message, hint or f"this token sent too many requests; {when}"
 
 
 def _param(value: Any) -> Any:

@@ -1,9 +1,16 @@
 """The embedded cluster's supervisor: one process that owns every other one.
 
 ``python -m ferry.cluster.supervisor --home H`` builds the namespaces, then
-runs the registry, the control plane and one agent per host, restarting any
-that crash; on SIGTERM it stops them, removes the machines' containers and
-the namespaces, and exits. Logs go to ``H/logs/<name>.log``.
+runs the registry, the control plane, one edge proxy per region and one agent
+per host, restarting any that crash; on SIGTERM it stops them, removes the
+machines' containers and the namespaces, and exits. Logs go to
+``H/logs/<name>.log``.
+
+Only the supervisor holds the admin token. Each agent and each edge gets its
+own credential (``ferry.cluster.credentials``) in its environment; every
+``CREDENTIAL_CHECK_SECONDS``, and before a crashed one restarts, the
+supervisor checks that the control plane still accepts it and, if not (a
+revoked credential), mints a new one and restarts the process with it.
 """
 
 from __future__ import annotations
@@ -20,11 +27,13 @@ from types import FrameType
 
 from ferry.autoscale.distances import write_latency_file
 from ferry.cluster.cleanup import cgroup_parent, cleanup_cluster
+from ferry.cluster.credentials import CredentialKeeper, CredentialSpec
 from ferry.cluster.processes import Child, ProcessGroup, become_subreaper
 from ferry.cluster.registry import registry_command, write_registry_config
 from ferry.cluster.settings import ClusterSettings
 from ferry.cluster.topology import build_topology
 from ferry.cluster.wan import setup_wan, teardown_wan, wait_forwarder_attached
+from ferry.errors import FerryError
 from ferry.net.iproute import netns_enter_argv
 
 log = logging.getLogger("ferry.supervisor")
@@ -32,6 +41,10 @@ log = logging.getLogger("ferry.supervisor")
 #: Each region's edge also listens on its own address for requests other edges
 #: forward to its machines (the backhaul between edges).
 BACKHAUL_PORT = 4281
+#: How often the supervisor checks that the agents' and edges' credentials still work.
+CREDENTIAL_CHECK_SECONDS = 30.0
+#: The variables a client reads its token from: the children never inherit the admin's.
+TOKEN_VARIABLES = ("FERRY_API_TOKEN", "FLY_API_TOKEN")
 
 
 def ferry_argv(*args: str) -> list[str]:
@@ -43,6 +56,14 @@ class Supervisor:
         self.settings = settings
         self.group = ProcessGroup()
         self._stopping = False
+        self._credentials: dict[str, CredentialSpec] = {}  # child name -> its credential
+        #: Mints and checks the agents' and edges' credentials; set by ``start`` once the
+        #: admin token is there.
+        self.keeper: CredentialKeeper | None = None
+        self._next_check = 0.0
+        # Children inherit our environment: whoever started us may have the admin token set.
+        for variable in TOKEN_VARIABLES:
+            os.environ.pop(variable, None)
 
     def start(self) -> None:
         s = self.settings
@@ -76,8 +97,8 @@ class Supervisor:
                 s.log_dir / "server.log",
             )
         )
-        token = self._wait_token()
-        self._start_edges(token)
+        self.keeper = CredentialKeeper(s.api_url, self._wait_token())
+        self._start_edges()
         for host in plan.hosts:
             argv = ferry_argv(
                 "agent",
@@ -108,16 +129,48 @@ class Supervisor:
                 str(s.home / "id-ranges.json"),
                 *(["--readonly-root"] if s.readonly_root else []),
             )
-            self.group.add(
+            self.add_with_credential(
                 Child(
                     f"agent-{host.host_id}",
                     netns_enter_argv(host.netns, argv),
                     s.log_dir / f"agent-{host.host_id}.log",
-                    env={"FERRY_API_TOKEN": token},
-                )
+                ),
+                CredentialSpec.host(host.host_id, host.region, s.host_dir(host.host_id)),
             )
+        self._next_check = time.monotonic() + CREDENTIAL_CHECK_SECONDS
 
-    def _start_edges(self, token: str) -> None:
+    def add_with_credential(self, child: Child, spec: CredentialSpec) -> None:
+        """Start ``child`` with its own credential (kept or minted) as ``FERRY_API_TOKEN``.
+
+        Blocks until the control plane answers (``UnavailableError`` after 30 s)."""
+        assert self.keeper is not None
+        child.env = {"FERRY_API_TOKEN": self.keeper.ensure_when_up(spec)}
+        self._credentials[child.name] = spec
+        self.group.add(child)
+
+    def refresh_credentials(self, names: list[str]) -> None:
+        """Re-mint the credentials of ``names`` the control plane refuses (401) and
+        restart those still running with the new one; a crashed one restarts with it.
+        Leaves everything as it is while the control plane does not answer."""
+        assert self.keeper is not None
+        for name in names:
+            child = self.group.children.get(name)
+            if child is None:
+                continue
+            try:
+                token = self.keeper.ensure(self._credentials[name])
+            except (FerryError, ValueError) as exc:  # ValueError: a body that is not JSON
+                log.warning("cannot check the credentials now: %s", exc)
+                return
+            if child.env.get("FERRY_API_TOKEN") == token:
+                continue
+            child.env = {"FERRY_API_TOKEN": token}
+            if child.exit_status is None:
+                log.warning("%s's credential was refused: restarting it with a new one", name)
+                self.group.stop(name)
+                self.group.add(child)
+
+    def _start_edges(self) -> None:
         """One edge proxy per region, inside the region's namespace, on the edge address."""
         s = self.settings
         plan = s.plan
@@ -145,13 +198,13 @@ class Supervisor:
                 "--insecure-registry",
                 s.registry_address,
             )
-            self.group.add(
+            self.add_with_credential(
                 Child(
                     f"proxy-{region.code}",
                     netns_enter_argv(region.netns, argv),
                     s.log_dir / f"proxy-{region.code}.log",
-                    env={"FERRY_API_TOKEN": token},
-                )
+                ),
+                CredentialSpec.edge(region.code, s.home / "edges" / region.code),
             )
 
     def _wait_token(self, timeout: float = 30.0) -> str:
@@ -169,8 +222,19 @@ class Supervisor:
         while not self._stopping:
             time.sleep(0.2)
             self.group.reap()
+            now = time.monotonic()
+            if now >= self._next_check:
+                self._next_check = now + CREDENTIAL_CHECK_SECONDS
+                self.refresh_credentials(list(self._credentials))
+            else:
+                self.refresh_credentials([n for n in self._credentials if self._due(n, now)])
             for name in self.group.restart_crashed():
                 log.warning("restarted %s", name)
+
+    def _due(self, name: str, now: float) -> bool:
+        """True when ``name`` crashed and restarts now (its credential is checked first)."""
+        child = self.group.children.get(name)
+        return child is not None and child.exit_status is not None and now >= child.next_start
 
     def shutdown(self) -> None:
         agents = [n for n in self.group.children if n.startswith(("agent-", "proxy-"))]

@@ -5,13 +5,17 @@ Every call takes the caller (``Principal``) and checks it with
 nothing. Plain secrets (a new token, an invitation) are returned once and
 never stored: the store keeps their SHA-256 digests.
 
-All functions block on store I/O and are safe from several threads.
+All functions block on store I/O and are safe from several threads. After
+each change it commits (tokens, members, invitations accepted, organizations,
+app moves) the service calls its ``listeners`` (the authentication cache
+drops what it holds), before the call returns.
 """
 
 from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -71,6 +75,12 @@ class AccessService:
     def __init__(self, store: StateStore, clock: Clock) -> None:
         self.store = store
         self.clock = clock
+        #: Called with no arguments after every committed change; must not raise.
+        self.listeners: list[Callable[[], None]] = []
+
+    def _changed(self) -> None:
+        for listener in self.listeners:
+            listener()
 
     # -- organizations ----------------------------------------------------------
     def create_org(
@@ -97,7 +107,9 @@ class AccessService:
                 f"{p.describe()} may not create organizations",
                 hint="use your user token (from an invitation) or the admin token",
             )
-        return self.store.create_org(slug, name.strip(), at=self.clock.now(), admin_email=admin)
+        org = self.store.create_org(slug, name.strip(), at=self.clock.now(), admin_email=admin)
+        self._changed()
+        return org
 
     def list_orgs(self, p: Principal) -> list[Organization]:
         orgs = self.store.list_orgs()
@@ -119,12 +131,14 @@ class AccessService:
                 "the 'personal' organization cannot be destroyed", hint="it is the default"
             )
         self.store.delete_org(slug)
+        self._changed()
 
     def move_app(self, p: Principal, app_name: str, to_org: str) -> None:
         """Needs the right to change the app and to create apps in ``to_org``."""
         require_app(p, app_name, self.store.app_org(app_name), Access.WRITE)
         require_org(p, to_org, Access.WRITE)
         self.store.move_app(app_name, to_org)
+        self._changed()
 
     # -- members and invitations ------------------------------------------------
     def list_members(self, p: Principal, slug: str) -> list[Member]:
@@ -133,11 +147,14 @@ class AccessService:
 
     def set_role(self, p: Principal, slug: str, email: str, role: Role) -> Member:
         require_org(p, slug, Access.ADMIN)
-        return self.store.put_member(slug, check_email(email), role, at=self.clock.now())
+        member = self.store.put_member(slug, check_email(email), role, at=self.clock.now())
+        self._changed()
+        return member
 
     def remove_member(self, p: Principal, slug: str, email: str) -> None:
         require_org(p, slug, Access.ADMIN)
         self.store.remove_member(slug, check_email(email), at=self.clock.now())
+        self._changed()
 
     def invite(self, p: Principal, slug: str, email: str, role: Role) -> tuple[Invitation, str]:
         """A new invitation and its plain value (shown once; good for ``INVITATION_TTL``)."""
@@ -164,6 +181,7 @@ class AccessService:
         secret = plain.strip().removeprefix(_INVITATION_PREFIX)
         now = self.clock.now()
         invitation = self.store.accept_invitation(tokens.digest(secret), at=now)
+        self._changed()
         token = self._mint(
             TokenKind.USER,
             token_name or f"{invitation.email} (joined {invitation.org_slug})",
@@ -249,7 +267,9 @@ class AccessService:
             if info.org_slug is None:
                 raise NotFoundError(f"token {token_id!r} not found", hint="see `ferry tokens list`")
             require_org(p, info.org_slug, Access.ADMIN)
-        return self.store.revoke_token(token_id, at=self.clock.now())
+        revoked = self.store.revoke_token(token_id, at=self.clock.now())
+        self._changed()
+        return revoked
 
     def _require_existing_org(self, p: Principal, slug: str, wanted: Access) -> None:
         """``require_org``, and the organization must exist: the operator passes every
@@ -288,6 +308,7 @@ class AccessService:
         parts = tokens.split(plain)
         assert parts is not None  # mint() makes well-formed tokens
         self.store.insert_token(info, tokens.digest(parts[1]))
+        self._changed()
         return NewToken(info=info, plain=plain)
 
 

@@ -13,7 +13,7 @@ import ferry
 from ferry.autoscale.distances import RegionDistances
 from ferry.secrets import SecretsKey
 from ferry.server.audit import AuditMiddleware
-from ferry.server.auth import Authenticator, authorizer
+from ferry.server.auth import Authenticator, RateLimits, authorizer
 from ferry.server.clock import Clock, SystemClock
 from ferry.server.context import ControlPlane
 from ferry.server.errors import install_error_handlers
@@ -46,6 +46,7 @@ def create_app(
     autoscale_interval: float = 1.0,
     distances: RegionDistances | None = None,
     secrets_key: SecretsKey | None = None,
+    rate_limits: RateLimits | None = None,
 ) -> FastAPI:
     """Build the API over ``store``. Does no I/O until served.
 
@@ -59,6 +60,8 @@ def create_app(
     ``app.state.plane`` is the ``ControlPlane`` behind the routes. The store is
     not closed by the app: whoever opened it closes it. ``secrets_key`` seals app
     secrets (``None``: a new random key, for tests; ``run_server`` loads the real one).
+    ``rate_limits`` are the per-token request limits (default ``RateLimits()``: 100/s,
+    bursts of 200).
     """
     if not admin_token:
         raise ValueError("admin_token must not be empty")
@@ -97,8 +100,11 @@ def create_app(
     )
     app.state.plane = plane
     install_error_handlers(app)
-    plane.auth = Authenticator(store, admin_token, plane.clock)
-    authorized = [Depends(authorizer(plane.auth, store.app_org))]
+    plane.auth = Authenticator(store, admin_token, plane.clock, limits=rate_limits)
+    # The services are the only writers of what the cache holds: they tell it of each change.
+    plane.access.listeners.append(plane.auth.cache.invalidate)
+    plane.apps.listeners.append(plane.auth.cache.invalidate)
+    authorized = [Depends(authorizer(plane.auth, plane.auth.cache.app_org))]
     app.include_router(platform.build_public_router())
     app.include_router(orgs.build_public_router(plane.access))
     for module in (apps, machines, hosts, platform, edges, autoscale, releases, secrets):

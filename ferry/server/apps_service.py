@@ -1,10 +1,14 @@
 """Apps: create, list, delete. Deleting is two-phase: every machine is marked desired
 ``destroyed``; the app row goes once the agents report the last one destroyed.
 
-All functions block on store I/O and are safe from several threads.
+All functions block on store I/O and are safe from several threads. After
+creating or deleting an app row the service calls its ``listeners`` (the
+authentication cache forgets apps' organizations).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from ferry.errors import ConflictError, NotFoundError, RevisionConflict, ValidationError
 from ferry.model import App, DesiredState, MachineState, Organization
@@ -28,6 +32,12 @@ class AppService:
         self.store = store
         self.clock = clock
         self.notifier = notifier
+        #: Called with the app's name after it was created or deleted; must not raise.
+        self.listeners: list[Callable[[str], None]] = []
+
+    def _changed(self, name: str) -> None:
+        for listener in self.listeners:
+            listener(name)
 
     def create(self, name: str, org_slug: str, network: str) -> App:
         """Create an app. ``ValidationError`` for a bad name, ``NotFoundError`` for an
@@ -43,7 +53,9 @@ class AppService:
             network=network or "default",
             created_at=self.clock.now(),
         )
-        return self.store.create_app(app)
+        created = self.store.create_app(app)
+        self._changed(name)
+        return created
 
     def delete(self, name: str, *, force: bool = False) -> str:
         """Start deleting the app; returns ``"deleted"`` or ``"destroying"``.
@@ -61,6 +73,7 @@ class AppService:
             )
         if not live:
             self.store.delete_app(name)
+            self._changed(name)
             return "deleted"
         self.store.set_app_status(name, "destroying")
         for machine in live:
@@ -97,4 +110,5 @@ class AppService:
         if app.status != "destroying" or app.machine_count > 0:
             return False
         self.store.delete_app(name)
+        self._changed(name)
         return True

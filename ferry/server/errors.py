@@ -3,7 +3,8 @@
 ``FerryError`` subclasses answer with their own ``status``; request
 validation failures answer 400 naming the field; unknown routes 404; any
 other exception is a bug, logged with its traceback and answered 500 with a
-sentence (never the traceback).
+sentence (never the traceback). A 401 carries ``WWW-Authenticate``; a 429
+(``RateLimited``) carries ``Retry-After`` in whole seconds, rounded up.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ferry.errors import FerryError
+from ferry.errors import FerryError, RateLimited
+from ferry.server.ratelimit import retry_after_header
 
 __all__ = ["describe_validation_errors", "error_response", "install_error_handlers"]
 
@@ -59,6 +61,8 @@ def describe_validation_errors(errors: Sequence[Any]) -> str:
 async def _ferry_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, FerryError)
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    if isinstance(exc, RateLimited):
+        headers = {"Retry-After": retry_after_header(exc.retry_after)}
     status = exc.status if 400 <= exc.status < 600 else 500
     if status >= 500:
         log.error("request failed: %s", exc)

@@ -25,7 +25,7 @@ from ferry.autoscale.distances import RegionDistances, load_latency_file
 from ferry.errors import UnavailableError, ValidationError
 from ferry.secrets.keys import hold_server_lock, open_secrets_key
 from ferry.server.app import create_app
-from ferry.server.auth import ensure_admin_token
+from ferry.server.auth import RateLimits, ensure_admin_token
 from ferry.store import open_store
 
 __all__ = ["DEFAULT_LISTEN", "bind_socket", "parse_listen_address", "run_server"]
@@ -108,6 +108,7 @@ def run_server(
     host_down_after: float = 10.0,
     log_level: str = "info",
     latency_file: Path | None = None,
+    rate_limits: RateLimits | None = None,
 ) -> None:
     """Run the control plane until SIGTERM/SIGINT. Blocking.
 
@@ -121,6 +122,7 @@ def run_server(
     tells agents to pull from. ``latency_file`` (JSON of region-pair RTTs, see
     ``ferry.autoscale.load_latency_file``) orders capacity fallbacks and the
     autoscaler's "nearest region"; without it the order is alphabetical.
+    ``rate_limits``: requests per second per token (default ``RateLimits()``).
     Raises ``FerryError`` subclasses with a user-facing sentence for bad
     addresses, busy ports, an unusable store or latency file, a bad secrets key.
     Returns normally after a graceful shutdown on SIGTERM or SIGINT.
@@ -138,7 +140,7 @@ def run_server(
     server_dir = home / "server"
     url = store_url or f"sqlite:///{server_dir / 'state.db'}"
     with hold_server_lock(server_dir):
-        _serve(home, listen, url, registry, host_down_after, log_level, distances)
+        _serve(home, listen, url, registry, host_down_after, log_level, distances, rate_limits)
 
 
 def _serve(
@@ -149,6 +151,7 @@ def _serve(
     host_down_after: float,
     log_level: str,
     distances: RegionDistances | None,
+    rate_limits: RateLimits | None,
 ) -> None:
     server_dir = home / "server"
     sockets = [bind_socket(address) for address in (listen or [DEFAULT_LISTEN])]
@@ -162,6 +165,7 @@ def _serve(
             host_down_after=host_down_after,
             distances=distances,
             secrets_key=secrets_key.key,
+            rate_limits=rate_limits,
             registry=registry if registry is not None else os.environ.get("FERRY_REGISTRY", ""),
         )
         config = uvicorn.Config(

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
-from ferry.errors import NotFoundError, ValidationError
+from ferry.errors import ForbiddenError, NotFoundError, ValidationError
 from ferry.model import App
 from ferry.server.audit import note_audit
 from ferry.server.auth import principal_of
@@ -29,6 +29,11 @@ def _default_org(p: Principal) -> str:
     if p.is_operator:
         return "personal"
     orgs = sorted(p.roles) if p.roles else [p.org_slug] if p.org_slug else []
+    if not orgs:
+        raise ForbiddenError(
+            f"{p.describe()} may not create apps: it belongs to no organization",
+            hint="use an organization's token, or your user token",
+        )
     if len(orgs) != 1:
         raise ValidationError(
             "name the organization of the new app (org_slug)",
