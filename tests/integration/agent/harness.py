@@ -124,15 +124,20 @@ class Agent:
         """Run agent cycles until the machine is in ``state``."""
         self.converge(lambda: self.machine(machine_id).state is state)
 
-    def wait_armed(self, machine_id: str) -> None:
-        """Until the machine runs and its process has written ``trapped`` (its traps are set)."""
+    def wait_output(self, machine_id: str, text: str) -> None:
+        """Until the machine runs and its current container's process has written ``text``
+        (a started process may not have written its first line yet)."""
 
-        def armed() -> bool:
+        def written() -> bool:
             m = self.machine(machine_id)
             log = self.driver.log_path(container_id(m))
-            return m.state is MachineState.STARTED and log.exists() and "trapped" in log.read_text()
+            return m.state is MachineState.STARTED and log.exists() and text in log.read_text()
 
-        self.converge(armed)
+        self.converge(written)
+
+    def wait_armed(self, machine_id: str) -> None:
+        """Until the machine runs and its process has written ``trapped`` (its traps are set)."""
+        self.wait_output(machine_id, "trapped")
 
     def stop_and_time(self, machine_id: str) -> float:
         """Seconds the agent takes to bring the machine to ``stopped``."""

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ferry.agent.reconcile import container_id, plan_host
+from ferry.agent.reconcile import plan_host
 from ferry.model import MachineState
 from ferry.runtime.runc import RuncDriver
 
@@ -96,9 +96,7 @@ def test_deploy_under_a_lease_as_flyctl_does_it(
         waiter.join(timeout=30)
         assert answer["wait"].status_code == 200, answer["wait"].text
         assert answer["wait"].json() == {"ok": True, "state": "started"}
-        machine = agent.machine(machine_id)
-        log = driver.log_path(container_id(machine)).read_text()
-        assert "v2" in log
+        agent.wait_output(machine_id, "v2")  # the new version's process, not the old one's
 
         # Metadata is written without the nonce (fly-go sends none) and restarts nothing:
         # the agent, given the labelled machine, has no step to take.
