@@ -60,6 +60,14 @@ class Principal:
     def is_operator(self) -> bool:
         return self.kind == "operator"
 
+    @property
+    def who(self) -> str:
+        """The name a lease's owner and a release's user show: a member's email (as Fly
+        shows it), else the token's name; ``admin`` for the operator."""
+        if self.is_operator:
+            return "admin"
+        return self.email or self.name
+
     def describe(self) -> str:
         """Who, for audit lines and error hints: never the secret."""
         if self.is_operator:

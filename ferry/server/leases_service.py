@@ -83,8 +83,10 @@ class LeaseService:
         nonce: str | None,
         ttl: int,
         description: str | None,
+        owner: str = OWNER,
     ) -> MachineLease:
-        """A new lease, or the caller's live lease refreshed (same nonce, new expiry).
+        """A new lease held by ``owner``, or the caller's live lease refreshed (same nonce,
+        new expiry).
 
         Raises ``LeaseHeld`` (409) when another holder has it, ``LeaseGone``
         (412) for a nonce that matches no live lease, ``ConflictError`` for a
@@ -104,7 +106,7 @@ class LeaseService:
                 nonce,
                 ttl=ttl,
                 description=description,
-                owner=OWNER,
+                owner=owner,
                 now=self.clock.now(),
                 new_nonce=secrets.token_hex(16),
                 new_version=new_ulid(),

@@ -15,7 +15,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Header, Response
+from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.responses import JSONResponse
 
 from ferry.errors import ValidationError
@@ -28,6 +28,7 @@ from ferry.model.processes import (
     ProcessStat,
     sort_processes,
 )
+from ferry.server.auth import principal_of
 from ferry.server.context import ControlPlane, json_response
 from ferry.server.leases_service import lease_ttl
 from ferry.server.query_params import allow_query
@@ -52,6 +53,7 @@ def build_router(plane: ControlPlane) -> APIRouter:
 
     @router.post("/{machine_id}/lease", dependencies=[Depends(allow_query("ttl"))])
     def acquire_lease(
+        request: Request,
         app_name: str,
         machine_id: str,
         body: AcquireLeaseRequest | None = None,
@@ -62,7 +64,12 @@ def build_router(plane: ControlPlane) -> APIRouter:
         body = body or AcquireLeaseRequest()
         seconds = lease_ttl(body.ttl if body.ttl is not None else ttl)
         lease = leases.acquire(
-            app_name, machine_id, nonce=nonce, ttl=seconds, description=body.description
+            app_name,
+            machine_id,
+            nonce=nonce,
+            ttl=seconds,
+            description=body.description,
+            owner=principal_of(request).who,
         )
         return json_response(lease_answer(lease))
 

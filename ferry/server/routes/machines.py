@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 
 from ferry.errors import ConflictError, ValidationError
 from ferry.model import Machine, MachineEvent, MachineState
+from ferry.server.auth import principal_of
 from ferry.server.context import ControlPlane, json_response
 from ferry.server.errors import error_response
 from ferry.server.query_params import allow_query, metadata_filters
@@ -59,7 +60,7 @@ def build_router(plane: ControlPlane) -> APIRouter:
     machines = plane.machines
 
     @router.post("", responses={200: {"model": Machine}}, dependencies=[Depends(allow_query())])
-    def create_machine(app_name: str, body: CreateMachineRequest) -> JSONResponse:
+    def create_machine(request: Request, app_name: str, body: CreateMachineRequest) -> JSONResponse:
         """Fly's create; with ``region_fallback`` (Ferry-only) a full region sends the machine
         to the nearest region with room and the answer carries ``placement_note``. With
         ``lease_ttl`` the machine is created holding a lease, whose nonce is the answer's
@@ -71,7 +72,12 @@ def build_router(plane: ControlPlane) -> APIRouter:
             answer["placement_note"] = note
         if body.lease_ttl:
             lease = plane.leases.acquire(
-                app_name, created.id, nonce=None, ttl=body.lease_ttl, description=None
+                app_name,
+                created.id,
+                nonce=None,
+                ttl=body.lease_ttl,
+                description=None,
+                owner=principal_of(request).who,
             )
             answer["nonce"] = lease.nonce
         return json_response(answer)

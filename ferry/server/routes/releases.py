@@ -7,16 +7,16 @@ and ``ferry releases rollback`` reads one back to deploy its image and config.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from ferry.model.release import NewRelease, Release, ReleaseStatusUpdate
+from ferry.server.auth import principal_of
 from ferry.server.context import ControlPlane, json_response
 
 __all__ = ["DEPLOYER", "build_router"]
 
-#: The name recorded as a release's ``user``: the control plane has one token, the admin
-#: token, and this is its name (per-user tokens would record their own names here).
+#: The name recorded as a release's ``user`` when the operator (the admin token) deploys.
 DEPLOYER = "admin"
 
 _VERSION = Path(ge=1, le=2**31, description="the release's version number (1, 2, 3 …)")
@@ -34,9 +34,11 @@ def build_router(plane: ControlPlane) -> APIRouter:
         return json_response(plane.store.list_releases(app_name, limit))
 
     @router.post("", status_code=201, responses={201: {"model": Release}})
-    def create_release(app_name: str, body: NewRelease) -> JSONResponse:
-        """Record a ``running`` release with the next version; 404 for an unknown app."""
-        created = plane.store.create_release(app_name, body, user=DEPLOYER, at=plane.clock.now())
+    def create_release(request: Request, app_name: str, body: NewRelease) -> JSONResponse:
+        """Record a ``running`` release with the next version, its user the caller (a
+        member's email, a token's name; ``admin`` for the operator); 404 for an unknown app."""
+        user = principal_of(request).who
+        created = plane.store.create_release(app_name, body, user=user, at=plane.clock.now())
         return json_response(created, status_code=201)
 
     @router.get("/{version}", responses={200: {"model": Release}})

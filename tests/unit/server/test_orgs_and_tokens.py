@@ -202,3 +202,27 @@ def test_an_edge_credential_reads_routes_and_reports_only_its_region(api: Api) -
     assert other.status_code == 403
     assert api.client.get("/v1/hosts/ams-1/machines", headers=edge).status_code == 404
     assert api.client.get("/v1/hosts", headers=edge).status_code == 403
+
+
+def test_leases_and_releases_name_the_member_who_took_them(
+    api: Api, two_orgs: dict[str, str]
+) -> None:
+    """Fly shows a lease's owner and a release's user by the person's email."""
+    alice = _bearer(two_orgs["alice"])
+    api.register_host()
+    made = api.client.post(
+        "/v1/apps/rocket/machines",
+        json={"config": {"image": "registry.local/rocket:1"}, "lease_ttl": 30},
+        headers=alice,
+    )
+    assert made.status_code == 200, made.text
+    lease = api.client.get(f"/v1/apps/rocket/machines/{made.json()['id']}/lease", headers=alice)
+    assert lease.json()["data"]["owner"] == "alice@acme.test"
+    ci = _bearer(_token(api, two_orgs["alice"], kind="deploy", app_name="rocket", name="ci"))
+    release = api.client.post(
+        "/v1/apps/rocket/releases",
+        json={"image": "registry.local/rocket:1", "strategy": "rolling", "description": "v1"},
+        headers=ci,
+    )
+    assert release.status_code == 201, release.text
+    assert release.json()["user"] == "ci"
