@@ -1,0 +1,203 @@
+"""The API under a fuzzer: schemathesis sends generated requests to every operation of the
+real control plane (its FastAPI app served by uvicorn on a loopback port, over a real
+SQLite store in tmp_path) and asserts, for every answer: no 5xx, a status the document
+declares for that operation, the declared content type and headers, and a body that
+validates against the declared schema (docs/api-fuzzing.md).
+
+Each generated case is sent four times: as generated (mostly unknown names: the 404
+and 400 paths) with the operator token, then with its path parameters pinned to a
+world set up first (an organization, an app with a machine on a registered host) so
+the deeper paths are reached, with the operator's, an app deploy token and an
+organization read-only token. Reproducible: derandomized, a fixed schemathesis seed.
+"""
+
+from __future__ import annotations
+
+import socket
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import hypothesis
+import pytest
+import requests
+import schemathesis
+import uvicorn
+from schemathesis.checks import not_a_server_error
+from schemathesis.config import SchemathesisConfig
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from ferry.server import create_app
+from ferry.server.auth import RateLimits
+from ferry.server.ratelimit import RateLimit
+from ferry.store import SqliteStore
+
+from .conftest import host_body
+
+TOKEN = "fuzz-admin-token"
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
+#: Long-polls wait up to their ``timeout`` (schema max 60 or 300 s) when nothing changes:
+#: the fuzzer's value is kept when it is below this, else lowered to it (still in range).
+LONG_POLL_TIMEOUT = 0.05
+APP, ORG, REGION, HOST = "fuzz-web", "fuzz-org", "ams", "ams-1"
+
+
+class World:
+    """The state pinned path parameters point at; ``ensure`` recreates what a fuzzed
+    request deleted (the app, its machine), so later cases still reach deep paths."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.session = requests.Session()
+        self.operator = {"Authorization": f"Bearer {TOKEN}"}
+        self.machine_id = ""
+        self._call("POST", "/v1/orgs", {"slug": ORG})
+        body = host_body(HOST, REGION, cpus=64, memory_mb=65536)
+        self._call("POST", "/v1/hosts", body)
+        self.ensure()
+        self.deploy = self._token({"kind": "deploy", "app_name": APP, "name": "fuzz-ci"})
+        self.readonly = self._token({"kind": "readonly", "org_slug": ORG, "name": "fuzz-ro"})
+
+    def _call(self, method: str, path: str, body: Any = None) -> requests.Response:
+        url = self.base + path
+        return self.session.request(method, url, json=body, headers=self.operator, timeout=10)
+
+    def _token(self, body: dict[str, str]) -> dict[str, str]:
+        answer = self._call("POST", "/v1/tokens", body)
+        assert answer.status_code == 201, answer.text
+        return {"Authorization": f"Bearer {answer.json()['token']}"}
+
+    def ensure(self) -> None:
+        if self._call("GET", f"/v1/apps/{APP}").status_code == 404:
+            created = self._call("POST", "/v1/apps", {"app_name": APP, "org_slug": ORG})
+            assert created.status_code == 201, created.text
+        if self.machine_id:
+            machine = self._call("GET", f"/v1/apps/{APP}/machines/{self.machine_id}")
+            if machine.status_code == 200 and machine.json()["state"] != "destroyed":
+                return
+        config = {"image": "registry.local/web:1", "guest": {"cpus": 1, "memory_mb": 256}}
+        made = self._call("POST", f"/v1/apps/{APP}/machines", {"config": config})
+        assert made.status_code == 200, made.text
+        self.machine_id = made.json()["id"]
+
+    def pinned(self) -> dict[str, str]:
+        return {
+            "app_name": APP,
+            "machine_id": self.machine_id,
+            "host_id": HOST,
+            "slug": ORG,
+            "region": REGION,
+        }
+
+
+def _free_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, World]]:
+    """The control plane on a loopback port for the module, and its world."""
+    store = SqliteStore(Path(tmp_path_factory.mktemp("fuzz")) / "state.db")
+    unlimited = RateLimit(0.0, 0)  # a rate of 0 turns the limit off: the fuzzer is fast
+    app = create_app(
+        store,
+        admin_token=TOKEN,
+        run_liveness=False,
+        run_autoscaler=False,
+        rate_limits=RateLimits(tokens=unlimited, infra=unlimited),
+    )
+    # No agent runs the machines: a secrets roll gives up on each at once, not after 60 s.
+    app.state.plane.secrets_rollouts.machine_timeout = LONG_POLL_TIMEOUT
+    sock = _free_socket()
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    try:
+        for _ in range(200):  # bounded: up to 10 s for the server to start
+            if server.started:
+                break
+            threading.Event().wait(0.05)
+        assert server.started, "uvicorn did not start"
+        yield base, World(base)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+        store.close()
+
+
+def _document() -> dict[str, Any]:
+    """The OpenAPI document of the app (it does not depend on the store's content)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        store = SqliteStore(Path(scratch) / "doc.db")
+        try:
+            return create_app(store, admin_token=TOKEN).openapi()
+        finally:
+            store.close()
+
+
+DOCUMENT = _document()
+schema = schemathesis.openapi.from_dict(
+    DOCUMENT,
+    config=SchemathesisConfig.from_dict(
+        {"seed": 12, "phases": {"coverage": {"enabled": False}}, "generation": {"mode": "all"}}
+    ),
+)
+
+
+def test_the_served_document_is_the_fuzzed_one(served: tuple[str, World]) -> None:
+    base, _world = served
+    assert requests.get(f"{base}/openapi.json", timeout=10).json() == DOCUMENT
+
+
+def _bound_long_polls(case: Any) -> None:
+    """A long-poll's ``timeout`` (its default is 30 or 60 s) lowered to ``LONG_POLL_TIMEOUT``."""
+    names = {p.name for p in case.operation.query}
+    if "timeout" not in names or case.path.endswith("/restart"):
+        return  # restart's timeout is the stop's grace period, a string: no wait here
+    if not isinstance(case.query, dict):
+        case.query = {}
+    value = case.query.get("timeout")
+    if value is None:
+        case.query["timeout"] = LONG_POLL_TIMEOUT
+    elif isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        case.query["timeout"] = min(value, LONG_POLL_TIMEOUT)
+
+
+@schema.parametrize()
+@hypothesis.settings(
+    max_examples=25,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=list(hypothesis.HealthCheck),
+)
+def test_the_api_keeps_to_its_document_under_a_fuzzer(case: Any, served: tuple[str, World]) -> None:
+    base, world = served
+    _bound_long_polls(case)
+    case.call_and_validate(base_url=base, headers=world.operator, checks=CHECKS, timeout=10)
+    world.ensure()
+    pinned = world.pinned()
+    for name in case.path_parameters or {}:
+        if name in pinned:
+            case.path_parameters[name] = pinned[name]
+    for token in (world.operator, world.deploy, world.readonly):
+        case.call_and_validate(base_url=base, headers=token, checks=CHECKS, timeout=10)
+        world.ensure()
