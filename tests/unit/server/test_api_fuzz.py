@@ -13,9 +13,11 @@ organization read-only token. Reproducible: derandomized, a fixed schemathesis s
 
 from __future__ import annotations
 
+import os
 import socket
 import tempfile
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -52,6 +54,9 @@ CHECKS = [
 #: Long-polls wait up to their ``timeout`` (schema max 60 or 300 s) when nothing changes:
 #: the fuzzer's value is kept when it is below this, else lowered to it (still in range).
 LONG_POLL_TIMEOUT = 0.05
+#: Reproducible by default; ``FERRY_FUZZ_SEED`` / ``FERRY_FUZZ_EXAMPLES`` explore further.
+SEED = int(os.environ.get("FERRY_FUZZ_SEED", "12"))
+EXAMPLES = int(os.environ.get("FERRY_FUZZ_EXAMPLES", "15"))
 APP, ORG, REGION, HOST = "fuzz-web", "fuzz-org", "ams", "ams-1"
 
 
@@ -64,6 +69,10 @@ class World:
         self.session = requests.Session()
         self.operator = {"Authorization": f"Bearer {TOKEN}"}
         self.machine_id = ""
+        #: (who, status class) -> answers, and the operations that answered 2xx: printed at
+        #: the end (``pytest -s``) to show how deep the fuzzer got.
+        self.seen: Counter[tuple[str, str]] = Counter()
+        self.succeeded: set[str] = set()
         self._call("POST", "/v1/orgs", {"slug": ORG})
         body = host_body(HOST, REGION, cpus=64, memory_mb=65536)
         self._call("POST", "/v1/hosts", body)
@@ -92,6 +101,15 @@ class World:
         made = self._call("POST", f"/v1/apps/{APP}/machines", {"config": config})
         assert made.status_code == 200, made.text
         self.machine_id = made.json()["id"]
+
+    def record(self, who: str, case: Any, status: int) -> None:
+        self.seen[(who, f"{status // 100}xx")] += 1
+        if status < 300:
+            self.succeeded.add(f"{case.method} {case.path}")
+
+    def summary(self) -> str:
+        counts = ", ".join(f"{who} {kind}: {n}" for (who, kind), n in sorted(self.seen.items()))
+        return f"fuzz answers: {counts}; operations answered 2xx: {len(self.succeeded)}"
 
     def pinned(self) -> dict[str, str]:
         return {
@@ -135,7 +153,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Worl
                 break
             threading.Event().wait(0.05)
         assert server.started, "uvicorn did not start"
-        yield base, World(base)
+        world = World(base)
+        yield base, world
+        print(world.summary())
     finally:
         server.should_exit = True
         thread.join(timeout=10)
@@ -157,7 +177,7 @@ DOCUMENT = _document()
 schema = schemathesis.openapi.from_dict(
     DOCUMENT,
     config=SchemathesisConfig.from_dict(
-        {"seed": 12, "phases": {"coverage": {"enabled": False}}, "generation": {"mode": "all"}}
+        {"seed": SEED, "phases": {"coverage": {"enabled": False}}, "generation": {"mode": "all"}}
     ),
 )
 
@@ -183,7 +203,7 @@ def _bound_long_polls(case: Any) -> None:
 
 @schema.parametrize()
 @hypothesis.settings(
-    max_examples=25,
+    max_examples=EXAMPLES,
     deadline=None,
     derandomize=True,
     database=None,
@@ -192,12 +212,20 @@ def _bound_long_polls(case: Any) -> None:
 def test_the_api_keeps_to_its_document_under_a_fuzzer(case: Any, served: tuple[str, World]) -> None:
     base, world = served
     _bound_long_polls(case)
-    case.call_and_validate(base_url=base, headers=world.operator, checks=CHECKS, timeout=10)
+    answer = case.call_and_validate(
+        base_url=base, headers=world.operator, checks=CHECKS, timeout=10
+    )
+    world.record("generated/operator", case, answer.status_code)
     world.ensure()
     pinned = world.pinned()
     for name in case.path_parameters or {}:
         if name in pinned:
             case.path_parameters[name] = pinned[name]
-    for token in (world.operator, world.deploy, world.readonly):
-        case.call_and_validate(base_url=base, headers=token, checks=CHECKS, timeout=10)
+    for who, token in (
+        ("pinned/operator", world.operator),
+        ("pinned/deploy", world.deploy),
+        ("pinned/readonly", world.readonly),
+    ):
+        answer = case.call_and_validate(base_url=base, headers=token, checks=CHECKS, timeout=10)
+        world.record(who, case, answer.status_code)
         world.ensure()
