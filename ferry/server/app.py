@@ -17,6 +17,7 @@ from ferry.server.auth import Authenticator, RateLimits, authorizer
 from ferry.server.clock import Clock, SystemClock
 from ferry.server.context import ControlPlane
 from ferry.server.errors import install_error_handlers
+from ferry.server.openapi import AUTHORIZED_ERRORS, PUBLIC_ERRORS, install_openapi
 from ferry.server.routes import (
     apps,
     autoscale,
@@ -106,11 +107,13 @@ def create_app(
     plane.apps.listeners.append(plane.auth.cache.invalidate)
     authorized = [Depends(authorizer(plane.auth, plane.auth.cache.app_org))]
     app.include_router(platform.build_public_router())
-    app.include_router(orgs.build_public_router(plane.access))
+    app.include_router(orgs.build_public_router(plane.access), responses=PUBLIC_ERRORS)
+    errors = AUTHORIZED_ERRORS
     for module in (apps, machines, hosts, platform, edges, autoscale, releases, secrets):
-        app.include_router(module.build_router(plane), dependencies=authorized)
-    app.include_router(orgs.build_router(plane.access), dependencies=authorized)
-    app.include_router(audit_routes.build_router(plane), dependencies=authorized)
+        app.include_router(module.build_router(plane), dependencies=authorized, responses=errors)
+    app.include_router(orgs.build_router(plane.access), dependencies=authorized, responses=errors)
+    app.include_router(audit_routes.build_router(plane), dependencies=authorized, responses=errors)
+    install_openapi(app)
     # Every change and every refused cross-organization attempt goes into the trail.
     app.add_middleware(AuditMiddleware, store=store, clock=plane.clock)
     return app

@@ -12,6 +12,7 @@ from ferry.server.audit import note_audit
 from ferry.server.auth import principal_of
 from ferry.server.authz import Access, Principal, app_access, org_access, require_org
 from ferry.server.context import ControlPlane, json_response
+from ferry.server.openapi import AppDeleted, AppList
 from ferry.server.schemas import CreateAppRequest
 
 __all__ = ["build_router"]
@@ -45,7 +46,7 @@ def _default_org(p: Principal) -> str:
 def build_router(plane: ControlPlane) -> APIRouter:
     router = APIRouter(prefix="/v1/apps", tags=["apps"])
 
-    @router.get("", responses={200: {"description": '{"total_apps": N, "apps": [App]}'}})
+    @router.get("", responses={200: {"model": AppList}})
     def list_apps(request: Request, org_slug: str | None = None) -> JSONResponse:
         """The apps the caller may read (of ``org_slug`` when given: 404 if it sees none)."""
         p = principal_of(request)
@@ -72,7 +73,7 @@ def build_router(plane: ControlPlane) -> APIRouter:
         app = plane.apps.create(body.wanted_name, org_slug, body.network)
         return json_response(app, 201)
 
-    @router.post("/{app_name}/move")
+    @router.post("/{app_name}/move", responses={200: {"model": App}})
     def move_app(request: Request, app_name: str, body: MoveAppRequest) -> JSONResponse:
         """(Ferry) Give the app to another organization; its app tokens end."""
         plane.access.move_app(principal_of(request), app_name, body.org_slug)
@@ -82,7 +83,7 @@ def build_router(plane: ControlPlane) -> APIRouter:
     def get_app(app_name: str) -> JSONResponse:
         return json_response(plane.store.get_app(app_name))
 
-    @router.delete("/{app_name}", status_code=202)
+    @router.delete("/{app_name}", status_code=202, responses={202: {"model": AppDeleted}})
     def delete_app(app_name: str, force: bool = False) -> JSONResponse:
         outcome = plane.apps.delete(app_name, force=force)
         return json_response({"ok": True, "status": outcome}, 202)

@@ -22,7 +22,10 @@ __all__ = ["build_router"]
 
 _LIMIT = Query(default=100, ge=1, le=1000, description="at most this many records")
 _BEFORE = Query(
-    default=None, ge=1, description="only records older than this id (the last id of a page)"
+    default=None,
+    ge=1,
+    le=2**63 - 1,  # SQLite's largest INTEGER: a larger id failed the query (500)
+    description="only records older than this id (the last id of a page)",
 )
 
 

@@ -12,6 +12,7 @@ from ferry.autoscale.decisions import is_running, is_stopped
 from ferry.errors import NotFoundError
 from ferry.model.autoscale import AutoscalePolicy
 from ferry.server.context import ControlPlane, json_response
+from ferry.server.openapi import AutoscaleStatus, PolicyDeleted
 
 __all__ = ["build_router"]
 
@@ -36,13 +37,13 @@ def build_router(plane: ControlPlane) -> APIRouter:
         plane.store.set_autoscale_policy(app_name, body)
         return json_response(body)
 
-    @router.delete("")
+    @router.delete("", responses={200: {"model": PolicyDeleted}})
     def delete_policy(app_name: str) -> JSONResponse:
         """Remove the policy (only Fly's idle autostop then acts); idempotent."""
         plane.store.get_app(app_name)
         return json_response({"ok": True, "deleted": plane.store.delete_autoscale_policy(app_name)})
 
-    @router.get("/status")
+    @router.get("/status", responses={200: {"model": AutoscaleStatus}})
     def autoscale_status(app_name: str) -> JSONResponse:
         """The policy, machines and demand per region, and the last decisions (newest first)."""
         plane.store.get_app(app_name)

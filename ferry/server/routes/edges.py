@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from ferry.errors import NotFoundError, ValidationError
 from ferry.server.context import ControlPlane, json_response
+from ferry.server.openapi import AppTraffic, MachinesWatch, Ok
 from ferry.server.placement import known_regions
 from ferry.server.traffic import EdgeReport, unknown_in_report
 
@@ -18,7 +19,7 @@ __all__ = ["build_router"]
 def build_router(plane: ControlPlane) -> APIRouter:
     router = APIRouter(tags=["edges"])
 
-    @router.get("/v1/routes")
+    @router.get("/v1/routes", responses={200: {"model": MachinesWatch}})
     async def watch_routes(
         since: int = Query(0, ge=0),
         timeout: float = Query(30.0, ge=0, le=60),
@@ -52,7 +53,7 @@ def build_router(plane: ControlPlane) -> APIRouter:
             return None
         return {m.id for m in plane.store.list_machines(app_name=app, include_destroyed=True)}
 
-    @router.post("/v1/edges/{region}/traffic")
+    @router.post("/v1/edges/{region}/traffic", responses={200: {"model": Ok}})
     def report_traffic(region: str, body: EdgeReport) -> JSONResponse:
         """Keep an edge's latest report. 404 for a region no host registered in, 400 for a
         report naming apps or machines the store does not know; nothing is kept then."""
@@ -71,7 +72,7 @@ def build_router(plane: ControlPlane) -> APIRouter:
         plane.traffic.record(region, body)
         return json_response({"ok": True})
 
-    @router.get("/v1/apps/{app_name}/traffic")
+    @router.get("/v1/apps/{app_name}/traffic", responses={200: {"model": AppTraffic}})
     def app_traffic(app_name: str) -> JSONResponse:
         plane.store.get_app(app_name)
         return json_response({"app": app_name, "edges": plane.traffic.for_app(app_name)})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
@@ -13,9 +14,12 @@ from ferry.model.access import TokenKind
 from ferry.model.processes import ProcessReport
 from ferry.server.auth import principal_of
 from ferry.server.context import ControlPlane, json_response
+from ferry.server.openapi import MachinesWatch, Ok
 from ferry.server.schemas import LogsUpload, RegisterHostRequest, StatusReport
 
 __all__ = ["build_router"]
+
+_OK_BODY: dict[int | str, dict[str, Any]] = {200: {"model": Ok}}
 
 
 def build_router(plane: ControlPlane) -> APIRouter:
@@ -41,12 +45,12 @@ def build_router(plane: ControlPlane) -> APIRouter:
             )
         return json_response(hosts.register(body))
 
-    @router.post("/{host_id}/heartbeat")
+    @router.post("/{host_id}/heartbeat", responses=_OK_BODY)
     def heartbeat(host_id: str) -> JSONResponse:
         hosts.heartbeat(host_id)
         return json_response({"ok": True})
 
-    @router.get("/{host_id}/machines")
+    @router.get("/{host_id}/machines", responses={200: {"model": MachinesWatch}})
     async def watch_host_machines(
         host_id: str,
         since: int = Query(0, ge=0),
@@ -77,12 +81,12 @@ def build_router(plane: ControlPlane) -> APIRouter:
     def report_status(host_id: str, machine_id: str, body: StatusReport) -> JSONResponse:
         return json_response(hosts.report_status(host_id, machine_id, body))
 
-    @router.post("/{host_id}/machines/{machine_id}/logs")
+    @router.post("/{host_id}/machines/{machine_id}/logs", responses=_OK_BODY)
     def upload_logs(host_id: str, machine_id: str, body: LogsUpload) -> JSONResponse:
         hosts.upload_logs(host_id, machine_id, body.lines)
         return json_response({"ok": True})
 
-    @router.post("/{host_id}/processes")
+    @router.post("/{host_id}/processes", responses=_OK_BODY)
     def report_processes(host_id: str, body: ProcessReport) -> JSONResponse:
         """The processes of the host's started machines (``ferry.model.processes``).
 

@@ -15,6 +15,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.responses import JSONResponse
 
@@ -31,6 +33,7 @@ from ferry.model.processes import (
 from ferry.server.auth import principal_of
 from ferry.server.context import ControlPlane, json_response
 from ferry.server.leases_service import lease_ttl
+from ferry.server.openapi import LeaseEnvelope, LeaseReleased, Ok
 from ferry.server.query_params import allow_query
 from ferry.server.schemas import AcquireLeaseRequest, SetMetadataRequest
 
@@ -39,6 +42,8 @@ __all__ = ["NONCE", "build_router", "lease_answer"]
 #: The ``fly-machine-lease-nonce`` request header, as a route parameter default.
 NONCE = Header(None, alias=NONCE_HEADER)
 _NO_QUERY = [Depends(allow_query())]
+_OK_BODY: dict[int | str, dict[str, Any]] = {200: {"model": Ok}}
+_LEASE: dict[int | str, dict[str, Any]] = {200: {"model": LeaseEnvelope}}
 
 
 def lease_answer(lease: MachineLease) -> dict[str, object]:
@@ -51,7 +56,9 @@ def build_router(plane: ControlPlane) -> APIRouter:
     leases = plane.leases
     labels = plane.labels
 
-    @router.post("/{machine_id}/lease", dependencies=[Depends(allow_query("ttl"))])
+    @router.post(
+        "/{machine_id}/lease", responses=_LEASE, dependencies=[Depends(allow_query("ttl"))]
+    )
     def acquire_lease(
         request: Request,
         app_name: str,
@@ -73,16 +80,20 @@ def build_router(plane: ControlPlane) -> APIRouter:
         )
         return json_response(lease_answer(lease))
 
-    @router.get("/{machine_id}/lease", dependencies=_NO_QUERY)
+    @router.get("/{machine_id}/lease", responses=_LEASE, dependencies=_NO_QUERY)
     def get_lease(app_name: str, machine_id: str) -> JSONResponse:
         return json_response(lease_answer(leases.get(app_name, machine_id)))
 
-    @router.delete("/{machine_id}/lease", dependencies=_NO_QUERY)
+    @router.delete(
+        "/{machine_id}/lease", responses={200: {"model": LeaseReleased}}, dependencies=_NO_QUERY
+    )
     def release_lease(app_name: str, machine_id: str, nonce: str | None = NONCE) -> JSONResponse:
         leases.release(app_name, machine_id, nonce=nonce)
         return json_response({"status": "success"})
 
-    @router.get("/{machine_id}/metadata", dependencies=_NO_QUERY)
+    @router.get(
+        "/{machine_id}/metadata", responses={200: {"model": dict[str, str]}}, dependencies=_NO_QUERY
+    )
     def get_metadata(app_name: str, machine_id: str) -> JSONResponse:
         return json_response(labels.metadata(app_name, machine_id))
 
@@ -98,13 +109,13 @@ def build_router(plane: ControlPlane) -> APIRouter:
         labels.delete_metadata(app_name, machine_id, key)
         return Response(status_code=204)
 
-    @router.post("/{machine_id}/cordon", dependencies=_NO_QUERY)
+    @router.post("/{machine_id}/cordon", responses=_OK_BODY, dependencies=_NO_QUERY)
     def cordon(app_name: str, machine_id: str, nonce: str | None = NONCE) -> JSONResponse:
         leases.require(app_name, machine_id, nonce)
         labels.cordon(app_name, machine_id)
         return json_response({"ok": True})
 
-    @router.post("/{machine_id}/uncordon", dependencies=_NO_QUERY)
+    @router.post("/{machine_id}/uncordon", responses=_OK_BODY, dependencies=_NO_QUERY)
     def uncordon(app_name: str, machine_id: str, nonce: str | None = NONCE) -> JSONResponse:
         leases.require(app_name, machine_id, nonce)
         labels.uncordon(app_name, machine_id)

@@ -20,6 +20,7 @@ from ferry.model import Machine, MachineEvent, MachineState
 from ferry.server.auth import principal_of
 from ferry.server.context import ControlPlane, json_response
 from ferry.server.errors import error_response
+from ferry.server.openapi import LogLines, MachineSummary, Ok, PreviousState, WaitResult
 from ferry.server.query_params import allow_query, metadata_filters
 from ferry.server.routes import machine_extras
 from ferry.server.schemas import (
@@ -33,6 +34,7 @@ from ferry.server.schemas import (
 __all__ = ["build_router"]
 
 _OK = {"ok": True}
+_OK_BODY: dict[int | str, dict[str, Any]] = {200: {"model": Ok}}
 #: Fly's ``?summary=true`` leaves these out of each machine.
 _NOT_IN_SUMMARY = {"config", "checks", "events"}
 Nonce = machine_extras.NONCE
@@ -84,7 +86,7 @@ def build_router(plane: ControlPlane) -> APIRouter:
 
     @router.get(
         "",
-        responses={200: {"model": list[Machine]}},
+        responses={200: {"model": list[Machine] | list[MachineSummary]}},
         dependencies=[
             Depends(allow_query("include_deleted", "region", "summary", "state", "metadata.*"))
         ],
@@ -130,7 +132,9 @@ def build_router(plane: ControlPlane) -> APIRouter:
         plane.leases.require(app_name, machine_id, nonce)
         return json_response(machines.update(app_name, machine_id, body))
 
-    @router.delete("/{machine_id}", dependencies=[Depends(allow_query("force", "kill"))])
+    @router.delete(
+        "/{machine_id}", responses=_OK_BODY, dependencies=[Depends(allow_query("force", "kill"))]
+    )
     def destroy_machine(
         app_name: str,
         machine_id: str,
@@ -143,13 +147,17 @@ def build_router(plane: ControlPlane) -> APIRouter:
         machines.destroy(app_name, machine_id, force=force or kill)
         return json_response(_OK)
 
-    @router.post("/{machine_id}/start", dependencies=[Depends(allow_query())])
+    @router.post(
+        "/{machine_id}/start",
+        responses={200: {"model": PreviousState}},
+        dependencies=[Depends(allow_query())],
+    )
     def start_machine(app_name: str, machine_id: str, nonce: str | None = Nonce) -> JSONResponse:
         plane.leases.require(app_name, machine_id, nonce)
         previous = machines.start(app_name, machine_id)
         return json_response({"previous_state": previous.value})
 
-    @router.post("/{machine_id}/stop", dependencies=[Depends(allow_query())])
+    @router.post("/{machine_id}/stop", responses=_OK_BODY, dependencies=[Depends(allow_query())])
     def stop_machine(
         app_name: str,
         machine_id: str,
@@ -161,7 +169,7 @@ def build_router(plane: ControlPlane) -> APIRouter:
         machines.stop(app_name, machine_id, signal=body.signal, timeout=body.timeout)
         return json_response(_OK)
 
-    @router.post("/{machine_id}/suspend", dependencies=[Depends(allow_query())])
+    @router.post("/{machine_id}/suspend", responses=_OK_BODY, dependencies=[Depends(allow_query())])
     def suspend_machine(app_name: str, machine_id: str, nonce: str | None = Nonce) -> JSONResponse:
         """Freeze a started machine's processes, memory kept; 409 if it is not started."""
         plane.leases.require(app_name, machine_id, nonce)
@@ -170,6 +178,7 @@ def build_router(plane: ControlPlane) -> APIRouter:
 
     @router.post(
         "/{machine_id}/restart",
+        responses=_OK_BODY,
         dependencies=[Depends(allow_query("signal", "timeout", "force_stop"))],
     )
     def restart_machine(
@@ -197,7 +206,7 @@ def build_router(plane: ControlPlane) -> APIRouter:
         machines.restart(app_name, machine_id, signal=checked, timeout=timeout or None)
         return json_response(_OK)
 
-    @router.post("/{machine_id}/signal", dependencies=[Depends(allow_query())])
+    @router.post("/{machine_id}/signal", responses=_OK_BODY, dependencies=[Depends(allow_query())])
     def signal_machine(
         app_name: str, machine_id: str, body: SignalRequest, nonce: str | None = Nonce
     ) -> JSONResponse:
@@ -207,6 +216,7 @@ def build_router(plane: ControlPlane) -> APIRouter:
 
     @router.get(
         "/{machine_id}/wait",
+        responses={200: {"model": WaitResult}},
         dependencies=[
             Depends(allow_query("state", "timeout", "instance_id", "version", "from_event_id"))
         ],
@@ -278,7 +288,11 @@ def build_router(plane: ControlPlane) -> APIRouter:
         machine = machines.get(app_name, machine_id)
         return json_response(plane.store.list_events(machine.id))
 
-    @router.get("/{machine_id}/logs", dependencies=[Depends(allow_query("tail"))])
+    @router.get(
+        "/{machine_id}/logs",
+        responses={200: {"model": LogLines}},
+        dependencies=[Depends(allow_query("tail"))],
+    )
     def machine_logs(
         app_name: str, machine_id: str, tail: int = Query(200, ge=1, le=1000)
     ) -> JSONResponse:

@@ -21,6 +21,7 @@ from ferry.errors import ConflictError
 from ferry.model.secrets import AppSecrets
 from ferry.secrets import MAX_SECRETS_PER_APP
 from ferry.server.context import ControlPlane, json_response
+from ferry.server.openapi import MachineEnv
 from ferry.server.secrets_rollout import RolloutStatus
 
 __all__ = ["build_router"]
@@ -98,7 +99,9 @@ def build_router(plane: ControlPlane) -> APIRouter:
             )
         return await answer(app_name, await roll(app_name, versions.version, body.detach))
 
-    @router.get("/v1/hosts/{host_id}/machines/{machine_id}/secrets")
+    @router.get(
+        "/v1/hosts/{host_id}/machines/{machine_id}/secrets", responses={200: {"model": MachineEnv}}
+    )
     def machine_secrets(host_id: str, machine_id: str) -> JSONResponse:
         """The app's secrets in plain text for a machine of this host, as ``{"env": {…}}``
         (the agent adds them to the container's environment). 404 for another host's."""
