@@ -74,6 +74,10 @@ START_TIMEOUT = 10.0
 KILL_TIMEOUT = 10.0
 _POLL = 0.002
 _EXIT_CODE_GRACE = 0.2
+# How long a process that is gone, whose shim has not yet recorded its exit code, is
+# still shown running: runc's teardown can outlast the grace above on a loaded host, and
+# an exit shown without its code makes the machine "failed" instead of "exited with N".
+_EXIT_CODE_PATIENCE = 10.0
 _LOG_TAIL_BYTES = 2000
 _SHIM_SCRIPT = '"$1" --root "$2" run --bundle "$3" --pid-file "$4" "$5"; echo $? > "$6"'
 
@@ -177,6 +181,7 @@ class RuncDriver:
             )
         )
         self._shims: dict[str, subprocess.Popen[bytes]] = {}
+        self._exiting_since: dict[str, float] = {}  # gone, exit code not recorded yet
         self._shims_lock = threading.Lock()
         self._mounts_lock = threading.Lock()
 
@@ -330,9 +335,22 @@ class RuncDriver:
             return ContainerStatus(container_id, state, pid=pid, labels=labels)
         if exit_code is None and pid is not None and self._shim_alive(paths):
             exit_code = self._await_exit_code(paths, _EXIT_CODE_GRACE)
+            if exit_code is None and self._still_exiting(container_id, paths):
+                return ContainerStatus(container_id, ContainerState.RUNNING, pid=pid, labels=labels)
+        with self._shims_lock:
+            self._exiting_since.pop(container_id, None)
         return ContainerStatus(
             container_id, ContainerState.EXITED, pid=pid, exit_code=exit_code, labels=labels
         )
+
+    def _still_exiting(self, container_id: str, paths: _Paths) -> bool:
+        """The shim lives and will record the exit code: show the container running a
+        little longer (up to ``_EXIT_CODE_PATIENCE``) rather than exited without it."""
+        if not self._shim_alive(paths):
+            return False
+        with self._shims_lock:
+            first = self._exiting_since.setdefault(container_id, time.monotonic())
+        return time.monotonic() - first < _EXIT_CODE_PATIENCE
 
     def list(self) -> list[ContainerStatus]:
         """Every container directory under ``state_dir``, running or not, sorted by id."""
