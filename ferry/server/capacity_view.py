@@ -33,9 +33,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ferry.errors import CapacityError
-from ferry.model import App, Host, HostStatus, Machine, MachineState
+from ferry.model import App, Host, Machine, MachineState
 from ferry.scheduler import HostCapacity, NoPlacement, Placement, PlacementRequest, Scheduler
-from ferry.server.placement import allocate_private_ip, known_regions
+from ferry.server.placement import allocate_private_ip, capacities_of, known_regions
 from ferry.store import StateStore
 from ferry.store.base import PlacementVersions
 
@@ -199,23 +199,4 @@ def _span(subnet: str) -> tuple[int, ...]:
 
 
 def _capacities(hosts: list[Host], claims: Iterable[_Claim]) -> list[HostCapacity]:
-    cpus: Counter[str] = Counter()
-    memory: Counter[str] = Counter()
-    per_app: dict[str, Counter[str]] = {}
-    for claim in claims:
-        cpus[claim.host_id] += claim.cpus
-        memory[claim.host_id] += claim.memory_mb
-        per_app.setdefault(claim.host_id, Counter())[claim.app] += 1
-    return [
-        HostCapacity(
-            host_id=h.id,
-            region=h.region,
-            cpus=h.cpus,
-            memory_mb=h.memory_mb,
-            used_cpus=cpus[h.id],
-            used_memory_mb=memory[h.id],
-            app_machines=dict(per_app.get(h.id, {})),
-            up=h.status is HostStatus.UP,
-        )
-        for h in hosts
-    ]
+    return capacities_of(hosts, ((c.host_id, c.app, c.cpus, c.memory_mb) for c in claims))

@@ -78,16 +78,34 @@ def host_capacities(
     including stopped ones (their resources stay reserved, as on Fly).
     ``ignore_machine`` leaves one machine out (to re-check its own resize).
     """
+    hosts = list(hosts)
+    return capacities_of(
+        hosts,
+        (
+            (
+                m.host_id,
+                m.app_name,
+                m.config.effective_guest.cpus,
+                m.config.effective_guest.memory_mb,
+            )
+            for m in machines
+            if _occupies_host(m) and m.id != ignore_machine
+        ),
+    )
+
+
+def capacities_of(
+    hosts: Iterable[Host], claims: Iterable[tuple[str, str, int, int]]
+) -> list[HostCapacity]:
+    """Each host's capacity once ``claims`` — ``(host_id, app, cpus, memory_mb)`` of
+    every machine that holds room on a host — are counted against it."""
     cpus: Counter[str] = Counter()
     memory: Counter[str] = Counter()
     per_app: dict[str, Counter[str]] = {}
-    for m in machines:
-        if not _occupies_host(m) or m.id == ignore_machine:
-            continue
-        guest = m.config.effective_guest
-        cpus[m.host_id] += guest.cpus
-        memory[m.host_id] += guest.memory_mb
-        per_app.setdefault(m.host_id, Counter())[m.app_name] += 1
+    for host_id, app, claimed_cpus, claimed_memory in claims:
+        cpus[host_id] += claimed_cpus
+        memory[host_id] += claimed_memory
+        per_app.setdefault(host_id, Counter())[app] += 1
     return [
         HostCapacity(
             host_id=h.id,

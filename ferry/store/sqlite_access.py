@@ -72,6 +72,19 @@ def _admins_after(conn: Connection, slug: str, email: str, role: Role | None) ->
     return int(others) + (role is Role.ADMIN)
 
 
+def _change_member(conn: Connection, slug: str, email: str, role: Role | None, hint: str) -> Any:
+    """The member's row, refused (``NotFoundError``) when there is none, or
+    (``ConflictError``) when giving it ``role`` (``None``: removing it) leaves no admin."""
+    current = conn.execute(
+        select(members).where(members.c.org_slug == slug, members.c.email == email)
+    ).first()
+    if current is None:
+        raise NotFoundError(f"{email} is not a member of {slug!r}")
+    if _admins_after(conn, slug, email, role) == 0:
+        raise ConflictError(f"{email} is the last admin of {slug!r}", hint=hint)
+    return current
+
+
 class AccessRows:
     """The organization, member, invitation and token methods of ``StateStore``."""
 
@@ -152,16 +165,7 @@ class AccessRows:
 
     def put_member(self, slug: str, email: str, role: Role, *, at: datetime) -> Member:
         with self._write() as conn:
-            current = conn.execute(
-                select(members).where(members.c.org_slug == slug, members.c.email == email)
-            ).first()
-            if current is None:
-                raise NotFoundError(f"{email} is not a member of {slug!r}")
-            if _admins_after(conn, slug, email, role) == 0:
-                raise ConflictError(
-                    f"{email} is the last admin of {slug!r}",
-                    hint="make another member admin first",
-                )
+            current = _change_member(conn, slug, email, role, "make another member admin first")
             conn.execute(
                 members.update()
                 .where(members.c.org_slug == slug, members.c.email == email)
@@ -171,16 +175,13 @@ class AccessRows:
 
     def remove_member(self, slug: str, email: str, *, at: datetime) -> None:
         with self._write() as conn:
-            current = conn.execute(
-                select(members).where(members.c.org_slug == slug, members.c.email == email)
-            ).first()
-            if current is None:
-                raise NotFoundError(f"{email} is not a member of {slug!r}")
-            if _admins_after(conn, slug, email, None) == 0:
-                raise ConflictError(
-                    f"{email} is the last admin of {slug!r}",
-                    hint="make another member admin first, or destroy the organization",
-                )
+            _change_member(
+                conn,
+                slug,
+                email,
+                None,
+                "make another member admin first, or destroy the organization",
+            )
             conn.execute(
                 members.delete().where(members.c.org_slug == slug, members.c.email == email)
             )

@@ -118,3 +118,40 @@ def clock() -> FakeClock:
 @pytest.fixture
 def api(tmp_path: Path, clock: FakeClock) -> Iterator[Api]:
     yield from open_api(tmp_path / "state.db", clock)
+
+
+# -- organizations and tokens (as tests/unit/server/test_orgs_and_tokens.py uses them) --
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def org_with_admin(api: Api, slug: str, email: str) -> str:
+    """Create ``slug`` as the operator with ``email`` its admin; that admin's user token."""
+    created = api.client.post("/v1/orgs", json={"slug": slug, "admin_email": email})
+    assert created.status_code == 201, created.text
+    invitation = created.json()["admin_invitation"]["invitation"]
+    accepted = api.client.post("/v1/invitations/accept", json={"invitation": invitation})
+    assert accepted.status_code == 201, accepted.text
+    token: str = accepted.json()["token"]
+    return token
+
+
+def mint_token(api: Api, by: str, **body: Any) -> str:
+    created = api.client.post("/v1/tokens", json=body, headers=bearer(by))
+    assert created.status_code == 201, created.text
+    token: str = created.json()["token"]
+    return token
+
+
+@pytest.fixture
+def two_orgs(api: Api) -> dict[str, str]:
+    """acme (alice, app ``rocket``) and globex (bob, app ``widget``)."""
+    alice = org_with_admin(api, "acme", "alice@acme.test")
+    bob = org_with_admin(api, "globex", "bob@globex.test")
+    for token, app in ((alice, "rocket"), (bob, "widget")):
+        made = api.client.post("/v1/apps", json={"app_name": app}, headers=bearer(token))
+        assert made.status_code == 201, made.text
+        assert made.json()["organization"]["slug"] == ("acme" if token == alice else "globex")
+    return {"alice": alice, "bob": bob}

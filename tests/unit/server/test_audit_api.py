@@ -6,28 +6,13 @@ from typing import Any
 
 import pytest
 
-from .conftest import AUTH, Api, host_body
+from .conftest import AUTH, Api, bearer, host_body, org_with_admin
 
 _STOP = "/v1/apps/{app_name}/machines/{machine_id}/stop"
 
 
-def _bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def _org_with_admin(api: Api, slug: str, email: str) -> str:
-    """Create ``slug`` as the operator with ``email`` its admin; that admin's user token."""
-    created = api.client.post("/v1/orgs", json={"slug": slug, "admin_email": email})
-    assert created.status_code == 201, created.text
-    invitation = created.json()["admin_invitation"]["invitation"]
-    accepted = api.client.post("/v1/invitations/accept", json={"invitation": invitation})
-    assert accepted.status_code == 201, accepted.text
-    token: str = accepted.json()["token"]
-    return token
-
-
 def _audit(api: Api, org: str, token: str | None = None, **query: Any) -> list[dict[str, Any]]:
-    headers = AUTH if token is None else _bearer(token)
+    headers = AUTH if token is None else bearer(token)
     answer = api.client.get(f"/v1/orgs/{org}/audit", params=query, headers=headers)
     assert answer.status_code == 200, answer.text
     records: list[dict[str, Any]] = answer.json()
@@ -38,22 +23,22 @@ def _audit(api: Api, org: str, token: str | None = None, **query: Any) -> list[d
 def acme(api: Api) -> dict[str, str]:
     """acme (alice, app ``rocket`` with one machine), globex (bob with an org token
     named ``bob-ci``, app ``widget``)."""
-    alice = _org_with_admin(api, "acme", "alice@acme.test")
-    bob = _org_with_admin(api, "globex", "bob@globex.test")
+    alice = org_with_admin(api, "acme", "alice@acme.test")
+    bob = org_with_admin(api, "globex", "bob@globex.test")
     for token, app in ((alice, "rocket"), (bob, "widget")):
-        made = api.client.post("/v1/apps", json={"app_name": app}, headers=_bearer(token))
+        made = api.client.post("/v1/apps", json={"app_name": app}, headers=bearer(token))
         assert made.status_code == 201, made.text
     api.client.post("/v1/hosts", json=host_body())
     machine = api.client.post(
         "/v1/apps/rocket/machines",
         json={"config": {"image": "registry.local/rocket:1", "env": {"SEED": "s3cr3t-value"}}},
-        headers=_bearer(alice),
+        headers=bearer(alice),
     )
     assert machine.status_code == 200, machine.text
     bob_ci = api.client.post(
         "/v1/tokens",
         json={"kind": "org", "org_slug": "globex", "name": "bob-ci"},
-        headers=_bearer(bob),
+        headers=bearer(bob),
     )
     assert bob_ci.status_code == 201, bob_ci.text
     return {
@@ -67,7 +52,7 @@ def acme(api: Api) -> dict[str, str]:
 def test_another_organizations_attempts_are_404_and_in_the_victims_trail(
     api: Api, acme: dict[str, str]
 ) -> None:
-    bob, machine = _bearer(acme["bob"]), acme["machine"]
+    bob, machine = bearer(acme["bob"]), acme["machine"]
     before = _audit(api, "acme")[0]["id"]
     stop = api.client.post(f"/v1/apps/rocket/machines/{machine}/stop", headers=bob, json={})
     delete = api.client.delete("/v1/apps/rocket", headers=bob)
@@ -103,7 +88,7 @@ def test_another_organizations_attempts_are_404_and_in_the_victims_trail(
 def test_a_change_records_actor_route_target_and_outcome_and_never_the_body(
     api: Api, acme: dict[str, str]
 ) -> None:
-    alice, machine = _bearer(acme["alice"]), acme["machine"]
+    alice, machine = bearer(acme["alice"]), acme["machine"]
     stopped = api.client.post(f"/v1/apps/rocket/machines/{machine}/stop", headers=alice, json={})
     assert stopped.status_code == 200, stopped.text
     missing = api.client.post("/v1/apps/rocket/machines/nope/stop", headers=alice, json={})
@@ -125,7 +110,7 @@ def test_a_change_records_actor_route_target_and_outcome_and_never_the_body(
 
 
 def test_reads_are_not_recorded(api: Api, acme: dict[str, str]) -> None:
-    alice = _bearer(acme["alice"])
+    alice = bearer(acme["alice"])
     before = _audit(api, "acme")
     for path in ("/v1/apps/rocket", "/v1/apps/rocket/machines", "/v1/apps/no-such-app"):
         api.client.get(path, headers=alice)
@@ -136,11 +121,11 @@ def test_reads_are_not_recorded(api: Api, acme: dict[str, str]) -> None:
 def test_the_trail_is_for_the_orgs_admins_and_the_operator_only(
     api: Api, acme: dict[str, str]
 ) -> None:
-    refused = api.client.get("/v1/orgs/acme/audit", headers=_bearer(acme["bob"]))
-    unknown = api.client.get("/v1/orgs/initech/audit", headers=_bearer(acme["bob"]))
+    refused = api.client.get("/v1/orgs/acme/audit", headers=bearer(acme["bob"]))
+    unknown = api.client.get("/v1/orgs/initech/audit", headers=bearer(acme["bob"]))
     assert refused.status_code == unknown.status_code == 404
     assert refused.json()["error"] == unknown.json()["error"].replace("initech", "acme")
-    assert api.client.get("/v1/audit", headers=_bearer(acme["bob"])).status_code == 403
+    assert api.client.get("/v1/audit", headers=bearer(acme["bob"])).status_code == 403
     assert _audit(api, "acme", acme["alice"])  # alice is acme's admin
     # bob's look at acme's trail is itself another organization's probe, in acme's trail.
     assert _audit(api, "acme")[0]["route"] == "/v1/orgs/{slug}/audit"
@@ -163,7 +148,7 @@ def test_unauthenticated_attempts_are_recorded_and_agent_reports_are_not(
 ) -> None:
     before = _audit(api, "acme")[0]["id"]
     no_token = api.client.delete("/v1/apps/rocket", headers={"Authorization": ""})
-    forged = api.client.delete("/v1/apps/rocket", headers=_bearer("fo1_abc_forged"))
+    forged = api.client.delete("/v1/apps/rocket", headers=bearer("fo1_abc_forged"))
     assert no_token.status_code == forged.status_code == 401
     report = api.client.post("/v1/hosts/ams-1/heartbeat", json={})
     assert report.status_code < 500
@@ -191,13 +176,13 @@ def test_nested_routes_are_recorded_and_authorized_with_their_full_template(
     deploy = api.client.post(
         "/v1/tokens",
         json={"kind": "deploy", "app_name": "rocket", "name": "ci"},
-        headers=_bearer(acme["alice"]),
+        headers=bearer(acme["alice"]),
     )
     assert deploy.status_code == 201, deploy.text
     lease_path = f"/v1/apps/rocket/machines/{acme['machine']}/lease"
-    taken = api.client.post(lease_path, json={}, headers=_bearer(deploy.json()["token"]))
+    taken = api.client.post(lease_path, json={}, headers=bearer(deploy.json()["token"]))
     assert taken.status_code == 200, taken.text
-    stolen = api.client.post(lease_path, json={}, headers=_bearer(acme["bob"]))
+    stolen = api.client.post(lease_path, json={}, headers=bearer(acme["bob"]))
     assert stolen.status_code == 404
 
     probe, took = _audit(api, "acme", limit=2)

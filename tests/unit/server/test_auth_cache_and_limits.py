@@ -15,33 +15,32 @@ from ferry.server.auth import RateLimits
 from ferry.server.auth_cache import AuthCache
 from ferry.server.ratelimit import RateLimit
 
-from .conftest import AUTH, Api, FakeClock, open_api
-from .test_orgs_and_tokens import _bearer, _org_with_admin, _token
+from .conftest import AUTH, Api, FakeClock, bearer, mint_token, open_api, org_with_admin
 
 
 @pytest.fixture
 def acme(api: Api) -> dict[str, str]:
     """acme with alice (admin, user token) and app rocket; globex with bob."""
-    alice = _org_with_admin(api, "acme", "alice@acme.test")
-    bob = _org_with_admin(api, "globex", "bob@globex.test")
-    made = api.client.post("/v1/apps", json={"app_name": "rocket"}, headers=_bearer(alice))
+    alice = org_with_admin(api, "acme", "alice@acme.test")
+    bob = org_with_admin(api, "globex", "bob@globex.test")
+    made = api.client.post("/v1/apps", json={"app_name": "rocket"}, headers=bearer(alice))
     assert made.status_code == 201, made.text
     return {"alice": alice, "bob": bob}
 
 
 def _status(api: Api, path: str, token: str) -> int:
-    return api.client.get(path, headers=_bearer(token)).status_code
+    return api.client.get(path, headers=bearer(token)).status_code
 
 
 def test_a_revoked_token_is_refused_on_the_very_next_request(
     api: Api, acme: dict[str, str]
 ) -> None:
-    deploy = _token(api, acme["alice"], kind="deploy", app_name="rocket", name="ci")
+    deploy = mint_token(api, acme["alice"], kind="deploy", app_name="rocket", name="ci")
     assert _status(api, "/v1/apps/rocket/machines", deploy) == 200
     assert _status(api, "/v1/apps/rocket/machines", deploy) == 200  # now from the cache
     token_id = deploy.split("_")[1]
     assert api.client.delete(f"/v1/tokens/{token_id}").status_code == 200
-    refused = api.client.get("/v1/apps/rocket/machines", headers=_bearer(deploy))
+    refused = api.client.get("/v1/apps/rocket/machines", headers=bearer(deploy))
     assert refused.status_code == 401
     assert "revoked" in refused.json()["error"]
 
@@ -51,7 +50,7 @@ def _member(api: Api, admin: str, email: str) -> str:
     invited = api.client.post(
         "/v1/orgs/acme/invitations",
         json={"email": email, "role": "member"},
-        headers=_bearer(admin),
+        headers=bearer(admin),
     )
     assert invited.status_code == 201, invited.text
     accepted = api.client.post(
@@ -68,7 +67,7 @@ def test_a_removed_member_loses_the_organization_on_the_very_next_request(
     carol = _member(api, acme["alice"], "carol@acme.test")
     assert _status(api, "/v1/apps/rocket", carol) == 200
     removed = api.client.delete(
-        "/v1/orgs/acme/members/carol@acme.test", headers=_bearer(acme["alice"])
+        "/v1/orgs/acme/members/carol@acme.test", headers=bearer(acme["alice"])
     )
     assert removed.status_code == 200, removed.text
     assert _status(api, "/v1/apps/rocket", carol) == 404
@@ -80,7 +79,7 @@ def test_a_new_role_counts_on_the_very_next_request(api: Api, acme: dict[str, st
     promoted = api.client.put(
         "/v1/orgs/acme/members/carol@acme.test",
         json={"role": "admin"},
-        headers=_bearer(acme["alice"]),
+        headers=bearer(acme["alice"]),
     )
     assert promoted.status_code == 200, promoted.text
     assert _status(api, "/v1/orgs/acme/invitations", carol) == 200
@@ -103,7 +102,7 @@ def test_an_app_deleted_and_made_again_elsewhere_belongs_to_its_new_organization
     assert _status(api, "/v1/apps/rocket", acme["alice"]) == 200
     assert api.client.delete("/v1/apps/rocket").status_code in (200, 202)
     assert _status(api, "/v1/apps/rocket", acme["alice"]) == 404
-    made = api.client.post("/v1/apps", json={"app_name": "rocket"}, headers=_bearer(acme["bob"]))
+    made = api.client.post("/v1/apps", json={"app_name": "rocket"}, headers=bearer(acme["bob"]))
     assert made.status_code == 201, made.text
     assert _status(api, "/v1/apps/rocket", acme["alice"]) == 404
     assert _status(api, "/v1/apps/rocket", acme["bob"]) == 200
@@ -112,16 +111,16 @@ def test_an_app_deleted_and_made_again_elsewhere_belongs_to_its_new_organization
 def test_expiry_is_checked_against_the_clock_on_every_request(
     api: Api, acme: dict[str, str], clock: FakeClock
 ) -> None:
-    short = _token(api, acme["alice"], kind="deploy", app_name="rocket", expiry="1h")
+    short = mint_token(api, acme["alice"], kind="deploy", app_name="rocket", expiry="1h")
     assert _status(api, "/v1/apps/rocket", short) == 200
     clock.advance(3601)
-    expired = api.client.get("/v1/apps/rocket", headers=_bearer(short))
+    expired = api.client.get("/v1/apps/rocket", headers=bearer(short))
     assert expired.status_code == 401
     assert "expired" in expired.json()["error"]
 
 
 def test_repeated_requests_read_the_token_once(api: Api, acme: dict[str, str]) -> None:
-    deploy = _token(api, acme["alice"], kind="deploy", app_name="rocket")
+    deploy = mint_token(api, acme["alice"], kind="deploy", app_name="rocket")
     assert api.plane.auth is not None
     assert _status(api, "/v1/apps/rocket/machines", deploy) == 200
     fills = api.plane.auth.cache.fills
@@ -189,7 +188,7 @@ def test_a_token_over_its_limit_gets_429_with_retry_after(limited: Api) -> None:
     org = _mint(api, kind="org", org_slug="personal", name="ci")
     other = _mint(api, kind="org", org_slug="personal", name="laptop")
     assert [_status(api, "/v1/apps", org) for _ in range(2)] == [200, 200]
-    refused = api.client.get("/v1/apps", headers=_bearer(org))
+    refused = api.client.get("/v1/apps", headers=bearer(org))
     assert refused.status_code == 429
     assert refused.headers["Retry-After"] == "1000"  # 1 request at 0.001/s, whole seconds
     assert "too many requests" in refused.json()["error"]

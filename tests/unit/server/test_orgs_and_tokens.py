@@ -2,51 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import pytest
-
-from .conftest import AUTH, Api, host_body
-
-
-def _bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def _org_with_admin(api: Api, slug: str, email: str) -> str:
-    """Create ``slug`` as the operator with ``email`` its admin; that admin's user token."""
-    created = api.client.post("/v1/orgs", json={"slug": slug, "admin_email": email})
-    assert created.status_code == 201, created.text
-    invitation = created.json()["admin_invitation"]["invitation"]
-    accepted = api.client.post("/v1/invitations/accept", json={"invitation": invitation})
-    assert accepted.status_code == 201, accepted.text
-    token: str = accepted.json()["token"]
-    return token
-
-
-def _token(api: Api, by: str, **body: Any) -> str:
-    created = api.client.post("/v1/tokens", json=body, headers=_bearer(by))
-    assert created.status_code == 201, created.text
-    token: str = created.json()["token"]
-    return token
-
-
-@pytest.fixture
-def two_orgs(api: Api) -> dict[str, str]:
-    """acme (alice, app ``rocket``) and globex (bob, app ``widget``)."""
-    alice = _org_with_admin(api, "acme", "alice@acme.test")
-    bob = _org_with_admin(api, "globex", "bob@globex.test")
-    for token, app in ((alice, "rocket"), (bob, "widget")):
-        made = api.client.post("/v1/apps", json={"app_name": app}, headers=_bearer(token))
-        assert made.status_code == 201, made.text
-        assert made.json()["organization"]["slug"] == ("acme" if token == alice else "globex")
-    return {"alice": alice, "bob": bob}
+from .conftest import AUTH, Api, bearer, host_body, mint_token
 
 
 def test_another_organizations_app_is_404_exactly_like_a_missing_one(
     api: Api, two_orgs: dict[str, str]
 ) -> None:
-    bob = _bearer(two_orgs["bob"])
+    bob = bearer(two_orgs["bob"])
     missing = api.client.get("/v1/apps/no-such-app", headers=bob)
     for method, path in [
         ("GET", "/v1/apps/rocket"),
@@ -70,8 +32,8 @@ def test_a_deploy_token_manages_its_app_and_nothing_else(
     api: Api, two_orgs: dict[str, str]
 ) -> None:
     alice = two_orgs["alice"]
-    api.client.post("/v1/apps", json={"app_name": "moon"}, headers=_bearer(alice))
-    deploy = _bearer(_token(api, alice, kind="deploy", app_name="rocket", name="ci"))
+    api.client.post("/v1/apps", json={"app_name": "moon"}, headers=bearer(alice))
+    deploy = bearer(mint_token(api, alice, kind="deploy", app_name="rocket", name="ci"))
     policy = {"regions": ["ams"], "min_per_region": 0}
     assert (
         api.client.put("/v1/apps/rocket/autoscale", json=policy, headers=deploy).status_code == 200
@@ -95,7 +57,7 @@ def test_a_deploy_token_manages_its_app_and_nothing_else(
 def test_a_readonly_token_reads_and_is_refused_every_change(
     api: Api, two_orgs: dict[str, str]
 ) -> None:
-    readonly = _bearer(_token(api, two_orgs["alice"], kind="readonly", org_slug="acme"))
+    readonly = bearer(mint_token(api, two_orgs["alice"], kind="readonly", org_slug="acme"))
     assert api.client.get("/v1/apps/rocket", headers=readonly).status_code == 200
     changed = api.client.delete("/v1/apps/rocket", headers=readonly)
     assert changed.status_code == 403
@@ -106,29 +68,29 @@ def test_a_readonly_token_reads_and_is_refused_every_change(
 
 def test_expired_and_revoked_tokens_are_401_saying_so(api: Api, two_orgs: dict[str, str]) -> None:
     alice = two_orgs["alice"]
-    short = _token(api, alice, kind="org", org_slug="acme", name="short", expiry="1h")
-    assert api.client.get("/v1/apps", headers=_bearer(short)).status_code == 200
+    short = mint_token(api, alice, kind="org", org_slug="acme", name="short", expiry="1h")
+    assert api.client.get("/v1/apps", headers=bearer(short)).status_code == 200
     api.clock.advance(3601)
-    expired = api.client.get("/v1/apps", headers=_bearer(short))
+    expired = api.client.get("/v1/apps", headers=bearer(short))
     assert expired.status_code == 401 and "token 'short' expired at" in expired.json()["error"]
 
     kept = api.client.post(
         "/v1/tokens",
         json={"kind": "org", "org_slug": "acme", "name": "gone"},
-        headers=_bearer(alice),
+        headers=bearer(alice),
     ).json()
     assert "token" in kept and "token_sha256" not in kept
-    listed = api.client.get("/v1/tokens?org_slug=acme", headers=_bearer(alice)).json()
+    listed = api.client.get("/v1/tokens?org_slug=acme", headers=bearer(alice)).json()
     assert all("token" not in item for item in listed)  # never the secret again
-    assert api.client.delete(f"/v1/tokens/{kept['id']}", headers=_bearer(alice)).status_code == 200
-    revoked = api.client.get("/v1/apps", headers=_bearer(kept["token"]))
+    assert api.client.delete(f"/v1/tokens/{kept['id']}", headers=bearer(alice)).status_code == 200
+    revoked = api.client.get("/v1/apps", headers=bearer(kept["token"]))
     assert revoked.status_code == 401 and "token 'gone' was revoked" in revoked.json()["error"]
 
 
 def test_bad_expiry_and_kinds_are_400_and_create_nothing(
     api: Api, two_orgs: dict[str, str]
 ) -> None:
-    alice = _bearer(two_orgs["alice"])
+    alice = bearer(two_orgs["alice"])
     before = api.client.get("/v1/tokens", headers=AUTH).json()
     for body, error in [
         ({"kind": "org", "org_slug": "acme", "expiry": "soon"}, "invalid expiry 'soon'"),
@@ -145,7 +107,7 @@ def test_bad_expiry_and_kinds_are_400_and_create_nothing(
 def test_the_last_admin_cannot_leave_and_an_invitation_works_once(
     api: Api, two_orgs: dict[str, str]
 ) -> None:
-    alice = _bearer(two_orgs["alice"])
+    alice = bearer(two_orgs["alice"])
     last = api.client.delete("/v1/orgs/acme/members/alice@acme.test", headers=alice)
     assert last.status_code == 409 and "last admin" in last.json()["error"]
     invited = api.client.post(
@@ -154,7 +116,7 @@ def test_the_last_admin_cannot_leave_and_an_invitation_works_once(
     first = api.client.post("/v1/invitations/accept", json={"invitation": invited["invitation"]})
     again = api.client.post("/v1/invitations/accept", json={"invitation": invited["invitation"]})
     assert first.status_code == 201 and again.status_code == 404
-    carol = _bearer(first.json()["token"])
+    carol = bearer(first.json()["token"])
     assert api.client.get("/v1/apps/rocket", headers=carol).status_code == 200
     refused = api.client.post(
         "/v1/orgs/acme/invitations", json={"email": "dave@acme.test"}, headers=carol
@@ -172,8 +134,10 @@ def test_the_last_admin_cannot_leave_and_an_invitation_works_once(
 
 
 def test_a_host_credential_acts_only_for_its_host(api: Api) -> None:
-    host = _bearer(
-        _token(api, "test-admin-token", kind="host", host_id="ams-1", region="ams", name="ams-1")
+    host = bearer(
+        mint_token(
+            api, "test-admin-token", kind="host", host_id="ams-1", region="ams", name="ams-1"
+        )
     )
     assert api.client.post("/v1/hosts", json=host_body("ams-1"), headers=host).status_code == 200
     other = api.client.post("/v1/hosts", json=host_body("ams-2"), headers=host)
@@ -194,7 +158,7 @@ def test_a_host_credential_acts_only_for_its_host(api: Api) -> None:
 
 
 def test_an_edge_credential_reads_routes_and_reports_only_its_region(api: Api) -> None:
-    edge = _bearer(_token(api, "test-admin-token", kind="edge", region="ams", name="edge-ams"))
+    edge = bearer(mint_token(api, "test-admin-token", kind="edge", region="ams", name="edge-ams"))
     api.register_host()
     assert api.client.get("/v1/routes?timeout=0", headers=edge).status_code == 200
     body: dict[str, object] = {"apps": {}}
@@ -208,7 +172,7 @@ def test_leases_and_releases_name_the_member_who_took_them(
     api: Api, two_orgs: dict[str, str]
 ) -> None:
     """Fly shows a lease's owner and a release's user by the person's email."""
-    alice = _bearer(two_orgs["alice"])
+    alice = bearer(two_orgs["alice"])
     api.register_host()
     made = api.client.post(
         "/v1/apps/rocket/machines",
@@ -218,7 +182,7 @@ def test_leases_and_releases_name_the_member_who_took_them(
     assert made.status_code == 200, made.text
     lease = api.client.get(f"/v1/apps/rocket/machines/{made.json()['id']}/lease", headers=alice)
     assert lease.json()["data"]["owner"] == "alice@acme.test"
-    ci = _bearer(_token(api, two_orgs["alice"], kind="deploy", app_name="rocket", name="ci"))
+    ci = bearer(mint_token(api, two_orgs["alice"], kind="deploy", app_name="rocket", name="ci"))
     release = api.client.post(
         "/v1/apps/rocket/releases",
         json={"image": "registry.local/rocket:1", "strategy": "rolling", "description": "v1"},

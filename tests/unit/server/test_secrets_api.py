@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import AUTH, Api
-from .test_orgs_and_tokens import _bearer, _token, two_orgs  # noqa: F401  (fixture)
+from .conftest import AUTH, Api, bearer, mint_token
 
 VALUE = "hunter2-very-secret-value"
 
@@ -99,10 +98,10 @@ def test_stage_stores_only_and_deploy_rolls_it_out(api: Api) -> None:
 
 def test_another_organizations_secrets_are_404_and_a_readonly_token_only_lists(
     api: Api,
-    two_orgs: dict[str, str],  # noqa: F811
+    two_orgs: dict[str, str],
 ) -> None:
-    bob = _bearer(two_orgs["bob"])
-    alice = _bearer(two_orgs["alice"])
+    bob = bearer(two_orgs["bob"])
+    alice = bearer(two_orgs["alice"])
     assert (
         api.client.post(
             "/v1/apps/rocket/secrets", json={"values": {"A": VALUE}}, headers=alice
@@ -119,13 +118,13 @@ def test_another_organizations_secrets_are_404_and_a_readonly_token_only_lists(
         answer = api.client.request(method, path, headers=bob, json=body)
         assert answer.status_code == 404, (method, path, answer.text)
         assert answer.json()["error"] == missing.json()["error"].replace("no-such-app", "rocket")
-    readonly = _bearer(_token(api, two_orgs["alice"], kind="readonly", org_slug="acme"))
+    readonly = bearer(mint_token(api, two_orgs["alice"], kind="readonly", org_slug="acme"))
     assert api.client.get("/v1/apps/rocket/secrets", headers=readonly).status_code == 200
     refused = api.client.post(
         "/v1/apps/rocket/secrets", json={"values": {"A": "x"}}, headers=readonly
     )
     assert refused.status_code == 403
-    deploy = _bearer(_token(api, two_orgs["alice"], kind="deploy", app_name="rocket"))
+    deploy = bearer(mint_token(api, two_orgs["alice"], kind="deploy", app_name="rocket"))
     assert (
         api.client.post(
             "/v1/apps/rocket/secrets", json={"values": {"B": "2"}}, headers=deploy
@@ -148,8 +147,8 @@ def test_only_the_machines_host_gets_its_values(api: Api) -> None:
     machine = _machine_on_host(api, "web", "ams-1", "ams")
     url = f"/v1/hosts/ams-1/machines/{machine['id']}/secrets"
     assert api.client.get(url).json() == {"app_name": "web", "env": {"API_KEY": VALUE}}
-    ams = _bearer(_token(api, "test-admin-token", kind="host", host_id="ams-1"))
-    iad = _bearer(_token(api, "test-admin-token", kind="host", host_id="iad-1"))
+    ams = bearer(mint_token(api, "test-admin-token", kind="host", host_id="ams-1"))
+    iad = bearer(mint_token(api, "test-admin-token", kind="host", host_id="iad-1"))
     assert api.client.get(url, headers=ams).json()["env"] == {"API_KEY": VALUE}
     # Another host's credential: neither its own path for this machine, nor this host's path.
     assert api.client.get(url, headers=iad).status_code == 404
