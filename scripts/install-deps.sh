@@ -19,7 +19,7 @@ MODSEC_DIR=/usr/local/share/ferry/modsecurity
 need_modsec_conf() { [ ! -s "$MODSEC_DIR/modsecurity.conf-recommended" ] || [ ! -s "$MODSEC_DIR/unicode.mapping" ]; }
 fetch_modsec_conf() {
   local tmp; tmp=$(mktemp -d); chmod 755 "$tmp"
-  (cd "$tmp" && apt-get download -qq libapache2-mod-security2 >/dev/null && dpkg-deb -x ./*.deb x)
+  (cd "$tmp" && apt-get download -qq -o APT::Sandbox::User=root libapache2-mod-security2 >/dev/null && dpkg-deb -x ./*.deb x)
   mkdir -p "$MODSEC_DIR"
   cp "$tmp/x/etc/modsecurity/modsecurity.conf-recommended" "$tmp/x/etc/modsecurity/unicode.mapping" "$MODSEC_DIR/"
   rm -rf "$tmp"
