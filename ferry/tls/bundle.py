@@ -40,13 +40,16 @@ class EdgeTls:
     present for it. ``http01``: ACME HTTP-01 token -> key authorization, for
     ``/.well-known/acme-challenge/<token>`` on port 80. ``alpn01``: hostname ->
     the self-signed challenge certificate to present to a client offering
-    ALPN ``acme-tls/1`` (TLS-ALPN-01, RFC 8737).
+    ALPN ``acme-tls/1`` (TLS-ALPN-01, RFC 8737). ``dns01``: a name such as
+    ``_acme-challenge.example.com`` -> the TXT values the cluster's DNS
+    answers for it (DNS-01, for wildcard certificates).
     """
 
     version: int = 0
     certificates: Mapping[str, CertBundle] = field(default_factory=dict)
     http01: Mapping[str, str] = field(default_factory=dict)
     alpn01: Mapping[str, CertBundle] = field(default_factory=dict)
+    dns01: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         return (
