@@ -24,6 +24,7 @@ from ferry.errors import ValidationError as FerryValidationError
 from ferry.model.duration import parse_duration
 from ferry.model.machine_files import MAX_FILES, MachineFile
 from ferry.model.machine_statics import MAX_STATICS, StaticConfig
+from ferry.model.machine_waf import WafConfig
 from ferry.model.metadata import metadata_problem
 from ferry.model.refusals import (
     CHECK_REFUSED,
@@ -291,6 +292,8 @@ class MachineConfig(FlyConfigModel):
     stop_config: StopConfig | None = None
     files: list[MachineFile] = Field(default_factory=list, max_length=MAX_FILES)
     statics: list[StaticConfig] = Field(default_factory=list, max_length=MAX_STATICS)
+    #: Ferry extension (fly.toml ``[waf]``): the edge's web application firewall.
+    waf: WafConfig | None = None
 
     refused_fields: ClassVar[Mapping[str, str]] = CONFIG_REFUSED
 

@@ -6,13 +6,14 @@ the OWASP Core Rule Set 3.3 for every app whose ``mode`` is not ``off``.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ferry.model.refusals import FlyConfigModel
 
-__all__ = ["MAX_BODY_LIMIT", "WafConfig"]
+__all__ = ["MAX_BODY_LIMIT", "WafAction", "WafConfig", "WafEvent"]
 
 #: The most request body bytes the edge will hold to inspect (1 MiB).
 MAX_BODY_LIMIT = 1 << 20
@@ -43,8 +44,38 @@ class WafConfig(FlyConfigModel):
         for rule_id in value:
             if not 1 <= rule_id <= 99_999_999:
                 raise ValueError(f"exclude_rules: {rule_id} is not a rule id (1-99999999)")
+            if rule_id == 99901:  # ferry.waf.rules.SCORE_RULE_ID (model cannot import waf)
+                raise ValueError("exclude_rules: 99901 is Ferry's own scoring rule, not a CRS rule")
         return sorted(set(value))
 
     @property
     def enabled(self) -> bool:
         return self.mode != "off"
+
+
+WafAction = Literal["blocked", "detected", "allowed"]
+
+
+class WafEvent(BaseModel):
+    """A request that matched at least one WAF rule (or was refused by the WAF).
+
+    ``action``: ``blocked`` (the edge answered ``status``, 403 or 413),
+    ``detected`` (detect mode: forwarded), ``allowed`` (block mode, under the
+    threshold: forwarded). ``rule_ids``: every rule that matched, in order;
+    ``anomaly_score``: the CRS inbound anomaly score. ``path``: the request
+    target as sent (at most 2048 characters).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    app: str = Field(min_length=1, max_length=63)
+    region: str = Field(default="", max_length=63)
+    request_id: str = Field(min_length=1, max_length=128)
+    time: datetime
+    client_ip: str = Field(max_length=64)
+    method: str = Field(max_length=32)
+    path: str = Field(max_length=2048)
+    action: WafAction
+    status: int = Field(default=0, ge=0, le=599)
+    anomaly_score: int = Field(default=0, ge=0)
+    rule_ids: list[int] = Field(default_factory=list, max_length=2000)

@@ -174,6 +174,8 @@ class ClientConnection(asyncio.Protocol):
         self.header_size = 0
         request_id = edge.request_ids.next()
         method = self.get_method()
+        waf = edge.waf  # None unless some app is inspected: the one check WAF-off pays
+        seen = tuple(headers) if waf is not None else ()  # as sent, for the WAF
         try:
             request = build_request_head(
                 method,
@@ -211,6 +213,8 @@ class ClientConnection(asyncio.Protocol):
             started_at=edge.now(),
             routes=routes,
         )
+        if waf is not None:
+            waf.attach(exchange, url, seen, self.get_version())
         self.receiving = exchange
         if self.current is None:
             self.current = exchange

@@ -24,6 +24,7 @@ from ferry.proxy.upstream import UpstreamConnection
 if TYPE_CHECKING:
     from ferry.proxy.connection import ClientConnection
     from ferry.proxy.http import HttpEdge
+    from ferry.proxy.waf_gate import WafCheck
 
 __all__ = ["Exchange", "request_prefs"]
 
@@ -56,7 +57,7 @@ class Exchange:
         "pending_bytes", "prefs", "reached", "replay_header", "replayable", "replaying",
         "replays", "req_done", "request", "request_id", "responding", "retained",
         "retained_bytes", "routes", "sent_body", "started_at", "status", "target", "task",
-        "tunnel_raw", "up", "upstream_until_close",
+        "tunnel_raw", "up", "upstream_until_close", "waf",
     )
     # fmt: on
 
@@ -113,12 +114,20 @@ class Exchange:
         self.deadline = 0.0
         self.done = False
         self.tunnel_raw: list[bytes] | None = None
+        self.waf: WafCheck | None = None  # the app's WAF inspects this request
 
     # routing ------------------------------------------------------------------
     def start(self) -> None:
         """Route and forward; called when this exchange is the connection's current one."""
         if self.request.expect_continue and not self.req_done:
             self.client.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        if self.waf is not None:
+            self.waf.start()  # proceed() once the request passes inspection
+            return
+        self.proceed()
+
+    def proceed(self) -> None:
+        """Serve from statics or route: the request may go on to the app."""
         statics = self.edge.statics
         if statics is not None and statics.serve(self):
             return  # ``[[statics]]``: answered from the image's files, or dispatched on a miss
@@ -278,9 +287,13 @@ class Exchange:
             self.pending_bytes += size
             if self.pending_bytes > self.edge.limits.replay_buffer_bytes:
                 self.client.pause_for(self.client.PAUSE_BUFFER)
+        if self.waf is not None:
+            self.waf.body_arrived()
 
     def client_done(self) -> None:
         self.req_done = True
+        if self.waf is not None:
+            self.waf.body_arrived()
         up = self.up
         if up is not None and self.request.chunked and self.replaying is None:
             up.write(TERMINATOR)
@@ -300,6 +313,8 @@ class Exchange:
         if self.done:
             return
         self.done = True
+        if self.waf is not None:
+            self.waf.close()
         if self.task is not None:
             self.task.cancel()
             self.task = None
@@ -345,6 +360,8 @@ class Exchange:
             return
         self.status = status
         self.responding = True
+        if self.waf is not None:
+            self.waf.response(status, headers, self.http11)
         if status == 101:
             self.keep_alive = False
         self.chunked_out = head.chunked_out
@@ -427,6 +444,8 @@ class Exchange:
         if self.done:
             return
         self.done = True
+        if self.waf is not None:
+            self.waf.close()
         if not self.req_done:
             self.keep_alive = False  # the rest of the request cannot be skipped safely
         edge = self.edge

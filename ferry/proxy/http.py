@@ -41,6 +41,7 @@ from ferry.proxy.upstream import UpstreamPool
 
 if TYPE_CHECKING:
     from ferry.proxy.statics import StaticsServer
+    from ferry.proxy.waf_gate import WafGate
 
 __all__ = ["HttpEdge", "NoStartedMachine"]
 
@@ -98,6 +99,7 @@ class HttpEdge:
         self.rng = rng or random.Random()
         self.wake = wake
         self.statics = statics
+        self.waf: WafGate | None = None  # set by the gate while any app is inspected
         self.spill_rtt_ms = spill_rtt_ms
         self.headers = EdgeHeaders(region, public_port)
         self.hosts = HostRouter(domain)

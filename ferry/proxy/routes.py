@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from ferry.model import CheckConfig, Concurrency, DesiredState, Machine, MachineState
 from ferry.model.machine_statics import StaticConfig
+from ferry.model.machine_waf import WafConfig
 
 
 @dataclass(frozen=True)
@@ -66,11 +67,13 @@ class RouteTable:
     """An immutable snapshot: app name -> its backends, at the store's resource ``version``.
 
     ``statics``: app name -> the statics the edge serves, for apps that have any.
+    ``waf``: app name -> its ``[waf]``, for apps whose mode is not ``off``.
     """
 
     version: int = 0
     apps: Mapping[str, tuple[Backend, ...]] = field(default_factory=dict)
     statics: Mapping[str, AppStatics] = field(default_factory=dict)
+    waf: Mapping[str, WafConfig] = field(default_factory=dict)
 
     def backends(self, app: str) -> tuple[Backend, ...]:
         return self.apps.get(app, ())
@@ -110,9 +113,9 @@ def backend_from_machine(m: Machine) -> Backend:
 def routes_from_machines(version: int, machines: Iterable[Machine]) -> RouteTable:
     """The table for every machine that is not destroyed (stopped ones stay: they can be woken).
 
-    An app's statics are those of its newest started machine (its newest
-    machine when none is started): during a deploy the edge moves to the new
-    release's files as soon as one of its machines runs.
+    An app's statics and ``[waf]`` are those of its newest started machine (its
+    newest machine when none is started): during a deploy the edge moves to the
+    new release's files and firewall settings as soon as one of its machines runs.
     """
     apps: dict[str, list[Backend]] = {}
     newest: dict[str, Machine] = {}
@@ -124,11 +127,14 @@ def routes_from_machines(version: int, machines: Iterable[Machine]) -> RouteTabl
         if best is None or _newer(m, best):
             newest[m.app_name] = m
     statics: dict[str, AppStatics] = {}
+    waf: dict[str, WafConfig] = {}
     for app, m in newest.items():
         digest = m.config.image.rpartition("@")[2]
         if m.config.statics and digest.startswith("sha256:"):
             statics[app] = AppStatics(m.config.image, digest, tuple(m.config.statics))
-    return RouteTable(version, {app: tuple(b) for app, b in apps.items()}, statics)
+        if m.config.waf is not None and m.config.waf.enabled:
+            waf[app] = m.config.waf
+    return RouteTable(version, {app: tuple(b) for app, b in apps.items()}, statics, waf)
 
 
 def _newer(m: Machine, than: Machine) -> bool:

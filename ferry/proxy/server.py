@@ -28,6 +28,10 @@ from ferry.proxy.metrics_server import MetricsServer
 from ferry.proxy.routes import RouteTable
 from ferry.proxy.statics import StaticsServer
 from ferry.proxy.tcp import TcpEdge
+from ferry.proxy.waf_events import WafEventBuffer
+from ferry.proxy.waf_gate import WafGate
+from ferry.proxy.waf_metrics import WafCollector, WafStats
+from ferry.waf.engine import RuleEngine
 
 __all__ = ["EdgeProxy", "run_proxy"]
 
@@ -57,11 +61,13 @@ class EdgeProxy:
         backhaul_listen: tuple[str, int] | None = None,
         backhaul_peers: Mapping[str, tuple[str, int]] | None = None,
         statics: StaticsServer | None = None,
+        waf_engine: RuleEngine | None = None,
     ) -> None:
         """``backhaul_listen``: where other edges send requests for this region's
         machines; ``backhaul_peers``: region -> that region's backhaul listener.
         ``statics``: serves the apps' ``[[statics]]`` to clients (not on the backhaul:
-        the first edge already did)."""
+        the first edge already did). ``waf_engine``: runs the apps' ``[waf]`` (the
+        edge owns it and closes it on stop); its events collect in ``waf_events``."""
         self.region = region
         self.limits = limits or ProxyLimits()
         self.stats = EdgeStats(region)
@@ -108,6 +114,15 @@ class EdgeProxy:
         self.checker = HealthChecker(self.health, prober)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(EdgeCollector(self.stats, self.load.by_app))
+        self.waf_events = WafEventBuffer()
+        self.waf_stats = WafStats(region)
+        self.waf: WafGate | None = None
+        if waf_engine is not None:
+            # Clients' requests only: the backhaul's were inspected by the first edge.
+            self.waf = WafGate(waf_engine, self.waf_events, self.waf_stats)
+            self.waf.serve(self.http)
+            events = self.waf_events
+            self.registry.register(WafCollector(self.waf_stats, lambda: events.dropped))
         self._metrics = MetricsServer(self.registry)
         self._server: asyncio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -165,6 +180,8 @@ class EdgeProxy:
 
     async def _sync_table(self) -> None:
         table = self._table()
+        if self.waf is not None:
+            self.waf.sync(table)
         self.checker.sync(table)
         await self.tcp.sync()
 
@@ -198,6 +215,8 @@ class EdgeProxy:
         await self.checker.close()
         await self._metrics.stop()
         self.http.close()
+        if self.waf is not None:
+            await self.waf.engine.close()
 
 
 def run_proxy(

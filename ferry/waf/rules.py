@@ -17,7 +17,12 @@ from pathlib import Path
 
 from ferry.model.machine_waf import WafConfig
 
-__all__ = ["RuleFiles", "build_rules", "default_rule_files"]
+__all__ = ["SCORE_RULE_ID", "RuleFiles", "build_rules", "default_rule_files"]
+
+#: Ferry's own last rule (phase 5, every transaction): logs the inbound anomaly
+#: score as its ``logdata``. libmodsecurity's API exposes no TX variables, so
+#: this is how the score is read; it is not a match and never in an event's ids.
+SCORE_RULE_ID = 99901
 
 #: Directives of the recommended file that v3 refuses or that must not apply here.
 _DROPPED = re.compile(
@@ -57,6 +62,8 @@ def build_rules(
     ``recommended_text``: the contents of ``files.recommended``;
     ``rule_file_names``: the names in ``files.crs_rules`` (the caller lists the
     directory: this function reads nothing). Detection-only unless ``block``.
+    The last rule is ``SCORE_RULE_ID``'s (see there): a reference that wants
+    the same ids must load this same text and drop that id.
     """
     engine = "On" if config.mode == "block" else "DetectionOnly"
     kept = [line for line in _logical_lines(recommended_text) if not _DROPPED.match(line)]
@@ -84,6 +91,10 @@ def build_rules(
             parts.append(f"Include {files.crs_rules / name}")
     if config.exclude_rules:
         parts.append("SecRuleRemoveById " + " ".join(str(i) for i in config.exclude_rules))
+    parts.append(
+        f'SecAction "id:{SCORE_RULE_ID},phase:5,pass,log,t:none,'
+        f"msg:'ferry: inbound anomaly score',logdata:'%{{tx.anomaly_score}}'\""
+    )
     return "\n".join(parts) + "\n"
 
 

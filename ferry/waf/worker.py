@@ -1,0 +1,119 @@
+"""A WAF worker process: runs ``ModSecurityCore`` for the edge over a Unix socket.
+
+Started by ``ferry.waf.workers`` as ``python -m ferry.waf.worker FD [RULE_FILES]``
+(``RULE_FILES``: a JSON list of the four paths of ``RuleFiles``);
+``FD`` is its end of a socket pair. Frames are a 4-byte big-endian length and a
+``marshal``-encoded tuple (compact and fast for tuples of bytes, str and
+int; both ends are Ferry's own code of the same Python). Requests, each
+answered in order with ``(seq, ok, payload)``:
+
+- ``("L", seq, key)``: compile the rule set; payload None, or the error.
+- ``("Q", seq, key, txn, request_id, client_ip, client_port, server_ip, server_port,
+  method, uri, version, headers, body)``: phases 1-2; payload the status.
+- ``("F", seq, txn, response)``: phase 3 when ``response`` is
+  ``(status, protocol, headers)``, then logging; payload
+  ``(status, rule_ids, score)``.
+
+A request naming an unknown transaction or failing in the engine is answered
+with ``ok`` False and a message; the worker goes on. It exits when the edge
+closes its end.
+"""
+
+from __future__ import annotations
+
+import json
+import marshal
+import socket
+import struct
+import sys
+from pathlib import Path
+
+from libmodsecurity import Transaction
+
+from ferry.waf.engine import ModSecurityCore, WafEngineError, WafRequest
+from ferry.waf.rules import RuleFiles
+
+__all__ = ["serve"]
+
+_LENGTH = struct.Struct(">I")
+#: Open transactions kept; past this the oldest are dropped (their edge went away).
+_MAX_OPEN = 4096
+
+
+def _read_exact(sock: socket.socket, size: int) -> bytes | None:
+    chunks = []
+    while size:
+        chunk = sock.recv(min(size, 1 << 20))
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
+
+
+def serve(sock: socket.socket, core: ModSecurityCore) -> None:
+    """Answer frames on ``sock`` until it closes (blocking)."""
+    open_txns: dict[int, tuple[Transaction, int]] = {}
+    while True:
+        header = _read_exact(sock, 4)
+        if header is None:
+            return
+        frame = _read_exact(sock, _LENGTH.unpack(header)[0])
+        if frame is None:
+            return
+        message = marshal.loads(frame)
+        seq = message[1]
+        try:
+            payload = _handle(core, open_txns, message)
+            reply = (seq, True, payload)
+        except WafEngineError as exc:
+            reply = (seq, False, str(exc))
+        except Exception as exc:  # the engine's own failures: answer, stay up
+            reply = (seq, False, f"{type(exc).__name__}: {exc}")
+        data = marshal.dumps(reply)  # type: ignore[arg-type]  # bytes, str, int only
+        sock.sendall(_LENGTH.pack(len(data)) + data)
+
+
+def _handle(
+    core: ModSecurityCore, open_txns: dict[int, tuple[Transaction, int]], message: tuple[object, ...]
+) -> object:
+    kind = message[0]
+    if kind == "L":
+        core.load(str(message[2]))
+        return None
+    if kind == "Q":
+        (_, _, key, txn_id, rid, cip, cport, sip, sport, method, uri, version, headers, body) = (
+            message
+        )
+        request = WafRequest(
+            str(rid), (str(cip), int(cport)), (str(sip), int(sport)),  # type: ignore[call-overload]
+            method, uri, str(version), headers, body,  # type: ignore[arg-type]
+        )  # fmt: skip
+        txn, status = core.request(str(key), request)
+        if len(open_txns) >= _MAX_OPEN:
+            del open_txns[next(iter(open_txns))]
+        open_txns[int(txn_id)] = (txn, status)  # type: ignore[call-overload]
+        return status
+    if kind == "F":
+        found = open_txns.pop(int(message[2]), None)  # type: ignore[call-overload]
+        if found is None:
+            raise WafEngineError(f"no open transaction {message[2]}")
+        outcome = core.finish(found[0], found[1], message[3])  # type: ignore[arg-type]
+        return (outcome.status, outcome.rule_ids, outcome.anomaly_score)
+    raise WafEngineError(f"unknown request {kind!r}")
+
+
+def main(argv: list[str]) -> None:
+    sock = socket.socket(fileno=int(argv[0]))
+    files = None
+    if len(argv) > 1:
+        recommended, mapping, setup, rules = json.loads(argv[1])
+        files = RuleFiles(Path(recommended), Path(mapping), Path(setup), Path(rules))
+    try:
+        serve(sock, ModSecurityCore(files))
+    finally:
+        sock.close()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
