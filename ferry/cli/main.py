@@ -30,6 +30,7 @@ from ferry.cli import (
     scale_vm,
     secrets,
     tokens,
+    waf,
 )
 from ferry.cli.audit import audit_command
 from ferry.cli.deploy import deploy_command
@@ -80,6 +81,7 @@ app.command("deploy")(deploy_command)
 app.add_typer(config.app, name="config")
 app.add_typer(releases.app, name="releases")
 app.add_typer(secrets.app, name="secrets")
+app.add_typer(waf.app, name="waf")
 app.command("status")(status_command)
 app.command("logs")(logs_command)
 app.command("audit")(audit_command)

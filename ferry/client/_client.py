@@ -12,6 +12,7 @@ from ferry.client._parse import parse_model, parse_models
 from ferry.client._parse import path_segment as _seg
 from ferry.client._releases import ReleaseMethods
 from ferry.client._secrets import SecretsMethods
+from ferry.client._waf import WafMethods
 from ferry.errors import UnavailableError
 from ferry.model import App, Host, Machine, MachineConfig, MachineEvent, Region
 from ferry.model.autoscale import AutoscalePolicy
@@ -39,6 +40,7 @@ class FerryClient(
     AccessMethods,
     SecretsMethods,
     AuditMethods,
+    WafMethods,
 ):
     """Synchronous client of the Ferry API; every method blocks until the answer arrives.
 

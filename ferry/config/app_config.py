@@ -22,6 +22,7 @@ from ferry.model import (
 )
 from ferry.model.autoscale import AutoscalePolicy
 from ferry.model.machine_statics import StaticConfig
+from ferry.model.machine_waf import WafConfig
 
 __all__ = ["AppConfig", "BuildConfig", "DeployConfig"]
 
@@ -94,6 +95,7 @@ class AppConfig(_Frozen):
     autoscale: AutoscalePolicy | None = None
     warnings: tuple[str, ...] = ()
     statics: list[StaticConfig] = Field(default_factory=list)
+    waf: WafConfig | None = None  # [waf], Ferry's own (docs/waf.md)
     raw: dict[str, Any] = Field(default_factory=dict)
 
     @property
@@ -161,6 +163,7 @@ class AppConfig(_Frozen):
             restart=restarts or RestartPolicy(),
             init=init,
             statics=list(self.statics),
+            waf=self.waf,
             stop_config=StopConfig(
                 signal=self.kill_signal, timeout=format_duration(self.kill_timeout)
             ),

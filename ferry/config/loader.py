@@ -23,6 +23,7 @@ from ferry.config.sections import (
 )
 from ferry.config.services import parse_checks, parse_http_service, parse_services
 from ferry.config.statics import parse_statics
+from ferry.config.waf import parse_waf
 from ferry.errors import ConfigError
 from ferry.model.machine_files import MAX_FILE_BYTES
 from ferry.model.names import app_name_problem
@@ -46,6 +47,7 @@ _SECTIONS = (
     "autoscale",
     "files",
     "statics",
+    "waf",
 )
 _IGNORED_TOP_LEVEL = {"console_command": "Ferry has no console command yet"}
 _UNSUPPORTED_TOP_LEVEL = {
@@ -175,6 +177,7 @@ def parse_app_config(
         init=parse_experimental(root.table("experimental")),
         autoscale=parse_autoscale(root.table("autoscale")),
         statics=parse_statics(root.tables("statics")),
+        waf=parse_waf(root.table("waf")),
         http_service_internal_port=(
             services[0].value.internal_port if http_table is not None else None
         ),

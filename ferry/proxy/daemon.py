@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ferry.client import FerryClient
 from ferry.errors import FerryError
+from ferry.model.machine_waf import WafEvent
 from ferry.proxy.dns import serve_dns
 from ferry.proxy.limits import LoadTracker
 from ferry.proxy.metrics import EdgeStats
@@ -26,8 +27,10 @@ from ferry.proxy.routes import RouteTable
 from ferry.proxy.server import EdgeProxy
 from ferry.proxy.static_cache import StaticCache
 from ferry.proxy.statics import StaticsServer
+from ferry.proxy.waf_events import ship_waf_events
 from ferry.proxy.wake import MachineWaker
 from ferry.proxy.watch import RouteWatcher
+from ferry.waf.workers import WorkerEngine
 
 log = logging.getLogger("ferry.proxy")
 
@@ -120,6 +123,7 @@ def run_edge(settings: EdgeSettings) -> None:
             metrics_listen=(settings.listen_address, settings.metrics_port)
             if settings.metrics_port
             else None,
+            waf_engine=WorkerEngine(),  # worker processes start when an app turns [waf] on
         )
         await proxy.start()
         dns = None
@@ -136,12 +140,18 @@ def run_edge(settings: EdgeSettings) -> None:
         reporter = loop.create_task(
             _report_loop(client, settings.region, proxy.stats, proxy.load, watcher)
         )
+
+        async def send_waf_events(batch: list[WafEvent]) -> None:
+            await loop.run_in_executor(None, client.report_waf_events, settings.region, batch)
+
+        shipper = loop.create_task(ship_waf_events(send_waf_events, proxy.waf_events))
         try:
             await done.wait()
         finally:
-            reporter.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reporter
+            for task in (reporter, shipper):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             if dns is not None:
                 dns.close()
             await proxy.stop()

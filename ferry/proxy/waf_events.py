@@ -13,6 +13,7 @@ outage up to the bound.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -100,10 +101,8 @@ async def ship_waf_events(
     ``ValidationError``/``NotFoundError`` (refused) drop it, anything else (the
     control plane is down) keeps it for the next try."""
     while True:
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(buffer.ready.wait(), interval)
-        except TimeoutError:
-            pass
         buffer.ready.clear()
         while buffer.events:
             batch = buffer.take()

@@ -125,8 +125,18 @@ class WafCheck:
     """One request's inspection; owned by its exchange."""
 
     __slots__ = (
-        "blocked", "config", "exchange", "gate", "headers", "inspection", "over_limit",
-        "started", "task", "url", "version", "closed",
+        "blocked",
+        "closed",
+        "config",
+        "exchange",
+        "gate",
+        "headers",
+        "inspection",
+        "over_limit",
+        "started",
+        "task",
+        "url",
+        "version",
     )  # fmt: skip
 
     def __init__(

@@ -28,6 +28,7 @@ from ferry.server.routes import (
     platform,
     releases,
     secrets,
+    waf,
 )
 from ferry.server.routes import audit as audit_routes
 from ferry.store import StateStore
@@ -109,7 +110,7 @@ def create_app(
     app.include_router(platform.build_public_router())
     app.include_router(orgs.build_public_router(plane.access), responses=PUBLIC_ERRORS)
     errors = AUTHORIZED_ERRORS
-    for module in (apps, machines, hosts, platform, edges, autoscale, releases, secrets):
+    for module in (apps, machines, hosts, platform, edges, autoscale, releases, secrets, waf):
         app.include_router(module.build_router(plane), dependencies=authorized, responses=errors)
     app.include_router(orgs.build_router(plane.access), dependencies=authorized, responses=errors)
     app.include_router(audit_routes.build_router(plane), dependencies=authorized, responses=errors)

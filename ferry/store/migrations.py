@@ -266,6 +266,20 @@ MIGRATIONS: Final[list[tuple[int, list[str]]]] = [
             )""",
         ],
     ),
+    (
+        12,
+        [
+            # WAF events the edges report (ferry.store.sqlite_waf): one row per request that
+            # matched a rule; ``event`` is its JSON. Kept per app up to a bound (newest win).
+            """CREATE TABLE waf_events (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                app_name TEXT NOT NULL,
+                at REAL NOT NULL,
+                event TEXT NOT NULL
+            )""",
+            "CREATE INDEX waf_events_by_app ON waf_events (app_name, at)",
+        ],
+    ),
 ]
 
 

@@ -67,6 +67,7 @@ from ferry.store.sqlite_rows import (
     ts,
 )
 from ferry.store.sqlite_secrets import SecretRows, delete_app_secrets
+from ferry.store.sqlite_waf import WafEventRows, delete_app_waf_events
 
 __all__ = ["SqliteStore"]
 
@@ -74,7 +75,9 @@ _LIVE = machines.c.state != "destroyed"
 _PARSED_CACHE_SIZE = 50_000
 
 
-class SqliteStore(SqliteReleases, LeaseRows, PlacementRows, AccessRows, SecretRows, AuditRows):
+class SqliteStore(
+    SqliteReleases, LeaseRows, PlacementRows, AccessRows, SecretRows, AuditRows, WafEventRows
+):
     """``StateStore`` on one SQLite file (guarantees: ``sqlite_engine.py``).
 
     Opening creates the file and its directory if needed and applies pending
@@ -166,6 +169,7 @@ class SqliteStore(SqliteReleases, LeaseRows, PlacementRows, AccessRows, SecretRo
             conn.execute(autoscale_policies.delete().where(autoscale_policies.c.app_name == name))
             self._delete_releases(conn, name)
             delete_app_secrets(conn, name)
+            delete_app_waf_events(conn, name)
             conn.execute(apps.delete().where(apps.c.name == name))
             bump_epoch(conn)
 

@@ -36,6 +36,7 @@ from ferry.waf.rules import RuleFiles
 __all__ = ["serve"]
 
 _LENGTH = struct.Struct(">I")
+_Open = dict[int, tuple[Transaction, int]]  # transaction handle -> (open transaction, status)
 #: Open transactions kept; past this the oldest are dropped (their edge went away).
 _MAX_OPEN = 4096
 
@@ -53,7 +54,7 @@ def _read_exact(sock: socket.socket, size: int) -> bytes | None:
 
 def serve(sock: socket.socket, core: ModSecurityCore) -> None:
     """Answer frames on ``sock`` until it closes (blocking)."""
-    open_txns: dict[int, tuple[Transaction, int]] = {}
+    open_txns: _Open = {}
     while True:
         header = _read_exact(sock, 4)
         if header is None:
@@ -74,9 +75,7 @@ def serve(sock: socket.socket, core: ModSecurityCore) -> None:
         sock.sendall(_LENGTH.pack(len(data)) + data)
 
 
-def _handle(
-    core: ModSecurityCore, open_txns: dict[int, tuple[Transaction, int]], message: tuple[object, ...]
-) -> object:
+def _handle(core: ModSecurityCore, open_txns: _Open, message: tuple[object, ...]) -> object:
     kind = message[0]
     if kind == "L":
         core.load(str(message[2]))

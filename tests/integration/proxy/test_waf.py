@@ -91,7 +91,9 @@ def test_attacks_are_blocked_or_logged_and_benign_traffic_passes(mode: str) -> N
                 async with httpx.AsyncClient() as scrape:
                     url = f"http://127.0.0.1:{proxy.metrics_address[1]}/metrics"
                     metrics = (await scrape.get(url)).text
-                assert 'ferry_waf_rule_matches_count{app="web",region="ams",rule="942100"}' in metrics
+                assert (
+                    'ferry_waf_rule_matches_count{app="web",region="ams",rule="942100"}' in metrics
+                )
 
     run(scenario(), timeout=60)
 

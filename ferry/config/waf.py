@@ -1,0 +1,77 @@
+"""``[waf]`` → ``WafConfig``: the edge's web application firewall for the app (Ferry's own).
+
+Keys: ``mode`` (off | detect | block), ``paranoia`` (1-4),
+``inbound_threshold``, ``outbound_threshold``, ``exclude_rules`` (CRS rule
+ids) and ``body_limit`` (bytes, or a size such as "256k"). A Ferry section,
+so an unknown key is an error (flyctl never reads it). See docs/waf.md.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ferry.config.reader import Table, show
+from ferry.model.machine_waf import MAX_BODY_LIMIT, WafConfig
+
+__all__ = ["WAF_KEYS", "parse_waf"]
+
+WAF_KEYS = (
+    "mode",
+    "paranoia",
+    "inbound_threshold",
+    "outbound_threshold",
+    "exclude_rules",
+    "body_limit",
+)
+_SIZE = re.compile(r"^(\d+)\s*([kKmM]?)[bB]?$")
+
+
+def parse_waf(table: Table | None) -> WafConfig | None:
+    """The ``[waf]`` table, or None without one. Pure.
+
+    Raises ``ConfigError`` (file, line, key) for an unknown key, a mode that is
+    not off/detect/block, a paranoia outside 1-4, a threshold below 1, a rule
+    id that is not a positive integer, or a body limit above 1 MiB.
+    """
+    if table is None:
+        return None
+    table.check_keys(WAF_KEYS, strict=True)
+    mode = table.choice("mode", ("off", "detect", "block"), "detect")
+    return WafConfig(
+        mode=mode,
+        paranoia=table.integer("paranoia", 1, minimum=1, maximum=4),
+        inbound_threshold=table.integer("inbound_threshold", 5, minimum=1, maximum=10000),
+        outbound_threshold=table.integer("outbound_threshold", 4, minimum=1, maximum=10000),
+        exclude_rules=_rule_ids(table),
+        body_limit=_body_limit(table),
+    )
+
+
+def _rule_ids(table: Table) -> list[int]:
+    value = table.data.get("exclude_rules", [])
+    if not isinstance(value, list) or len(value) > 1000:
+        raise table.error("exclude_rules", f"must be a list of rule ids, got {show(value)}")
+    for rule_id in value:
+        if isinstance(rule_id, bool) or not isinstance(rule_id, int) or not rule_id >= 1:
+            raise table.error(
+                "exclude_rules", f"{show(rule_id)} is not a rule id", hint="e.g. [942100, 920350]"
+            )
+        if rule_id == 99901:
+            raise table.error("exclude_rules", "99901 is Ferry's scoring rule, not a CRS rule")
+    return sorted(set(value))
+
+
+def _body_limit(table: Table) -> int:
+    value = table.data.get("body_limit", 128 * 1024)
+    if isinstance(value, str):
+        match = _SIZE.match(value.strip())
+        if match is None:
+            raise table.error(
+                "body_limit", f'must be bytes or a size like "256k", got {show(value)}'
+            )
+        value = int(match.group(1)) * {"": 1, "k": 1024, "m": 1 << 20}[match.group(2).lower()]
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_BODY_LIMIT:
+        raise table.error(
+            "body_limit", f"must be 0 to {MAX_BODY_LIMIT} bytes (1 MiB), got {show(value)}"
+        )
+    return value
