@@ -44,7 +44,10 @@ _MAX_OPEN = 4096
 def _read_exact(sock: socket.socket, size: int) -> bytes | None:
     chunks = []
     while size:
-        chunk = sock.recv(min(size, 1 << 20))
+        try:
+            chunk = sock.recv(min(size, 1 << 20))
+        except OSError:
+            return None
         if not chunk:
             return None
         chunks.append(chunk)
@@ -72,7 +75,10 @@ def serve(sock: socket.socket, core: ModSecurityCore) -> None:
         except Exception as exc:  # the engine's own failures: answer, stay up
             reply = (seq, False, f"{type(exc).__name__}: {exc}")
         data = marshal.dumps(reply)  # type: ignore[arg-type]  # bytes, str, int only
-        sock.sendall(_LENGTH.pack(len(data)) + data)
+        try:
+            sock.sendall(_LENGTH.pack(len(data)) + data)
+        except OSError:
+            return  # the edge went away
 
 
 def _handle(core: ModSecurityCore, open_txns: _Open, message: tuple[object, ...]) -> object:
