@@ -8,6 +8,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from websockets.asyncio.client import connect as ws_connect
+from websockets.asyncio.server import ServerConnection
+from websockets.asyncio.server import serve as ws_serve
+from websockets.exceptions import InvalidStatus
 
 from ferry.model.machine_waf import WafConfig
 from ferry.proxy.routes import RouteTable
@@ -15,7 +19,16 @@ from ferry.proxy.server import EdgeProxy
 from ferry.waf.rules import RuleFiles, default_rule_files
 from ferry.waf.workers import WorkerEngine
 
-from .harness import AppBackend, TableBox, backend_entry, backends, edge_client, run, running_proxy
+from .harness import (
+    DOMAIN,
+    AppBackend,
+    TableBox,
+    backend_entry,
+    backends,
+    edge_client,
+    run,
+    running_proxy,
+)
 
 ATTACKS = {
     "sql injection": "/search?q=1%27%20OR%201%3D1--",
@@ -159,5 +172,35 @@ def test_a_waf_change_keeps_the_connection_and_a_bad_rule_set_keeps_the_last_goo
                     assert (await http.get(attack)).status_code == 403
                     assert (await http.get("/")).status_code == 200
                     assert proxy.waf_stats.load_failures == {"web": 1}
+
+    run(scenario(), timeout=60)
+
+
+def test_websocket_upgrades_are_inspected_then_tunnelled() -> None:
+    async def echo(ws: ServerConnection) -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    async def scenario() -> None:
+        async with ws_serve(echo, "127.0.0.1", 0) as server:
+            fake = AppBackend("ws")
+            fake.port = next(iter(server.sockets)).getsockname()[1]
+            box = TableBox()
+            box.set(backend_entry("m-ws", "ams", fake))
+            with_waf(box, WafConfig(mode="block"))
+            async with running_proxy(box, waf_engine=WorkerEngine(1)) as proxy:
+                await waf_ready(proxy)
+                assert proxy.http_address is not None
+                base = f"ws://127.0.0.1:{proxy.http_address[1]}"
+                headers = {"Host": f"web.{DOMAIN}", "User-Agent": "Mozilla/5.0"}
+                async with ws_connect(f"{base}/socket", additional_headers=headers) as ws:
+                    for i in range(5):  # frames pass unchanged: '<script>' is not inspected
+                        await ws.send(f"<script>{i}</script>")
+                        assert await ws.recv() == f"<script>{i}</script>"
+                with pytest.raises(InvalidStatus) as refused:
+                    attack = f"{base}/socket?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E"
+                    async with ws_connect(attack, additional_headers=headers):
+                        pass
+                assert refused.value.response.status_code == 403
 
     run(scenario(), timeout=60)

@@ -100,3 +100,19 @@ def test_events_are_kept_per_app_up_to_the_bound_and_go_with_the_app(
     again = api.client.post("/v1/apps", json={"app_name": "rocket"}, headers=alice)
     assert again.status_code == 201
     assert api.client.get("/v1/apps/rocket/waf/events", headers=alice).json() == []
+
+
+def test_machines_carry_config_waf_and_bad_settings_are_400_naming_the_field(api: Api) -> None:
+    api.register_host()
+    api.create_app("web")
+    waf = {"mode": "block", "paranoia": 4, "exclude_rules": [942100]}
+    made = api.create_machine("web", config={"image": "registry.local/web:1", "waf": waf})
+    assert made["config"]["waf"]["paranoia"] == 4
+    assert made["config"]["waf"]["exclude_rules"] == [942100]
+    for bad, named in (({"mode": "deny"}, "mode"), ({"paranoia": 5}, "paranoia"),
+                       ({"body_limit": 1 << 30}, "body_limit"), ({"rules": []}, "rules")):  # fmt: skip
+        answer = api.client.post(
+            "/v1/apps/web/machines", json={"config": {"image": "registry.local/web:1", "waf": bad}}
+        )
+        assert answer.status_code == 400, answer.text
+        assert named in answer.json()["error"]
