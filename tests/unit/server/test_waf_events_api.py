@@ -109,8 +109,13 @@ def test_machines_carry_config_waf_and_bad_settings_are_400_naming_the_field(api
     made = api.create_machine("web", config={"image": "registry.local/web:1", "waf": waf})
     assert made["config"]["waf"]["paranoia"] == 4
     assert made["config"]["waf"]["exclude_rules"] == [942100]
-    for bad, named in (({"mode": "deny"}, "mode"), ({"paranoia": 5}, "paranoia"),
-                       ({"body_limit": 1 << 30}, "body_limit"), ({"rules": []}, "rules")):  # fmt: skip
+    refused = [
+        ({"mode": "deny"}, "mode"),
+        ({"paranoia": 5}, "paranoia"),
+        ({"body_limit": 1 << 30}, "body_limit"),
+        ({"rules": []}, "rules"),
+    ]
+    for bad, named in refused:
         answer = api.client.post(
             "/v1/apps/web/machines", json={"config": {"image": "registry.local/web:1", "waf": bad}}
         )
