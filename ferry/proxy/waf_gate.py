@@ -32,7 +32,14 @@ from ferry.model.machine_waf import WafAction, WafConfig
 from ferry.proxy.routes import RouteTable
 from ferry.proxy.waf_events import WafEventBuffer, event_of
 from ferry.proxy.waf_metrics import WafStats
-from ferry.waf.engine import Headers, Inspection, RuleEngine, WafEngineError, WafRequest
+from ferry.waf.engine import (
+    Headers,
+    Inspection,
+    RuleEngine,
+    WafEngineError,
+    WafRequest,
+    WafRulesError,
+)
 
 if TYPE_CHECKING:
     from ferry.proxy.exchange import Exchange
@@ -89,14 +96,29 @@ class WafGate:
         while self._loads:
             await asyncio.gather(*self._loads.values(), return_exceptions=True)
 
+    async def _compile(self, config: WafConfig) -> None:
+        """``engine.load``, tried again (3 times, 1 s apart) when a worker failed rather
+        than the rules; ``WafRulesError`` at once."""
+        for attempt in range(3):
+            try:
+                await self.engine.load(config)
+                return
+            except WafRulesError:
+                raise
+            except WafEngineError:
+                if attempt == 2:
+                    raise
+                await asyncio.sleep(1.0)
+
     async def _load(self, app: str, config: WafConfig) -> None:
         try:
-            await self.engine.load(config)
+            await self._compile(config)
         except WafEngineError as exc:
             kept = "keeps its last good rule set" if app in self.active else "is not inspected"
             log.error("the [waf] of %s does not load; the app %s: %s", app, kept, exc)
             self.failed[app] = str(exc)
-            self._bad[app] = config
+            if isinstance(exc, WafRulesError):
+                self._bad[app] = config  # the same settings would fail the same way
             self.stats.record_load_failure(app)
         else:
             if self._wanted.get(app) == config:

@@ -10,7 +10,14 @@ from ferry.proxy.routes import RouteTable
 from ferry.proxy.waf_events import WafEventBuffer
 from ferry.proxy.waf_gate import WafGate
 from ferry.proxy.waf_metrics import WafStats
-from ferry.waf.engine import Headers, Inspection, WafOutcome, WafRequest, WafRulesError
+from ferry.waf.engine import (
+    Headers,
+    Inspection,
+    WafEngineError,
+    WafOutcome,
+    WafRequest,
+    WafRulesError,
+)
 
 
 class FakeEngine:
@@ -92,5 +99,30 @@ def test_an_app_whose_first_rule_set_fails_is_not_inspected() -> None:
         gate.sync(table(1, web=WafConfig(mode="block", paranoia=2)))
         await gate.settled()
         assert edge.waf is None and "web" in gate.failed
+
+    asyncio.run(scenario())
+
+
+class FlakyEngine(FakeEngine):
+    """Its worker dies during the first load (not the rules' fault)."""
+
+    def __init__(self) -> None:
+        super().__init__(set())
+        self.failures = 1
+
+    async def load(self, config: WafConfig) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise WafEngineError("a WAF worker stopped")
+        await super().load(config)
+
+
+def test_a_worker_that_dies_while_compiling_is_tried_again() -> None:
+    async def scenario() -> None:
+        stats = WafStats("ams")
+        gate = WafGate(FlakyEngine(), WafEventBuffer(), stats)
+        gate.sync(table(1, web=WafConfig(mode="block")))
+        await gate.settled()
+        assert gate.active == {"web": WafConfig(mode="block")} and stats.load_failures == {}
 
     asyncio.run(scenario())
