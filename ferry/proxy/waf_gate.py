@@ -71,6 +71,7 @@ class WafGate:
         self._edges: list[HttpEdge] = []
         self._loads: dict[str, asyncio.Task[None]] = {}
         self._bad: dict[str, WafConfig] = {}  # app -> the settings that failed (not retried)
+        self.logging: set[asyncio.Task[None]] = set()  # requests' last phases under way
 
     def serve(self, edge: HttpEdge) -> None:
         """Inspect ``edge``'s requests (it is attached while any app is inspected)."""
@@ -147,6 +148,7 @@ class WafCheck:
     """One request's inspection; owned by its exchange."""
 
     __slots__ = (
+        "at",
         "blocked",
         "closed",
         "config",
@@ -182,6 +184,7 @@ class WafCheck:
         self.over_limit = False
         self.blocked = 0
         self.closed = False
+        self.at = gate.wall_clock()  # the event's time: when the request came
 
     def start(self) -> None:
         """The exchange is current: inspect once the body (up to the limit) is here."""
@@ -222,9 +225,9 @@ class WafCheck:
         block = self.config.mode == "block"
         try:
             self.inspection = await gate.engine.request(self.config, self._request())
-        except WafEngineError as exc:
+        except Exception as exc:  # WafEngineError, or a bug: the request must not hang
             gate.stats.record_error(ex.app)
-            log.error("the WAF could not inspect %s: %s", ex.request_id.decode(), exc)
+            log.error("the WAF could not inspect %s: %r", ex.request_id.decode(), exc)
             if block and not ex.done:
                 ex.fail(503, "the web application firewall is unavailable; try again")
             elif not ex.done:
@@ -266,16 +269,18 @@ class WafCheck:
         self._end(None)
 
     def _end(self, response: tuple[int, str, Headers] | None) -> None:
-        asyncio.get_running_loop().create_task(self._log(response))
+        task = asyncio.get_running_loop().create_task(self._log(response))
+        self.gate.logging.add(task)  # held until done: the loop keeps only weak references
+        task.add_done_callback(self.gate.logging.discard)
 
     async def _log(self, response: tuple[int, str, Headers] | None) -> None:
         gate, ex = self.gate, self.exchange
         assert self.inspection is not None
         try:
             outcome = await gate.engine.finish(self.inspection, response)
-        except WafEngineError as exc:
+        except Exception as exc:  # WafEngineError, or a bug: count it, keep serving
             gate.stats.record_error(ex.app)
-            log.error("the WAF could not finish %s: %s", ex.request_id.decode(), exc)
+            log.error("the WAF could not finish %s: %r", ex.request_id.decode(), exc)
             return
         action: WafAction
         if self.blocked:
@@ -294,7 +299,7 @@ class WafCheck:
                 app=ex.app,
                 region=ex.edge.region,
                 request_id=ex.request_id.decode(),
-                time=gate.wall_clock(),
+                time=self.at,
                 client_ip=peer,
                 method=ex.method.decode("latin-1"),
                 path=self.url.decode("latin-1")[:2048],
