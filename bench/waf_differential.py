@@ -153,8 +153,12 @@ def send_request(name: str, raw: bytes, edge: tuple[str, int], timeout: float = 
 
 
 def _read_response(sock: socket.socket, head_only: bool) -> tuple[int | None, str | None]:
+    """The final response's status and request id (interim 1xx responses are skipped)."""
+
     class Collect:
         def __init__(self) -> None:
+            self.parser = httptools.HttpResponseParser(self)
+            self.status: int | None = None
             self.request_id: str | None = None
             self.headers_done = False
             self.done = False
@@ -164,21 +168,21 @@ def _read_response(sock: socket.socket, head_only: bool) -> tuple[int | None, st
                 self.request_id = value.decode("latin-1")
 
         def on_headers_complete(self) -> None:
-            self.headers_done = True
+            self.status = int(self.parser.get_status_code())
+            self.headers_done = self.status >= 200
 
         def on_message_complete(self) -> None:
-            self.done = True
+            self.done = self.headers_done  # a 100 Continue ends; the real answer follows
 
     collect = Collect()
-    parser = httptools.HttpResponseParser(collect)
     while not collect.done and not (head_only and collect.headers_done):
         data = sock.recv(65536)
         if not data:
             break
-        parser.feed_data(data)
+        collect.parser.feed_data(data)
     if not collect.headers_done:
         return None, None
-    return int(parser.get_status_code()), collect.request_id
+    return collect.status, collect.request_id
 
 
 def run_differential(

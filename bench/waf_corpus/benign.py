@@ -374,6 +374,16 @@ def odd_but_legal() -> Iterator[Entry]:
         ),
         ("empty-post-form", request("POST", "/ping", body=b"", content_type=_FORM)),
         (
+            "expect-continue",
+            request(
+                "POST",
+                "/api/v1/bulk",
+                [("Expect", "100-continue")],
+                json_body({"rows": [[i, f"row {i}"] for i in range(100)]}),
+                content_type="application/json",
+            ),
+        ),
+        (
             "json-empty-object",
             request("POST", "/api/v1/ping", body=b"{}", content_type="application/json"),
         ),

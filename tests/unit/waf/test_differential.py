@@ -41,6 +41,7 @@ SAMPLE = [
     "benign-upload-000",
     "benign-http-chunked-json",
     "benign-http-head",
+    "benign-http-expect-continue",
 ]
 
 
@@ -110,6 +111,8 @@ class StandInEdge:
                 raw = _read_request(conn)
                 self.hosts.append(re.search(rb"(?im)^host:[ \t]*(\S*)", raw).group(1))  # type: ignore[union-attr]
                 request_id = uuid.uuid4().hex
+                if re.search(rb"(?im)^expect:[ \t]*100-continue", raw):
+                    conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
                 verdict = self.reference.evaluate(self.mangle(raw), peer[:2], self.address)
                 if verdict.rule_ids:
                     self.events.append(
