@@ -223,7 +223,15 @@ class WafReference:
 
         Raises ``RequestParseError`` if ``raw`` is not one complete request.
         """
-        request = parse_request(raw)
+        return self.evaluate_request(parse_request(raw), client, server)
+
+    def evaluate_request(
+        self,
+        request: ParsedRequest,
+        client: tuple[str, int] = ("192.0.2.10", 40000),
+        server: tuple[str, int] = ("192.0.2.1", 80),
+    ) -> Verdict:
+        """``evaluate`` on an already parsed request (e.g. one altered to model a connector)."""
         transaction = Transaction(self._engine, self._rules)
         transaction.process_connection(client[0], client[1], server[0], server[1])
         # bytes, not str: the binding hands them to the engine unchanged (a str

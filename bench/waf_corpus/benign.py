@@ -154,14 +154,14 @@ def browser() -> Iterator[Entry]:
             f"benign-asset-{index:03d}",
             "benign-browser",
             "benign",
-            request("GET", path, [("Host", CORPUS_HOST), *headers], defaults=False),
+            request("GET", path, headers, defaults=False),
         )
 
 
 def api() -> Iterator[Entry]:
     for index, target in enumerate(_API_GETS):
         client = _API_CLIENTS[index % len(_API_CLIENTS)]
-        raw = request("GET", target, [("Host", CORPUS_HOST), *client], defaults=False)
+        raw = request("GET", target, client, defaults=False)
         yield Entry(f"benign-api-get-{index:03d}", "benign-api", "benign", raw)
     documents: list[object] = [
         {"name": "Blue shirt", "price": 19.99, "tags": ["summer", "cotton"]},
@@ -187,7 +187,7 @@ def api() -> Iterator[Entry]:
         raw = request(
             method,
             target,
-            [("Host", CORPUS_HOST), *client],
+            client,
             json_body(document),
             content_type="application/json",
             defaults=False,
@@ -202,7 +202,7 @@ def api() -> Iterator[Entry]:
         raw = request(
             method,
             target,
-            [("Host", CORPUS_HOST), *_API_CLIENTS[1]],
+            _API_CLIENTS[1],
             body,
             content_type="application/json" if body else None,
             defaults=False,
@@ -502,7 +502,7 @@ def searches() -> Iterator[Entry]:
             f"benign-api-path-{index:03d}",
             "benign-api",
             "benign",
-            request("GET", target, [("Host", CORPUS_HOST), *client], defaults=False),
+            request("GET", target, client, defaults=False),
         )
 
 

@@ -57,6 +57,8 @@ def test_names_are_unique_and_attacks_say_what_they_expect(corpus: list[Entry]) 
     for entry in corpus:
         assert entry.kind in ("attack", "benign"), entry.name
         assert entry.kind == "attack" or entry.expect == [], entry.name
+        # an attack expecting nothing says why
+        assert entry.kind == "benign" or entry.expect or entry.note, entry.name
 
 
 def test_every_entry_parses_as_one_whole_request(corpus: list[Entry]) -> None:
@@ -79,6 +81,14 @@ def test_sendable_entries_read_the_same_through_httptools(corpus: list[Entry]) -
         # httptools keeps trailing spaces in a value; a web server (and the reference) does not
         trimmed = [(n, v.rstrip(b" \t")) for n, v in seen["headers"]]  # type: ignore[attr-defined]
         assert trimmed == list(ours.headers), entry.name
+
+
+def test_host_appears_once_except_where_repetition_is_the_test(corpus: list[Entry]) -> None:
+    for entry in corpus:
+        hosts = [n for n, _ in parse_request(entry.raw).headers if n.lower() == b"host"]
+        assert (
+            len(hosts) == (2 if entry.name.endswith("host-twice") else 1) or not entry.routable
+        ), entry.name
 
 
 def test_only_a_few_entries_cannot_reach_an_edge(corpus: list[Entry]) -> None:

@@ -8,6 +8,7 @@ import pytest
 
 from bench.waf_corpus import CORPUS_HOST, Entry, load_corpus
 from bench.waf_corpus._build import chunked, request
+from bench.waf_corpus.sensitivity import MISTAKES
 from bench.waf_reference import SCORE_PROBE_ID, WafReference, parse_request, rewrite_host
 from ferry.model.machine_waf import WafConfig
 
@@ -100,3 +101,19 @@ def test_rewrite_host_changes_only_the_placeholder_host() -> None:
     assert parse_request(out).body == parse_request(raw).body
     other = request("GET", "/", host="203.0.113.1")
     assert rewrite_host(other, CORPUS_HOST.encode(), b"hello.ferry.test") == other
+
+
+@pytest.mark.parametrize(
+    ("mistake", "name"),
+    [
+        ("path percent-decoded once", "lfi-path-005"),
+        ("absolute-form target cut to its path", "protocol-enforcement-absolute-userinfo"),
+        ("body dropped", "benign-api-json-000"),
+    ],
+)
+def test_the_corpus_has_a_request_that_exposes_each_modelled_connector_mistake(
+    pl4: WafReference, corpus: dict[str, Entry], mistake: str, name: str
+) -> None:
+    request = parse_request(corpus[name].raw)
+    faithful = pl4.evaluate_request(request).rule_ids
+    assert pl4.evaluate_request(MISTAKES[mistake](request)).rule_ids != faithful
