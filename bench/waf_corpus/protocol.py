@@ -7,7 +7,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from bench.waf_corpus._build import CORPUS_HOST, Entry, chunked, form, multipart, q, request
+from bench.waf_corpus._build import (
+    BROWSER_UA,
+    CORPUS_HOST,
+    Entry,
+    chunked,
+    form,
+    multipart,
+    q,
+    request,
+)
 
 __all__ = ["protocol_families"]
 
@@ -463,6 +472,53 @@ def arguments() -> Iterator[Entry]:
                 "GET",
                 "/cgi-bin/x",
                 [("User-Agent", "() { :;}; echo; /bin/cat /etc/passwd"), ("Accept", "*/*")],
+                defaults=False,
+            ),
+            "attack",
+        ),
+        (
+            "referer-fullwidth-xss",
+            request(
+                "GET",
+                "/",
+                [
+                    (
+                        "Referer",
+                        "http://x.example/\uff1cscript\uff1ealert(1)\uff1c/script\uff1e".encode().decode(
+                            "latin-1"
+                        ),
+                    )
+                ],
+            ),
+            "attack",
+        ),
+        (
+            "ua-padded-empty",
+            b"GET / HTTP/1.1\r\nHost: "
+            + CORPUS_HOST.encode()
+            + b"\r\nUser-Agent: \t \r\nAccept: */*\r\n\r\n",
+            "attack",
+        ),
+        (
+            "padded-host-same-site-session-link",
+            b"GET /login?PHPSESSID=abc123 HTTP/1.1\r\nHost: "
+            + CORPUS_HOST.encode()
+            + b"  \r\nUser-Agent: "
+            + BROWSER_UA.encode()
+            + b"\r\nAccept: */*\r\nReferer: https://"
+            + CORPUS_HOST.encode()
+            + b"/\r\n\r\n",
+            "benign",
+        ),
+        (
+            "loopback-exemption-probe",
+            request(
+                "GET",
+                "/",
+                [
+                    ("User-Agent", "Apache/2.4.57 (internal dummy connection)"),
+                    ("Cookie", "id=1' OR '1'='1"),
+                ],
                 defaults=False,
             ),
             "attack",

@@ -24,7 +24,8 @@ from bench.waf_reference import ParsedRequest, WafReference, parse_request
 
 __all__ = ["MISTAKES", "join_duplicates"]
 
-Mistake = Callable[[ParsedRequest], ParsedRequest]
+#: (the faithful request, its raw bytes) -> the request a mistaken connector would hand over
+Mistake = Callable[[ParsedRequest, bytes], ParsedRequest]
 
 
 def _decode_path(request: ParsedRequest) -> ParsedRequest:
@@ -32,30 +33,54 @@ def _decode_path(request: ParsedRequest) -> ParsedRequest:
     return replace(request, uri=unquote_to_bytes(path) + mark + query)
 
 
-def join_duplicates(headers: tuple[tuple[bytes, bytes], ...]) -> tuple[tuple[bytes, bytes], ...]:
-    """Headers with repeats folded into the first (", ", or "; " for Cookie), as some proxies do."""
+def join_duplicates(
+    headers: tuple[tuple[bytes, bytes], ...], cookie_glue: bytes = b"; "
+) -> tuple[tuple[bytes, bytes], ...]:
+    """Headers with repeats folded into the first (", ", Cookie with ``cookie_glue``)."""
     joined: dict[bytes, tuple[bytes, bytes]] = {}
     for name, value in headers:
         key = name.lower()
         if key in joined:
-            glue = b"; " if key == b"cookie" else b", "
+            glue = cookie_glue if key == b"cookie" else b", "
             joined[key] = (joined[key][0], joined[key][1] + glue + value)
         else:
             joined[key] = (name, value)
     return tuple(joined.values())
 
 
+def _as_str(request: ParsedRequest, _raw: bytes) -> ParsedRequest:
+    """What the binding passes when given Latin-1-decoded ``str``: their UTF-8 encoding."""
+
+    def utf8(b: bytes) -> bytes:
+        return b.decode("latin-1").encode()
+
+    return replace(
+        request,
+        uri=utf8(request.uri),
+        headers=tuple((utf8(n), utf8(v)) for n, v in request.headers),
+    )
+
+
+def _untrimmed(request: ParsedRequest, raw: bytes) -> ParsedRequest:
+    """Header values with trailing spaces and tabs kept, as httptools hands them over."""
+    head = raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]
+    values = [line.partition(b":")[2].lstrip(b" \t") for line in head]
+    return replace(
+        request, headers=tuple((n, v) for (n, _), v in zip(request.headers, values, strict=True))
+    )
+
+
 MISTAKES: dict[str, Mistake] = {
-    "path percent-decoded once": _decode_path,
-    "absolute-form target cut to its path": lambda r: replace(
+    "path percent-decoded once": lambda r, _: _decode_path(r),
+    "absolute-form target cut to its path": lambda r, _: replace(
         r, uri=b"/" + r.uri.split(b"/", 3)[3] if r.uri.startswith(b"http") else r.uri
     ),
-    "version always 1.1": lambda r: replace(r, version="1.1"),
-    "duplicate headers joined": lambda r: replace(r, headers=join_duplicates(r.headers)),
-    "header names lowercased": lambda r: replace(
+    "version always 1.1": lambda r, _: replace(r, version="1.1"),
+    "duplicate headers joined": lambda r, _: replace(r, headers=join_duplicates(r.headers)),
+    "header names lowercased": lambda r, _: replace(
         r, headers=tuple((n.lower(), v) for n, v in r.headers)
     ),
-    "the edge's own headers added": lambda r: replace(
+    "the edge's own headers added": lambda r, _: replace(
         r,
         headers=(
             *r.headers,
@@ -65,8 +90,13 @@ MISTAKES: dict[str, Mistake] = {
             (b"Via", b"1.1 ferry"),
         ),
     ),
-    "body cut at 64 KiB": lambda r: replace(r, body=r.body[:65536]),
-    "body dropped": lambda r: replace(r, body=b""),
+    "body cut at 64 KiB": lambda r, _: replace(r, body=r.body[:65536]),
+    "body dropped": lambda r, _: replace(r, body=b""),
+    "str instead of bytes": _as_str,
+    "trailing spaces in header values kept": _untrimmed,
+    "duplicate Cookie headers joined with ', '": lambda r, _: replace(
+        r, headers=join_duplicates(r.headers, b", ")
+    ),
 }
 
 
@@ -79,10 +109,19 @@ def main() -> None:
         changed = [
             e.name
             for e in entries
-            if reference.evaluate_request(mistake(parse_request(e.raw))).rule_ids
+            if reference.evaluate_request(mistake(parse_request(e.raw), e.raw)).rule_ids
             != faithful[e.name]
         ]
-        print(f"{label:40} {len(changed):4} differ  {', '.join(changed[:3])}")
+        print(f"{label:45} {len(changed):4} differ  {', '.join(changed[:3])}")
+    loopback = [
+        e.name
+        for e in entries
+        if reference.evaluate(e.raw, client=("127.0.0.1", 40000)).rule_ids != faithful[e.name]
+    ]
+    print(
+        f"{'client 127.0.0.1 instead of the peer':45} {len(loopback):4} differ  "
+        f"{', '.join(loopback[:3])}"
+    )
 
 
 if __name__ == "__main__":

@@ -88,6 +88,16 @@ def test_bytes_reach_the_engine_unchanged(pl4: WafReference) -> None:
     assert 920274 in ids  # a byte outside the strict header range at PL4
 
 
+def test_a_loopback_client_would_switch_the_rules_off_for_this_probe(
+    pl4: WafReference, corpus: dict[str, Entry]
+) -> None:
+    """CRS 905110 exempts Apache's internal dummy connection from 127.0.0.1: an edge that
+    hands the engine its own loopback address instead of the client's is visible."""
+    raw = corpus["args-loopback-exemption-probe"].raw
+    assert 942100 in pl4.evaluate(raw, client=("198.51.100.7", 5000)).rule_ids
+    assert pl4.evaluate(raw, client=("127.0.0.1", 5000)).rule_ids == frozenset()
+
+
 def test_the_body_past_the_limit_is_not_inspected(corpus: dict[str, Entry]) -> None:
     with WafReference(WafConfig(mode="detect", paranoia=1, body_limit=1024)) as small:
         assert small.evaluate(corpus["args-over-body-limit-tail-sqli"].raw).rule_ids == frozenset()
@@ -109,6 +119,8 @@ def test_rewrite_host_changes_only_the_placeholder_host() -> None:
         ("path percent-decoded once", "lfi-path-005"),
         ("absolute-form target cut to its path", "protocol-enforcement-absolute-userinfo"),
         ("body dropped", "benign-api-json-000"),
+        ("str instead of bytes", "args-referer-fullwidth-xss"),
+        ("trailing spaces in header values kept", "args-padded-host-same-site-session-link"),
     ],
 )
 def test_the_corpus_has_a_request_that_exposes_each_modelled_connector_mistake(
@@ -116,4 +128,4 @@ def test_the_corpus_has_a_request_that_exposes_each_modelled_connector_mistake(
 ) -> None:
     request = parse_request(corpus[name].raw)
     faithful = pl4.evaluate_request(request).rule_ids
-    assert pl4.evaluate_request(MISTAKES[mistake](request)).rule_ids != faithful
+    assert pl4.evaluate_request(MISTAKES[mistake](request, corpus[name].raw)).rule_ids != faithful
