@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from libmodsecurity import ModSecurity, RulesSet, Transaction
 
 from ferry.model.machine_waf import WafConfig
-from ferry.waf.rules import RuleFiles, build_rules, default_rule_files
+from ferry.waf.rules import SCORE_RULE_ID, RuleFiles, build_rules, default_rule_files
 
 __all__ = [
     "SCORE_PROBE_ID",
@@ -42,14 +42,9 @@ __all__ = [
     "rewrite_host",
 ]
 
-#: A rule the reference appends (last, phase 5, pass) only to read TX:ANOMALY_SCORE;
-#: its id is removed from every verdict.
-SCORE_PROBE_ID = 9_990_001
-_SCORE_PROBE = (
-    f'SecAction "id:{SCORE_PROBE_ID},phase:5,pass,t:none,log,'
-    "msg:'reference anomaly_score=%{tx.anomaly_score}'\"\n"
-)
-_SCORE = re.compile(r"anomaly_score=(\d*)")
+#: ``build_rules``' last rule (phase 5, pass) logs TX:ANOMALY_SCORE as its data;
+#: its id is removed from every verdict, as the edge removes it.
+SCORE_PROBE_ID = SCORE_RULE_ID
 _VERSION = re.compile(rb"^HTTP/(\d)\.(\d)$")
 
 
@@ -200,7 +195,7 @@ class WafReference:
         # messages themselves are read from the transaction
         self._engine.set_rule_message_callback(_ignore)
         self._rules = RulesSet()
-        if self._rules.load(text + _SCORE_PROBE) < 0:
+        if self._rules.load(text) < 0:
             raise RuntimeError(f"the rules do not load: {self._rules.get_parser_error()}")
 
     def close(self) -> None:
@@ -249,8 +244,7 @@ class WafReference:
         score = 0
         for message in transaction.get_rule_messages():
             if message.rule_id == SCORE_PROBE_ID:
-                found = _SCORE.search(message.message)
-                score = int(found.group(1) or 0) if found else 0
+                score = int(message.data or 0) if message.data.isdigit() else 0
             else:
                 ids.add(message.rule_id)
         return Verdict(frozenset(ids), score)

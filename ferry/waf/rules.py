@@ -66,7 +66,9 @@ def build_rules(
     the same ids must load this same text and drop that id.
     """
     engine = "On" if config.mode == "block" else "DetectionOnly"
-    kept = [line for line in _logical_lines(recommended_text) if not _DROPPED.match(line)]
+    kept = [
+        _v3_operator(line) for line in _logical_lines(recommended_text) if not _DROPPED.match(line)
+    ]
     parts = [
         "# engine settings: modsecurity.conf-recommended, as v3 accepts them",
         f"SecRuleEngine {engine}",
@@ -96,6 +98,19 @@ def build_rules(
         f"msg:'ferry: inbound anomaly score',logdata:'%{{tx.anomaly_score}}'\""
     )
     return "\n".join(parts) + "\n"
+
+
+def _v3_operator(line: str) -> str:
+    """A directive of the v2 recommended file as ModSecurity v3's own file has it.
+
+    v3 sets MULTIPART_UNMATCHED_BOUNDARY to 2 for a well-formed body ending in
+    CRLF after the closing boundary (what browsers and curl send); v3's
+    recommended file tests ``@eq 1``, the v2 one ``!@eq 0``, which would refuse
+    every upload in block mode.
+    """
+    if line.startswith("SecRule MULTIPART_UNMATCHED_BOUNDARY"):
+        return line.replace('"!@eq 0"', '"@eq 1"', 1)
+    return line
 
 
 def _logical_lines(text: str) -> list[str]:
