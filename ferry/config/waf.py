@@ -2,7 +2,8 @@
 
 Keys: ``mode`` (off | detect | block), ``paranoia`` (1-4),
 ``inbound_threshold``, ``outbound_threshold``, ``exclude_rules`` (CRS rule
-ids) and ``body_limit`` (bytes, or a size such as "256k"). A Ferry section,
+ids), ``body_limit`` (bytes, or a size such as "256k") and
+``allowed_methods``. A Ferry section,
 so an unknown key is an error (flyctl never reads it). See docs/waf.md.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 import re
 
 from ferry.config.reader import Table, show
-from ferry.model.machine_waf import MAX_BODY_LIMIT, WafConfig
+from ferry.model.machine_waf import DEFAULT_ALLOWED_METHODS, MAX_BODY_LIMIT, WafConfig
 
 __all__ = ["WAF_KEYS", "parse_waf"]
 
@@ -22,7 +23,9 @@ WAF_KEYS = (
     "outbound_threshold",
     "exclude_rules",
     "body_limit",
+    "allowed_methods",
 )
+_METHOD = re.compile(r"^[A-Z]{1,20}$")
 _SIZE = re.compile(r"^(\d+)\s*([kKmM]?)[bB]?$")
 
 
@@ -44,7 +47,23 @@ def parse_waf(table: Table | None) -> WafConfig | None:
         outbound_threshold=table.integer("outbound_threshold", 4, minimum=1, maximum=10000),
         exclude_rules=_rule_ids(table),
         body_limit=_body_limit(table),
+        allowed_methods=_methods(table),
     )
+
+
+def _methods(table: Table) -> list[str]:
+    value = table.data.get("allowed_methods", list(DEFAULT_ALLOWED_METHODS))
+    if (
+        not isinstance(value, list)
+        or not 1 <= len(value) <= 32
+        or not all(isinstance(m, str) and _METHOD.match(m) for m in value)
+    ):
+        raise table.error(
+            "allowed_methods",
+            f"must be a list of upper-case HTTP methods, got {show(value)}",
+            hint='e.g. ["GET", "HEAD", "POST"]',
+        )
+    return list(dict.fromkeys(value))
 
 
 def _rule_ids(table: Table) -> list[int]:

@@ -6,6 +6,7 @@ the OWASP Core Rule Set 3.3 for every app whose ``mode`` is not ``off``.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Literal
 
@@ -14,6 +15,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from ferry.model.refusals import FlyConfigModel
 
 __all__ = ["MAX_BODY_LIMIT", "WafAction", "WafConfig", "WafEvent"]
+
+#: Methods CRS rule 911100 lets through. CRS 3.3's own default is GET HEAD POST
+#: OPTIONS; Ferry adds PUT PATCH DELETE, which the APIs it hosts use.
+DEFAULT_ALLOWED_METHODS = ("GET", "HEAD", "POST", "OPTIONS", "PUT", "PATCH", "DELETE")
+_METHOD = re.compile(r"^[A-Z]{1,20}$")
 
 #: The most request body bytes the edge will hold to inspect (1 MiB).
 MAX_BODY_LIMIT = 1 << 20
@@ -28,7 +34,8 @@ class WafConfig(FlyConfigModel):
     ``paranoia``: the CRS paranoia level, 1-4. ``exclude_rules``: CRS rule ids
     removed for this app. ``body_limit``: request body bytes inspected; a
     longer body is refused with 413 in ``block`` mode and inspected up to the
-    limit in ``detect`` mode.
+    limit in ``detect`` mode. ``allowed_methods``: the methods CRS rule 911100
+    lets through (CRS's ``tx.allowed_methods``).
     """
 
     mode: Literal["off", "detect", "block"] = "off"
@@ -37,6 +44,19 @@ class WafConfig(FlyConfigModel):
     outbound_threshold: int = Field(default=4, ge=1, le=10000)
     exclude_rules: list[int] = Field(default_factory=list, max_length=1000)
     body_limit: int = Field(default=128 * 1024, ge=0, le=MAX_BODY_LIMIT)
+    allowed_methods: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_ALLOWED_METHODS), min_length=1, max_length=32
+    )
+
+    @field_validator("allowed_methods")
+    @classmethod
+    def _methods(cls, value: list[str]) -> list[str]:
+        for method in value:
+            if not _METHOD.match(method):
+                raise ValueError(
+                    f"allowed_methods: {method!r} is not an HTTP method (upper-case letters)"
+                )
+        return list(dict.fromkeys(value))
 
     @field_validator("exclude_rules")
     @classmethod

@@ -86,6 +86,8 @@ def build_rules(
         f'SecAction "id:900110,phase:1,nolog,pass,t:none,'
         f"setvar:tx.inbound_anomaly_score_threshold={config.inbound_threshold},"
         f'setvar:tx.outbound_anomaly_score_threshold={config.outbound_threshold}"',
+        f'SecAction "id:900200,phase:1,nolog,pass,t:none,'
+        f"setvar:'tx.allowed_methods={' '.join(config.allowed_methods)}'\"",
         f"Include {files.crs_setup}",
     ]
     for name in sorted(rule_file_names):

@@ -48,7 +48,7 @@ def test_sql_injection_matches_sqli_rules_and_the_blocking_evaluation(
         ("php-000-query", 933100),
         ("scanner-ua-000", 913100),
         ("session-phpsessid-offsite", 943110),
-        ("protocol-enforcement-method-put", 911100),
+        ("protocol-enforcement-method-propfind", 911100),
         ("protocol-attack-split-setcookie", 921120),
         ("multipart-php-upload", 933110),
         ("bodies-json-invalid", 200002),
