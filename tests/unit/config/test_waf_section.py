@@ -59,12 +59,21 @@ def test_no_section_means_no_waf_and_a_section_without_mode_detects() -> None:
         ("[waf]\nexclude_rules = [99901]\n", "Ferry's scoring rule"),
         ('[waf]\nbody_limit = "2m"\n', "body_limit"),
         ("[waf]\ninbound_threshold = 0\n", "inbound_threshold"),
+        ('[waf]\nallowed_methods = ["get"]\n', "allowed_methods"),
+        ("[waf]\nallowed_methods = []\n", "allowed_methods"),
         ('[waf]\nmod = "block"\n', 'unknown key "mod" in [waf] (did you mean "mode"?)'),
     ],
 )
 def test_bad_values_name_the_file_line_and_key(text: str, named: str) -> None:
     message = error_of(text)
     assert "fly.toml" in message and named in message
+
+
+def test_rest_methods_are_allowed_by_default_and_the_list_is_settable() -> None:
+    default = parse('[waf]\nmode = "block"\n').waf
+    assert default is not None and {"PUT", "PATCH", "DELETE"} <= set(default.allowed_methods)
+    narrow = parse('[waf]\nallowed_methods = ["GET", "HEAD"]\n').waf
+    assert narrow is not None and narrow.allowed_methods == ["GET", "HEAD"]
 
 
 def _machine(mid: str, waf: WafConfig | None, created: int) -> Machine:
