@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import importlib.util
 import logging
 import os
 import random
@@ -20,6 +21,7 @@ from collections.abc import Callable, Mapping
 from prometheus_client import CollectorRegistry
 
 from ferry.errors import NetworkError, ValidationError
+from ferry.proxy.connection import ClientConnection
 from ferry.proxy.health import HealthBook, HealthChecker, Prober
 from ferry.proxy.http import HttpEdge, NoStartedMachine
 from ferry.proxy.limits import LoadTracker, ProxyLimits
@@ -28,10 +30,53 @@ from ferry.proxy.metrics_server import MetricsServer
 from ferry.proxy.routes import RouteTable
 from ferry.proxy.statics import StaticsServer
 from ferry.proxy.tcp import TcpEdge
+from ferry.tls.bundle import EdgeTls
+from ferry.tls.edge_tls import ACME_TLS_ALPN, EdgeTlsContexts
 
-__all__ = ["EdgeProxy", "run_proxy"]
+__all__ = ["TLS_HANDSHAKE_TIMEOUT", "EdgeProxy", "TlsHandoff", "run_proxy"]
 
 log = logging.getLogger(__name__)
+
+#: Seconds a client has to finish its TLS handshake before the edge closes the connection.
+TLS_HANDSHAKE_TIMEOUT = 10.0
+_H2_MODULE = "ferry.proxy.h2conn"
+
+
+def _h2_available() -> bool:
+    """Whether this build has the HTTP/2 connection (``ferry.proxy.h2conn``)."""
+    return importlib.util.find_spec(_H2_MODULE) is not None
+
+
+class TlsHandoff(asyncio.Protocol):
+    """The protocol of a TLS listener, for the moment the handshake completes.
+
+    asyncio calls ``connection_made`` once the handshake is done; the ALPN the
+    client and edge agreed on picks the real protocol — ``H2Connection`` for
+    ``h2``, ``ClientConnection`` (with ``tls=True``) otherwise — which takes
+    over the transport. A TLS-ALPN-01 validation (``acme-tls/1``) needs only
+    the handshake: it is closed at once. One small object per connection,
+    nothing per request.
+    """
+
+    __slots__ = ("edge", "h2")
+
+    def __init__(self, edge: HttpEdge, h2: Callable[[HttpEdge], asyncio.Protocol] | None) -> None:
+        self.edge = edge
+        self.h2 = h2
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        ssl_object = transport.get_extra_info("ssl_object")
+        alpn = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
+        if alpn == ACME_TLS_ALPN:
+            transport.close()
+            return
+        protocol: asyncio.Protocol
+        if alpn == "h2" and self.h2 is not None:
+            protocol = self.h2(self.edge)
+        else:
+            protocol = ClientConnection(self.edge, tls=True)
+        transport.set_protocol(protocol)
+        protocol.connection_made(transport)
 
 
 class EdgeProxy:
@@ -57,11 +102,17 @@ class EdgeProxy:
         backhaul_listen: tuple[str, int] | None = None,
         backhaul_peers: Mapping[str, tuple[str, int]] | None = None,
         statics: StaticsServer | None = None,
+        https_listen: tuple[str, int] | None = None,
+        tls: Callable[[], EdgeTls] | None = None,
+        tls_handshake_timeout: float = TLS_HANDSHAKE_TIMEOUT,
     ) -> None:
         """``backhaul_listen``: where other edges send requests for this region's
         machines; ``backhaul_peers``: region -> that region's backhaul listener.
         ``statics``: serves the apps' ``[[statics]]`` to clients (not on the backhaul:
-        the first edge already did)."""
+        the first edge already did). ``https_listen`` with ``tls`` (the certificates,
+        read on every handshake; see ``ferry.tls.edge_tls``): the TLS listener, HTTP/1.1
+        and, when the edge has it, HTTP/2 by ALPN; a handshake not done within
+        ``tls_handshake_timeout`` seconds is closed."""
         self.region = region
         self.limits = limits or ProxyLimits()
         self.stats = EdgeStats(region)
@@ -75,6 +126,20 @@ class EdgeProxy:
         self._public_port = public_port
         self._table_poll = table_poll
         self._reuse_port = reuse_port
+        if https_listen is not None and tls is None:
+            raise ValidationError("an HTTPS listener needs a source of certificates (tls=...)")
+        self._https_listen = https_listen if tls is not None else None
+        self._tls_handshake_timeout = tls_handshake_timeout
+        self._h2: Callable[[HttpEdge], asyncio.Protocol] | None = None
+        if self._https_listen is not None and _h2_available():
+            self._h2 = importlib.import_module(_H2_MODULE).H2Connection
+        self.tls_contexts = (
+            EdgeTlsContexts(tls, alpn=("h2", "http/1.1") if self._h2 else ("http/1.1",))
+            if tls is not None
+            else None
+        )
+        self._https_server: asyncio.Server | None = None
+        self.https_address: tuple[str, int] | None = None
         edge = functools.partial(
             HttpEdge, region, domain, table, rtts,
             public_port=public_port or http_listen[1] or 80,
@@ -86,6 +151,7 @@ class EdgeProxy:
             spill_rtt_ms=spill_rtt_ms,
             backhaul=backhaul_peers,
             statics=statics,
+            https_port=self._https_listen[1] if self._https_listen else 0,
         )
         # Requests other edges forward here: their own stats (the first edge counts
         # the client's request), this region's load and health.
@@ -104,6 +170,8 @@ class EdgeProxy:
             health=self.health,
             stats=self.stats,
             rng=rng,
+            tls=self.tls_contexts.listener if self.tls_contexts is not None else None,
+            tls_handshake_timeout=tls_handshake_timeout,
         )
         self.checker = HealthChecker(self.health, prober)
         self.registry = CollectorRegistry(auto_describe=False)
@@ -136,6 +204,23 @@ class EdgeProxy:
             self.http_address = (str(bound[0]), int(bound[1]))
             if self._public_port is None and port == 0:
                 self.http.headers = type(self.http.headers)(self.region, self.http_address[1])
+            if self._https_listen is not None and self.tls_contexts is not None:
+                self._https_server = await loop.create_server(
+                    self._tls_protocol,
+                    *self._https_listen,
+                    ssl=self.tls_contexts.listener,
+                    ssl_handshake_timeout=self._tls_handshake_timeout,
+                    reuse_address=True,
+                    reuse_port=self._reuse_port or None,
+                    backlog=1024,
+                )
+                bound = self._https_server.sockets[0].getsockname()
+                self.https_address = (str(bound[0]), int(bound[1]))
+                if not self.http.https_port:  # port 0: the one the kernel picked
+                    self.http.https_port = self.https_address[1]
+                    self.http.tls_headers = type(self.http.headers)(
+                        self.region, self.https_address[1], tls=True
+                    )
             if self._metrics_listen is not None:
                 self.metrics_address = await self._metrics.start(*self._metrics_listen)
             if self.backhaul is not None and self._backhaul_listen is not None:
@@ -155,6 +240,9 @@ class EdgeProxy:
             loop.create_task(self._follow_table()),
         ]
         await self._sync_table()
+
+    def _tls_protocol(self) -> TlsHandoff:
+        return TlsHandoff(self.http, self._h2)
 
     async def _sweep_loop(self) -> None:
         while True:
@@ -189,6 +277,9 @@ class EdgeProxy:
         if self._server is not None:
             self._server.close()
             self._server = None
+        if self._https_server is not None:
+            self._https_server.close()
+            self._https_server = None
         if self._backhaul_server is not None:
             self._backhaul_server.close()
             self._backhaul_server = None
