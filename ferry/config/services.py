@@ -20,6 +20,13 @@ _AUTOSTOP = ("off", "stop", "suspend")
 _UNSUPPORTED_SERVICE = {
     "machine_checks": "remove it; Ferry runs http and tcp checks",
 }
+# Fly reads these on [http_service] and [[services.ports]], not on [[services]].
+_ON_PORTS = "Fly reads it on each [[services.ports]]; move it there"
+_UNSUPPORTED_SERVICES = {
+    **_UNSUPPORTED_SERVICE,
+    "tls_options": _ON_PORTS,
+    "http_options": _ON_PORTS,
+}
 _UNSUPPORTED_PORT = {
     "proxy_proto_options": "the PROXY protocol is not built yet",
 }
@@ -122,7 +129,7 @@ def _service(table: Table) -> ServiceConfig:
             "script_checks",
             "processes",
         ),
-        unsupported=_UNSUPPORTED_SERVICE,
+        unsupported=_UNSUPPORTED_SERVICES,
     )
     if not table.has("internal_port"):
         raise table.fail(None, "needs an internal_port: the port your app listens on")
