@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import importlib.util
 import logging
 import os
 import random
@@ -21,7 +20,6 @@ from collections.abc import Callable, Mapping
 from prometheus_client import CollectorRegistry
 
 from ferry.errors import NetworkError, ValidationError
-from ferry.proxy.connection import ClientConnection
 from ferry.proxy.health import HealthBook, HealthChecker, Prober
 from ferry.proxy.http import HttpEdge, NoStartedMachine
 from ferry.proxy.limits import LoadTracker, ProxyLimits
@@ -30,53 +28,18 @@ from ferry.proxy.metrics_server import MetricsServer
 from ferry.proxy.routes import RouteTable
 from ferry.proxy.statics import StaticsServer
 from ferry.proxy.tcp import TcpEdge
+from ferry.proxy.tls_listener import (
+    TLS_HANDSHAKE_TIMEOUT,
+    TlsCollector,
+    TlsHandoff,
+    h2_protocol,
+)
 from ferry.tls.bundle import EdgeTls
-from ferry.tls.edge_tls import ACME_TLS_ALPN, EdgeTlsContexts
+from ferry.tls.edge_tls import EdgeTlsContexts
 
-__all__ = ["TLS_HANDSHAKE_TIMEOUT", "EdgeProxy", "TlsHandoff", "run_proxy"]
+__all__ = ["EdgeProxy", "run_proxy"]
 
 log = logging.getLogger(__name__)
-
-#: Seconds a client has to finish its TLS handshake before the edge closes the connection.
-TLS_HANDSHAKE_TIMEOUT = 10.0
-_H2_MODULE = "ferry.proxy.h2conn"
-
-
-def _h2_available() -> bool:
-    """Whether this build has the HTTP/2 connection (``ferry.proxy.h2conn``)."""
-    return importlib.util.find_spec(_H2_MODULE) is not None
-
-
-class TlsHandoff(asyncio.Protocol):
-    """The protocol of a TLS listener, for the moment the handshake completes.
-
-    asyncio calls ``connection_made`` once the handshake is done; the ALPN the
-    client and edge agreed on picks the real protocol — ``H2Connection`` for
-    ``h2``, ``ClientConnection`` (with ``tls=True``) otherwise — which takes
-    over the transport. A TLS-ALPN-01 validation (``acme-tls/1``) needs only
-    the handshake: it is closed at once. One small object per connection,
-    nothing per request.
-    """
-
-    __slots__ = ("edge", "h2")
-
-    def __init__(self, edge: HttpEdge, h2: Callable[[HttpEdge], asyncio.Protocol] | None) -> None:
-        self.edge = edge
-        self.h2 = h2
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        ssl_object = transport.get_extra_info("ssl_object")
-        alpn = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
-        if alpn == ACME_TLS_ALPN:
-            transport.close()
-            return
-        protocol: asyncio.Protocol
-        if alpn == "h2" and self.h2 is not None:
-            protocol = self.h2(self.edge)
-        else:
-            protocol = ClientConnection(self.edge, tls=True)
-        transport.set_protocol(protocol)
-        protocol.connection_made(transport)
 
 
 class EdgeProxy:
@@ -130,9 +93,7 @@ class EdgeProxy:
             raise ValidationError("an HTTPS listener needs a source of certificates (tls=...)")
         self._https_listen = https_listen if tls is not None else None
         self._tls_handshake_timeout = tls_handshake_timeout
-        self._h2: Callable[[HttpEdge], asyncio.Protocol] | None = None
-        if self._https_listen is not None and _h2_available():
-            self._h2 = importlib.import_module(_H2_MODULE).H2Connection
+        self._h2 = h2_protocol() if self._https_listen is not None else None
         self.tls_contexts = (
             EdgeTlsContexts(tls, alpn=("h2", "http/1.1") if self._h2 else ("http/1.1",))
             if tls is not None
@@ -140,6 +101,7 @@ class EdgeProxy:
         )
         self._https_server: asyncio.Server | None = None
         self.https_address: tuple[str, int] | None = None
+        self.tls_handshakes: dict[str, int] = {}  # ALPN -> completed handshakes
         edge = functools.partial(
             HttpEdge, region, domain, table, rtts,
             public_port=public_port or http_listen[1] or 80,
@@ -176,6 +138,8 @@ class EdgeProxy:
         self.checker = HealthChecker(self.health, prober)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(EdgeCollector(self.stats, self.load.by_app))
+        if self.tls_contexts is not None:
+            self.registry.register(TlsCollector(region, self.tls_contexts, self.tls_handshakes))
         self._metrics = MetricsServer(self.registry)
         self._server: asyncio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -242,7 +206,7 @@ class EdgeProxy:
         await self._sync_table()
 
     def _tls_protocol(self) -> TlsHandoff:
-        return TlsHandoff(self.http, self._h2)
+        return TlsHandoff(self.http, self._h2, self.tls_handshakes)
 
     async def _sweep_loop(self) -> None:
         while True:

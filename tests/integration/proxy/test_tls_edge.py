@@ -29,10 +29,13 @@ def _forced(entry: Backend) -> Backend:
     return dataclasses.replace(entry, services=(service,))
 
 
-async def _get(port: int, host: str, path: str, ctx: ssl.SSLContext | None = None) -> bytes:
-    """One HTTP/1.1 GET over TLS with SNI ``host``; the whole answer (the edge closes it)."""
+async def _get(port: int, host: str, path: str, *, plain: bool = False) -> bytes:
+    """One HTTP/1.1 GET over TLS with SNI ``host`` (``plain``: no TLS); the whole answer."""
     reader, writer = await asyncio.open_connection(
-        "127.0.0.1", port, ssl=ctx or trusting(("http/1.1",)), server_hostname=host
+        "127.0.0.1",
+        port,
+        ssl=None if plain else trusting(("http/1.1",)),
+        server_hostname=None if plain else host,
     )
     writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
     data = await reader.read(-1)
@@ -148,6 +151,14 @@ def test_sni_picks_exact_then_wildcard_and_refuses_unknown_names() -> None:
                 assert proxy.tls_contexts is not None and proxy.tls_contexts.refused == 4
                 # the edge still serves everyone else
                 assert (await _get(port, f"web.{DOMAIN}", "/")).endswith(b"ams-1")
+                assert proxy.metrics_address is not None
+                metrics = await _get(proxy.metrics_address[1], "", "/metrics", plain=True)
+                assert b'ferry_edge_tls_refused_total{region="ams"} 4.0' in metrics
+                assert (
+                    b'ferry_edge_tls_handshakes_total{alpn="http/1.1",region="ams"} 3.0'
+                    in (metrics)
+                    or b'alpn="h2"' in metrics
+                )
 
     run(scenario())
 
