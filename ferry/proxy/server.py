@@ -99,6 +99,9 @@ class EdgeProxy:
             if tls is not None
             else None
         )
+        # Raw TCP ports with the tls handler: the machine gets the bytes as sent, so no
+        # protocol is agreed on its behalf (no ALPN), and no ACME challenge is answered.
+        self._tcp_tls = EdgeTlsContexts(tls, alpn=(), challenges=False) if tls is not None else None
         self._https_server: asyncio.Server | None = None
         self.https_address: tuple[str, int] | None = None
         self.tls_handshakes: dict[str, int] = {}  # ALPN -> completed handshakes
@@ -132,14 +135,16 @@ class EdgeProxy:
             health=self.health,
             stats=self.stats,
             rng=rng,
-            tls=self.tls_contexts.listener if self.tls_contexts is not None else None,
+            tls=self._tcp_tls.listener if self._tcp_tls is not None else None,
             tls_handshake_timeout=tls_handshake_timeout,
         )
         self.checker = HealthChecker(self.health, prober)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(EdgeCollector(self.stats, self.load.by_app))
-        if self.tls_contexts is not None:
-            self.registry.register(TlsCollector(region, self.tls_contexts, self.tls_handshakes))
+        if self.tls_contexts is not None and self._tcp_tls is not None:
+            self.registry.register(
+                TlsCollector(region, (self.tls_contexts, self._tcp_tls), self.tls_handshakes)
+            )
         self._metrics = MetricsServer(self.registry)
         self._server: asyncio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []

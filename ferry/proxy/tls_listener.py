@@ -38,10 +38,12 @@ def h2_protocol() -> Callable[[HttpEdge], asyncio.Protocol] | None:
 
 
 class TlsCollector(Collector):
-    """TLS handshakes of the edge at scrape time: done (by ALPN) and refused (a name
-    nobody has, or none)."""
+    """TLS handshakes of the edge at scrape time: done on the HTTPS listener (by ALPN),
+    and refused on any TLS listener (a name nobody has, or none)."""
 
-    def __init__(self, region: str, contexts: EdgeTlsContexts, done: dict[str, int]) -> None:
+    def __init__(
+        self, region: str, contexts: tuple[EdgeTlsContexts, ...], done: dict[str, int]
+    ) -> None:
         self._region = region
         self._contexts = contexts
         self._done = done
@@ -58,7 +60,7 @@ class TlsCollector(Collector):
             "TLS handshakes refused: SNI naming no certificate, or no SNI",
             labels=["region"],
         )
-        refused.add_metric([self._region], self._contexts.refused)
+        refused.add_metric([self._region], sum(c.refused for c in self._contexts))
         yield refused
 
 

@@ -7,7 +7,8 @@ certificate, else the one-label ``*.`` wildcard's (``*.example.com`` covers
 names — and handshakes without SNI, which name no app — get nothing.
 
 Adapter: ``EdgeTlsContexts`` wraps a ``Callable[[], EdgeTls]`` into the
-``ssl.SSLContext`` an asyncio server is given. Its SNI callback switches
+``ssl.SSLContext`` an asyncio server is given (one per kind of listener:
+HTTPS, and raw TCP ports with the ``tls`` handler, which offer no ALPN). Its SNI callback switches
 each handshake to the context of the chosen certificate, or refuses it with
 a fatal ``unrecognized_name`` alert. Contexts are made once per certificate
 and kept while the snapshot still holds it; a new snapshot only drops those
@@ -71,16 +72,19 @@ class Match:
     bundle: CertBundle
 
 
-def match_certificate(tls: EdgeTls, server_name: str | None) -> Match | None:
+def match_certificate(
+    tls: EdgeTls, server_name: str | None, *, challenges: bool = True
+) -> Match | None:
     """The certificate for SNI ``server_name`` in ``tls``, or None (refuse the handshake). Pure.
 
-    Order: a pending TLS-ALPN-01 challenge for the exact name, the exact
-    name's certificate, the wildcard one label up.
+    Order: a pending TLS-ALPN-01 challenge for the exact name (unless
+    ``challenges`` is false: listeners other than 443, which ACME never
+    validates), the exact name's certificate, the wildcard one label up.
     """
     name = normalize_name(server_name)
     if name is None:
         return None
-    challenge = tls.alpn01.get(name)
+    challenge = tls.alpn01.get(name) if challenges else None
     if challenge is not None:
         return Match("challenge", name, challenge)
     exact = tls.certificates.get(name)
@@ -231,10 +235,16 @@ class EdgeTlsContexts:
     """
 
     def __init__(
-        self, source: Callable[[], EdgeTls], *, alpn: tuple[str, ...] = ("h2", "http/1.1")
+        self,
+        source: Callable[[], EdgeTls],
+        *,
+        alpn: tuple[str, ...] = ("h2", "http/1.1"),
+        challenges: bool = True,
     ) -> None:
+        """``challenges``: answer TLS-ALPN-01 validations (the 443 listener only)."""
         self.source = source
         self.alpn = alpn
+        self.challenges = challenges
         self.listener = server_context(None, alpn)
         self.listener.sni_callback = self._on_server_name
         self.listener.sslobject_class = _AlertingSSLObject
@@ -259,7 +269,7 @@ class EdgeTlsContexts:
         if snapshot is not self._snapshot:
             self._forget_unused(snapshot)
             self._snapshot = snapshot
-        found = match_certificate(snapshot, server_name)
+        found = match_certificate(snapshot, server_name, challenges=self.challenges)
         if found is None:
             return None
         challenge = found.kind == "challenge"

@@ -316,5 +316,10 @@ def test_tls_handler_alone_terminates_tls_then_relays_raw_tcp() -> None:
                 assert "x-forwarded-proto" not in json.loads(body)
                 with pytest.raises(ssl.SSLError, match="UNRECOGNIZED_NAME"):
                     await handshake(public, "nobody.example.org")
+                # no protocol is agreed on the machine's behalf: a client offering h2
+                # gets no ALPN, and speaks what the machine speaks
+                obj, w = await handshake(public, f"web.{DOMAIN}")
+                assert obj.selected_alpn_protocol() is None
+                await close(w)
 
     run(scenario())

@@ -66,6 +66,11 @@ def test_names_nobody_has_get_nothing(sni: str | None) -> None:
     assert match_certificate(TLS, sni) is None
 
 
+def test_listeners_acme_never_validates_ignore_challenges() -> None:
+    match = match_certificate(TLS, "new.example.com", challenges=False)
+    assert match is not None and (match.kind, match.key) == ("wildcard", "*.example.com")
+
+
 def test_a_wildcard_never_covers_a_top_level_domain() -> None:
     # "*.com" is in the table, yet "example.com" is not matched by it
     assert match_certificate(TLS, "example.com") is None
