@@ -255,12 +255,13 @@ class EdgeTlsContexts:
         # of the source's first snapshot: the cluster's), so they need no switch of
         # context (~20 µs less each). Loaded once, before any handshake: every
         # connection starts with it, whatever the source returns later.
-        self._listener_bundle = _likely_default(source())
-        if self._listener_bundle is not None:
-            try:
+        try:
+            self._listener_bundle = _likely_default(source())
+            if self._listener_bundle is not None:
                 load_bundle(self.listener, self._listener_bundle)
-            except (ssl.SSLError, OSError, ValueError):
-                self._listener_bundle = None  # context_for logs it when it is chosen
+        except Exception:  # a source or a certificate failing now: switch contexts instead
+            log.warning("no default certificate for the TLS listener", exc_info=True)
+            self._listener_bundle = None  # context_for logs a broken certificate when chosen
         self.refused = 0  # handshakes refused for a name nobody has (or none)
 
     def context_for(self, server_name: str | None) -> ssl.SSLContext | None:
