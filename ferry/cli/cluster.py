@@ -14,6 +14,7 @@ from rich.table import Table
 from ferry.cluster.lifecycle import cluster_down, cluster_status, cluster_up
 from ferry.cluster.settings import DEFAULT_REGIONS, ClusterSettings, default_home
 from ferry.errors import ValidationError
+from ferry.tls.cluster_certs import cluster_tls_files
 
 app = typer.Typer(
     no_args_is_help=True, help="Run Ferry on this one machine: regions as network namespaces."
@@ -69,6 +70,18 @@ def up(
         f"{len(used.plan.hosts)} hosts; API {used.api_url}; registry {used.registry_address}"
     )
     console.print(f"logs in {used.log_dir}; stop with `ferry cluster down`")
+
+
+@app.command("ca")
+def ca(home: HomeOption = default_home()) -> None:
+    """Print the cluster CA's certificate (PEM), for clients to trust: e.g.
+    `ferry cluster ca > ferry-ca.pem; curl --cacert ferry-ca.pem https://…`."""
+    path = cluster_tls_files(home).ca
+    if not path.is_file():
+        raise ValidationError(
+            f"the cluster in {home} has no CA yet", hint="start it with `ferry cluster up`"
+        )
+    sys.stdout.write(path.read_text())
 
 
 @app.command("down")

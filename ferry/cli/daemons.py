@@ -137,6 +137,14 @@ def proxy_command(
     listen: Annotated[str, typer.Option(help="Address to serve on (the edge address).")],
     domain: Annotated[str, typer.Option(help="Apps are served at <app>.<domain>.")] = "ferry.test",
     http_port: Annotated[int, typer.Option(help="HTTP port.")] = 80,
+    https_port: Annotated[
+        int, typer.Option(help="HTTPS port, served when --tls-cert is given (0: off).")
+    ] = 443,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(help="PEM certificate chain served for the names it covers (e.g. *.DOMAIN)."),
+    ] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="The private key of --tls-cert.")] = None,
     metrics_port: Annotated[int, typer.Option(help="Prometheus /metrics port (0: off).")] = 9091,
     dns_port: Annotated[int, typer.Option(help="Edge DNS port (0: off).")] = 53,
     rtt: Annotated[
@@ -162,6 +170,8 @@ def proxy_command(
     token = os.environ.get("FERRY_API_TOKEN", "")
     if not token:
         raise ConfigError("FERRY_API_TOKEN is not set", hint="the proxy needs the cluster token")
+    if (tls_cert is None) != (tls_key is None):
+        raise ConfigError("--tls-cert and --tls-key go together", hint="give both, or neither")
     rtt_ms: dict[str, float] = {}
     for item in rtt or []:
         code, _, value = item.partition("=")
@@ -177,6 +187,9 @@ def proxy_command(
             domain=domain,
             listen_address=listen,
             http_port=http_port,
+            https_port=https_port if tls_cert is not None else None,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
             metrics_port=metrics_port or None,
             dns_port=dns_port or None,
             rtt_ms=rtt_ms,

@@ -35,12 +35,15 @@ from ferry.cluster.topology import build_topology
 from ferry.cluster.wan import setup_wan, teardown_wan, wait_forwarder_attached
 from ferry.errors import FerryError
 from ferry.net.iproute import netns_enter_argv
+from ferry.tls.cluster_certs import prepare_cluster_tls
 
 log = logging.getLogger("ferry.supervisor")
 
 #: Each region's edge also listens on its own address for requests other edges
 #: forward to its machines (the backhaul between edges).
 BACKHAUL_PORT = 4281
+#: Each region's edge serves HTTPS here on the edge address, as it serves HTTP on 80.
+HTTPS_PORT = 443
 #: How often the supervisor checks that the agents' and edges' credentials still work.
 CREDENTIAL_CHECK_SECONDS = 30.0
 #: The variables a client reads its token from: the children never inherit the admin's.
@@ -174,6 +177,8 @@ class Supervisor:
         """One edge proxy per region, inside the region's namespace, on the edge address."""
         s = self.settings
         plan = s.plan
+        # The cluster CA (kept across restarts) and a fresh *.<domain> certificate.
+        tls = prepare_cluster_tls(s.home, s.domain)
         for region in plan.regions:
             rtts = s.latency.rtt_from(region.code)
             argv = ferry_argv(
@@ -197,6 +202,9 @@ class Supervisor:
                 ],
                 "--insecure-registry",
                 s.registry_address,
+                f"--https-port={HTTPS_PORT}",
+                f"--tls-cert={tls.edge_cert}",
+                f"--tls-key={tls.edge_key}",
             )
             self.add_with_credential(
                 Child(

@@ -3,8 +3,8 @@
 Pure functions of their arguments; the caller writes the text. The new file
 has the sections flyctl's launch writes that Ferry acts on (``app``,
 ``primary_region``, ``[build]``, ``[env]``, ``[http_service]``, ``[[vm]]``);
-flyctl's ``force_https = true`` is left out because Ferry has no TLS yet and
-``deploy`` refuses it.
+flyctl's ``force_https = true`` is left out: a launched app answers on both
+HTTP and HTTPS until its owner adds it (docs/tls.md).
 """
 
 from __future__ import annotations

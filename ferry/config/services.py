@@ -9,23 +9,25 @@ from __future__ import annotations
 from ferry.config.groups import Scoped, scope_of
 from ferry.config.reader import Table, show
 from ferry.model import CheckConfig, Concurrency, ServiceConfig, ServicePort
+from ferry.model.machine_tls import handlers_problem, http_options_problem, tls_options_problem
 
 __all__ = ["parse_checks", "parse_http_service", "parse_services"]
 
 _PORT = {"minimum": 1, "maximum": 65535}
 _HANDLERS = ("http", "tls", "pg_tls", "proxy_proto")
 _AUTOSTOP = ("off", "stop", "suspend")
-_TLS = "TLS is not built yet: the edge serves plain HTTP on port 80"
 # Fly keys Ferry does not do yet: an error naming the key (documented in docs/fly-toml.md).
 _UNSUPPORTED_SERVICE = {
-    "tls_options": _TLS,
-    "http_options": "per-service HTTP options (idle timeout, h2 backend, response headers)"
-    " are not built yet; remove the section",
     "machine_checks": "remove it; Ferry runs http and tcp checks",
 }
+# Fly reads these on [http_service] and [[services.ports]], not on [[services]].
+_ON_PORTS = "Fly reads it on each [[services.ports]]; move it there"
+_UNSUPPORTED_SERVICES = {
+    **_UNSUPPORTED_SERVICE,
+    "tls_options": _ON_PORTS,
+    "http_options": _ON_PORTS,
+}
 _UNSUPPORTED_PORT = {
-    "tls_options": _TLS,
-    "http_options": "per-port HTTP options are not built yet; remove the section",
     "proxy_proto_options": "the PROXY protocol is not built yet",
 }
 _IGNORED_CHECK = {"restart_limit": "it has no effect on a Machines app"}
@@ -44,15 +46,16 @@ _TCP_CHECK_KEYS = ("grace_period", "interval", "timeout")
 
 
 def parse_http_service(table: Table, groups: tuple[str, ...]) -> Scoped[ServiceConfig]:
-    """``[http_service]``: a TCP service on port 80 with the ``http`` handler.
-
-    Fly adds port 443 with ``tls``; Ferry has no TLS yet, so it serves port
-    80 only, and ``force_https = true`` is refused.
+    """``[http_service]``: a TCP service on port 80 (``http``) and 443 (``tls``, ``http``),
+    as flyctl makes it. ``force_https`` goes on port 80; ``tls_options`` on port
+    443; ``http_options`` on both.
     """
     table.check_keys(
         (
             "internal_port",
             "force_https",
+            "tls_options",
+            "http_options",
             "auto_stop_machines",
             "auto_start_machines",
             "min_machines_running",
@@ -62,12 +65,24 @@ def parse_http_service(table: Table, groups: tuple[str, ...]) -> Scoped[ServiceC
         ),
         unsupported=_UNSUPPORTED_SERVICE,
     )
-    if table.boolean("force_https", False):
-        raise table.error("force_https", "is not supported yet by Ferry", hint=_TLS)
+    tls_options, http_options = _tls_options(table), _http_options(table)
     service = ServiceConfig(
         protocol="tcp",
         internal_port=table.integer("internal_port", 8080, **_PORT),
-        ports=[ServicePort(port=80, handlers=["http"])],
+        ports=[
+            ServicePort(
+                port=80,
+                handlers=["http"],
+                force_https=table.boolean("force_https", False),
+                http_options=http_options,
+            ),
+            ServicePort(
+                port=443,
+                handlers=["tls", "http"],
+                tls_options=tls_options,
+                http_options=http_options,
+            ),
+        ],
         autostart=table.boolean("auto_start_machines", True),
         autostop=_autostop(table),
         min_machines_running=table.integer("min_machines_running", 0, minimum=0),
@@ -114,7 +129,7 @@ def _service(table: Table) -> ServiceConfig:
             "script_checks",
             "processes",
         ),
-        unsupported=_UNSUPPORTED_SERVICE,
+        unsupported=_UNSUPPORTED_SERVICES,
     )
     if not table.has("internal_port"):
         raise table.fail(None, "needs an internal_port: the port your app listens on")
@@ -143,7 +158,15 @@ def _service(table: Table) -> ServiceConfig:
 
 def _port(table: Table) -> ServicePort:
     table.check_keys(
-        ("port", "start_port", "end_port", "handlers", "force_https"),
+        (
+            "port",
+            "start_port",
+            "end_port",
+            "handlers",
+            "force_https",
+            "tls_options",
+            "http_options",
+        ),
         unsupported=_UNSUPPORTED_PORT,
     )
     port = table.optional_integer("port", **_PORT)
@@ -160,14 +183,37 @@ def _port(table: Table) -> ServicePort:
         if handler not in _HANDLERS:
             known = ", ".join(f'"{name}"' for name in _HANDLERS)
             raise table.error("handlers", f"has an unknown handler {show(handler)}; use {known}")
-        if handler != "http":
-            why = _TLS if handler in ("tls", "pg_tls") else "the PROXY protocol is not built yet"
-            raise table.error(
-                "handlers", f"has the handler {show(handler)}, not supported yet by Ferry", hint=why
-            )
-    if table.boolean("force_https", False):
-        raise table.error("force_https", "is not supported yet by Ferry", hint=_TLS)
-    return ServicePort(port=port, start_port=start, end_port=end, handlers=handlers)
+    problem = handlers_problem(handlers, port)
+    if problem:
+        raise table.fail("handlers", problem)
+    force_https = table.boolean("force_https", False)
+    if force_https and "http" not in handlers:
+        raise table.error("force_https", 'needs the "http" handler on the same port')
+    return ServicePort(
+        port=port,
+        start_port=start,
+        end_port=end,
+        handlers=handlers,
+        force_https=force_https,
+        tls_options=_tls_options(table),
+        http_options=_http_options(table),
+    )
+
+
+def _tls_options(table: Table) -> dict[str, object] | None:
+    value = table.data.get("tls_options")
+    problem = tls_options_problem(value)
+    if problem:
+        raise table.fail("tls_options", problem)
+    return {str(k): v for k, v in value.items()} if isinstance(value, dict) and value else None
+
+
+def _http_options(table: Table) -> dict[str, object] | None:
+    value = table.data.get("http_options")
+    problem = http_options_problem(value)
+    if problem:
+        raise table.fail("http_options", problem)
+    return {str(k): v for k, v in value.items()} if isinstance(value, dict) and value else None
 
 
 def _autostop(table: Table) -> str:

@@ -24,6 +24,7 @@ from ferry.errors import ValidationError as FerryValidationError
 from ferry.model.duration import parse_duration
 from ferry.model.machine_files import MAX_FILES, MachineFile
 from ferry.model.machine_statics import MAX_STATICS, StaticConfig
+from ferry.model.machine_tls import handlers_problem, http_options_problem, tls_options_problem
 from ferry.model.machine_waf import WafConfig
 from ferry.model.metadata import metadata_problem
 from ferry.model.refusals import (
@@ -39,8 +40,8 @@ from ferry.model.refusals import (
 )
 from ferry.model.sizes import DEFAULT_SIZE, preset
 
-#: Handlers the edge implements; ``tls``/``pg_tls``/``proxy_proto`` are refused.
-SUPPORTED_HANDLERS = frozenset({"http"})
+#: Handlers the edge implements; ``pg_tls``/``proxy_proto`` are refused.
+SUPPORTED_HANDLERS = frozenset({"http", "tls"})
 
 
 class _Frozen(BaseModel):
@@ -198,38 +199,36 @@ class CheckConfig(FlyConfigModel):
 
 
 class ServicePort(FlyConfigModel):
-    """A public port of a service and the handlers in front of it."""
+    """A public port of a service and the handlers in front of it.
+
+    ``tls_options``/``http_options`` are kept as sent (Fly's shapes) once
+    ``ferry.model.machine_tls`` found that the edge does what they ask.
+    """
 
     port: int | None = Field(default=None, ge=1, le=65535)
     start_port: int | None = None
     end_port: int | None = None
     handlers: list[str] = Field(default_factory=list)
     force_https: bool = False
+    tls_options: dict[str, Any] | None = None
+    http_options: dict[str, Any] | None = None
 
     refused_fields: ClassVar[Mapping[str, str]] = PORT_REFUSED
 
-    @field_validator("handlers")
-    @classmethod
-    def _known_handlers(cls, handlers: list[str], info: ValidationInfo) -> list[str]:
-        for handler in handlers if is_request(info) else ():
-            if handler not in SUPPORTED_HANDLERS:
-                why = (
-                    "TLS is not built yet; the edge serves plain HTTP"
-                    if handler in ("tls", "pg_tls")
-                    else "the edge implements only the http handler (none means raw TCP)"
-                )
-                raise ValueError(f"handler {handler!r} is not supported yet by Ferry ({why})")
-        return handlers
-
-    @field_validator("force_https")
-    @classmethod
-    def _no_force_https(cls, value: bool, info: ValidationInfo) -> bool:
-        if value and is_request(info):
-            raise ValueError(
-                "force_https is not supported yet by Ferry (TLS is not built yet; "
-                "the edge serves plain HTTP)"
-            )
-        return value
+    @model_validator(mode="after")
+    def _edge_does_it(self, info: ValidationInfo) -> ServicePort:
+        if not is_request(info):
+            return self
+        problem = (
+            handlers_problem(self.handlers, self.port)
+            or tls_options_problem(self.tls_options)
+            or http_options_problem(self.http_options)
+        )
+        if problem:
+            raise ValueError(problem)
+        if self.force_https and "http" not in self.handlers:
+            raise ValueError('force_https needs the "http" handler on the same port')
+        return self
 
 
 class Concurrency(FlyConfigModel):

@@ -44,7 +44,6 @@ def is_request(info: ValidationInfo) -> bool:
 
 
 _VOLUMES = "volumes are not built yet; keep data in a database outside the machine"
-_TLS = "TLS is not built yet; the edge serves plain HTTP"
 
 CONFIG_REFUSED: Mapping[str, str] = {
     "mounts": _VOLUMES,
@@ -74,8 +73,6 @@ SERVICE_REFUSED: Mapping[str, str] = {
     "force_instance_description": "pinning requests to one instance is not built yet",
 }
 PORT_REFUSED: Mapping[str, str] = {
-    "tls_options": _TLS,
-    "http_options": "per-port HTTP options are not built yet",
     "proxy_proto_options": "the PROXY protocol is not built yet",
 }
 CHECK_REFUSED: Mapping[str, str] = {

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import httptools
 
 from ferry.proxy.exchange import Exchange
-from ferry.proxy.headers import build_request_head, simple_response
+from ferry.proxy.headers import build_request_head, https_redirect, simple_response
 from ferry.proxy.outbox import Outbox
 
 if TYPE_CHECKING:
@@ -33,10 +33,11 @@ _MAX_QUEUED = 32  # pipelined requests held per connection
 class _Reject(Exception):
     """Raised inside a parser callback to stop parsing; carries the answer."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, location: bytes = b"") -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.location = location  # a redirect's target
 
 
 class ClientConnection(asyncio.Protocol):
@@ -51,13 +52,16 @@ class ClientConnection(asyncio.Protocol):
         "can_upgrade", "client_ip", "closing", "current", "deadline", "edge", "feed",
         "get_method", "get_version", "header_bytes", "header_size", "headers", "in_headers",
         "limits", "outbox", "parser", "queued", "read_pauses", "receiving", "seen_bytes",
-        "transport", "tunnel", "upgrading", "url", "wants_keep_alive", "write_paused",
+        "tls", "transport", "tunnel", "upgrading", "url", "wants_keep_alive", "write_paused",
     )
     # fmt: on
     outbox: Outbox  # made in connection_made, around the transport's write
 
-    def __init__(self, edge: HttpEdge) -> None:
+    def __init__(self, edge: HttpEdge, tls: bool = False) -> None:
+        """``tls``: the connection came through the edge's TLS listener (the request is
+        forwarded with ``X-Forwarded-Proto: https``; ``force_https`` does not apply)."""
         self.edge = edge
+        self.tls = tls
         self.limits = edge.limits
         self.parser = httptools.HttpRequestParser(self)
         # Bound once: no method lookup per request on the hot path.
@@ -115,7 +119,7 @@ class ClientConnection(asyncio.Protocol):
         except httptools.HttpParserCallbackError as exc:
             reject = exc.__context__
             if isinstance(reject, _Reject):
-                self.reject(reject.status, reject.message)
+                self.reject(reject.status, reject.message, reject.location)
             else:
                 self.reject(400, "the request could not be read")
             return
@@ -181,7 +185,7 @@ class ClientConnection(asyncio.Protocol):
                 method,
                 url,
                 headers,
-                edge.headers,
+                edge.tls_headers if self.tls else edge.headers,
                 self.client_ip,
                 request_id,
                 upgrade=self.can_upgrade,
@@ -195,6 +199,9 @@ class ClientConnection(asyncio.Protocol):
         routes = edge.routes_for(app) if app is not None else None
         if routes is None:
             raise _Reject(404, _UNKNOWN_HOST)
+        if not self.tls and edge.https_port and edge.forces_https(routes.app):
+            status, location = https_redirect(method, request.host, url, edge.https_port)
+            raise _Reject(status, "this app is served over HTTPS", location)
         if request.content_length is not None and not edge.limits.body_allowed(
             request.content_length
         ):
@@ -295,14 +302,16 @@ class ClientConnection(asyncio.Protocol):
         )
         self.seen_bytes = False
 
-    def reject(self, status: int, message: str) -> None:
-        """Answer a request the edge refuses (bad, too large, unknown host) and close."""
+    def reject(self, status: int, message: str, location: bytes = b"") -> None:
+        """Answer a request the edge refuses (bad, too large, unknown host) or redirects
+        (``location``: force_https), and close."""
         request_id = self.edge.request_ids.next()
         exchange = self.current
         if exchange is not None and not exchange.done:
             exchange.fail(status, message)
         else:
-            self.write(simple_response(status, message, request_id=request_id))
+            extra = ((b"Location", location),) if location else ()
+            self.write(simple_response(status, message, request_id=request_id, extra=extra))
             self.edge.stats.record_response("", status, 0.0, 0, 0)
         self.close()
 

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import signal
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +30,9 @@ from ferry.proxy.statics import StaticsServer
 from ferry.proxy.waf_events import ship_waf_events
 from ferry.proxy.wake import MachineWaker
 from ferry.proxy.watch import RouteWatcher
+from ferry.tls.bundle import EdgeTls
+from ferry.tls.cluster_certs import edge_tls_from_files
+from ferry.tls.edge_tls import static_source
 from ferry.waf.workers import WorkerEngine
 
 log = logging.getLogger("ferry.proxy")
@@ -52,6 +55,19 @@ class EdgeSettings:
     backhaul_listen: tuple[str, int] | None = None
     backhaul_peers: Mapping[str, tuple[str, int]] | None = None
     insecure_registries: tuple[str, ...] = ()
+    #: HTTPS on ``listen_address``: the port and the default certificate (PEM files).
+    https_port: int | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+
+def edge_tls_source(settings: EdgeSettings) -> Callable[[], EdgeTls] | None:
+    """The certificates the edge serves: the one given on its command line (the
+    cluster wildcard); None without one. Merge further sources (the control
+    plane's feed) here with ``ferry.tls.edge_tls.merge_sources``."""
+    if settings.tls_cert is None or settings.tls_key is None:
+        return None
+    return static_source(edge_tls_from_files(settings.tls_cert, settings.tls_key))
 
 
 def traffic_report(
@@ -104,6 +120,7 @@ def run_edge(settings: EdgeSettings) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, done.set)
         rtt = {**settings.rtt_ms, settings.region: 0.0}
+        tls = edge_tls_source(settings)
         proxy = EdgeProxy(
             settings.region,
             settings.domain,
@@ -120,6 +137,10 @@ def run_edge(settings: EdgeSettings) -> None:
                 ),
             ),
             http_listen=(settings.listen_address, settings.http_port),
+            https_listen=(settings.listen_address, settings.https_port)
+            if tls is not None and settings.https_port
+            else None,
+            tls=tls,
             metrics_listen=(settings.listen_address, settings.metrics_port)
             if settings.metrics_port
             else None,
@@ -137,6 +158,8 @@ def run_edge(settings: EdgeSettings) -> None:
             settings.http_port,
             watcher.current().version,
         )
+        if proxy.https_address is not None:
+            log.info("edge %s serving https on %s:%d", settings.region, *proxy.https_address)
         reporter = loop.create_task(
             _report_loop(client, settings.region, proxy.stats, proxy.load, watcher)
         )

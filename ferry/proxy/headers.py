@@ -19,6 +19,7 @@ __all__ = [
     "ResponseHead",
     "build_request_head",
     "build_response_head",
+    "https_redirect",
     "simple_response",
 ]
 
@@ -52,6 +53,8 @@ _DROP_RESPONSE = frozenset(
 TERMINATOR = b"0\r\n\r\n"  # the last chunk of a chunked body
 _REASONS = {
     200: b"OK",
+    301: b"Moved Permanently",
+    308: b"Permanent Redirect",
     400: b"Bad Request",
     404: b"Not Found",
     408: b"Request Timeout",
@@ -65,10 +68,15 @@ _REASONS = {
 
 @dataclass(frozen=True)
 class EdgeHeaders:
-    """Constant header bytes of one edge listener (region and public port)."""
+    """Constant header bytes of one edge listener (region, public port, http or https).
+
+    ``tls``: the listener terminates TLS (``X-Forwarded-Proto: https``,
+    ``X-Forwarded-Ssl: on``); otherwise ``http`` and ``off``.
+    """
 
     region: str
     port: int
+    tls: bool = False
     request_block: bytes = field(init=False)
     response_block: bytes = field(init=False)
     request_tail: bytes = field(init=False)  # after the request id, to the blank line
@@ -76,8 +84,9 @@ class EdgeHeaders:
 
     def __post_init__(self) -> None:
         port = str(self.port).encode()
+        proto = b"https\r\nX-Forwarded-Ssl: on" if self.tls else b"http\r\nX-Forwarded-Ssl: off"
         block = (
-            b"X-Forwarded-Proto: http\r\nX-Forwarded-Port: " + port + b"\r\n"
+            b"X-Forwarded-Proto: " + proto + b"\r\nX-Forwarded-Port: " + port + b"\r\n"
             b"Fly-Forwarded-Port: " + port + b"\r\n"
             b"Fly-Region: " + self.region.encode() + b"\r\nVia: 1.1 ferry\r\n"
         )
@@ -390,3 +399,24 @@ def simple_response(
         parts.append(b"Connection: close\r\n")
     parts += (b"\r\n", payload)
     return b"".join(parts)
+
+
+def https_redirect(method: bytes, host: bytes, url: bytes, https_port: int) -> tuple[int, bytes]:
+    """``force_https``: the status and ``Location`` sending a plain-HTTP request to HTTPS.
+
+    Same host (without its port) and path; ``:port`` only when the edge's
+    HTTPS port is not 443. 301 for GET and HEAD, as Fly answers; 308 for other
+    methods, so a client repeats the same method and body over HTTPS (a 301
+    lets clients turn a POST into a GET).
+    """
+    name = host
+    if not host.endswith(b"]"):  # an IPv6 literal without a port keeps its colons
+        head, colon, tail = host.rpartition(b":")
+        if colon and tail.isdigit():
+            name = head
+    if not url.startswith(b"/"):  # absolute form: keep the path of http://host/path
+        _, sep, rest = url.partition(b"://")
+        url = b"/" + rest.partition(b"/")[2] if sep else b"/"
+    port = b"" if https_port == 443 else b":%d" % https_port
+    status = 301 if method in (b"GET", b"HEAD") else 308
+    return status, b"https://" + name + port + url

@@ -82,11 +82,14 @@ class HttpEdge:
         backhaul: Mapping[str, tuple[str, int]] | None = None,
         trusted: bool = False,
         statics: StaticsServer | None = None,
+        https_port: int = 0,
     ) -> None:
         """``backhaul``: region -> that region's edge backhaul listener; requests for a
         machine there go through it. ``trusted``: this is a backhaul listener (its
         clients are other edges, whose forwarding headers pass through).
-        ``statics``: answers the apps' ``[[statics]]`` before routing."""
+        ``statics``: answers the apps' ``[[statics]]`` before routing.
+        ``https_port``: the edge's public HTTPS port (0: no TLS listener; then
+        ``force_https`` redirects nothing, there being nowhere to send the client)."""
         self.region = region
         self.backhaul = dict(backhaul or {})
         self.trusted = trusted
@@ -102,6 +105,8 @@ class HttpEdge:
         self.waf: WafGate | None = None  # set by the gate while any app is inspected
         self.spill_rtt_ms = spill_rtt_ms
         self.headers = EdgeHeaders(region, public_port)
+        self.https_port = https_port
+        self.tls_headers = EdgeHeaders(region, https_port or 443, tls=True)
         self.hosts = HostRouter(domain)
         self.request_ids = RequestIds(region)
         self.turn = TurnWriter()
@@ -116,6 +121,7 @@ class HttpEdge:
         self._routes: dict[str, AppRoutes] = {}
         self._fast: dict[str, FastRegions] = {}
         self._stopped_rtt: dict[str, float] = {}  # app -> RTT to its nearest wakeable machine
+        self._force_https: dict[str, bool] = {}
         self._prewarming: set[str] = set()
         # time.monotonic, not loop.time: uvloop's clock is cached per loop turn in ms.
         self.now: Callable[[], float] = time.monotonic
@@ -138,12 +144,29 @@ class HttpEdge:
             self._routes = {}
             self._fast = {}
             self._stopped_rtt = {}
+            self._force_https = {}
         routes = self._routes.get(app)
         if routes is None and app in table.apps:
             routes = plan_app_routes(app, table.backends(app), self.rtt_ms)
             self._routes[app] = routes
             self._fast[app] = fast_regions(routes)
         return routes
+
+    def forces_https(self, app: str) -> bool:
+        """Whether ``app`` asks for ``force_https`` on its HTTP service (any machine's
+        config says so: during a deploy that turns it on, the new setting wins at once).
+
+        Call after ``routes_for`` in the same loop turn (the cache follows its table).
+        """
+        forced = self._force_https.get(app)
+        if forced is None:
+            forced = any(
+                service.force_https and "http" in service.handlers
+                for backend in self.table().backends(app)
+                for service in backend.services
+            )
+            self._force_https[app] = forced
+        return forced
 
     def serves(self, app: str) -> bool:
         """Whether the current table knows ``app`` (any machine, started or not)."""

@@ -28,9 +28,17 @@ from ferry.proxy.metrics_server import MetricsServer
 from ferry.proxy.routes import RouteTable
 from ferry.proxy.statics import StaticsServer
 from ferry.proxy.tcp import TcpEdge
+from ferry.proxy.tls_listener import (
+    TLS_HANDSHAKE_TIMEOUT,
+    TlsCollector,
+    TlsHandoff,
+    h2_protocol,
+)
 from ferry.proxy.waf_events import WafEventBuffer
 from ferry.proxy.waf_gate import WafGate
 from ferry.proxy.waf_metrics import WafCollector, WafStats
+from ferry.tls.bundle import EdgeTls
+from ferry.tls.edge_tls import EdgeTlsContexts
 from ferry.waf.engine import RuleEngine
 
 __all__ = ["EdgeProxy", "run_proxy"]
@@ -62,12 +70,19 @@ class EdgeProxy:
         backhaul_peers: Mapping[str, tuple[str, int]] | None = None,
         statics: StaticsServer | None = None,
         waf_engine: RuleEngine | None = None,
+        https_listen: tuple[str, int] | None = None,
+        tls: Callable[[], EdgeTls] | None = None,
+        tls_handshake_timeout: float = TLS_HANDSHAKE_TIMEOUT,
     ) -> None:
         """``backhaul_listen``: where other edges send requests for this region's
         machines; ``backhaul_peers``: region -> that region's backhaul listener.
         ``statics``: serves the apps' ``[[statics]]`` to clients (not on the backhaul:
         the first edge already did). ``waf_engine``: runs the apps' ``[waf]`` (the
-        edge owns it and closes it on stop); its events collect in ``waf_events``."""
+        edge owns it and closes it on stop); its events collect in ``waf_events``.
+        ``https_listen`` with ``tls`` (the certificates,
+        read on every handshake; see ``ferry.tls.edge_tls``): the TLS listener, HTTP/1.1
+        and, when the edge has it, HTTP/2 by ALPN; a handshake not done within
+        ``tls_handshake_timeout`` seconds is closed."""
         self.region = region
         self.limits = limits or ProxyLimits()
         self.stats = EdgeStats(region)
@@ -81,6 +96,22 @@ class EdgeProxy:
         self._public_port = public_port
         self._table_poll = table_poll
         self._reuse_port = reuse_port
+        if https_listen is not None and tls is None:
+            raise ValidationError("an HTTPS listener needs a source of certificates (tls=...)")
+        self._https_listen = https_listen if tls is not None else None
+        self._tls_handshake_timeout = tls_handshake_timeout
+        self._h2 = h2_protocol() if self._https_listen is not None else None
+        self.tls_contexts = (
+            EdgeTlsContexts(tls, alpn=("h2", "http/1.1") if self._h2 else ("http/1.1",))
+            if tls is not None
+            else None
+        )
+        # Raw TCP ports with the tls handler: the machine gets the bytes as sent, so no
+        # protocol is agreed on its behalf (no ALPN), and no ACME challenge is answered.
+        self._tcp_tls = EdgeTlsContexts(tls, alpn=(), challenges=False) if tls is not None else None
+        self._https_server: asyncio.Server | None = None
+        self.https_address: tuple[str, int] | None = None
+        self.tls_handshakes: dict[str, int] = {}  # ALPN -> completed handshakes
         edge = functools.partial(
             HttpEdge, region, domain, table, rtts,
             public_port=public_port or http_listen[1] or 80,
@@ -92,6 +123,7 @@ class EdgeProxy:
             spill_rtt_ms=spill_rtt_ms,
             backhaul=backhaul_peers,
             statics=statics,
+            https_port=self._https_listen[1] if self._https_listen else 0,
         )
         # Requests other edges forward here: their own stats (the first edge counts
         # the client's request), this region's load and health.
@@ -110,6 +142,8 @@ class EdgeProxy:
             health=self.health,
             stats=self.stats,
             rng=rng,
+            tls=self._tcp_tls.listener if self._tcp_tls is not None else None,
+            tls_handshake_timeout=tls_handshake_timeout,
         )
         self.checker = HealthChecker(self.health, prober)
         self.registry = CollectorRegistry(auto_describe=False)
@@ -123,6 +157,10 @@ class EdgeProxy:
             self.waf.serve(self.http)
             events = self.waf_events
             self.registry.register(WafCollector(self.waf_stats, lambda: events.dropped))
+        if self.tls_contexts is not None and self._tcp_tls is not None:
+            self.registry.register(
+                TlsCollector(region, (self.tls_contexts, self._tcp_tls), self.tls_handshakes)
+            )
         self._metrics = MetricsServer(self.registry)
         self._server: asyncio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -151,6 +189,23 @@ class EdgeProxy:
             self.http_address = (str(bound[0]), int(bound[1]))
             if self._public_port is None and port == 0:
                 self.http.headers = type(self.http.headers)(self.region, self.http_address[1])
+            if self._https_listen is not None and self.tls_contexts is not None:
+                self._https_server = await loop.create_server(
+                    self._tls_protocol,
+                    *self._https_listen,
+                    ssl=self.tls_contexts.listener,
+                    ssl_handshake_timeout=self._tls_handshake_timeout,
+                    reuse_address=True,
+                    reuse_port=self._reuse_port or None,
+                    backlog=1024,
+                )
+                bound = self._https_server.sockets[0].getsockname()
+                self.https_address = (str(bound[0]), int(bound[1]))
+                if not self.http.https_port:  # port 0: the one the kernel picked
+                    self.http.https_port = self.https_address[1]
+                    self.http.tls_headers = type(self.http.headers)(
+                        self.region, self.https_address[1], tls=True
+                    )
             if self._metrics_listen is not None:
                 self.metrics_address = await self._metrics.start(*self._metrics_listen)
             if self.backhaul is not None and self._backhaul_listen is not None:
@@ -170,6 +225,9 @@ class EdgeProxy:
             loop.create_task(self._follow_table()),
         ]
         await self._sync_table()
+
+    def _tls_protocol(self) -> TlsHandoff:
+        return TlsHandoff(self.http, self._h2, self.tls_handshakes)
 
     async def _sweep_loop(self) -> None:
         while True:
@@ -206,6 +264,9 @@ class EdgeProxy:
         if self._server is not None:
             self._server.close()
             self._server = None
+        if self._https_server is not None:
+            self._https_server.close()
+            self._https_server = None
         if self._backhaul_server is not None:
             self._backhaul_server.close()
             self._backhaul_server = None

@@ -1,4 +1,5 @@
-"""Raw TCP services: ``[[services]]`` ports without an ``http`` handler.
+"""Raw TCP services: ``[[services]]`` ports without an ``http`` handler (with ``tls``: TLS
+terminated by the edge first, the same certificates as its HTTPS listener).
 
 ``TcpEdge.sync()`` follows the route table: one listener per public port
 (bound on the edge's host), opened when an app offers a raw TCP service on
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
 from collections.abc import Callable, Mapping
 
 from ferry.proxy.health import HealthBook
@@ -23,7 +25,7 @@ from ferry.proxy.outbox import Outbox, TurnWriter
 from ferry.proxy.routes import RouteTable
 from ferry.proxy.routing import NO_PREFS, Choice, NoRoute, Target, choose_target, plan_app_routes
 
-__all__ = ["TcpEdge", "raw_tcp_ports"]
+__all__ = ["TcpEdge", "raw_tcp_ports", "tls_tcp_ports"]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,21 @@ def raw_tcp_ports(table: RouteTable) -> dict[int, str]:
                 for port in service.ports:
                     out.setdefault(port, app)
     return out
+
+
+def tls_tcp_ports(table: RouteTable) -> set[int]:
+    """The raw TCP ports whose service has the ``tls`` handler: TLS is terminated by the
+    edge, the machine gets the plain bytes (pure)."""
+    return {
+        port
+        for backends in table.apps.values()
+        for backend in backends
+        for service in backend.services
+        if service.protocol == "tcp"
+        and "tls" in service.handlers
+        and "http" not in service.handlers
+        for port in service.ports
+    }
 
 
 class _Upstream(asyncio.Protocol):
@@ -208,8 +225,14 @@ class TcpEdge:
         health: HealthBook,
         stats: EdgeStats,
         rng: random.Random,
+        tls: ssl.SSLContext | None = None,
+        tls_handshake_timeout: float = 10.0,
     ) -> None:
+        """``tls``: the edge's TLS listener context, for ports with the ``tls`` handler
+        (without it such ports are not opened)."""
         self.host = host
+        self.tls = tls
+        self.tls_handshake_timeout = tls_handshake_timeout
         self.table = table
         self.rtt_ms = rtt_ms
         self.limits = limits
@@ -219,6 +242,7 @@ class TcpEdge:
         self.rng = rng
         self.turn = TurnWriter()  # the relayed bytes of a loop turn leave together
         self._servers: dict[int, tuple[str, asyncio.Server]] = {}
+        self._tls_ports: set[int] = set()
 
     def choose(self, app: str, port: int) -> Choice | NoRoute:
         table = self.table()
@@ -235,21 +259,30 @@ class TcpEdge:
 
     async def sync(self) -> None:
         """Open and close listeners to match the table; a port that cannot be bound is logged."""
-        wanted = raw_tcp_ports(self.table())
+        table = self.table()
+        wanted = raw_tcp_ports(table)
+        tls_ports = tls_tcp_ports(table)
         for port, (app, server) in list(self._servers.items()):
-            if wanted.get(port) != app:
+            if wanted.get(port) != app or (port in tls_ports) != (port in self._tls_ports):
                 server.close()
                 del self._servers[port]
+        self._tls_ports = tls_ports
         loop = asyncio.get_running_loop()
         for port, app in wanted.items():
             if port in self._servers:
                 continue
+            tls = port in tls_ports
+            if tls and self.tls is None:
+                log.warning("not opening %d for %s: the edge has no certificates", port, app)
+                continue
             try:
                 server = await loop.create_server(
-                    lambda app=app, port=port: _TcpClient(self, app, port),  # type: ignore[misc]
+                    lambda app=app, port=port: _TcpClient(self, app, port),
                     self.host,
                     port,
                     reuse_address=True,
+                    ssl=self.tls if tls else None,
+                    ssl_handshake_timeout=self.tls_handshake_timeout if tls else None,
                 )
             except OSError as exc:
                 log.warning("cannot listen on %s:%d for %s: %s", self.host, port, app, exc)

@@ -61,13 +61,16 @@ def test_deploy_creates_a_machine_per_group_and_warns_about_an_unknown_key(
 
 
 def test_deploy_of_a_refused_key_names_it_and_changes_nothing(project: Path) -> None:
-    (project / "fly.toml").write_text(FLY_TOML + "  force_https = true\n")
+    (project / "fly.toml").write_text(FLY_TOML + "  tls_options = { default_self_signed = true }\n")
     api = FakeApi()
 
     result = invoke(api, ["deploy"], RecordingTools())
 
     assert result.exit_code != 0
-    expected = f"{project}/fly.toml:16: [http_service] force_https is not supported yet by Ferry"
+    expected = (
+        f"{project}/fly.toml:16: [http_service] tls_options.default_self_signed = true "
+        "is not supported by Ferry"
+    )
     assert expected in result.stderr
     assert api.machines == {} and api.paths("POST") == []
 

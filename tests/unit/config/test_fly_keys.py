@@ -33,36 +33,32 @@ def error_of(text: str) -> str:
         ("swap_size_mb = 512\n", "fly.toml:1: swap_size_mb is not supported yet by Ferry"),
         ('host_dedication_id = "x"\n', "fly.toml:1: host_dedication_id is not supported yet"),
         (
-            "[http_service]\nforce_https = true\n",
-            "fly.toml:2: [http_service] force_https is not supported yet by Ferry",
-        ),
-        (
             '[http_service.tls_options]\nalpn = ["h2"]\n',
-            "fly.toml:1: [http_service] tls_options is not supported yet by Ferry",
+            'fly.toml:1: [http_service] tls_options.alpn = ["h2"] is not supported by Ferry',
         ),
         (
             "[http_service.http_options]\nh2_backend = true\n",
-            "fly.toml:1: [http_service] http_options is not supported yet by Ferry",
+            "fly.toml:1: [http_service] http_options.h2_backend = true is not supported yet",
         ),
         (
             '[[services]]\ninternal_port = 53\nprotocol = "udp"\n',
             'fly.toml:3: [[services]] protocol is "udp", which is not supported yet by Ferry',
         ),
         (
-            PORT + 'port = 443\nhandlers = ["tls", "http"]\n',
-            'fly.toml:5: [[services.ports]] handlers has the handler "tls", not supported yet',
+            PORT + 'port = 8443\nhandlers = ["tls", "http"]\n',
+            'fly.toml:5: [[services.ports]] handlers ["tls", "http"] are served on port 443 only',
         ),
         (
             PORT + 'port = 5432\nhandlers = ["pg_tls"]\n',
-            'fly.toml:5: [[services.ports]] handlers has the handler "pg_tls", not supported yet',
+            'fly.toml:5: [[services.ports]] handler "pg_tls" is not supported yet by Ferry',
         ),
         (
             PORT + 'port = 80\nhandlers = ["proxy_proto"]\n',
-            'fly.toml:5: [[services.ports]] handlers has the handler "proxy_proto", not supported',
+            'fly.toml:5: [[services.ports]] handler "proxy_proto" is not supported yet',
         ),
         (
             PORT + "port = 80\nforce_https = true\n",
-            "fly.toml:5: [[services.ports]] force_https is not supported yet by Ferry",
+            'fly.toml:5: [[services.ports]] force_https needs the "http" handler on the same port',
         ),
         (
             '[[files]]\nguest_path = "/a"\nsecret_name = "KEY"\n',

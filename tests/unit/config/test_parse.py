@@ -100,7 +100,10 @@ def test_full_fly_toml_becomes_the_expected_machine_config() -> None:
             ServiceConfig(
                 protocol="tcp",
                 internal_port=8080,
-                ports=[ServicePort(port=80, handlers=["http"])],
+                ports=[
+                    ServicePort(port=80, handlers=["http"]),
+                    ServicePort(port=443, handlers=["tls", "http"]),
+                ],
                 autostart=True,
                 autostop="stop",
                 min_machines_running=1,
@@ -161,11 +164,14 @@ def test_an_empty_file_gets_fly_defaults() -> None:
     assert "PRIMARY_REGION" not in machine.env
 
 
-def test_http_service_is_port_80_until_tls_exists() -> None:
+def test_http_service_is_port_80_and_443_as_flyctl_makes_it() -> None:
     service = parse("[http_service]\n").services[0].value
 
     assert service.internal_port == 8080
-    assert [(p.port, p.handlers, p.force_https) for p in service.ports] == [(80, ["http"], False)]
+    assert [(p.port, p.handlers, p.force_https) for p in service.ports] == [
+        (80, ["http"], False),
+        (443, ["tls", "http"], False),
+    ]
     assert (service.autostart, service.autostop, service.min_machines_running) == (True, "off", 0)
 
 

@@ -40,14 +40,14 @@ def service(**fields: Any) -> dict[str, Any]:
         (
             {
                 "services": [
-                    {"internal_port": 8080, "ports": [{"port": 443, "handlers": ["tls", "http"]}]}
+                    {"internal_port": 8080, "ports": [{"port": 8443, "handlers": ["tls", "http"]}]}
                 ]
             },
-            "config.services.0.ports.0.handlers: handler 'tls' is not supported yet",
+            'config.services.0.ports.0: handlers ["tls", "http"] are served on port 443 only',
         ),
         (
-            {"services": [{"internal_port": 8080, "ports": [{**HTTP, "force_https": True}]}]},
-            "config.services.0.ports.0.force_https: force_https is not supported yet",
+            {"services": [{"internal_port": 8080, "ports": [{"port": 80, "force_https": True}]}]},
+            'config.services.0.ports.0: force_https needs the "http" handler on the same port',
         ),
         (
             {
@@ -55,7 +55,7 @@ def service(**fields: Any) -> dict[str, Any]:
                     {"internal_port": 8080, "ports": [{**HTTP, "tls_options": {"alpn": ["h2"]}}]}
                 ]
             },
-            "config.services.0.ports.0: tls_options is not supported yet",
+            'config.services.0.ports.0: tls_options.alpn = ["h2"] is not supported by Ferry',
         ),
         (
             {"files": [{"guest_path": "/etc/key", "secret_name": "KEY"}]},

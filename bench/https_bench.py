@@ -1,0 +1,280 @@
+"""Benchmark: HTTPS through Ferry's edge against HAProxy terminating TLS, same certificate,
+same backend, same run.
+
+Run::
+
+    .venv/bin/python bench/https_bench.py [--duration 5 --connections 50 --threads 2
+        --rounds 3]
+
+Setups, each loaded in turn by ``wrk`` on 127.0.0.1, ``--rounds`` times (ratios
+per round, reported as the median):
+
+- ``haproxy-eq``: HAProxy 2.6 (``nbthread 1``) terminating TLS with the
+  certificate the edge serves, doing the edge's per-request header work
+  (``bench/proxy_bench.py``'s ``haproxy-eq``, with ``X-Forwarded-Proto:
+  https``), in front of the backend;
+- ``ferry``: ``EdgeProxy`` (one process, uvloop) with its TLS listener and the
+  same certificate (EC P-256, ``*.ferry.test`` + ``localhost``, signed by a
+  throwaway cluster CA), in front of the same backend.
+
+Two loads per setup: ``keep-alive`` (``wrk -c50``: TLS sessions reused for
+many requests — HTTPS req/s and p99) and ``new handshake per request``
+(``Connection: close`` on every request: each request is a new TCP
+connection and a TLS handshake — new handshakes per second; wrk keeps each
+connection's TLS session, so both proxies resume with the TLS 1.3 ticket they
+issued: PSK + ECDHE, no certificate signature). The same two loads over
+plain HTTP (``haproxy-eq`` without ``ssl``, the edge's port 80) are the
+reference: what the proxies cost without TLS. wrk sends SNI ``localhost``
+(the URL's host) and ``Host: bench.ferry.test``; it offers no ALPN, so both
+proxies speak HTTP/1.1; TLS 1.3 with X25519 (both sides' OpenSSL default).
+
+Figures: req/s, p50/p99 (wrk), CPU per request of the proxy process
+(utime+stime from /proc), and of the whole machine. The hot path runs
+compiled only when ``make native`` built the current sources (the line
+before the table says which). Every process is started and stopped by PID.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from proxy_bench import (  # noqa: E402
+    HAPROXY_EQ_CFG,
+    HOST_HEADER,
+    Figures,
+    _ms,
+    active_opens,
+    cpu_times,
+    free_port,
+    machine_busy,
+    stop,
+    wait_for_port,
+)
+
+SNI = "localhost"  # resolves to 127.0.0.1 for wrk, and is on the certificate
+HAPROXY_TLS_CFG = (
+    HAPROXY_EQ_CFG.replace(
+        "    bind 127.0.0.1:{port}\n",
+        "    bind 127.0.0.1:{port} ssl crt {crt} alpn http/1.1 ssl-min-ver TLSv1.2\n",
+    )
+    .replace("X-Forwarded-Proto http\n", "X-Forwarded-Proto https\n")
+    .replace("global\n", "global\n    tune.ssl.default-dh-param 2048\n")
+)
+
+
+def serve_backend(port: int) -> None:
+    from proxy_bench import serve_backend as serve
+
+    serve(port)
+
+
+def serve_ferry_tls(port: int, http_port: int, backend_port: int, cert: Path, key: Path) -> None:
+    """Ferry's edge with a TLS listener on ``port`` and HTTP on ``http_port``."""
+    import asyncio
+    import signal
+
+    import uvloop
+
+    from ferry.model import Concurrency, DesiredState, MachineState
+    from ferry.proxy.limits import ProxyLimits
+    from ferry.proxy.routes import Backend, RouteTable, ServicePorts
+    from ferry.proxy.server import EdgeProxy
+    from ferry.tls.cluster_certs import edge_tls_from_files
+    from ferry.tls.edge_tls import static_source
+
+    service = ServicePorts(
+        internal_port=backend_port, ports=(80, 443), handlers=("http", "tls"),
+        concurrency=Concurrency(type="requests", soft_limit=1000, hard_limit=2000),
+    )  # fmt: skip
+    backend = Backend(
+        "m-bench", "m-bench-i", "bench", "ams", "127.0.0.1",
+        MachineState.STARTED, DesiredState.STARTED, (service,),
+    )  # fmt: skip
+    table = RouteTable(1, {"bench": (backend,)})
+    tls = static_source(edge_tls_from_files(cert, key))
+
+    async def main() -> None:
+        proxy = EdgeProxy(
+            "ams", "ferry.test", lambda: table, {},
+            http_listen=("127.0.0.1", http_port), https_listen=("127.0.0.1", port), tls=tls,
+            limits=ProxyLimits(upstream_idle_per_backend=256),
+        )  # fmt: skip
+        done = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, done.set)
+        await proxy.start()
+        try:
+            await done.wait()
+        finally:
+            await proxy.stop()
+
+    uvloop.run(main())
+
+
+def run_wrk(
+    name: str, port: int, args: argparse.Namespace, pid: int, *, close: bool, scheme: str = "https"
+) -> Figures:
+    cmd = [
+        "wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s", "--latency",
+        "-H", f"Host: {HOST_HEADER}", *(["-H", "Connection: close"] if close else []),
+        f"{scheme}://{SNI}:{port}/",
+    ]  # fmt: skip
+    user0, sys0 = cpu_times(pid)
+    opens0, busy0 = active_opens(), machine_busy()
+    out = subprocess.run(
+        cmd, capture_output=True, text=True, check=True, timeout=args.duration + 30
+    ).stdout
+    busy, opens = machine_busy() - busy0, active_opens() - opens0
+    user1, sys1 = cpu_times(pid)
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+    errors = re.search(r"Non-2xx or 3xx responses: \d+", out)
+    if errors or not requests:
+        sys.exit(f"https bench: {name} answered with errors ({out.strip()}); fix the setup")
+    for problem in re.findall(r"Socket errors: .*", out):
+        print(f"  note: {name}: {problem}", flush=True)  # with close, wrk counts some reads
+    per = 1e6 / requests
+    return Figures(
+        name, rps, p50, p99, requests,
+        (user1 - user0) * per, (sys1 - sys0) * per, busy * per, opens / args.duration,
+    )  # fmt: skip
+
+
+def make_certificate(tmp: Path) -> tuple[Path, Path, Path]:
+    """The edge's certificate (chain, key) and HAProxy's crt file (chain + key)."""
+    from ferry.tls.ca import ClusterCa
+
+    leaf = ClusterCa.create("bench CA").issue(("*.ferry.test", "ferry.test", SNI))
+    cert, key, crt = tmp / "edge.pem", tmp / "edge-key.pem", tmp / "haproxy.pem"
+    cert.write_bytes(leaf.chain_pem)
+    key.write_bytes(leaf.key_pem)
+    crt.write_bytes(leaf.chain_pem + leaf.key_pem)
+    return cert, key, crt
+
+
+def bench(args: argparse.Namespace, tmp: Path) -> dict[str, list[list[Figures]]]:
+    me = [sys.executable, str(Path(__file__).resolve())]
+    cert, key, crt = make_certificate(tmp)
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        backend_port = free_port()
+        procs.append(subprocess.Popen([*me, "--serve-backend", str(backend_port)]))
+        haproxy_port, ferry_port = free_port(), free_port()
+        haproxy_http, ferry_http = free_port(), free_port()
+        cfg = tmp / "haproxy.cfg"
+        cfg.write_text(
+            HAPROXY_TLS_CFG.format(port=haproxy_port, backend_port=backend_port, crt=crt)
+        )
+        procs.append(subprocess.Popen(["/usr/sbin/haproxy", "-db", "-f", str(cfg)]))
+        haproxy = procs[-1]
+        plain = tmp / "haproxy-http.cfg"  # the same work over plain HTTP: TLS's share of the gap
+        plain.write_text(HAPROXY_EQ_CFG.format(port=haproxy_http, backend_port=backend_port))
+        procs.append(subprocess.Popen(["/usr/sbin/haproxy", "-db", "-f", str(plain)]))
+        haproxy_plain = procs[-1]
+        serve = [str(ferry_port), str(ferry_http), str(backend_port), str(cert), str(key)]
+        procs.append(subprocess.Popen([*me, "--serve-ferry-tls", *serve]))
+        ferry = procs[-1]
+        for port in (backend_port, haproxy_port, ferry_port, haproxy_http, ferry_http):
+            wait_for_port(port)
+        time.sleep(0.5)
+        results: dict[str, list[list[Figures]]] = {
+            "https keep-alive": [],
+            "https new handshake per request (Connection: close)": [],
+            "plain http keep-alive (reference: the same proxies without TLS)": [],
+            "plain http new connection per request (reference)": [],
+        }
+        loads = list(results)
+        for _ in range(args.rounds):
+            for load, close in ((loads[0], False), (loads[1], True)):
+                results[load].append(
+                    [
+                        run_wrk("haproxy-eq", haproxy_port, args, haproxy.pid, close=close),
+                        run_wrk("ferry", ferry_port, args, ferry.pid, close=close),
+                    ]
+                )
+            for load, close in ((loads[2], False), (loads[3], True)):
+                results[load].append(
+                    [
+                        run_wrk(
+                            "haproxy-eq", haproxy_http, args, haproxy_plain.pid,
+                            close=close, scheme="http",
+                        ),
+                        run_wrk("ferry", ferry_http, args, ferry.pid, close=close, scheme="http"),
+                    ]
+                )  # fmt: skip
+        return results
+    finally:
+        for proc in reversed(procs):
+            stop(proc)
+
+
+def report(load: str, rounds: list[list[Figures]]) -> None:
+    print(f"\n## {load}")
+    print(
+        f"{'setup':<12} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'cpu µs/req':>11} "
+        f"{'user':>6} {'sys':>6} {'machine µs/req':>15} {'connects/s':>11}"
+    )
+    names = [f.name for f in rounds[0]]
+    for index, name in enumerate(names):
+        runs = [r[index] for r in rounds]
+        med = lambda values: statistics.median(values)  # noqa: E731
+        print(
+            f"{name:<12} {med([f.rps for f in runs]):>9.0f} {med([f.p50_ms for f in runs]):>8.2f} "
+            f"{med([f.p99_ms for f in runs]):>8.2f} "
+            f"{med([f.cpu_us or 0.0 for f in runs]):>11.1f} "
+            f"{med([f.user_us or 0.0 for f in runs]):>6.1f} "
+            f"{med([f.sys_us or 0.0 for f in runs]):>6.1f} "
+            f"{med([f.machine_us for f in runs]):>15.1f} "
+            f"{med([f.connects_per_s for f in runs]):>11.0f}"
+        )
+    rps = statistics.median(r[1].rps / r[0].rps for r in rounds)
+    cpu = statistics.median((r[0].cpu_us or 0.0) / (r[1].cpu_us or 1.0) for r in rounds)
+    print(f"ferry / haproxy-eq: req/s {rps:.2f}x; CPU per request (haproxy/ferry) {cpu:.2f}x")
+
+
+def main() -> None:
+    if len(sys.argv) > 2 and sys.argv[1] == "--serve-backend":
+        serve_backend(int(sys.argv[2]))
+        return
+    if len(sys.argv) > 6 and sys.argv[1] == "--serve-ferry-tls":
+        ports = [int(a) for a in sys.argv[2:5]]
+        serve_ferry_tls(*ports, Path(sys.argv[5]), Path(sys.argv[6]))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=int, default=5)
+    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    from ferry.proxy.native import build_is_current
+
+    native = build_is_current() and os.environ.get("FERRY_PURE_PYTHON") != "1"
+    print(
+        f"https bench {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on "
+        f"{platform.node()} ({os.cpu_count()} cores), Python {platform.python_version()}; "
+        f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s, {args.rounds} rounds; "
+        f"ferry hot path {'compiled (mypyc)' if native else 'pure Python'}",
+        flush=True,
+    )
+    with tempfile.TemporaryDirectory(prefix="ferry-https-bench-") as tmp:
+        results = bench(args, Path(tmp))
+    for load, rounds in results.items():
+        report(load, rounds)
+
+
+if __name__ == "__main__":
+    main()
