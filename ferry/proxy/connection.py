@@ -50,7 +50,7 @@ class ClientConnection(asyncio.Protocol):
     __slots__ = (
         "can_upgrade", "client_ip", "closing", "current", "deadline", "edge", "feed",
         "get_method", "get_version", "header_bytes", "header_size", "headers", "in_headers",
-        "limits", "outbox", "parser", "queued", "read_pauses", "receiving", "seen_bytes",
+        "limits", "outbox", "parser", "queued", "read_pauses", "receiving", "seen_bytes", "tls",
         "transport", "tunnel", "upgrading", "url", "wants_keep_alive", "write_paused",
     )
     # fmt: on
@@ -68,6 +68,7 @@ class ClientConnection(asyncio.Protocol):
         self.wants_keep_alive: Callable[[], bool] = self.parser.should_keep_alive
         self.transport: asyncio.Transport | None = None
         self.client_ip = b""
+        self.tls = False  # the client's connection is TLS: X-Forwarded-Proto: https
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
         self.header_bytes = 0
@@ -90,6 +91,7 @@ class ClientConnection(asyncio.Protocol):
         self.outbox = Outbox(self.edge.turn, transport.write)  # type: ignore[attr-defined]
         peer = transport.get_extra_info("peername")
         self.client_ip = str(peer[0]).encode() if peer else b"unknown"
+        self.tls = transport.get_extra_info("sslcontext") is not None
         self.deadline = self.edge.clock + self.edge.limits.header_timeout
         self.edge.connections.add(self)
 
@@ -184,6 +186,7 @@ class ClientConnection(asyncio.Protocol):
                 request_id,
                 upgrade=self.can_upgrade,
                 trusted=edge.trusted,
+                tls=self.tls,
             )
         except ValueError:
             raise _Reject(400, "the Content-Length header is not a number") from None
