@@ -26,7 +26,9 @@ _HOP_BY_HOP = frozenset(
 _STATUS = {code: str(code).encode() for code in range(100, 600)}
 
 
-def h2_response_headers(status: int, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+def h2_response_headers(
+    status: int, headers: list[tuple[bytes, bytes]]
+) -> list[tuple[bytes, bytes]]:
     """The HTTP/2 header list of a response: ``:status`` first, fields lowercased, no
     connection-specific fields. Pure."""
     named: frozenset[bytes] = frozenset()

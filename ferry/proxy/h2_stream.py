@@ -46,7 +46,9 @@ class H2Stream:
         "outq_bytes", "reader", "request_done", "reset", "stream_id", "write_paused",
     )  # fmt: skip
 
-    def __init__(self, conn: H2Connection, stream_id: int, *, chunked: bool, head_only: bool) -> None:
+    def __init__(
+        self, conn: H2Connection, stream_id: int, *, chunked: bool, head_only: bool
+    ) -> None:
         self.conn = conn
         self.stream_id = stream_id
         self.chunked = chunked  # the request body is chunk-encoded for the edge's parser

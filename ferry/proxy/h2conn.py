@@ -26,6 +26,7 @@ RST_STREAM, GOAWAY, ping (answered by ``h2``), and the defences:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 import h2.config
@@ -270,10 +271,8 @@ class H2Connection(asyncio.Protocol):
     def reset_stream(self, stream: H2Stream, code: int) -> None:
         if stream.ended_out or self.closing:
             return
-        try:
+        with contextlib.suppress(h2.exceptions.ProtocolError):  # closed on h2's side already
             self.h2.reset_stream(stream.stream_id, code)
-        except h2.exceptions.ProtocolError:
-            pass  # the stream is already closed on h2's side
         self.end_out(stream, ended=False)
         self.flush_soon()
 
@@ -311,10 +310,9 @@ class H2Connection(asyncio.Protocol):
         """A connection error: GOAWAY with ``code`` and close."""
         if self.closing:
             return
-        try:
+        # h2 may have ended the connection itself (a protocol error): its GOAWAY is queued.
+        with contextlib.suppress(h2.exceptions.ProtocolError):
             self.h2.close_connection(error_code=code)
-        except h2.exceptions.ProtocolError:
-            pass  # h2 already ended the connection; nothing more can be sent
         self.flush()
         self.closing = True
         if self.transport is not None:

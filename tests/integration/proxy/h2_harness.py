@@ -34,7 +34,7 @@ from .harness import DOMAIN
 
 
 @dataclass(frozen=True)
-class TestCerts:
+class EdgeCerts:
     ca: Path  # the CA's certificate (PEM): clients trust it
     cert: Path  # the server's chain (PEM)
     key: Path
@@ -52,7 +52,7 @@ class TestCerts:
         return ctx
 
 
-def make_certs(directory: Path, names: tuple[str, ...] = (f"*.{DOMAIN}", DOMAIN)) -> TestCerts:
+def make_certs(directory: Path, names: tuple[str, ...] = (f"*.{DOMAIN}", DOMAIN)) -> EdgeCerts:
     """A CA made for this run and a server certificate it signed for ``names`` and 127.0.0.1."""
     now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -85,7 +85,7 @@ def make_certs(directory: Path, names: tuple[str, ...] = (f"*.{DOMAIN}", DOMAIN)
     key_pem = key.private_bytes(
         pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    paths = TestCerts(
+    paths = EdgeCerts(
         directory / "ca.pem", directory / "cert.pem", directory / "key.pem",
         directory / "bundle.pem",
     )  # fmt: skip
@@ -112,7 +112,7 @@ class _ByAlpn(asyncio.Protocol):
 
 
 @contextlib.asynccontextmanager
-async def tls_listener(edge: HttpEdge, certs: TestCerts) -> AsyncIterator[int]:
+async def tls_listener(edge: HttpEdge, certs: EdgeCerts) -> AsyncIterator[int]:
     """A TLS listener on 127.0.0.1 (free port) for ``edge``; yields the port."""
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
@@ -142,7 +142,13 @@ class H2Client:
     """
 
     def __init__(self) -> None:
-        config = h2.config.H2Configuration(client_side=True, header_encoding=None)
+        config = h2.config.H2Configuration(
+            client_side=True,
+            header_encoding=None,
+            # Send what a test says, malformed or not: the edge is under test.
+            validate_outbound_headers=False,
+            normalize_outbound_headers=False,
+        )
         self.conn = h2.connection.H2Connection(config=config)
         self.responses: dict[int, H2Response] = {}
         self.window_changed = asyncio.Event()
@@ -154,7 +160,7 @@ class H2Client:
         self._writer: asyncio.StreamWriter | None = None
         self._task: asyncio.Task[None] | None = None
 
-    async def connect(self, port: int, certs: TestCerts, host: str = f"web.{DOMAIN}") -> H2Client:
+    async def connect(self, port: int, certs: EdgeCerts, host: str = f"web.{DOMAIN}") -> H2Client:
         self._reader, self._writer = await asyncio.open_connection(
             "127.0.0.1", port, ssl=certs.client_context(), server_hostname=host
         )
@@ -258,7 +264,9 @@ class H2Client:
         """Send ``body`` on stream ``sid`` as the windows allow."""
         view = memoryview(body)
         while view:
-            window = min(self.conn.local_flow_control_window(sid), self.conn.max_outbound_frame_size)
+            window = min(
+                self.conn.local_flow_control_window(sid), self.conn.max_outbound_frame_size
+            )
             if window <= 0:
                 self.window_changed.clear()
                 await self.window_changed.wait()
@@ -288,7 +296,7 @@ class H2Client:
 
 
 @contextlib.asynccontextmanager
-async def h2_client(port: int, certs: TestCerts) -> AsyncIterator[H2Client]:
+async def h2_client(port: int, certs: EdgeCerts) -> AsyncIterator[H2Client]:
     client = await H2Client().connect(port, certs)
     try:
         yield client
