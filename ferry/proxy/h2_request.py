@@ -127,9 +127,7 @@ def translate_request(
     if authority:
         if _BAD_TARGET.search(authority) is not None or b"@" in authority:
             raise MalformedRequest("the :authority pseudo-header is not a valid host")
-        if host and host != authority:
-            raise MalformedRequest("the host header and :authority name different hosts")
-        host = authority
+        host = authority  # it wins over a host header (RFC 9113 8.3.1), which is dropped
     elif host and _BAD_TARGET.search(host) is not None:
         raise MalformedRequest("the host header is not a valid host")
     head = [method, b" ", path, b" HTTP/1.1\r\n"]

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 import httptools
+from hpack import NeverIndexedHeaderTuple
 
 __all__ = ["ResponseReader", "ResponseSink", "h2_response_headers"]
 
@@ -24,6 +25,9 @@ _HOP_BY_HOP = frozenset(
      b"trailer")
 )  # fmt: skip
 _STATUS = {code: str(code).encode() for code in range(100, 600)}
+# Unique per response: kept out of the HPACK dynamic table, where each would
+# only push out the fields that repeat (and make every lookup longer).
+_UNIQUE = frozenset((b"fly-request-id", b"date", b"etag", b"last-modified", b"set-cookie"))
 
 
 def h2_response_headers(
@@ -40,7 +44,7 @@ def h2_response_headers(
         lower = name.lower()
         if lower in _HOP_BY_HOP or lower in named:
             continue
-        out.append((lower, value))
+        out.append(NeverIndexedHeaderTuple(lower, value) if lower in _UNIQUE else (lower, value))
     return out
 
 

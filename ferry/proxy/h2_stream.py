@@ -23,6 +23,7 @@ import asyncio
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+import h2.exceptions
 import httptools
 
 from ferry.proxy.connection import ClientConnection
@@ -135,10 +136,17 @@ class H2Stream:
     def write(self, data: bytes) -> None:
         if self.ended_out:
             return
+        # Called from the edge's end-of-turn flush: nothing may escape to the other
+        # connections' writes. A callback's failure reaches here as a parser error.
         try:
             self.reader.write(data)
+            if self.outq or self.reader.done:
+                # Once per write: a response that ended in it ends with its last DATA frame.
+                self.conn.pump(self)
         except httptools.HttpParserError:
             self.abort()
+        except h2.exceptions.ProtocolError:
+            self.conn.broken()
 
     def close(self) -> None:
         """The ClientConnection is done: its answer is complete, or it never will be."""
@@ -173,12 +181,11 @@ class H2Stream:
         self.conn.send_headers(self, headers, end_stream)
 
     def body(self, data: bytes) -> None:
-        self.outq.append(data)
+        self.outq.append(data)  # sent by ``write`` once the bytes written are parsed
         self.outq_bytes += len(data)
-        self.conn.pump(self)
 
     def complete(self) -> None:
-        self.conn.pump(self)
+        pass  # ``write`` pumps: the end goes with the last DATA frame
 
     # the client's window ----------------------------------------------------------------
     def sent(self, size: int) -> None:

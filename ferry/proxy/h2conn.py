@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from typing import TYPE_CHECKING, Any
 
 import h2.config
@@ -40,6 +41,8 @@ from ferry.proxy.h2_stream import H2Stream
 
 if TYPE_CHECKING:
     from ferry.proxy.http import HttpEdge
+
+log = logging.getLogger(__name__)
 
 __all__ = ["CONNECTION_WINDOW", "MAX_CONCURRENT_STREAMS", "STREAM_WINDOW", "H2Connection"]
 
@@ -70,7 +73,9 @@ class H2Connection(asyncio.Protocol):
             # request a connection error, RFC 9113 a stream error.
             validate_inbound_headers=False,
             normalize_inbound_headers=False,
+            # ``h2_response_headers`` already lowercases and drops connection fields.
             validate_outbound_headers=False,
+            normalize_outbound_headers=False,
         )
         self.h2 = h2.connection.H2Connection(config=config)
         self.transport: asyncio.Transport | None = None
@@ -110,11 +115,26 @@ class H2Connection(asyncio.Protocol):
         self.flush()
 
     def data_received(self, data: bytes) -> None:
+        if self.closing:
+            return  # decrypted after the close: nobody will answer it
         try:
             events = self.h2.receive_data(data)
         except h2.exceptions.ProtocolError as exc:
             self.fail(int(getattr(exc, "error_code", _PROTOCOL_ERROR) or _PROTOCOL_ERROR))
             return
+        try:
+            self.dispatch(events)
+        except h2.exceptions.ProtocolError:
+            self.broken()
+            return
+        self.flush_soon()
+
+    def broken(self) -> None:
+        """A state the edge did not expect (a bug): this connection ends, the edge goes on."""
+        log.exception("HTTP/2 connection from %s failed", self.peername)
+        self.fail(_INTERNAL_ERROR)
+
+    def dispatch(self, events: list[h2.events.Event]) -> None:
         for event in events:
             kind = type(event)
             if kind is h2.events.DataReceived:
@@ -137,7 +157,6 @@ class H2Connection(asyncio.Protocol):
                     self.close()
             if self.closing:
                 return
-        self.flush_soon()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
@@ -173,6 +192,7 @@ class H2Connection(asyncio.Protocol):
             request = translate_request(event.headers, end_stream=event.stream_ended is not None)
         except MalformedRequest:
             self.h2.reset_stream(stream_id, _PROTOCOL_ERROR)
+            self.edge.stats.record_response("", 400, 0.0, 0, 0)
             return
         stream = H2Stream(self, stream_id, chunked=request.chunked,
                           head_only=request.method == b"HEAD")  # fmt: skip
@@ -281,7 +301,9 @@ class H2Connection(asyncio.Protocol):
         its body: RST_STREAM(NO_ERROR) tells it to stop (RFC 9113 8.1)."""
         stream.ended_out = True
         if ended and not stream.request_done:
-            self.h2.reset_stream(stream.stream_id, _NO_ERROR)
+            # h2 may know the request ended before its StreamEnded event reached us.
+            with contextlib.suppress(h2.exceptions.StreamClosedError):
+                self.h2.reset_stream(stream.stream_id, _NO_ERROR)
         if self.streams.pop(stream.stream_id, None) is not None:
             self.stream_done()
 
