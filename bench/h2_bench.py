@@ -51,7 +51,6 @@ from proxy_bench import (  # noqa: E402
     HOST_HEADER,
     cpu_times,
     free_port,
-    serve_backend,
     wait_for_port,
 )
 
@@ -176,7 +175,7 @@ def main() -> None:
 
         try:
             backend = free_port()
-            code = f"import h2_bench as b; b.serve_backend({backend})"
+            code = f"import proxy_bench as b; b.serve_backend({backend})"
             spawn([sys.executable, "-c", code], backend)
             ferry = free_port()
             code = f"import h2_bench as b; b.serve_ferry_tls({ferry}, {backend}, {cert!r}, {key!r})"

@@ -153,6 +153,7 @@ class H2Client:
         self.responses: dict[int, H2Response] = {}
         self.window_changed = asyncio.Event()
         self.terminated: h2.events.ConnectionTerminated | None = None
+        self.pongs: list[bytes] = []
         self.closed = asyncio.Event()
         self.read_window = True
         self.unacked: list[tuple[int, int]] = []
@@ -227,6 +228,8 @@ class H2Client:
             self.window_changed.set()
         elif isinstance(event, h2.events.ConnectionTerminated):
             self.terminated = event
+        elif isinstance(event, h2.events.PingAckReceived):
+            self.pongs.append(event.ping_data or b"")
 
     def open_window(self) -> None:
         """Acknowledge every byte held back (``read_window = False``) and read freely again."""

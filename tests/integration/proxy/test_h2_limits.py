@@ -190,7 +190,7 @@ def test_a_slow_reader_holds_the_machine_back_with_bounded_memory(certs: EdgeCer
     run(scenario())
 
 
-def test_expect_continue_head_and_shutdown(certs: EdgeCerts) -> None:
+def test_expect_continue_head_ping_and_shutdown(certs: EdgeCerts) -> None:
     async def scenario() -> None:
         async with backends("ams-1") as (ams,):
             box = TableBox()
@@ -206,6 +206,13 @@ def test_expect_continue_head_and_shutdown(certs: EdgeCerts) -> None:
                 await client.send_body(sid, b"ping")
                 await client.responses[sid].done.wait()
                 head = await client.request("HEAD", "/")
+                client.conn.ping(b"ferry-h2")
+                client.flush()
+                for _ in range(100):
+                    if client.pongs:
+                        break
+                    await asyncio.sleep(0.01)
+                assert client.pongs == [b"ferry-h2"]
                 await proxy.stop()  # shutdown: GOAWAY(NO_ERROR), then close
                 await asyncio.wait_for(client.closed.wait(), 5)
                 await client.close()
