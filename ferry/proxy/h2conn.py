@@ -88,13 +88,14 @@ class H2Connection(asyncio.Protocol):
         self.deadline = 0.0
         self.reset_budget = RESET_BURST
         self.reset_at = 0.0
+        self.sent_at = 0.0  # when DATA last left (coarse clock)
 
     # asyncio.Protocol -------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self.peername = transport.get_extra_info("peername")
         edge = self.edge
-        self.deadline = edge.clock + edge.limits.header_timeout
+        self.deadline = self.sent_at = edge.clock + edge.limits.header_timeout
         self.reset_at = edge.now()
         # The hard limit on a header list: past it the connection must close (HPACK
         # state cannot be kept); between max_header_bytes and it, a 431 on the stream.
@@ -179,7 +180,9 @@ class H2Connection(asyncio.Protocol):
         self.write_paused = False
         if self.transport is not None and not self.closing:
             self.transport.resume_reading()
-        self.on_window(0)
+        for stream in list(self.streams.values()):
+            self.pump(stream)
+            stream.sent(0)  # lets its machine go on unless its own backlog is still long
 
     # events ---------------------------------------------------------------------------
     def on_request(self, event: h2.events.RequestReceived) -> None:
@@ -280,6 +283,7 @@ class H2Connection(asyncio.Protocol):
                 ended = done and not queue
                 conn.send_data(stream_id, piece, end_stream=ended)
                 stream.sent(len(piece))
+            self.sent_at = self.edge.clock
         if done and not queue:
             if not ended:
                 conn.end_stream(stream_id)
@@ -339,12 +343,24 @@ class H2Connection(asyncio.Protocol):
         self.closing = True
         if self.transport is not None:
             self.transport.close()
+        # The requests in flight are given up now, not when TLS has finished closing:
+        # their machines' connections and concurrency slots are freed at once.
+        streams = list(self.streams.values())
+        self.streams.clear()
+        for stream in streams:
+            stream.connection_lost()
 
     def close(self) -> None:
         """GOAWAY(NO_ERROR) and close (shutdown, idle, the client went away); idempotent."""
         self.fail(_NO_ERROR)
 
     def check_deadline(self, now: float) -> None:
-        """Called by the edge's sweep: no preface/request in time, or idle too long."""
-        if not self.streams and self.deadline and now > self.deadline:
+        """Called by the edge's sweep: no preface/request in time, idle too long, or
+        answers that only wait for a client that gives no window for ``idle_timeout``."""
+        if self.streams:
+            limit = self.sent_at + self.edge.limits.idle_timeout
+            if now > limit and all(s.closed for s in self.streams.values()):
+                self.close()
+            return
+        if self.deadline and now > self.deadline:
             self.close()

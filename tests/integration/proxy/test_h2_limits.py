@@ -190,6 +190,30 @@ def test_a_slow_reader_holds_the_machine_back_with_bounded_memory(certs: EdgeCer
     run(scenario())
 
 
+def test_a_client_that_never_opens_its_window_is_dropped(certs: EdgeCerts) -> None:
+    async def scenario() -> None:
+        async with backends("ams-1") as (ams,):
+            box = TableBox()
+            box.set(backend_entry("m1", "ams", ams))
+            limits = ProxyLimits(idle_timeout=0.5, tick=0.1)
+            async with (
+                running_proxy(box, limits=limits) as proxy,
+                tls_listener(proxy.http, certs) as port,
+                h2_client(port, certs) as client,
+            ):
+                client.read_window = False
+                client.start("GET", "/stream?chunks=4&size=65536")  # more than one window
+                began = asyncio.get_running_loop().time()
+                await asyncio.wait_for(client.closed.wait(), 5)
+                waited = asyncio.get_running_loop().time() - began
+                assert client.terminated is not None and client.terminated.error_code == 0
+                assert 0.4 < waited < 2.0
+                assert not proxy.http.sessions and not proxy.http.connections
+                assert proxy.load.load.get("m1", 0) == 0
+
+    run(scenario())
+
+
 def test_expect_continue_head_ping_and_shutdown(certs: EdgeCerts) -> None:
     async def scenario() -> None:
         async with backends("ams-1") as (ams,):
