@@ -6,8 +6,11 @@ import asyncio
 import json
 import shutil
 import subprocess
+from dataclasses import replace
 
 import pytest
+
+from ferry.model import DesiredState, MachineState
 
 from .h2_harness import EdgeCerts, h2_client, make_certs, tls_listener
 from .harness import DOMAIN, TableBox, backend_entry, backends, run, running_proxy
@@ -125,6 +128,31 @@ def test_fly_replay_over_h2(certs: EdgeCerts) -> None:
         assert answer.status == 200 and answer.body == b"fra-1"
         assert fra.requests[-1].body == b"payload"
         assert "instance=m-ams;region=ams" in fra.requests[-1].headers["fly-replay-src"]
+
+    run(scenario())
+
+
+def test_a_stream_wakes_a_stopped_machine(certs: EdgeCerts) -> None:
+    async def scenario() -> None:
+        async with backends("ams-1") as (ams,):
+            box = TableBox()
+            up = backend_entry("m1", "ams", ams)
+            box.set(replace(up, state=MachineState.STOPPED, desired_state=DesiredState.STOPPED))
+            woken: list[str] = []
+
+            async def wake(app: str, region: str) -> bool:
+                woken.append(app)
+                box.set(up)  # the control plane started it
+                return True
+
+            async with (
+                running_proxy(box, wake=wake) as proxy,
+                tls_listener(proxy.http, certs) as port,
+                h2_client(port, certs) as client,
+            ):
+                answer = await client.request("GET", "/")
+        assert woken == ["web"]
+        assert answer.status == 200 and answer.body == b"ams-1"
 
     run(scenario())
 
