@@ -43,7 +43,7 @@ class H2Stream:
     """The transport of one stream's ``ClientConnection``; owned by its ``H2Connection``."""
 
     __slots__ = (
-        "aborted", "chunked", "closed", "conn", "ended_out", "held", "http", "outq",
+        "chunked", "closed", "conn", "ended_out", "held", "http", "outq",
         "outq_bytes", "reader", "request_done", "reset", "stream_id", "write_paused",
     )  # fmt: skip
 
@@ -61,7 +61,6 @@ class H2Stream:
         self.request_done = False  # END_STREAM came from the client
         self.ended_out = False  # END_STREAM or RST_STREAM was sent
         self.closed = False  # the ClientConnection closed its side (its answer is written)
-        self.aborted = False
         self.reset = False
         self.write_paused = False  # the exchange was told to stop reading from the machine
 
@@ -86,7 +85,7 @@ class H2Stream:
         self._deliver(data, flow_length)
 
     def _deliver(self, data: bytes, flow_length: int) -> None:
-        if data:
+        if data and not self.closed:  # answered (a 413 …) while the body still came: dropped
             self.http.data_received(b"%x\r\n%b\r\n" % (len(data), data) if self.chunked else data)
         self.conn.acknowledge(flow_length, self.stream_id)
 
@@ -162,7 +161,6 @@ class H2Stream:
     def abort(self) -> None:
         if self.closed and self.ended_out:
             return
-        self.aborted = True
         was_closed, self.closed = self.closed, True
         self.outq.clear()
         self.outq_bytes = 0

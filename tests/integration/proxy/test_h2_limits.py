@@ -272,6 +272,34 @@ def test_a_stream_gets_the_edge_timeouts_and_error_pages(certs: EdgeCerts) -> No
     run(scenario())
 
 
+def test_a_body_over_the_limit_gets_413_and_the_connection_goes_on(certs: EdgeCerts) -> None:
+    async def scenario() -> None:
+        async with backends("ams-1") as (ams,):
+            box = TableBox()
+            box.set(backend_entry("m1", "ams", ams))
+            limits = ProxyLimits(max_body_bytes=1000)
+            async with (
+                running_proxy(box, limits=limits) as proxy,
+                tls_listener(proxy.http, certs) as port,
+                h2_client(port, certs) as client,
+            ):
+                declared = client.start(
+                    "POST", "/echo", (("content-length", "5000"),), end_stream=False
+                )
+                streamed = client.start("POST", "/echo", end_stream=False)
+                await client.send_body(streamed, b"x" * 5000, end=False)
+                for sid in (declared, streamed):
+                    await asyncio.wait_for(client.responses[sid].done.wait(), 5)
+                after = await client.request("POST", "/echo", body=b"small")
+        for sid in (declared, streamed):
+            answer = client.responses[sid]
+            assert answer.status == 413 and b"larger than 1000 bytes" in answer.body
+        assert after.status == 200 and after.body == b"small"
+        assert [r.body for r in ams.requests] == [b"small"]
+
+    run(scenario())
+
+
 def test_http11_over_the_same_listener_is_forwarded_as_https(certs: EdgeCerts) -> None:
     async def scenario() -> bytes:
         async with backends("ams-1") as (ams,):
