@@ -57,8 +57,11 @@ _NO_ERROR, _PROTOCOL_ERROR, _INTERNAL_ERROR, _REFUSED_STREAM, _CALM = 0, 1, 2, 7
 class H2Connection(asyncio.Protocol):
     """One client's HTTP/2 connection (after TLS with ALPN ``h2``); event-loop only.
 
-    Registered in ``edge.sessions`` while open: the edge's sweep calls
-    ``check_deadline`` and its shutdown ``close`` (GOAWAY, then close).
+    A TLS listener hands a connection over once the handshake chose ``h2``:
+    ``transport.set_protocol(conn)`` then ``conn.connection_made(transport)``
+    (the server's SETTINGS go out at once). Registered in ``edge.sessions``
+    while open: the edge's sweep calls ``check_deadline`` and its shutdown
+    ``close`` (GOAWAY, then close).
     """
 
     #: Requests over HTTP/2 from clients come over TLS: X-Forwarded-Proto is https.
