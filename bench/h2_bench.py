@@ -87,7 +87,7 @@ def serve_ferry_tls(port: int, backend_port: int, cert: str, key: str) -> None:
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             ssl_object = transport.get_extra_info("ssl_object")
             h2 = ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2"
-            protocol = H2Connection(edge) if h2 else ClientConnection(edge)
+            protocol = H2Connection(edge) if h2 else ClientConnection(edge, tls=True)
             transport.set_protocol(protocol)
             protocol.connection_made(transport)
 

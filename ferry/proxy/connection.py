@@ -50,14 +50,17 @@ class ClientConnection(asyncio.Protocol):
     __slots__ = (
         "can_upgrade", "client_ip", "closing", "current", "deadline", "edge", "feed",
         "get_method", "get_version", "header_bytes", "header_size", "headers", "in_headers",
-        "limits", "outbox", "parser", "queued", "read_pauses", "receiving", "seen_bytes", "tls",
-        "transport", "tunnel", "upgrading", "url", "wants_keep_alive", "write_paused",
+        "limits", "outbox", "parser", "queued", "read_pauses", "receiving", "seen_bytes",
+        "tls", "transport", "tunnel", "upgrading", "url", "wants_keep_alive", "write_paused",
     )
     # fmt: on
     outbox: Outbox  # made in connection_made, around the transport's write
 
-    def __init__(self, edge: HttpEdge) -> None:
+    def __init__(self, edge: HttpEdge, tls: bool = False) -> None:
+        """``tls``: the connection came through the edge's TLS listener (the request is
+        forwarded with ``X-Forwarded-Proto: https``; ``force_https`` does not apply)."""
         self.edge = edge
+        self.tls = tls
         self.limits = edge.limits
         self.parser = httptools.HttpRequestParser(self)
         # Bound once: no method lookup per request on the hot path.
@@ -68,7 +71,6 @@ class ClientConnection(asyncio.Protocol):
         self.wants_keep_alive: Callable[[], bool] = self.parser.should_keep_alive
         self.transport: asyncio.Transport | None = None
         self.client_ip = b""
-        self.tls = False  # the client's connection is TLS: X-Forwarded-Proto: https
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
         self.header_bytes = 0
@@ -91,7 +93,6 @@ class ClientConnection(asyncio.Protocol):
         self.outbox = Outbox(self.edge.turn, transport.write)  # type: ignore[attr-defined]
         peer = transport.get_extra_info("peername")
         self.client_ip = str(peer[0]).encode() if peer else b"unknown"
-        self.tls = transport.get_extra_info("sslcontext") is not None
         self.deadline = self.edge.clock + self.edge.limits.header_timeout
         self.edge.connections.add(self)
 
@@ -181,12 +182,11 @@ class ClientConnection(asyncio.Protocol):
                 method,
                 url,
                 headers,
-                edge.headers,
+                edge.tls_headers if self.tls else edge.headers,
                 self.client_ip,
                 request_id,
                 upgrade=self.can_upgrade,
                 trusted=edge.trusted,
-                tls=self.tls,
             )
         except ValueError:
             raise _Reject(400, "the Content-Length header is not a number") from None

@@ -54,7 +54,8 @@ class H2Stream:
         self.stream_id = stream_id
         self.chunked = chunked  # the request body is chunk-encoded for the edge's parser
         self.reader = ResponseReader(self, head_only=head_only)
-        self.http = ClientConnection(conn.edge)
+        # ``tls``: a client's HTTP/2 comes over TLS: forwarded as X-Forwarded-Proto: https.
+        self.http = ClientConnection(conn.edge, tls=conn.tls)
         self.held: list[tuple[bytes, int]] | None = None  # DATA while reading is paused
         self.outq: deque[bytes] = deque()  # response body the client's window does not allow yet
         self.outq_bytes = 0
@@ -64,14 +65,10 @@ class H2Stream:
         self.reset = False
         self.write_paused = False  # the exchange was told to stop reading from the machine
 
-    def start(self, head: bytes, *, tls: bool) -> None:
-        """Hand the request head to the edge (the body and its end follow as they come).
-
-        ``tls``: the client's connection is TLS (``X-Forwarded-Proto: https``)."""
-        http = self.http
-        http.connection_made(self)  # type: ignore[arg-type]
-        http.tls = tls
-        http.data_received(head)
+    def start(self, head: bytes) -> None:
+        """Hand the request head to the edge (the body and its end follow as they come)."""
+        self.http.connection_made(self)  # type: ignore[arg-type]
+        self.http.data_received(head)
 
     # the client's side ------------------------------------------------------------
     def data(self, data: bytes, flow_length: int) -> None:

@@ -204,7 +204,7 @@ class H2Connection(asyncio.Protocol):
                           head_only=request.method == b"HEAD")  # fmt: skip
         self.streams[stream_id] = stream
         self.deadline = 0.0
-        stream.start(request.head, tls=self.tls)
+        stream.start(request.head)
 
     def on_data(self, event: h2.events.DataReceived) -> None:
         stream_id = event.stream_id

@@ -65,20 +65,25 @@ _REASONS = {
 
 @dataclass(frozen=True)
 class EdgeHeaders:
-    """Constant header bytes of one edge listener (region and public port)."""
+    """Constant header bytes of one edge listener (region, public port, http or https).
+
+    ``tls``: the listener terminates TLS (``X-Forwarded-Proto: https``,
+    ``X-Forwarded-Ssl: on``); otherwise ``http`` and ``off``.
+    """
 
     region: str
     port: int
+    tls: bool = False
     request_block: bytes = field(init=False)
     response_block: bytes = field(init=False)
     request_tail: bytes = field(init=False)  # after the request id, to the blank line
-    tls_request_tail: bytes = field(init=False)  # the same for a client's TLS connection
     response_tail: bytes = field(init=False)
 
     def __post_init__(self) -> None:
         port = str(self.port).encode()
+        proto = b"https\r\nX-Forwarded-Ssl: on" if self.tls else b"http\r\nX-Forwarded-Ssl: off"
         block = (
-            b"X-Forwarded-Proto: http\r\nX-Forwarded-Port: " + port + b"\r\n"
+            b"X-Forwarded-Proto: " + proto + b"\r\nX-Forwarded-Port: " + port + b"\r\n"
             b"Fly-Forwarded-Port: " + port + b"\r\n"
             b"Fly-Region: " + self.region.encode() + b"\r\nVia: 1.1 ferry\r\n"
         )
@@ -86,8 +91,6 @@ class EdgeHeaders:
         object.__setattr__(self, "request_block", block)
         object.__setattr__(self, "response_block", response)
         object.__setattr__(self, "request_tail", b"\r\n" + block + b"\r\n")
-        tls_block = block.replace(b"Proto: http\r\n", b"Proto: https\r\nX-Forwarded-Ssl: on\r\n")
-        object.__setattr__(self, "tls_request_tail", b"\r\n" + tls_block + b"\r\n")
         object.__setattr__(self, "response_tail", b"\r\n" + response + b"\r\n")
 
 
@@ -167,7 +170,6 @@ def build_request_head(
     *,
     upgrade: Callable[[], bool] = _no_upgrade,
     trusted: bool = False,
-    tls: bool = False,
 ) -> RequestHead:
     """The upstream request head (HTTP/1.1, keep-alive) plus what the edge routes on.
 
@@ -177,8 +179,6 @@ def build_request_head(
     ``trusted``: the request comes from another edge over the backhaul; its
     forwarding headers (X-Forwarded-For, Fly-Client-IP, Fly-Region,
     Fly-Request-Id …) are the first edge's and pass through unchanged.
-    ``tls``: the client's connection is TLS: ``X-Forwarded-Proto: https`` and
-    ``X-Forwarded-Ssl: on`` instead of ``http``.
     Raises ``ValueError`` for a ``Content-Length`` that is not a number.
     """
     info = RequestHead(b"")
@@ -247,7 +247,7 @@ def build_request_head(
         client_ip,
         b"\r\nFly-Request-Id: ",
         request_id,
-        edge.tls_request_tail if tls else edge.request_tail,
+        edge.request_tail,
     )
     info.head = b"".join(parts)
     return info

@@ -90,11 +90,14 @@ class HttpEdge:
         backhaul: Mapping[str, tuple[str, int]] | None = None,
         trusted: bool = False,
         statics: StaticsServer | None = None,
+        https_port: int = 0,
     ) -> None:
         """``backhaul``: region -> that region's edge backhaul listener; requests for a
         machine there go through it. ``trusted``: this is a backhaul listener (its
         clients are other edges, whose forwarding headers pass through).
-        ``statics``: answers the apps' ``[[statics]]`` before routing."""
+        ``statics``: answers the apps' ``[[statics]]`` before routing.
+        ``https_port``: the edge's public HTTPS port (0: no TLS listener; then
+        ``force_https`` redirects nothing, there being nowhere to send the client)."""
         self.region = region
         self.backhaul = dict(backhaul or {})
         self.trusted = trusted
@@ -109,6 +112,8 @@ class HttpEdge:
         self.statics = statics
         self.spill_rtt_ms = spill_rtt_ms
         self.headers = EdgeHeaders(region, public_port)
+        self.https_port = https_port
+        self.tls_headers = EdgeHeaders(region, https_port or 443, tls=True)
         self.hosts = HostRouter(domain)
         self.request_ids = RequestIds(region)
         self.turn = TurnWriter()

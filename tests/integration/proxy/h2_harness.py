@@ -106,7 +106,9 @@ class _ByAlpn(asyncio.Protocol):
         ssl_object = transport.get_extra_info("ssl_object")
         alpn = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
         protocol: asyncio.Protocol
-        protocol = H2Connection(self.edge) if alpn == "h2" else ClientConnection(self.edge)
+        protocol = (
+            H2Connection(self.edge) if alpn == "h2" else ClientConnection(self.edge, tls=True)
+        )
         transport.set_protocol(protocol)
         protocol.connection_made(transport)
 

@@ -6,7 +6,6 @@ import pytest
 
 from ferry.proxy.h2_request import MalformedRequest, translate_request
 from ferry.proxy.h2_response import ResponseReader, h2_response_headers
-from ferry.proxy.headers import EdgeHeaders, build_request_head
 
 BASE = [
     (b":method", b"GET"),
@@ -143,12 +142,3 @@ def test_reader_ends_a_head_response_after_its_head() -> None:
     reader = ResponseReader(sink, head_only=True)
     reader.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n")
     assert sink.events == [("head", (b"200", True))] and reader.done
-
-
-def test_a_tls_client_is_forwarded_as_https() -> None:
-    edge = EdgeHeaders("ams", 443)
-    plain = build_request_head(b"GET", b"/", [(b"Host", b"a")], edge, b"1.2.3.4", b"id")
-    tls = build_request_head(b"GET", b"/", [(b"Host", b"a")], edge, b"1.2.3.4", b"id", tls=True)
-    assert b"X-Forwarded-Proto: http\r\n" in plain.head and b"X-Forwarded-Ssl" not in plain.head
-    assert b"X-Forwarded-Proto: https\r\nX-Forwarded-Ssl: on\r\n" in tls.head
-    assert b"X-Forwarded-Port: 443\r\n" in tls.head
