@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from ferry.proxy.statics import StaticsServer
     from ferry.proxy.waf_gate import WafGate
 
-__all__ = ["HttpEdge", "NoStartedMachine"]
+__all__ = ["EdgeSession", "HttpEdge", "NoStartedMachine"]
 
 #: A nearer stopped machine is woken only if it saves at least this much RTT.
 PREWARM_MARGIN_MS = 10.0
@@ -59,6 +59,15 @@ class NoStartedMachine(Protocol):
     """
 
     def __call__(self, app: str, region: str) -> Awaitable[Backend | bool]: ...
+
+
+class EdgeSession(Protocol):
+    """A client connection other than an HTTP/1.1 ``ClientConnection`` (an HTTP/2 one):
+    swept for its timeouts and closed at shutdown with the rest."""
+
+    def check_deadline(self, now: float) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class HttpEdge:
@@ -117,6 +126,7 @@ class HttpEdge:
             connect_timeout=self.limits.connect_timeout,
         )
         self.connections: set[ClientConnection] = set()
+        self.sessions: set[EdgeSession] = set()
         self._routes_for: RouteTable | None = None
         self._routes: dict[str, AppRoutes] = {}
         self._fast: dict[str, FastRegions] = {}
@@ -242,10 +252,14 @@ class HttpEdge:
         self.clock = now + self.limits.tick
         for conn in list(self.connections):
             conn.check_deadline(now)
+        for session in list(self.sessions):
+            session.check_deadline(now)
         self.pool.sweep(now)
 
     def close(self) -> None:
         """Close every client and pooled connection (shutdown)."""
+        for session in list(self.sessions):
+            session.close()
         for conn in list(self.connections):
             conn.close()
         self.pool.close_all()
