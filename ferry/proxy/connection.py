@@ -28,6 +28,7 @@ __all__ = ["ClientConnection"]
 
 _UNKNOWN_HOST = "no app is served at this address"
 _MAX_QUEUED = 32  # pipelined requests held per connection
+_ACME_PREFIX = b"/.well-known/acme-challenge/"
 
 
 class _Reject(Exception):
@@ -189,6 +190,12 @@ class ClientConnection(asyncio.Protocol):
             raise _Reject(400, "the Content-Length header is not a number") from None
         finally:
             headers.clear()
+        if edge.tls is not None and url.startswith(_ACME_PREFIX):
+            # ACME HTTP-01, for any Host: the key authorization, then close. Unknown
+            # tokens go on to the app.
+            answer = edge.tls().http01.get(url[len(_ACME_PREFIX) :].decode("latin-1"))
+            if answer is not None:
+                raise _Reject(200, answer)
         app = edge.hosts.app_for(request.host) if request.host else None
         routes = edge.routes_for(app) if app is not None else None
         if routes is None:
@@ -292,7 +299,8 @@ class ClientConnection(asyncio.Protocol):
         self.seen_bytes = False
 
     def reject(self, status: int, message: str) -> None:
-        """Answer a request the edge refuses (bad, too large, unknown host) and close."""
+        """Answer a request the edge refuses (bad, too large, unknown host), or one it
+        answers itself (200: an ACME HTTP-01 token), and close."""
         request_id = self.edge.request_ids.next()
         exchange = self.current
         if exchange is not None and not exchange.done:

@@ -28,6 +28,7 @@ from ferry.proxy.static_cache import StaticCache
 from ferry.proxy.statics import StaticsServer
 from ferry.proxy.wake import MachineWaker
 from ferry.proxy.watch import RouteWatcher
+from ferry.tls.edge_feed import EdgeTlsFeed
 
 log = logging.getLogger("ferry.proxy")
 
@@ -94,6 +95,9 @@ def run_edge(settings: EdgeSettings) -> None:
     watcher.load_cached()
     stop = threading.Event()
     threading.Thread(target=watcher.run, args=(stop,), name="routes", daemon=True).start()
+    feed = EdgeTlsFeed(client, settings.region, settings.state_dir / "tls.json")
+    feed.load_cached()  # certificates survive a restart while the control plane is down
+    threading.Thread(target=feed.run, args=(stop,), name="tls", daemon=True).start()
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -120,11 +124,14 @@ def run_edge(settings: EdgeSettings) -> None:
             metrics_listen=(settings.listen_address, settings.metrics_port)
             if settings.metrics_port
             else None,
+            tls=feed.current,
         )
         await proxy.start()
         dns = None
         if settings.dns_port:
-            dns = await serve_dns(settings.domain, settings.listen_address, settings.dns_port)
+            dns = await serve_dns(
+                settings.domain, settings.listen_address, settings.dns_port, tls=feed.current
+            )
         log.info(
             "edge %s serving http://*.%s on %s:%d (table v%d)",
             settings.region,

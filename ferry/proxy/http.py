@@ -41,6 +41,7 @@ from ferry.proxy.upstream import UpstreamPool
 
 if TYPE_CHECKING:
     from ferry.proxy.statics import StaticsServer
+    from ferry.tls.bundle import EdgeTls
 
 __all__ = ["HttpEdge", "NoStartedMachine"]
 
@@ -81,11 +82,13 @@ class HttpEdge:
         backhaul: Mapping[str, tuple[str, int]] | None = None,
         trusted: bool = False,
         statics: StaticsServer | None = None,
+        tls: Callable[[], EdgeTls] | None = None,
     ) -> None:
         """``backhaul``: region -> that region's edge backhaul listener; requests for a
         machine there go through it. ``trusted``: this is a backhaul listener (its
         clients are other edges, whose forwarding headers pass through).
-        ``statics``: answers the apps' ``[[statics]]`` before routing."""
+        ``statics``: answers the apps' ``[[statics]]`` before routing. ``tls``: the
+        current TLS snapshot, whose ACME HTTP-01 tokens are answered before routing."""
         self.region = region
         self.backhaul = dict(backhaul or {})
         self.trusted = trusted
@@ -98,6 +101,7 @@ class HttpEdge:
         self.rng = rng or random.Random()
         self.wake = wake
         self.statics = statics
+        self.tls = tls
         self.spill_rtt_ms = spill_rtt_ms
         self.headers = EdgeHeaders(region, public_port)
         self.hosts = HostRouter(domain)

@@ -28,6 +28,7 @@ from ferry.proxy.metrics_server import MetricsServer
 from ferry.proxy.routes import RouteTable
 from ferry.proxy.statics import StaticsServer
 from ferry.proxy.tcp import TcpEdge
+from ferry.tls.bundle import EdgeTls
 
 __all__ = ["EdgeProxy", "run_proxy"]
 
@@ -57,11 +58,13 @@ class EdgeProxy:
         backhaul_listen: tuple[str, int] | None = None,
         backhaul_peers: Mapping[str, tuple[str, int]] | None = None,
         statics: StaticsServer | None = None,
+        tls: Callable[[], EdgeTls] | None = None,
     ) -> None:
         """``backhaul_listen``: where other edges send requests for this region's
         machines; ``backhaul_peers``: region -> that region's backhaul listener.
         ``statics``: serves the apps' ``[[statics]]`` to clients (not on the backhaul:
-        the first edge already did)."""
+        the first edge already did). ``tls``: the current TLS snapshot
+        (``ferry.tls.edge_feed``); its ACME HTTP-01 tokens are answered on the HTTP port."""
         self.region = region
         self.limits = limits or ProxyLimits()
         self.stats = EdgeStats(region)
@@ -86,6 +89,7 @@ class EdgeProxy:
             spill_rtt_ms=spill_rtt_ms,
             backhaul=backhaul_peers,
             statics=statics,
+            tls=tls,
         )
         # Requests other edges forward here: their own stats (the first edge counts
         # the client's request), this region's load and health.

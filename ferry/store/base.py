@@ -31,6 +31,7 @@ from ferry.model.machine import MachineVersion
 from ferry.model.release import NewRelease, Release, ReleaseStatus
 from ferry.store.access_base import AccessStore
 from ferry.store.audit_base import AuditStore
+from ferry.store.certs_base import CertStore
 from ferry.store.secrets_base import SecretsStore
 
 __all__ = ["HostSnapshot", "PlacementVersions", "StalePlacement", "StateStore"]
@@ -79,7 +80,7 @@ class StalePlacement(RevisionConflict):
         self.changed = changed
 
 
-class StateStore(AccessStore, SecretsStore, AuditStore, Protocol):
+class StateStore(AccessStore, SecretsStore, CertStore, AuditStore, Protocol):
     """Durable state of the control plane. All methods block; all are thread-safe.
 
     Raises ``NotFoundError`` for unknown names and ids, ``ConflictError`` for

@@ -45,6 +45,7 @@ from ferry.store.schema import (
 )
 from ferry.store.sqlite_access import AccessRows
 from ferry.store.sqlite_audit import AuditRows
+from ferry.store.sqlite_certs import CertRows, delete_app_certificates
 from ferry.store.sqlite_engine import SqliteDatabase
 from ferry.store.sqlite_leases import LeaseRows, record_version
 from ferry.store.sqlite_placement import (
@@ -74,7 +75,9 @@ _LIVE = machines.c.state != "destroyed"
 _PARSED_CACHE_SIZE = 50_000
 
 
-class SqliteStore(SqliteReleases, LeaseRows, PlacementRows, AccessRows, SecretRows, AuditRows):
+class SqliteStore(
+    SqliteReleases, LeaseRows, PlacementRows, AccessRows, SecretRows, CertRows, AuditRows
+):
     """``StateStore`` on one SQLite file (guarantees: ``sqlite_engine.py``).
 
     Opening creates the file and its directory if needed and applies pending
@@ -166,6 +169,7 @@ class SqliteStore(SqliteReleases, LeaseRows, PlacementRows, AccessRows, SecretRo
             conn.execute(autoscale_policies.delete().where(autoscale_policies.c.app_name == name))
             self._delete_releases(conn, name)
             delete_app_secrets(conn, name)
+            delete_app_certificates(conn, name)
             conn.execute(apps.delete().where(apps.c.name == name))
             bump_epoch(conn)
 
