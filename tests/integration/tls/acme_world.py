@@ -30,8 +30,8 @@ from ferry.proxy.routes import RouteTable
 from ferry.proxy.server import EdgeProxy
 from ferry.tls.edge_feed import EdgeTlsFeed
 
-from ..images import free_loopback_port
 from ...server_process import ServerProcess
+from ..images import free_loopback_port
 
 REGION = "ams"
 DOMAIN = "ferry.test"
