@@ -17,6 +17,7 @@ from ferry.cli import (
     apps,
     auth,
     autoscale,
+    certs,
     cluster,
     config,
     context,
@@ -80,6 +81,7 @@ app.command("deploy")(deploy_command)
 app.add_typer(config.app, name="config")
 app.add_typer(releases.app, name="releases")
 app.add_typer(secrets.app, name="secrets")
+app.add_typer(certs.app, name="certs")
 app.command("status")(status_command)
 app.command("logs")(logs_command)
 app.command("audit")(audit_command)
