@@ -17,7 +17,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from cryptography import x509
@@ -42,7 +41,14 @@ from ferry.tls.bundle import CertBundle, EdgeTls
 from ferry.tls.certs_names import check_hostname
 from ferry.tls.renewal import Action, CertState, Decision, RenewalPolicy, decide, retry_at
 
-__all__ = ["CertLoop", "CertService", "CertSettings", "EdgeAcks"]
+__all__ = [
+    "CertLoop",
+    "CertService",
+    "CertSettings",
+    "EdgeAcks",
+    "reseal_certificate_keys",
+    "sealed_key_ids",
+]
 
 log = logging.getLogger("ferry.server.certs")
 
@@ -197,6 +203,8 @@ class CertService:
         at once (the backoff and a give-up are reset: the user asked)."""
         row = self.get(app_name, hostname)
         addresses, dns_reason = self.dns_check(row.hostname)
+        if not self.settings.directory_url:
+            return row, addresses, f"no ACME CA is configured on the control plane; {dns_reason}"
         now = self.clock.now()
         decision = decide(_state(row), now, self.settings.policy)
         if row.status == "failed" or decision.action is not Action.WAIT or row.failures:
@@ -400,6 +408,22 @@ class CertLoop:
             await asyncio.sleep(interval)
 
 
-def is_due(row: CertRow, now: datetime, policy: RenewalPolicy) -> bool:
-    """Whether the loop would act on ``row`` at ``now``."""
-    return decide(_state(row), now, policy).action is not Action.WAIT
+def sealed_key_ids(store: StateStore) -> dict[str, int]:
+    """How many values each key id sealed: app secrets, certificate and account keys."""
+    counts = dict(store.secret_key_ids())
+    for key_id, count in store.cert_key_ids().items():
+        counts[key_id] = counts.get(key_id, 0) + count
+    return counts
+
+
+def reseal_certificate_keys(store: StateStore, old: SecretsKey, new: SecretsKey) -> int:
+    """Re-encrypt every certificate and ACME account key with ``new`` (key rotation), in one
+    transaction; how many. ``WrongKeyError`` (nothing changed) if one does not open."""
+
+    def reseal(
+        scope: str, name: str, fields: tuple[bytes, bytes, str, str]
+    ) -> tuple[bytes, bytes, str, str]:
+        fresh = new.seal(scope, name, old.open(scope, name, _sealed(fields)))
+        return fresh.ciphertext, fresh.nonce, fresh.key_id, fresh.digest
+
+    return store.reseal_cert_keys(reseal)

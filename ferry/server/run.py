@@ -26,6 +26,7 @@ from ferry.errors import UnavailableError, ValidationError
 from ferry.secrets.keys import hold_server_lock, open_secrets_key
 from ferry.server.app import create_app
 from ferry.server.auth import RateLimits, ensure_admin_token
+from ferry.server.certs_service import sealed_key_ids
 from ferry.server.certs_settings import cert_settings_from_env
 from ferry.store import open_store
 
@@ -158,10 +159,7 @@ def _serve(
     sockets = [bind_socket(address) for address in (listen or [DEFAULT_LISTEN])]
     store = open_store(url)
     try:
-        sealed = dict(store.secret_key_ids())
-        for key_id, count in store.cert_key_ids().items():  # certificate keys are sealed too
-            sealed[key_id] = sealed.get(key_id, 0) + count
-        secrets_key = open_secrets_key(server_dir, sealed)
+        secrets_key = open_secrets_key(server_dir, sealed_key_ids(store))
         token = ensure_admin_token(server_dir / "admin-token")
         app = create_app(
             store,
