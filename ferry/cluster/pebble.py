@@ -25,7 +25,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-__all__ = ["PEBBLE_BINARY", "PebbleFiles", "pebble_command", "pebble_env", "write_pebble_files"]
+__all__ = [
+    "PEBBLE_BINARY",
+    "ClusterCa",
+    "PebbleFiles",
+    "cluster_ca",
+    "pebble_command",
+    "pebble_env",
+    "write_pebble_files",
+]
 
 PEBBLE_BINARY = "/usr/bin/pebble"
 
@@ -122,3 +130,54 @@ def pebble_env(base: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ if base is None else base)
     env.update(PEBBLE_VA_NOSLEEP="1", PEBBLE_WFE_NONCEREJECT="0", PEBBLE_AUTHZREUSE="0")
     return env
+
+
+#: Where Pebble listens on its region's address (ACME directory, management).
+PEBBLE_PORT = 14000
+PEBBLE_MANAGEMENT_PORT = 15000
+
+
+@dataclass(frozen=True)
+class ClusterCa:
+    """Pebble as one embedded cluster runs it: its argv and env (run inside ``netns``),
+    and the control plane's environment that points at it."""
+
+    netns: str
+    argv: list[str]
+    env: dict[str, str]
+    server_env: dict[str, str]
+
+
+def cluster_ca(
+    root: Path,
+    *,
+    netns: str,
+    region_address: str,
+    anycast_address: str,
+    domain: str,
+    dns_port: int = 53,
+) -> ClusterCa:
+    """Pebble in one region's namespace, on that region's address (reachable from the
+    control plane), validating through that region's edge: names resolve with the edge
+    DNS on ``region_address`` and challenges reach the edge's ports 80/443 at the
+    anycast address every name of the cluster resolves to. Writes Pebble's files."""
+    files = write_pebble_files(
+        root,
+        listen=(region_address, PEBBLE_PORT),
+        management=(region_address, PEBBLE_MANAGEMENT_PORT),
+        http_port=80,
+        tls_port=443,
+    )
+    env = {k: v for k, v in pebble_env({}).items() if k.startswith("PEBBLE_")}
+    return ClusterCa(
+        netns=netns,
+        argv=pebble_command(files, f"{region_address}:{dns_port}"),
+        env=env,
+        server_env={
+            "FERRY_ACME_DIRECTORY": files.directory_url,
+            "FERRY_ACME_CA_BUNDLE": str(files.cert),
+            "FERRY_EDGE_ADDRESSES": anycast_address,
+            "FERRY_CLUSTER_DOMAIN": domain,
+            "FERRY_DNS_SERVER": f"{region_address}:{dns_port}",
+        },
+    )

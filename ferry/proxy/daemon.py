@@ -127,11 +127,18 @@ def run_edge(settings: EdgeSettings) -> None:
             tls=feed.current,
         )
         await proxy.start()
-        dns = None
+        dns = region_dns = None
         if settings.dns_port:
             dns = await serve_dns(
                 settings.domain, settings.listen_address, settings.dns_port, tls=feed.current
             )
+            if settings.backhaul_listen is not None:
+                # The same answers on the region's own address, which the control plane and
+                # the cluster's ACME CA reach (docs/certificates.md).
+                region_dns = await serve_dns(
+                    settings.domain, settings.listen_address, settings.dns_port,
+                    tls=feed.current, bind=settings.backhaul_listen[0],
+                )  # fmt: skip
         log.info(
             "edge %s serving http://*.%s on %s:%d (table v%d)",
             settings.region,
@@ -151,6 +158,8 @@ def run_edge(settings: EdgeSettings) -> None:
                 await reporter
             if dns is not None:
                 dns.close()
+            if region_dns is not None:
+                region_dns.close()
             await proxy.stop()
             stop.set()
 

@@ -107,12 +107,14 @@ async def serve_dns(
     edge_address: str,
     port: int = 53,
     tls: Callable[[], EdgeTls] | None = None,
+    bind: str | None = None,
 ) -> asyncio.DatagramTransport:
     """Answer DNS on ``edge_address:port`` (UDP) until the returned transport is closed.
-    ``tls``: the current TLS snapshot (custom host names, DNS-01 TXT values)."""
+    ``tls``: the current TLS snapshot (custom host names, DNS-01 TXT values). ``bind``:
+    listen there instead, still answering ``edge_address``."""
     loop = asyncio.get_running_loop()
     transport, _ = await loop.create_datagram_endpoint(
-        lambda: _EdgeDns(domain, edge_address, tls), local_addr=(edge_address, port)
+        lambda: _EdgeDns(domain, edge_address, tls), local_addr=(bind or edge_address, port)
     )
     log.info("edge DNS: *.%s -> %s on %s:%d/udp", domain, edge_address, edge_address, port)
     return transport

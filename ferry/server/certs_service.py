@@ -34,6 +34,7 @@ from ferry.tls.acme_client import (
     AcmeAccount,
     AcmeClient,
     AcmeOrder,
+    AcmeRefused,
     alpn_challenge_cert,
     new_private_key_pem,
 )
@@ -269,9 +270,10 @@ class CertService:
         self.changes.notify()
         return row
 
-    def _client(self) -> AcmeClient:
+    def _client(self, *, fresh: bool = False) -> AcmeClient:
+        """A connected client; ``fresh``: register a new account (the CA forgot ours)."""
         url = self.settings.directory_url
-        stored = self.store.get_acme_account(url)
+        stored = None if fresh else self.store.get_acme_account(url)
         account = None
         if stored is not None:
             account = AcmeAccount(
@@ -292,7 +294,14 @@ class CertService:
     def _obtain(self, row: CertRow) -> None:
         acme = self._client()
         key_pem = new_private_key_pem()
-        order = acme.new_order([row.hostname], key_pem)
+        try:
+            order = acme.new_order([row.hostname], key_pem)
+        except AcmeRefused as exc:
+            if exc.kind != "accountDoesNotExist":
+                raise
+            # A CA that lost its accounts (Pebble keeps them in memory): register again.
+            acme = self._client(fresh=True)
+            order = acme.new_order([row.hostname], key_pem)
         kind, published = self._challenges(order)
         updated = self._update(row.hostname, CertUpdate(challenges=published))
         self._await_edges(updated.version)

@@ -55,7 +55,10 @@ class AcmeUnavailable(UnavailableError):
 
 
 class AcmeRefused(ValidationError):
-    """The ACME CA refused: the sentence says what it refused and why."""
+    """The ACME CA refused: the sentence says what it refused and why. ``kind``: the
+    problem type's last part (``rejectedIdentifier``, ``accountDoesNotExist``…), if any."""
+
+    kind: str = ""
 
 
 @dataclass(frozen=True)
@@ -178,7 +181,9 @@ def _translate(exc: Exception, what: str, directory: str) -> Exception:
     if isinstance(exc, errors.IssuanceError):
         return AcmeRefused(f"the ACME CA refused to issue: {_problem(exc.error)}")
     if isinstance(exc, messages.Error):
-        return AcmeRefused(f"the ACME CA refused {what}: {_problem(exc)}")
+        refused = AcmeRefused(f"the ACME CA refused {what}: {_problem(exc)}")
+        refused.kind = (exc.typ or "").rsplit(":", 1)[-1]
+        return refused
     return AcmeRefused(f"the ACME exchange failed while {what}: {exc}")
 
 

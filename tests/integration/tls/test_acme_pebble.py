@@ -107,6 +107,12 @@ def test_renewal_with_a_short_lifetime_and_a_ca_that_goes_down(tmp_path: Path) -
         assert "current certificate stays in use" in reason
         assert "cannot be reached" in reason
         assert "resolves to the cluster's edges" in reason
+        # the CA comes back (a new Pebble: it forgot our account): `check` renews at once
+        world.start_pebble()
+        back = world.admin.check_certificate("web", "renew.example.test")
+        assert back["configured"] is True and back["last_error"] is None, back
+        assert back["expires_at"] > renewed["expires_at"]
+        assert "certificate issued (renew)" in back["check"]["reason"]
     finally:
         world.close()
 
