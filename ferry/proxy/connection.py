@@ -23,12 +23,21 @@ from ferry.proxy.outbox import Outbox
 
 if TYPE_CHECKING:
     from ferry.proxy.http import HttpEdge
+    from ferry.tls.bundle import EdgeTls
 
 __all__ = ["ClientConnection"]
 
 _UNKNOWN_HOST = "no app is served at this address"
 _MAX_QUEUED = 32  # pipelined requests held per connection
 _ACME_PREFIX = b"/.well-known/acme-challenge/"
+
+
+def _custom_host_app(tls: EdgeTls, host: bytes) -> str | None:
+    """The app a custom host name (``Host``, maybe with a port) belongs to, if any."""
+    name = host.decode("latin-1").strip().lower()
+    if name.startswith("["):
+        return None
+    return tls.app_for(name.rsplit(":", 1)[0].rstrip("."))
 
 
 class _Reject(Exception):
@@ -198,6 +207,9 @@ class ClientConnection(asyncio.Protocol):
                 raise _Reject(200, answer)
         app = edge.hosts.app_for(request.host) if request.host else None
         routes = edge.routes_for(app) if app is not None else None
+        if routes is None and edge.tls is not None and request.host:
+            app = _custom_host_app(edge.tls(), request.host)  # a name added with `certs add`
+            routes = edge.routes_for(app) if app is not None else None
         if routes is None:
             raise _Reject(404, _UNKNOWN_HOST)
         if request.content_length is not None and not edge.limits.body_allowed(

@@ -360,6 +360,7 @@ class CertService:
         http01: dict[str, str] = {}
         alpn01: dict[str, CertBundle] = {}
         dns01: dict[str, tuple[str, ...]] = {}
+        apps = {row.hostname: row.app_name for row in rows}
         for row in rows:
             if row.status == "issued" and row.key is not None and row.not_after is not None:
                 certificates[row.hostname] = CertBundle(
@@ -371,7 +372,7 @@ class CertService:
                 dns01[name] = tuple(values)
             for host, keyauth in challenges.get("alpn01", {}).items():
                 alpn01[host] = self._alpn_bundle(host, keyauth)
-        return EdgeTls(version, certificates, http01, alpn01, dns01)
+        return EdgeTls(version, certificates, http01, alpn01, dns01, apps)
 
     def _open_key(self, row: CertRow) -> bytes:
         cache = (row.hostname, row.version)

@@ -36,6 +36,7 @@ def edge_tls_to_json(tls: EdgeTls) -> dict[str, Any]:
         "http01": dict(tls.http01),
         "alpn01": {h: _bundle_json(b) for h, b in sorted(tls.alpn01.items())},
         "dns01": {n: list(v) for n, v in sorted(tls.dns01.items())},
+        "apps": dict(sorted(tls.apps.items())),
     }
 
 
@@ -49,4 +50,5 @@ def edge_tls_from_json(data: Any) -> EdgeTls:
         http01={str(t): str(k) for t, k in data.get("http01", {}).items()},
         alpn01={str(h): _bundle(b) for h, b in data.get("alpn01", {}).items()},
         dns01={str(n): tuple(str(v) for v in vs) for n, vs in data.get("dns01", {}).items()},
+        apps={str(h): str(a) for h, a in data.get("apps", {}).items()},
     )
