@@ -6,7 +6,7 @@ name leads each client to its own region's proxy. Everything else is
 NXDOMAIN; AAAA queries for our names get an empty answer so clients use A.
 
 With a TLS snapshot (``tls``) it also plays the users' own DNS provider for the
-custom host names that have a certificate (or an order in flight): they resolve
+custom host names added to apps (``EdgeTls.apps``) or with a certificate: they resolve
 to the edge address, as after a user pointed an A record at Ferry; and it
 answers TXT ``_acme-challenge.<name>`` from the snapshot's DNS-01 values.
 """
@@ -36,7 +36,7 @@ TTL = 5
 
 def _hosted(name: str, tls: EdgeTls) -> bool:
     """Whether ``name`` is a custom host name of the snapshot (exact, or under a wildcard)."""
-    if name in tls.certificates or name in tls.alpn01:
+    if tls.app_for(name) is not None or name in tls.certificates:
         return True
     _label, _dot, parent = name.partition(".")
     return f"*.{parent}" in tls.certificates

@@ -337,12 +337,11 @@ class CertService:
                 dns01.setdefault(ident.dns01[0], []).append(ident.dns01[1])
             if not wildcard and ident.http01 is not None:
                 http01[ident.http01[0]] = ident.http01[1]
-            if not wildcard and (ident.alpn01 or ident.http01):
-                # Every plain name of an order is in alpn01, even with a CA that offers
-                # no TLS-ALPN-01: the embedded cluster's DNS answers the names found there.
-                alpn01[ident.hostname] = ident.alpn01 or (ident.http01 or ("", ""))[1]
-        if (kind == TLSALPN01 and not alpn01) or (kind == HTTP01 and not http01):
-            kind = TLSALPN01 if alpn01 else HTTP01
+            if not wildcard and ident.alpn01 is not None:
+                alpn01[ident.hostname] = ident.alpn01
+        offered = {HTTP01: bool(http01), TLSALPN01: bool(alpn01)}
+        if not wildcard and not offered[kind]:
+            kind = HTTP01 if offered[HTTP01] else TLSALPN01
         return kind, {"http01": http01, "alpn01": alpn01, "dns01": dns01}
 
     def _await_edges(self, version: int) -> None:

@@ -90,6 +90,9 @@ class ControlPlane:
         # Edge reports are timed by the plane's clock, so rates follow a test's clock too.
         traffic = EdgeTraffic(clock=lambda: clock.now().timestamp())
         fleet = PlaneFleet(store, clock, machines, traffic)
+        certs = CertService(store, clock, key, cert_settings or CertSettings())
+        # Deleting an app deletes its certificates: the edges' feed wakes for it.
+        apps.listeners.append(lambda _app: certs.changes.notify())
         return cls(
             store=store,
             clock=clock,
@@ -105,7 +108,7 @@ class ControlPlane:
             access=AccessService(store, clock),
             secrets=SecretsService(store, clock, key),
             secrets_rollouts=SecretsRollouts(store, machines, notifier),
-            certs=CertService(store, clock, key, cert_settings or CertSettings()),
+            certs=certs,
             registry=registry,
             traffic=traffic,
             processes=ProcessBook(lambda: clock.now().timestamp()),

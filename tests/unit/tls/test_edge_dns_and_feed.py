@@ -22,8 +22,9 @@ TLS = EdgeTls(
     version=7,
     certificates={"www.example.com": BUNDLE, "*.apps.example.com": BUNDLE},
     http01={"tok": "tok.thumb"},
-    alpn01={"pending.example.com": BUNDLE},
+    alpn01={"alpn-only.example.com": BUNDLE},
     dns01={"_acme-challenge.wild.example.com": ("v1", "v2")},
+    apps={"pending.example.com": "web", "*.more.example.com": "web"},
 )
 
 
@@ -35,9 +36,11 @@ def ask(name: str, rdtype: str, tls: EdgeTls | None = TLS) -> dns.message.Messag
 
 
 @pytest.mark.parametrize(
-    "name", ["www.example.com", "pending.example.com", "x.apps.example.com", "WWW.EXAMPLE.COM"]
-)
-def test_custom_names_with_a_certificate_or_an_order_resolve_to_the_edge(name: str) -> None:
+    "name",
+    ["www.example.com", "pending.example.com", "x.apps.example.com", "WWW.EXAMPLE.COM",
+     "y.more.example.com"],
+)  # fmt: skip
+def test_custom_names_of_apps_or_with_a_certificate_resolve_to_the_edge(name: str) -> None:
     answer = ask(name, "A")
     assert [r.to_text() for r in answer.answer[0]] == ["10.77.250.1"]
 
@@ -46,6 +49,7 @@ def test_dns01_txt_values_are_served_and_other_names_do_not_exist() -> None:
     answer = ask("_acme-challenge.wild.example.com", "TXT")
     assert sorted(r.to_text() for r in answer.answer[0]) == ['"v1"', '"v2"']
     assert ask("other.example.com", "A").rcode() == dns.rcode.NXDOMAIN
+    assert ask("alpn-only.example.com", "A").rcode() == dns.rcode.NXDOMAIN
     assert ask("a.b.apps.example.com", "A").rcode() == dns.rcode.NXDOMAIN  # one label only
     assert ask("www.example.com", "A", tls=None).rcode() == dns.rcode.NXDOMAIN
     app = ask("web.ferry.test", "A")  # the cluster's own names as before
