@@ -14,7 +14,8 @@ from ferry.autoscale.distances import RegionDistances
 from ferry.secrets import SecretsKey
 from ferry.server.audit import AuditMiddleware
 from ferry.server.auth import Authenticator, RateLimits, authorizer
-from ferry.server.certs_service import CertLoop, CertSettings
+from ferry.server.certs_loop import CertLoop
+from ferry.server.certs_service import CertSettings
 from ferry.server.clock import Clock, SystemClock
 from ferry.server.context import ControlPlane
 from ferry.server.errors import install_error_handlers

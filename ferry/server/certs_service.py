@@ -1,7 +1,7 @@
 """Certificates by ACME on the control plane: add, show, check, remove; obtain and renew.
 
-The user-facing calls validate and store; ``CertLoop`` (level-triggered, like the
-liveness and autoscaler loops) asks ``ferry.tls.renewal`` what each certificate
+The user-facing calls validate and store; ``CertLoop`` (``certs_loop``: level-triggered,
+like the liveness and autoscaler loops) asks ``ferry.tls.renewal`` what each certificate
 needs and runs one ACME order at a time in a worker thread. An order publishes
 its challenges through the store (the edges' ``/v1/edges/{region}/tls`` feed),
 waits until the edges that follow the feed have them, answers the CA and
@@ -11,7 +11,6 @@ failed renewal changes nothing an edge serves: the old certificate stays.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
@@ -23,6 +22,7 @@ from cryptography import x509
 
 from ferry.errors import FerryError, NotFoundError
 from ferry.secrets import SealedValue, SecretsKey
+from ferry.server.certs_loop import EdgeAcks
 from ferry.server.clock import Clock
 from ferry.server.watch import ChangeNotifier
 from ferry.store import StateStore
@@ -42,19 +42,9 @@ from ferry.tls.bundle import CertBundle, EdgeTls
 from ferry.tls.certs_names import check_hostname
 from ferry.tls.renewal import Action, CertState, Decision, RenewalPolicy, decide, retry_at
 
-__all__ = [
-    "CertLoop",
-    "CertService",
-    "CertSettings",
-    "EdgeAcks",
-    "reseal_certificate_keys",
-    "sealed_key_ids",
-]
+__all__ = ["CertService", "CertSettings", "reseal_certificate_keys", "sealed_key_ids"]
 
 log = logging.getLogger("ferry.server.certs")
-
-#: An edge that polled the feed this recently is waited for before a challenge is answered.
-EDGE_FRESH_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -79,29 +69,6 @@ class CertSettings:
     policy: RenewalPolicy = field(default_factory=RenewalPolicy)
     edge_wait_seconds: float = 10.0
     order_timeout: float = 60.0
-
-
-class EdgeAcks:
-    """Which feed version each region's edge last asked from, and when. Thread-safe."""
-
-    def __init__(self, now: Callable[[], float] = time.monotonic) -> None:
-        self._now = now
-        self._seen: dict[str, tuple[int, float]] = {}
-        self._lock = threading.Lock()
-
-    def record(self, region: str, version: int) -> None:
-        with self._lock:
-            self._seen[region] = (version, self._now())
-
-    def lagging(self, version: int) -> list[str]:
-        """Regions seen lately whose edge has not yet asked from ``version`` on."""
-        now = self._now()
-        with self._lock:
-            return sorted(
-                r
-                for r, (v, at) in self._seen.items()
-                if now - at < EDGE_FRESH_SECONDS and v < version
-            )
 
 
 def _state(row: CertRow) -> CertState:
@@ -394,27 +361,6 @@ class CertService:
                 self._alpn.clear()
             self._alpn[(hostname, keyauth)] = bundle
         return bundle
-
-
-class CertLoop:
-    """Runs ``CertService.run_once`` every ``interval`` seconds in a worker thread."""
-
-    def __init__(self, service: CertService) -> None:
-        self.service = service
-        self._last = ""
-
-    async def run_forever(self, interval: float = 5.0) -> None:
-        """Cycles until cancelled; a failing cycle is logged and the loop goes on."""
-        while True:
-            try:
-                reason = await asyncio.to_thread(self.service.run_once)
-                log.log(
-                    logging.INFO if reason != self._last else logging.DEBUG, "certs: %s", reason
-                )
-                self._last = reason
-            except Exception:
-                log.exception("certificate cycle failed; retrying in %.1fs", interval)
-            await asyncio.sleep(interval)
 
 
 def sealed_key_ids(store: StateStore) -> dict[str, int]:
