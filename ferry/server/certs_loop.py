@@ -57,8 +57,11 @@ class CertLoop:
         self._last = ""
 
     async def run_forever(self, interval: float = 5.0) -> None:
-        """Cycles until cancelled; a failing cycle is logged and the loop goes on."""
+        """Cycles until cancelled; a failing cycle is logged and the loop goes on. A cycle
+        starts every ``interval`` seconds, or at once when a certificate changes (a name
+        just added is ordered without waiting)."""
         while True:
+            seen = self.service.changes.version()
             try:
                 reason = await asyncio.to_thread(self.service.run_once)
                 log.log(
@@ -67,4 +70,6 @@ class CertLoop:
                 self._last = reason
             except Exception:
                 log.exception("certificate cycle failed; retrying in %.1fs", interval)
-            await asyncio.sleep(interval)
+                await asyncio.sleep(interval)
+                continue
+            await self.service.changes.wait(None, seen, interval)

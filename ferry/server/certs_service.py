@@ -212,6 +212,16 @@ class CertService:
             self._update(row.hostname, CertUpdate(status="failed", challenges={}))
             return decision.reason
         with self._ordering:
+            # Another caller (the loop, or a `check`) may have finished an order meanwhile.
+            try:
+                fresh = self.store.get_certificate(row.hostname)
+            except NotFoundError:
+                return f"{row.hostname}: removed"
+            if fresh.version != row.version and fresh.status == "issued":
+                again = decide(_state(fresh), self.clock.now(), self.settings.policy)
+                if again.action is Action.WAIT:
+                    return again.reason
+            row = fresh
             try:
                 self._obtain(row)
             except FerryError as exc:
