@@ -132,12 +132,13 @@ def run_edge(settings: EdgeSettings) -> None:
             dns = await serve_dns(
                 settings.domain, settings.listen_address, settings.dns_port, tls=feed.current
             )
-            if settings.backhaul_listen is not None:
+            region_address = settings.backhaul_listen[0] if settings.backhaul_listen else None
+            if region_address is not None and region_address != settings.listen_address:
                 # The same answers on the region's own address, which the control plane and
                 # the cluster's ACME CA reach (docs/certificates.md).
                 region_dns = await serve_dns(
                     settings.domain, settings.listen_address, settings.dns_port,
-                    tls=feed.current, bind=settings.backhaul_listen[0],
+                    tls=feed.current, bind=region_address,
                 )  # fmt: skip
         log.info(
             "edge %s serving http://*.%s on %s:%d (table v%d)",
