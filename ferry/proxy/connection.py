@@ -199,9 +199,9 @@ class ClientConnection(asyncio.Protocol):
             raise _Reject(400, "the Content-Length header is not a number") from None
         finally:
             headers.clear()
-        if edge.tls is not None and url.startswith(_ACME_PREFIX):
+        if edge.tls is not None and url.startswith(_ACME_PREFIX) and self.current is None:
             # ACME HTTP-01, for any Host: the key authorization, then close. Unknown
-            # tokens go on to the app.
+            # tokens go on to the app (as do pipelined ones: validators never pipeline).
             answer = edge.tls().http01.get(url[len(_ACME_PREFIX) :].decode("latin-1"))
             if answer is not None:
                 raise _Reject(200, answer)
