@@ -17,6 +17,7 @@ from ferry.cli import (
     apps,
     auth,
     autoscale,
+    certs,
     cluster,
     config,
     context,
@@ -82,6 +83,7 @@ app.add_typer(config.app, name="config")
 app.add_typer(releases.app, name="releases")
 app.add_typer(secrets.app, name="secrets")
 app.add_typer(waf.app, name="waf")
+app.add_typer(certs.app, name="certs")
 app.command("status")(status_command)
 app.command("logs")(logs_command)
 app.command("audit")(audit_command)

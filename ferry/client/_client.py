@@ -7,6 +7,7 @@ from typing import Any
 from ferry.client._access import AccessMethods
 from ferry.client._agent import AgentMethods
 from ferry.client._audit import AuditMethods
+from ferry.client._certs import CertsMethods
 from ferry.client._machine_extras import MachineExtrasMethods, nonce_header
 from ferry.client._parse import parse_model, parse_models
 from ferry.client._parse import path_segment as _seg
@@ -39,6 +40,7 @@ class FerryClient(
     MachineExtrasMethods,
     AccessMethods,
     SecretsMethods,
+    CertsMethods,
     AuditMethods,
     WafMethods,
 ):

@@ -28,6 +28,7 @@ from types import FrameType
 from ferry.autoscale.distances import write_latency_file
 from ferry.cluster.cleanup import cgroup_parent, cleanup_cluster
 from ferry.cluster.credentials import CredentialKeeper, CredentialSpec
+from ferry.cluster.pebble import PEBBLE_BINARY, cluster_ca
 from ferry.cluster.processes import Child, ProcessGroup, become_subreaper
 from ferry.cluster.registry import registry_command, write_registry_config
 from ferry.cluster.settings import ClusterSettings
@@ -81,6 +82,16 @@ class Supervisor:
         registry_root = s.home / "registry"
         config = write_registry_config(registry_root, s.registry_address)
         self.group.add(Child("registry", registry_command(config), s.log_dir / "registry.log"))
+        server_env: dict[str, str] = {}
+        if Path(PEBBLE_BINARY).exists():  # the cluster's ACME CA (docs/certificates.md)
+            first = plan.regions[0]
+            ca = cluster_ca(
+                s.home / "pebble", netns=first.netns, region_address=first.edge_address,
+                anycast_address=plan.edge_address, domain=s.domain,
+            )  # fmt: skip
+            argv = netns_enter_argv(ca.netns, ca.argv)
+            self.group.add(Child("pebble", argv, s.log_dir / "pebble.log", env=ca.env))
+            server_env = ca.server_env
         self.group.add(
             Child(
                 "server",
@@ -98,6 +109,7 @@ class Supervisor:
                     str(latency_file),
                 ),
                 s.log_dir / "server.log",
+                env=server_env,
             )
         )
         self.keeper = CredentialKeeper(s.api_url, self._wait_token())

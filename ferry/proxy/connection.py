@@ -23,11 +23,21 @@ from ferry.proxy.outbox import Outbox
 
 if TYPE_CHECKING:
     from ferry.proxy.http import HttpEdge
+    from ferry.tls.bundle import EdgeTls
 
 __all__ = ["ClientConnection"]
 
 _UNKNOWN_HOST = "no app is served at this address"
 _MAX_QUEUED = 32  # pipelined requests held per connection
+_ACME_PREFIX = b"/.well-known/acme-challenge/"
+
+
+def _custom_host_app(tls: EdgeTls, host: bytes) -> str | None:
+    """The app a custom host name (``Host``, maybe with a port) belongs to, if any."""
+    name = host.decode("latin-1").strip().lower()
+    if name.startswith("["):
+        return None
+    return tls.app_for(name.rsplit(":", 1)[0].rstrip("."))
 
 
 class _Reject(Exception):
@@ -195,8 +205,17 @@ class ClientConnection(asyncio.Protocol):
             raise _Reject(400, "the Content-Length header is not a number") from None
         finally:
             headers.clear()
+        if edge.tls is not None and url.startswith(_ACME_PREFIX) and self.current is None:
+            # ACME HTTP-01, for any Host: the key authorization, then close. Unknown
+            # tokens go on to the app (as do pipelined ones: validators never pipeline).
+            answer = edge.tls().http01.get(url[len(_ACME_PREFIX) :].decode("latin-1"))
+            if answer is not None:
+                raise _Reject(200, answer)
         app = edge.hosts.app_for(request.host) if request.host else None
         routes = edge.routes_for(app) if app is not None else None
+        if routes is None and edge.tls is not None and request.host:
+            app = _custom_host_app(edge.tls(), request.host)  # a name added with `certs add`
+            routes = edge.routes_for(app) if app is not None else None
         if routes is None:
             raise _Reject(404, _UNKNOWN_HOST)
         if not self.tls and edge.https_port and edge.forces_https(routes.app):
@@ -303,8 +322,9 @@ class ClientConnection(asyncio.Protocol):
         self.seen_bytes = False
 
     def reject(self, status: int, message: str, location: bytes = b"") -> None:
-        """Answer a request the edge refuses (bad, too large, unknown host) or redirects
-        (``location``: force_https), and close."""
+        """Answer a request the edge refuses (bad, too large, unknown host), redirects
+        (``location``: force_https) or answers itself (200: an ACME HTTP-01 token),
+        and close."""
         request_id = self.edge.request_ids.next()
         exchange = self.current
         if exchange is not None and not exchange.done:

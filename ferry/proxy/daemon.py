@@ -32,7 +32,8 @@ from ferry.proxy.wake import MachineWaker
 from ferry.proxy.watch import RouteWatcher
 from ferry.tls.bundle import EdgeTls
 from ferry.tls.cluster_certs import edge_tls_from_files
-from ferry.tls.edge_tls import static_source
+from ferry.tls.edge_feed import EdgeTlsFeed
+from ferry.tls.edge_tls import merge_sources, static_source
 from ferry.waf.workers import WorkerEngine
 
 log = logging.getLogger("ferry.proxy")
@@ -63,8 +64,8 @@ class EdgeSettings:
 
 def edge_tls_source(settings: EdgeSettings) -> Callable[[], EdgeTls] | None:
     """The certificates the edge serves: the one given on its command line (the
-    cluster wildcard); None without one. Merge further sources (the control
-    plane's feed) here with ``ferry.tls.edge_tls.merge_sources``."""
+    cluster wildcard); None without one. ``run_edge`` merges the control plane's
+    feed over it with ``ferry.tls.edge_tls.merge_sources``."""
     if settings.tls_cert is None or settings.tls_key is None:
         return None
     return static_source(edge_tls_from_files(settings.tls_cert, settings.tls_key))
@@ -113,6 +114,9 @@ def run_edge(settings: EdgeSettings) -> None:
     watcher.load_cached()
     stop = threading.Event()
     threading.Thread(target=watcher.run, args=(stop,), name="routes", daemon=True).start()
+    feed = EdgeTlsFeed(client, settings.region, settings.state_dir / "tls.json")
+    feed.load_cached()  # certificates survive a restart while the control plane is down
+    threading.Thread(target=feed.run, args=(stop,), name="tls", daemon=True).start()
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -120,7 +124,9 @@ def run_edge(settings: EdgeSettings) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, done.set)
         rtt = {**settings.rtt_ms, settings.region: 0.0}
-        tls = edge_tls_source(settings)
+        cluster_tls = edge_tls_source(settings)
+        # The control plane's certificates (ACME) override the cluster wildcard by name.
+        tls = feed.current if cluster_tls is None else merge_sources(cluster_tls, feed.current)
         proxy = EdgeProxy(
             settings.region,
             settings.domain,
@@ -138,7 +144,7 @@ def run_edge(settings: EdgeSettings) -> None:
             ),
             http_listen=(settings.listen_address, settings.http_port),
             https_listen=(settings.listen_address, settings.https_port)
-            if tls is not None and settings.https_port
+            if settings.https_port
             else None,
             tls=tls,
             metrics_listen=(settings.listen_address, settings.metrics_port)
@@ -147,9 +153,19 @@ def run_edge(settings: EdgeSettings) -> None:
             waf_engine=WorkerEngine(),  # worker processes start when an app turns [waf] on
         )
         await proxy.start()
-        dns = None
+        dns = region_dns = None
         if settings.dns_port:
-            dns = await serve_dns(settings.domain, settings.listen_address, settings.dns_port)
+            dns = await serve_dns(
+                settings.domain, settings.listen_address, settings.dns_port, tls=feed.current
+            )
+            region_address = settings.backhaul_listen[0] if settings.backhaul_listen else None
+            if region_address is not None and region_address != settings.listen_address:
+                # The same answers on the region's own address, which the control plane and
+                # the cluster's ACME CA reach (docs/certificates.md).
+                region_dns = await serve_dns(
+                    settings.domain, settings.listen_address, settings.dns_port,
+                    tls=feed.current, bind=region_address,
+                )  # fmt: skip
         log.info(
             "edge %s serving http://*.%s on %s:%d (table v%d)",
             settings.region,
@@ -177,6 +193,8 @@ def run_edge(settings: EdgeSettings) -> None:
                     await task
             if dns is not None:
                 dns.close()
+            if region_dns is not None:
+                region_dns.close()
             await proxy.stop()
             stop.set()
 

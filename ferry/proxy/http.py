@@ -42,6 +42,7 @@ from ferry.proxy.upstream import UpstreamPool
 if TYPE_CHECKING:
     from ferry.proxy.statics import StaticsServer
     from ferry.proxy.waf_gate import WafGate
+    from ferry.tls.bundle import EdgeTls
 
 __all__ = ["EdgeSession", "HttpEdge", "NoStartedMachine"]
 
@@ -92,13 +93,16 @@ class HttpEdge:
         trusted: bool = False,
         statics: StaticsServer | None = None,
         https_port: int = 0,
+        tls: Callable[[], EdgeTls] | None = None,
     ) -> None:
         """``backhaul``: region -> that region's edge backhaul listener; requests for a
         machine there go through it. ``trusted``: this is a backhaul listener (its
         clients are other edges, whose forwarding headers pass through).
         ``statics``: answers the apps' ``[[statics]]`` before routing.
         ``https_port``: the edge's public HTTPS port (0: no TLS listener; then
-        ``force_https`` redirects nothing, there being nowhere to send the client)."""
+        ``force_https`` redirects nothing, there being nowhere to send the client).
+        ``tls``: the current TLS snapshot, whose ACME HTTP-01 tokens are answered
+        before routing."""
         self.region = region
         self.backhaul = dict(backhaul or {})
         self.trusted = trusted
@@ -112,6 +116,7 @@ class HttpEdge:
         self.wake = wake
         self.statics = statics
         self.waf: WafGate | None = None  # set by the gate while any app is inspected
+        self.tls = tls
         self.spill_rtt_ms = spill_rtt_ms
         self.headers = EdgeHeaders(region, public_port)
         self.https_port = https_port

@@ -82,7 +82,8 @@ class EdgeProxy:
         ``https_listen`` with ``tls`` (the certificates,
         read on every handshake; see ``ferry.tls.edge_tls``): the TLS listener, HTTP/1.1
         and, when the edge has it, HTTP/2 by ALPN; a handshake not done within
-        ``tls_handshake_timeout`` seconds is closed."""
+        ``tls_handshake_timeout`` seconds is closed.
+        Its ACME HTTP-01 tokens are answered on the HTTP port."""
         self.region = region
         self.limits = limits or ProxyLimits()
         self.stats = EdgeStats(region)
@@ -124,6 +125,7 @@ class EdgeProxy:
             backhaul=backhaul_peers,
             statics=statics,
             https_port=self._https_listen[1] if self._https_listen else 0,
+            tls=tls,
         )
         # Requests other edges forward here: their own stats (the first edge counts
         # the client's request), this region's load and health.

@@ -14,6 +14,8 @@ from ferry.autoscale.distances import RegionDistances
 from ferry.secrets import SecretsKey
 from ferry.server.audit import AuditMiddleware
 from ferry.server.auth import Authenticator, RateLimits, authorizer
+from ferry.server.certs_loop import CertLoop
+from ferry.server.certs_service import CertSettings
 from ferry.server.clock import Clock, SystemClock
 from ferry.server.context import ControlPlane
 from ferry.server.errors import install_error_handlers
@@ -21,6 +23,7 @@ from ferry.server.openapi import AUTHORIZED_ERRORS, PUBLIC_ERRORS, install_opena
 from ferry.server.routes import (
     apps,
     autoscale,
+    certs,
     edges,
     hosts,
     machines,
@@ -49,6 +52,9 @@ def create_app(
     distances: RegionDistances | None = None,
     secrets_key: SecretsKey | None = None,
     rate_limits: RateLimits | None = None,
+    cert_settings: CertSettings | None = None,
+    run_certificates: bool = True,
+    certificates_interval: float = 2.0,
 ) -> FastAPI:
     """Build the API over ``store``. Does no I/O until served.
 
@@ -63,7 +69,9 @@ def create_app(
     not closed by the app: whoever opened it closes it. ``secrets_key`` seals app
     secrets (``None``: a new random key, for tests; ``run_server`` loads the real one).
     ``rate_limits`` are the per-token request limits (default ``RateLimits()``: 100/s,
-    bursts of 200).
+    bursts of 200). ``cert_settings``: the ACME CA certificates are ordered from; with a
+    directory URL, the certificate loop runs every ``certificates_interval`` seconds unless
+    ``run_certificates=False`` (tests call ``plane.certs.run_once()``).
     """
     if not admin_token:
         raise ValueError("admin_token must not be empty")
@@ -74,6 +82,7 @@ def create_app(
         registry=registry,
         distances=distances,
         secrets_key=secrets_key,
+        cert_settings=cert_settings,
     )
 
     @asynccontextmanager
@@ -83,6 +92,9 @@ def create_app(
             tasks.append(asyncio.create_task(plane.liveness.run_forever()))
         if run_autoscaler:
             tasks.append(asyncio.create_task(plane.autoscaler.run_forever(autoscale_interval)))
+        if run_certificates and plane.certs.settings.directory_url:
+            loop = CertLoop(plane.certs)
+            tasks.append(asyncio.create_task(loop.run_forever(certificates_interval)))
         try:
             yield
         finally:
@@ -110,7 +122,18 @@ def create_app(
     app.include_router(platform.build_public_router())
     app.include_router(orgs.build_public_router(plane.access), responses=PUBLIC_ERRORS)
     errors = AUTHORIZED_ERRORS
-    for module in (apps, machines, hosts, platform, edges, autoscale, releases, secrets, waf):
+    for module in (
+        apps,
+        machines,
+        hosts,
+        platform,
+        edges,
+        autoscale,
+        releases,
+        secrets,
+        waf,
+        certs,
+    ):
         app.include_router(module.build_router(plane), dependencies=authorized, responses=errors)
     app.include_router(orgs.build_router(plane.access), dependencies=authorized, responses=errors)
     app.include_router(audit_routes.build_router(plane), dependencies=authorized, responses=errors)

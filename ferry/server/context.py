@@ -17,6 +17,7 @@ from ferry.server.access_service import AccessService
 from ferry.server.apps_service import AppService
 from ferry.server.auth import Authenticator
 from ferry.server.autoscaler import PlaneFleet
+from ferry.server.certs_service import CertService, CertSettings
 from ferry.server.clock import Clock
 from ferry.server.hosts_service import HostService
 from ferry.server.leases_service import LeaseService
@@ -51,6 +52,7 @@ class ControlPlane:
     access: AccessService
     secrets: SecretsService
     secrets_rollouts: SecretsRollouts
+    certs: CertService
     registry: str = ""
     auth: Authenticator | None = None
     traffic: EdgeTraffic = field(default_factory=EdgeTraffic)
@@ -66,13 +68,15 @@ class ControlPlane:
         registry: str,
         distances: RegionDistances | None = None,
         secrets_key: SecretsKey | None = None,
+        cert_settings: CertSettings | None = None,
     ) -> ControlPlane:
         """Wire the services. ``distances`` (region RTTs) order capacity fallbacks and the
         autoscaler's nearest regions; without them the order is alphabetical.
         ``secrets_key`` seals app secrets (``None``: a new random key, for tests);
-        ``ConfigError`` when the store holds values sealed with another key."""
+        ``ConfigError`` when the store holds values sealed with another key.
+        ``cert_settings``: the ACME CA and the edges' addresses (default: no CA)."""
         key = secrets_key or SecretsKey.generate()
-        wrong = sorted(set(store.secret_key_ids()) - {key.id})
+        wrong = sorted((set(store.secret_key_ids()) | set(store.cert_key_ids())) - {key.id})
         if wrong:
             raise ConfigError(
                 f"the store holds app secrets sealed with key {', '.join(wrong)}, "
@@ -86,6 +90,9 @@ class ControlPlane:
         # Edge reports are timed by the plane's clock, so rates follow a test's clock too.
         traffic = EdgeTraffic(clock=lambda: clock.now().timestamp())
         fleet = PlaneFleet(store, clock, machines, traffic)
+        certs = CertService(store, clock, key, cert_settings or CertSettings())
+        # Deleting an app deletes its certificates: the edges' feed wakes for it.
+        apps.listeners.append(lambda _app: certs.changes.notify())
         return cls(
             store=store,
             clock=clock,
@@ -101,6 +108,7 @@ class ControlPlane:
             access=AccessService(store, clock),
             secrets=SecretsService(store, clock, key),
             secrets_rollouts=SecretsRollouts(store, machines, notifier),
+            certs=certs,
             registry=registry,
             traffic=traffic,
             processes=ProcessBook(lambda: clock.now().timestamp()),

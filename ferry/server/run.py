@@ -26,6 +26,8 @@ from ferry.errors import UnavailableError, ValidationError
 from ferry.secrets.keys import hold_server_lock, open_secrets_key
 from ferry.server.app import create_app
 from ferry.server.auth import RateLimits, ensure_admin_token
+from ferry.server.certs_service import sealed_key_ids
+from ferry.server.certs_settings import cert_settings_from_env
 from ferry.store import open_store
 
 __all__ = ["DEFAULT_LISTEN", "bind_socket", "parse_listen_address", "run_server"]
@@ -157,7 +159,7 @@ def _serve(
     sockets = [bind_socket(address) for address in (listen or [DEFAULT_LISTEN])]
     store = open_store(url)
     try:
-        secrets_key = open_secrets_key(server_dir, store.secret_key_ids())
+        secrets_key = open_secrets_key(server_dir, sealed_key_ids(store))
         token = ensure_admin_token(server_dir / "admin-token")
         app = create_app(
             store,
@@ -166,6 +168,7 @@ def _serve(
             distances=distances,
             secrets_key=secrets_key.key,
             rate_limits=rate_limits,
+            cert_settings=cert_settings_from_env(os.environ),
             registry=registry if registry is not None else os.environ.get("FERRY_REGISTRY", ""),
         )
         config = uvicorn.Config(

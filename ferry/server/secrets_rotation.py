@@ -25,6 +25,7 @@ from ferry.secrets.keys import (
     read_key_file,
     write_key_file,
 )
+from ferry.server.certs_service import reseal_certificate_keys, sealed_key_ids
 from ferry.server.clock import SystemClock
 from ferry.server.secrets_service import SecretsService
 from ferry.store import open_store
@@ -64,7 +65,7 @@ def rotate_secrets_key(
     with hold_server_lock(server_dir):
         store = open_store(url)
         try:
-            current = open_secrets_key(server_dir, store.secret_key_ids(), env)
+            current = open_secrets_key(server_dir, sealed_key_ids(store), env)
             if current.path is None and new_key_file is None:
                 raise ConfigError(
                     f"the current key comes from ${KEY_ENV}: give --new-key-file PATH "
@@ -85,6 +86,7 @@ def rotate_secrets_key(
             if current.path is not None:
                 write_key_file(pending_path(current.path), new_key)
             count = SecretsService(store, SystemClock(), current.key).reseal(new_key)
+            count += reseal_certificate_keys(store, current.key, new_key)
             if current.path is not None:
                 os.replace(pending_path(current.path), current.path)
             location = str(current.path) if current.path is not None else f"${KEY_ENV}"

@@ -267,6 +267,45 @@ MIGRATIONS: Final[list[tuple[int, list[str]]]] = [
         ],
     ),
     (
+        11,
+        [
+            # Certificates by ACME, one row per host name (a name belongs to one app). The
+            # private key is sealed by the control plane's secrets key (key_*: ciphertext,
+            # nonce, key id, keyed digest), never stored plain; the chain is public.
+            # challenges: JSON of the order in flight (tokens, key authorizations: public).
+            """CREATE TABLE certificates (
+                hostname TEXT PRIMARY KEY,
+                app_name TEXT NOT NULL REFERENCES apps(name),
+                status TEXT NOT NULL,
+                chain_pem BLOB,
+                key_ciphertext BLOB,
+                key_nonce BLOB,
+                key_key_id TEXT,
+                key_digest TEXT,
+                not_before REAL,
+                not_after REAL,
+                last_error TEXT NOT NULL,
+                failures INTEGER NOT NULL,
+                next_attempt REAL,
+                challenges TEXT NOT NULL,
+                version INTEGER NOT NULL,
+                created_at REAL NOT NULL,
+                updated_at REAL NOT NULL
+            )""",
+            "CREATE INDEX certificates_by_app ON certificates (app_name, hostname)",
+            """CREATE TABLE acme_accounts (
+                directory_url TEXT PRIMARY KEY,
+                key_ciphertext BLOB NOT NULL,
+                key_nonce BLOB NOT NULL,
+                key_key_id TEXT NOT NULL,
+                key_digest TEXT NOT NULL,
+                uri TEXT NOT NULL,
+                created_at REAL NOT NULL
+            )""",
+            "INSERT INTO counters (name, value) VALUES ('certificates', 0)",
+        ],
+    ),
+    (
         12,
         [
             # WAF events the edges report (ferry.store.sqlite_waf): one row per request that

@@ -9,9 +9,11 @@ from __future__ import annotations
 from sqlalchemy import Column, Float, Integer, LargeBinary, MetaData, String, Table, Text
 
 __all__ = [
+    "acme_accounts",
     "apps",
     "audit",
     "autoscale_policies",
+    "certificates",
     "counters",
     "events",
     "hosts",
@@ -238,4 +240,39 @@ audit = Table(
     Column("source", String),
     Column("status", Integer),
     Column("outcome", Text),
+)
+
+# Migration 11: certificates by ACME. The private keys are sealed (key_*), never plain.
+certificates = Table(
+    "certificates",
+    metadata,
+    Column("hostname", String, primary_key=True),
+    Column("app_name", String),
+    Column("status", String),
+    Column("chain_pem", LargeBinary),
+    Column("key_ciphertext", LargeBinary),
+    Column("key_nonce", LargeBinary),
+    Column("key_key_id", String),
+    Column("key_digest", String),
+    Column("not_before", Float),
+    Column("not_after", Float),
+    Column("last_error", Text),
+    Column("failures", Integer),
+    Column("next_attempt", Float),
+    Column("challenges", Text),
+    Column("version", Integer),
+    Column("created_at", Float),
+    Column("updated_at", Float),
+)
+
+acme_accounts = Table(
+    "acme_accounts",
+    metadata,
+    Column("directory_url", String, primary_key=True),
+    Column("key_ciphertext", LargeBinary),
+    Column("key_nonce", LargeBinary),
+    Column("key_key_id", String),
+    Column("key_digest", String),
+    Column("uri", Text),
+    Column("created_at", Float),
 )

@@ -45,6 +45,7 @@ from ferry.store.schema import (
 )
 from ferry.store.sqlite_access import AccessRows
 from ferry.store.sqlite_audit import AuditRows
+from ferry.store.sqlite_certs import CertRows, delete_app_certificates
 from ferry.store.sqlite_engine import SqliteDatabase
 from ferry.store.sqlite_leases import LeaseRows, record_version
 from ferry.store.sqlite_placement import (
@@ -76,7 +77,14 @@ _PARSED_CACHE_SIZE = 50_000
 
 
 class SqliteStore(
-    SqliteReleases, LeaseRows, PlacementRows, AccessRows, SecretRows, AuditRows, WafEventRows
+    SqliteReleases,
+    LeaseRows,
+    PlacementRows,
+    AccessRows,
+    SecretRows,
+    AuditRows,
+    CertRows,
+    WafEventRows,
 ):
     """``StateStore`` on one SQLite file (guarantees: ``sqlite_engine.py``).
 
@@ -170,6 +178,7 @@ class SqliteStore(
             self._delete_releases(conn, name)
             delete_app_secrets(conn, name)
             delete_app_waf_events(conn, name)
+            delete_app_certificates(conn, name)
             conn.execute(apps.delete().where(apps.c.name == name))
             bump_epoch(conn)
 

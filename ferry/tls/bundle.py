@@ -42,7 +42,8 @@ class EdgeTls:
     the self-signed challenge certificate to present to a client offering
     ALPN ``acme-tls/1`` (TLS-ALPN-01, RFC 8737). ``dns01``: a name such as
     ``_acme-challenge.example.com`` -> the TXT values the cluster's DNS
-    answers for it (DNS-01, for wildcard certificates).
+    answers for it (DNS-01, for wildcard certificates). ``apps``: custom host name
+    (exact or ``*.`` wildcard) -> the app that serves it (``app_for``).
     """
 
     version: int = 0
@@ -50,6 +51,16 @@ class EdgeTls:
     http01: Mapping[str, str] = field(default_factory=dict)
     alpn01: Mapping[str, CertBundle] = field(default_factory=dict)
     dns01: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    apps: Mapping[str, str] = field(default_factory=dict)
+
+    def app_for(self, hostname: str) -> str | None:
+        """The app serving the custom ``hostname`` (lowercase, no port): an exact name
+        first, else a wildcard one label up; ``None`` when no app has it."""
+        app = self.apps.get(hostname)
+        if app is None:
+            _label, dot, parent = hostname.partition(".")
+            app = self.apps.get("*." + parent) if dot else None
+        return app
 
     def __repr__(self) -> str:
         return (

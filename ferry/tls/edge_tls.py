@@ -123,8 +123,10 @@ def merge_sources(*sources: Callable[[], EdgeTls]) -> Callable[[], EdgeTls]:
         http01: dict[str, str] = {}
         alpn01: dict[str, CertBundle] = {}
         dns01: dict[str, tuple[str, ...]] = {}
+        apps: dict[str, str] = {}
         for part in parts:
             certificates.update(part.certificates)
+            apps.update(part.apps)
             http01.update(part.http01)
             alpn01.update(part.alpn01)
             for name, values in part.dns01.items():
@@ -135,6 +137,7 @@ def merge_sources(*sources: Callable[[], EdgeTls]) -> Callable[[], EdgeTls]:
             http01=http01,
             alpn01=alpn01,
             dns01=dns01,
+            apps=apps,
         )
         last[:] = parts
         return merged[0]

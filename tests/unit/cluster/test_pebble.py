@@ -1,0 +1,45 @@
+"""Pebble's files and how the embedded cluster runs it (no process started here)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from cryptography import x509
+
+from ferry.cluster.pebble import cluster_ca, write_pebble_files
+
+
+def test_pebble_gets_a_config_and_a_certificate_for_its_address(tmp_path: Path) -> None:
+    files = write_pebble_files(
+        tmp_path, listen=("10.9.16.1", 14000), management=("10.9.16.1", 15000),
+        http_port=8080, tls_port=8443, validity_seconds=30, blocklist=("no.example",),
+    )  # fmt: skip
+    config = json.loads(files.config.read_text())["pebble"]
+    assert config["listenAddress"] == "10.9.16.1:14000"
+    assert (config["httpPort"], config["tlsPort"]) == (8080, 8443)
+    assert config["certificateValidityPeriod"] == 30
+    assert config["domainBlocklist"] == ["no.example"]
+    assert files.key.stat().st_mode & 0o777 == 0o600
+    cert = x509.load_pem_x509_certificate(files.cert.read_bytes())
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert [str(ip) for ip in names.get_values_for_type(x509.IPAddress)] == ["10.9.16.1"]
+    assert files.directory_url == "https://10.9.16.1:14000/dir"
+
+
+def test_the_cluster_ca_validates_through_the_regions_edge(tmp_path: Path) -> None:
+    ca = cluster_ca(
+        tmp_path, netns="fy-ams", region_address="10.9.16.1", anycast_address="10.9.250.1",
+        domain="ferry.test",
+    )  # fmt: skip
+    assert ca.argv[-2:] == ["-dnsserver", "10.9.16.1:53"]
+    assert ca.env == {
+        "PEBBLE_VA_NOSLEEP": "1",
+        "PEBBLE_WFE_NONCEREJECT": "0",
+        "PEBBLE_AUTHZREUSE": "0",
+    }
+    assert ca.server_env["FERRY_ACME_DIRECTORY"] == "https://10.9.16.1:14000/dir"
+    assert ca.server_env["FERRY_EDGE_ADDRESSES"] == "10.9.250.1"
+    assert ca.server_env["FERRY_DNS_SERVER"] == "10.9.16.1:53"
+    config = json.loads((tmp_path / "pebble-config.json").read_text())["pebble"]
+    assert (config["httpPort"], config["tlsPort"]) == (80, 443)
