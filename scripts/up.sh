@@ -19,6 +19,9 @@ for r in ${regions//,/ }; do
   echo "  .venv/bin/ferry region exec $r -- curl -s http://hello.ferry.test/   # a client in $r, served by its nearest machine"
 done
 echo "  .venv/bin/ferry region exec sin -- curl -s http://hello.ferry.test/cgi-bin/write.cgi   # Fly-Replay to the primary (ams)"
+echo "  .venv/bin/ferry region exec ams -- curl -s --http2 https://hello.ferry.test/   # HTTPS (HTTP/2) with the cluster's CA"
+echo "  .venv/bin/ferry cluster ca > ferry-ca.pem      # the cluster's CA, for clients outside 'region exec'"
+echo "  .venv/bin/ferry certs add www.hello.example -a hello   # a certificate by ACME (Pebble) for a name of your own"
 echo "  .venv/bin/ferry status -a hello            # machines per region"
 echo "  .venv/bin/ferry logs -a hello              # their output"
 "$FERRY" status -a hello --json | .venv/bin/python -c '
