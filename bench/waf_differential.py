@@ -2,6 +2,7 @@
 
     # on the `make up` topology, an app deployed with [waf] mode="detect", paranoia=4:
     .venv/bin/python bench/waf_differential.py --app hello --region ams
+    .venv/bin/python bench/waf_differential.py --app hello --region ams --https   # TLS, 443
 
 Every routable, sendable corpus request is sent as exact bytes over its own
 TCP connection (Host rewritten from the corpus placeholder to
@@ -23,6 +24,7 @@ import argparse
 import base64
 import json
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -138,13 +140,29 @@ def _split_host_port(value: str) -> tuple[str, int | None]:
     return value, None
 
 
-def send_request(name: str, raw: bytes, edge: tuple[str, int], timeout: float = 10.0) -> SendResult:
-    """Send ``raw`` on a new connection to ``edge``, read one response head; never raises."""
+def send_request(
+    name: str,
+    raw: bytes,
+    edge: tuple[str, int],
+    timeout: float = 10.0,
+    tls_name: str | None = None,
+) -> SendResult:
+    """Send ``raw`` on a new connection to ``edge``, read one response head; never raises.
+
+    With ``tls_name`` the connection is TLS (SNI ``tls_name``, ALPN ``http/1.1`` only,
+    the certificate checked against the default trust store: inside a region,
+    ``ferry region exec`` points ``SSL_CERT_FILE`` at the cluster CA).
+    """
     head_only = raw.split(b" ", 1)[0] == b"HEAD"
     local: tuple[str, int] = ("", 0)
     try:
-        with socket.create_connection(edge, timeout=timeout) as sock:
-            local = sock.getsockname()[:2]
+        with socket.create_connection(edge, timeout=timeout) as plain:
+            local = plain.getsockname()[:2]
+            sock = plain
+            if tls_name is not None:
+                context = ssl.create_default_context()
+                context.set_alpn_protocols(["http/1.1"])
+                sock = context.wrap_socket(plain, server_hostname=tls_name)
             sock.sendall(raw)
             status, request_id = _read_response(sock, head_only)
     except (OSError, httptools.HttpParserError) as exc:
@@ -271,20 +289,21 @@ def format_report(report: Report) -> str:
 
 
 def direct_sender(
-    edge: tuple[str, int], timeout: float = 10.0
+    edge: tuple[str, int], timeout: float = 10.0, tls_name: str | None = None
 ) -> Callable[[list[tuple[str, bytes]]], list[SendResult]]:
     """Send from this process's network namespace, one request at a time, in order."""
 
     def send(requests: list[tuple[str, bytes]]) -> list[SendResult]:
-        return [send_request(name, raw, edge, timeout) for name, raw in requests]
+        return [send_request(name, raw, edge, timeout, tls_name) for name, raw in requests]
 
     return send
 
 
 def region_sender(
-    ferry: list[str], region: str, edge: tuple[str, int]
+    ferry: list[str], region: str, edge: tuple[str, int], tls_name: str | None = None
 ) -> Callable[[list[tuple[str, bytes]]], list[SendResult]]:
-    """Send from inside ``region``'s network: this script's ``send`` via ``ferry region exec``."""
+    """Send from inside ``region``'s network: this script's ``send`` via ``ferry region exec``
+    (over TLS with SNI ``tls_name`` when given)."""
 
     def send(requests: list[tuple[str, bytes]]) -> list[SendResult]:
         stdin = "".join(
@@ -301,6 +320,7 @@ def region_sender(
             "send",
             "--edge",
             f"{edge[0]}:{edge[1]}",
+            *(["--tls-name", tls_name] if tls_name else []),
         ]
         done = subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False)
         if done.returncode != 0:
@@ -315,7 +335,8 @@ def cli_events(ferry: list[str], app: str) -> Callable[[], list[dict[str, object
 
     def fetch() -> list[dict[str, object]]:
         done = subprocess.run(
-            [*ferry, "waf", "events", "-a", app, "--json"],
+            # the newest 10 000 (the API's maximum): the default 100 would drop most of a run
+            [*ferry, "waf", "events", "-a", app, "--json", "-n", "10000"],
             capture_output=True,
             text=True,
             check=False,
@@ -375,10 +396,14 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command")
     send = sub.add_parser("send", help="(internal) send JSON-lines requests from stdin")
     send.add_argument("--edge", required=True)
+    send.add_argument("--tls-name", help="connect with TLS, this SNI")
     parser.add_argument("--app", default="hello", help="the app (deployed with [waf] detect)")
     parser.add_argument("--host", help="the app's host name (default: APP.<cluster domain>)")
     parser.add_argument("--edge", help="edge ADDR[:PORT] (default: the cluster's edge address)")
     parser.add_argument("--region", help="send from inside this region (ferry region exec)")
+    parser.add_argument(
+        "--https", action="store_true", help="send over TLS to port 443 (SNI: the app's host)"
+    )
     parser.add_argument("--paranoia", type=int, default=4, help="the app's [waf] paranoia")
     parser.add_argument(
         "--fly-toml", type=Path, help="take the app's whole [waf] table from this fly.toml"
@@ -391,7 +416,8 @@ def main(argv: list[str] | None = None) -> int:
         edge = _address(args.edge)
         for line in sys.stdin:
             obj = json.loads(line)
-            result = send_request(obj["name"], base64.b64decode(obj["raw"]), edge)
+            raw = base64.b64decode(obj["raw"])
+            result = send_request(obj["name"], raw, edge, tls_name=args.tls_name)
             print(json.dumps(_result_to_json(result)), flush=True)
         return 0
     ferry = args.ferry.split()
@@ -400,8 +426,14 @@ def main(argv: list[str] | None = None) -> int:
         status = _cluster_status(ferry)
     host = args.host or f"{args.app}.{status['domain']}"
     edge = _address(args.edge or str(status["edge_address"]))
+    tls_name = host if args.https else None
+    if args.https and (args.edge is None or ":" not in args.edge):
+        edge = (edge[0], 443)
     entries = [e for e in load_corpus() if not args.family or e.family in args.family]
-    sender = region_sender(ferry, args.region, edge) if args.region else direct_sender(edge)
+    if args.region:
+        sender = region_sender(ferry, args.region, edge, tls_name)
+    else:
+        sender = direct_sender(edge, tls_name=tls_name)
     config = WafConfig(mode="detect", paranoia=args.paranoia)
     if args.fly_toml is not None:
         config = WafConfig.model_validate(tomllib.loads(args.fly_toml.read_text()).get("waf", {}))
@@ -414,7 +446,8 @@ def main(argv: list[str] | None = None) -> int:
             reference=reference,
             wait_seconds=args.wait,
         )
-    print(f"edge {edge[0]}:{edge[1]}, host {host}, [waf] {config.model_dump()}")
+    scheme = "https" if args.https else "http"
+    print(f"edge {scheme} {edge[0]}:{edge[1]}, host {host}, [waf] {config.model_dump()}")
     print(format_report(report))
     return 1 if report.differences or report.unanswered else 0
 

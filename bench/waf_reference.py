@@ -150,20 +150,20 @@ def _dechunk(data: bytes) -> bytes:
 
 
 def rewrite_host(raw: bytes, placeholder: bytes, host: bytes) -> bytes:
-    """``raw`` with every ``Host`` header whose value is ``placeholder`` set to ``host``.
+    """``raw`` with the host name ``placeholder`` set to ``host`` wherever the head names it.
 
-    Only header lines change (so Content-Length stays right); a request whose
-    Host is something else (an IP, empty, missing) is returned unchanged.
+    The ``Host`` header, and the same name in the request line (absolute form)
+    and in other headers (``Referer``, ``Origin``): a same-site Referer stays
+    same-site, which CRS 943110 checks against Host. Only the head changes (so
+    Content-Length stays right; the body is the payload and is left alone); a
+    name that only contains ``placeholder`` (``x-app.waf.test``,
+    ``app.waf.test.evil``) is not it.
     """
     head_end = raw.find(b"\r\n\r\n")
     if head_end < 0:
         return raw
-    head = re.sub(
-        rb"(?im)^(host[ \t]*:[ \t]*)" + re.escape(placeholder) + rb"([ \t]*)(?=\r?$)",
-        lambda m: m.group(1) + host + m.group(2),
-        raw[:head_end],
-    )
-    return head + raw[head_end:]
+    name = rb"(?<![A-Za-z0-9.-])" + re.escape(placeholder) + rb"(?![A-Za-z0-9-]|\.[A-Za-z0-9])"
+    return re.sub(name, lambda _: host, raw[:head_end]) + raw[head_end:]
 
 
 def _ignore(_message: object) -> None:

@@ -14,10 +14,10 @@ is the synchronous core both use.
 
 What the engine sees is what ModSecurity sees when it sees the request whole
 (the bytes as sent): the raw URI, the method, the HTTP version, every header
-in order with duplicates, the body de-chunked (up to ``body_limit + 1``
-bytes: the engine keeps ``body_limit`` of them and, like a server handing it
-a longer body, notes that the limit was passed), the client's and the
-server's address and port.
+in order with duplicates (values without the spaces and tabs around them),
+the body de-chunked (up to ``body_limit + 1`` bytes: the engine keeps
+``body_limit`` of them and, like a server handing it a longer body, notes
+that the limit was passed), the client's and the server's address and port.
 """
 
 from __future__ import annotations
@@ -151,7 +151,10 @@ class ModSecurityCore:
         status = _status(txn)
         if not status:
             for name, value in request.headers:
-                txn.add_request_header(name, value)  # type: ignore[arg-type]
+                # The field value without the whitespace around it (RFC 9110 5.5), as a
+                # web server hands it over; httptools keeps trailing spaces and tabs, and
+                # rules compare values whole (943110: the Referer's host against Host).
+                txn.add_request_header(name, value.strip(b" \t"))  # type: ignore[arg-type]
             txn.process_request_headers()
             status = _status(txn)
         if not status:

@@ -101,6 +101,27 @@ def test_raw_bytes_reach_the_engine_unchanged(engine: InlineEngine) -> None:
     assert outcome.rule_ids  # double-encoded traversal: CRS 920/930 rules see it
 
 
+def test_header_values_reach_the_engine_without_surrounding_whitespace(
+    engine: InlineEngine,
+) -> None:
+    """As a web server trims them: httptools hands ``Host: web.example  `` over with its
+    trailing spaces, and 943110 would then call a same-site Referer off-domain."""
+    padded = (
+        (b"Host", b"web.example  "),
+        (b"User-Agent", b"Mozilla/5.0\t"),
+        (b"Accept", b"*/*"),
+        (b"Referer", b"https://web.example/"),
+    )
+    req = request(b"/login?PHPSESSID=abc123", headers=padded)
+    _, outcome = inspect(engine, WafConfig(mode="detect", paranoia=4), req)
+    assert outcome.rule_ids == ()
+    foreign = request(
+        b"/login?PHPSESSID=abc123", headers=(*padded[:3], (b"Referer", b"https://evil.example/"))
+    )
+    _, outcome = inspect(engine, WafConfig(mode="detect", paranoia=4), foreign)
+    assert 943110 in outcome.rule_ids  # the rule itself is live: an off-domain Referer
+
+
 def test_a_rule_set_that_does_not_load_is_an_error_naming_the_parser_problem(
     tmp_path: Path,
 ) -> None:

@@ -103,14 +103,34 @@ def test_the_body_past_the_limit_is_not_inspected(corpus: dict[str, Entry]) -> N
         assert small.evaluate(corpus["args-over-body-limit-tail-sqli"].raw).rule_ids == frozenset()
 
 
-def test_rewrite_host_changes_only_the_placeholder_host() -> None:
-    raw = request("POST", "/", [("X-Host", CORPUS_HOST)], b"h=" + CORPUS_HOST.encode())
+def test_rewrite_host_changes_the_placeholder_host_in_the_head_only() -> None:
+    headers = [("Referer", f"https://{CORPUS_HOST}/a"), ("X-Other", f"x-{CORPUS_HOST}.evil")]
+    raw = request("POST", "/", headers, b"h=" + CORPUS_HOST.encode())
     out = rewrite_host(raw, CORPUS_HOST.encode(), b"hello.ferry.test")
     assert parse_request(out).headers[0] == (b"Host", b"hello.ferry.test")
-    assert (b"X-Host", CORPUS_HOST.encode()) in parse_request(out).headers
+    assert (b"Referer", b"https://hello.ferry.test/a") in parse_request(out).headers
+    assert (b"X-Other", f"x-{CORPUS_HOST}.evil".encode()) in parse_request(out).headers
     assert parse_request(out).body == parse_request(raw).body
+    absolute = rewrite_host(
+        request("GET", f"http://{CORPUS_HOST}/about"), CORPUS_HOST.encode(), b"h.ferry.test"
+    )
+    assert absolute.startswith(b"GET http://h.ferry.test/about HTTP/1.1\r\n")
     other = request("GET", "/", host="203.0.113.1")
     assert rewrite_host(other, CORPUS_HOST.encode(), b"hello.ferry.test") == other
+
+
+def test_the_padded_host_probe_still_exposes_untrimmed_values_on_a_cluster_host(
+    pl4: WafReference, corpus: dict[str, Entry]
+) -> None:
+    """The driver sends the corpus under the app's host: a same-site Referer must stay
+    same-site, or 943110 matches either way and the probe sees nothing."""
+    name = "args-padded-host-same-site-session-link"
+    raw = rewrite_host(corpus[name].raw, CORPUS_HOST.encode(), b"wafdiff.ferry.test")
+    request = parse_request(raw)
+    faithful = pl4.evaluate_request(request).rule_ids
+    untrimmed = MISTAKES["trailing spaces in header values kept"](request, raw)
+    assert faithful == frozenset()
+    assert pl4.evaluate_request(untrimmed).rule_ids == {943110, 949110}
 
 
 @pytest.mark.parametrize(
