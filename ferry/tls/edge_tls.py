@@ -338,10 +338,10 @@ class EdgeTlsContexts:
     ) -> int | None:
         offers = None
         if isinstance(connection, _AlertingSSLObject) and connection.hello is not None:
-            hello, connection.hello = bytes(connection.hello), None  # read: stop peeking
+            hello, connection.hello = connection.hello, None  # read: stop peeking
 
-            def offers() -> tuple[str, ...] | None:
-                return offered_alpn(hello) if hello else None
+            def offers() -> tuple[str, ...] | None:  # parsed only for a pending challenge
+                return offered_alpn(bytes(hello)) if hello else None
 
         try:
             context = self.context_for(server_name, offers)

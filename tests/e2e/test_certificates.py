@@ -11,6 +11,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -79,11 +80,17 @@ def test_a_custom_name_gets_a_certificate_from_the_cluster_ca_and_is_served_over
     root = tmp_path / "acme-root.pem"
     root.write_text(printed.stdout)
 
-    def https_answer() -> str:
-        return curl(cluster, "ams", "--cacert", str(root), f"https://{name}/").stdout
+    attempts: list[str] = []
 
+    def https_answer() -> str:
+        answer = curl(cluster, "ams", "--cacert", str(root), f"https://{name}/")
+        attempts.append(f"{answer.returncode}:{answer.stderr.strip()[:80]}")
+        return answer.stdout
+
+    root_at = time.monotonic() - started
     answer = until("the app answers over HTTPS at the custom name", https_answer, 30)
     first_https_after = time.monotonic() - started
+    attempts_before_answer = list(attempts)
     assert "region=ams" in answer, answer
     # curl verified the chain against Pebble's root alone (not the cluster CA)
     untrusting = curl(
@@ -123,7 +130,12 @@ def test_a_custom_name_gets_a_certificate_from_the_cluster_ca_and_is_served_over
     assert shown.returncode != 0
     # the app's own name is served as before
     assert "region=ams" in curl(cluster, "ams", f"https://{app}.{cluster.domain}/").stdout
+    on_server = datetime.fromisoformat(cert["updated_at"]) - datetime.fromisoformat(
+        cert["created_at"]
+    )
     print(
         f"\nACME in the cluster (client side): `certs add` -> issued (seen by `certs show`) "
-        f"{issued_after:.2f}s; -> first HTTPS answer {first_https_after:.2f}s"
+        f"{issued_after:.2f}s (on the server: {on_server.total_seconds():.2f}s); "
+        f"root fetched at {root_at:.2f}s; -> first HTTPS answer {first_https_after:.2f}s "
+        f"after {len(attempts_before_answer)} curl(s): {attempts_before_answer}"
     )
