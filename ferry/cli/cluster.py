@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ferry.cluster.lifecycle import cluster_down, cluster_status, cluster_up
+from ferry.cluster.pebble import acme_root_pem
 from ferry.cluster.settings import DEFAULT_REGIONS, ClusterSettings, default_home
 from ferry.errors import ValidationError
 from ferry.tls.cluster_certs import cluster_tls_files
@@ -73,9 +74,22 @@ def up(
 
 
 @app.command("ca")
-def ca(home: HomeOption = default_home()) -> None:
+def ca(
+    home: HomeOption = default_home(),
+    acme: Annotated[
+        bool,
+        typer.Option(
+            "--acme",
+            help="Print instead the root of the cluster's ACME CA (Pebble), which signs "
+            "the certificates of `ferry certs add`; it changes at every `ferry cluster up`.",
+        ),
+    ] = False,
+) -> None:
     """Print the cluster CA's certificate (PEM), for clients to trust: e.g.
     `ferry cluster ca > ferry-ca.pem; curl --cacert ferry-ca.pem https://…`."""
+    if acme:
+        sys.stdout.write(acme_root_pem(home / "pebble"))
+        return
     path = cluster_tls_files(home).ca
     if not path.is_file():
         raise ValidationError(

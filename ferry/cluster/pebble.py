@@ -16,19 +16,24 @@ import datetime as _dt
 import ipaddress
 import json
 import os
+import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from ferry.errors import UnavailableError
+
 __all__ = [
     "PEBBLE_BINARY",
     "ClusterCa",
     "PebbleFiles",
+    "acme_root_pem",
     "cluster_ca",
     "pebble_command",
     "pebble_env",
@@ -181,3 +186,33 @@ def cluster_ca(
             "FERRY_DNS_SERVER": f"{region_address}:{dns_port}",
         },
     )
+
+
+def acme_root_pem(root: Path, timeout: float = 5.0) -> str:
+    """The root certificate (PEM) of the Pebble whose files are under ``root``, from its
+    management API (``/roots/0``): what a client trusts to verify the certificates that
+    Pebble issues. Pebble makes a new root each time it starts, so ask again after a
+    ``ferry cluster up``. ``UnavailableError`` when no Pebble was set up there or it
+    does not answer."""
+    try:
+        settings = json.loads((root / "pebble-config.json").read_text())["pebble"]
+        management = str(settings["managementListenAddress"])
+        verify = ssl.create_default_context(cafile=str(settings["certificate"]))
+    except (OSError, ValueError, KeyError, ssl.SSLError) as exc:
+        raise UnavailableError(
+            f"no ACME CA is set up in {root}: {exc}",
+            hint="the embedded cluster runs Pebble when /usr/bin/pebble is installed; "
+            "start the cluster with `ferry cluster up`",
+        ) from exc
+    try:
+        answer = httpx.get(f"https://{management}/roots/0", verify=verify, timeout=timeout)
+        answer.raise_for_status()
+    except httpx.HTTPError as exc:
+        raise UnavailableError(
+            f"the cluster's ACME CA (Pebble, management API at {management}) does not answer: "
+            f"{type(exc).__name__}",
+            hint="is the cluster up? `ferry cluster status`; Pebble's log is in its logs dir",
+        ) from exc
+    if "BEGIN CERTIFICATE" not in answer.text:
+        raise UnavailableError(f"Pebble at {management} answered no certificate for its root")
+    return answer.text

@@ -16,17 +16,18 @@ it no longer has. TLS 1.2 and 1.3 only; ALPN ``h2`` (when the edge can speak
 it) and ``http/1.1``.
 
 TLS-ALPN-01 (RFC 8737): Python's ``ssl`` does not show the client's ALPN
-list to the SNI callback, so a name with a pending challenge is answered
-from a context whose only protocol is ``acme-tls/1`` and whose certificate
-is the challenge's. The ACME validator gets what RFC 8737 asks; an ordinary
-client of that exact name meets the challenge certificate (and fails
-verification) for the seconds the validation is pending. Challenges are
-pending only while a certificate for the name is being obtained, when no
-valid certificate is being served for it yet.
+list to the SNI callback, so the listener's ``SSLObject`` peeks at the bytes
+of the ClientHello before OpenSSL reads them (``ferry.tls.client_hello``). A
+client offering ``acme-tls/1`` for a name with a pending challenge gets a
+context whose only protocol is ``acme-tls/1`` and whose certificate is the
+challenge's; every other client of that name gets its real certificate (a
+renewal validated by TLS-ALPN-01 breaks nobody), or is refused when there is
+none yet. Only when the offer cannot be read does the challenge win.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import ssl
@@ -37,6 +38,7 @@ from typing import Literal
 from cryptography import x509
 
 from ferry.tls.bundle import CertBundle, EdgeTls
+from ferry.tls.client_hello import MAX_HELLO, offered_alpn
 
 __all__ = [
     "ACME_TLS_ALPN",
@@ -206,8 +208,28 @@ class _AlertingSSLObject(ssl.SSLObject):
 
     refused_name = False
     alert_sent = False
+    #: The ClientHello bytes seen so far; None once the SNI callback has run.
+    hello: bytearray | None = None
+    _incoming: ssl.MemoryBIO | None = None
+
+    @classmethod
+    def _create(  # CPython's private constructor (wrap_bio calls it): keep the BIO
+        cls, incoming: ssl.MemoryBIO, outgoing: ssl.MemoryBIO, *args: object, **kwargs: object
+    ) -> _AlertingSSLObject:
+        obj: _AlertingSSLObject = super()._create(incoming, outgoing, *args, **kwargs)  # type: ignore[misc]
+        obj._incoming = incoming
+        obj.hello = bytearray()
+        return obj
 
     def do_handshake(self) -> None:
+        incoming = self._incoming
+        if self.hello is not None and incoming is not None and incoming.pending:
+            # Peek: take what arrived and put it back, so OpenSSL reads the same bytes.
+            data = incoming.read()
+            with contextlib.suppress(ssl.SSLError):  # closed by the client: fails anyway
+                incoming.write(data)
+            if len(self.hello) < MAX_HELLO:
+                self.hello += data
         try:
             super().do_handshake()
         except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
@@ -267,13 +289,23 @@ class EdgeTlsContexts:
             self._listener_bundle = None  # context_for logs a broken certificate when chosen
         self.refused = 0  # handshakes refused for a name nobody has (or none)
 
-    def context_for(self, server_name: str | None) -> ssl.SSLContext | None:
-        """The context a handshake for ``server_name`` switches to; None: refuse it."""
+    def context_for(
+        self, server_name: str | None, offers: Callable[[], tuple[str, ...] | None] | None = None
+    ) -> ssl.SSLContext | None:
+        """The context a handshake for ``server_name`` switches to; None: refuse it.
+
+        ``offers``: the protocols the client offers (None: unknown), asked only when the
+        name has a pending challenge: a client that does not offer ``acme-tls/1`` then
+        gets the name's certificate instead of the challenge's."""
         snapshot = self.source()
         if snapshot is not self._snapshot:
             self._forget_unused(snapshot)
             self._snapshot = snapshot
-        found = match_certificate(snapshot, server_name, challenges=self.challenges)
+        challenges = self.challenges
+        if challenges and offers is not None and normalize_name(server_name) in snapshot.alpn01:
+            offered = offers()
+            challenges = offered is None or ACME_TLS_ALPN in offered
+        found = match_certificate(snapshot, server_name, challenges=challenges)
         if found is None:
             return None
         challenge = found.kind == "challenge"
@@ -304,8 +336,15 @@ class EdgeTlsContexts:
     def _on_server_name(
         self, connection: ssl.SSLObject | ssl.SSLSocket, server_name: str | None, _: ssl.SSLContext
     ) -> int | None:
+        offers = None
+        if isinstance(connection, _AlertingSSLObject) and connection.hello is not None:
+            hello, connection.hello = connection.hello, None  # read: stop peeking
+
+            def offers() -> tuple[str, ...] | None:  # parsed only for a pending challenge
+                return offered_alpn(bytes(hello)) if hello else None
+
         try:
-            context = self.context_for(server_name)
+            context = self.context_for(server_name, offers)
         except Exception:  # the source is someone else's code: refuse this handshake only
             log.exception("choosing a certificate for %r failed", server_name)
             context = None

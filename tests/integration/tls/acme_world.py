@@ -1,9 +1,10 @@
 """A real ACME world on loopback: Pebble, a ``ferry server`` process, one real edge.
 
-The edge (``EdgeProxy`` on a free port standing in for port 80, and the edge DNS on
-a free UDP port) follows the server's ``/v1/edges/{region}/tls`` feed with an edge
-credential, through ``EdgeTlsFeed`` — as ``ferry proxy`` does. Pebble validates
-HTTP-01 on the edge's port and resolves names through the edge DNS, so every
+The edge (``EdgeProxy`` on a free port standing in for port 80, optionally a TLS
+listener on another standing in for 443, and the edge DNS on a free UDP port)
+follows the server's ``/v1/edges/{region}/tls`` feed with an edge credential,
+through ``EdgeTlsFeed`` — as ``ferry proxy`` does. Pebble validates HTTP-01 and
+TLS-ALPN-01 on the edge's ports and resolves names through the edge DNS, so every
 certificate here is obtained for real. Everything is stopped by pid by ``close``.
 """
 
@@ -28,7 +29,10 @@ from ferry.model.access import TokenKind
 from ferry.proxy.dns import serve_dns
 from ferry.proxy.routes import RouteTable
 from ferry.proxy.server import EdgeProxy
+from ferry.tls.bundle import EdgeTls
+from ferry.tls.ca import ClusterCa
 from ferry.tls.edge_feed import EdgeTlsFeed
+from ferry.tls.edge_tls import merge_sources, static_source
 
 from ...server_process import ServerProcess
 from ..images import free_loopback_port
@@ -59,17 +63,35 @@ def wait_for(what: str, probe: Callable[[], Any], timeout: float = 30.0) -> Any:
 
 
 class Edge:
-    """An edge on its own uvloop thread: HTTP on ``http_port``, DNS on ``dns_port``."""
+    """An edge on its own uvloop thread: HTTP on ``http_port``, DNS on ``dns_port``; with
+    ``https_port``, HTTPS there with ``default`` under the feed (as ``ferry proxy`` merges
+    the cluster's wildcard and the control plane's certificates)."""
 
-    def __init__(self, api_url: str, token: str, state_dir: Path, http_port: int, dns_port: int):
+    def __init__(
+        self,
+        api_url: str,
+        token: str,
+        state_dir: Path,
+        http_port: int,
+        dns_port: int,
+        https_port: int | None = None,
+        default: EdgeTls | None = None,
+    ):
         self.http_port = http_port
         self.dns_port = dns_port
+        self.https_port = https_port
         self.feed = EdgeTlsFeed(
             FerryClient(api_url, token, timeout=10), REGION, state_dir / "tls.json"
         )
         self.feed.load_cached()
+        self.tls = (
+            self.feed.current
+            if default is None
+            else merge_sources(static_source(default), self.feed.current)
+        )
         self._stop = threading.Event()
         self._ready = threading.Event()
+        self.proxy: EdgeProxy | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._done: asyncio.Event | None = None
         self._threads = [
@@ -87,9 +109,11 @@ class Edge:
             table = RouteTable()
             proxy = EdgeProxy(
                 REGION, DOMAIN, lambda: table, {}, http_listen=("127.0.0.1", self.http_port),
-                tls=self.feed.current,
+                tls=self.tls,
+                https_listen=None if self.https_port is None else ("127.0.0.1", self.https_port),
             )  # fmt: skip
             await proxy.start()
+            self.proxy = proxy
             dns = await serve_dns(DOMAIN, "127.0.0.1", self.dns_port, tls=self.feed.current)
             self._ready.set()
             await self._done.wait()
@@ -107,19 +131,40 @@ class Edge:
 
 
 class AcmeWorld:
-    """Pebble + server + edge. ``validity``: Pebble's certificate lifetime in seconds."""
+    """Pebble + server + edge. ``validity``: Pebble's certificate lifetime in seconds.
+    ``challenge``: what the control plane answers for plain names (``FERRY_ACME_CHALLENGE``).
+    ``https``: the edge also serves TLS (on ``https_port``, where Pebble validates
+    TLS-ALPN-01), with a cluster CA's ``*.ferry.test`` certificate as its default
+    (``cluster_ca``, ``cluster_tls``)."""
 
-    def __init__(self, root: Path, *, validity: int | None = None, blocked: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        root: Path,
+        *,
+        validity: int | None = None,
+        blocked: tuple[str, ...] = (),
+        challenge: str = "http-01",
+        https: bool = False,
+    ):
         self.root = root
         self.http_port = free_loopback_port()
+        self.https_port = free_loopback_port()
+        self.https = https
         self.dns_port = free_udp_port()
         pebble_port = free_loopback_port()
+        self.management_url = f"https://127.0.0.1:{free_loopback_port()}"
+        self.cluster_ca = ClusterCa.create()
+        self.cluster_tls = EdgeTls(
+            certificates=dict.fromkeys(
+                (f"*.{DOMAIN}", DOMAIN), self.cluster_ca.issue((f"*.{DOMAIN}", DOMAIN))
+            )
+        )
         self.pebble_files = write_pebble_files(
             root / "pebble",
             listen=("127.0.0.1", pebble_port),
-            management=("127.0.0.1", free_loopback_port()),
+            management=("127.0.0.1", int(self.management_url.rsplit(":", 1)[1])),
             http_port=self.http_port,
-            tls_port=free_loopback_port(),
+            tls_port=self.https_port,
             validity_seconds=validity,
             blocklist=blocked,
         )
@@ -132,6 +177,7 @@ class AcmeWorld:
             FERRY_DNS_SERVER=f"127.0.0.1:{self.dns_port}",
             FERRY_CLUSTER_DOMAIN=DOMAIN,
             FERRY_ACME_BACKOFF_SECONDS="1",
+            FERRY_ACME_CHALLENGE=challenge,
         )
         self.server = ServerProcess(root / "home")
         self.server.start()
@@ -174,8 +220,17 @@ class AcmeWorld:
 
     def start_edge(self) -> None:
         self.edge = Edge(
-            self.server.url, self.edge_token, self.root / "edge", self.http_port, self.dns_port
-        )
+            self.server.url, self.edge_token, self.root / "edge", self.http_port, self.dns_port,
+            self.https_port if self.https else None, self.cluster_tls if self.https else None,
+        )  # fmt: skip
+
+    def pebble_root(self) -> str:
+        """Pebble's current root certificate (PEM), from its management API: what a
+        client trusts to verify the certificates Pebble issues."""
+        verify = ssl.create_default_context(cafile=str(self.pebble_files.cert))
+        answer = httpx.get(f"{self.management_url}/roots/0", verify=verify, timeout=5)
+        answer.raise_for_status()
+        return answer.text
 
     def stop_edge(self) -> None:
         if self.edge is not None:
@@ -205,5 +260,6 @@ class AcmeWorld:
         for name in (
             "FERRY_ACME_DIRECTORY", "FERRY_ACME_CA_BUNDLE", "FERRY_EDGE_ADDRESSES",
             "FERRY_DNS_SERVER", "FERRY_CLUSTER_DOMAIN", "FERRY_ACME_BACKOFF_SECONDS",
+            "FERRY_ACME_CHALLENGE",
         ):  # fmt: skip
             os.environ.pop(name, None)

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
+import pytest
 from cryptography import x509
+from typer.testing import CliRunner
 
-from ferry.cluster.pebble import cluster_ca, write_pebble_files
+from ferry.cli.main import app as cli_app
+from ferry.cluster.pebble import acme_root_pem, cluster_ca, write_pebble_files
+from ferry.errors import UnavailableError
 
 
 def test_pebble_gets_a_config_and_a_certificate_for_its_address(tmp_path: Path) -> None:
@@ -43,3 +48,21 @@ def test_the_cluster_ca_validates_through_the_regions_edge(tmp_path: Path) -> No
     assert ca.server_env["FERRY_DNS_SERVER"] == "10.9.16.1:53"
     config = json.loads((tmp_path / "pebble-config.json").read_text())["pebble"]
     assert (config["httpPort"], config["tlsPort"]) == (80, 443)
+
+
+def test_the_acme_root_without_a_pebble_says_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(UnavailableError, match="no ACME CA is set up") as raised:
+        acme_root_pem(tmp_path / "pebble")
+    assert "ferry cluster up" in (raised.value.hint or "")
+    result = CliRunner().invoke(cli_app, ["cluster", "ca", "--acme", "--home", str(tmp_path)])
+    assert result.exit_code != 0
+    assert "no ACME CA is set up" in result.output
+
+
+def test_the_acme_root_of_a_pebble_that_does_not_answer(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    write_pebble_files(tmp_path, listen=("127.0.0.1", port), management=("127.0.0.1", port))
+    with pytest.raises(UnavailableError, match="does not answer"):
+        acme_root_pem(tmp_path, timeout=1)
