@@ -46,13 +46,15 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from proxy_bench import (  # noqa: E402
-    HAPROXY_EQ_CFG,
+from loadtools import (  # noqa: E402
     HOST_HEADER,
+    bench_table,
     cpu_times,
     free_port,
+    processes,
     wait_for_port,
 )
+from proxy_bench import HAPROXY_EQ_CFG  # noqa: E402
 
 
 def serve_ferry_tls(port: int, backend_port: int, cert: str, key: str) -> None:
@@ -62,22 +64,12 @@ def serve_ferry_tls(port: int, backend_port: int, cert: str, key: str) -> None:
 
     import uvloop
 
-    from ferry.model import Concurrency, DesiredState, MachineState
     from ferry.proxy.connection import ClientConnection
     from ferry.proxy.h2conn import H2Connection
     from ferry.proxy.http import HttpEdge
     from ferry.proxy.limits import ProxyLimits
-    from ferry.proxy.routes import Backend, RouteTable, ServicePorts
 
-    service = ServicePorts(
-        internal_port=backend_port, ports=(443,), handlers=("tls", "http"),
-        concurrency=Concurrency(type="requests", soft_limit=1000, hard_limit=2000),
-    )  # fmt: skip
-    backend = Backend(
-        "m-bench", "m-bench-i", "bench", "ams", "127.0.0.1",
-        MachineState.STARTED, DesiredState.STARTED, (service,),
-    )  # fmt: skip
-    table = RouteTable(1, {"bench": (backend,)})
+    table = bench_table(backend_port, (443,), ("tls", "http"))
     edge = HttpEdge(
         "ams", "ferry.test", lambda: table, {}, public_port=443,
         limits=ProxyLimits(upstream_idle_per_backend=256),
@@ -152,7 +144,6 @@ def main() -> None:
     parser.add_argument("--h1-connections", type=int, default=50)
     parser.add_argument("--pure", action="store_true", help="run the edge as pure Python")
     args = parser.parse_args()
-    procs: list[subprocess.Popen[bytes]] = []
     with tempfile.TemporaryDirectory(prefix="ferry-h2-bench-") as tmp:
         cert, key, bundle = (str(Path(tmp) / n) for n in ("cert.pem", "key.pem", "bundle.pem"))
         subprocess.run(
@@ -167,13 +158,14 @@ def main() -> None:
         if args.pure:
             env["FERRY_PURE_PYTHON"] = "1"
 
-        def spawn(argv: list[str], port: int) -> int:
-            proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL)
-            procs.append(proc)
-            wait_for_port(port)
-            return proc.pid
+        with processes() as procs:
 
-        try:
+            def spawn(argv: list[str], port: int) -> int:
+                proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL)
+                procs.append(proc)
+                wait_for_port(port)
+                return proc.pid
+
             backend = free_port()
             code = f"import proxy_bench as b; b.serve_backend({backend})"
             spawn([sys.executable, "-c", code], backend)
@@ -199,10 +191,6 @@ def main() -> None:
                 for name, port, pid, h1 in setups:
                     results[name].append(run_h2load(port, pid, h1, args))
                     time.sleep(0.5)
-        finally:
-            for proc in procs:
-                proc.terminate()
-                proc.wait(timeout=10)
     print(
         f"# h2_bench {time.strftime('%Y-%m-%d %H:%M')} on {platform.node()}, "
         f"{os.cpu_count()} cores; edge compiled: {native}; h2load -t1 -D{args.duration}, "

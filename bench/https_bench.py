@@ -51,18 +51,17 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from proxy_bench import (  # noqa: E402
-    HAPROXY_EQ_CFG,
+from loadtools import (  # noqa: E402
     HOST_HEADER,
     Figures,
-    _ms,
-    active_opens,
-    cpu_times,
+    add_wrk_options,
+    bench_table,
     free_port,
-    machine_busy,
-    stop,
+    processes,
     wait_for_port,
+    wrk,
 )
+from proxy_bench import HAPROXY_EQ_CFG  # noqa: E402
 
 SNI = "localhost"  # resolves to 127.0.0.1 for wrk, and is on the certificate
 HAPROXY_TLS_CFG = (
@@ -88,22 +87,12 @@ def serve_ferry_tls(port: int, http_port: int, backend_port: int, cert: Path, ke
 
     import uvloop
 
-    from ferry.model import Concurrency, DesiredState, MachineState
     from ferry.proxy.limits import ProxyLimits
-    from ferry.proxy.routes import Backend, RouteTable, ServicePorts
     from ferry.proxy.server import EdgeProxy
     from ferry.tls.cluster_certs import edge_tls_from_files
     from ferry.tls.edge_tls import static_source
 
-    service = ServicePorts(
-        internal_port=backend_port, ports=(80, 443), handlers=("http", "tls"),
-        concurrency=Concurrency(type="requests", soft_limit=1000, hard_limit=2000),
-    )  # fmt: skip
-    backend = Backend(
-        "m-bench", "m-bench-i", "bench", "ams", "127.0.0.1",
-        MachineState.STARTED, DesiredState.STARTED, (service,),
-    )  # fmt: skip
-    table = RouteTable(1, {"bench": (backend,)})
+    table = bench_table(backend_port, (80, 443), ("http", "tls"))
     tls = static_source(edge_tls_from_files(cert, key))
 
     async def main() -> None:
@@ -131,27 +120,13 @@ def run_wrk(
         "-H", f"Host: {HOST_HEADER}", *(["-H", "Connection: close"] if close else []),
         f"{scheme}://{SNI}:{port}/",
     ]  # fmt: skip
-    user0, sys0 = cpu_times(pid)
-    opens0, busy0 = active_opens(), machine_busy()
-    out = subprocess.run(
-        cmd, capture_output=True, text=True, check=True, timeout=args.duration + 30
-    ).stdout
-    busy, opens = machine_busy() - busy0, active_opens() - opens0
-    user1, sys1 = cpu_times(pid)
-    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+    figures, out = wrk(name, cmd, pid, args.duration)
     errors = re.search(r"Non-2xx or 3xx responses: \d+", out)
-    if errors or not requests:
+    if errors or not figures.requests:
         sys.exit(f"https bench: {name} answered with errors ({out.strip()}); fix the setup")
     for problem in re.findall(r"Socket errors: .*", out):
         print(f"  note: {name}: {problem}", flush=True)  # with close, wrk counts some reads
-    per = 1e6 / requests
-    return Figures(
-        name, rps, p50, p99, requests,
-        (user1 - user0) * per, (sys1 - sys0) * per, busy * per, opens / args.duration,
-    )  # fmt: skip
+    return figures
 
 
 def make_certificate(tmp: Path) -> tuple[Path, Path, Path]:
@@ -169,8 +144,7 @@ def make_certificate(tmp: Path) -> tuple[Path, Path, Path]:
 def bench(args: argparse.Namespace, tmp: Path) -> dict[str, list[list[Figures]]]:
     me = [sys.executable, str(Path(__file__).resolve())]
     cert, key, crt = make_certificate(tmp)
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
+    with processes() as procs:
         backend_port = free_port()
         procs.append(subprocess.Popen([*me, "--serve-backend", str(backend_port)]))
         haproxy_port, ferry_port = free_port(), free_port()
@@ -217,9 +191,6 @@ def bench(args: argparse.Namespace, tmp: Path) -> dict[str, list[list[Figures]]]
                     ]
                 )  # fmt: skip
         return results
-    finally:
-        for proc in reversed(procs):
-            stop(proc)
 
 
 def report(load: str, rounds: list[list[Figures]]) -> None:
@@ -255,10 +226,7 @@ def main() -> None:
         serve_ferry_tls(*ports, Path(sys.argv[5]), Path(sys.argv[6]))
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=int, default=5)
-    parser.add_argument("--connections", type=int, default=50)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=3)
+    add_wrk_options(parser)
     args = parser.parse_args()
     from ferry.proxy.native import build_is_current
 

@@ -61,67 +61,28 @@ import argparse
 import os
 import platform
 import re
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-HOST_HEADER = "bench.ferry.test"
+from loadtools import (  # noqa: E402
+    HOST_HEADER,
+    Figures,
+    add_wrk_options,
+    bench_table,
+    free_port,
+    processes,
+    wait_for_port,
+    wrk,
+)
+
 BODY = b"x" * 99 + b"\n"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for_port(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
-
-
-def cpu_times(pid: int) -> tuple[float, float]:
-    """(user, system) seconds of ``pid`` and its live children (worker processes)."""
-    user = system = 0.0
-    children = Path(f"/proc/{pid}/task/{pid}/children")
-    kids = children.read_text().split() if children.exists() else []
-    for each in (pid, *map(int, kids)):
-        try:
-            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
-        except FileNotFoundError:
-            continue
-        user += int(fields[11]) / CLK_TCK
-        system += int(fields[12]) / CLK_TCK
-    return user, system
-
-
-def machine_busy() -> float:
-    """Seconds of CPU time spent not idle, over all cores, since boot."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = fields[3] + fields[4]  # idle + iowait
-    return (sum(fields[:8]) - idle) / CLK_TCK
-
-
-def active_opens() -> int:
-    lines = [line.split() for line in Path("/proc/net/snmp").read_text().splitlines()]
-    tcp = [line for line in lines if line[0] == "Tcp:"]
-    return int(tcp[1][tcp[0].index("ActiveOpens")])
 
 
 # -- the processes under test ----------------------------------------------------------
@@ -219,27 +180,10 @@ def serve_floor(port: int, backend_port: int) -> None:
 
 def serve_ferry(port: int, backend_port: int, workers: int, tcp_port: int = 0) -> None:
     """Ferry's edge: HTTP on ``port``; with ``tcp_port``, a raw TCP service there too."""
-    from ferry.model import Concurrency, DesiredState, MachineState
     from ferry.proxy.limits import ProxyLimits
-    from ferry.proxy.routes import Backend, RouteTable, ServicePorts
     from ferry.proxy.server import run_proxy
 
-    service = ServicePorts(
-        internal_port=backend_port,
-        ports=(80,),
-        handlers=("http",),
-        concurrency=Concurrency(type="requests", soft_limit=1000, hard_limit=2000),
-    )
-    raw = ServicePorts(
-        internal_port=backend_port,
-        ports=(tcp_port,),
-        concurrency=Concurrency(type="connections", soft_limit=1000, hard_limit=2000),
-    )
-    backend = Backend(
-        "m-bench", "m-bench-i", "bench", "ams", "127.0.0.1",
-        MachineState.STARTED, DesiredState.STARTED, (service, raw) if tcp_port else (service,),
-    )  # fmt: skip
-    table = RouteTable(1, {"bench": (backend,)})
+    table = bench_table(backend_port, (80,), ("http",), tcp_port)
     profile = os.environ.get("FERRY_BENCH_PROFILE")
     run = lambda: run_proxy(  # noqa: E731
         "ams", "ferry.test", lambda: table, {}, http_listen=("127.0.0.1", port),
@@ -332,77 +276,25 @@ http {{
 
 
 # -- load and figures ------------------------------------------------------------------
-@dataclass
-class Figures:
-    name: str
-    rps: float
-    p50_ms: float
-    p99_ms: float
-    requests: int
-    user_us: float | None  # per request
-    sys_us: float | None
-    machine_us: float  # the whole machine's busy CPU time per request
-    connects_per_s: float
-
-    @property
-    def cpu_us(self) -> float | None:
-        return None if self.user_us is None or self.sys_us is None else self.user_us + self.sys_us
-
-
-def _ms(text: str) -> float:
-    m = re.match(r"([\d.]+)(us|ms|s)", text)
-    if not m:
-        raise ValueError(f"unreadable wrk latency {text!r}")
-    return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
-
-
 def run_wrk(name: str, port: int, path: str, args: argparse.Namespace, pid: int) -> Figures:
     cmd = [
         "wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s", "--latency",
         "-H", f"Host: {HOST_HEADER}", f"http://127.0.0.1:{port}{path}",
     ]  # fmt: skip
-    user0, sys0 = cpu_times(pid)
-    opens0 = active_opens()
-    busy0 = machine_busy()
-    out = subprocess.run(
-        cmd, capture_output=True, text=True, check=True, timeout=args.duration + 30
-    )
-    busy = machine_busy() - busy0
-    opens = active_opens() - opens0
-    user1, sys1 = cpu_times(pid)
-    text = out.stdout
-    requests = int(re.search(r"(\d+) requests in", text).group(1))  # type: ignore[union-attr]
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))  # type: ignore[union-attr]
-    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", text, re.M).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", text, re.M).group(1))  # type: ignore[union-attr]
+    figures, text = wrk(name, cmd, pid, args.duration)
     errors = re.search(r"Non-2xx or 3xx responses: \d+", text)
     if errors:  # the figures of error pages are no figures: stop here
         sys.exit(f"proxy bench: {name} answered with errors ({errors.group(0)}); fix the setup")
     for problem in re.findall(r"Socket errors: .*", text):
         print(f"  warning: {name}: {problem}", flush=True)
-    per = 1e6 / requests if requests else 0.0
-    return Figures(
-        name, rps, p50, p99, requests,
-        (user1 - user0) * per, (sys1 - sys0) * per, busy * per, opens / args.duration,
-    )  # fmt: skip
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+    return figures
 
 
 def bench_backend(kind: str, args: argparse.Namespace, tmp: Path) -> list[list[Figures]]:
     """Start the backend and every proxy in front of it; load each in turn, ``rounds`` times."""
     me = [sys.executable, str(Path(__file__).resolve())]
-    procs: list[subprocess.Popen[bytes]] = []
     setups: list[tuple[str, int, subprocess.Popen[bytes]]] = []
-    try:
+    with processes() as procs:
         backend_port = free_port()
         if kind == "nginx":
             # nginx's worker runs as nobody: it must be able to reach the file.
@@ -474,9 +366,6 @@ def bench_backend(kind: str, args: argparse.Namespace, tmp: Path) -> list[list[F
         for _ in range(args.rounds):
             rounds.append([run_wrk(name, port, "/", args, p.pid) for name, port, p in setups])
         return rounds
-    finally:
-        for proc in reversed(procs):
-            stop(proc)
 
 
 def report(kind: str, rounds: list[list[Figures]]) -> None:
@@ -527,10 +416,7 @@ def report(kind: str, rounds: list[list[Figures]]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--duration", type=int, default=5)
-    parser.add_argument("--connections", type=int, default=50)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=3)
+    add_wrk_options(parser)
     parser.add_argument(
         "--backend", choices=("uvloop", "nginx", "busybox", "all"), default="uvloop"
     )

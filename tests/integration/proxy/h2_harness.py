@@ -4,7 +4,9 @@ ALPN, and a small HTTP/2 client on the ``h2`` library.
 The production TLS listener is not this one: ``tls_listener`` only stands in
 for it so that ``H2Connection`` can be driven by real clients (curl, h2load,
 Python ``ssl`` + ``h2``): ALPN ``h2`` gets an ``H2Connection``, anything
-else the HTTP/1.1 ``ClientConnection``.
+else the HTTP/1.1 ``ClientConnection``. ``tls_edge`` and ``h2_edge`` put the
+set-up most tests share (one machine, the edge, this listener, a client) in one
+``async with``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import h2.config
 import h2.connection
@@ -29,8 +32,9 @@ from cryptography.x509.oid import NameOID
 from ferry.proxy.connection import ClientConnection
 from ferry.proxy.h2conn import H2Connection
 from ferry.proxy.http import HttpEdge
+from ferry.proxy.server import EdgeProxy
 
-from .harness import DOMAIN
+from .harness import DOMAIN, AppBackend, TableBox, backend_entry, backends, running_proxy
 
 
 @dataclass(frozen=True)
@@ -307,3 +311,52 @@ async def h2_client(port: int, certs: EdgeCerts) -> AsyncIterator[H2Client]:
         yield client
     finally:
         await client.close()
+
+
+@contextlib.asynccontextmanager
+async def tls_served(
+    box: TableBox, certs: EdgeCerts, **proxy_options: Any
+) -> AsyncIterator[tuple[EdgeProxy, int]]:
+    """A running edge for ``box`` behind ``tls_listener``; yields the proxy and the TLS port.
+
+    ``proxy_options`` go to ``running_proxy`` (``limits=``, ``rtt_ms=``, ``wake=`` …).
+    """
+    async with (
+        running_proxy(box, **proxy_options) as proxy,
+        tls_listener(proxy.http, certs) as port,
+    ):
+        yield proxy, port
+
+
+@dataclass(frozen=True)
+class TlsEdge:
+    """One machine ``m1`` in ams, whose server answers ``ams-1``, behind ``tls_served``."""
+
+    ams: AppBackend
+    box: TableBox
+    proxy: EdgeProxy
+    port: int  # the TLS listener's
+
+
+@contextlib.asynccontextmanager
+async def tls_edge(certs: EdgeCerts, **proxy_options: Any) -> AsyncIterator[TlsEdge]:
+    """``TlsEdge`` for one test; everything it started is stopped on the way out."""
+    async with backends("ams-1") as (ams,):
+        box = TableBox()
+        box.set(backend_entry("m1", "ams", ams))
+        async with tls_served(box, certs, **proxy_options) as (proxy, port):
+            yield TlsEdge(ams, box, proxy, port)
+
+
+@dataclass(frozen=True)
+class H2Edge(TlsEdge):
+    """``TlsEdge`` with an HTTP/2 client connected to it."""
+
+    client: H2Client
+
+
+@contextlib.asynccontextmanager
+async def h2_edge(certs: EdgeCerts, **proxy_options: Any) -> AsyncIterator[H2Edge]:
+    """``tls_edge`` plus ``h2_client`` on its port: the set-up most HTTP/2 tests share."""
+    async with tls_edge(certs, **proxy_options) as edge, h2_client(edge.port, certs) as client:
+        yield H2Edge(edge.ams, edge.box, edge.proxy, edge.port, client)

@@ -1,16 +1,22 @@
-"""Certificates and TLS clients for the edge's HTTPS tests: a cluster CA, a trust context."""
+"""Certificates and TLS clients for the edge's HTTPS tests: a cluster CA, a trust context,
+and ``https_edge``: one machine behind an edge serving HTTPS with the production listener."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import ssl
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from ferry.proxy.routes import Backend
+from ferry.proxy.server import EdgeProxy
 from ferry.tls.bundle import EdgeTls
 from ferry.tls.ca import ClusterCa
 
-from .harness import DOMAIN
+from .harness import DOMAIN, AppBackend, TableBox, backend_entry, backends, running_proxy
 
 CA = ClusterCa.create("Ferry test CA")
 WILDCARD = CA.issue((f"*.{DOMAIN}", DOMAIN))
@@ -55,3 +61,34 @@ async def close(writer: asyncio.StreamWriter) -> None:
     writer.close()
     with contextlib.suppress(Exception):
         await writer.wait_closed()
+
+
+def one_machine(server: AppBackend) -> Backend:
+    """The plain route for ``server``: machine ``m1`` of app ``web`` in ams."""
+    return backend_entry("m1", "ams", server)
+
+
+@dataclass(frozen=True)
+class HttpsEdge:
+    ams: AppBackend  # the machine's server; it answers ``ams-1``
+    proxy: EdgeProxy
+    port: int  # the edge's HTTPS listener's
+
+
+@contextlib.asynccontextmanager
+async def https_edge(
+    tls: Callable[[], EdgeTls] = cluster_tls,
+    route: Callable[[AppBackend], Backend] = one_machine,
+    **proxy_options: Any,
+) -> AsyncIterator[HttpsEdge]:
+    """A machine routed by ``route`` behind an edge with an HTTPS listener on a free port that
+    takes its certificates from ``tls``; ``proxy_options`` go to ``running_proxy``.
+    Everything it started is stopped on the way out."""
+    async with backends("ams-1") as (ams,):
+        box = TableBox()
+        box.set(route(ams))
+        async with running_proxy(
+            box, https_listen=("127.0.0.1", 0), tls=tls, **proxy_options
+        ) as proxy:
+            assert proxy.https_address is not None
+            yield HttpsEdge(ams, proxy, proxy.https_address[1])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ferry.proxy.h2_request import MalformedRequest, translate_request
+from ferry.proxy.h2_request import MalformedRequest, TranslatedRequest, translate_request
 from ferry.proxy.h2_response import ResponseReader, h2_response_headers
 
 BASE = [
@@ -15,16 +15,14 @@ BASE = [
 ]
 
 
+def translated(*extra: tuple[bytes, bytes]) -> TranslatedRequest:
+    """``BASE`` and then ``extra``, a request without a body."""
+    return translate_request([*BASE, *extra], end_stream=True)
+
+
 def test_a_request_becomes_an_http11_head_for_the_edge() -> None:
-    request = translate_request(
-        [
-            *BASE,
-            (b"accept", b"*/*"),
-            (b"cookie", b"a=1"),
-            (b"cookie", b"b=2"),
-            (b"te", b"trailers"),
-        ],
-        end_stream=True,
+    request = translated(
+        (b"accept", b"*/*"), (b"cookie", b"a=1"), (b"cookie", b"b=2"), (b"te", b"trailers")
     )
     assert request.head == (
         b"GET /a?b=c HTTP/1.1\r\nhost: web.ferry.test\r\naccept: */*\r\n"
@@ -42,20 +40,13 @@ def test_a_body_without_a_length_is_chunked_and_one_with_a_length_is_not() -> No
 
 
 def test_authority_wins_over_host() -> None:
-    request = translate_request([*BASE, (b"host", b"other.ferry.test")], end_stream=True)
+    request = translated((b"host", b"other.ferry.test"))
     assert b"host: web.ferry.test\r\n" in request.head and b"other" not in request.head
 
 
 def test_host_is_used_when_authority_is_missing() -> None:
-    request = translate_request(
-        [
-            (b":method", b"GET"),
-            (b":scheme", b"https"),
-            (b":path", b"/"),
-            (b"host", b"h.ferry.test"),
-        ],
-        end_stream=True,
-    )
+    without_authority = [*BASE[:2], (b":path", b"/"), (b"host", b"h.ferry.test")]
+    request = translate_request(without_authority, end_stream=True)
     assert request.head.startswith(b"GET / HTTP/1.1\r\nhost: h.ferry.test\r\n")
 
 
