@@ -8,12 +8,14 @@ why a certificate is not ready. Nothing here ever shows a key.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import typer
 
 from ferry.cli import context, output
+from ferry.client import FerryClient
 
 app = typer.Typer(help="Custom host names of an app and their TLS certificates (ACME).")
 
@@ -99,12 +101,9 @@ def show_certificate(
     as_json: bool = typer.Option(False, "--json", "-j", help=_JSON_HELP),
 ) -> None:
     """A host name's certificate: status, issuer, expiry, DNS requirements, last error."""
-    name = context.resolve_app(app_name)
-    cert = context.client(ctx).get_certificate(name, hostname)
-    if as_json:
-        output.print_json(cert)
-        return
-    _details(cert)
+    cert = _fetch(ctx, app_name, hostname, as_json, FerryClient.get_certificate)
+    if cert is not None:
+        _details(cert)
 
 
 @app.command("check")
@@ -115,16 +114,30 @@ def check_certificate(
     as_json: bool = typer.Option(False, "--json", "-j", help=_JSON_HELP),
 ) -> None:
     """Re-check DNS and the order now, and say why the certificate is (not) ready."""
-    name = context.resolve_app(app_name)
-    cert = context.client(ctx).check_certificate(name, hostname)
-    if as_json:
-        output.print_json(cert)
+    cert = _fetch(ctx, app_name, hostname, as_json, FerryClient.check_certificate)
+    if cert is None:
         return
     _details(cert)
     check = cert.get("check") or {}
     if check.get("resolves_to"):
         output.say(f"{cert['hostname']} resolves to {', '.join(check['resolves_to'])}")
     output.say(str(check.get("reason", "")))
+
+
+def _fetch(
+    ctx: typer.Context,
+    app_name: str | None,
+    hostname: str,
+    as_json: bool,
+    call: Callable[[FerryClient, str, str], dict[str, Any]],
+) -> dict[str, Any] | None:
+    """One host name's certificate by ``call``; printed as JSON (and None returned) with
+    ``--json``."""
+    cert = call(context.client(ctx), context.resolve_app(app_name), hostname)
+    if as_json:
+        output.print_json(cert)
+        return None
+    return cert
 
 
 @app.command("remove")
