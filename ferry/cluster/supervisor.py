@@ -260,7 +260,9 @@ class Supervisor:
         agents = [n for n in self.group.children if n.startswith(("agent-", "proxy-"))]
         for name in agents:
             self.group.stop(name)
-        for name in ("server", "registry", "wan"):
+        for name in ("server", "pebble", "registry", "wan"):
+            self.group.stop(name)
+        for name in list(self.group.children):  # any other child: none may outlive the cluster
             self.group.stop(name)
         teardown_wan(self.settings.plan, self.settings.home / "wan")
         cleanup_cluster(self.settings, purge=False)
