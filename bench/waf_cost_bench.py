@@ -313,6 +313,14 @@ def cost(args: argparse.Namespace) -> None:
             added99 = statistics.median(r[1] - b for r, b in zip(rows[name], base99, strict=True))
             print(f"  {name:4} p50 {p50:6.3f} ms  p99 {p99:6.3f} ms  added p50 {added:+.3f} ms"
                   f"  added p99 {added99:+.3f} ms")  # fmt: skip
+        print("engine in-process (the reference: phases 1-2 of the same request, same rule set,"
+              " no edge)")  # fmt: skip
+        for name, (mode, paranoia) in setups.items():
+            if name != "off":
+                p50, p99 = engine_in_process(request, mode, paranoia, args.requests)
+                own = statistics.median(r[0] for r in rows[name]) - statistics.median(base)
+                print(f"  {name:4} p50 {p50:6.3f} ms  p99 {p99:6.3f} ms  edge's added p50 over it "
+                      f"{own - p50:+.3f} ms")  # fmt: skip
         print(f"throughput, wrk -t1 -c{args.connections} -d{args.duration}s")
         for name, (_, port) in edges.items():
             rps, p99 = wrk(port, args.duration, args.connections)
@@ -321,6 +329,33 @@ def cost(args: argparse.Namespace) -> None:
         for proc, _ in edges.values():
             stop(proc)
         stop(backend)
+
+
+CLIENT, SERVER = ("127.0.0.1", 40000), ("127.0.0.1", 80)
+
+
+def engine_in_process(request: bytes, mode: str, paranoia: int, count: int) -> tuple[float, float]:
+    """p50/p99 ms of phases 1-2 for ``request`` in this process (what the edge's workers run)."""
+    from ferry.model.machine_waf import WafConfig
+    from ferry.waf.engine import ModSecurityCore, WafRequest, config_key
+
+    core = ModSecurityCore()
+    key = config_key(WafConfig(mode=mode, paranoia=paranoia))  # type: ignore[arg-type]
+    line, _, rest = request.partition(b"\r\n")
+    method, uri, _version = line.split(b" ")
+    headers = tuple(
+        (name, value.lstrip())
+        for name, _, value in (h.partition(b":") for h in rest.split(b"\r\n") if h)
+    )
+    times = []
+    for i in range(count):
+        started = time.perf_counter()
+        seen = WafRequest(str(i), CLIENT, SERVER, method, uri, "1.1", headers)
+        txn, _status = core.request(key, seen)
+        times.append(time.perf_counter() - started)
+        core.finish(txn, 0, None)
+    p50, p99, _ = quantiles(times)
+    return p50, p99
 
 
 def stall(args: argparse.Namespace) -> None:
