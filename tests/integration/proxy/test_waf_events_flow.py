@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from typer.testing import CliRunner, Result
 
 from ferry.cli.context import CliState
@@ -21,10 +17,9 @@ from ferry.client import FerryClient
 from ferry.model.machine_waf import WafConfig, WafEvent
 from ferry.proxy.routes import RouteTable
 from ferry.proxy.waf_events import ship_waf_events
-from ferry.server import create_app
-from ferry.store import SqliteStore
 from ferry.waf.workers import WorkerEngine
 
+from ...served_app import served_control_plane
 from .harness import TableBox, backend_entry, backends, edge_client, run, running_proxy
 
 ADMIN = "waf-flow-admin-token"
@@ -32,24 +27,8 @@ ADMIN = "waf-flow-admin-token"
 
 @pytest.fixture
 def base_url(tmp_path: Path) -> Iterator[str]:
-    store = SqliteStore(tmp_path / "state.db")
-    app = create_app(store, admin_token=ADMIN, run_liveness=False, run_autoscaler=False)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 10
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert server.started, "uvicorn did not start"
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
-        store.close()
+    with served_control_plane(tmp_path, ADMIN) as url:
+        yield url
 
 
 def _bearer(token: str) -> dict[str, str]:

@@ -2,47 +2,26 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from ferry.client import FerryClient
 from ferry.errors import ApiError
 from ferry.model import MachineConfig
-from ferry.server import create_app
-from ferry.store import SqliteStore
+
+from ...served_app import served_control_plane
 
 TOKEN = "client-test-token"
 
 
 @pytest.fixture
 def base_url(tmp_path: Path) -> Iterator[str]:
-    store = SqliteStore(tmp_path / "state.db")
-    app = create_app(store, admin_token=TOKEN, registry="127.0.0.1:5999", run_liveness=False)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 10
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert server.started, "uvicorn did not start"
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
-        store_close = getattr(store, "close", None)
-        if callable(store_close):
-            store_close()
+    with served_control_plane(
+        tmp_path, TOKEN, registry="127.0.0.1:5999", run_autoscaler=True
+    ) as url:
+        yield url
 
 
 def test_agent_and_user_flow_through_the_real_api(base_url: str) -> None:

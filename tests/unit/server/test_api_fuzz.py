@@ -14,9 +14,7 @@ organization read-only token. Reproducible: derandomized, a fixed schemathesis s
 from __future__ import annotations
 
 import os
-import socket
 import tempfile
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -27,7 +25,6 @@ import hypothesis
 import pytest
 import requests
 import schemathesis
-import uvicorn
 from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.checks import (
@@ -43,6 +40,7 @@ from ferry.server.auth import RateLimits
 from ferry.server.ratelimit import RateLimit
 from ferry.store import SqliteStore
 
+from ...served_app import served_app
 from .conftest import host_body
 
 TOKEN = "fuzz-admin-token"
@@ -196,13 +194,6 @@ class World:
         }
 
 
-def _free_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    return sock
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, World]]:
     """The control plane on a loopback port for the module, and its world."""
@@ -219,24 +210,12 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Worl
     app.state.plane.secrets_rollouts.machine_timeout = LONG_POLL_TIMEOUT
     # Nor waits ``ps`` for a first process report beyond that.
     app.state.plane.processes.first_wait = LONG_POLL_TIMEOUT
-    sock = _free_socket()
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
     try:
-        for _ in range(200):  # bounded: up to 10 s for the server to start
-            if server.started:
-                break
-            threading.Event().wait(0.05)
-        assert server.started, "uvicorn did not start"
-        world = World(base)
-        yield base, world
-        print(world.summary())
+        with served_app(app) as base:
+            world = World(base)
+            yield base, world
+            print(world.summary())
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
         store.close()
 
 
