@@ -12,8 +12,6 @@ refuse names (a CA that says no).
 
 from __future__ import annotations
 
-import datetime as _dt
-import ipaddress
 import json
 import os
 import ssl
@@ -22,12 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from ferry.errors import UnavailableError
+from ferry.tls.ca import self_signed, write_private
 
 __all__ = [
     "PEBBLE_BINARY",
@@ -51,33 +46,6 @@ class PebbleFiles:
     directory_url: str
 
 
-def _self_signed(host: str) -> tuple[bytes, bytes]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = _dt.datetime.now(_dt.UTC)
-    names: list[x509.GeneralName] = [x509.DNSName("localhost")]
-    try:
-        names.append(x509.IPAddress(ipaddress.ip_address(host)))
-    except ValueError:
-        names.append(x509.DNSName(host))
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"pebble {host}")])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - _dt.timedelta(minutes=5))
-        .not_valid_after(now + _dt.timedelta(days=3650))
-        .add_extension(x509.SubjectAlternativeName(names), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return cert.public_bytes(serialization.Encoding.PEM), key_pem
-
-
 def write_pebble_files(
     root: Path,
     *,
@@ -96,12 +64,12 @@ def write_pebble_files(
     """
     root.mkdir(parents=True, exist_ok=True)
     host = listen[0]
-    cert_pem, key_pem = _self_signed(host)
+    # Pebble's own HTTPS (its directory): a self-signed certificate the ACME client
+    # trusts directly; ten years, since nothing renews it.
+    own = self_signed((host, "localhost"), days=3650)
     cert, key = root / "pebble-cert.pem", root / "pebble-key.pem"
-    cert.write_bytes(cert_pem)
-    fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(key_pem)
+    cert.write_bytes(own.chain_pem)
+    write_private(key, own.key_pem)
     settings: dict[str, object] = {
         "listenAddress": f"{host}:{listen[1]}",
         "managementListenAddress": f"{management[0]}:{management[1]}",

@@ -12,7 +12,13 @@ from __future__ import annotations
 import re
 
 from ferry.config.reader import Table, show
-from ferry.model.machine_waf import DEFAULT_ALLOWED_METHODS, MAX_BODY_LIMIT, WafConfig
+from ferry.model.machine_waf import (
+    DEFAULT_ALLOWED_METHODS,
+    MAX_BODY_LIMIT,
+    METHOD_PATTERN,
+    SCORE_RULE_ID,
+    WafConfig,
+)
 
 __all__ = ["WAF_KEYS", "parse_waf"]
 
@@ -25,7 +31,6 @@ WAF_KEYS = (
     "body_limit",
     "allowed_methods",
 )
-_METHOD = re.compile(r"^[A-Z]{1,20}$")
 _SIZE = re.compile(r"^(\d+)\s*([kKmM]?)[bB]?$")
 
 
@@ -56,7 +61,7 @@ def _methods(table: Table) -> list[str]:
     if (
         not isinstance(value, list)
         or not 1 <= len(value) <= 32
-        or not all(isinstance(m, str) and _METHOD.match(m) for m in value)
+        or not all(isinstance(m, str) and METHOD_PATTERN.match(m) for m in value)
     ):
         raise table.error(
             "allowed_methods",
@@ -75,8 +80,10 @@ def _rule_ids(table: Table) -> list[int]:
             raise table.error(
                 "exclude_rules", f"{show(rule_id)} is not a rule id", hint="e.g. [942100, 920350]"
             )
-        if rule_id == 99901:
-            raise table.error("exclude_rules", "99901 is Ferry's scoring rule, not a CRS rule")
+        if rule_id == SCORE_RULE_ID:
+            raise table.error(
+                "exclude_rules", f"{SCORE_RULE_ID} is Ferry's scoring rule, not a CRS rule"
+            )
     return sorted(set(value))
 
 

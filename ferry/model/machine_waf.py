@@ -14,12 +14,27 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ferry.model.refusals import FlyConfigModel
 
-__all__ = ["MAX_BODY_LIMIT", "WafAction", "WafConfig", "WafEvent"]
+__all__ = [
+    "DEFAULT_ALLOWED_METHODS",
+    "MAX_BODY_LIMIT",
+    "METHOD_PATTERN",
+    "SCORE_RULE_ID",
+    "WafAction",
+    "WafConfig",
+    "WafEvent",
+]
 
 #: Methods CRS rule 911100 lets through. CRS 3.3's own default is GET HEAD POST
 #: OPTIONS; Ferry adds PUT PATCH DELETE, which the APIs it hosts use.
 DEFAULT_ALLOWED_METHODS = ("GET", "HEAD", "POST", "OPTIONS", "PUT", "PATCH", "DELETE")
-_METHOD = re.compile(r"^[A-Z]{1,20}$")
+#: Ferry's own last rule of every rule set (phase 5, every transaction): logs the
+#: inbound anomaly score as its ``logdata``. libmodsecurity's API exposes no TX
+#: variables, so this is how the score is read; it is not a match and never in an
+#: event's ids, and ``exclude_rules`` may not name it.
+SCORE_RULE_ID = 99901
+
+#: What ``allowed_methods`` accepts: an upper-case HTTP method token.
+METHOD_PATTERN = re.compile(r"^[A-Z]{1,20}$")
 
 #: The most request body bytes the edge will hold to inspect (1 MiB).
 MAX_BODY_LIMIT = 1 << 20
@@ -52,7 +67,7 @@ class WafConfig(FlyConfigModel):
     @classmethod
     def _methods(cls, value: list[str]) -> list[str]:
         for method in value:
-            if not _METHOD.match(method):
+            if not METHOD_PATTERN.match(method):
                 raise ValueError(
                     f"allowed_methods: {method!r} is not an HTTP method (upper-case letters)"
                 )
@@ -64,8 +79,10 @@ class WafConfig(FlyConfigModel):
         for rule_id in value:
             if not 1 <= rule_id <= 99_999_999:
                 raise ValueError(f"exclude_rules: {rule_id} is not a rule id (1-99999999)")
-            if rule_id == 99901:  # ferry.waf.rules.SCORE_RULE_ID (model cannot import waf)
-                raise ValueError("exclude_rules: 99901 is Ferry's own scoring rule, not a CRS rule")
+            if rule_id == SCORE_RULE_ID:
+                raise ValueError(
+                    f"exclude_rules: {SCORE_RULE_ID} is Ferry's own scoring rule, not a CRS rule"
+                )
         return sorted(set(value))
 
     @property

@@ -15,14 +15,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ferry.model.machine_waf import WafConfig
+from ferry.model.machine_waf import SCORE_RULE_ID, WafConfig
 
 __all__ = ["SCORE_RULE_ID", "RuleFiles", "build_rules", "default_rule_files"]
 
-#: Ferry's own last rule (phase 5, every transaction): logs the inbound anomaly
-#: score as its ``logdata``. libmodsecurity's API exposes no TX variables, so
-#: this is how the score is read; it is not a match and never in an event's ids.
-SCORE_RULE_ID = 99901
 
 #: Directives of the recommended file that v3 refuses or that must not apply here.
 _DROPPED = re.compile(
