@@ -12,6 +12,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 
+def wildcard_parent(hostname: str) -> str | None:
+    """The ``*.`` name one label up that covers ``hostname`` (``*.example.com`` for
+    ``www.example.com``); None where no wildcard may cover it (a top-level domain)."""
+    label, dot, parent = hostname.partition(".")
+    return "*." + parent if label and dot and "." in parent else None
+
+
 @dataclass(frozen=True)
 class CertBundle:
     """One certificate the edge can present.
@@ -56,11 +63,8 @@ class EdgeTls:
     def app_for(self, hostname: str) -> str | None:
         """The app serving the custom ``hostname`` (lowercase, no port): an exact name
         first, else a wildcard one label up; ``None`` when no app has it."""
-        app = self.apps.get(hostname)
-        if app is None:
-            _label, dot, parent = hostname.partition(".")
-            app = self.apps.get("*." + parent) if dot else None
-        return app
+        key = wildcard_parent(hostname)
+        return self.apps.get(hostname) or (self.apps.get(key) if key else None)
 
     def __repr__(self) -> str:
         return (

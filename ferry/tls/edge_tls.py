@@ -37,7 +37,7 @@ from typing import Literal
 
 from cryptography import x509
 
-from ferry.tls.bundle import CertBundle, EdgeTls
+from ferry.tls.bundle import CertBundle, EdgeTls, wildcard_parent
 from ferry.tls.client_hello import MAX_HELLO, offered_alpn
 
 __all__ = [
@@ -92,13 +92,9 @@ def match_certificate(
     exact = tls.certificates.get(name)
     if exact is not None:
         return Match("exact", name, exact)
-    label, dot, parent = name.partition(".")
-    if label and dot and "." in parent:  # never a wildcard for a top-level domain
-        key = "*." + parent
-        wildcard = tls.certificates.get(key)
-        if wildcard is not None:
-            return Match("wildcard", key, wildcard)
-    return None
+    key = wildcard_parent(name)
+    wildcard = tls.certificates.get(key) if key else None
+    return Match("wildcard", key, wildcard) if key and wildcard is not None else None
 
 
 def static_source(tls: EdgeTls) -> Callable[[], EdgeTls]:
