@@ -1,7 +1,7 @@
 """``[waf]`` → ``WafConfig``: the edge's web application firewall for the app (Ferry's own).
 
 Keys: ``mode`` (off | detect | block), ``paranoia`` (1-4),
-``inbound_threshold``, ``outbound_threshold``, ``exclude_rules`` (CRS rule
+``inbound_threshold``, ``exclude_rules`` (CRS rule
 ids), ``body_limit`` (bytes, or a size such as "256k") and
 ``allowed_methods``. A Ferry section,
 so an unknown key is an error (flyctl never reads it). See docs/waf.md.
@@ -16,6 +16,7 @@ from ferry.model.machine_waf import (
     DEFAULT_ALLOWED_METHODS,
     MAX_BODY_LIMIT,
     METHOD_PATTERN,
+    OUTBOUND_REFUSED,
     SCORE_RULE_ID,
     WafConfig,
 )
@@ -26,7 +27,6 @@ WAF_KEYS = (
     "mode",
     "paranoia",
     "inbound_threshold",
-    "outbound_threshold",
     "exclude_rules",
     "body_limit",
     "allowed_methods",
@@ -43,13 +43,14 @@ def parse_waf(table: Table | None) -> WafConfig | None:
     """
     if table is None:
         return None
+    if "outbound_threshold" in table.data:
+        raise table.error("outbound_threshold", "is not supported by Ferry", hint=OUTBOUND_REFUSED)
     table.check_keys(WAF_KEYS, strict=True)
     mode = table.choice("mode", ("off", "detect", "block"), "detect")
     return WafConfig(
         mode=mode,
         paranoia=table.integer("paranoia", 1, minimum=1, maximum=4),
         inbound_threshold=table.integer("inbound_threshold", 5, minimum=1, maximum=10000),
-        outbound_threshold=table.integer("outbound_threshold", 4, minimum=1, maximum=10000),
         exclude_rules=_rule_ids(table),
         body_limit=_body_limit(table),
         allowed_methods=_methods(table),

@@ -7,8 +7,9 @@ the OWASP Core Rule Set 3.3 for every app whose ``mode`` is not ``off``.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -18,6 +19,7 @@ __all__ = [
     "DEFAULT_ALLOWED_METHODS",
     "MAX_BODY_LIMIT",
     "METHOD_PATTERN",
+    "OUTBOUND_REFUSED",
     "SCORE_RULE_ID",
     "WafAction",
     "WafConfig",
@@ -40,6 +42,13 @@ METHOD_PATTERN = re.compile(r"^[A-Z]{1,20}$")
 MAX_BODY_LIMIT = 1 << 20
 
 
+#: Why ``outbound_threshold`` is refused (fly.toml and the API say it by name).
+OUTBOUND_REFUSED = (
+    "the edge does not inspect response bodies (phase 4), where the Core Rule Set scores "
+    "outbound anomalies, so an outbound threshold would have no effect"
+)
+
+
 class WafConfig(FlyConfigModel):
     """The WAF settings of an app.
 
@@ -50,13 +59,14 @@ class WafConfig(FlyConfigModel):
     removed for this app. ``body_limit``: request body bytes inspected; a
     longer body is refused with 413 in ``block`` mode and inspected up to the
     limit in ``detect`` mode. ``allowed_methods``: the methods CRS rule 911100
-    lets through (CRS's ``tx.allowed_methods``).
+    lets through (CRS's ``tx.allowed_methods``). ``outbound_threshold`` is refused.
     """
+
+    refused_fields: ClassVar[Mapping[str, str]] = {"outbound_threshold": OUTBOUND_REFUSED}
 
     mode: Literal["off", "detect", "block"] = "off"
     paranoia: int = Field(default=1, ge=1, le=4)
     inbound_threshold: int = Field(default=5, ge=1, le=10000)
-    outbound_threshold: int = Field(default=4, ge=1, le=10000)
     exclude_rules: list[int] = Field(default_factory=list, max_length=1000)
     body_limit: int = Field(default=128 * 1024, ge=0, le=MAX_BODY_LIMIT)
     allowed_methods: list[str] = Field(

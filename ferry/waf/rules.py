@@ -80,8 +80,7 @@ def build_rules(
         f'SecAction "id:900000,phase:1,nolog,pass,t:none,'
         f'setvar:tx.paranoia_level={config.paranoia}"',
         f'SecAction "id:900110,phase:1,nolog,pass,t:none,'
-        f"setvar:tx.inbound_anomaly_score_threshold={config.inbound_threshold},"
-        f'setvar:tx.outbound_anomaly_score_threshold={config.outbound_threshold}"',
+        f'setvar:tx.inbound_anomaly_score_threshold={config.inbound_threshold}"',
         f'SecAction "id:900200,phase:1,nolog,pass,t:none,'
         f"setvar:'tx.allowed_methods={' '.join(config.allowed_methods)}'\"",
         f"Include {files.crs_setup}",

@@ -60,6 +60,7 @@ def test_no_section_means_no_waf_and_a_section_without_mode_detects() -> None:
         ('[waf]\nbody_limit = "2m"\n', "body_limit"),
         ("[waf]\ninbound_threshold = 0\n", "inbound_threshold"),
         ('[waf]\nallowed_methods = ["get"]\n', "allowed_methods"),
+        ("[waf]\noutbound_threshold = 4\n", "outbound_threshold"),
         ("[waf]\nallowed_methods = []\n", "allowed_methods"),
         ('[waf]\nmod = "block"\n', 'unknown key "mod" in [waf] (did you mean "mode"?)'),
     ],

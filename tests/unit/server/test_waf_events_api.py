@@ -114,6 +114,7 @@ def test_machines_carry_config_waf_and_bad_settings_are_400_naming_the_field(api
         ({"paranoia": 5}, "paranoia"),
         ({"body_limit": 1 << 30}, "body_limit"),
         ({"rules": []}, "rules"),
+        ({"outbound_threshold": 4}, "outbound_threshold"),
     ]
     for bad, named in refused:
         answer = api.client.post(
