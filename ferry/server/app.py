@@ -27,6 +27,7 @@ from ferry.server.routes import (
     edges,
     hosts,
     machines,
+    mesh,
     orgs,
     platform,
     releases,
@@ -133,6 +134,7 @@ def create_app(
         secrets,
         waf,
         certs,
+        mesh,
     ):
         app.include_router(module.build_router(plane), dependencies=authorized, responses=errors)
     app.include_router(orgs.build_router(plane.access), dependencies=authorized, responses=errors)

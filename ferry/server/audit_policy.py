@@ -43,7 +43,7 @@ __all__ = [
 UNAUTHENTICATED = "unauthenticated"
 
 _INFRASTRUCTURE = ("/v1/hosts/", "/v1/edges/")
-_INFRASTRUCTURE_EXACT = frozenset({"/v1/hosts", "/v1/routes"})
+_INFRASTRUCTURE_EXACT = frozenset({"/v1/hosts", "/v1/routes", "/v1/mesh"})
 _DENIED = frozenset({401, 403, 404})
 _AGENTS = frozenset({TokenKind.HOST.value, TokenKind.EDGE.value})
 

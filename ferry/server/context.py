@@ -24,6 +24,7 @@ from ferry.server.leases_service import LeaseService
 from ferry.server.liveness import HostLiveness
 from ferry.server.machine_labels import MachineLabels
 from ferry.server.machines_service import MachineService
+from ferry.server.mesh_service import MeshService
 from ferry.server.processes import ProcessBook
 from ferry.server.secrets_rollout import SecretsRollouts
 from ferry.server.secrets_service import SecretsService
@@ -53,6 +54,7 @@ class ControlPlane:
     secrets: SecretsService
     secrets_rollouts: SecretsRollouts
     certs: CertService
+    mesh: MeshService
     registry: str = ""
     auth: Authenticator | None = None
     traffic: EdgeTraffic = field(default_factory=EdgeTraffic)
@@ -109,6 +111,7 @@ class ControlPlane:
             secrets=SecretsService(store, clock, key),
             secrets_rollouts=SecretsRollouts(store, machines, notifier),
             certs=certs,
+            mesh=MeshService(store, clock, notifier),
             registry=registry,
             traffic=traffic,
             processes=ProcessBook(lambda: clock.now().timestamp()),

@@ -319,6 +319,24 @@ MIGRATIONS: Final[list[tuple[int, list[str]]]] = [
             "CREATE INDEX waf_events_by_app ON waf_events (app_name, at)",
         ],
     ),
+    (
+        14,
+        [
+            # The WireGuard mesh (ferry.store.sqlite_mesh): hosts and edges with their public
+            # keys and endpoints; ``number`` is the host field of the node's 6PN address in
+            # the platform's network 0. Keys and endpoints are one node's each.
+            """CREATE TABLE mesh_nodes (
+                id TEXT PRIMARY KEY,
+                kind TEXT NOT NULL,
+                region TEXT NOT NULL,
+                number INTEGER NOT NULL UNIQUE,
+                public_key TEXT NOT NULL UNIQUE,
+                endpoint TEXT NOT NULL UNIQUE,
+                updated_at REAL NOT NULL
+            )""",
+            "INSERT INTO counters (name, value) VALUES ('mesh', 0)",
+        ],
+    ),
 ]
 
 

@@ -48,6 +48,7 @@ from ferry.store.sqlite_audit import AuditRows
 from ferry.store.sqlite_certs import CertRows, delete_app_certificates
 from ferry.store.sqlite_engine import SqliteDatabase
 from ferry.store.sqlite_leases import LeaseRows, record_version
+from ferry.store.sqlite_mesh import MeshRows
 from ferry.store.sqlite_placement import (
     PlacementRows,
     StaleRows,
@@ -85,6 +86,7 @@ class SqliteStore(
     AuditRows,
     CertRows,
     WafEventRows,
+    MeshRows,
 ):
     """``StateStore`` on one SQLite file (guarantees: ``sqlite_engine.py``).
 
