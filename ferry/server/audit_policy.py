@@ -66,6 +66,8 @@ class Target:
 
 def is_infrastructure(path: str) -> bool:
     """Whether ``path`` is the agents' or edges' own API (never recorded)."""
+    if path.startswith("/v1/hosts/join"):
+        return False  # join tokens and joins are the operator's business: recorded
     return path in _INFRASTRUCTURE_EXACT or path.startswith(_INFRASTRUCTURE)
 
 

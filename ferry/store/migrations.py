@@ -337,6 +337,23 @@ MIGRATIONS: Final[list[tuple[int, list[str]]]] = [
             "INSERT INTO counters (name, value) VALUES ('mesh', 0)",
         ],
     ),
+    (
+        15,
+        [
+            # Join tokens (ferry.store.sqlite_join): the operator's one-time consent for a
+            # server to join as a host. Only the SHA-256 digest of the secret is kept.
+            """CREATE TABLE join_tokens (
+                id TEXT PRIMARY KEY,
+                name TEXT NOT NULL,
+                region TEXT,
+                digest TEXT NOT NULL,
+                created_at REAL NOT NULL,
+                expires_at REAL NOT NULL,
+                used_at REAL,
+                used_by TEXT
+            )""",
+        ],
+    ),
 ]
 
 
