@@ -216,8 +216,8 @@ def set_routes(netns: str | None, ifname: str, prefixes: Sequence[str]) -> list[
                 if _network(dst).subnet_of(SIXPN):
                     have.add(str(_network(dst)))
     want = {str(_network(p)) for p in prefixes}
-    lines = [f"-6 route replace {p} dev {ifname}" for p in sorted(want - have)]
-    lines += [f"-6 route del {p} dev {ifname}" for p in sorted(have - want)]
+    lines = [f"route replace {p} dev {ifname}" for p in sorted(want - have)]
+    lines += [f"route del {p} dev {ifname}" for p in sorted(have - want)]
     iproute.ip_batch(lines, netns=netns)
     return [f"route {p} via {ifname}" for p in sorted(want - have)] + [
         f"no route {p} via {ifname}" for p in sorted(have - want)
