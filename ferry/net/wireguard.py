@@ -117,12 +117,16 @@ def ensure_interface(
 ) -> bool:
     """Make ``ifname`` exist in ``netns`` (None: this namespace), served by a
     wireguard-go with the key in ``key_file``, listening on UDP ``listen_port``,
-    up, with ``address`` (a /128) on it. Idempotent: a running interface keeps
-    its peers. Returns True when wireguard-go had to be started (its peers and
-    routes are then empty: apply them again). Raises ``NetworkError``.
+    up, with ``address`` on it (a /128 unless it names its prefix length).
+    Idempotent: a running interface keeps its peers. Returns True when
+    wireguard-go had to be started (its peers and routes are then empty: apply
+    them again). Raises ``NetworkError``.
     """
     if not _NAME.match(ifname):
         raise NetworkError(f"interface name {ifname!r} is not 1-15 characters of a-z0-9-")
+    if netns is not None and not iproute.netns_exists(netns):
+        raise NetworkError(f"network namespace {netns} does not exist: make the host's first")
+    cidr = address if "/" in address else f"{address}/128"
     started = False
     if is_running(ifname):
         if not _has_link(netns, ifname):
@@ -141,7 +145,7 @@ def ensure_interface(
     if started or _wg("show", ifname, "listen-port").strip() != str(listen_port):
         _wg("set", ifname, "listen-port", str(listen_port))
     iproute.ip_batch(
-        [f"addr replace {address}/128 dev {ifname} nodad", f"link set {ifname} up"],
+        [f"addr replace {cidr} dev {ifname} nodad", f"link set {ifname} up"],
         netns=netns,
     )
     return started

@@ -97,6 +97,9 @@ def test_an_agent_restart_finds_the_interface_and_keeps_its_peers(lab: MeshLab) 
     lab.sync(h1)
     lab.sync(h2)
     pid = the_daemon(h1)
+    # not the starter's child nor in its session: an agent's exit leaves it running
+    assert os.getsid(pid) != os.getsid(0)
+    assert int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]) != os.getpid()
     again = HostMesh(**{f: getattr(h1.mesh, f) for f in h1.mesh.__dataclass_fields__})
     report = again.sync([lab.announce(h2)], [h1.machine_prefix])
     assert (report.restarted, report.reasons) == (False, ())
@@ -123,3 +126,11 @@ def test_an_interface_name_in_use_in_another_namespace_is_refused(lab: MeshLab) 
         wireguard.ensure_interface(
             h2.netns, h1.mesh.ifname, h2.mesh.key_file, 51821, h2.mesh.address
         )
+
+
+def test_cluster_teardown_stops_every_interface_of_its_scope(lab: MeshLab) -> None:
+    names = sorted(host.mesh.ifname for host in lab.hosts)
+    assert wireguard.delete_interfaces(lab.scope) == names
+    for host in lab.hosts:
+        assert not wireguard.is_running(host.mesh.ifname)
+        assert not iproute.netns_has_link(host.netns, host.mesh.ifname)
