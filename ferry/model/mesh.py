@@ -9,17 +9,12 @@ the node that made them.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import ipaddress
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict
 
 __all__ = ["MeshAnnouncement", "MeshNode", "MeshNodeKind", "MeshSnapshot"]
-
-WIREGUARD_KEY_BYTES = 32
 
 
 class MeshNodeKind(StrEnum):
@@ -28,7 +23,7 @@ class MeshNodeKind(StrEnum):
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
 
 class MeshAnnouncement(_Frozen):
@@ -37,42 +32,7 @@ class MeshAnnouncement(_Frozen):
     public_key: str
     endpoint: str
 
-    @field_validator("public_key")
-    @classmethod
-    def _key(cls, value: str) -> str:
-        try:
-            raw = base64.b64decode(value, validate=True)
-        except (binascii.Error, ValueError):
-            raw = b""
-        if len(raw) != WIREGUARD_KEY_BYTES:
-            raise ValueError(
-                "public_key must be a WireGuard public key: 32 bytes in base64 "
-                "(the output of `wg pubkey`), never the private key"
-            )
-        return value
-
-    @field_validator("endpoint")
-    @classmethod
-    def _endpoint(cls, value: str) -> str:
-        return normalize_endpoint(value)
-
-
-def normalize_endpoint(value: str) -> str:
-    """``ip:port`` (or ``[ipv6]:port``) as WireGuard wants it; ``ValueError`` says why not."""
-    host, sep, port_text = value.rpartition(":")
-    hint = (
-        "give the address other hosts reach this one at, as 192.0.2.7:51820 or [2001:db8::7]:51820"
-    )
-    if not sep or not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-        raise ValueError(f"endpoint {value!r} needs a port from 1 to 65535: {hint}")
-    try:
-        ip = ipaddress.ip_address(host[1:-1] if host.startswith("[") else host)
-    except ValueError:
-        raise ValueError(f"endpoint {value!r} is not an IP address and port: {hint}") from None
-    if ip.is_unspecified or ip.is_multicast:
-        raise ValueError(f"endpoint {value!r} is not an address a peer can send to: {hint}")
-    shown = f"[{ip}]" if ip.version == 6 else str(ip)
-    return f"{shown}:{int(port_text)}"
+    # Checked by ``ferry.server.mesh_service`` with the mesh's own rules (``ferry.net.mesh``).
 
 
 class MeshNode(_Frozen):

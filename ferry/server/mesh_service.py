@@ -10,9 +10,12 @@ its own address. The snapshot's ``version`` grows with any change of either
 
 from __future__ import annotations
 
+import ipaddress
+
 from ferry.errors import NotFoundError, ValidationError
 from ferry.model.mesh import MeshAnnouncement, MeshNode, MeshNodeKind, MeshSnapshot
 from ferry.net import sixpn
+from ferry.net.mesh import endpoint_error, public_key_error
 from ferry.server.clock import Clock
 from ferry.server.placement import known_regions
 from ferry.server.watch import ChangeNotifier
@@ -72,6 +75,7 @@ class MeshService:
     def _announce(
         self, node_id: str, kind: MeshNodeKind, region: str, body: MeshAnnouncement
     ) -> MeshNode:
+        body = checked(body)
         before = self._store.mesh_version()
         record = self._store.announce_mesh_node(
             node_id,
@@ -106,3 +110,23 @@ def _node(record: MeshNodeRecord, machine_prefixes: list[str]) -> MeshNode:
         allowed_ips=allowed,
         updated_at=record.updated_at,
     )
+
+
+def checked(body: MeshAnnouncement) -> MeshAnnouncement:
+    """``body`` with its endpoint written as WireGuard writes it; ``ValidationError``
+    naming a key that is not a public key or an endpoint no peer can send to."""
+    if problem := public_key_error(body.public_key):
+        raise ValidationError(
+            f"public_key: {problem}", hint="send the output of `wg pubkey`, never the private key"
+        )
+    hint = "the address and UDP port other nodes reach this one at, e.g. 192.0.2.7:51820"
+    if problem := endpoint_error(body.endpoint):
+        raise ValidationError(problem, hint=hint)
+    host, _, port = body.endpoint.rpartition(":")
+    ip = ipaddress.ip_address(host.strip("[]"))
+    if ip.is_unspecified or ip.is_multicast:
+        raise ValidationError(
+            f"endpoint {body.endpoint!r} is not an address a peer can send to", hint=hint
+        )
+    shown = f"[{ip}]" if ip.version == 6 else str(ip)
+    return MeshAnnouncement(public_key=body.public_key, endpoint=f"{shown}:{int(port)}")

@@ -90,10 +90,10 @@ def test_a_key_or_endpoint_another_node_holds_is_409_and_changes_nothing(
 @pytest.mark.parametrize(
     ("public_key", "endpoint", "named"),
     [
-        ("not-base64!", "10.0.0.2:51820", "public_key"),
-        (base64.b64encode(b"short").decode(), "10.0.0.2:51820", "32 bytes"),
+        ("not-base64!", "10.0.0.2:51820", "not base64"),
+        (base64.b64encode(b"short").decode(), "10.0.0.2:51820", "WireGuard keys are 32"),
         (key(1), "10.0.0.2", "port"),
-        (key(1), "host.example:51820", "not an IP address"),
+        (key(1), "host.example:51820", "literal IP address"),
         (key(1), "0.0.0.0:51820", "not an address a peer can send to"),
         (key(1), "10.0.0.2:70000", "port"),
     ],
