@@ -231,18 +231,25 @@ def set_routes(netns: str | None, ifname: str, prefixes: Sequence[str]) -> list[
 def delete_interface(netns: str | None, ifname: str) -> None:
     """Stop ``ifname``'s wireguard-go and remove the interface. Idempotent.
 
-    Deleting the link makes wireguard-go exit; if its namespace is already
-    gone, the daemon is sent SIGTERM (found by its command line).
+    Deleting the link makes wireguard-go exit; where the link cannot be
+    reached (its namespace unknown or already unnamed) the daemon, found by
+    its command line, is sent SIGTERM, on which it removes its interface.
     """
-    if netns is None or iproute.netns_exists(netns):
+    if (netns is None or iproute.netns_exists(netns)) and _has_link(netns, ifname):
         iproute.ip("link", "del", ifname, netns=netns, check=False)
+    else:
+        _terminate(ifname)
     if not _wait_stopped(ifname):
-        for pid in daemon_pids(ifname):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
+        _terminate(ifname)
         if not _wait_stopped(ifname):
             raise NetworkError(f"wireguard-go of {ifname} did not stop within {_STOP_TIMEOUT}s")
     (RUN_DIR / f"{ifname}.sock").unlink(missing_ok=True)
+
+
+def _terminate(ifname: str) -> None:
+    for pid in daemon_pids(ifname):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
 
 
 def delete_interfaces(scope: str) -> list[str]:
@@ -254,7 +261,7 @@ def delete_interfaces(scope: str) -> list[str]:
         if pattern.match(path.name.removesuffix(".sock"))
     )
     for name in names:
-        delete_interface(None, name)  # the link goes with its daemon's tun
+        delete_interface(None, name)  # not in this namespace: SIGTERM, the link goes with it
     return names
 
 
