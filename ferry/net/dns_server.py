@@ -47,6 +47,8 @@ import dns.flags
 import dns.message
 import dns.rcode
 
+from ferry.errors import FerryError
+from ferry.net.dns_wire_cache import WireCache
 from ferry.net.internal_dns import Forward, answer
 from ferry.net.internal_records import InternalRecords
 from ferry.net.sixpn import DNS_ADDRESS
@@ -95,6 +97,7 @@ class InternalDnsServer:
         tcp_idle_timeout: float = 10.0,
     ) -> None:
         self._records = records
+        self._cache = WireCache(records, region)
         self.region = region
         self.upstream = upstream
         self.upstream_timeout = upstream_timeout
@@ -114,7 +117,8 @@ class InternalDnsServer:
 
     def update(self, records: InternalRecords) -> None:
         """Answer from ``records`` from now on (atomic; never blocks)."""
-        self._records = records
+        # One assignment: a query sees the old pair or the new one, never a mix.
+        self._records, self._cache = records, WireCache(records, self.region)
 
     async def start(
         self,
@@ -173,6 +177,18 @@ class InternalDnsServer:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def cached(self, wire: bytes, asker: str) -> tuple[bytes, int] | None:
+        """A repeated plain question's rendered response and the asker's EDNS size
+        (``WireCache.lookup``), or None: then ``handle`` it. Never raises."""
+        try:
+            found = self._cache.lookup(wire, asker)
+        except Exception:
+            log.exception("internal DNS: cached answer for %s failed", asker)
+            return None
+        if found is not None:
+            self.counters.answered += 1
+        return found
 
     def handle(self, wire: bytes, asker: str) -> dns.message.Message | Forward | None:
         """One query's local result; never raises (errors count and drop)."""
@@ -259,6 +275,13 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        fast = self.server.cached(data, str(addr[0]))
+        if fast is not None:
+            reply, payload = fast
+            if len(reply) <= _udp_limit(payload) and self.transport is not None:
+                with contextlib.suppress(OSError):
+                    self.transport.sendto(reply, addr)
+                return
         result = self.server.handle(data, str(addr[0]))
         if result is None:
             return
@@ -276,8 +299,7 @@ class _UdpProtocol(asyncio.DatagramProtocol):
     ) -> None:
         """Send within the asker's UDP size: its EDNS payload (``request_payload``
         of a response made for its query), clamped to 512..1232."""
-        asked = response.request_payload if payload is None else payload
-        limit = max(UDP_DEFAULT_SIZE, min(asked, UDP_MAX_SIZE)) if asked else UDP_DEFAULT_SIZE
+        limit = _udp_limit(response.request_payload if payload is None else payload)
         if self.transport is not None:
             with contextlib.suppress(OSError):
                 self.transport.sendto(to_wire(response, limit), addr)
@@ -286,11 +308,16 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         log.debug("internal DNS: UDP error %s", exc)
 
 
+def _udp_limit(payload: int) -> int:
+    """The largest UDP answer for an asker announcing ``payload`` (0: no EDNS)."""
+    return max(UDP_DEFAULT_SIZE, min(payload, UDP_MAX_SIZE)) if payload else UDP_DEFAULT_SIZE
+
+
 def to_wire(response: dns.message.Message, limit: int) -> bytes:
     """``response`` in at most ``limit`` bytes: when it does not fit, its question
     alone with TC set (the client asks again over TCP)."""
     try:
-        return response.to_wire(max_size=limit)
+        return response.to_wire(max_size=limit, want_shuffle=False)
     except dns.exception.TooBig:
         truncated = dns.message.Message(id=response.id)
         truncated.flags = response.flags | dns.flags.TC
@@ -314,3 +341,53 @@ def load_records(path: Path) -> InternalRecords:
     except FileNotFoundError:
         return InternalRecords()
     return InternalRecords.from_json(text)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m ferry.net.dns_server --records FILE [--listen ADDR] [--port N]
+    [--region R] [--upstream HOST:PORT]``: serve a records copy until killed;
+    SIGHUP reloads the file (a damaged file is logged and the old records kept).
+    Runs on uvloop."""
+    import argparse
+    import signal
+
+    parser = argparse.ArgumentParser(description="Serve .internal DNS from a records copy.")
+    parser.add_argument("--records", type=Path, required=True)
+    parser.add_argument("--listen", default=str(DNS_ADDRESS))
+    parser.add_argument("--port", type=int, default=53)
+    parser.add_argument("--region", default=None)
+    parser.add_argument("--upstream", default=None, help="HOST:PORT of the resolver to forward to")
+    args = parser.parse_args(argv)
+    upstream = None
+    if args.upstream:
+        host, _, port = args.upstream.rpartition(":")
+        upstream = (host.strip("[]"), int(port))
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+
+    async def serve() -> None:
+        server = InternalDnsServer(
+            load_records(args.records), region=args.region, upstream=upstream
+        )
+        await server.start(args.listen, args.port)
+
+        def reload() -> None:
+            try:
+                server.update(load_records(args.records))
+            except FerryError as exc:
+                log.error("internal DNS: keeping the old records: %s", exc)
+
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGHUP, reload)
+        stop = asyncio.Event()
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        print("ready", flush=True)  # for the process that waits on us
+        await stop.wait()
+        await server.close()
+
+    import uvloop  # as the edge: less work per datagram than the default loop
+
+    uvloop.run(serve())
+
+
+if __name__ == "__main__":
+    main()

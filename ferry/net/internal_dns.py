@@ -31,13 +31,16 @@ A name that exists but has no record of the asked type (an A query, a TXT on
 an AAAA name, a region with no started machine) is NOERROR with no answer
 (NODATA); both NODATA and NXDOMAIN carry the zone's SOA so resolvers cache them
 for ``TTL`` seconds. Every answer has TTL ``TTL`` (5 s): records follow starts
-and stops. Answers are bounded (``MAX_ADDRESSES``) so the work per query is.
+and stops. Addresses come in a fixed order, by machine id (``top<N>``: nearest
+first); render with ``to_wire(want_shuffle=False)`` to keep it. Answers are
+bounded (``MAX_ADDRESSES``) so the work per query is.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import math
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -67,6 +70,15 @@ MAX_NEAREST = 1000
 
 _SOA = dns.rrset.from_text(ZONE, TTL, "IN", "SOA", "ns.internal. hostmaster.internal. 1 60 60 60 5")
 _TXT_CHUNK = 255  # a TXT character-string holds at most 255 bytes
+MAX_CACHED = 10_000
+"""Answers memoized per ``InternalRecords`` instance (building records is the cost)."""
+
+_Sections = tuple[dns.rcode.Rcode, tuple[dns.rrset.RRset, ...], tuple[dns.rrset.RRset, ...]]
+# Keyed by the records object: a new one (``update``) starts empty, the old one's
+# cache goes with it. Only the asker's network is in the key, so nothing crosses orgs.
+_answers: weakref.WeakKeyDictionary[InternalRecords, dict[object, _Sections]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 @dataclass(frozen=True)
@@ -136,23 +148,43 @@ def answer(
         response.set_rcode(dns.rcode.REFUSED)
         return response
     response.flags |= dns.flags.AA
-    labels = [label.decode("latin-1").lower() for label in question.name.relativize(ZONE).labels]
-    node = _resolve(labels, network, records, region)
-    if node is None:
-        response.set_rcode(dns.rcode.NXDOMAIN)
-        response.authority.append(_SOA)
-        return response
-    rdtype = question.rdtype
-    wants = (lambda t: True) if rdtype == dns.rdatatype.ANY else (lambda t: t == rdtype)
-    if wants(dns.rdatatype.AAAA) and node.addresses:
-        response.answer.append(_aaaa(question.name, node.addresses))
-    if wants(dns.rdatatype.TXT) and node.txt is not None:
-        response.answer.append(_txt(question.name, node.txt))
-    if wants(dns.rdatatype.SOA) and not labels:
-        response.answer.append(_SOA)
-    if not response.answer:
-        response.authority.append(_SOA)
+    labels = tuple(
+        label.decode("latin-1").lower() for label in question.name.relativize(ZONE).labels
+    )
+    key = (network, labels, question.rdtype, region)
+    cache = _answers.setdefault(records, {})
+    sections = cache.get(key)
+    if sections is None:
+        sections = _sections(labels, question.rdtype, network, records, region)
+        if len(cache) >= MAX_CACHED:
+            cache.clear()  # bounded memory; refilled by the next queries
+        cache[key] = sections
+    rcode, response.answer, response.authority = sections[0], list(sections[1]), list(sections[2])
+    response.set_rcode(rcode)
     return response
+
+
+def _sections(
+    labels: tuple[str, ...],
+    rdtype: dns.rdatatype.RdataType,
+    network: int,
+    records: InternalRecords,
+    region: str | None,
+) -> _Sections:
+    """Rcode, answer and authority for ``labels`` (under ``internal.``, lower case)."""
+    node = _resolve(list(labels), network, records, region)
+    if node is None:
+        return (dns.rcode.NXDOMAIN, (), (_SOA,))
+    name = dns.name.Name(labels + ZONE.labels)
+    wants = (lambda t: True) if rdtype == dns.rdatatype.ANY else (lambda t: t == rdtype)
+    answer: list[dns.rrset.RRset] = []
+    if wants(dns.rdatatype.AAAA) and node.addresses:
+        answer.append(_aaaa(name, node.addresses))
+    if wants(dns.rdatatype.TXT) and node.txt is not None:
+        answer.append(_txt(name, node.txt))
+    if wants(dns.rdatatype.SOA) and not labels:
+        answer.append(_SOA)
+    return (dns.rcode.NOERROR, tuple(answer), () if answer else (_SOA,))
 
 
 def _network_of(asker: str | ipaddress.IPv4Address | ipaddress.IPv6Address) -> int | None:
