@@ -155,7 +155,8 @@ def answer(
     cache = _answers.setdefault(records, {})
     sections = cache.get(key)
     if sections is None:
-        sections = _sections(labels, question.rdtype, network, records, region)
+        name = question.name.canonicalize()  # lower case, as every answer's owner
+        sections = _sections(name, labels, question.rdtype, network, records, region)
         if len(cache) >= MAX_CACHED:
             cache.clear()  # bounded memory; refilled by the next queries
         cache[key] = sections
@@ -165,6 +166,7 @@ def answer(
 
 
 def _sections(
+    name: dns.name.Name,
     labels: tuple[str, ...],
     rdtype: dns.rdatatype.RdataType,
     network: int,
@@ -175,7 +177,6 @@ def _sections(
     node = _resolve(list(labels), network, records, region)
     if node is None:
         return (dns.rcode.NXDOMAIN, (), (_SOA,))
-    name = dns.name.Name(labels + ZONE.labels)
     wants = (lambda t: True) if rdtype == dns.rdatatype.ANY else (lambda t: t == rdtype)
     answer: list[dns.rrset.RRset] = []
     if wants(dns.rdatatype.AAAA) and node.addresses:

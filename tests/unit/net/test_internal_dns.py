@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dns.flags
 import dns.message
+import dns.name
 import dns.opcode
 import dns.rcode
 import dns.rdatatype
@@ -192,3 +193,11 @@ def test_long_txt_lists_are_split_into_character_strings() -> None:
 def test_any_query_returns_what_the_name_has() -> None:
     response = ask("web.internal", "ANY")
     assert [rrset.rdtype for rrset in response.answer] == [dns.rdatatype.AAAA]
+
+
+def test_binary_labels_are_just_names_that_do_not_exist() -> None:
+    name = dns.name.Name([b"\xff" * 63, b"\xc3\xa9", b"web", b"internal", b""])
+    result = answer(dns.message.make_query(name, "AAAA"), ACME_ASKER, records(), "ams")
+    assert isinstance(result, dns.message.Message)
+    assert result.rcode() == dns.rcode.NXDOMAIN
+    assert dns.message.from_wire(result.to_wire()).question[0].name == name
