@@ -33,6 +33,7 @@ from ferry.cli import (
     secrets,
     tokens,
     waf,
+    wireguard,
 )
 from ferry.cli.audit import audit_command
 from ferry.cli.deploy import deploy_command
@@ -91,6 +92,7 @@ app.command("audit")(audit_command)
 app.add_typer(cluster.app, name="cluster")
 app.add_typer(region.app, name="region")
 app.add_typer(host.app, name="host")
+app.add_typer(wireguard.app, name="wireguard")
 app.command("server")(daemons.server_command)
 app.command("agent")(daemons.agent_command)
 app.command("proxy")(daemons.proxy_command)

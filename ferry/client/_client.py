@@ -16,6 +16,7 @@ from ferry.client._parse import path_segment as _seg
 from ferry.client._releases import ReleaseMethods
 from ferry.client._secrets import SecretsMethods
 from ferry.client._waf import WafMethods
+from ferry.client._wireguard import WireGuardMethods
 from ferry.errors import UnavailableError
 from ferry.model import App, Host, Machine, MachineConfig, MachineEvent, Region
 from ferry.model.autoscale import AutoscalePolicy
@@ -47,6 +48,7 @@ class FerryClient(
     WafMethods,
     MeshMethods,
     JoinMethods,
+    WireGuardMethods,
 ):
     """Synchronous client of the Ferry API; every method blocks until the answer arrives.
 

@@ -34,6 +34,7 @@ from ferry.server.routes import (
     releases,
     secrets,
     waf,
+    wireguard,
 )
 from ferry.server.routes import audit as audit_routes
 from ferry.store import StateStore
@@ -138,6 +139,7 @@ def create_app(
         certs,
         mesh,
         join,
+        wireguard,
     ):
         app.include_router(module.build_router(plane), dependencies=authorized, responses=errors)
     app.include_router(orgs.build_router(plane.access), dependencies=authorized, responses=errors)

@@ -31,6 +31,7 @@ from ferry.server.secrets_rollout import SecretsRollouts
 from ferry.server.secrets_service import SecretsService
 from ferry.server.traffic import EdgeTraffic
 from ferry.server.watch import ChangeNotifier
+from ferry.server.wireguard_service import WireGuardService
 from ferry.store import StateStore
 
 __all__ = ["ControlPlane", "json_response"]
@@ -57,6 +58,7 @@ class ControlPlane:
     certs: CertService
     mesh: MeshService
     joins: JoinService
+    wireguard: WireGuardService
     registry: str = ""
     auth: Authenticator | None = None
     traffic: EdgeTraffic = field(default_factory=EdgeTraffic)
@@ -117,6 +119,7 @@ class ControlPlane:
             certs=certs,
             mesh=MeshService(store, clock, notifier),
             joins=JoinService(store, clock, hosts, access),
+            wireguard=WireGuardService(store, clock, notifier),
             registry=registry,
             traffic=traffic,
             processes=ProcessBook(lambda: clock.now().timestamp()),

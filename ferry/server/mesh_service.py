@@ -3,9 +3,10 @@ reads the others back with the 6PN prefixes each one carries.
 
 The control plane never sees a private key. A host's ``allowed_ips`` are its
 own mesh address and the /112 of every live machine placed on it, so a peer
-routes a machine's address to the host the machine is on; an edge carries only
-its own address. The snapshot's ``version`` grows with any change of either
-(node list or machines), so nodes long-poll it.
+routes a machine's address to the host the machine is on; an edge carries its
+own address and the /120 of every developer WireGuard peer of its region (it
+is their gateway, ``ferry.net.peer_gateway``). The snapshot's ``version``
+grows with any change of either (node list or machines), so nodes long-poll it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import ipaddress
 
 from ferry.errors import NotFoundError, ValidationError
 from ferry.model.mesh import MeshAnnouncement, MeshNode, MeshNodeKind, MeshSnapshot
-from ferry.net import sixpn
+from ferry.net import peer_gateway, sixpn
 from ferry.net.mesh import endpoint_error, public_key_error
 from ferry.server.clock import Clock
 from ferry.server.placement import known_regions
@@ -66,6 +67,11 @@ class MeshService:
             except ValidationError:
                 continue  # no 6PN address (yet): nothing to route
             carried.setdefault(machine.host_id, []).append(str(prefix))
+        # An edge is its region's gateway for developers' WireGuard peers: it carries their /120s.
+        for peer in self._store.list_wireguard_peers():
+            network = self._store.org_sixpn_network(peer.org_slug)
+            prefix = peer_gateway.peer_prefix(network, peer.number)
+            carried.setdefault(edge_node_id(peer.region), []).append(str(prefix))
         nodes = [_node(record, carried.get(record.id, [])) for record in self._nodes()]
         return MeshSnapshot(version=version, nodes=nodes)
 
@@ -97,9 +103,7 @@ class MeshService:
 
 def _node(record: MeshNodeRecord, machine_prefixes: list[str]) -> MeshNode:
     address = sixpn.infra_address(record.number)
-    allowed = [f"{address}/128"]
-    if record.kind is MeshNodeKind.HOST:
-        allowed += sorted(machine_prefixes)
+    allowed = [f"{address}/128", *sorted(machine_prefixes)]
     return MeshNode(
         id=record.id,
         kind=record.kind,

@@ -36,6 +36,7 @@ from ferry.store.join_base import JoinTokenStore
 from ferry.store.mesh_base import MeshStore
 from ferry.store.secrets_base import SecretsStore
 from ferry.store.waf_base import WafEventStore
+from ferry.store.wireguard_base import WireGuardPeerStore
 
 __all__ = ["HostSnapshot", "PlacementVersions", "StalePlacement", "StateStore"]
 
@@ -91,6 +92,7 @@ class StateStore(
     WafEventStore,
     MeshStore,
     JoinTokenStore,
+    WireGuardPeerStore,
     Protocol,
 ):
     """Durable state of the control plane. All methods block; all are thread-safe.

@@ -354,6 +354,24 @@ MIGRATIONS: Final[list[tuple[int, list[str]]]] = [
             )""",
         ],
     ),
+    (
+        16,
+        [
+            # Developers' WireGuard peers (ferry.store.sqlite_wireguard): public keys only.
+            # ``number`` is the machine field of the peer's 6PN address in host 0 of its
+            # organization's network (ferry.net.peer_gateway.peer_prefix).
+            """CREATE TABLE wireguard_peers (
+                org_slug TEXT NOT NULL,
+                name TEXT NOT NULL,
+                region TEXT NOT NULL,
+                number INTEGER NOT NULL,
+                public_key TEXT NOT NULL UNIQUE,
+                created_at REAL NOT NULL,
+                PRIMARY KEY (org_slug, name),
+                UNIQUE (org_slug, number)
+            )""",
+        ],
+    ),
 ]
 
 

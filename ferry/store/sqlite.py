@@ -71,6 +71,7 @@ from ferry.store.sqlite_rows import (
 )
 from ferry.store.sqlite_secrets import SecretRows, delete_app_secrets
 from ferry.store.sqlite_waf import WafEventRows, delete_app_waf_events
+from ferry.store.sqlite_wireguard import WireGuardPeerRows
 
 __all__ = ["SqliteStore"]
 
@@ -89,6 +90,7 @@ class SqliteStore(
     WafEventRows,
     MeshRows,
     JoinTokenRows,
+    WireGuardPeerRows,
 ):
     """``StateStore`` on one SQLite file (guarantees: ``sqlite_engine.py``).
 
