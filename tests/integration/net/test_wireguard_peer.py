@@ -7,7 +7,10 @@ over TCP and nothing else, even after widening its own AllowedIPs; `wg-quick dow
 cleans up. Namespaces, daemons and files are removed, also on failure.
 
 `DNS =` is stripped from the config before `wg-quick up`: wg-quick hands it to
-`resolvconf`, which is not installed here (the resolver address itself is asserted).
+`resolvconf`, which is not installed here. The client asks that address itself
+(dnspython): the gateway forwards it to the real ``.internal`` resolver (Ferry's
+``dns_server``, run in the gateway namespace at fdaa::3), which answers the peer's
+organization's names, the peer's own ``<name>._peer.internal`` included.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from ferry.cli.context import CliState
 from ferry.cli.main import app as cli_app
 from ferry.client import FerryClient
 from ferry.net import iproute, sixpn, wireguard
+from ferry.net.dns_server import save_records
+from ferry.net.internal_records import InternalRecords, MachineRecord
 from ferry.net.peer_gateway import GatewayPeer, PeerGateway, gateway_interface_name
 
 from ...served_app import served_control_plane
@@ -38,6 +43,11 @@ ADMIN = "wg-peer-admin-token"
 UNDERLAY = ("192.0.2.1", "192.0.2.2")  # gateway, client: TEST-NET-1 inside the test only
 MESH_PORT = 51820
 PORT = 7100
+ASK = """
+import sys, dns.message, dns.query
+answer = dns.query.udp(dns.message.make_query(sys.argv[2], "AAAA"), sys.argv[1], timeout=3)
+print(" ".join(sorted(rd.address for rrset in answer.answer for rd in rrset)))
+"""
 
 
 @dataclass(frozen=True)
@@ -126,6 +136,28 @@ def reaches(netns: str, address: str, timeout: float = 3.0) -> bool:
     return proc.returncode == 0
 
 
+def resolve(netns: str, server: str, name: str) -> str:
+    """The AAAA addresses ``name`` has, asked from ``netns`` to ``server`` (or the error)."""
+    argv = iproute.netns_exec_argv(netns, [sys.executable, "-c", ASK, server, name])
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=15)
+    return proc.stdout.strip() or proc.stderr.strip().splitlines()[-1]
+
+
+@contextlib.contextmanager
+def internal_dns(netns: str, copy: Path, records: InternalRecords) -> Iterator[None]:
+    """Ferry's ``.internal`` resolver at fdaa::3:53 in ``netns``, serving ``records``."""
+    save_records(copy, records)
+    iproute.ip("addr", "add", f"{sixpn.DNS_ADDRESS}/128", "dev", "lo", "nodad", netns=netns)
+    argv = [sys.executable, "-m", "ferry.net.dns_server", "--records", str(copy)]
+    proc = subprocess.Popen(iproute.netns_exec_argv(netns, argv), stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        yield
+    finally:
+        proc.kill()
+        proc.wait(timeout=5)
+
+
 def wg_quick(netns: str, action: str, config: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         iproute.netns_exec_argv(netns, ["wg-quick", action, str(config)]),
@@ -198,13 +230,20 @@ def test_a_peer_reaches_its_orgs_machine_and_nothing_else(lab: Lab, tmp_path: Pa
 
             up = wg_quick(lab.client, "up", config)
             assert up.returncode == 0, up.stderr
+            peer = ipaddress.IPv6Address(text.split("Address = ")[1].split("/")[0])
+            web = MachineRecord("m1", "web", network, "ams", "app", ours.address, True)
+            records = InternalRecords([web], peers={network: {"laptop": peer}})
             with (
+                internal_dns(lab.gateway, tmp_path / "internal-dns.json", records),
                 echo_server(lab.ours, str(ours.address)),
                 echo_server(lab.theirs, str(theirs.address)),
                 echo_server(lab.gateway, str(sixpn.infra_address(1))),
             ):
                 assert reaches(lab.client, str(ours.address)), "the peer cannot reach its machine"
                 assert not reaches(lab.client, str(theirs.address), timeout=2)
+                resolver = str(org.network_address + 3)
+                assert resolve(lab.client, resolver, "web.internal") == str(ours.address)
+                assert resolve(lab.client, resolver, "laptop._peer.internal") == str(peer)
 
                 # A peer that widens its own AllowedIPs is still held to its organization.
                 ifname = config.stem
