@@ -74,18 +74,18 @@ class MachineNetwork:
         """Delete the namespaces made ahead of time (agent start and stop)."""
         self.pool.drain()
 
-    def ensure(self, machine_id: str, private_ip: str) -> Path:
+    def ensure(self, machine_id: str, host_ip: str) -> Path:
         """Give the machine its namespace, veth and address; return the namespace path.
 
         Idempotent: an existing namespace with an ``eth0`` is kept as it is. Takes
-        the prepared namespace of ``private_ip`` when there is one (no exec).
+        the prepared namespace of ``host_ip`` when there is one (no exec).
         """
         name = self.netns_name(machine_id)
         if netns_exists(name):
             if netns_has_link(name, "eth0"):
                 return self.netns_path(machine_id)
             self.remove(machine_id)
-        if self.pool.take(private_ip, name):
+        if self.pool.take(host_ip, name):
             return self.netns_path(machine_id)
         veth = _veth_name(machine_id)
         if link_present(veth):
@@ -100,7 +100,7 @@ class MachineNetwork:
         ip_batch(
             [
                 "link set lo up",
-                f"addr add {private_ip}/{self.subnet.prefixlen} dev eth0",
+                f"addr add {host_ip}/{self.subnet.prefixlen} dev eth0",
                 "link set eth0 up",
                 f"route add default via {self.gateway}",
             ],

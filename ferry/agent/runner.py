@@ -290,7 +290,7 @@ class StepRunner:
         fetching = None if self.secrets is None else _Fetch(self._fetch_secrets, m)
         image = self.images.ensure(m.config.image)
         mark = phases.lap("image", mark, self.clock())
-        netns = self.network.ensure(m.id, m.private_ip)
+        netns = self.network.ensure(m.id, m.host_ip)
         mark = phases.lap("network", mark, self.clock())
         secrets = {} if fetching is None else fetching.result()
         if fetching is not None:

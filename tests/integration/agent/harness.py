@@ -50,7 +50,7 @@ class OneImage:
 class NoNetwork:
     """Machines get runc's fresh network namespace: nothing to make or remove on the host."""
 
-    def ensure(self, machine_id: str, private_ip: str) -> None:
+    def ensure(self, machine_id: str, host_ip: str) -> None:
         return None
 
     def remove(self, machine_id: str) -> None:
