@@ -25,7 +25,7 @@ class Host:
     def destroy(self, cid: str) -> None:
         self.done.append(f"destroy {cid}")
 
-    def remove(self, machine_id: str) -> None:
+    def remove(self, machine_id: str, private_ip: str = "") -> None:
         self.done.append(f"network {machine_id}")
 
 
