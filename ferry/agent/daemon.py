@@ -218,7 +218,7 @@ class Agent:
             log.debug("no action: %d machines, %d containers", len(desired), len(containers))
         if not steps and not busy:
             # Only while idle: making namespaces must not compete with a start for the CPU.
-            live = [m.private_ip for m in desired if m.state is not MachineState.DESTROYED]
+            live = [m.host_ip for m in desired if m.state is not MachineState.DESTROYED]
             self.network.prepare(live)
         return steps
 

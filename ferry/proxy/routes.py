@@ -103,7 +103,7 @@ def backend_from_machine(m: Machine) -> Backend:
         instance_id=m.instance_id,
         app=m.app_name,
         region=m.region,
-        address=m.private_ip,
+        address=m.host_ip,
         state=m.state,
         desired_state=m.desired_state,
         services=tuple(services),

@@ -41,7 +41,8 @@ def machine(mid: str, app: str = "hello") -> Machine:
     return Machine(
         id=mid, name=mid, app_name=app, state=MachineState.STARTED,
         desired_state=DesiredState.STARTED, region="ams", instance_id="i1",
-        private_ip="10.77.17.2", config=MachineConfig(image="img"), host_id="ams-1",
+        private_ip="fdaa:0:1:0:1:0:1:2", host_ip="10.77.17.2",
+        config=MachineConfig(image="img"), host_id="ams-1",
         created_at=now, updated_at=now,
     )  # fmt: skip
 
