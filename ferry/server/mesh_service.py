@@ -66,7 +66,11 @@ class MeshService:
             except ValidationError:
                 continue  # no 6PN address (yet): nothing to route
             carried.setdefault(machine.host_id, []).append(str(prefix))
-        nodes = [_node(record, carried.get(record.id, [])) for record in self._nodes()]
+        numbers = {host.id: host.sixpn_host for host in self._store.list_hosts()}
+        nodes = [
+            _node(record, numbers.get(record.id, 0), carried.get(record.id, []))
+            for record in self._nodes()
+        ]
         return MeshSnapshot(version=version, nodes=nodes)
 
     def _nodes(self) -> list[MeshNodeRecord]:
@@ -92,14 +96,19 @@ class MeshService:
     def snapshot_node(self, record: MeshNodeRecord) -> MeshNode:
         """``record`` as the snapshot shows it (its machines' prefixes included)."""
         found = next((n for n in self.snapshot().nodes if n.id == record.id), None)
-        return found if found is not None else _node(record, [])
+        assert found is not None  # just announced, under the store's lock
+        return found
 
 
-def _node(record: MeshNodeRecord, machine_prefixes: list[str]) -> MeshNode:
-    address = sixpn.infra_address(record.number)
-    allowed = [f"{address}/128"]
+def _node(record: MeshNodeRecord, host_number: int, machine_prefixes: list[str]) -> MeshNode:
+    """A host's address is its 6PN host number's (``infra_address``), so its mesh
+    address and its machines' addresses name the same host; an edge's is its own."""
     if record.kind is MeshNodeKind.HOST:
-        allowed += sorted(machine_prefixes)
+        address = sixpn.infra_address(host_number)
+        allowed = [f"{address}/128", *sorted(machine_prefixes)]
+    else:
+        address = sixpn.edge_address(record.number)
+        allowed = [f"{address}/128"]
     return MeshNode(
         id=record.id,
         kind=record.kind,
