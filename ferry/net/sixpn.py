@@ -14,8 +14,8 @@ DNS server knows who asks and the firewall knows who may talk to whom.
 
 Network 0 belongs to the platform: ``fdaa::3`` is the resolver every machine
 asks (as on Fly), ``infra_address(host)`` is the address a host has on the
-mesh and ``edge_address(n)`` a region edge's. Numbers are 32-bit and start at 1; ``lowest_free`` picks the
-next one. Pure: no I/O, no store.
+mesh and ``edge_address(n)`` a region edge's. Numbers are 32-bit and start
+at 1; ``lowest_free`` picks the next one. Pure: no I/O, no store.
 """
 
 from __future__ import annotations
