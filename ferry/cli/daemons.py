@@ -101,10 +101,24 @@ def agent_command(
     readonly_root: Annotated[
         bool, typer.Option(help="Give machines a read-only root filesystem.")
     ] = False,
+    mesh_endpoint: Annotated[
+        str | None,
+        typer.Option(help="ip:port other hosts reach this host's WireGuard at (turns the mesh on)"),
+    ] = None,
+    mesh_scope: Annotated[
+        str, typer.Option(help="1-6 characters making WireGuard interface names unique")
+    ] = "ferry",
+    dns: Annotated[
+        bool, typer.Option("--dns/--no-dns", help="Answer .internal names on fdaa::3")
+    ] = False,
+    dns_upstream: Annotated[
+        str | None, typer.Option(help="ip:port of the resolver for other names")
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run a host agent: keeps this host's machines as the control plane wants them."""
     from ferry.agent.daemon import Agent, AgentSettings
+    from ferry.agent.private_net import PrivateNetSettings
 
     _logging(verbose)
     token = os.environ.get("FERRY_API_TOKEN", "")
@@ -126,6 +140,12 @@ def agent_command(
         user_namespaces=user_namespaces,
         id_ranges_file=id_ranges_file,
         readonly_root=readonly_root,
+        private_net=PrivateNetSettings(
+            mesh_endpoint=mesh_endpoint,
+            mesh_scope=mesh_scope,
+            dns=dns,
+            dns_upstream=dns_upstream,
+        ),
     )
     Agent(settings).run()
 

@@ -45,6 +45,7 @@ log = logging.getLogger("ferry.supervisor")
 BACKHAUL_PORT = 4281
 #: Each region's edge serves HTTPS here on the edge address, as it serves HTTP on 80.
 HTTPS_PORT = 443
+MESH_PORT = 51820  # every host's WireGuard, on its region-network address
 #: How often the supervisor checks that the agents' and edges' credentials still work.
 CREDENTIAL_CHECK_SECONDS = 30.0
 #: The variables a client reads its token from: the children never inherit the admin's.
@@ -143,6 +144,12 @@ class Supervisor:
                 "--id-ranges-file",
                 str(s.home / "id-ranges.json"),
                 *(["--readonly-root"] if s.readonly_root else []),
+                # 6PN between hosts over WireGuard, and .internal on fdaa::3 (forwarding
+                # other names to the region edge's resolver)
+                f"--mesh-endpoint={host.address}:{MESH_PORT}",
+                f"--mesh-scope={s.prefix}",
+                "--dns",
+                f"--dns-upstream={plan.edge_address}:53",
             )
             self.add_with_credential(
                 Child(
