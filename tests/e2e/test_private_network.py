@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -16,8 +17,6 @@ from ferry.net import sixpn, wireguard
 from tests.e2e.test_edge import deploy_demo, wait_routable
 
 pytestmark = pytest.mark.e2e
-
-BUSYBOX = shutil.which("busybox") or "busybox"
 
 
 def in_machine(
@@ -31,7 +30,17 @@ def in_machine(
 
 
 def fetch(cluster: ClusterSettings, machine: Machine, url: str) -> str:
-    done = in_machine(cluster, machine, BUSYBOX, "wget", "-q", "-T", "5", "-O", "-", url)
+    """GET ``url`` from the machine's network, resolving names as the machine does (its
+    /etc/resolv.conf, the host's copy, stands in for ``ip netns exec``'s)."""
+    netns = f"{cluster.prefix}-vm-{machine.id}"
+    etc = Path("/etc/netns") / netns
+    etc.mkdir(parents=True, exist_ok=True)
+    host_dir = cluster.host_dir(machine.host_id)
+    shutil.copy(host_dir / "resolv.conf", etc / "resolv.conf")
+    try:
+        done = in_machine(cluster, machine, "curl", "-sS", "-m", "5", url)
+    finally:
+        shutil.rmtree(etc, ignore_errors=True)
     return done.stdout if done.returncode == 0 else f"failed: {done.stderr.strip()}"
 
 
