@@ -20,6 +20,7 @@ from ferry.agent.mesh_loop import MeshLoop
 from ferry.client import FerryClient
 from ferry.errors import ValidationError
 from ferry.model import Host
+from ferry.model.mesh import MeshNode
 from ferry.net import wireguard
 from ferry.net.mesh_sync import DEFAULT_PORT, HostMesh
 
@@ -87,7 +88,11 @@ def start_private_network(
             endpoint=settings.mesh_endpoint,
             listen_port=port,
         )
-        loop = MeshLoop(client, mesh, local_prefixes, stopping, state_dir / "mesh.json")
+
+        def announce(public_key: str, endpoint: str) -> MeshNode:
+            return client.announce_host_mesh(host.id, public_key, endpoint)
+
+        loop = MeshLoop(client, announce, mesh, local_prefixes, stopping, state_dir / "mesh.json")
         thread = threading.Thread(target=loop.run, name="mesh", daemon=True)
         thread.start()
         threads.append(thread)

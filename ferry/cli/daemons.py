@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 from pathlib import Path
@@ -181,6 +182,19 @@ def proxy_command(
         list[str] | None,
         typer.Option(help="Registry reached over plain HTTP, for the images of statics; repeat."),
     ] = None,
+    mesh_endpoint: Annotated[
+        str | None,
+        typer.Option(help="ip:port other nodes reach this edge's WireGuard at (joins the mesh)"),
+    ] = None,
+    mesh_scope: Annotated[
+        str, typer.Option(help="1-6 characters making WireGuard interface names unique")
+    ] = "ferry",
+    lan: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="CIDR of hosts' machine networks reached directly; others over 6PN. Repeat."
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run a region's edge proxy: routes each request to the nearest healthy machine."""
@@ -222,8 +236,22 @@ def proxy_command(
                 for code, _, address in (item.partition("=") for item in peer or [])
             },
             insecure_registries=tuple(insecure_registry or ()),
+            mesh_endpoint=mesh_endpoint,
+            mesh_scope=mesh_scope,
+            lan=_lan(lan),
         )
     )
+
+
+def _lan(items: list[str] | None) -> tuple[ipaddress.IPv4Network, ...] | None:
+    if not items:
+        return None
+    try:
+        return tuple(ipaddress.IPv4Network(item, strict=False) for item in items)
+    except ValueError as exc:
+        raise ConfigError(
+            f"invalid --lan: {exc}", hint="write it as a CIDR, e.g. 10.1.16.0/20"
+        ) from None
 
 
 def _host_port(text: str) -> tuple[str, int]:

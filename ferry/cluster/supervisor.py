@@ -46,6 +46,7 @@ BACKHAUL_PORT = 4281
 #: Each region's edge serves HTTPS here on the edge address, as it serves HTTP on 80.
 HTTPS_PORT = 443
 MESH_PORT = 51820  # every host's WireGuard, on its region-network address
+EDGE_MESH_PORT = 51821  # every edge's, on its region address
 #: How often the supervisor checks that the agents' and edges' credentials still work.
 CREDENTIAL_CHECK_SECONDS = 30.0
 #: The variables a client reads its token from: the children never inherit the admin's.
@@ -224,6 +225,11 @@ class Supervisor:
                 f"--https-port={HTTPS_PORT}",
                 f"--tls-cert={tls.edge_cert}",
                 f"--tls-key={tls.edge_key}",
+                # the edge on the mesh: machines of hosts outside the region's network
+                # (joined servers) are reached over 6PN; the region's own hosts directly
+                f"--mesh-endpoint={region.edge_address}:{EDGE_MESH_PORT}",
+                f"--mesh-scope={s.prefix}",
+                f"--lan={region.aggregate}",
             )
             self.add_with_credential(
                 Child(

@@ -13,7 +13,13 @@ from __future__ import annotations
 import ipaddress
 
 from ferry.errors import NotFoundError, ValidationError
-from ferry.model.mesh import MeshAnnouncement, MeshNode, MeshNodeKind, MeshSnapshot
+from ferry.model.mesh import (
+    MeshAnnouncement,
+    MeshNode,
+    MeshNodeKind,
+    MeshSnapshot,
+    edge_node_id,
+)
 from ferry.net import sixpn
 from ferry.net.mesh import endpoint_error, public_key_error
 from ferry.server.clock import Clock
@@ -22,12 +28,7 @@ from ferry.server.watch import ChangeNotifier
 from ferry.store.base import StateStore
 from ferry.store.mesh_base import MeshNodeRecord
 
-__all__ = ["MeshService", "edge_node_id"]
-
-
-def edge_node_id(region: str) -> str:
-    """The mesh node id of ``region``'s edge."""
-    return f"edge-{region}"
+__all__ = ["MeshService"]
 
 
 class MeshService:
