@@ -30,6 +30,7 @@ from typing import Literal
 from ferry.errors import ValidationError
 from ferry.net import sixpn
 from ferry.net.isolation_policy import BRIDGE_CHAINS, INET_CHAINS
+from ferry.net.plan import ClusterPlan
 
 __all__ = [
     "DNS_SERVICES",
@@ -38,6 +39,8 @@ __all__ = [
     "HostIsolation",
     "MachinePort",
     "Service",
+    "cluster_edge_sources",
+    "cluster_protected",
     "organizations",
     "removal_script",
     "render_ruleset",
@@ -146,6 +149,23 @@ def organizations(host: HostIsolation) -> list[ipaddress.IPv6Network]:
     from org A's prefix to org A's prefix, one side being a machine here.
     """
     return sorted({sixpn.org_prefix(m.network) for m in host.machines})
+
+
+def cluster_edge_sources(plan: ClusterPlan) -> tuple[Network, ...]:
+    """Who opens connections to machines in the embedded cluster: network 0 of 6PN,
+    and each region's edge by the address its connections leave from — its edge
+    bridge address towards its own hosts, its uplink address towards other
+    regions' (the proxy binds no source). Not the regions' whole /20s: those
+    hold other hosts' machines too."""
+    addresses = [a for r in plan.regions for a in (r.edge_address, r.uplink_region)]
+    return (INFRA_PREFIX, *(ipaddress.ip_network(f"{a}/32") for a in addresses))
+
+
+def cluster_protected(plan: ClusterPlan) -> tuple[Network, ...]:
+    """What machines of the embedded cluster never reach: the whole cluster range
+    (control plane, registry, agents, hosts, edges' own addresses, other
+    machines' IPv4); the edge's service address is let through as a ``Service``."""
+    return (ipaddress.ip_network(plan.cluster_cidr),)
 
 
 def removal_script() -> str:

@@ -286,16 +286,18 @@ class Lab:
             argv += ["--udp", endpoint]
         self.start(argv)
 
-    def start(self, argv: list[str]) -> subprocess.Popen[str]:
-        """Start a server and wait for its "ready" line (no sleeping)."""
+    def start(self, argv: list[str], ready: str = "ready") -> subprocess.Popen[str]:
+        """Start a server and wait for its line containing ``ready`` (no sleeping)."""
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.servers.append(proc)
         assert proc.stdout is not None
-        line = proc.stdout.readline().strip()
-        if line != "ready":
-            raise RuntimeError(
-                f"{argv} did not start: {line} {proc.stderr.read() if proc.stderr else ''}"
-            )
+        for _ in range(5):  # iperf3 prints a rule line first
+            line = proc.stdout.readline()
+            if ready in line or not line:
+                break
+        if ready not in line:
+            error = proc.stderr.read() if proc.stderr and proc.poll() is not None else ""
+            raise RuntimeError(f"{argv} did not start: {line.strip()} {error}")
         return proc
 
     # -- probing ------------------------------------------------------------

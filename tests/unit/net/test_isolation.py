@@ -11,6 +11,7 @@ from ferry.errors import NetworkError, ValidationError
 from ferry.net import isolation, sixpn
 from ferry.net.isolation import HostIsolation, MachinePort
 from ferry.net.nftables import check_ruleset
+from ferry.net.plan import plan_cluster
 
 
 def machine(veth: str, network: int, number: int) -> MachinePort:
@@ -181,3 +182,18 @@ def test_a_machine_in_the_platforms_network_is_refused() -> None:
     infra_like = MachinePort("a", ipaddress.IPv4Address("10.0.0.2"), sixpn.infra_address(1), 0)
     with pytest.raises(ValidationError, match="network 0"):
         isolation.validate(HostIsolation(machines=(infra_like,)))
+
+
+def test_in_the_embedded_cluster_edges_are_let_in_by_their_own_addresses_only() -> None:
+    plan = plan_cluster("fy", 9, ["ams", "sin"], 2)
+    sources = {str(n) for n in isolation.cluster_edge_sources(plan)}
+    assert sources == {
+        "fdaa::/48",
+        "10.9.16.1/32",  # ams edge, towards its hosts
+        "10.9.31.2/32",  # ams edge, towards other regions
+        "10.9.32.1/32",
+        "10.9.47.2/32",
+    }
+    machine_of_ams_1 = ipaddress.ip_address("10.9.17.2")
+    assert not any(machine_of_ams_1 in n for n in isolation.cluster_edge_sources(plan))
+    assert [str(n) for n in isolation.cluster_protected(plan)] == ["10.9.0.0/16"]
