@@ -122,3 +122,8 @@ def test_a_bad_ruleset_leaves_the_loaded_one_in_force_and_removal_opens_up(lab: 
     finally:
         apply_isolation(lab.ns("h"), lab.isolation())
     assert lab.dropped("a1", b1.sixpn, PORTS[1])
+
+
+def test_loading_into_a_missing_namespace_says_which_and_why() -> None:
+    with pytest.raises(NetworkError, match=r"fi-missing-ns.*Cannot open network namespace"):
+        apply_ruleset("fi-missing-ns", "table inet ferry {}\n")

@@ -51,6 +51,7 @@ def test_nft_accepts_the_ruleset_of_a_bridged_and_of_a_routed_host(bridge: str |
 
 def test_nft_accepts_the_ruleset_of_a_host_without_machines_and_the_removal() -> None:
     check_ruleset(isolation.render_ruleset(HostIsolation(machines=())))
+    check_ruleset(isolation.render_ruleset(HostIsolation(machines=(), bridge="br0")))
     check_ruleset(isolation.removal_script())
 
 
