@@ -187,10 +187,13 @@ class Supervisor:
                 "--state-dir", str(state), "--token-file", str(token_file),
                 "--insecure-registry", s.registry_address,
                 "--mesh-port", str(MESH_PORT), "--mesh-scope", s.prefix,
-                "--netns-prefix", f"{s.prefix}-", "--cgroup-parent", cgroup_parent(s, remote.host_id),
+                "--netns-prefix", f"{s.prefix}-",
+                "--cgroup-parent", cgroup_parent(s, remote.host_id),
             )  # fmt: skip
             name = f"agent-{remote.host_id}"
-            self.group.add(Child(name, netns_enter_argv(remote.netns, argv), s.log_dir / f"{name}.log"))
+            self.group.add(
+                Child(name, netns_enter_argv(remote.netns, argv), s.log_dir / f"{name}.log")
+            )
 
     def add_with_credential(self, child: Child, spec: CredentialSpec) -> None:
         """Start ``child`` with its own credential (kept or minted) as ``FERRY_API_TOKEN``.
