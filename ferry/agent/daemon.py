@@ -29,8 +29,9 @@ from pathlib import Path
 from types import FrameType
 
 from ferry.agent.checks import CheckTracker
+from ferry.agent.isolation_keeper import IsolationKeeper, IsolationSettings
 from ferry.agent.logship import LogShipper
-from ferry.agent.network_hook import MachineNetwork
+from ferry.agent.network_hook import BRIDGE, MachineNetwork
 from ferry.agent.private_net import PrivateNetSettings, resolv_conf, start_private_network
 from ferry.agent.ps_report import PS_REPORT_SECONDS, ProcessReporter
 from ferry.agent.reconcile import LABEL_MACHINE, MachineMemory, Step, container_id, plan_host
@@ -76,6 +77,8 @@ class AgentSettings:
     readonly_root: bool = False
     # The WireGuard mesh and the .internal resolver (docs/networking.md); off by default.
     private_net: PrivateNetSettings = field(default_factory=PrivateNetSettings)
+    # nftables isolation between organizations (docs/networking.md); off by default.
+    isolation: IsolationSettings = field(default_factory=IsolationSettings)
 
 
 def images_in_use(machines: Iterable[Machine], containers: Iterable[ContainerStatus]) -> set[str]:
@@ -142,6 +145,9 @@ class Agent:
         self._delivered_at = 0.0  # wall-clock time the snapshot arrived (start breakdowns)
         self._busy: set[str] = set()
         self._unclaimed_ranges: set[str] = set()  # owners collect_id_ranges found unclaimed
+        self.isolation = IsolationKeeper(
+            settings.isolation, self.network.netns_name, BRIDGE, mesh=()
+        )  # the mesh interface is named once the host has its 6PN number
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -189,6 +195,10 @@ class Agent:
         self.stop()
 
     def _start_private_network(self, host: Host) -> None:
+        mesh = self.settings.private_net.mesh_interface(host)
+        self.isolation = IsolationKeeper(
+            self.settings.isolation, self.network.netns_name, BRIDGE, mesh=mesh
+        )
         try:
             start_private_network(
                 self.settings.private_net,
@@ -252,6 +262,7 @@ class Agent:
             self.pool.submit(self._run_step, step)
         if not steps:
             log.debug("no action: %d machines, %d containers", len(desired), len(containers))
+        self.isolation.sync(desired)
         if not steps and not busy:
             # Only while idle: making namespaces must not compete with a start for the CPU.
             live = [m.host_ip for m in desired if m.state is not MachineState.DESTROYED]

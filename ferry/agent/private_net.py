@@ -38,6 +38,12 @@ class PrivateNetSettings:
     dns: bool = False
     dns_upstream: str | None = None  # "ip:port" for names outside .internal
 
+    def mesh_interface(self, host: Host) -> tuple[str, ...]:
+        """The host's WireGuard interface, when it is on the mesh."""
+        if not self.mesh_endpoint:
+            return ()
+        return (wireguard.interface_name(self.mesh_scope, host.sixpn_host),)
+
     def upstream(self) -> tuple[str, int] | None:
         if not self.dns_upstream:
             return None
@@ -83,7 +89,7 @@ def start_private_network(
         mesh = HostMesh(
             node_id=host.id,
             host_number=host.sixpn_host,
-            ifname=wireguard.interface_name(settings.mesh_scope, host.sixpn_host),
+            ifname=settings.mesh_interface(host)[0],
             state_dir=state_dir,
             endpoint=settings.mesh_endpoint,
             listen_port=port,

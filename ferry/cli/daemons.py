@@ -115,10 +115,21 @@ def agent_command(
     dns_upstream: Annotated[
         str | None, typer.Option(help="ip:port of the resolver for other names")
     ] = None,
+    isolation: Annotated[
+        bool,
+        typer.Option("--isolation/--no-isolation", help="Keep organizations apart with nftables"),
+    ] = False,
+    edge_source: Annotated[
+        list[str] | None, typer.Option(help="CIDR that may open connections to machines; repeat")
+    ] = None,
+    protected: Annotated[
+        list[str] | None, typer.Option(help="CIDR machines never reach; repeat")
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run a host agent: keeps this host's machines as the control plane wants them."""
     from ferry.agent.daemon import Agent, AgentSettings
+    from ferry.agent.isolation_keeper import IsolationSettings
     from ferry.agent.private_net import PrivateNetSettings
 
     _logging(verbose)
@@ -146,6 +157,11 @@ def agent_command(
             mesh_scope=mesh_scope,
             dns=dns,
             dns_upstream=dns_upstream,
+        ),
+        isolation=IsolationSettings(
+            enabled=isolation,
+            edge_sources=tuple(edge_source or ()),
+            protected=tuple(protected or ()),
         ),
     )
     Agent(settings).run()

@@ -112,6 +112,12 @@ def join(
     mesh_scope: str = typer.Option("ferry", help="1-6 characters naming WireGuard interfaces"),
     dns: bool = typer.Option(True, "--dns/--no-dns", help="Answer .internal on fdaa::3"),
     dns_upstream: str | None = typer.Option(None, help="ip:port resolving other names"),
+    isolation: bool = typer.Option(
+        True, "--isolation/--no-isolation", help="Keep organizations apart with nftables"
+    ),
+    protected: list[str] = typer.Option(
+        [], help="CIDR machines never reach, e.g. the control plane's address; repeat"
+    ),
     netns_prefix: str = typer.Option("ferry-", help="Prefix of the machines' namespaces"),
     cgroup_parent: str = typer.Option("ferry", help="cgroup parent of the machines"),
     start: bool = typer.Option(True, "--start/--no-start", help="Run the agent after joining"),
@@ -145,6 +151,8 @@ def join(
         "dns_upstream": dns_upstream,
         "netns_prefix": netns_prefix,
         "cgroup_parent": cgroup_parent,
+        "isolation": isolation,
+        "protected": protected,
     }
     write_host_files(state_dir, url, {**registration, **extra}, credential)
     output.stderr().print(
@@ -193,6 +201,7 @@ def _joined_as(state_dir: Path) -> str | None:
 def run_joined_agent(state_dir: Path) -> None:
     """Run the agent of a joined host from its state directory (blocks)."""
     from ferry.agent.daemon import Agent, AgentSettings
+    from ferry.agent.isolation_keeper import IsolationSettings
     from ferry.agent.private_net import PrivateNetSettings
 
     facts = json.loads((state_dir / HOST_FILE).read_text())
@@ -217,6 +226,10 @@ def run_joined_agent(state_dir: Path) -> None:
             mesh_scope=facts.get("mesh_scope", "ferry"),
             dns=bool(facts.get("dns", True)),
             dns_upstream=facts.get("dns_upstream"),
+        ),
+        isolation=IsolationSettings(
+            enabled=bool(facts.get("isolation", True)),
+            protected=tuple(facts.get("protected", ())),
         ),
     )
     Agent(settings).run()

@@ -36,6 +36,7 @@ from ferry.cluster.topology import build_topology, remote_link_rules
 from ferry.cluster.wan import setup_wan, teardown_wan, wait_forwarder_attached
 from ferry.errors import FerryError
 from ferry.net.iproute import netns_enter_argv
+from ferry.net.isolation import cluster_edge_sources, cluster_protected
 from ferry.net.nftables import apply_ruleset
 from ferry.tls.cluster_certs import prepare_cluster_tls
 
@@ -152,6 +153,9 @@ class Supervisor:
                 f"--mesh-scope={s.prefix}",
                 "--dns",
                 f"--dns-upstream={plan.edge_address}:53",
+                "--isolation",
+                *[f"--edge-source={n}" for n in cluster_edge_sources(plan)],
+                *[f"--protected={n}" for n in cluster_protected(plan)],
             )
             self.add_with_credential(
                 Child(
@@ -189,6 +193,7 @@ class Supervisor:
                 "--mesh-port", str(MESH_PORT), "--mesh-scope", s.prefix,
                 "--netns-prefix", f"{s.prefix}-",
                 "--cgroup-parent", cgroup_parent(s, remote.host_id),
+                *[f"--protected={n}" for n in cluster_protected(plan)],
             )  # fmt: skip
             name = f"agent-{remote.host_id}"
             self.group.add(
