@@ -73,7 +73,7 @@ def main() -> int:
             deploy(settings, app_dir, "amsonly", "ams")
             token = settings.token_path.read_text().strip()
             with FerryClient(settings.api_url, token) as client:
-                ips = {m.region: m.private_ip for m in client.list_machines("everywhere")}
+                ips = {m.region: m.host_ip for m in client.list_machines("everywhere")}
             for region in REGIONS:
                 url = f"http://{ips[region]}:8080/"
                 base = run_client(settings, region, url, args.count, opened=True)

@@ -99,7 +99,7 @@ def build_plane(directory: Path, hosts: int, regions: list[str], apps: int) -> C
 def check_fleet(plane: ControlPlane, expected: int) -> None:
     """Exit with a message unless the store holds a fleet placement could have made."""
     live = plane.store.list_machines(include_destroyed=False)
-    addresses = {(m.host_id, m.private_ip) for m in live}
+    addresses = {(m.host_id, m.host_ip) for m in live}
     problems = []
     if len(live) != expected:
         problems.append(f"{len(live)} machines stored, not {expected}")

@@ -202,7 +202,7 @@ def main() -> int:
             try:
                 with FerryClient(settings.api_url, token) as client:
                     (machine,) = client.list_machines(APP)
-                    mid, address = machine.id, machine.private_ip
+                    mid, address = machine.id, machine.host_ip
                     client.wait_machine(APP, mid, state="started", timeout=30)
                     for run in range(args.runs + 1):  # run 0 warms connections and caches
                         client.suspend_machine(APP, mid)

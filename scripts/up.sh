@@ -29,7 +29,7 @@ import json, sys
 data = json.load(sys.stdin)
 machines = data["machines"] if isinstance(data, dict) else data
 for m in machines:
-    region, ip, mid = m["region"], m["private_ip"], m["id"]
+    region, ip, mid = m["region"], m["host_ip"], m["id"]
     print(f"  .venv/bin/ferry region exec {region} -- curl -s http://{ip}:8080/   # straight to machine {mid}")
 '
 echo "  .venv/bin/ferry cluster status             # regions, hosts, addresses"

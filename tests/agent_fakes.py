@@ -19,7 +19,7 @@ def host_machine(
     desired: DesiredState = DesiredState.STARTED,
     config: MachineConfig | None = None,
     stop_override: StopOverride | None = None,
-    private_ip: str = "10.1.0.2",
+    host_ip: str = "10.1.0.2",
 ) -> Machine:
     """Machine ``m1`` of app ``web``, instance ``i1``, image ``x`` unless ``config``, on ams-1."""
     return Machine(
@@ -30,7 +30,8 @@ def host_machine(
         desired_state=desired,
         region="ams",
         instance_id="i1",
-        private_ip=private_ip,
+        private_ip="fdaa:0:1:0:1:0:1:2",
+        host_ip=host_ip,
         config=MachineConfig(image="x") if config is None else config,
         host_id="ams-1",
         created_at=NOW,

@@ -139,7 +139,7 @@ class CheckTracker:
 
     async def _probe_one(self, m: Machine, name: str, check: CheckConfig) -> ProbeResult:
         try:
-            return await self.prober.probe(m.private_ip, check.port or DEFAULT_PORT, check)
+            return await self.prober.probe(m.host_ip, check.port or DEFAULT_PORT, check)
         except Exception as exc:  # a prober that breaks fails this check, not the pass
             log.warning("machine %s: check %s could not run: %r", m.id, name, exc)
             return ProbeResult(False, f"check could not run: {type(exc).__name__}: {exc}")

@@ -1,4 +1,4 @@
-"""The agent's mesh loop: keep this host's place in the WireGuard mesh.
+"""The mesh loop: keep a node's place in the WireGuard mesh (hosts' agents, edges).
 
 Level-triggered, in its own thread: announce the host's public key and
 endpoint to the control plane (again whenever the control plane forgets it),
@@ -23,7 +23,7 @@ from ferry.model.mesh import MeshNode, MeshSnapshot
 from ferry.net.mesh import MeshPeer
 from ferry.net.mesh_sync import MeshReport
 
-__all__ = ["MeshClient", "MeshHost", "MeshLoop", "peers_of"]
+__all__ = ["Announce", "MeshClient", "MeshHost", "MeshLoop", "peers_of"]
 
 log = logging.getLogger("ferry.agent.mesh")
 
@@ -46,9 +46,11 @@ class MeshHost(Protocol):
 
 
 class MeshClient(Protocol):
-    def announce_host_mesh(self, host_id: str, public_key: str, endpoint: str) -> MeshNode: ...
-
     def watch_mesh(self, since: int = 0, timeout: float = 30) -> MeshSnapshot: ...
+
+
+#: Tell the control plane this node's public key and endpoint; the node as recorded.
+Announce = Callable[[str, str], MeshNode]
 
 
 def peers_of(snapshot: MeshSnapshot, node_id: str) -> list[MeshPeer]:
@@ -71,12 +73,14 @@ class MeshLoop:
     def __init__(
         self,
         client: MeshClient,
+        announce: Announce,
         mesh: MeshHost,
         local_prefixes: Callable[[], Sequence[str]],
         stopping: threading.Event,
         cache: Path,
     ) -> None:
         self.client = client
+        self.announce = announce
         self.mesh = mesh
         self.local_prefixes = local_prefixes
         self.stopping = stopping
@@ -106,7 +110,7 @@ class MeshLoop:
                     "this host has no mesh endpoint to announce",
                     hint="start the agent with the address other hosts reach it at",
                 )
-            self.client.announce_host_mesh(self.mesh.node_id, me.public_key, endpoint)
+            self.announce(me.public_key, endpoint)
             self._announced = True
         snapshot = self.client.watch_mesh(since=self.version, timeout=timeout)
         if snapshot.version != self.version:

@@ -5,7 +5,19 @@ each machine gets a named namespace with a veth ``eth0`` on that bridge, its
 private IP and a default route via the gateway. runc joins the namespace by
 path, so the network is ready before the machine's process starts. Namespaces
 for the addresses the control plane will hand out next are made ahead of
-time (``ferry.net.netns_pool``), so most starts run no ``ip`` at all.
+time (``ferry.net.netns_pool``), so a start only renames one.
+
+6PN: the machine's private address (``Machine.private_ip``, a ``/112`` of
+``fdaa::/16``, ``ferry.net.sixpn``) goes on its ``eth0`` too, without duplicate
+address detection (``nodad``: the control plane made it unique, and a tentative
+address could not be used for the first second of the machine's life), with a
+route to the whole of ``fdaa::/16`` via the bridge's fixed link-local address
+``fe80::1``. The host routes the machine's ``/112`` to the bridge, where the
+machine's veth is, and forwards IPv6; so machines on one host reach each other's
+6PN addresses through the host's routing table, and the mesh (another layer)
+only adds routes for other hosts' prefixes. Both steps are idempotent and run
+at every start (two ``ip`` execs), which also heals a namespace an agent
+restart finds.
 """
 
 from __future__ import annotations
@@ -13,6 +25,7 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
+from ferry.errors import NetworkError
 from ferry.net.iproute import (
     NETNS_DIR,
     delete_netns,
@@ -25,8 +38,12 @@ from ferry.net.iproute import (
     netns_has_link,
 )
 from ferry.net.netns_pool import PreparedNamespaces
+from ferry.net.sixpn import MACHINE_PREFIXLEN, SIXPN, parse
 
 BRIDGE = "br0"
+SIXPN_GATEWAY = "fe80::1"
+"""The bridge's link-local address: every machine's next hop to other 6PN addresses."""
+_IPV6_FORWARDING = Path("/proc/sys/net/ipv6/conf/all/forwarding")
 
 
 class MachineNetwork:
@@ -57,6 +74,18 @@ class MachineNetwork:
                     f"link set {BRIDGE} up",
                 ]
             )
+        self.ensure_sixpn_gateway()
+
+    def ensure_sixpn_gateway(self) -> None:
+        """Make the host a 6PN router for its machines: IPv6 forwarding on in this
+        (the host's) namespace, and ``fe80::1`` on the bridge, usable at once
+        (``nodad``). Idempotent; raises ``NetworkError``."""
+        try:
+            if _IPV6_FORWARDING.read_text().strip() != "1":
+                _IPV6_FORWARDING.write_text("1")
+        except OSError as exc:
+            raise NetworkError(f"cannot turn on IPv6 forwarding: {exc.strerror}") from exc
+        ip_batch([f"addr replace {SIXPN_GATEWAY}/64 dev {BRIDGE} nodad"])
 
     def netns_name(self, machine_id: str) -> str:
         return f"{self.netns_prefix}vm-{machine_id}"
@@ -74,19 +103,37 @@ class MachineNetwork:
         """Delete the namespaces made ahead of time (agent start and stop)."""
         self.pool.drain()
 
-    def ensure(self, machine_id: str, private_ip: str) -> Path:
-        """Give the machine its namespace, veth and address; return the namespace path.
+    def ensure(self, machine_id: str, host_ip: str, private_ip: str = "") -> Path:
+        """Give the machine its namespace, veth and addresses; return the namespace path.
 
-        Idempotent: an existing namespace with an ``eth0`` is kept as it is. Takes
-        the prepared namespace of ``private_ip`` when there is one (no exec).
+        ``host_ip`` is the host-local IPv4, ``private_ip`` the 6PN address (none
+        when empty: a machine from before 6PN). Idempotent: an existing namespace
+        with an ``eth0`` is kept, and given its 6PN address if it lacks it. Takes
+        the prepared namespace of ``host_ip`` when there is one.
         """
         name = self.netns_name(machine_id)
-        if netns_exists(name):
-            if netns_has_link(name, "eth0"):
-                return self.netns_path(machine_id)
-            self.remove(machine_id)
-        if self.pool.take(private_ip, name):
-            return self.netns_path(machine_id)
+        if netns_exists(name) and not netns_has_link(name, "eth0"):
+            self.remove(machine_id, private_ip)
+        if not netns_exists(name) and not self.pool.take(host_ip, name):
+            self._build(machine_id, host_ip)
+        if private_ip:
+            self._give_sixpn(name, private_ip)
+        return self.netns_path(machine_id)
+
+    def _give_sixpn(self, name: str, private_ip: str) -> None:
+        """Put ``private_ip``/112 on the machine's eth0 and route its /112 to the bridge."""
+        prefix = parse(private_ip).prefix
+        ip_batch(
+            [
+                f"addr replace {private_ip}/{MACHINE_PREFIXLEN} dev eth0 nodad",
+                f"route replace {SIXPN} via {SIXPN_GATEWAY} dev eth0",
+            ],
+            netns=name,
+        )
+        ip("-6", "route", "replace", str(prefix), "dev", BRIDGE)
+
+    def _build(self, machine_id: str, host_ip: str) -> None:
+        name = self.netns_name(machine_id)
         veth = _veth_name(machine_id)
         if link_present(veth):
             ip("link", "del", veth, check=False)
@@ -100,23 +147,26 @@ class MachineNetwork:
         ip_batch(
             [
                 "link set lo up",
-                f"addr add {private_ip}/{self.subnet.prefixlen} dev eth0",
+                f"addr add {host_ip}/{self.subnet.prefixlen} dev eth0",
                 "link set eth0 up",
                 f"route add default via {self.gateway}",
             ],
             netns=name,
         )
-        return self.netns_path(machine_id)
 
-    def remove(self, machine_id: str) -> None:
+    def remove(self, machine_id: str, private_ip: str = "") -> None:
         """Delete the machine's namespace (its veth goes with it). Idempotent.
 
         The host's ARP entries on the bridge are flushed too: the next machine here
         may get the same address with another MAC, and a stale entry would send
         its traffic (the edge's requests, the agent's checks) to the old one for
-        seconds. The rest are re-learnt with one ARP exchange each.
+        seconds. The rest are re-learnt with one ARP exchange each. With
+        ``private_ip``, the host's route to its /112 goes too.
         """
         delete_netns(self.netns_name(machine_id))
+        if private_ip:
+            prefix = str(parse(private_ip).prefix)
+            ip("-6", "route", "del", prefix, "dev", BRIDGE, check=False)
         if link_present(_veth_name(machine_id)):
             ip("link", "del", _veth_name(machine_id), check=False)
         if link_present(BRIDGE):

@@ -224,7 +224,7 @@ class StepRunner:
             self._report(m, MachineState.DESTROYING, "destroy", "destroying")
         for c in step.containers:
             self._stop_container(m, c)
-        self.network.remove(m.id)
+        self.network.remove(m.id, m.private_ip)
         if self.id_ranges is not None:
             self.id_ranges.release(range_owner(self.host.host_id, m.id))
         with self._lock:
@@ -290,7 +290,7 @@ class StepRunner:
         fetching = None if self.secrets is None else _Fetch(self._fetch_secrets, m)
         image = self.images.ensure(m.config.image)
         mark = phases.lap("image", mark, self.clock())
-        netns = self.network.ensure(m.id, m.private_ip)
+        netns = self.network.ensure(m.id, m.host_ip, m.private_ip)
         mark = phases.lap("network", mark, self.clock())
         secrets = {} if fetching is None else fetching.result()
         if fetching is not None:
@@ -304,6 +304,7 @@ class StepRunner:
             env=env,
             working_dir=image.config.working_dir or "/",
             hostname=m.id,
+            private_ip=m.private_ip,
             cpus=float(guest.cpus),
             cpu_shares=1024 * guest.cpus if guest.cpu_kind == "performance" else 64 * guest.cpus,
             memory_mb=guest.memory_mb,

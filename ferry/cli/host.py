@@ -108,9 +108,30 @@ def join(
     insecure_registry: list[str] = typer.Option(
         [], help="A registry reached over plain HTTP (the cluster's own, usually)"
     ),
+    mesh_port: int = typer.Option(51820, help="UDP port of this host's WireGuard (0: no mesh)"),
+    mesh_scope: str = typer.Option("ferry", help="1-6 characters naming WireGuard interfaces"),
+    dns: bool = typer.Option(True, "--dns/--no-dns", help="Answer .internal on fdaa::3"),
+    dns_upstream: str | None = typer.Option(None, help="ip:port resolving other names"),
+    isolation: bool = typer.Option(
+        True, "--isolation/--no-isolation", help="Keep organizations apart with nftables"
+    ),
+    protected: list[str] = typer.Option(
+        [], help="CIDR machines never reach, e.g. the control plane's address; repeat"
+    ),
+    netns_prefix: str = typer.Option("ferry-", help="Prefix of the machines' namespaces"),
+    cgroup_parent: str = typer.Option("ferry", help="cgroup parent of the machines"),
     start: bool = typer.Option(True, "--start/--no-start", help="Run the agent after joining"),
 ) -> None:
-    """Make this server a host of the cluster at URL, then run its agent."""
+    """Make this server a host of the cluster at URL, then run its agent.
+
+    A server that already joined (its state directory holds the host's files for
+    the same --id) does not join again: it runs its agent. So the command is safe
+    to repeat, e.g. as a service's start command."""
+    if _joined_as(state_dir) == host_id:
+        output.stderr().print(f"Already joined as host {host_id}: running its agent")
+        if start:
+            run_joined_agent(state_dir)
+        return
     plain = _join_token(token, token_file)
     registration = {
         "id": host_id,
@@ -122,7 +143,17 @@ def join(
     }
     with FerryClient(url, token="") as client:
         host, credential = client.join_host(plain, registration)
-    extra = {"insecure_registries": insecure_registry}
+    extra = {
+        "insecure_registries": insecure_registry,
+        "mesh_port": mesh_port,
+        "mesh_scope": mesh_scope,
+        "dns": dns,
+        "dns_upstream": dns_upstream,
+        "netns_prefix": netns_prefix,
+        "cgroup_parent": cgroup_parent,
+        "isolation": isolation,
+        "protected": protected,
+    }
     write_host_files(state_dir, url, {**registration, **extra}, credential)
     output.stderr().print(
         f"Joined as host {host.id} in {host.region}; credential kept in {state_dir}/credential"
@@ -142,9 +173,36 @@ def write_host_files(
     (state_dir / HOST_FILE).write_text(json.dumps(facts, indent=1) + "\n")
 
 
+@app.command("run")
+def run(
+    state_dir: Path = typer.Option(DEFAULT_STATE_DIR, help="The joined host's state directory"),
+) -> None:
+    """Run the agent of a host that joined with `ferry host join` (e.g. after a reboot)."""
+    if _joined_as(state_dir) is None:
+        raise ValidationError(
+            f"{state_dir} holds no joined host",
+            hint="join first with `ferry host join URL --region REGION`",
+        )
+    run_joined_agent(state_dir)
+
+
+def _joined_as(state_dir: Path) -> str | None:
+    """The id of the host whose files ``state_dir`` holds, if it joined."""
+    try:
+        facts = json.loads((state_dir / HOST_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    if not (state_dir / "credential").exists() or not isinstance(facts, dict):
+        return None
+    found = facts.get("id")
+    return found if isinstance(found, str) else None
+
+
 def run_joined_agent(state_dir: Path) -> None:
     """Run the agent of a joined host from its state directory (blocks)."""
     from ferry.agent.daemon import Agent, AgentSettings
+    from ferry.agent.isolation_keeper import IsolationSettings
+    from ferry.agent.private_net import PrivateNetSettings
 
     facts = json.loads((state_dir / HOST_FILE).read_text())
     token = (state_dir / "credential").read_text().strip()
@@ -156,10 +214,23 @@ def run_joined_agent(state_dir: Path) -> None:
         memory_mb=facts["memory_mb"],
         machine_subnet=facts["machine_subnet"],
         state_dir=state_dir,
-        netns_prefix=f"ferry-{facts['id']}-"[:12],
+        netns_prefix=facts.get("netns_prefix", "ferry-"),
+        cgroup_parent=facts.get("cgroup_parent", "ferry"),
         api_url=facts["api_url"],
         token=token,
         insecure_registries=tuple(facts.get("insecure_registries", ())),
+        private_net=PrivateNetSettings(
+            mesh_endpoint=f"{facts['address']}:{facts['mesh_port']}"
+            if facts.get("mesh_port")
+            else None,
+            mesh_scope=facts.get("mesh_scope", "ferry"),
+            dns=bool(facts.get("dns", True)),
+            dns_upstream=facts.get("dns_upstream"),
+        ),
+        isolation=IsolationSettings(
+            enabled=bool(facts.get("isolation", True)),
+            protected=tuple(facts.get("protected", ())),
+        ),
     )
     Agent(settings).run()
 

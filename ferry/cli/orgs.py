@@ -17,6 +17,7 @@ from ferry.cli import context, output
 from ferry.client import NewInvitation
 from ferry.errors import ValidationError
 from ferry.model.access import Member, Role
+from ferry.net import sixpn
 
 app = typer.Typer(no_args_is_help=True, help="Organizations, their members and invitations.")
 
@@ -110,7 +111,11 @@ def show(
             {**output.to_jsonable(details.org), "members": details.members, "apps": details.apps}
         )
         return
-    output.stdout().print(output.key_values([("Name", details.org.name), ("Slug", slug)]))
+    network = details.org.sixpn_network
+    rows = [("Name", details.org.name), ("Slug", slug)]
+    if network:
+        rows.append(("6PN network", f"{network} ({sixpn.org_prefix(network)})"))
+    output.stdout().print(output.key_values(rows))
     output.say("")
     output.say(f"Members ({len(details.members)}):", style="bold")
     _members_table(details.members)

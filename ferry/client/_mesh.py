@@ -6,6 +6,7 @@ from ferry.client._agent import MAX_WATCH_SECONDS, WATCH_SLACK
 from ferry.client._http import HttpCore
 from ferry.client._parse import parse_model
 from ferry.client._parse import path_segment as _seg
+from ferry.errors import UnavailableError
 from ferry.model.mesh import MeshNode, MeshSnapshot
 
 
@@ -34,3 +35,21 @@ class MeshMethods(HttpCore):
             timeout=seconds + WATCH_SLACK,
         )
         return parse_model(MeshSnapshot, data)
+
+    def watch_internal_records(
+        self, host_id: str, since: int = 0, timeout: float = 30
+    ) -> tuple[int, str]:
+        """(Hosts) The ``.internal`` records for this host's resolver once machines moved
+        past ``since``: ``(version, JSON text of InternalRecords)`` (long poll)."""
+        seconds = max(0, min(MAX_WATCH_SECONDS, round(timeout)))
+        response = self._exchange(
+            "GET",
+            f"/v1/hosts/{_seg(host_id)}/internal",
+            params={"since": since, "timeout": seconds},
+            timeout=seconds + WATCH_SLACK,
+        )
+        try:
+            version = int(response.headers.get("Ferry-Version", ""))
+        except ValueError:
+            raise UnavailableError("the Ferry API sent records without Ferry-Version") from None
+        return version, response.text

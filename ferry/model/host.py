@@ -22,7 +22,10 @@ class Host(_Frozen):
 
     ``address`` is where the host's machines are reached from the region
     network; ``machine_subnet`` (CIDR) is where the control plane allocates
-    machine addresses for this host.
+    machine addresses for this host. ``sixpn_host`` is the host's 6PN number
+    (``ferry.net.sixpn``: the ``host`` part of its machines' private addresses),
+    given by the control plane at the host's first registration and kept when
+    the same id registers again; 0 only before it is stored.
     """
 
     id: str
@@ -34,6 +37,7 @@ class Host(_Frozen):
     status: HostStatus = HostStatus.UP
     last_heartbeat: datetime
     registered_at: datetime
+    sixpn_host: int = Field(default=0, ge=0)
 
 
 class Region(_Frozen):
@@ -48,8 +52,13 @@ class Region(_Frozen):
 
 
 class Organization(_Frozen):
+    """An organization; ``sixpn_network`` (Ferry-only) is its 6PN network number, the
+    ``network`` part of every private address of its machines (``fdaa:<network>::/48``),
+    given by the control plane when the organization is created; 0 only before that."""
+
     name: str
     slug: str
+    sixpn_network: int = Field(default=0, ge=0)
 
 
 class App(_Frozen):

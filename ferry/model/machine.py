@@ -416,6 +416,13 @@ class Machine(_Frozen):
     (Ferry-only) holds the signal and timeout of the last stop request until
     the machine is started again; the agent stops it by ``effective_stop``.
     ``cordoned`` (Fly's field) keeps the edges from sending it new requests.
+
+    ``private_ip`` is Fly's: the machine's 6PN address
+    (``fdaa:<network>:<host>:<machine>::2``, ``ferry.net.sixpn``), given when the
+    machine is created and kept across restarts and updates; ``FLY_PRIVATE_IP``
+    inside the machine. ``host_ip`` (Ferry-only) is the host-local IPv4 address
+    on the host's machine bridge by which the edge, health checks and wake reach
+    the machine until the edge speaks 6PN; it is not the machine's private address.
     """
 
     id: str
@@ -426,6 +433,7 @@ class Machine(_Frozen):
     region: str
     instance_id: str
     private_ip: str
+    host_ip: str
     config: MachineConfig
     image_ref: ImageRef = Field(default_factory=ImageRef)
     host_id: str

@@ -14,7 +14,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["MeshAnnouncement", "MeshNode", "MeshNodeKind", "MeshSnapshot"]
+__all__ = ["MeshAnnouncement", "MeshNode", "MeshNodeKind", "MeshSnapshot", "edge_node_id"]
 
 
 class MeshNodeKind(StrEnum):
@@ -53,3 +53,8 @@ class MeshSnapshot(_Frozen):
 
     version: int
     nodes: list[MeshNode]
+
+
+def edge_node_id(region: str) -> str:
+    """The mesh node id of ``region``'s edge."""
+    return f"edge-{region}"

@@ -48,6 +48,8 @@ class HostMesh:
     server); ``endpoint`` the ``ip:port`` other hosts dial (None when this
     host is behind NAT and dials out, keeping the path open with
     ``keepalive`` seconds); ``state_dir`` holds ``wireguard/private.key``.
+    An edge is a node of the mesh too: it gives the address the control plane
+    gave it as ``own_address`` (its ``host_number`` is then unused).
     """
 
     node_id: str
@@ -58,6 +60,7 @@ class HostMesh:
     endpoint: str | None = None
     listen_port: int = DEFAULT_PORT
     keepalive: int = 0
+    own_address: str = ""
 
     @property
     def key_file(self) -> Path:
@@ -65,8 +68,8 @@ class HostMesh:
 
     @property
     def address(self) -> str:
-        """The host's own mesh address (network 0)."""
-        return str(infra_address(self.host_number))
+        """The node's own mesh address (network 0)."""
+        return self.own_address or str(infra_address(self.host_number))
 
     def announce(self, local_prefixes: Sequence[str]) -> MeshPeer:
         """This host as a peer of the others: its key (made now if missing), its

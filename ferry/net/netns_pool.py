@@ -4,7 +4,7 @@ Making a machine's namespace takes two ``ip`` execs (namespace + veth on the
 bridge, then address, route and links inside): about a tenth of a machine
 start. The address is the only per-machine part, and the control plane
 allocates it predictably: the lowest free address of the host's subnet
-(``ferry.server.placement.allocate_private_ip``). So the agent prepares, off
+(``ferry.server.placement.allocate_host_ip``). So the agent prepares, off
 the start path, a namespace for each of the next few free addresses
 (``next_free_addresses``), and a start whose address is prepared only renames
 that namespace (two syscalls). A wrong guess costs nothing but the spare

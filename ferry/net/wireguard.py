@@ -47,20 +47,24 @@ WIREGUARD_GO = "wireguard-go"
 WG = "wg"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,14}$")
 _SCOPE = re.compile(r"^[a-z0-9]{1,6}$")
+INTERFACE_KINDS = ("w", "e", "g")
 _START_TIMEOUT = 10.0
 _STOP_TIMEOUT = 5.0
 _POLL = 0.02
 
 
-def interface_name(scope: str, host: int) -> str:
-    """The mesh interface of host number ``host`` in ``scope`` (a cluster's prefix,
-    or any ≤ 6-character name of the machine's Ferry): ``<scope>w<host in hex>``,
-    at most 15 characters, unique per scope and host."""
+def interface_name(scope: str, host: int, kind: str = "w") -> str:
+    """The mesh interface of node number ``host`` in ``scope`` (a cluster's prefix,
+    or any ≤ 6-character name of the machine's Ferry): ``<scope><kind><number in
+    hex>``, at most 15 characters, unique per scope, kind and number. Kinds:
+    ``w`` a host's mesh interface, ``e`` an edge's, ``g`` a gateway for users' peers."""
     if not _SCOPE.match(scope):
         raise ValidationError(f"mesh scope {scope!r} must be 1-6 characters of a-z0-9")
+    if kind not in INTERFACE_KINDS:
+        raise ValidationError(f"interface kind {kind!r} is not one of {INTERFACE_KINDS}")
     if not 0 <= host <= 0xFFFF_FFFF:
         raise ValidationError(f"host number {host} is out of range 0..{0xFFFF_FFFF}")
-    return f"{scope}w{host:x}"
+    return f"{scope}{kind}{host:x}"
 
 
 def ensure_key(key_file: Path) -> str:
@@ -254,7 +258,8 @@ def _terminate(ifname: str) -> None:
 
 def delete_interfaces(scope: str) -> list[str]:
     """Stop every mesh interface of ``scope`` (cluster teardown); return their names."""
-    pattern = re.compile(rf"^{re.escape(scope)}w[0-9a-f]{{1,8}}$")
+    kinds = "".join(INTERFACE_KINDS)
+    pattern = re.compile(rf"^{re.escape(scope)}[{kinds}][0-9a-f]{{1,8}}$")
     names = sorted(
         path.name.removesuffix(".sock")
         for path in (RUN_DIR.glob("*.sock") if RUN_DIR.is_dir() else [])

@@ -65,6 +65,7 @@ class ContainerSpec:
     files: tuple[tuple[str, bytes], ...] = ()
     id_range: IdRange | None = None
     readonly_root: bool = False
+    private_ip: str = ""  # the machine's 6PN address: fly-local-6pn in its /etc/hosts
 
 
 class ContainerState(StrEnum):

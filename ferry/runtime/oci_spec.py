@@ -69,11 +69,16 @@ CPU_PERIOD_US = 100_000
 OPEN_FILES_LIMIT = 65_536
 
 
-def render_hosts_file(hostname: str) -> str:
-    """An /etc/hosts that resolves localhost and the machine's own hostname."""
-    return (
+def render_hosts_file(hostname: str, private_ip: str = "") -> str:
+    """An /etc/hosts that resolves localhost and the machine's own hostname and, with
+    ``private_ip`` (its 6PN address), ``fly-local-6pn`` to it, as Fly's machines do:
+    a server binds ``fly-local-6pn:PORT`` to listen on the private network only."""
+    lines = (
         f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"
     )
+    if private_ip:
+        lines += f"{private_ip}\tfly-local-6pn\n"
+    return lines
 
 
 def _env_list(env: dict[str, str]) -> list[str]:

@@ -243,7 +243,7 @@ class RuncDriver:
             make_searchable_dirs(self.mounts_dir)
             with contextlib.suppress(FileExistsError):
                 paths.rootfs.parent.mkdir(mode=0o700)
-        paths.hosts.write_text(render_hosts_file(spec.hostname))
+        paths.hosts.write_text(render_hosts_file(spec.hostname, spec.private_ip))
         paths.labels.write_text(json.dumps(spec.labels))
         mounted = mount_rootfs(paths.rootfs_dirs, spec)
         runtime_spec = build_runtime_spec(

@@ -1,7 +1,8 @@
 """The hosts' capacities kept in memory by the control plane, for placement.
 
 Placing a machine needs every host of a region with the cpus, memory,
-per-app counts and addresses its live machines take. Reading and summing
+per-app counts and addresses (host-local IPv4 and 6PN machine numbers) its
+live machines take. Reading and summing
 them from the store on every create costs milliseconds; this view keeps
 them, and stays correct this way:
 
@@ -32,10 +33,11 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ferry.errors import CapacityError
+from ferry.errors import CapacityError, FerryError
 from ferry.model import App, Host, Machine, MachineState
+from ferry.net.sixpn import lowest_free, machine_address, parse
 from ferry.scheduler import HostCapacity, NoPlacement, Placement, PlacementRequest, Scheduler
-from ferry.server.placement import allocate_private_ip, capacities_of, known_regions
+from ferry.server.placement import allocate_host_ip, capacities_of, known_regions
 from ferry.store import StateStore
 from ferry.store.base import PlacementVersions
 
@@ -50,18 +52,23 @@ class _Claim:
     app: str
     cpus: int
     memory_mb: int
-    ip: int  # the IPv4 address as a number; -1 when it is not one
+    ip: int  # the host-local IPv4 address as a number; -1 when it is not one
+    sixpn: int = 0  # the 6PN machine number of its private address; 0 when none
 
 
 def _claim(machine: Machine) -> _Claim | None:
     if machine.state is MachineState.DESTROYED:
-        return None  # its room and address are free again
+        return None  # its room and addresses are free again
     guest = machine.config.effective_guest
     try:
-        ip = int(ipaddress.IPv4Address(machine.private_ip))
+        ip = int(ipaddress.IPv4Address(machine.host_ip))
     except ValueError:
         ip = -1
-    return _Claim(machine.host_id, machine.app_name, guest.cpus, guest.memory_mb, ip)
+    try:
+        sixpn = parse(machine.private_ip).machine
+    except FerryError:
+        sixpn = 0
+    return _Claim(machine.host_id, machine.app_name, guest.cpus, guest.memory_mb, ip, sixpn)
 
 
 class CapacityView:
@@ -74,6 +81,7 @@ class CapacityView:
         self.regions: list[str] = []
         self._claims: dict[str, _Claim] = {}
         self._ips: dict[str, Counter[int]] = {}  # host -> address -> machines holding it
+        self._sixpn: dict[str, Counter[int]] = {}  # host -> 6PN machine number -> holders
         self._scheduler = Scheduler([])
         self._pending: _Claim | None = None  # placed, not yet recorded or abandoned
         self._apps: dict[str, App] = {}
@@ -107,11 +115,12 @@ class CapacityView:
         self.hosts = {h.id: h for h in hosts}
         self.regions = known_regions(hosts)
         self._claims, self._ips, self._apps, self._pending = {}, {}, {}, None
+        self._sixpn = {}
         for machine in machines:
             claim = _claim(machine)
             if claim is not None and claim.host_id in self.hosts:
                 self._claims[machine.id] = claim
-                self._ips.setdefault(claim.host_id, Counter())[claim.ip] += 1
+                self._hold_addresses(claim)
         self._scheduler = Scheduler(_capacities(hosts, self._claims.values()))
         self.versions = versions
 
@@ -139,21 +148,26 @@ class CapacityView:
         assert self.versions is not None and pending is not None and claim is not None
         assert (pending.host_id, pending.app) == (claim.host_id, claim.app)
         self._claims[machine.id] = claim
-        self._ips.setdefault(claim.host_id, Counter())[claim.ip] += 1
+        self._hold_addresses(claim)
         self.versions = PlacementVersions(self.versions.resource_version + 1, self.versions.epoch)
 
     def _set_claim(self, machine_id: str, claim: _Claim | None) -> None:
         old = self._claims.pop(machine_id, None)
         if old is not None:
             self._scheduler.release(old.host_id, old.app, old.cpus, old.memory_mb)
-            ips = self._ips[old.host_id]
-            ips[old.ip] -= 1
-            if ips[old.ip] == 0:
-                del ips[old.ip]
+            for held, key in ((self._ips, old.ip), (self._sixpn, old.sixpn)):
+                counts = held[old.host_id]
+                counts[key] -= 1
+                if counts[key] == 0:
+                    del counts[key]
         if claim is not None and claim.host_id in self.hosts:
             self._claims[machine_id] = claim
             self._scheduler.hold(claim.host_id, claim.app, claim.cpus, claim.memory_mb)
-            self._ips.setdefault(claim.host_id, Counter())[claim.ip] += 1
+            self._hold_addresses(claim)
+
+    def _hold_addresses(self, claim: _Claim) -> None:
+        self._ips.setdefault(claim.host_id, Counter())[claim.ip] += 1
+        self._sixpn.setdefault(claim.host_id, Counter())[claim.sixpn] += 1
 
     # -- reading -----------------------------------------------------------------
     def app(self, name: str) -> App:
@@ -167,15 +181,22 @@ class CapacityView:
         """Every host's capacity as the view sees it, in host id order."""
         return self._scheduler.snapshot()
 
-    def allocate_ip(self, host: Host) -> str:
-        """The lowest free address of the host's subnet (as ``allocate_private_ip``)."""
+    def allocate_private_ip(self, host: Host, network: int) -> str:
+        """The 6PN address of a new machine of the organization with 6PN ``network`` on
+        ``host``: the lowest machine number no live machine of the host holds, so a
+        number comes back only once its machine is destroyed (``ferry.net.sixpn``)."""
+        used = self._sixpn.get(host.id) or Counter()
+        return str(machine_address(network, host.sixpn_host, lowest_free(used)))
+
+    def allocate_host_ip(self, host: Host) -> str:
+        """The lowest free address of the host's subnet (as ``allocate_host_ip``)."""
         used = self._ips.get(host.id) or Counter()
         span = self._spans.get(host.machine_subnet)
         if span is None:
             span = self._spans[host.machine_subnet] = _span(host.machine_subnet)
         if not span:
             live = self._store.list_machines(host_id=host.id, include_destroyed=False)
-            return allocate_private_ip(host, live)  # the slow path of odd subnets
+            return allocate_host_ip(host, live)  # the slow path of odd subnets
         for number in range(*span):
             if number not in used:
                 return str(ipaddress.IPv4Address(number))

@@ -186,7 +186,10 @@ class MachineCreator:
             desired_state=desired,
             region=outcome.region,
             instance_id=new_ulid(),
-            private_ip=view.allocate_ip(host),
+            private_ip=view.allocate_private_ip(
+                host, view.app(app_name).organization.sixpn_network
+            ),
+            host_ip=view.allocate_host_ip(host),
             config=request.config,
             host_id=host.id,
             created_at=now,

@@ -14,7 +14,13 @@ from __future__ import annotations
 import ipaddress
 
 from ferry.errors import NotFoundError, ValidationError
-from ferry.model.mesh import MeshAnnouncement, MeshNode, MeshNodeKind, MeshSnapshot
+from ferry.model.mesh import (
+    MeshAnnouncement,
+    MeshNode,
+    MeshNodeKind,
+    MeshSnapshot,
+    edge_node_id,
+)
 from ferry.net import peer_gateway, sixpn
 from ferry.net.mesh import endpoint_error, public_key_error
 from ferry.server.clock import Clock
@@ -23,12 +29,7 @@ from ferry.server.watch import ChangeNotifier
 from ferry.store.base import StateStore
 from ferry.store.mesh_base import MeshNodeRecord
 
-__all__ = ["MeshService", "edge_node_id"]
-
-
-def edge_node_id(region: str) -> str:
-    """The mesh node id of ``region``'s edge."""
-    return f"edge-{region}"
+__all__ = ["MeshService"]
 
 
 class MeshService:
@@ -69,10 +70,14 @@ class MeshService:
             carried.setdefault(machine.host_id, []).append(str(prefix))
         # An edge is its region's gateway for developers' WireGuard peers: it carries their /120s.
         for peer in self._store.list_wireguard_peers():
-            network = self._store.org_sixpn_network(peer.org_slug)
+            network = self._store.get_org(peer.org_slug).sixpn_network
             prefix = peer_gateway.peer_prefix(network, peer.number)
             carried.setdefault(edge_node_id(peer.region), []).append(str(prefix))
-        nodes = [_node(record, carried.get(record.id, [])) for record in self._nodes()]
+        numbers = {host.id: host.sixpn_host for host in self._store.list_hosts()}
+        nodes = [
+            _node(record, numbers.get(record.id, 0), carried.get(record.id, []))
+            for record in self._nodes()
+        ]
         return MeshSnapshot(version=version, nodes=nodes)
 
     def _nodes(self) -> list[MeshNodeRecord]:
@@ -98,12 +103,19 @@ class MeshService:
     def snapshot_node(self, record: MeshNodeRecord) -> MeshNode:
         """``record`` as the snapshot shows it (its machines' prefixes included)."""
         found = next((n for n in self.snapshot().nodes if n.id == record.id), None)
-        return found if found is not None else _node(record, [])
+        assert found is not None  # just announced, under the store's lock
+        return found
 
 
-def _node(record: MeshNodeRecord, machine_prefixes: list[str]) -> MeshNode:
-    address = sixpn.infra_address(record.number)
-    allowed = [f"{address}/128", *sorted(machine_prefixes)]
+def _node(record: MeshNodeRecord, host_number: int, machine_prefixes: list[str]) -> MeshNode:
+    """A host's address is its 6PN host number's (``infra_address``), so its mesh
+    address and its machines' addresses name the same host; an edge's is its own."""
+    if record.kind is MeshNodeKind.HOST:
+        address = sixpn.infra_address(host_number)
+        allowed = [f"{address}/128", *sorted(machine_prefixes)]
+    else:
+        address = sixpn.edge_address(record.number)
+        allowed = [f"{address}/128", *sorted(machine_prefixes)]  # its peers' /120s
     return MeshNode(
         id=record.id,
         kind=record.kind,

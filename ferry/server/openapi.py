@@ -157,6 +157,7 @@ class MachineSummary(_Answer):
     region: str
     instance_id: str
     private_ip: str
+    host_ip: str
     host_id: str
     created_at: datetime
     updated_at: datetime

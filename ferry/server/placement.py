@@ -16,7 +16,7 @@ from ferry.model import Host, HostStatus, Machine, MachineState
 from ferry.scheduler import HostCapacity
 
 __all__ = [
-    "allocate_private_ip",
+    "allocate_host_ip",
     "choose_region",
     "fallback_regions",
     "host_capacities",
@@ -121,7 +121,7 @@ def capacities_of(
     ]
 
 
-def allocate_private_ip(host: Host, machines: Iterable[Machine]) -> str:
+def allocate_host_ip(host: Host, machines: Iterable[Machine]) -> str:
     """The lowest free address of ``host.machine_subnet``.
 
     Skips the network address, the ``.1`` gateway and the broadcast address;
@@ -136,7 +136,7 @@ def allocate_private_ip(host: Host, machines: Iterable[Machine]) -> str:
             f"host {host.id} has an invalid machine_subnet {host.machine_subnet!r}",
             hint="re-register the host with a CIDR such as 10.1.0.0/24",
         ) from exc
-    used = {m.private_ip for m in machines if m.host_id == host.id and _occupies_host(m)}
+    used = {m.host_ip for m in machines if m.host_id == host.id and _occupies_host(m)}
     gateway = network.network_address + 1
     for address in network.hosts():
         if address == gateway:

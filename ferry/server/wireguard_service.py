@@ -19,15 +19,15 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterable
 
 from ferry.errors import NotFoundError, ValidationError
-from ferry.model.mesh import MeshNodeKind
+from ferry.model.mesh import MeshNodeKind, edge_node_id
 from ferry.model.wireguard import NewWireGuardPeer, WireGuardPeer
 from ferry.net import peer_gateway, sixpn
 from ferry.net.mesh import public_key_error
 from ferry.server.authz import Access, Principal, require_org
 from ferry.server.clock import Clock
-from ferry.server.mesh_service import edge_node_id
 from ferry.server.watch import ChangeNotifier
 from ferry.store.base import StateStore
 from ferry.store.mesh_base import MeshNodeRecord
@@ -136,17 +136,21 @@ class WireGuardService:
 
 
 def org_network(store: StateStore, org_slug: str) -> int:
-    """The organization's 6PN network number (the one seam to ``Organization.sixpn_network``)."""
-    return store.org_sixpn_network(org_slug)
+    """The organization's 6PN network number (``NotFoundError`` for an unknown org)."""
+    return store.get_org(org_slug).sixpn_network
 
 
-def peers_by_network(store: StateStore) -> dict[int, dict[str, ipaddress.IPv6Address]]:
-    """Every organization's peers as ``.internal`` DNS serves them (``InternalRecords``'
-    ``peers``): 6PN network → peer name → address."""
+def peers_by_network(
+    store: StateStore, networks: Iterable[int]
+) -> dict[int, dict[str, ipaddress.IPv6Address]]:
+    """The peers of the organizations with 6PN ``networks`` as ``.internal`` DNS serves
+    them (``InternalRecords``' ``peers``, ``internal_feed.PeersOf``): network → name →
+    address. Organizations without peers are left out."""
+    wanted = set(networks)
     found: dict[int, dict[str, ipaddress.IPv6Address]] = {}
     for record in store.list_wireguard_peers():
         network = org_network(store, record.org_slug)
-        found.setdefault(network, {})[record.name] = peer_gateway.peer_address(
-            network, record.number
-        )
+        if network in wanted:
+            address = peer_gateway.peer_address(network, record.number)
+            found.setdefault(network, {})[record.name] = address
     return found

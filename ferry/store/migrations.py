@@ -1,6 +1,7 @@
 """Numbered schema migrations, applied in order when a store opens.
 
-Each migration is a list of SQL statements; ``schema_version`` records the
+Each migration is a list of SQL statements (or, where SQL cannot say it, a
+function of the connection); ``schema_version`` records the
 highest number applied. Applying is idempotent and runs in one transaction,
 so a crash mid-way leaves the previous version intact. Never edit a released
 migration: append a new one.
@@ -9,13 +10,18 @@ migration: append a new one.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Final
 
 from sqlalchemy import Connection, text
 
+from ferry.store.sixpn_migration import address_existing_machines
+
 __all__ = ["MIGRATIONS", "apply_migrations", "current_version"]
 
-MIGRATIONS: Final[list[tuple[int, list[str]]]] = [
+Step = str | Callable[[Connection], None]
+
+MIGRATIONS: Final[list[tuple[int, list[Step]]]] = [
     (
         1,
         [
@@ -320,6 +326,28 @@ MIGRATIONS: Final[list[tuple[int, list[str]]]] = [
         ],
     ),
     (
+        13,
+        [
+            # 6PN (ferry.net.sixpn): every organization gets its network number and every
+            # host its host number (1, 2, … in the order they were made); the machines'
+            # host-local IPv4 becomes host_ip, and private_ip is the 6PN address again,
+            # as on Fly, given to every live machine (address_existing_machines).
+            "ALTER TABLE orgs ADD COLUMN sixpn_network INTEGER NOT NULL DEFAULT 0",
+            "UPDATE orgs SET sixpn_network = "
+            "(SELECT COUNT(*) FROM orgs AS o WHERE o.rowid <= orgs.rowid)",
+            "CREATE UNIQUE INDEX orgs_by_sixpn ON orgs (sixpn_network)",
+            "ALTER TABLE hosts ADD COLUMN sixpn_host INTEGER NOT NULL DEFAULT 0",
+            "UPDATE hosts SET sixpn_host = "
+            "(SELECT COUNT(*) FROM hosts AS h WHERE h.rowid <= hosts.rowid)",
+            "CREATE UNIQUE INDEX hosts_by_sixpn ON hosts (sixpn_host)",
+            "ALTER TABLE machines RENAME COLUMN private_ip TO host_ip",
+            "ALTER TABLE machines ADD COLUMN private_ip TEXT NOT NULL DEFAULT ''",
+            address_existing_machines,
+            """CREATE UNIQUE INDEX machines_live_sixpn ON machines (private_ip)
+                WHERE state != 'destroyed'""",
+        ],
+    ),
+    (
         14,
         [
             # The WireGuard mesh (ferry.store.sqlite_mesh): hosts and edges with their public
@@ -405,7 +433,10 @@ def apply_migrations(conn: Connection) -> int:
         if number <= version:
             continue
         for statement in statements:
-            conn.execute(text(statement))
+            if isinstance(statement, str):
+                conn.execute(text(statement))
+            else:
+                statement(conn)
         conn.execute(
             text("INSERT INTO schema_version (version, applied_at) VALUES (:v, :t)"),
             {"v": number, "t": time.time()},

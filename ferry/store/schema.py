@@ -45,6 +45,7 @@ orgs = Table(
     Column("slug", String, primary_key=True),
     Column("name", String),
     Column("created_at", Float),
+    Column("sixpn_network", Integer),
 )
 
 members = Table(
@@ -109,6 +110,7 @@ hosts = Table(
     Column("status", String),
     Column("last_heartbeat", Float),
     Column("registered_at", Float),
+    Column("sixpn_host", Integer),
 )
 
 machines = Table(
@@ -120,6 +122,7 @@ machines = Table(
     Column("region", String),
     Column("host_id", String),
     Column("instance_id", String),
+    Column("host_ip", String),
     Column("private_ip", String),
     Column("config", Text),
     Column("image_ref", Text),

@@ -29,6 +29,7 @@ from ferry.model import (
     Organization,
 )
 from ferry.model.autoscale import AutoscalePolicy
+from ferry.net.sixpn import lowest_free
 from ferry.store.base import HostSnapshot, PlacementVersions
 from ferry.store.schema import (
     apps,
@@ -116,7 +117,7 @@ class SqliteStore(
             row = conn.execute(select(orgs).where(orgs.c.slug == slug)).first()
         if row is None:
             raise NotFoundError(f"organization {slug!r} not found", hint="use org_slug 'personal'")
-        return Organization(name=row.name, slug=row.slug)
+        return Organization(name=row.name, slug=row.slug, sixpn_network=row.sixpn_network)
 
     def _app_query(self) -> Any:
         count = (
@@ -125,9 +126,12 @@ class SqliteStore(
             .scalar_subquery()
             .label("machine_count")
         )
-        return select(apps, orgs.c.name.label("org_name"), count).join(
-            orgs, orgs.c.slug == apps.c.org_slug
-        )
+        return select(
+            apps,
+            orgs.c.name.label("org_name"),
+            orgs.c.sixpn_network.label("org_sixpn_network"),
+            count,
+        ).join(orgs, orgs.c.slug == apps.c.org_slug)
 
     def create_app(self, app: App) -> App:
         self.get_org(app.organization.slug)
@@ -190,10 +194,16 @@ class SqliteStore(
 
     # -- hosts ---------------------------------------------------------------
     def upsert_host(self, host: Host) -> Host:
+        """Insert or update ``host``; a new host gets the lowest free 6PN host number,
+        a known one keeps its number (and its first registration time)."""
         values = host_values(host)
-        update = {k: v for k, v in values.items() if k not in ("id", "registered_at")}
-        statement = sqlite_insert(hosts).values(values)
+        update = {k: v for k, v in values.items() if k not in ("id", "registered_at", "sixpn_host")}
         with self._write() as conn:
+            known = conn.execute(select(hosts.c.sixpn_host).where(hosts.c.id == host.id)).scalar()
+            if known is None:
+                used = conn.execute(select(hosts.c.sixpn_host)).scalars()
+                values["sixpn_host"] = lowest_free(used)
+            statement = sqlite_insert(hosts).values(values)
             conn.execute(statement.on_conflict_do_update(index_elements=["id"], set_=update))
             bump_epoch(conn)
         return self.get_host(host.id)
@@ -307,8 +317,8 @@ class SqliteStore(
             raise stale.to_conflict(self._machine) from None
         except sqlite3.IntegrityError as exc:
             raise ConflictError(
-                f"machine {machine.id} or address {machine.private_ip} on host "
-                f"{machine.host_id} is already in use",
+                f"machine {machine.id} or address {machine.host_ip} on host {machine.host_id} "
+                f"is already in use (or its 6PN address {machine.private_ip})",
                 hint="retry the request",
             ) from exc
         # What was written, as a read would return it (timestamps round-trip

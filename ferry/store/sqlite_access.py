@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from ferry.errors import ConflictError, NotFoundError
 from ferry.model import Organization
 from ferry.model.access import Invitation, Member, Role, TokenInfo, TokenKind
+from ferry.net.sixpn import lowest_free
 from ferry.store.schema import apps, invitations, members, orgs, tokens
 from ferry.store.sqlite_rows import dt, ts
 
@@ -25,7 +26,7 @@ __all__ = ["AccessRows"]
 
 
 def _org(row: Any) -> Organization:
-    return Organization(name=row.name, slug=row.slug)
+    return Organization(name=row.name, slug=row.slug, sixpn_network=row.sixpn_network)
 
 
 def _member(row: Any) -> Member:
@@ -97,7 +98,14 @@ class AccessRows:
     ) -> Organization:
         try:
             with self._write() as conn:
-                conn.execute(orgs.insert().values(slug=slug, name=name, created_at=ts(at)))
+                # The lowest free 6PN network number, inside the write transaction:
+                # writers are serialized, so no two organizations get one number.
+                network = lowest_free(conn.execute(select(orgs.c.sixpn_network)).scalars())
+                conn.execute(
+                    orgs.insert().values(
+                        slug=slug, name=name, created_at=ts(at), sixpn_network=network
+                    )
+                )
                 if admin_email is not None:
                     conn.execute(
                         members.insert().values(
@@ -108,7 +116,7 @@ class AccessRows:
             raise ConflictError(
                 f"organization {slug!r} already exists", hint="choose another slug"
             ) from exc
-        return Organization(name=name, slug=slug)
+        return Organization(name=name, slug=slug, sixpn_network=network)
 
     def list_orgs(self, slugs: Collection[str] | None = None) -> list[Organization]:
         query = select(orgs).order_by(orgs.c.slug)

@@ -46,6 +46,7 @@ MUTABLE_FIELDS = frozenset(
         "desired_state",
         "instance_id",
         "host_id",
+        "host_ip",
         "private_ip",
         "config",
         "image_ref",
@@ -73,7 +74,9 @@ def app_from_row(row: Row[Any]) -> App:
     return App(
         id=row.id,
         name=row.name,
-        organization=Organization(name=row.org_name, slug=row.org_slug),
+        organization=Organization(
+            name=row.org_name, slug=row.org_slug, sixpn_network=row.org_sixpn_network
+        ),
         status=row.status,
         network=row.network,
         machine_count=row.machine_count,
@@ -92,6 +95,7 @@ def host_from_row(row: Row[Any]) -> Host:
         status=HostStatus(row.status),
         last_heartbeat=dt(row.last_heartbeat),
         registered_at=dt(row.registered_at),
+        sixpn_host=row.sixpn_host,
     )
 
 
@@ -106,6 +110,7 @@ def host_values(host: Host) -> dict[str, Any]:
         "status": host.status.value,
         "last_heartbeat": ts(host.last_heartbeat),
         "registered_at": ts(host.registered_at),
+        "sixpn_host": host.sixpn_host,
     }
 
 
@@ -119,6 +124,7 @@ def machine_from_row(row: Row[Any]) -> Machine:
         region=row.region,
         instance_id=row.instance_id,
         private_ip=row.private_ip,
+        host_ip=row.host_ip,
         config=MachineConfig.model_validate_json(row.config),
         image_ref=ImageRef.model_validate_json(row.image_ref),
         host_id=row.host_id,

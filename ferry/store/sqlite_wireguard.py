@@ -92,18 +92,6 @@ class WireGuardPeerRows:
             conn.execute(_BUMP_MESH)
         return _record(row)
 
-    def org_sixpn_network(self, org_slug: str) -> int:
-        with self._read() as conn:
-            row = conn.execute(
-                text("SELECT rowid FROM orgs WHERE slug = :slug"), {"slug": org_slug}
-            ).first()
-        if row is None:
-            raise NotFoundError(
-                f"organization {org_slug!r} not found", hint="see `ferry orgs list`"
-            )
-        # Provisional until ``Organization.sixpn_network`` (migration 13) is on main.
-        return int(row[0])
-
 
 def _record(row: Row[Any]) -> WireGuardPeerRecord:
     return WireGuardPeerRecord(

@@ -47,7 +47,3 @@ class WireGuardPeerStore(Protocol):
     def remove_wireguard_peer(self, org_slug: str, name: str) -> WireGuardPeerRecord:
         """Remove and return the peer; ``NotFoundError`` when the org has no such peer."""
         ...
-
-    def org_sixpn_network(self, org_slug: str) -> int:
-        """The organization's 6PN network number; ``NotFoundError`` for an unknown org."""
-        ...

@@ -73,7 +73,7 @@ def test_each_machine_answers_from_its_region(
     cluster: ClusterSettings, deployed: list[Machine]
 ) -> None:
     for m in deployed:
-        body = curl_from(cluster, m.region, f"http://{m.private_ip}:8080/")
+        body = curl_from(cluster, m.region, f"http://{m.host_ip}:8080/")
         assert f"region={m.region}" in body
         assert f"machine={m.id}" in body
 
@@ -82,7 +82,7 @@ def test_machines_reach_each_other_across_regions(
     cluster: ClusterSettings, deployed: list[Machine]
 ) -> None:
     by_region = {m.region: m for m in deployed}
-    body = curl_from(cluster, "sin", f"http://{by_region['ams'].private_ip}:8080/")
+    body = curl_from(cluster, "sin", f"http://{by_region['ams'].host_ip}:8080/")
     assert "region=ams" in body
 
 
@@ -106,7 +106,7 @@ def test_killed_container_is_restarted_by_policy(
     events = client.machine_events("hello", m.id)
     assert any(e.type == "restart" for e in events)
     assert "region=iad" in wait_for(
-        lambda: curl_from(cluster, "iad", f"http://{m.private_ip}:8080/"), 15, "an answer"
+        lambda: curl_from(cluster, "iad", f"http://{m.host_ip}:8080/"), 15, "an answer"
     )
 
 
@@ -139,7 +139,7 @@ def test_restarted_agent_adopts_its_machines(
     )
     assert containers_on(cluster, m.host_id) == before  # no duplicates, no orphans
     assert container_pid(cluster, client.get_machine("hello", m.id)) == pid_before  # adopted
-    assert "region=ams" in curl_from(cluster, "ams", f"http://{m.private_ip}:8080/")
+    assert "region=ams" in curl_from(cluster, "ams", f"http://{m.host_ip}:8080/")
 
 
 def agent_pid_of(host_id: str, cluster: ClusterSettings) -> int | None:

@@ -77,7 +77,7 @@ primary_region = "ams"
         "-s",
         "-m",
         "3",
-        f"http://{untouched.private_ip}:8080/",
+        f"http://{untouched.host_ip}:8080/",
     )
     assert f"machine={untouched.id}" in answer.stdout
 
@@ -172,6 +172,6 @@ def test_a_local_oci_layout_deploys_by_digest(
         "-s",
         "-m",
         "3",
-        f"http://{m.private_ip}:8080/index.html",
+        f"http://{m.host_ip}:8080/index.html",
     )
     assert answer.stdout.strip() == "hello from sin"

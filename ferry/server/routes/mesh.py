@@ -4,17 +4,22 @@
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from ferry.errors import ForbiddenError
 from ferry.model.access import TokenKind
 from ferry.model.mesh import MeshAnnouncement, MeshNode, MeshSnapshot
 from ferry.server.auth import principal_of
 from ferry.server.context import ControlPlane, json_response
+from ferry.server.internal_feed import internal_records
+from ferry.server.wireguard_service import peers_by_network
 
-__all__ = ["build_router"]
+__all__ = ["VERSION_HEADER", "build_router"]
+
+VERSION_HEADER = "Ferry-Version"
 
 
 def build_router(plane: ControlPlane) -> APIRouter:
@@ -54,6 +59,38 @@ def build_router(plane: ControlPlane) -> APIRouter:
             remaining = deadline - loop.time()
             if since == 0 or version != since or remaining <= 0:
                 return json_response(await asyncio.to_thread(mesh.snapshot))
+            await plane.notifier.wait(None, seen, remaining)
+
+    @router.get("/v1/hosts/{host_id}/internal")
+    async def watch_internal_records(
+        host_id: str,
+        since: int = Query(0, ge=0),
+        timeout: float = Query(30.0, ge=0, le=60),
+    ) -> Response:
+        """The records the host's ``.internal`` resolver answers from (the JSON of
+        ``ferry.net.internal_records``), for the organizations with machines on the
+        host, their WireGuard peers included; long-polls on machine and peer changes
+        like the host watch. The version comes back in the ``Ferry-Version`` header."""
+        plane.store.get_host(host_id)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            seen = plane.notifier.version(None)
+            version = plane.mesh.version()  # machines, and WireGuard peers (mesh counter)
+            remaining = deadline - loop.time()
+            if since == 0 or version != since or remaining <= 0:
+                records = await asyncio.to_thread(
+                    internal_records,
+                    plane.store,
+                    plane.machines.distances,
+                    host_id,
+                    partial(peers_by_network, plane.store),
+                )
+                return Response(
+                    records.to_json(),
+                    media_type="application/json",
+                    headers={VERSION_HEADER: str(version)},
+                )
             await plane.notifier.wait(None, seen, remaining)
 
     return router

@@ -4,8 +4,9 @@ The agent is the real ``plan_host`` + ``StepRunner`` on a real ``RuncDriver``,
 driven by the test one cycle at a time, reading and reporting over HTTP with
 the real ``FerryClient`` to a control plane process (``tests.server_process``,
 the ``plane`` fixture) that the test may kill -9. Only the machine network is
-left out (the container gets a fresh, empty network namespace) so no host
-bridge is made. The ``images`` fixture is in this folder's ``conftest``.
+left out by default (the container gets a fresh, empty network namespace) so no
+host bridge is made; a test of machine networking passes its own. The
+``images`` fixture is in this folder's ``conftest``.
 """
 
 from __future__ import annotations
@@ -50,10 +51,10 @@ class OneImage:
 class NoNetwork:
     """Machines get runc's fresh network namespace: nothing to make or remove on the host."""
 
-    def ensure(self, machine_id: str, private_ip: str) -> None:
+    def ensure(self, machine_id: str, host_ip: str, private_ip: str = "") -> None:
         return None
 
-    def remove(self, machine_id: str) -> None:
+    def remove(self, machine_id: str, private_ip: str = "") -> None:
         return None
 
 
@@ -87,7 +88,10 @@ def create_machine(client: FerryClient, app: str, image: str, command: str, **co
 class Agent:
     """One host agent whose cycles the test runs; a new ``Agent`` is an agent restart."""
 
-    def __init__(self, client: FerryClient, driver: RuncDriver, images: OneImage) -> None:
+    def __init__(
+        self, client: FerryClient, driver: RuncDriver, images: OneImage, network: Any = None
+    ) -> None:
+        """``network``: the host's machine network (default: none, ``NoNetwork``)."""
         self.client = client
         self.driver = driver
         self.memory: dict[str, MachineMemory] = {}
@@ -95,7 +99,7 @@ class Agent:
             HOST,
             driver,
             images,
-            NoNetwork(),  # type: ignore[arg-type]
+            network or NoNetwork(),
             client,
             self.memory,
             secrets=client,  # as the daemon does: each start asks for the app's secrets

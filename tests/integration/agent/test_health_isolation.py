@@ -107,7 +107,7 @@ def test_garbage_from_one_check_endpoint_leaves_the_others_checked_and_logged(
                                 sys.executable,
                                 "-c",
                                 ENDPOINT,
-                                m.private_ip,
+                                m.host_ip,
                                 str(port),
                                 ANSWERS[name],
                             ],

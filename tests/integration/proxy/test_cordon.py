@@ -83,7 +83,7 @@ async def _scenario(client: FerryClient, tmp_path: Path) -> None:
                 "ams-1", machine.id, "started", machine.instance_id, "start", "started"
             )
             machines.append(machine)
-        assert [m.private_ip for m in machines] == ["127.0.0.2", "127.0.0.3"]
+        assert [m.host_ip for m in machines] == ["127.0.0.2", "127.0.0.3"]
         first, second = machines
 
         watcher = RouteWatcher(client, tmp_path / "routes.json")

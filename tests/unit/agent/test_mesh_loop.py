@@ -65,7 +65,10 @@ class FakePlane:
 
 
 def loop(plane: FakePlane, interface: FakeInterface, tmp_path: Path) -> MeshLoop:
-    return MeshLoop(plane, interface, list, threading.Event(), tmp_path / "mesh.json")
+    def announce(public_key: str, endpoint: str) -> MeshNode:
+        return plane.announce_host_mesh("ams-1", public_key, endpoint)
+
+    return MeshLoop(plane, announce, interface, list, threading.Event(), tmp_path / "mesh.json")
 
 
 def test_announces_once_and_applies_each_new_snapshot_without_itself(tmp_path: Path) -> None:

@@ -37,7 +37,8 @@ def machine(
         desired_state=desired,
         region="ams",
         instance_id=instance,
-        private_ip="10.77.17.2",
+        private_ip="fdaa:0:1:0:1:0:1:2",
+        host_ip="10.77.17.2",
         config=MachineConfig(image="r/app@sha256:00", restart=RestartPolicy(policy=restart)),  # type: ignore[arg-type]
         host_id="ams-1",
         created_at=NOW,

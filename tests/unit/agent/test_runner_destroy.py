@@ -25,7 +25,7 @@ class Host:
     def destroy(self, cid: str) -> None:
         self.done.append(f"destroy {cid}")
 
-    def remove(self, machine_id: str) -> None:
+    def remove(self, machine_id: str, private_ip: str = "") -> None:
         self.done.append(f"network {machine_id}")
 
 
@@ -38,7 +38,7 @@ class Reporter:
 
 
 def destroy_once(state: MachineState, running: bool) -> tuple[Host, Reporter]:
-    m = host_machine(state=state, desired=DesiredState.DESTROYED, private_ip="10.1.0.3")
+    m = host_machine(state=state, desired=DesiredState.DESTROYED, host_ip="10.1.0.3")
     containers = (
         [
             ContainerStatus(

@@ -64,7 +64,7 @@ class Host:
 
 
 class Network:
-    def ensure(self, machine_id: str, private_ip: str) -> Path:
+    def ensure(self, machine_id: str, host_ip: str, private_ip: str = "") -> Path:
         return Path("/run/netns/x")
 
 

@@ -51,7 +51,15 @@ def test_regions_list(api: FakeApi) -> None:
 def test_status_with_app_flag_shows_every_machine(api: FakeApi) -> None:
     result = invoke(api, ["status", "-a", "web"])
     assert result.exit_code == 0, result.output
-    for expected in ("aaa111", "bbb222", "ams", "sin", "1/1 passing", "stopped", "10.77.1.2"):
+    for expected in (
+        "aaa111",
+        "bbb222",
+        "ams",
+        "sin",
+        "1/1 passing",
+        "stopped",
+        "fdaa:0:1:0:1:0:1:2",
+    ):
         assert expected in result.stdout
 
 

@@ -173,9 +173,8 @@ def test_another_org_sees_404_and_the_operator_moves_an_app(ferry: Ferry) -> Non
     bob = org_with_admin(ferry, "globex", "b@globex.test")
     ok(ferry("apps", "create", "rocket", token=alice))
     deploy = ok(ferry("tokens", "create", "deploy", "-a", "rocket", token=alice)).stdout.strip()
-    assert json.loads(ok(ferry("orgs", "list", "--json", token=bob)).stdout) == [
-        {"name": "globex", "slug": "globex"}
-    ]
+    listed = json.loads(ok(ferry("orgs", "list", "--json", token=bob)).stdout)
+    assert [(org["name"], org["slug"]) for org in listed] == [("globex", "globex")]
     for args in (["orgs", "show", "acme"], ["apps", "list", "-o", "acme"]):
         hidden = ferry(*args, token=bob)
         assert hidden.exit_code == 1 and "organization 'acme' not found" in hidden.stderr

@@ -20,7 +20,8 @@ MACHINE = {
     "desired_state": "started",
     "region": "ams",
     "instance_id": "01JABCDEF",
-    "private_ip": "10.77.1.2",
+    "private_ip": "fdaa:0:1:0:1:0:1:2",
+    "host_ip": "10.77.1.2",
     "config": {"image": "reg/web@sha256:" + "0" * 64},
     "host_id": "ams-1",
     "created_at": "2026-11-26T10:00:00Z",
@@ -151,7 +152,7 @@ def test_models_are_parsed_and_paths_escaped() -> None:
     (app,) = client.list_apps()
     assert app.name == "web" and app.organization.slug == "personal"
     (machine,) = client.list_machines("we/b", region="ams")
-    assert machine.private_ip == "10.77.1.2"
+    assert machine.host_ip == "10.77.1.2"
     assert seen[1].url.raw_path == b"/v1/apps/we%2Fb/machines?region=ams&include_deleted=false"
 
 

@@ -11,7 +11,7 @@ import pytest
 from ferry.model import DesiredState, Host, HostStatus, Machine, MachineConfig, MachineState
 from ferry.net import netns_pool
 from ferry.net.netns_pool import PreparedNamespaces, next_free_addresses
-from ferry.server.placement import allocate_private_ip
+from ferry.server.placement import allocate_host_ip
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -34,7 +34,8 @@ def _machine(n: int, ip: str, state: MachineState) -> Machine:
         desired_state=DesiredState.STARTED,
         region="ams",
         instance_id="01",
-        private_ip=ip,
+        private_ip="fdaa:0:1:0:1:0:1:2",
+        host_ip=ip,
         config=MachineConfig(image="busybox"),
         host_id="ams-1",
         created_at=NOW,
@@ -59,9 +60,9 @@ def test_the_first_prepared_address_is_the_one_the_control_plane_allocates() -> 
         _machine(2, "10.1.0.3", MachineState.DESTROYED),  # its address is free again
         _machine(3, "10.1.0.4", MachineState.STOPPED),
     ]
-    live = [m.private_ip for m in machines if m.state is not MachineState.DESTROYED]
+    live = [m.host_ip for m in machines if m.state is not MachineState.DESTROYED]
     predicted = next_free_addresses(host.machine_subnet, live, 2)
-    assert predicted[0] == allocate_private_ip(host, machines) == "10.1.0.3"
+    assert predicted[0] == allocate_host_ip(host, machines) == "10.1.0.3"
 
 
 class FakeIp:

@@ -22,7 +22,8 @@ def machine(machine_id: str, region: str, group: str) -> Machine:
     return Machine(
         id=machine_id, name=machine_id, app_name="shop", state=MachineState.STARTED,
         desired_state=DesiredState.STARTED, region=region, instance_id=f"{machine_id}-i",
-        private_ip="10.0.0.2", config=CONFIG.machine_config("img", group=group),
+        private_ip="fdaa:0:1:0:1:0:1:2", host_ip="10.0.0.2",
+        config=CONFIG.machine_config("img", group=group),
         host_id=f"{region}-1", created_at=NOW, updated_at=NOW,
     )  # fmt: skip
 

@@ -139,6 +139,12 @@ def test_hosts_file_names_the_machine() -> None:
     assert "127.0.1.1\tm-1" in render_hosts_file("m-1")
 
 
+def test_hosts_file_maps_fly_local_6pn_to_the_private_address() -> None:
+    hosts = render_hosts_file("m-1", "fdaa:0:1:0:1:0:1:2")
+    assert "fdaa:0:1:0:1:0:1:2\tfly-local-6pn\n" in hosts.splitlines(keepends=True)
+    assert "fly-local-6pn" not in render_hosts_file("m-1")  # no address, no name
+
+
 def test_a_machine_with_an_id_range_gets_its_own_user_namespace() -> None:
     linux = build_runtime_spec(make_spec(id_range=IdRange(300_000)), ROOTFS, "/x")["linux"]
 

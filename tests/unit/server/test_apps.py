@@ -10,7 +10,11 @@ from .conftest import Api
 def test_create_list_and_show_an_app(api: Api) -> None:
     created = api.client.post("/v1/apps", json={"app_name": "web", "org_slug": "personal"})
     assert created.status_code == 201
-    assert created.json()["organization"] == {"name": "Personal", "slug": "personal"}
+    assert created.json()["organization"] == {
+        "name": "Personal",
+        "slug": "personal",
+        "sixpn_network": 1,
+    }
     listing = api.client.get("/v1/apps", params={"org_slug": "personal"}).json()
     assert listing["total_apps"] == 1 and listing["apps"][0]["name"] == "web"
     assert api.client.get("/v1/apps/web").json()["machine_count"] == 0

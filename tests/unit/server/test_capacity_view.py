@@ -5,7 +5,7 @@ the same file, as another process would), destroys reported by an agent,
 resizes, host outages and app deletions; whenever the view is supposed to be
 exact (after each create, or after a ``sync``) its capacities and next
 addresses must be what ``placement.host_capacities`` and
-``placement.allocate_private_ip`` compute from the store afresh.
+``placement.allocate_host_ip`` compute from the store afresh.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from ferry.model import GuestConfig, HostStatus, MachineConfig, MachineState
 from ferry.server.capacity_view import CapacityView
 from ferry.server.clock import SystemClock
 from ferry.server.context import ControlPlane
-from ferry.server.placement import allocate_private_ip, host_capacities
+from ferry.server.placement import allocate_host_ip, host_capacities
 from ferry.server.schemas import CreateMachineRequest, RegisterHostRequest, UpdateMachineRequest
 from ferry.store import SqliteStore, StateStore
 
@@ -61,11 +61,11 @@ def _assert_exact(view: CapacityView, store: StateStore) -> None:
     assert view.versions == store.placement_state()[0]
     for host in hosts:
         try:
-            expected: str | None = allocate_private_ip(host, live)
+            expected: str | None = allocate_host_ip(host, live)
         except CapacityError:
             expected = None
         try:
-            found: str | None = view.allocate_ip(host)
+            found: str | None = view.allocate_host_ip(host)
         except CapacityError:
             found = None
         assert found == expected, host.id
@@ -183,7 +183,7 @@ def test_concurrent_creates_from_two_planes_never_share_an_address_or_overbook(
         assert outcomes["placed"] == len(live) <= 16
         # A refusal comes only from a view caught up with the store: the hosts were full.
         assert outcomes["full"] == 0 or outcomes["placed"] == 16
-        addresses = [(m.host_id, m.private_ip) for m in live]
+        addresses = [(m.host_id, m.host_ip) for m in live]
         assert len(set(addresses)) == len(addresses)
         per_host = Counter(m.host_id for m in live)
         assert all(count <= 8 for count in per_host.values())

@@ -15,8 +15,8 @@ def test_created_machine_lands_in_its_hosts_snapshot_with_an_address(api: Api) -
     assert len(machine["id"]) == 14 and int(machine["id"], 16) >= 0
     snapshot = api.client.get("/v1/hosts/ams-1/machines").json()
     assert [m["id"] for m in snapshot["machines"]] == [machine["id"]]
-    assert ipaddress.ip_address(machine["private_ip"]) in ipaddress.ip_network("10.1.0.0/24")
-    assert machine["private_ip"] == "10.1.0.2"
+    assert ipaddress.ip_address(machine["host_ip"]) in ipaddress.ip_network("10.1.0.0/24")
+    assert machine["host_ip"] == "10.1.0.2"
     events = api.client.get(f"/v1/apps/web/machines/{machine['id']}/events").json()
     assert (events[0]["type"], events[0]["status"], events[0]["source"]) == (
         "launch",
@@ -30,10 +30,10 @@ def test_addresses_are_lowest_free_and_reused_after_destroy(api: Api) -> None:
     api.create_app()
     first = api.create_machine(skip_launch=True)
     second = api.create_machine(skip_launch=True)
-    assert (first["private_ip"], second["private_ip"]) == ("10.1.0.2", "10.1.0.3")
+    assert (first["host_ip"], second["host_ip"]) == ("10.1.0.2", "10.1.0.3")
     assert api.client.delete(f"/v1/apps/web/machines/{first['id']}").status_code == 200
     api.report(first, "destroyed", "destroy")
-    assert api.create_machine()["private_ip"] == "10.1.0.2"
+    assert api.create_machine()["host_ip"] == "10.1.0.2"
 
 
 def test_default_region_is_the_first_known(api: Api) -> None:

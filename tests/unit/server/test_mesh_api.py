@@ -119,3 +119,18 @@ def test_only_hosts_edges_and_the_operator_touch_the_mesh(
     unknown = announce(api, edge_token(api, "syd"), "edges/syd", key(4), "10.0.0.1:51821")
     assert unknown.status_code == 404 and "syd" in unknown.text
     assert api.client.get("/v1/mesh").status_code == 200  # the operator's default header
+
+
+def test_a_hosts_node_carries_its_machines_and_a_new_machine_wakes_the_long_poll(
+    api: Api, two_hosts: dict[str, dict[str, str]]
+) -> None:
+    assert announce(api, two_hosts["ams-1"], "hosts/ams-1", key(1), "10.0.0.2:51820").is_success
+    before = api.client.get("/v1/mesh", headers=two_hosts["sin-1"]).json()
+    assert api.client.post("/v1/apps", json={"app_name": "web"}).status_code == 201
+    machine = api.create_machine("web", region="ams")
+    after = api.client.get(
+        f"/v1/mesh?since={before['version']}&timeout=5", headers=two_hosts["sin-1"]
+    ).json()
+    ams = next(n for n in after["nodes"] if n["id"] == "ams-1")
+    assert after["version"] != before["version"]
+    assert f"{machine['private_ip'].removesuffix('2')}0/112" in ams["allowed_ips"]

@@ -18,7 +18,7 @@ def test_restarted_app_on_the_same_file_keeps_everything(tmp_path: Path) -> None
         assert stopped.status_code == 200
     for api in open_api(db, FakeClock()):
         shown = api.client.get(f"/v1/apps/web/machines/{machine['id']}").json()
-        assert (shown["desired_state"], shown["private_ip"]) == ("stopped", machine["private_ip"])
+        assert (shown["desired_state"], shown["host_ip"]) == ("stopped", machine["host_ip"])
         assert api.client.get("/v1/apps/web").json()["machine_count"] == 1
         assert api.client.get("/v1/hosts").json()[0]["id"] == "ams-1"
         # Versions keep growing across restarts, so agents' `since` stays meaningful.

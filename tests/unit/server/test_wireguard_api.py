@@ -66,8 +66,8 @@ def test_a_member_adds_a_peer_and_gets_an_address_of_its_org_and_the_gateway(
 
     listed = api.client.get("/v1/orgs/acme/wireguard-peers", headers=alice).json()
     assert [p["name"] for p in listed] == ["desktop", "laptop"]
-    by_network = peers_by_network(api.plane.store)
     acme = sixpn.parse(address).network
+    by_network = peers_by_network(api.plane.store, [acme])
     assert by_network[acme] == {
         "desktop": ipaddress.IPv6Address(second["address"]),
         "laptop": address,
@@ -153,3 +153,26 @@ def test_another_organization_is_404_and_a_readonly_token_only_reads(
         p["name"] for p in api.client.get("/v1/orgs/acme/wireguard-peers", headers=alice).json()
     ]
     assert names == ["laptop"]
+
+
+def test_a_hosts_dns_feed_serves_the_peers_of_orgs_with_machines_there(
+    api: Api, two_orgs: dict[str, str], gateway: dict[str, str]
+) -> None:
+    alice = bearer(two_orgs["alice"])
+    machine = api.client.post(
+        "/v1/apps/rocket/machines",
+        json={"config": {"image": "registry.local/rocket:1"}, "region": "ams"},
+        headers=alice,
+    )
+    assert machine.status_code == 200, machine.text
+    host = bearer(
+        mint_token(api, "test-admin-token", kind="host", host_id="ams-1", region="ams", name="h")
+    )
+    before = api.client.get("/v1/hosts/ams-1/internal", headers=host)
+    version = before.headers["Ferry-Version"]
+    peer = create(api, alice, "acme", name="laptop", public_key=key(1)).json()
+    create(api, bearer(two_orgs["bob"]), "globex", name="bobs", public_key=key(2))
+    after = api.client.get(f"/v1/hosts/ams-1/internal?since={version}&timeout=5", headers=host)
+    assert after.headers["Ferry-Version"] != version  # the feed moved with the new peer
+    peers = after.json()["peers"]
+    assert list(peers.values()) == [{"laptop": peer["address"]}]  # globex has no machine there

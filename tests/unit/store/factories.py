@@ -14,6 +14,7 @@ from ferry.model import (
     MachineState,
     Organization,
 )
+from ferry.net import sixpn
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -51,7 +52,8 @@ def make_machine(
         desired_state=DesiredState.STARTED,
         region="ams",
         instance_id=f"inst-{machine_id}",
-        private_ip=ip,
+        private_ip=str(sixpn.machine_address(1, sum(host.encode()), int(ip.split(".")[-1]))),
+        host_ip=ip,
         config=MachineConfig(image="registry.local/web:1", env={"A": "1"}),
         host_id=host,
         created_at=T0,

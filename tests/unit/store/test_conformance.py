@@ -90,8 +90,8 @@ def test_live_address_is_unique_per_host_but_reusable_after_destroy(store: State
     with pytest.raises(ConflictError):
         store.insert_machine(make_machine("m2"))
     store.update_machine(first.id, 1, state=MachineState.DESTROYED)
-    assert store.insert_machine(make_machine("m2")).private_ip == "10.1.0.2"
-    assert store.insert_machine(make_machine("m3", host="iad-1")).private_ip == "10.1.0.2"
+    assert store.insert_machine(make_machine("m2")).host_ip == "10.1.0.2"
+    assert store.insert_machine(make_machine("m3", host="iad-1")).host_ip == "10.1.0.2"
 
 
 def test_host_snapshot_leaves_out_destroyed_and_tracks_host_version(store: StateStore) -> None:

@@ -76,7 +76,7 @@ def _database_at_version(path: Path, version: int) -> None:
                 "id": old.id,
                 "name": old.name,
                 "instance": old.instance_id,
-                "ip": old.private_ip,
+                "ip": old.host_ip,
                 "config": old.config.model_dump_json(),
                 "t": T0.timestamp(),
             },
