@@ -21,6 +21,7 @@ from ferry.model.access import Invitation, Member, Role, TokenInfo, TokenKind
 from ferry.net.sixpn import lowest_free
 from ferry.store.schema import apps, invitations, members, orgs, tokens
 from ferry.store.sqlite_rows import dt, ts
+from ferry.store.sqlite_wireguard import forget_wireguard_peers
 
 __all__ = ["AccessRows"]
 
@@ -141,6 +142,9 @@ class AccessRows:
             conn.execute(tokens.delete().where(tokens.c.org_slug == slug))
             conn.execute(invitations.delete().where(invitations.c.org_slug == slug))
             conn.execute(members.delete().where(members.c.org_slug == slug))
+            # Its WireGuard peers go with it: an organization created later under this
+            # slug must not inherit them (ferry.store.sqlite_wireguard).
+            forget_wireguard_peers(conn, slug)
             conn.execute(orgs.delete().where(orgs.c.slug == slug))
 
     def app_org(self, name: str) -> str | None:

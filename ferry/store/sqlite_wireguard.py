@@ -14,7 +14,7 @@ from ferry.net.sixpn import lowest_free
 from ferry.store.sqlite_rows import dt, ts
 from ferry.store.wireguard_base import WireGuardPeerRecord
 
-__all__ = ["WireGuardPeerRows"]
+__all__ = ["WireGuardPeerRows", "forget_wireguard_peers"]
 
 # Hosts route a peer's /120 to its region's edge: the mesh's node list changes with it.
 _BUMP_MESH = text("UPDATE counters SET value = value + 1 WHERE name = 'mesh'")
@@ -91,6 +91,15 @@ class WireGuardPeerRows:
             conn.execute(text(f"DELETE FROM wireguard_peers {where}"), params)
             conn.execute(_BUMP_MESH)
         return _record(row)
+
+
+def forget_wireguard_peers(conn: Connection, org_slug: str) -> None:
+    """Delete every peer of ``org_slug`` inside the caller's transaction (org deletion)."""
+    gone = conn.execute(
+        text("DELETE FROM wireguard_peers WHERE org_slug = :org"), {"org": org_slug}
+    )
+    if gone.rowcount:
+        conn.execute(_BUMP_MESH)
 
 
 def _record(row: Row[Any]) -> WireGuardPeerRecord:

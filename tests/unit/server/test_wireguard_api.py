@@ -13,7 +13,7 @@ import pytest
 from ferry.net import sixpn
 from ferry.server.wireguard_service import peers_by_network
 
-from .conftest import Api, bearer, mint_token
+from .conftest import Api, bearer, mint_token, org_with_admin
 
 GATEWAY_KEY = base64.b64encode(bytes([9]) * 32).decode()
 
@@ -176,3 +176,17 @@ def test_a_hosts_dns_feed_serves_the_peers_of_orgs_with_machines_there(
     assert after.headers["Ferry-Version"] != version  # the feed moved with the new peer
     peers = after.json()["peers"]
     assert list(peers.values()) == [{"laptop": peer["address"]}]  # globex has no machine there
+
+
+def test_an_organizations_peers_go_with_it(
+    api: Api, two_orgs: dict[str, str], gateway: dict[str, str]
+) -> None:
+    initech = org_with_admin(api, "initech", "peter@initech.test")
+    made = create(api, bearer(initech), "initech", name="laptop", public_key=key(4)).json()
+    assert api.client.delete("/v1/orgs/initech", headers=bearer(initech)).status_code == 200
+    assert api.client.get("/v1/edges/ams/wireguard-peers", headers=gateway).json() == []
+    nodes = api.client.get("/v1/mesh").json()["nodes"]
+    assert made["prefix"] not in next(n for n in nodes if n["id"] == "edge-ams")["allowed_ips"]
+    # An organization created later under the slug starts without them.
+    again = org_with_admin(api, "initech", "mallory@initech.test")
+    assert api.client.get("/v1/orgs/initech/wireguard-peers", headers=bearer(again)).json() == []
