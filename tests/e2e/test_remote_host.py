@@ -72,12 +72,12 @@ def test_the_remote_host_joined_with_a_token_and_is_up(remote_client: FerryClien
 def test_a_client_in_ams_reaches_the_remote_hosts_machine_through_the_edge(
     remote_cluster: ClusterSettings, remote_client: FerryClient, far: dict[str, Machine]
 ) -> None:
-    remote_client.delete_machine("far", far["ams"].id, force=True)
     seen = set()
     for _ in range(5):
         done = subprocess.run(
             ["ip", "netns", "exec", remote_cluster.plan.region("ams").netns, "curl", "-sS",
-             "-m", "10", "-H", "Host: far.ferry.test", f"http://{remote_cluster.plan.edge_address}/"],
+             "-m", "10", "-H", "Host: far.ferry.test", "-H", "Fly-Prefer-Region: sin",
+             f"http://{remote_cluster.plan.edge_address}/"],
             capture_output=True, text=True, timeout=30,
         )  # fmt: skip
         seen.add(done.stdout.strip())
