@@ -29,14 +29,17 @@ from pathlib import Path
 from types import FrameType
 
 from ferry.agent.checks import CheckTracker
+from ferry.agent.isolation_keeper import IsolationKeeper, IsolationSettings
 from ferry.agent.logship import LogShipper
-from ferry.agent.network_hook import MachineNetwork
+from ferry.agent.network_hook import BRIDGE, MachineNetwork
+from ferry.agent.private_net import PrivateNetSettings, resolv_conf, start_private_network
 from ferry.agent.ps_report import PS_REPORT_SECONDS, ProcessReporter
 from ferry.agent.reconcile import LABEL_MACHINE, MachineMemory, Step, container_id, plan_host
 from ferry.agent.runner import HostIdentity, StepRunner
 from ferry.client import FerryClient
-from ferry.errors import FerryError
-from ferry.model import DesiredState, Machine, MachineState
+from ferry.errors import FerryError, ValidationError
+from ferry.model import DesiredState, Host, Machine, MachineState
+from ferry.net import sixpn
 from ferry.runtime.driver import ContainerStatus
 from ferry.runtime.image_gc import GcPolicy, ImageDeletion
 from ferry.runtime.images import RegistryImageStore
@@ -72,6 +75,10 @@ class AgentSettings:
     user_namespaces: bool = True
     id_ranges_file: Path | None = None
     readonly_root: bool = False
+    # The WireGuard mesh and the .internal resolver (docs/networking.md); off by default.
+    private_net: PrivateNetSettings = field(default_factory=PrivateNetSettings)
+    # nftables isolation between organizations (docs/networking.md); off by default.
+    isolation: IsolationSettings = field(default_factory=IsolationSettings)
 
 
 def images_in_use(machines: Iterable[Machine], containers: Iterable[ContainerStatus]) -> set[str]:
@@ -99,8 +106,11 @@ class Agent:
     def __init__(self, settings: AgentSettings) -> None:
         self.settings = settings
         self.client = FerryClient(settings.api_url, settings.token)
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
         self.driver = RuncDriver(
-            settings.state_dir / "runtime", cgroup_parent=settings.cgroup_parent
+            settings.state_dir / "runtime",
+            cgroup_parent=settings.cgroup_parent,
+            resolv_conf=resolv_conf(settings.state_dir) if settings.private_net.dns else None,
         )
         self.images = RegistryImageStore(
             settings.state_dir / "images", insecure_registries=settings.insecure_registries
@@ -135,6 +145,9 @@ class Agent:
         self._delivered_at = 0.0  # wall-clock time the snapshot arrived (start breakdowns)
         self._busy: set[str] = set()
         self._unclaimed_ranges: set[str] = set()  # owners collect_id_ranges found unclaimed
+        self.isolation = IsolationKeeper(
+            settings.isolation, self.network.netns_name, BRIDGE, mesh=()
+        )  # the mesh interface is named once the host has its 6PN number
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -143,7 +156,9 @@ class Agent:
             signal.signal(sig, self._on_signal)
         self.network.ensure_bridge()
         self.network.drop_prepared()  # a previous agent's: maybe half-made
-        self._register()
+        host = self._register()
+        if host is not None:
+            self._start_private_network(host)
         threads = [
             threading.Thread(target=self._watch_loop, name="watch", daemon=True),
             threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True),
@@ -179,11 +194,42 @@ class Agent:
         log.info("received signal %d: stopping", signum)
         self.stop()
 
-    def _register(self) -> None:
+    def _start_private_network(self, host: Host) -> None:
+        mesh = self.settings.private_net.mesh_interface(host)
+        self.isolation = IsolationKeeper(
+            self.settings.isolation, self.network.netns_name, BRIDGE, mesh=mesh
+        )
+        try:
+            start_private_network(
+                self.settings.private_net,
+                self.client,
+                host,
+                self.settings.state_dir,
+                self.local_prefixes,
+                self._stopping,
+            )
+        except (FerryError, OSError) as exc:
+            log.error("private network not started: %s", exc)
+
+    def local_prefixes(self) -> list[str]:
+        """The 6PN /112s of this host's live machines (they stay local, never meshed)."""
+        with self._lock:
+            desired = self._snapshot or []
+        prefixes = []
+        for m in desired:
+            if m.state is MachineState.DESTROYED:
+                continue
+            try:
+                prefixes.append(str(sixpn.parse(m.private_ip).prefix))
+            except ValidationError:
+                continue
+        return prefixes
+
+    def _register(self) -> Host | None:
         s = self.settings
         while not self._stopping.is_set():
             try:
-                self.client.register_host(
+                return self.client.register_host(
                     host_id=s.host_id,
                     region=s.region,
                     address=s.address,
@@ -191,10 +237,10 @@ class Agent:
                     memory_mb=s.memory_mb,
                     machine_subnet=s.machine_subnet,
                 )
-                return
             except FerryError as exc:
                 log.warning("cannot register with %s yet: %s", s.api_url, exc)
                 self._stopping.wait(1.0)
+        return None
 
     # -- the cycle ----------------------------------------------------------
 
@@ -216,6 +262,7 @@ class Agent:
             self.pool.submit(self._run_step, step)
         if not steps:
             log.debug("no action: %d machines, %d containers", len(desired), len(containers))
+        self.isolation.sync(desired)
         if not steps and not busy:
             # Only while idle: making namespaces must not compete with a start for the CPU.
             live = [m.host_ip for m in desired if m.state is not MachineState.DESTROYED]

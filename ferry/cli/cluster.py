@@ -48,6 +48,13 @@ def up(
     readonly_root: Annotated[
         bool, typer.Option(help="Give machines a read-only root filesystem (a Ferry option).")
     ] = False,
+    remote_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Add a host to REGION that shares no network with the others and joins "
+            "with a join token over the WAN (its machines reached over WireGuard); repeat."
+        ),
+    ] = None,
 ) -> None:
     """Start the embedded cluster in the background (idempotent)."""
     settings = ClusterSettings(
@@ -61,6 +68,7 @@ def up(
         api_port=api_port,
         registry_port=registry_port,
         readonly_root=readonly_root,
+        remote_hosts=tuple(remote_host or ()),
     )
     _ = settings.plan  # validates regions and sizes before anything starts
     settings.latency.require(settings.regions)  # every pair needs a round-trip time
@@ -68,7 +76,8 @@ def up(
         used = cluster_up(settings)
     console.print(
         f"[green]cluster up[/green]: regions {', '.join(used.regions)}, "
-        f"{len(used.plan.hosts)} hosts; API {used.api_url}; registry {used.registry_address}"
+        f"{len(used.plan.hosts) + len(used.plan.remote_hosts)} hosts; "
+        f"API {used.api_url}; registry {used.registry_address}"
     )
     console.print(f"logs in {used.log_dir}; stop with `ferry cluster down`")
 

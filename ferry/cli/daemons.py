@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 from pathlib import Path
@@ -101,10 +102,35 @@ def agent_command(
     readonly_root: Annotated[
         bool, typer.Option(help="Give machines a read-only root filesystem.")
     ] = False,
+    mesh_endpoint: Annotated[
+        str | None,
+        typer.Option(help="ip:port other hosts reach this host's WireGuard at (turns the mesh on)"),
+    ] = None,
+    mesh_scope: Annotated[
+        str, typer.Option(help="1-6 characters making WireGuard interface names unique")
+    ] = "ferry",
+    dns: Annotated[
+        bool, typer.Option("--dns/--no-dns", help="Answer .internal names on fdaa::3")
+    ] = False,
+    dns_upstream: Annotated[
+        str | None, typer.Option(help="ip:port of the resolver for other names")
+    ] = None,
+    isolation: Annotated[
+        bool,
+        typer.Option("--isolation/--no-isolation", help="Keep organizations apart with nftables"),
+    ] = False,
+    edge_source: Annotated[
+        list[str] | None, typer.Option(help="CIDR that may open connections to machines; repeat")
+    ] = None,
+    protected: Annotated[
+        list[str] | None, typer.Option(help="CIDR machines never reach; repeat")
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run a host agent: keeps this host's machines as the control plane wants them."""
     from ferry.agent.daemon import Agent, AgentSettings
+    from ferry.agent.isolation_keeper import IsolationSettings
+    from ferry.agent.private_net import PrivateNetSettings
 
     _logging(verbose)
     token = os.environ.get("FERRY_API_TOKEN", "")
@@ -126,6 +152,17 @@ def agent_command(
         user_namespaces=user_namespaces,
         id_ranges_file=id_ranges_file,
         readonly_root=readonly_root,
+        private_net=PrivateNetSettings(
+            mesh_endpoint=mesh_endpoint,
+            mesh_scope=mesh_scope,
+            dns=dns,
+            dns_upstream=dns_upstream,
+        ),
+        isolation=IsolationSettings(
+            enabled=isolation,
+            edge_sources=tuple(edge_source or ()),
+            protected=tuple(protected or ()),
+        ),
     )
     Agent(settings).run()
 
@@ -160,6 +197,19 @@ def proxy_command(
     insecure_registry: Annotated[
         list[str] | None,
         typer.Option(help="Registry reached over plain HTTP, for the images of statics; repeat."),
+    ] = None,
+    mesh_endpoint: Annotated[
+        str | None,
+        typer.Option(help="ip:port other nodes reach this edge's WireGuard at (joins the mesh)"),
+    ] = None,
+    mesh_scope: Annotated[
+        str, typer.Option(help="1-6 characters making WireGuard interface names unique")
+    ] = "ferry",
+    lan: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="CIDR of hosts' machine networks reached directly; others over 6PN. Repeat."
+        ),
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
@@ -202,8 +252,22 @@ def proxy_command(
                 for code, _, address in (item.partition("=") for item in peer or [])
             },
             insecure_registries=tuple(insecure_registry or ()),
+            mesh_endpoint=mesh_endpoint,
+            mesh_scope=mesh_scope,
+            lan=_lan(lan),
         )
     )
+
+
+def _lan(items: list[str] | None) -> tuple[ipaddress.IPv4Network, ...] | None:
+    if not items:
+        return None
+    try:
+        return tuple(ipaddress.IPv4Network(item, strict=False) for item in items)
+    except ValueError as exc:
+        raise ConfigError(
+            f"invalid --lan: {exc}", hint="write it as a CIDR, e.g. 10.1.16.0/20"
+        ) from None
 
 
 def _host_port(text: str) -> tuple[str, int]:

@@ -22,6 +22,7 @@ from ferry.cli import (
     config,
     context,
     daemons,
+    host,
     orgs,
     output,
     region,
@@ -89,6 +90,7 @@ app.command("logs")(logs_command)
 app.command("audit")(audit_command)
 app.add_typer(cluster.app, name="cluster")
 app.add_typer(region.app, name="region")
+app.add_typer(host.app, name="host")
 app.command("server")(daemons.server_command)
 app.command("agent")(daemons.agent_command)
 app.command("proxy")(daemons.proxy_command)

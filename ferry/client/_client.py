@@ -8,7 +8,9 @@ from ferry.client._access import AccessMethods
 from ferry.client._agent import AgentMethods
 from ferry.client._audit import AuditMethods
 from ferry.client._certs import CertsMethods
+from ferry.client._join import JoinMethods
 from ferry.client._machine_extras import MachineExtrasMethods, nonce_header
+from ferry.client._mesh import MeshMethods
 from ferry.client._parse import parse_model, parse_models
 from ferry.client._parse import path_segment as _seg
 from ferry.client._releases import ReleaseMethods
@@ -43,6 +45,8 @@ class FerryClient(
     CertsMethods,
     AuditMethods,
     WafMethods,
+    MeshMethods,
+    JoinMethods,
 ):
     """Synchronous client of the Ferry API; every method blocks until the answer arrives.
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from ferry.cluster.settings import ClusterSettings
 from ferry.cluster.topology import teardown_topology
+from ferry.errors import NetworkError
+from ferry.net.wireguard import delete_interfaces
 from ferry.runtime.runc import RuncDriver
 
 log = logging.getLogger(__name__)
@@ -81,6 +83,10 @@ def cleanup_cluster(settings: ClusterSettings, *, purge: bool) -> None:
     destroyed = destroy_containers(settings)
     unmounted = unmount_under(settings.home)
     remove_cgroups(settings)
+    try:  # before the namespaces: a running wireguard-go would keep its namespace alive
+        delete_interfaces(settings.prefix)
+    except NetworkError as exc:
+        log.warning("cleanup: %s", exc)
     namespaces = teardown_topology(settings.prefix)
     log.info(
         "cleanup: %d containers, %d mounts, %d namespaces removed",

@@ -117,6 +117,18 @@ class CredentialKeeper:
         response = self._call("GET", "/v1/platform/info", token=plain)
         return response.status_code != 401
 
+    def join_token(self, region: str, name: str) -> str:
+        """A join token for one server of ``region`` (``ferry host join``); 15 minutes."""
+        body = {"region": region, "name": name, "expiry": "15m"}
+        response = self._call("POST", "/v1/hosts/join-tokens", json=body)
+        if response.status_code != 201:
+            raise UnavailableError(
+                f"the control plane refused a join token for {name}: "
+                f"{response.status_code} {response.text[:200]}",
+                hint="see the server log",
+            )
+        return str(response.json()["token"])
+
     def _mint(self, spec: CredentialSpec) -> tuple[str, str]:
         response = self._call("POST", "/v1/tokens", json=spec.body())
         if response.status_code != 201:

@@ -39,6 +39,8 @@ class ClusterSettings(BaseModel):
     wan_rtt_ms: dict[str, float] = Field(default_factory=dict)  # "ams-xyz": 80 (extra pairs)
     wan_jitter: Literal["none", "spread"] | float = "none"  # "spread": from the P95 table
     readonly_root: bool = False  # machines' root filesystems read-only (docs/isolation.md)
+    # Regions with a host that joins from outside the region's network (docs/networking.md)
+    remote_hosts: tuple[str, ...] = ()
 
     @property
     def latency(self) -> LatencyMatrix:
@@ -47,7 +49,9 @@ class ClusterSettings(BaseModel):
 
     @property
     def plan(self) -> ClusterPlan:
-        return plan_cluster(self.prefix, self.octet, list(self.regions), self.hosts_per_region)
+        return plan_cluster(
+            self.prefix, self.octet, list(self.regions), self.hosts_per_region, self.remote_hosts
+        )
 
     @property
     def api_url(self) -> str:

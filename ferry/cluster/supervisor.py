@@ -27,15 +27,17 @@ from types import FrameType
 
 from ferry.autoscale.distances import write_latency_file
 from ferry.cluster.cleanup import cgroup_parent, cleanup_cluster
-from ferry.cluster.credentials import CredentialKeeper, CredentialSpec
+from ferry.cluster.credentials import CredentialKeeper, CredentialSpec, write_secret_file
 from ferry.cluster.pebble import PEBBLE_BINARY, cluster_ca
 from ferry.cluster.processes import Child, ProcessGroup, become_subreaper
 from ferry.cluster.registry import registry_command, write_registry_config
 from ferry.cluster.settings import ClusterSettings
-from ferry.cluster.topology import build_topology
+from ferry.cluster.topology import build_topology, remote_link_rules
 from ferry.cluster.wan import setup_wan, teardown_wan, wait_forwarder_attached
 from ferry.errors import FerryError
 from ferry.net.iproute import netns_enter_argv
+from ferry.net.isolation import cluster_edge_sources, cluster_protected
+from ferry.net.nftables import apply_ruleset
 from ferry.tls.cluster_certs import prepare_cluster_tls
 
 log = logging.getLogger("ferry.supervisor")
@@ -45,6 +47,8 @@ log = logging.getLogger("ferry.supervisor")
 BACKHAUL_PORT = 4281
 #: Each region's edge serves HTTPS here on the edge address, as it serves HTTP on 80.
 HTTPS_PORT = 443
+MESH_PORT = 51820  # every host's WireGuard, on its region-network address
+EDGE_MESH_PORT = 51821  # every edge's, on its region address
 #: How often the supervisor checks that the agents' and edges' credentials still work.
 CREDENTIAL_CHECK_SECONDS = 30.0
 #: The variables a client reads its token from: the children never inherit the admin's.
@@ -143,6 +147,15 @@ class Supervisor:
                 "--id-ranges-file",
                 str(s.home / "id-ranges.json"),
                 *(["--readonly-root"] if s.readonly_root else []),
+                # 6PN between hosts over WireGuard, and .internal on fdaa::3 (forwarding
+                # other names to the region edge's resolver)
+                f"--mesh-endpoint={host.address}:{MESH_PORT}",
+                f"--mesh-scope={s.prefix}",
+                "--dns",
+                f"--dns-upstream={plan.edge_address}:53",
+                "--isolation",
+                *[f"--edge-source={n}" for n in cluster_edge_sources(plan)],
+                *[f"--protected={n}" for n in cluster_protected(plan)],
             )
             self.add_with_credential(
                 Child(
@@ -152,7 +165,40 @@ class Supervisor:
                 ),
                 CredentialSpec.host(host.host_id, host.region, s.host_dir(host.host_id)),
             )
+        self._start_remote_hosts()
         self._next_check = time.monotonic() + CREDENTIAL_CHECK_SECONDS
+
+    def _start_remote_hosts(self) -> None:
+        """Each remote host joins as a real server would: a join token, `ferry host join`
+        in its namespace (which only runs the agent when it joined before)."""
+        s = self.settings
+        plan = s.plan
+        if not plan.remote_hosts:
+            return
+        ports = (s.api_port, s.registry_port)
+        apply_ruleset(plan.core_netns, remote_link_rules(plan, ports, (MESH_PORT, EDGE_MESH_PORT)))
+        assert self.keeper is not None
+        for remote in plan.remote_hosts:
+            state = s.host_dir(remote.host_id)
+            token_file = state / "join-token"
+            if not (state / "credential").exists():
+                write_secret_file(token_file, self.keeper.join_token(remote.region, remote.host_id))
+            argv = ferry_argv(
+                "host", "join", s.internal_api_url,
+                "--region", remote.region, "--id", remote.host_id,
+                "--address", remote.address, "--machine-subnet", remote.machine_subnet,
+                "--cpus", str(s.host_cpus), "--memory-mb", str(s.host_memory_mb),
+                "--state-dir", str(state), "--token-file", str(token_file),
+                "--insecure-registry", s.registry_address,
+                "--mesh-port", str(MESH_PORT), "--mesh-scope", s.prefix,
+                "--netns-prefix", f"{s.prefix}-",
+                "--cgroup-parent", cgroup_parent(s, remote.host_id),
+                *[f"--protected={n}" for n in cluster_protected(plan)],
+            )  # fmt: skip
+            name = f"agent-{remote.host_id}"
+            self.group.add(
+                Child(name, netns_enter_argv(remote.netns, argv), s.log_dir / f"{name}.log")
+            )
 
     def add_with_credential(self, child: Child, spec: CredentialSpec) -> None:
         """Start ``child`` with its own credential (kept or minted) as ``FERRY_API_TOKEN``.
@@ -217,6 +263,11 @@ class Supervisor:
                 f"--https-port={HTTPS_PORT}",
                 f"--tls-cert={tls.edge_cert}",
                 f"--tls-key={tls.edge_key}",
+                # the edge on the mesh: machines of hosts outside the region's network
+                # (joined servers) are reached over 6PN; the region's own hosts directly
+                f"--mesh-endpoint={region.edge_address}:{EDGE_MESH_PORT}",
+                f"--mesh-scope={s.prefix}",
+                f"--lan={region.aggregate}",
             )
             self.add_with_credential(
                 Child(

@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 
 from ferry.net.iproute import add_netns, delete_netns, ip_batch, list_netns, set_sysctl
-from ferry.net.plan import ClusterPlan, HostPlan
+from ferry.net.plan import ClusterPlan, HostPlan, RemoteHostPlan
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,14 @@ def build_topology(plan: ClusterPlan) -> None:
         write_region_resolver(region.netns, plan.edge_address)
         for host in region.hosts:
             _build_host(plan, region.netns, host)
-    log.info("topology up: %d regions, %d hosts", len(plan.regions), len(plan.hosts))
+    for remote in plan.remote_hosts:
+        _build_remote_host(plan, remote)
+    log.info(
+        "topology up: %d regions, %d hosts, %d remote",
+        len(plan.regions),
+        len(plan.hosts),
+        len(plan.remote_hosts),
+    )
 
 
 def teardown_topology(prefix: str) -> list[str]:
@@ -125,3 +132,57 @@ def _build_host(plan: ClusterPlan, region_netns: str, host: HostPlan) -> None:
         netns=host.netns,
     )
     ip_batch([f"route add {host.machine_subnet} via {host.address}"], netns=region_netns)
+
+
+def _build_remote_host(plan: ClusterPlan, remote: RemoteHostPlan) -> None:
+    """A host namespace on a /30 of its own off the core: a server elsewhere on the WAN.
+
+    No bridge, no route into any region's networks: ``remote_link_rules`` lets it
+    reach only the control plane's address and WireGuard ports.
+    """
+    add_netns(remote.netns)
+    set_sysctl(remote.netns, "net.ipv4.ip_forward", "1")
+    ip_batch(
+        [
+            f"link add {remote.link} type veth peer name eth0 netns {remote.netns}",
+            f"addr add {remote.core_address}/30 dev {remote.link}",
+            f"link set {remote.link} up",
+        ],
+        netns=plan.core_netns,
+    )
+    ip_batch(
+        [
+            "link set lo up",
+            f"addr add {remote.address}/30 dev eth0",
+            "link set eth0 up",
+            f"route add default via {remote.core_address}",
+        ],
+        netns=remote.netns,
+    )
+
+
+def remote_link_rules(plan: ClusterPlan, ports: tuple[int, ...], wireguard: tuple[int, ...]) -> str:
+    """The core's nftables rules for the remote hosts' links (one ``nft -f`` script).
+
+    From a remote host: TCP to the control plane's address on ``ports`` (API,
+    registry) and UDP to WireGuard ports anywhere; to it: WireGuard; replies both
+    ways. Everything else is dropped: its machines reach the rest over 6PN only.
+    """
+    links = ", ".join(f'"{r.link}"' for r in plan.remote_hosts)
+    tcp = ", ".join(str(p) for p in ports)
+    udp = ", ".join(str(p) for p in wireguard)
+    return f"""table inet ferry_wan
+delete table inet ferry_wan
+table inet ferry_wan {{
+    chain forward {{
+        type filter hook forward priority 0; policy accept;
+        iifname {{ {links} }} ct state established,related accept
+        iifname {{ {links} }} ip daddr {plan.root_address} tcp dport {{ {tcp} }} accept
+        iifname {{ {links} }} udp dport {{ {udp} }} accept
+        iifname {{ {links} }} drop
+        oifname {{ {links} }} ct state established,related accept
+        oifname {{ {links} }} udp dport {{ {udp} }} accept
+        oifname {{ {links} }} drop
+    }}
+}}
+"""

@@ -97,7 +97,9 @@ def setup_wan(
 
     if not link_exists(TUN_NAME, netns=core):
         ip("tuntap", "add", "dev", TUN_NAME, "mode", "tun", netns=core)
+    remote_links = [r.link for r in plan.remote_hosts]
     links = ["all", "default", TUN_NAME, "root", *(f"r-{r.code}" for r in plan.regions)]
+    links += remote_links
     for link in links:
         set_sysctl(core, f"net.ipv4.conf.{link}.rp_filter", "0")
     _delete_rules(plan)
@@ -109,6 +111,11 @@ def setup_wan(
         *(
             f"rule add iif r-{r.code} priority {REGION_PRIORITY} lookup {ROUTE_TABLE}"
             for r in plan.regions
+        ),
+        # a remote host is delayed as its region (its /30 lies in the region's aggregate)
+        *(
+            f"rule add iif {link} priority {REGION_PRIORITY} lookup {ROUTE_TABLE}"
+            for link in remote_links
         ),
     ]
     ip_batch(lines, netns=core)
@@ -159,7 +166,7 @@ def wait_forwarder_attached(spec: WanSpec, timeout: float = 10.0) -> None:
 def _delete_rules(plan: ClusterPlan) -> None:
     """Delete our rules (by priority, repeatedly: ``ip rule del`` removes one match each)."""
     for priority in (BYPASS_PRIORITY, REGION_PRIORITY):
-        for _ in range(len(plan.regions) + 2):
+        for _ in range(len(plan.regions) + len(plan.remote_hosts) + 2):
             listed = ip("rule", "show", "priority", str(priority), netns=plan.core_netns)
             if not listed.strip():
                 break

@@ -43,3 +43,16 @@ def format_duration(seconds: float) -> str:
     if seconds == int(seconds):
         return f"{int(seconds)}s"
     return f"{seconds:g}s"
+
+
+def number_as_duration(value: object) -> object:
+    """A number of seconds as a duration string (``2.5`` → ``"2.5s"``); anything else as is.
+
+    Floats are written fixed-point to the microsecond, never with an exponent
+    (``"1e-05s"`` is no duration); infinities and NaN stay unreadable.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return value
+    if isinstance(value, int):
+        return f"{value}s"
+    return f"{value:.6f}".rstrip("0").rstrip(".") + "s"

@@ -21,7 +21,7 @@ from pydantic import (
 )
 
 from ferry.errors import ValidationError as FerryValidationError
-from ferry.model.duration import parse_duration
+from ferry.model.duration import number_as_duration, parse_duration
 from ferry.model.machine_files import MAX_FILES, MachineFile
 from ferry.model.machine_statics import MAX_STATICS, StaticConfig
 from ferry.model.machine_tls import handlers_problem, http_options_problem, tls_options_problem
@@ -91,8 +91,7 @@ class StopConfig(FlyConfigModel):
     @field_validator("timeout", mode="before")
     @classmethod
     def _timeout_is_duration(cls, value: object) -> str:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            value = f"{value}s"
+        value = number_as_duration(value)
         if not isinstance(value, str):
             raise ValueError("timeout must be a duration such as '5s'")
         parse_duration(value)
@@ -120,8 +119,7 @@ class StopOverride(_Frozen):
     def _timeout_is_duration(cls, value: object) -> str | None:
         if value is None:
             return None
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            value = f"{value}s"
+        value = number_as_duration(value)
         if not isinstance(value, str):
             raise ValueError("timeout must be a duration such as '5s'")
         try:

@@ -50,6 +50,25 @@ class RegionPlan:
 
 
 @dataclass(frozen=True)
+class RemoteHostPlan:
+    """A host that shares no network with the rest: a server joined from elsewhere.
+
+    Its namespace hangs off the core (the WAN) by a /30 of its own; the core
+    lets it reach only the control plane's address and the other nodes'
+    WireGuard ports, so its machines talk to everything else over 6PN.
+    Its machines' host-local subnet lies outside every region's aggregate.
+    """
+
+    host_id: str  # e.g. "sin-remote"
+    region: str
+    netns: str
+    link: str  # the core side's veth name
+    address: str  # its end of the /30: where others reach its WireGuard
+    core_address: str  # the core's end, its gateway
+    machine_subnet: str
+
+
+@dataclass(frozen=True)
 class ClusterPlan:
     prefix: str
     octet: int
@@ -59,6 +78,7 @@ class ClusterPlan:
     cluster_cidr: str
     edge_address: str  # the same in every region: a client reaches its own region's proxy
     regions: tuple[RegionPlan, ...]
+    remote_hosts: tuple[RemoteHostPlan, ...] = ()
 
     def region(self, code: str) -> RegionPlan:
         for region in self.regions:
@@ -72,8 +92,17 @@ class ClusterPlan:
         return tuple(h for r in self.regions for h in r.hosts)
 
 
-def plan_cluster(prefix: str, octet: int, regions: list[str], hosts_per_region: int) -> ClusterPlan:
-    """Lay out the cluster's namespaces and addresses. Pure; raises ``ValidationError``."""
+def plan_cluster(
+    prefix: str,
+    octet: int,
+    regions: list[str],
+    hosts_per_region: int,
+    remote_regions: tuple[str, ...] = (),
+) -> ClusterPlan:
+    """Lay out the cluster's namespaces and addresses. Pure; raises ``ValidationError``.
+
+    ``remote_regions``: a region per remote host (``RemoteHostPlan``), at most one each.
+    """
     if not 1 <= len(regions) <= MAX_REGIONS:
         raise ValidationError(
             f"between 1 and {MAX_REGIONS} regions are supported, got {len(regions)}"
@@ -122,7 +151,9 @@ def plan_cluster(prefix: str, octet: int, regions: list[str], hosts_per_region: 
                 hosts=hosts,
             )
         )
+    remote = _remote_hosts(prefix, base, regions, remote_regions)
     return ClusterPlan(
+        remote_hosts=remote,
         prefix=prefix,
         octet=octet,
         core_netns=f"{prefix}-core",
@@ -132,3 +163,34 @@ def plan_cluster(prefix: str, octet: int, regions: list[str], hosts_per_region: 
         edge_address=f"{base}.250.1",
         regions=tuple(planned),
     )
+
+
+def _remote_hosts(
+    prefix: str, base: str, regions: list[str], remote_regions: tuple[str, ...]
+) -> tuple[RemoteHostPlan, ...]:
+    unknown = sorted(set(remote_regions) - set(regions))
+    if unknown:
+        raise ValidationError(
+            f"a remote host's region must be one of the cluster's: {', '.join(unknown)} is not",
+            hint=f"the cluster's regions: {', '.join(regions)}",
+        )
+    if len(set(remote_regions)) != len(remote_regions):
+        raise ValidationError("one remote host per region: a region is listed twice")
+    planned = []
+    for code in remote_regions:
+        r = regions.index(code) + 1
+        # 10.B.(16r+15).4/30, beside the region's uplink /30, inside its aggregate (so the
+        # WAN delays it as the region's); machines in a /26 of 10.B.240-243, outside all.
+        machines = f"{base}.{240 + (r - 1) // 4}.{(r - 1) % 4 * 64}/26"
+        planned.append(
+            RemoteHostPlan(
+                host_id=f"{code}-remote",
+                region=code,
+                netns=f"{prefix}-{code}-r",
+                link=f"x-{code}",
+                address=f"{base}.{16 * r + 15}.6",
+                core_address=f"{base}.{16 * r + 15}.5",
+                machine_subnet=machines,
+            )
+        )
+    return tuple(planned)

@@ -13,9 +13,9 @@ any 6PN address is read off the address itself (``parse``) — which is how the
 DNS server knows who asks and the firewall knows who may talk to whom.
 
 Network 0 belongs to the platform: ``fdaa::3`` is the resolver every machine
-asks (as on Fly), and ``infra_address(host)`` is the address a host or an edge
-has on the mesh. Numbers are 32-bit and start at 1; ``lowest_free`` picks the
-next one. Pure: no I/O, no store.
+asks (as on Fly), ``infra_address(host)`` is the address a host has on the
+mesh and ``edge_address(n)`` a region edge's. Numbers are 32-bit and start
+at 1; ``lowest_free`` picks the next one. Pure: no I/O, no store.
 """
 
 from __future__ import annotations
@@ -86,6 +86,13 @@ def machine_address(network: int, host: int, machine: int) -> ipaddress.IPv6Addr
 def infra_address(host: int) -> ipaddress.IPv6Address:
     """The mesh address of host (or edge) number ``host``, in the platform's network."""
     return SixpnAddress(INFRA_NETWORK, host, 0).address
+
+
+def edge_address(edge: int) -> ipaddress.IPv6Address:
+    """The mesh address of edge number ``edge`` (≥ 1): network 0, host 0, so it can
+    never be a host's (``infra_address``) nor a machine's."""
+    _check_number("edge", edge)
+    return SixpnAddress(INFRA_NETWORK, 0, edge).address
 
 
 def org_prefix(network: int) -> ipaddress.IPv6Network:

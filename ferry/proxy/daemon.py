@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import signal
 import threading
@@ -21,6 +22,7 @@ from ferry.client import FerryClient
 from ferry.errors import FerryError
 from ferry.model.machine_waf import WafEvent
 from ferry.proxy.dns import serve_dns
+from ferry.proxy.edge_mesh import start_edge_mesh
 from ferry.proxy.limits import LoadTracker
 from ferry.proxy.metrics import EdgeStats
 from ferry.proxy.routes import RouteTable
@@ -60,6 +62,11 @@ class EdgeSettings:
     https_port: int | None = None
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    #: The WireGuard mesh (docs/networking.md): where other nodes reach this edge's
+    #: WireGuard (None: no mesh), and the LAN it reaches hosts' machines on directly.
+    mesh_endpoint: str | None = None
+    mesh_scope: str = "ferry"
+    lan: tuple[ipaddress.IPv4Network, ...] | None = None
 
 
 def edge_tls_source(settings: EdgeSettings) -> Callable[[], EdgeTls] | None:
@@ -110,13 +117,22 @@ def run_edge(settings: EdgeSettings) -> None:
     import uvloop
 
     client = FerryClient(settings.api_url, settings.token)
-    watcher = RouteWatcher(client, settings.state_dir / "routes.json")
+    watcher = RouteWatcher(client, settings.state_dir / "routes.json", settings.lan)
     watcher.load_cached()
     stop = threading.Event()
     threading.Thread(target=watcher.run, args=(stop,), name="routes", daemon=True).start()
     feed = EdgeTlsFeed(client, settings.region, settings.state_dir / "tls.json")
     feed.load_cached()  # certificates survive a restart while the control plane is down
     threading.Thread(target=feed.run, args=(stop,), name="tls", daemon=True).start()
+    if settings.mesh_endpoint:
+        start_edge_mesh(
+            client,
+            settings.region,
+            settings.mesh_scope,
+            settings.mesh_endpoint,
+            settings.state_dir,
+            stop,
+        )
 
     async def main() -> None:
         loop = asyncio.get_running_loop()

@@ -7,6 +7,7 @@ the proxy's own observations, kept separately.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -79,7 +80,25 @@ class RouteTable:
         return self.apps.get(app, ())
 
 
-def backend_from_machine(m: Machine) -> Backend:
+#: Networks the edge reaches machines' host-local IPv4 on (its region's LAN); ``None``:
+#: every host is on it (the default of a single-network setup).
+Lan = tuple[ipaddress.IPv4Network, ...] | None
+
+
+def machine_address(m: Machine, lan: Lan = None) -> str:
+    """Where the edge sends the machine's traffic: its host-local IPv4 when the host is on
+    the edge's LAN, else its 6PN address, carried by the WireGuard mesh (a host joined
+    from another network). A machine without a 6PN address stays on IPv4."""
+    if lan is None or not m.private_ip:
+        return m.host_ip
+    try:
+        ip = ipaddress.IPv4Address(m.host_ip)
+    except ValueError:
+        return m.private_ip
+    return m.host_ip if any(ip in net for net in lan) else m.private_ip
+
+
+def backend_from_machine(m: Machine, lan: Lan = None) -> Backend:
     services = []
     for s in m.config.services:
         ports = tuple(p.port for p in s.ports if p.port is not None)
@@ -103,14 +122,14 @@ def backend_from_machine(m: Machine) -> Backend:
         instance_id=m.instance_id,
         app=m.app_name,
         region=m.region,
-        address=m.host_ip,
+        address=machine_address(m, lan),
         state=m.state,
         desired_state=m.desired_state,
         services=tuple(services),
     )
 
 
-def routes_from_machines(version: int, machines: Iterable[Machine]) -> RouteTable:
+def routes_from_machines(version: int, machines: Iterable[Machine], lan: Lan = None) -> RouteTable:
     """The table for every machine that is not destroyed (stopped ones stay: they can be woken).
 
     An app's statics and ``[waf]`` are those of its newest started machine (its
@@ -122,7 +141,7 @@ def routes_from_machines(version: int, machines: Iterable[Machine]) -> RouteTabl
     for m in machines:
         if m.state is MachineState.DESTROYED or m.desired_state is DesiredState.DESTROYED:
             continue
-        apps.setdefault(m.app_name, []).append(backend_from_machine(m))
+        apps.setdefault(m.app_name, []).append(backend_from_machine(m, lan))
         best = newest.get(m.app_name)
         if best is None or _newer(m, best):
             newest[m.app_name] = m

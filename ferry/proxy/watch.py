@@ -17,7 +17,7 @@ from typing import Protocol
 
 from ferry.errors import FerryError
 from ferry.model import Machine
-from ferry.proxy.routes import RouteTable, routes_from_machines
+from ferry.proxy.routes import Lan, RouteTable, routes_from_machines
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +34,10 @@ class RouteSource(Protocol):
 class RouteWatcher:
     """Holds the current ``RouteTable``; ``current()`` is a cheap read for the hot path."""
 
-    def __init__(self, source: RouteSource, cache_path: Path) -> None:
+    def __init__(self, source: RouteSource, cache_path: Path, lan: Lan = None) -> None:
         self.source = source
         self.cache_path = cache_path
+        self.lan = lan
         self._table = RouteTable()
         self.connected = False
 
@@ -48,7 +49,7 @@ class RouteWatcher:
         try:
             data = json.loads(self.cache_path.read_text())
             machines = [Machine.model_validate(m) for m in data["machines"]]
-            self._table = routes_from_machines(int(data["resource_version"]), machines)
+            self._table = routes_from_machines(int(data["resource_version"]), machines, self.lan)
             log.info("loaded routing table v%d from %s", self._table.version, self.cache_path)
         except FileNotFoundError:
             pass
@@ -63,7 +64,7 @@ class RouteWatcher:
         self.connected = True
         if version == self._table.version and since != 0:
             return False
-        table = routes_from_machines(version, machines)
+        table = routes_from_machines(version, machines, self.lan)
         changed = table != self._table
         self._table = table
         if changed:

@@ -29,7 +29,7 @@ from ferry.server.authz import Access, Principal, org_access, require_app, requi
 from ferry.server.clock import Clock
 from ferry.store import StateStore
 
-__all__ = ["AccessService", "NewToken", "OrgDetails"]
+__all__ = ["AccessService", "NewToken", "OrgDetails", "expiry_seconds"]
 
 INVITATION_TTL = timedelta(days=7)
 MAX_TOKEN_NAME = 100
@@ -191,6 +191,13 @@ class AccessService:
         return invitation, token
 
     # -- tokens -----------------------------------------------------------------
+    def issue_host_credential(self, host_id: str, region: str) -> NewToken:
+        """A ``host`` credential for a host that just joined with a join token (the
+        token was the operator's consent; ``ferry.server.join_service`` checked it)."""
+        return self._mint(
+            TokenKind.HOST, f"{host_id} (joined)", host_id=host_id, region=region, expires_in=None
+        )
+
     def create_token(
         self,
         p: Principal,
@@ -211,7 +218,7 @@ class AccessService:
         """
         if len(name) > MAX_TOKEN_NAME:
             raise ValidationError(f"token name is longer than {MAX_TOKEN_NAME} characters")
-        expires_in = None if expiry is None else _expiry_seconds(expiry)
+        expires_in = None if expiry is None else expiry_seconds(expiry)
         if kind in (TokenKind.HOST, TokenKind.EDGE):
             if not p.is_operator:
                 raise ForbiddenError(
@@ -312,7 +319,7 @@ class AccessService:
         return NewToken(info=info, plain=plain)
 
 
-def _expiry_seconds(expiry: str) -> float:
+def expiry_seconds(expiry: str) -> float:
     """flyctl's ``--expiry`` (``24h``, ``720h``, ``30m``); ``ValidationError`` otherwise."""
     try:
         seconds = parse_duration(expiry)

@@ -26,7 +26,9 @@ from ferry.server.routes import (
     certs,
     edges,
     hosts,
+    join,
     machines,
+    mesh,
     orgs,
     platform,
     releases,
@@ -121,6 +123,7 @@ def create_app(
     authorized = [Depends(authorizer(plane.auth, plane.auth.cache.app_org))]
     app.include_router(platform.build_public_router())
     app.include_router(orgs.build_public_router(plane.access), responses=PUBLIC_ERRORS)
+    app.include_router(join.build_public_router(plane.joins), responses=PUBLIC_ERRORS)
     errors = AUTHORIZED_ERRORS
     for module in (
         apps,
@@ -133,6 +136,8 @@ def create_app(
         secrets,
         waf,
         certs,
+        mesh,
+        join,
     ):
         app.include_router(module.build_router(plane), dependencies=authorized, responses=errors)
     app.include_router(orgs.build_router(plane.access), dependencies=authorized, responses=errors)

@@ -43,7 +43,7 @@ __all__ = [
 UNAUTHENTICATED = "unauthenticated"
 
 _INFRASTRUCTURE = ("/v1/hosts/", "/v1/edges/")
-_INFRASTRUCTURE_EXACT = frozenset({"/v1/hosts", "/v1/routes"})
+_INFRASTRUCTURE_EXACT = frozenset({"/v1/hosts", "/v1/routes", "/v1/mesh"})
 _DENIED = frozenset({401, 403, 404})
 _AGENTS = frozenset({TokenKind.HOST.value, TokenKind.EDGE.value})
 
@@ -66,6 +66,8 @@ class Target:
 
 def is_infrastructure(path: str) -> bool:
     """Whether ``path`` is the agents' or edges' own API (never recorded)."""
+    if path.startswith("/v1/hosts/join"):
+        return False  # join tokens and joins are the operator's business: recorded
     return path in _INFRASTRUCTURE_EXACT or path.startswith(_INFRASTRUCTURE)
 
 

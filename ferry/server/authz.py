@@ -141,6 +141,8 @@ def route_need(path: str, method: str) -> Need:
         return Need(NeedKind.HOST)
     if path == "/v1/routes" or path.startswith("/v1/edges/{region}/"):
         return Need(NeedKind.EDGE)
+    if path == "/v1/mesh":
+        return Need(NeedKind.ROUTE)  # hosts and edges: the route checks the credential's kind
     if path.startswith("/v1/platform/"):
         return Need(NeedKind.ANY)
     return Need(NeedKind.OPERATOR)

@@ -20,10 +20,12 @@ from ferry.server.autoscaler import PlaneFleet
 from ferry.server.certs_service import CertService, CertSettings
 from ferry.server.clock import Clock
 from ferry.server.hosts_service import HostService
+from ferry.server.join_service import JoinService
 from ferry.server.leases_service import LeaseService
 from ferry.server.liveness import HostLiveness
 from ferry.server.machine_labels import MachineLabels
 from ferry.server.machines_service import MachineService
+from ferry.server.mesh_service import MeshService
 from ferry.server.processes import ProcessBook
 from ferry.server.secrets_rollout import SecretsRollouts
 from ferry.server.secrets_service import SecretsService
@@ -53,6 +55,8 @@ class ControlPlane:
     secrets: SecretsService
     secrets_rollouts: SecretsRollouts
     certs: CertService
+    mesh: MeshService
+    joins: JoinService
     registry: str = ""
     auth: Authenticator | None = None
     traffic: EdgeTraffic = field(default_factory=EdgeTraffic)
@@ -93,22 +97,26 @@ class ControlPlane:
         certs = CertService(store, clock, key, cert_settings or CertSettings())
         # Deleting an app deletes its certificates: the edges' feed wakes for it.
         apps.listeners.append(lambda _app: certs.changes.notify())
+        hosts = HostService(store, clock, notifier, apps)
+        access = AccessService(store, clock)
         return cls(
             store=store,
             clock=clock,
             notifier=notifier,
             apps=apps,
             machines=machines,
-            hosts=HostService(store, clock, notifier, apps),
+            hosts=hosts,
             liveness=HostLiveness(store, clock, down_after=host_down_after),
             autoscaler=AutoscaleLoop(fleet, clock.now, distances),
             fleet=fleet,
             leases=LeaseService(store, clock, machines),
             labels=MachineLabels(machines),
-            access=AccessService(store, clock),
+            access=access,
             secrets=SecretsService(store, clock, key),
             secrets_rollouts=SecretsRollouts(store, machines, notifier),
             certs=certs,
+            mesh=MeshService(store, clock, notifier),
+            joins=JoinService(store, clock, hosts, access),
             registry=registry,
             traffic=traffic,
             processes=ProcessBook(lambda: clock.now().timestamp()),

@@ -18,7 +18,7 @@ from ferry.server.schemas import RegisterHostRequest, StatusReport
 from ferry.server.watch import ChangeNotifier
 from ferry.store import StateStore
 
-__all__ = ["HostService"]
+__all__ = ["HostService", "machine_network"]
 
 _TRIES = 3
 _KEEP_LOG_LINES = 1000
@@ -40,18 +40,7 @@ class HostService:
 
         Raises ``ValidationError`` for a subnet that is not a CIDR.
         """
-        try:
-            network = ipaddress.ip_network(request.machine_subnet, strict=False)
-        except ValueError as exc:
-            raise ValidationError(
-                f"machine_subnet {request.machine_subnet!r} is not a network",
-                hint="write it as a CIDR such as 10.1.0.0/24",
-            ) from exc
-        if network.num_addresses < 4:
-            raise ValidationError(
-                f"machine_subnet {request.machine_subnet} is too small for any machine",
-                hint="use a /29 or larger",
-            )
+        network = machine_network(request.machine_subnet)
         now = self.clock.now()
         host = Host(
             id=request.id,
@@ -163,3 +152,20 @@ class HostService:
         """Append log lines of a machine (the last 1000 are kept)."""
         machine = self.machine_of_host(host_id, machine_id)
         self.store.append_logs(machine.id, lines, keep=_KEEP_LOG_LINES)
+
+
+def machine_network(subnet: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """The host's machine subnet as a network; ``ValidationError`` names what is wrong."""
+    try:
+        network = ipaddress.ip_network(subnet, strict=False)
+    except ValueError as exc:
+        raise ValidationError(
+            f"machine_subnet {subnet!r} is not a network",
+            hint="write it as a CIDR such as 10.1.0.0/24",
+        ) from exc
+    if network.num_addresses < 4:
+        raise ValidationError(
+            f"machine_subnet {subnet} is too small for any machine",
+            hint="use a /29 or larger",
+        )
+    return network

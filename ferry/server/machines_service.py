@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from pydantic import ValidationError as PydanticValidationError
+
 from ferry.autoscale.distances import RegionDistances
 from ferry.errors import CapacityError, ConflictError, NotFoundError, RevisionConflict
 from ferry.errors import ValidationError as FerryValidationError
@@ -365,4 +367,10 @@ def _stop_override(signal: str | None, timeout: str | int | float | None) -> Sto
         return None
     if timeout is not None:
         parse_duration(timeout)
-    return StopOverride.model_validate({"signal": signal, "timeout": timeout})
+    try:
+        return StopOverride.model_validate({"signal": signal, "timeout": timeout})
+    except PydanticValidationError as exc:
+        raise FerryValidationError(
+            f"invalid stop timeout {timeout!r}: {exc.errors()[0]['msg']}",
+            hint='write it like "5s" or a number of seconds',
+        ) from None

@@ -32,6 +32,8 @@ from ferry.model.release import NewRelease, Release, ReleaseStatus
 from ferry.store.access_base import AccessStore
 from ferry.store.audit_base import AuditStore
 from ferry.store.certs_base import CertStore
+from ferry.store.join_base import JoinTokenStore
+from ferry.store.mesh_base import MeshStore
 from ferry.store.secrets_base import SecretsStore
 from ferry.store.waf_base import WafEventStore
 
@@ -81,7 +83,16 @@ class StalePlacement(RevisionConflict):
         self.changed = changed
 
 
-class StateStore(AccessStore, SecretsStore, CertStore, AuditStore, WafEventStore, Protocol):
+class StateStore(
+    AccessStore,
+    SecretsStore,
+    CertStore,
+    AuditStore,
+    WafEventStore,
+    MeshStore,
+    JoinTokenStore,
+    Protocol,
+):
     """Durable state of the control plane. All methods block; all are thread-safe.
 
     Raises ``NotFoundError`` for unknown names and ids, ``ConflictError`` for

@@ -347,6 +347,41 @@ MIGRATIONS: Final[list[tuple[int, list[Step]]]] = [
                 WHERE state != 'destroyed'""",
         ],
     ),
+    (
+        14,
+        [
+            # The WireGuard mesh (ferry.store.sqlite_mesh): hosts and edges with their public
+            # keys and endpoints; ``number`` is the host field of the node's 6PN address in
+            # the platform's network 0. Keys and endpoints are one node's each.
+            """CREATE TABLE mesh_nodes (
+                id TEXT PRIMARY KEY,
+                kind TEXT NOT NULL,
+                region TEXT NOT NULL,
+                number INTEGER NOT NULL UNIQUE,
+                public_key TEXT NOT NULL UNIQUE,
+                endpoint TEXT NOT NULL UNIQUE,
+                updated_at REAL NOT NULL
+            )""",
+            "INSERT INTO counters (name, value) VALUES ('mesh', 0)",
+        ],
+    ),
+    (
+        15,
+        [
+            # Join tokens (ferry.store.sqlite_join): the operator's one-time consent for a
+            # server to join as a host. Only the SHA-256 digest of the secret is kept.
+            """CREATE TABLE join_tokens (
+                id TEXT PRIMARY KEY,
+                name TEXT NOT NULL,
+                region TEXT,
+                digest TEXT NOT NULL,
+                created_at REAL NOT NULL,
+                expires_at REAL NOT NULL,
+                used_at REAL,
+                used_by TEXT
+            )""",
+        ],
+    ),
 ]
 
 

@@ -48,7 +48,9 @@ from ferry.store.sqlite_access import AccessRows
 from ferry.store.sqlite_audit import AuditRows
 from ferry.store.sqlite_certs import CertRows, delete_app_certificates
 from ferry.store.sqlite_engine import SqliteDatabase
+from ferry.store.sqlite_join import JoinTokenRows
 from ferry.store.sqlite_leases import LeaseRows, record_version
+from ferry.store.sqlite_mesh import MeshRows
 from ferry.store.sqlite_placement import (
     PlacementRows,
     StaleRows,
@@ -86,6 +88,8 @@ class SqliteStore(
     AuditRows,
     CertRows,
     WafEventRows,
+    MeshRows,
+    JoinTokenRows,
 ):
     """``StateStore`` on one SQLite file (guarantees: ``sqlite_engine.py``).
 

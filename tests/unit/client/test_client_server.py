@@ -58,3 +58,24 @@ def test_wrong_token_is_a_401_api_error(base_url: str) -> None:
     with pytest.raises(ApiError) as error, FerryClient(base_url, "wrong") as client:
         client.list_apps()
     assert error.value.status == 401
+
+
+def test_a_host_joins_the_mesh_and_sees_itself_in_the_snapshot(base_url: str) -> None:
+    public_key = "x" * 43 + "="
+    with FerryClient(base_url, TOKEN) as client:
+        client.register_host(
+            host_id="ams-1",
+            region="ams",
+            address="10.0.0.2",
+            cpus=2,
+            memory_mb=2048,
+            machine_subnet="10.1.0.0/24",
+        )
+        node = client.announce_host_mesh("ams-1", public_key, "10.0.0.2:51820")
+        assert node.id == "ams-1" and node.allowed_ips == [f"{node.address}/128"]
+        snapshot = client.watch_mesh(since=0, timeout=1)
+        assert [n.public_key for n in snapshot.nodes] == [public_key]
+        with pytest.raises(ApiError) as taken:
+            client.announce_edge_mesh("ams", public_key, "10.0.0.1:51821")
+        assert taken.value.status == 409
+        assert client.watch_mesh(since=snapshot.version, timeout=0).version == snapshot.version

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 from ferry.errors import UnavailableError
 from ferry.model import DesiredState, Machine, MachineConfig, MachineState
 from ferry.proxy.dns import answer_query
+from ferry.proxy.routes import machine_address
 from ferry.proxy.watch import RouteWatcher
 
 
@@ -77,3 +79,19 @@ def test_table_survives_a_restart_while_the_control_plane_is_down(tmp_path: Path
     source.version, source.machines = 6, [machine("m1"), machine("m2")]
     assert restarted.poll_once()
     assert {b.machine_id for b in restarted.current().backends("hello")} == {"m1", "m2"}
+
+
+def test_machines_off_the_edges_lan_are_reached_over_6pn(tmp_path: Path) -> None:
+    lan = (ipaddress.IPv4Network("10.77.16.0/20"),)
+    remote = machine("m2").model_copy(
+        update={"host_ip": "10.200.0.2", "private_ip": "fdaa:0:1:0:9:0:1:2"}
+    )
+    assert machine_address(machine("m1"), lan) == "10.77.17.2"
+    assert machine_address(remote, lan) == "fdaa:0:1:0:9:0:1:2"
+    assert machine_address(remote, None) == "10.200.0.2"  # no LAN given: every host is on it
+    source = FakeSource()
+    source.machines = [machine("m1"), remote]
+    watcher = RouteWatcher(source, tmp_path / "routes.json", lan)
+    watcher.poll_once()
+    addresses = {b.machine_id: b.address for b in watcher.current().apps["hello"]}
+    assert addresses == {"m1": "10.77.17.2", "m2": "fdaa:0:1:0:9:0:1:2"}

@@ -57,6 +57,12 @@ def test_a_numeric_timeout_is_seconds_and_a_missing_field_stays_unset(api: Api) 
     assert shown(api, machine)["stop_override"] == {"signal": None, "timeout": "10s"}
 
 
+def test_a_fractional_timeout_is_kept_as_seconds_even_when_tiny(api: Api) -> None:
+    machine = running_machine(api)
+    assert stop(api, machine, timeout=2.5e-269).status_code == 200  # once a 500
+    assert shown(api, machine)["stop_override"] == {"signal": None, "timeout": "0s"}
+
+
 def test_a_plain_stop_asks_for_the_config_stop(api: Api) -> None:
     machine = running_machine(api)
     assert api.client.post(f"/v1/apps/web/machines/{machine['id']}/stop").status_code == 200

@@ -1,0 +1,136 @@
+"""The mesh loop: keep a node's place in the WireGuard mesh (hosts' agents, edges).
+
+Level-triggered, in its own thread: announce the host's public key and
+endpoint to the control plane (again whenever the control plane forgets it),
+then follow the node list (``GET /v1/mesh``, long poll) and hand every
+snapshot to ``HostMesh.sync``, which starts wireguard-go if it is not
+running and makes the interface's peers and routes match. The last snapshot
+is kept in ``mesh.json`` so a host restarted while the control plane is down
+rebuilds its peers from it. Private keys never leave ``HostMesh``'s key file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Protocol
+
+from ferry.errors import ConfigError, FerryError
+from ferry.model.mesh import MeshNode, MeshSnapshot
+from ferry.net.mesh import MeshPeer
+from ferry.net.mesh_sync import MeshReport
+
+__all__ = ["Announce", "MeshClient", "MeshHost", "MeshLoop", "peers_of"]
+
+log = logging.getLogger("ferry.agent.mesh")
+
+WATCH_SECONDS = 30
+RETRY_SECONDS = 1.0
+
+
+class MeshHost(Protocol):
+    """What the loop needs of ``ferry.net.mesh_sync.HostMesh``."""
+
+    @property
+    def node_id(self) -> str: ...
+
+    @property
+    def endpoint(self) -> str | None: ...
+
+    def announce(self, local_prefixes: Sequence[str]) -> MeshPeer: ...
+
+    def sync(self, desired: Sequence[MeshPeer], local_prefixes: Sequence[str]) -> MeshReport: ...
+
+
+class MeshClient(Protocol):
+    def watch_mesh(self, since: int = 0, timeout: float = 30) -> MeshSnapshot: ...
+
+
+#: Tell the control plane this node's public key and endpoint; the node as recorded.
+Announce = Callable[[str, str], MeshNode]
+
+
+def peers_of(snapshot: MeshSnapshot, node_id: str) -> list[MeshPeer]:
+    """Every other node of ``snapshot`` as a WireGuard peer, in the control plane's order."""
+    return [
+        MeshPeer(
+            node_id=node.id,
+            public_key=node.public_key,
+            endpoint=node.endpoint,
+            allowed_ips=tuple(node.allowed_ips),
+        )
+        for node in snapshot.nodes
+        if node.id != node_id
+    ]
+
+
+class MeshLoop:
+    """``run()`` blocks until ``stopping`` is set; ``sync_once`` is one cycle (tests)."""
+
+    def __init__(
+        self,
+        client: MeshClient,
+        announce: Announce,
+        mesh: MeshHost,
+        local_prefixes: Callable[[], Sequence[str]],
+        stopping: threading.Event,
+        cache: Path,
+    ) -> None:
+        self.client = client
+        self.announce = announce
+        self.mesh = mesh
+        self.local_prefixes = local_prefixes
+        self.stopping = stopping
+        self.cache = cache
+        self.version = 0
+        self._announced = False
+
+    def run(self) -> None:
+        cached = self._load()
+        if cached is not None:
+            self._sync(cached)  # the peers we had, before the control plane answers
+        while not self.stopping.is_set():
+            try:
+                self.sync_once(WATCH_SECONDS)
+            except FerryError as exc:
+                log.warning("mesh: %s; keeping the peers we have", exc)
+                self._announced = False  # the control plane may have lost us: say it again
+                self.stopping.wait(RETRY_SECONDS)
+
+    def sync_once(self, timeout: float = 0) -> MeshSnapshot:
+        """Announce if needed, wait up to ``timeout`` for a newer snapshot, apply it."""
+        if not self._announced:
+            me = self.mesh.announce(self.local_prefixes())
+            endpoint = self.mesh.endpoint
+            if endpoint is None:
+                raise ConfigError(
+                    "this host has no mesh endpoint to announce",
+                    hint="start the agent with the address other hosts reach it at",
+                )
+            self.announce(me.public_key, endpoint)
+            self._announced = True
+        snapshot = self.client.watch_mesh(since=self.version, timeout=timeout)
+        if snapshot.version != self.version:
+            self._sync(snapshot)
+            self._save(snapshot)
+        self.version = snapshot.version
+        return snapshot
+
+    def _sync(self, snapshot: MeshSnapshot) -> None:
+        report = self.mesh.sync(peers_of(snapshot, self.mesh.node_id), self.local_prefixes())
+        for reason in report.reasons:
+            log.info("mesh: %s", reason)
+
+    def _load(self) -> MeshSnapshot | None:
+        try:
+            return MeshSnapshot.model_validate_json(self.cache.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def _save(self, snapshot: MeshSnapshot) -> None:
+        tmp = self.cache.with_name(self.cache.name + ".tmp")
+        tmp.write_text(json.dumps(snapshot.model_dump(mode="json"), indent=1))
+        tmp.replace(self.cache)

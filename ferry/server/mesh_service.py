@@ -1,0 +1,142 @@
+"""The mesh registry: nodes announce their public key and endpoint, and every node
+reads the others back with the 6PN prefixes each one carries.
+
+The control plane never sees a private key. A host's ``allowed_ips`` are its
+own mesh address and the /112 of every live machine placed on it, so a peer
+routes a machine's address to the host the machine is on; an edge carries only
+its own address. The snapshot's ``version`` grows with any change of either
+(node list or machines), so nodes long-poll it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from ferry.errors import NotFoundError, ValidationError
+from ferry.model.mesh import (
+    MeshAnnouncement,
+    MeshNode,
+    MeshNodeKind,
+    MeshSnapshot,
+    edge_node_id,
+)
+from ferry.net import sixpn
+from ferry.net.mesh import endpoint_error, public_key_error
+from ferry.server.clock import Clock
+from ferry.server.placement import known_regions
+from ferry.server.watch import ChangeNotifier
+from ferry.store.base import StateStore
+from ferry.store.mesh_base import MeshNodeRecord
+
+__all__ = ["MeshService"]
+
+
+class MeshService:
+    """Announcements and snapshots of the mesh. Methods block (store calls)."""
+
+    def __init__(self, store: StateStore, clock: Clock, notifier: ChangeNotifier) -> None:
+        self._store = store
+        self._clock = clock
+        self._notifier = notifier
+
+    def announce_host(self, host_id: str, body: MeshAnnouncement) -> MeshNode:
+        """Record host ``host_id``'s key and endpoint (it must be registered: 404)."""
+        host = self._store.get_host(host_id)
+        return self._announce(host_id, MeshNodeKind.HOST, host.region, body)
+
+    def announce_edge(self, region: str, body: MeshAnnouncement) -> MeshNode:
+        """Record ``region``'s edge key and endpoint (a region some host registered in)."""
+        if region not in known_regions(self._store.list_hosts()):
+            raise NotFoundError(
+                f"region {region!r} has no hosts",
+                hint="an edge joins the mesh of a region whose hosts registered",
+            )
+        return self._announce(edge_node_id(region), MeshNodeKind.EDGE, region, body)
+
+    def version(self) -> int:
+        """Grows with every node change and every machine change."""
+        return self._store.mesh_version() + self._store.resource_version()
+
+    def snapshot(self) -> MeshSnapshot:
+        """Every node with what it carries, and the version it stands for."""
+        version = self.version()
+        carried: dict[str, list[str]] = {}
+        for machine in self._store.list_machines(include_destroyed=False):
+            try:
+                prefix = sixpn.parse(machine.private_ip).prefix
+            except ValidationError:
+                continue  # no 6PN address (yet): nothing to route
+            carried.setdefault(machine.host_id, []).append(str(prefix))
+        numbers = {host.id: host.sixpn_host for host in self._store.list_hosts()}
+        nodes = [
+            _node(record, numbers.get(record.id, 0), carried.get(record.id, []))
+            for record in self._nodes()
+        ]
+        return MeshSnapshot(version=version, nodes=nodes)
+
+    def _nodes(self) -> list[MeshNodeRecord]:
+        return self._store.list_mesh_nodes()
+
+    def _announce(
+        self, node_id: str, kind: MeshNodeKind, region: str, body: MeshAnnouncement
+    ) -> MeshNode:
+        body = checked(body)
+        before = self._store.mesh_version()
+        record = self._store.announce_mesh_node(
+            node_id,
+            kind=kind,
+            region=region,
+            public_key=body.public_key,
+            endpoint=body.endpoint,
+            now=self._clock.now(),
+        )
+        if self._store.mesh_version() != before:
+            self._notifier.notify(None)  # wake every node's long poll
+        return self.snapshot_node(record)
+
+    def snapshot_node(self, record: MeshNodeRecord) -> MeshNode:
+        """``record`` as the snapshot shows it (its machines' prefixes included)."""
+        found = next((n for n in self.snapshot().nodes if n.id == record.id), None)
+        assert found is not None  # just announced, under the store's lock
+        return found
+
+
+def _node(record: MeshNodeRecord, host_number: int, machine_prefixes: list[str]) -> MeshNode:
+    """A host's address is its 6PN host number's (``infra_address``), so its mesh
+    address and its machines' addresses name the same host; an edge's is its own."""
+    if record.kind is MeshNodeKind.HOST:
+        address = sixpn.infra_address(host_number)
+        allowed = [f"{address}/128", *sorted(machine_prefixes)]
+    else:
+        address = sixpn.edge_address(record.number)
+        allowed = [f"{address}/128"]
+    return MeshNode(
+        id=record.id,
+        kind=record.kind,
+        region=record.region,
+        public_key=record.public_key,
+        endpoint=record.endpoint,
+        address=str(address),
+        allowed_ips=allowed,
+        updated_at=record.updated_at,
+    )
+
+
+def checked(body: MeshAnnouncement) -> MeshAnnouncement:
+    """``body`` with its endpoint written as WireGuard writes it; ``ValidationError``
+    naming a key that is not a public key or an endpoint no peer can send to."""
+    if problem := public_key_error(body.public_key):
+        raise ValidationError(
+            f"public_key: {problem}", hint="send the output of `wg pubkey`, never the private key"
+        )
+    hint = "the address and UDP port other nodes reach this one at, e.g. 192.0.2.7:51820"
+    if problem := endpoint_error(body.endpoint):
+        raise ValidationError(problem, hint=hint)
+    host, _, port = body.endpoint.rpartition(":")
+    ip = ipaddress.ip_address(host.strip("[]"))
+    if ip.is_unspecified or ip.is_multicast:
+        raise ValidationError(
+            f"endpoint {body.endpoint!r} is not an address a peer can send to", hint=hint
+        )
+    shown = f"[{ip}]" if ip.version == 6 else str(ip)
+    return MeshAnnouncement(public_key=body.public_key, endpoint=f"{shown}:{int(port)}")

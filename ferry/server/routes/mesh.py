@@ -1,0 +1,90 @@
+"""``/v1/…/mesh``: hosts and edges announce their WireGuard key and read the others'
+(Ferry-only; see ``ferry.server.mesh_service``)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, Response
+
+from ferry.errors import ForbiddenError
+from ferry.model.access import TokenKind
+from ferry.model.mesh import MeshAnnouncement, MeshNode, MeshSnapshot
+from ferry.server.auth import principal_of
+from ferry.server.context import ControlPlane, json_response
+from ferry.server.internal_feed import internal_records
+
+__all__ = ["VERSION_HEADER", "build_router"]
+
+VERSION_HEADER = "Ferry-Version"
+
+
+def build_router(plane: ControlPlane) -> APIRouter:
+    router = APIRouter(tags=["mesh"])
+    mesh = plane.mesh
+
+    @router.put("/v1/hosts/{host_id}/mesh", responses={200: {"model": MeshNode}})
+    def announce_host(host_id: str, body: MeshAnnouncement) -> JSONResponse:
+        """The host's public key and WireGuard endpoint (its credential only)."""
+        return json_response(mesh.announce_host(host_id, body))
+
+    @router.put("/v1/edges/{region}/mesh", responses={200: {"model": MeshNode}})
+    def announce_edge(region: str, body: MeshAnnouncement) -> JSONResponse:
+        """The region edge's public key and WireGuard endpoint (that edge's credential)."""
+        return json_response(mesh.announce_edge(region, body))
+
+    @router.get("/v1/mesh", responses={200: {"model": MeshSnapshot}})
+    async def watch_mesh(
+        request: Request,
+        since: int = Query(0, ge=0),
+        timeout: float = Query(30.0, ge=0, le=60),
+    ) -> JSONResponse:
+        """Every node of the mesh; long-polls like ``/v1/routes`` (answers at once when
+        ``since`` is 0 or stale, else when anything changes or ``timeout`` passes).
+        For hosts, edges and the operator: a user's token gets 403."""
+        p = principal_of(request)
+        if not p.is_operator and p.kind not in (TokenKind.HOST, TokenKind.EDGE):
+            raise ForbiddenError(
+                f"{p.describe()} may not read the mesh: it is for hosts and edges",
+                hint="hosts and edges use the credential the cluster gave them",
+            )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            seen = plane.notifier.version(None)
+            version = await asyncio.to_thread(mesh.version)
+            remaining = deadline - loop.time()
+            if since == 0 or version != since or remaining <= 0:
+                return json_response(await asyncio.to_thread(mesh.snapshot))
+            await plane.notifier.wait(None, seen, remaining)
+
+    @router.get("/v1/hosts/{host_id}/internal")
+    async def watch_internal_records(
+        host_id: str,
+        since: int = Query(0, ge=0),
+        timeout: float = Query(30.0, ge=0, le=60),
+    ) -> Response:
+        """The records the host's ``.internal`` resolver answers from (the JSON of
+        ``ferry.net.internal_records``), for the organizations with machines on the
+        host; long-polls on machine changes like the host watch. ``resource_version``
+        comes back in the ``Ferry-Version`` header."""
+        plane.store.get_host(host_id)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            seen = plane.notifier.version(None)
+            version = plane.store.resource_version()
+            remaining = deadline - loop.time()
+            if since == 0 or version != since or remaining <= 0:
+                records = await asyncio.to_thread(
+                    internal_records, plane.store, plane.machines.distances, host_id
+                )
+                return Response(
+                    records.to_json(),
+                    media_type="application/json",
+                    headers={VERSION_HEADER: str(version)},
+                )
+            await plane.notifier.wait(None, seen, remaining)
+
+    return router

@@ -1,0 +1,146 @@
+"""The private network as an app's machines see it: 6PN addresses, WireGuard between
+hosts, and `.internal` names, asserted from inside the machines' network namespaces."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ferry.client import FerryClient
+from ferry.cluster.settings import ClusterSettings
+from ferry.model import Machine, MachineState
+from ferry.net import sixpn, wireguard
+from tests.e2e.test_edge import deploy_demo, wait_routable
+
+pytestmark = pytest.mark.e2e
+
+
+def in_machine(
+    cluster: ClusterSettings, machine: Machine, *argv: str
+) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` in the machine's network namespace (the host's tools, its network)."""
+    netns = f"{cluster.prefix}-vm-{machine.id}"
+    return subprocess.run(
+        ["ip", "netns", "exec", netns, *argv], capture_output=True, text=True, timeout=30
+    )
+
+
+def fetch(cluster: ClusterSettings, machine: Machine, url: str, seconds: int = 5) -> str:
+    """GET ``url`` from the machine's network, resolving names as the machine does (its
+    /etc/resolv.conf, the host's copy, stands in for ``ip netns exec``'s)."""
+    netns = f"{cluster.prefix}-vm-{machine.id}"
+    etc = Path("/etc/netns") / netns
+    etc.mkdir(parents=True, exist_ok=True)
+    host_dir = cluster.host_dir(machine.host_id)
+    shutil.copy(host_dir / "resolv.conf", etc / "resolv.conf")
+    try:
+        done = in_machine(cluster, machine, "curl", "-sS", "-m", str(seconds), url)
+    finally:
+        shutil.rmtree(etc, ignore_errors=True)
+    return done.stdout if done.returncode == 0 else f"failed: {done.stderr.strip()}"
+
+
+@pytest.fixture(scope="module")
+def net(
+    cluster: ClusterSettings, client: FerryClient, tmp_path_factory: pytest.TempPathFactory
+) -> list[Machine]:
+    """App `net` with a machine in ams and one in sin (different hosts and regions)."""
+    deploy_demo(cluster, tmp_path_factory.mktemp("net"), "net", "ams,sin")
+    wait_routable(cluster, "ams", "net")
+    wait_routable(cluster, "sin", "net")
+    machines = [m for m in client.list_machines("net") if m.state is MachineState.STARTED]
+    assert {m.region for m in machines} == {"ams", "sin"}
+    return sorted(machines, key=lambda m: m.region)
+
+
+def test_machines_have_6pn_addresses_of_their_org(net: list[Machine], client: FerryClient) -> None:
+    ams, sin = net
+    network = client.get_app("net").organization.sixpn_network
+    for machine in net:
+        assert sixpn.parse(machine.private_ip).network == network
+    assert sixpn.parse(ams.private_ip).host != sixpn.parse(sin.private_ip).host
+
+
+def test_machines_in_two_regions_talk_over_6pn_through_wireguard(
+    cluster: ClusterSettings, net: list[Machine], client: FerryClient
+) -> None:
+    ams, sin = net
+    before = _mesh_bytes(cluster, client, "ams")
+    answer = fetch(cluster, ams, f"http://[{sin.private_ip}]:8080/")
+    assert "region=sin" in answer, answer
+    assert _mesh_bytes(cluster, client, "ams") > before  # the bytes rode WireGuard
+
+
+@pytest.fixture(scope="module")
+def stranger(client: FerryClient, net: list[Machine]) -> Machine:
+    """A machine of another organization on the same host as net's ams machine."""
+    slug = f"globex{secrets.token_hex(2)}"
+    client.create_org(slug, admin_email=f"bob@{slug}.test")
+    client.create_app("stranger", org_slug=slug)
+    machine = client.create_machine("stranger", net[0].config, region="ams")
+    assert client.wait_machine("stranger", machine.id, timeout=60) == "started"
+    found = client.get_machine("stranger", machine.id)
+    assert found.host_id == net[0].host_id
+    return found
+
+
+def test_other_organizations_are_unreachable_whatever_address_is_tried(
+    cluster: ClusterSettings, net: list[Machine], stranger: Machine
+) -> None:
+    ams, sin = net
+    assert "region=sin" in fetch(cluster, ams, f"http://[{sin.private_ip}]:8080/")  # own org
+    for src, dst in ((ams, stranger), (stranger, ams), (stranger, sin)):
+        for address in (f"[{dst.private_ip}]", dst.host_ip):
+            answer = fetch(cluster, src, f"http://{address}:8080/", seconds=2)
+            assert answer.startswith("failed"), f"{src.app_name} reached {address}: {answer}"
+    control_plane = cluster.internal_api_url + "/v1/platform/info"
+    assert fetch(cluster, ams, control_plane, seconds=2).startswith("failed")
+
+
+def test_another_organizations_names_do_not_resolve(
+    cluster: ClusterSettings, net: list[Machine], stranger: Machine
+) -> None:
+    assert _lookup(cluster, stranger, "net.internal") == []
+    assert _lookup(cluster, stranger, "stranger.internal") == [stranger.private_ip]
+
+
+def test_internal_names_resolve_for_the_machines_org(
+    cluster: ClusterSettings, net: list[Machine]
+) -> None:
+    ams, sin = net
+    assert _lookup(cluster, ams, "net.internal") == sorted([ams.private_ip, sin.private_ip])
+    assert _lookup(cluster, ams, "sin.net.internal") == [sin.private_ip]
+    assert _lookup(cluster, ams, f"{sin.id}.vm.net.internal") == [sin.private_ip]
+    assert "region=sin" in fetch(cluster, ams, f"http://{sin.id}.vm.net.internal:8080/")
+
+
+def _lookup(cluster: ClusterSettings, machine: Machine, name: str) -> list[str]:
+    script = (
+        "import dns.message, dns.query, sys\n"
+        f"q = dns.message.make_query({name!r}, 'AAAA')\n"
+        f"r = dns.query.udp(q, {str(sixpn.DNS_ADDRESS)!r}, timeout=2,"
+        f" source={machine.private_ip!r})\n"
+        "print(' '.join(sorted(a.address for rr in r.answer for a in rr)))\n"
+    )
+    done = in_machine(cluster, machine, sys.executable, "-c", script)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()
+
+
+def _mesh_bytes(cluster: ClusterSettings, client: FerryClient, region: str) -> int:
+    host = next(h for h in client.hosts() if h.region == region)
+    ifname = wireguard.interface_name(cluster.prefix, host.sixpn_host)
+    netns = next(h.netns for h in cluster.plan.hosts if h.host_id == host.id)
+    dump = subprocess.run(
+        ["ip", "netns", "exec", netns, "wg", "show", ifname, "transfer"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=True,
+    ).stdout
+    return sum(int(rx) + int(tx) for _, rx, tx in (line.split() for line in dump.splitlines()))
