@@ -275,6 +275,17 @@ class Agent:
             if m.id not in self.memory and container_id(m) in running:
                 self.memory[m.id] = MachineMemory(acted_generation=m.generation)
                 log.info("adopted running machine %s (%s)", m.id, m.instance_id)
+                self._give_address(m)
+
+    def _give_address(self, m: Machine) -> None:
+        """Make sure an adopted running machine has its 6PN address (idempotent): one
+        started by an agent from before 6PN gets it without a restart. Never raises."""
+        if not m.private_ip:
+            return
+        try:
+            self.network.ensure(m.id, m.host_ip, m.private_ip)
+        except FerryError as exc:
+            log.warning("could not give %s its 6PN address %s: %s", m.id, m.private_ip, exc)
 
     def _run_step(self, step: Step) -> None:
         try:

@@ -17,7 +17,9 @@ def create(
     org: str | None = typer.Option(
         None, "--org", "-o", help="Organization slug (default: your only one; operator: personal)"
     ),
-    network: str = typer.Option("default", "--network", help="Private network of the app"),
+    network: str = typer.Option(
+        "default", "--network", help='Private network of the app (only "default")'
+    ),
 ) -> None:
     """Create an app."""
     created = context.client(ctx).create_app(name, org_slug=org, network=network)

@@ -31,6 +31,7 @@ def ephemeral_cluster(
     hosts_per_region: int = 1,
     *,
     octet: int = 180,
+    remote_hosts: tuple[str, ...] = (),
 ) -> Iterator[ClusterSettings]:
     """Start a cluster under a fresh temporary home; always stop and purge it on exit."""
     home = Path(tempfile.mkdtemp(prefix="ferry-"))
@@ -42,6 +43,7 @@ def ephemeral_cluster(
         registry_port=free_port(),
         prefix=f"ft{secrets.token_hex(2)}",
         octet=octet,
+        remote_hosts=remote_hosts,
     )
     try:
         settings = cluster_up(settings)

@@ -45,6 +45,12 @@ class AppService:
         problem = app_name_problem(name)
         if problem is not None:
             raise ValidationError(f"invalid app name {name!r}: it {problem}", hint=APP_NAME_RULE)
+        if network not in ("", "default"):
+            raise ValidationError(
+                f"network {network!r}: custom private networks are not supported; every app "
+                "of an organization shares its 6PN network",
+                hint='omit network (or send "default"); docs/networking.md',
+            )
         org = self.store.get_org(org_slug)
         app = App(
             id=new_app_id(),

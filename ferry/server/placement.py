@@ -13,10 +13,12 @@ from collections.abc import Iterable, Sequence
 from ferry.autoscale.distances import RegionDistances
 from ferry.errors import CapacityError, ValidationError
 from ferry.model import Host, HostStatus, Machine, MachineState
+from ferry.net.sixpn import lowest_free, machine_address, parse
 from ferry.scheduler import HostCapacity
 
 __all__ = [
     "allocate_host_ip",
+    "allocate_private_ip",
     "choose_region",
     "fallback_regions",
     "host_capacities",
@@ -149,3 +151,16 @@ def allocate_host_ip(host: Host, machines: Iterable[Machine]) -> str:
         f"in {host.machine_subnet}",
         hint="destroy unused machines or register the host with a larger subnet",
     )
+
+
+def allocate_private_ip(host: Host, network: int, machines: Iterable[Machine]) -> str:
+    """The 6PN address of a new machine of the organization with 6PN ``network`` on
+    ``host``: the lowest machine number that no machine of the host that is not
+    destroyed holds (``ferry.net.sixpn``). ``CapacityView.allocate_private_ip``
+    answers the same from its memory; this is the computation from a snapshot."""
+    used = {
+        parse(m.private_ip).machine
+        for m in machines
+        if m.host_id == host.id and _occupies_host(m) and m.private_ip
+    }
+    return str(machine_address(network, host.sixpn_host, lowest_free(used)))

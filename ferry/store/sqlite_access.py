@@ -20,6 +20,7 @@ from ferry.model import Organization
 from ferry.model.access import Invitation, Member, Role, TokenInfo, TokenKind
 from ferry.net.sixpn import lowest_free
 from ferry.store.schema import apps, invitations, members, orgs, tokens
+from ferry.store.sqlite_placement import bump_epoch
 from ferry.store.sqlite_rows import dt, ts
 from ferry.store.sqlite_wireguard import forget_wireguard_peers
 
@@ -161,6 +162,9 @@ class AccessRows:
                 raise NotFoundError(f"app {name!r} not found")
             # Tokens scoped to the app belonged to its old organization: they end here.
             conn.execute(tokens.delete().where(tokens.c.app_name == name))
+            # Placement caches the app with its organization (whose 6PN network new
+            # machines get): make it read the app again.
+            bump_epoch(conn)
 
     # -- members ----------------------------------------------------------------
     def list_members(self, slug: str) -> list[Member]:

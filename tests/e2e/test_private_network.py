@@ -3,6 +3,7 @@ hosts, and `.internal` names, asserted from inside the machines' network namespa
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import subprocess
 import sys
@@ -29,7 +30,7 @@ def in_machine(
     )
 
 
-def fetch(cluster: ClusterSettings, machine: Machine, url: str) -> str:
+def fetch(cluster: ClusterSettings, machine: Machine, url: str, seconds: int = 5) -> str:
     """GET ``url`` from the machine's network, resolving names as the machine does (its
     /etc/resolv.conf, the host's copy, stands in for ``ip netns exec``'s)."""
     netns = f"{cluster.prefix}-vm-{machine.id}"
@@ -38,7 +39,7 @@ def fetch(cluster: ClusterSettings, machine: Machine, url: str) -> str:
     host_dir = cluster.host_dir(machine.host_id)
     shutil.copy(host_dir / "resolv.conf", etc / "resolv.conf")
     try:
-        done = in_machine(cluster, machine, "curl", "-sS", "-m", "5", url)
+        done = in_machine(cluster, machine, "curl", "-sS", "-m", str(seconds), url)
     finally:
         shutil.rmtree(etc, ignore_errors=True)
     return done.stdout if done.returncode == 0 else f"failed: {done.stderr.strip()}"
@@ -73,6 +74,39 @@ def test_machines_in_two_regions_talk_over_6pn_through_wireguard(
     answer = fetch(cluster, ams, f"http://[{sin.private_ip}]:8080/")
     assert "region=sin" in answer, answer
     assert _mesh_bytes(cluster, client, "ams") > before  # the bytes rode WireGuard
+
+
+@pytest.fixture(scope="module")
+def stranger(client: FerryClient, net: list[Machine]) -> Machine:
+    """A machine of another organization on the same host as net's ams machine."""
+    slug = f"globex{secrets.token_hex(2)}"
+    client.create_org(slug, admin_email=f"bob@{slug}.test")
+    client.create_app("stranger", org_slug=slug)
+    machine = client.create_machine("stranger", net[0].config, region="ams")
+    assert client.wait_machine("stranger", machine.id, timeout=60) == "started"
+    found = client.get_machine("stranger", machine.id)
+    assert found.host_id == net[0].host_id
+    return found
+
+
+def test_other_organizations_are_unreachable_whatever_address_is_tried(
+    cluster: ClusterSettings, net: list[Machine], stranger: Machine
+) -> None:
+    ams, sin = net
+    assert "region=sin" in fetch(cluster, ams, f"http://[{sin.private_ip}]:8080/")  # own org
+    for src, dst in ((ams, stranger), (stranger, ams), (stranger, sin)):
+        for address in (f"[{dst.private_ip}]", dst.host_ip):
+            answer = fetch(cluster, src, f"http://{address}:8080/", seconds=2)
+            assert answer.startswith("failed"), f"{src.app_name} reached {address}: {answer}"
+    control_plane = cluster.internal_api_url + "/v1/platform/info"
+    assert fetch(cluster, ams, control_plane, seconds=2).startswith("failed")
+
+
+def test_another_organizations_names_do_not_resolve(
+    cluster: ClusterSettings, net: list[Machine], stranger: Machine
+) -> None:
+    assert _lookup(cluster, stranger, "net.internal") == []
+    assert _lookup(cluster, stranger, "stranger.internal") == [stranger.private_ip]
 
 
 def test_internal_names_resolve_for_the_machines_org(

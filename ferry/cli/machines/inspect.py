@@ -64,7 +64,7 @@ def describe(machine: Machine) -> list[tuple[str, str]]:
         ("Image", machine.config.image),
         ("Instance", machine.instance_id),
         ("Private IP", machine.private_ip),
-        ("Host", machine.host_id),
+        ("Host", f"{machine.host_id} (host-local address {machine.host_ip})"),
         ("Size", f"{guest.cpu_kind} {guest.cpus} cpu, {guest.memory_mb} MB"),
         ("Checks", output.checks_summary(machine)),
         ("Restarts", str(machine.restart_count)),

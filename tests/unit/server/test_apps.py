@@ -64,3 +64,11 @@ def test_delete_app_with_running_machine_needs_force_then_waits_for_agent(api: A
     api.report(machine, "destroyed", "destroy")
     assert api.client.get("/v1/apps/web").status_code == 404
     assert api.client.get("/v1/hosts/ams-1/machines").json()["machines"] == []
+
+
+def test_a_custom_network_is_refused_by_name_and_creates_nothing(api: Api) -> None:
+    refused = api.client.post("/v1/apps", json={"app_name": "web", "network": "backend"})
+    assert refused.status_code == 400 and "network 'backend'" in refused.json()["error"]
+    assert api.client.get("/v1/apps/web").status_code == 404
+    fine = api.client.post("/v1/apps", json={"app_name": "web", "network": "default"})
+    assert fine.status_code == 201

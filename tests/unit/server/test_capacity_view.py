@@ -4,8 +4,9 @@ A seeded random sequence of creates (from this plane and from a second plane on
 the same file, as another process would), destroys reported by an agent,
 resizes, host outages and app deletions; whenever the view is supposed to be
 exact (after each create, or after a ``sync``) its capacities and next
-addresses must be what ``placement.host_capacities`` and
-``placement.allocate_host_ip`` compute from the store afresh.
+addresses (host-local IPv4 and 6PN) must be what ``placement.host_capacities``,
+``placement.allocate_host_ip`` and ``placement.allocate_private_ip`` compute
+from the store afresh.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from ferry.model import GuestConfig, HostStatus, MachineConfig, MachineState
 from ferry.server.capacity_view import CapacityView
 from ferry.server.clock import SystemClock
 from ferry.server.context import ControlPlane
-from ferry.server.placement import allocate_host_ip, host_capacities
+from ferry.server.placement import allocate_host_ip, allocate_private_ip, host_capacities
 from ferry.server.schemas import CreateMachineRequest, RegisterHostRequest, UpdateMachineRequest
 from ferry.store import SqliteStore, StateStore
 
@@ -69,6 +70,7 @@ def _assert_exact(view: CapacityView, store: StateStore) -> None:
         except CapacityError:
             found = None
         assert found == expected, host.id
+        assert view.allocate_private_ip(host, 1) == allocate_private_ip(host, 1, live), host.id
 
 
 def _attempt(action: Callable[..., object], *args: object) -> str:

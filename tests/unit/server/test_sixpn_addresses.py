@@ -98,3 +98,14 @@ def test_private_ip_stays_across_stop_start_update_and_agent_restart(api: Api) -
     snapshot = api.client.get("/v1/hosts/ams-1/machines").json()
     assert [m["private_ip"] for m in snapshot["machines"]] == [address]
     assert api.client.get(base).json()["private_ip"] == address
+
+
+def test_a_moved_app_s_new_machines_are_in_its_new_organization_s_network(api: Api) -> None:
+    api.register_host()
+    api.create_app()
+    before = api.create_machine(skip_launch=True)  # warms placement's cache of the app
+    org_with_admin(api, "acme", "a@acme.test")
+    moved = api.client.post("/v1/apps/web/move", json={"org_slug": "acme"})
+    assert moved.status_code == 200, moved.text
+    after = api.create_machine(skip_launch=True)
+    assert (_numbers(before)[0], _numbers(after)[0]) == (1, 2)
