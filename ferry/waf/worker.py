@@ -16,16 +16,19 @@ answered in order with ``(seq, ok, payload)``:
 
 A request naming an unknown transaction or failing in the engine is answered
 with ``ok`` False and a message; the worker goes on. It exits when the edge
-closes its end.
+closes its end. ``FERRY_WAF_SPIN_US`` (inherited from the edge): how long it
+polls for the next frame before it blocks (see ``_Frames``).
 """
 
 from __future__ import annotations
 
 import json
 import marshal
+import os
 import socket
 import struct
 import sys
+import time
 from pathlib import Path
 
 from libmodsecurity import Transaction
@@ -33,36 +36,78 @@ from libmodsecurity import Transaction
 from ferry.waf.engine import ModSecurityCore, WafEngineError, WafRequest
 from ferry.waf.rules import RuleFiles
 
-__all__ = ["serve"]
+__all__ = ["DEFAULT_SPIN_US", "serve", "spin_seconds"]
 
 _LENGTH = struct.Struct(">I")
 _Open = dict[int, tuple[Transaction, int]]  # transaction handle -> (open transaction, status)
 #: Open transactions kept; past this the oldest are dropped (their edge went away).
 _MAX_OPEN = 4096
+_CHUNK = 1 << 16
+#: Microseconds a worker polls for the next frame before it blocks (see ``_Frames``).
+DEFAULT_SPIN_US = 0
 
 
-def _read_exact(sock: socket.socket, size: int) -> bytes | None:
-    chunks = []
-    while size:
+class _Frames:
+    """Frames read from the edge's socket, through one buffer (one ``recv`` per burst).
+
+    ``spin``: seconds to poll the socket without blocking, when no frame is
+    waiting, before blocking in ``recv``. A worker that blocks is put to sleep
+    and its core goes to other processes; woken for the next request, it
+    starts with cold caches and pays the wake-up (on the 2-core VM, a benign
+    request's evaluation took 0.80 ms p50 after a sleep, 0.69 ms after a
+    poll). The poll is bounded, so an idle worker sleeps: it costs at most
+    ``spin`` of CPU per frame, and nothing while frames queue up.
+    """
+
+    def __init__(self, sock: socket.socket, spin: float) -> None:
+        self.sock = sock
+        self.spin = spin
+        self.buffer = bytearray()
+
+    def next(self) -> bytes | None:
+        """The next frame's payload, or None when the edge closed its end."""
+        buffer = self.buffer
+        while True:
+            if len(buffer) >= 4:
+                end = 4 + _LENGTH.unpack_from(buffer)[0]
+                if len(buffer) >= end:
+                    frame = bytes(buffer[4:end])
+                    del buffer[:end]
+                    return frame
+            chunk = self._receive()
+            if not chunk:
+                return None
+            buffer += chunk
+
+    def _receive(self) -> bytes:
+        """Bytes from the socket (b"" when it closed or failed), polled for ``spin`` first."""
+        sock = self.sock
         try:
-            chunk = sock.recv(min(size, 1 << 20))
+            if self.spin:
+                deadline = time.perf_counter() + self.spin
+                while time.perf_counter() < deadline:
+                    try:
+                        return sock.recv(_CHUNK, socket.MSG_DONTWAIT)
+                    except BlockingIOError:
+                        continue
+            return sock.recv(_CHUNK)
         except OSError:
-            return None
-        if not chunk:
-            return None
-        chunks.append(chunk)
-        size -= len(chunk)
-    return b"".join(chunks)
+            return b""
 
 
-def serve(sock: socket.socket, core: ModSecurityCore) -> None:
-    """Answer frames on ``sock`` until it closes (blocking)."""
+def spin_seconds() -> float:
+    """The poll before blocking: ``FERRY_WAF_SPIN_US`` microseconds, else the default."""
+    configured = os.environ.get("FERRY_WAF_SPIN_US", "")
+    micros = int(configured) if configured.isdigit() else DEFAULT_SPIN_US
+    return min(micros, 100_000) / 1e6
+
+
+def serve(sock: socket.socket, core: ModSecurityCore, spin: float = 0.0) -> None:
+    """Answer frames on ``sock`` until it closes (blocking); ``spin``: see ``_Frames``."""
     open_txns: _Open = {}
+    frames = _Frames(sock, spin)
     while True:
-        header = _read_exact(sock, 4)
-        if header is None:
-            return
-        frame = _read_exact(sock, _LENGTH.unpack(header)[0])
+        frame = frames.next()
         if frame is None:
             return
         message = marshal.loads(frame)
@@ -115,7 +160,7 @@ def main(argv: list[str]) -> None:
         recommended, mapping, setup, rules = json.loads(argv[1])
         files = RuleFiles(Path(recommended), Path(mapping), Path(setup), Path(rules))
     try:
-        serve(sock, ModSecurityCore(files))
+        serve(sock, ModSecurityCore(files), spin_seconds())
     finally:
         sock.close()
 
