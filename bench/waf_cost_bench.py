@@ -20,12 +20,12 @@ Throughput: ``wrk -t1 -c<connections> -d<duration>`` per setup (req/s, p99;
 ``--duration 0`` skips it). CPU per request: user + system time of the edge
 and its WAF workers over a run, divided by its requests.
 
-``--spin US`` (repeatable) adds PL1 edges whose workers poll for US
-microseconds before blocking (``FERRY_WAF_SPIN_US``); ``--baseline TREE``
-adds PL1 and PL4 edges running another checkout's code (e.g. ``main``), so a
+``--baseline TREE`` adds PL1 and PL4 edges running another checkout's code (e.g. ``main``), so a
 change is measured against what it replaces in the same run. The engine
 in-process line gives the same request's phases 1-2 hot (back to back) and
-cold (16 MB of memory touched before each), same run.
+cold (64 MB of memory touched before each), same run, with the rule set as
+the edge loads it (pruned above the paranoia level) and, at PL1, whole,
+interleaved.
 
 ``--stall``: does rule evaluation stall other connections? Connection A
 sends requests that take the engine long (a 256 KiB form body at paranoia
@@ -281,12 +281,10 @@ def cpu_seconds(pid: int) -> float:
 
 def setups_of(args: argparse.Namespace) -> dict[str, tuple[str, int, dict[str, str]]]:
     """name -> (mode, paranoia, environment of the edge): the WAF off, PL1 and PL4, and
-    ``--spin``/``--baseline`` variants of PL1 (the environment reaches the workers)."""
+    with ``--baseline`` PL1 and PL4 on that checkout's code (its workers inherit it)."""
     setups: dict[str, tuple[str, int, dict[str, str]]] = {
         "off": ("off", 1, {}), "pl1": ("block", 1, {}), "pl4": ("block", 4, {}),
     }  # fmt: skip
-    for micros in args.spin:
-        setups[f"pl1 spin {micros}"] = ("block", 1, {"FERRY_WAF_SPIN_US": str(micros)})
     if args.baseline:
         tree = str(Path(args.baseline).resolve())
         env = {"WAF_BENCH_TREE": tree, "PYTHONPATH": tree}
@@ -361,11 +359,15 @@ def cost(args: argparse.Namespace) -> None:
                   f"  added p99 {added99:+.3f} ms  (rounds {rounds}; edge+workers CPU "
                   f"{statistics.median(cpu[name]) * 1e3:.2f} ms/request)")  # fmt: skip
         print("engine in-process (the reference: phases 1-2 of the same request, same rule"
-              " set, no edge), hot: back to back; cold: 16 MB touched before each")  # fmt: skip
+              " set, no edge), hot: back to back; cold: 64 MB touched before each")  # fmt: skip
         for name, (mode, paranoia, _) in setups.items():
-            if name in ("pl1", "pl4"):
-                hot, cold = engine_in_process(request, mode, paranoia, args.requests)
-                print(f"  {name:4} hot p50 {hot[0]:6.3f} ms  p99 {hot[1]:6.3f} ms;  cold p50 "
+            if name not in ("pl1", "pl4"):
+                continue
+            prunes = (True, False) if paranoia < 4 else (True,)  # PL4: nothing is pruned
+            found = engine_in_process(request, mode, paranoia, args.requests // 3, prunes)
+            for prune, (hot, cold) in found.items():
+                label = f"{name} {'pruned' if prune else 'whole'}"
+                print(f"  {label:10} hot p50 {hot[0]:6.3f} ms  p99 {hot[1]:6.3f} ms;  cold p50 "
                       f"{cold[0]:6.3f} ms  p99 {cold[1]:6.3f} ms")  # fmt: skip
         if args.duration:
             print(f"throughput, wrk -t1 -c{args.connections} -d{args.duration}s")
@@ -385,34 +387,46 @@ CLIENT, SERVER = ("127.0.0.1", 40000), ("127.0.0.1", 80)
 
 
 def engine_in_process(
-    request: bytes, mode: str, paranoia: int, count: int
-) -> tuple[tuple[float, float], tuple[float, float]]:
+    request: bytes, mode: str, paranoia: int, count: int, prunes: tuple[bool, ...]
+) -> dict[bool, tuple[tuple[float, float], tuple[float, float]]]:
     """p50/p99 ms of phases 1-2 for ``request`` in this process (what the edge's workers
-    run), hot (back to back) and cold (16 MB of memory touched before each: what the
-    client, the edge and the backend do to the caches between two requests), interleaved."""
+    run), hot and cold, per rule set: ``prune`` True as the edge loads it (pruned above
+    the paranoia level), False whole (as the differential's reference loads it).
+
+    The rule sets take turns, three requests each: the first after 64 MB of memory
+    was touched (cold: more than the L3 cache; what the client, the edge, the backend
+    and the machine's other tenants do to the caches between two requests), the
+    third right after the second (hot)."""
     from ferry.model.machine_waf import WafConfig
     from ferry.waf.engine import ModSecurityCore, WafRequest, config_key
 
-    core = ModSecurityCore()
+    cores = [ModSecurityCore(prune=prune) for prune in prunes]
     key = config_key(WafConfig(mode=mode, paranoia=paranoia))  # type: ignore[arg-type]
+    for core in cores:
+        core.load(key)
     line, _, rest = request.partition(b"\r\n")
     method, uri, _version = line.split(b" ")
     headers = tuple(
         (name, value.lstrip())
         for name, _, value in (h.partition(b":") for h in rest.split(b"\r\n") if h)
     )
-    junk = bytearray(16 << 20)
-    times: tuple[list[float], list[float]] = ([], [])
-    for i in range(count):
-        cold = i % 2
-        if cold:
+    junk = bytearray(64 << 20)
+    times: dict[tuple[int, bool], list[float]] = {}
+    for i in range(count * len(cores)):
+        which, step = (i // 3) % len(cores), i % 3
+        if step == 0:
             junk[::64] = bytes([i & 255]) * (len(junk) // 64)
         started = time.perf_counter()
         seen = WafRequest(str(i), CLIENT, SERVER, method, uri, "1.1", headers)
-        txn, _status = core.request(key, seen)
-        times[cold].append(time.perf_counter() - started)
-        core.finish(txn, 0, None)
-    return quantiles(times[0])[:2], quantiles(times[1])[:2]
+        txn, _status = cores[which].request(key, seen)
+        elapsed = time.perf_counter() - started
+        cores[which].finish(txn, 0, None)
+        if step != 1:
+            times.setdefault((which, step == 0), []).append(elapsed)
+    return {
+        prune: (quantiles(times[(n, False)])[:2], quantiles(times[(n, True)])[:2])
+        for n, prune in enumerate(prunes)
+    }
 
 
 def stall(args: argparse.Namespace) -> None:
@@ -473,14 +487,6 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=5)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--stall", action="store_true", help="only the stall measurement")
-    parser.add_argument(
-        "--spin",
-        type=int,
-        action="append",
-        default=[],
-        metavar="US",
-        help="also PL1 with FERRY_WAF_SPIN_US=US (repeatable)",
-    )
     parser.add_argument(
         "--baseline",
         metavar="TREE",

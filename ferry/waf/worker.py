@@ -16,19 +16,16 @@ answered in order with ``(seq, ok, payload)``:
 
 A request naming an unknown transaction or failing in the engine is answered
 with ``ok`` False and a message; the worker goes on. It exits when the edge
-closes its end. ``FERRY_WAF_SPIN_US`` (inherited from the edge): how long it
-polls for the next frame before it blocks (see ``_Frames``).
+closes its end.
 """
 
 from __future__ import annotations
 
 import json
 import marshal
-import os
 import socket
 import struct
 import sys
-import time
 from pathlib import Path
 
 from libmodsecurity import Transaction
@@ -36,32 +33,21 @@ from libmodsecurity import Transaction
 from ferry.waf.engine import ModSecurityCore, WafEngineError, WafRequest
 from ferry.waf.rules import RuleFiles
 
-__all__ = ["DEFAULT_SPIN_US", "serve", "spin_seconds"]
+__all__ = ["serve"]
 
 _LENGTH = struct.Struct(">I")
 _Open = dict[int, tuple[Transaction, int]]  # transaction handle -> (open transaction, status)
 #: Open transactions kept; past this the oldest are dropped (their edge went away).
 _MAX_OPEN = 4096
 _CHUNK = 1 << 16
-#: Microseconds a worker polls for the next frame before it blocks (see ``_Frames``).
-DEFAULT_SPIN_US = 0
 
 
 class _Frames:
-    """Frames read from the edge's socket, through one buffer (one ``recv`` per burst).
+    """Frames read from the edge's socket through one buffer: one ``recv`` per burst
+    (frames pipelined by the edge arrive together) rather than two per frame."""
 
-    ``spin``: seconds to poll the socket without blocking, when no frame is
-    waiting, before blocking in ``recv``. A worker that blocks is put to sleep
-    and its core goes to other processes; woken for the next request, it
-    starts with cold caches and pays the wake-up (on the 2-core VM, a benign
-    request's evaluation took 0.80 ms p50 after a sleep, 0.69 ms after a
-    poll). The poll is bounded, so an idle worker sleeps: it costs at most
-    ``spin`` of CPU per frame, and nothing while frames queue up.
-    """
-
-    def __init__(self, sock: socket.socket, spin: float) -> None:
+    def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
-        self.spin = spin
         self.buffer = bytearray()
 
     def next(self) -> bytes | None:
@@ -74,38 +60,19 @@ class _Frames:
                     frame = bytes(buffer[4:end])
                     del buffer[:end]
                     return frame
-            chunk = self._receive()
+            try:
+                chunk = self.sock.recv(_CHUNK)
+            except OSError:
+                return None
             if not chunk:
                 return None
             buffer += chunk
 
-    def _receive(self) -> bytes:
-        """Bytes from the socket (b"" when it closed or failed), polled for ``spin`` first."""
-        sock = self.sock
-        try:
-            if self.spin:
-                deadline = time.perf_counter() + self.spin
-                while time.perf_counter() < deadline:
-                    try:
-                        return sock.recv(_CHUNK, socket.MSG_DONTWAIT)
-                    except BlockingIOError:
-                        continue
-            return sock.recv(_CHUNK)
-        except OSError:
-            return b""
 
-
-def spin_seconds() -> float:
-    """The poll before blocking: ``FERRY_WAF_SPIN_US`` microseconds, else the default."""
-    configured = os.environ.get("FERRY_WAF_SPIN_US", "")
-    micros = int(configured) if configured.isdigit() else DEFAULT_SPIN_US
-    return min(micros, 100_000) / 1e6
-
-
-def serve(sock: socket.socket, core: ModSecurityCore, spin: float = 0.0) -> None:
-    """Answer frames on ``sock`` until it closes (blocking); ``spin``: see ``_Frames``."""
+def serve(sock: socket.socket, core: ModSecurityCore) -> None:
+    """Answer frames on ``sock`` until it closes (blocking)."""
     open_txns: _Open = {}
-    frames = _Frames(sock, spin)
+    frames = _Frames(sock)
     while True:
         frame = frames.next()
         if frame is None:
@@ -160,7 +127,7 @@ def main(argv: list[str]) -> None:
         recommended, mapping, setup, rules = json.loads(argv[1])
         files = RuleFiles(Path(recommended), Path(mapping), Path(setup), Path(rules))
     try:
-        serve(sock, ModSecurityCore(files), spin_seconds())
+        serve(sock, ModSecurityCore(files))
     finally:
         sock.close()
 
