@@ -32,7 +32,9 @@ sends requests that take the engine long (a 256 KiB form body at paranoia
 4) while connection B sends small requests to an app without a WAF on the
 same edge; B's p50/p99 are reported with the engine in worker processes
 (``workers``, what the edge uses), on the event loop (``inline``) and in a
-thread of the edge's process (``thread``).
+thread of the edge's process (``thread``); ``workers-waf``: B's app is
+inspected too (PL1 block, its own rule set), so B's requests must not wait
+behind A's in a worker.
 """
 
 from __future__ import annotations
@@ -168,8 +170,10 @@ def serve_edge(port: int, backend_port: int, mode: str, paranoia: int, engine: s
         waf = {"bench": config, "heavy": config} if engine == "stall" else {"bench": config}
     if engine.startswith("stall-"):
         waf = {"heavy": WafConfig(mode="detect", paranoia=4, body_limit=512 * 1024)}
+    if engine == "stall-workers-waf":  # B inspected too, with its own rule set
+        waf["bench"] = WafConfig(mode="block", paranoia=1)
     table = RouteTable(1, apps, {}, waf)
-    kind = engine.removeprefix("stall-")
+    kind = engine.removeprefix("stall-").removesuffix("-waf")
     rule_engine = {"workers": WorkerEngine, "inline": InlineEngine, "thread": ThreadEngine}[kind]()
 
     async def main() -> None:
@@ -434,13 +438,16 @@ def stall(args: argparse.Namespace) -> None:
     backend = start(["--serve-backend", str(backend_port)])
     try:
         wait_for_port(backend_port)
-        print("stall: B's small requests (no WAF) while A sends 256 KiB forms (PL4 detect)")
-        for kind in ("workers", "inline", "thread"):
+        print("stall: B's small requests (no WAF; workers-waf: PL1 block) while A sends"
+              " 256 KiB forms (PL4 detect)")  # fmt: skip
+        for kind in ("workers", "workers-waf", "inline", "thread"):
             port = free_port()
             edge = start(["--serve-edge", str(port), str(backend_port), "off", "1",
                           f"stall-{kind}"])  # fmt: skip
             try:
                 wait_for_port(port)
+                if kind == "workers-waf":
+                    wait_for_waf(port)
                 time.sleep(1.0)
                 quiet = quantiles(timed_latencies(port, BENIGN % b"bench", 3.0))
                 done = Path(f"/tmp/waf-bench-heavy-{os.getpid()}")
@@ -452,7 +459,7 @@ def stall(args: argparse.Namespace) -> None:
                 stop(heavy)
                 count = done.read_text() if done.exists() else "0"
                 done.unlink(missing_ok=True)
-                print(f"  {kind:7} B alone p50 {quiet[0]:.3f} p99 {quiet[1]:.3f} ms; "
+                print(f"  {kind:11} B alone p50 {quiet[0]:.3f} p99 {quiet[1]:.3f} ms; "
                       f"during A p50 {busy[0]:.3f} p99 {busy[1]:.3f} max {busy[2]:.1f} ms "
                       f"(A: {count} forms inspected in ~8.5 s)")  # fmt: skip
             finally:
