@@ -231,13 +231,18 @@ class _AlertingSSLObject(ssl.SSLObject):
 
     def do_handshake(self) -> None:
         incoming = self._incoming
-        if self.hello is not None and incoming is not None and incoming.pending:
-            # Peek: take what arrived and put it back, so OpenSSL reads the same bytes.
-            data = incoming.read()
-            with contextlib.suppress(ssl.SSLError):  # closed by the client: fails anyway
-                incoming.write(data)
-            if len(self.hello) < MAX_HELLO:
-                self.hello += data
+        if self.hello is not None and incoming is not None:
+            if incoming.pending:
+                # Peek: take what arrived and put it back, so OpenSSL reads the same bytes.
+                data = incoming.read()
+                with contextlib.suppress(ssl.SSLError):  # closed by the client: fails anyway
+                    incoming.write(data)
+                if len(self.hello) < MAX_HELLO:
+                    self.hello += data
+            elif not self.hello and not incoming.eof:
+                # The event loop's first call, before the client wrote anything: OpenSSL
+                # would only ask for more as well (and build its error message for it).
+                raise ssl.SSLWantReadError("waiting for the ClientHello")
         try:
             self._sslobj.do_handshake()  # ssl.py's own frame spared
         except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
