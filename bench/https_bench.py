@@ -63,6 +63,8 @@ from loadtools import (  # noqa: E402
 )
 from proxy_bench import HAPROXY_EQ_CFG  # noqa: E402
 
+ME = "https_bench.py"
+_ORDER = ("haproxy-eq", "ferry", "ferry@base")  # the columns of every round, in order
 SNI = "localhost"  # resolves to 127.0.0.1 for wrk, and is on the certificate
 HAPROXY_TLS_CFG = (
     HAPROXY_EQ_CFG.replace(
@@ -87,6 +89,7 @@ def serve_ferry_tls(port: int, http_port: int, backend_port: int, cert: Path, ke
 
     import uvloop
 
+    from ferry.proxy.daemon import freeze_startup_heap
     from ferry.proxy.limits import ProxyLimits
     from ferry.proxy.server import EdgeProxy
     from ferry.tls.cluster_certs import edge_tls_from_files
@@ -104,6 +107,7 @@ def serve_ferry_tls(port: int, http_port: int, backend_port: int, cert: Path, ke
         done = asyncio.Event()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, done.set)
         await proxy.start()
+        freeze_startup_heap()  # as ``ferry proxy`` does once started
         try:
             await done.wait()
         finally:
@@ -129,6 +133,44 @@ def run_wrk(
     return figures
 
 
+def handshake_terms(name: str, port: int, tmp: Path) -> dict[str, str]:
+    """What a client gets from ``port``, by ``openssl s_client`` (a full handshake, then
+    one resuming its session): version, cipher, key-exchange group, tickets, resumption.
+
+    The loads compare like for like only when these match (the tickets sent on a full
+    handshake aside: wrk makes one full handshake per connection, then resumes)."""
+    session = tmp / f"{name}.session"
+    request = f"GET / HTTP/1.1\r\nHost: {HOST_HEADER}\r\nConnection: close\r\n\r\n"
+    terms: dict[str, str] = {}
+    for step, option in (("full", "-sess_out"), ("next", "-sess_in")):
+        out = subprocess.run(
+            ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-servername", SNI,
+             "-msg", "-ign_eof", option, str(session)],
+            input=request, capture_output=True, text=True, timeout=10,
+        ).stdout  # fmt: skip
+        kind = re.search(r"^(New|Reused), (\S+), Cipher is (\S+)", out, re.M)
+        group = re.search(r"^Server Temp Key: (\w+)", out, re.M)
+        if kind is None or "HTTP/1.1 200" not in out:
+            sys.exit(f"https bench: {name} did not answer over TLS ({out[-500:]!r})")
+        terms[f"{step} handshake"] = kind.group(1).lower()
+        terms["version"], terms["cipher"] = kind.group(2), kind.group(3)
+        terms["group"] = group.group(1) if group else "?"
+        terms[f"tickets after a {step} handshake"] = str(out.count("NewSessionTicket"))
+    return terms
+
+
+def check_like_for_like(terms: dict[str, dict[str, str]]) -> None:
+    """Print each proxy's terms; stop when a proxy's TLS differs from HAProxy's in what
+    costs CPU per handshake (version, cipher, group, resuming)."""
+    reference = terms["haproxy-eq"]
+    for name, got in terms.items():
+        print(f"  {name}: " + ", ".join(f"{k} {v}" for k, v in got.items()), flush=True)
+        for key in ("version", "cipher", "group", "full handshake", "next handshake"):
+            if got[key] != reference[key]:
+                sys.exit(f"https bench: not like for like: {name} {key} {got[key]} vs "
+                         f"haproxy-eq {reference[key]}")  # fmt: skip
+
+
 def make_certificate(tmp: Path) -> tuple[Path, Path, Path]:
     """The edge's certificate (chain, key) and HAProxy's crt file (chain + key)."""
     from ferry.tls.ca import ClusterCa
@@ -147,8 +189,7 @@ def bench(args: argparse.Namespace, tmp: Path) -> dict[str, list[list[Figures]]]
     with processes() as procs:
         backend_port = free_port()
         procs.append(subprocess.Popen([*me, "--serve-backend", str(backend_port)]))
-        haproxy_port, ferry_port = free_port(), free_port()
-        haproxy_http, ferry_http = free_port(), free_port()
+        haproxy_port, haproxy_http = free_port(), free_port()
         cfg = tmp / "haproxy.cfg"
         cfg.write_text(
             HAPROXY_TLS_CFG.format(port=haproxy_port, backend_port=backend_port, crt=crt)
@@ -159,12 +200,26 @@ def bench(args: argparse.Namespace, tmp: Path) -> dict[str, list[list[Figures]]]
         plain.write_text(HAPROXY_EQ_CFG.format(port=haproxy_http, backend_port=backend_port))
         procs.append(subprocess.Popen(["/usr/sbin/haproxy", "-db", "-f", str(plain)]))
         haproxy_plain = procs[-1]
-        serve = [str(ferry_port), str(ferry_http), str(backend_port), str(cert), str(key)]
-        procs.append(subprocess.Popen([*me, "--serve-ferry-tls", *serve]))
-        ferry = procs[-1]
-        for port in (backend_port, haproxy_port, ferry_port, haproxy_http, ferry_http):
+        ferries: list[tuple[str, int, int, subprocess.Popen[bytes]]] = []
+        trees = [("ferry", me)]
+        if args.against:  # the same edge from another checkout: before/after, same run
+            trees.append(("ferry@base", [sys.executable, str(args.against / "bench" / ME)]))
+        for name, script in trees:
+            port, http_port = free_port(), free_port()
+            serve = [str(port), str(http_port), str(backend_port), str(cert), str(key)]
+            procs.append(subprocess.Popen([*script, "--serve-ferry-tls", *serve]))
+            ferries.append((name, port, http_port, procs[-1]))
+        for port in (backend_port, haproxy_port, haproxy_http):
             wait_for_port(port)
+        for _, port, http_port, _ in ferries:
+            wait_for_port(port)
+            wait_for_port(http_port)
         time.sleep(0.5)
+        terms = {"haproxy-eq": handshake_terms("haproxy-eq", haproxy_port, tmp)}
+        for name, port, _, _ in ferries:
+            terms[name] = handshake_terms(name, port, tmp)
+        print("TLS as each proxy answers (openssl s_client):")
+        check_like_for_like(terms)
         results: dict[str, list[list[Figures]]] = {
             "https keep-alive": [],
             "https new handshake per request (Connection: close)": [],
@@ -172,24 +227,24 @@ def bench(args: argparse.Namespace, tmp: Path) -> dict[str, list[list[Figures]]]
             "plain http new connection per request (reference)": [],
         }
         loads = list(results)
-        for _ in range(args.rounds):
+        for round_ in range(args.rounds):
+            # Alternate which ferry runs first: each round's noise falls on both alike.
+            order = ferries if round_ % 2 == 0 else ferries[::-1]
             for load, close in ((loads[0], False), (loads[1], True)):
-                results[load].append(
-                    [
-                        run_wrk("haproxy-eq", haproxy_port, args, haproxy.pid, close=close),
-                        run_wrk("ferry", ferry_port, args, ferry.pid, close=close),
-                    ]
-                )
+                runs = [run_wrk("haproxy-eq", haproxy_port, args, haproxy.pid, close=close)]
+                runs += [run_wrk(n, p, args, f.pid, close=close) for n, p, _, f in order]
+                results[load].append(sorted(runs, key=lambda f: _ORDER.index(f.name)))
             for load, close in ((loads[2], False), (loads[3], True)):
-                results[load].append(
-                    [
-                        run_wrk(
-                            "haproxy-eq", haproxy_http, args, haproxy_plain.pid,
-                            close=close, scheme="http",
-                        ),
-                        run_wrk("ferry", ferry_http, args, ferry.pid, close=close, scheme="http"),
-                    ]
-                )  # fmt: skip
+                runs = [
+                    run_wrk(
+                        "haproxy-eq", haproxy_http, args, haproxy_plain.pid,
+                        close=close, scheme="http",
+                    )
+                ]  # fmt: skip
+                runs += [
+                    run_wrk(n, h, args, f.pid, close=close, scheme="http") for n, _, h, f in order
+                ]
+                results[load].append(sorted(runs, key=lambda f: _ORDER.index(f.name)))
         return results
 
 
@@ -212,9 +267,13 @@ def report(load: str, rounds: list[list[Figures]]) -> None:
             f"{med([f.machine_us for f in runs]):>15.1f} "
             f"{med([f.connects_per_s for f in runs]):>11.0f}"
         )
-    rps = statistics.median(r[1].rps / r[0].rps for r in rounds)
-    cpu = statistics.median((r[0].cpu_us or 0.0) / (r[1].cpu_us or 1.0) for r in rounds)
-    print(f"ferry / haproxy-eq: req/s {rps:.2f}x; CPU per request (haproxy/ferry) {cpu:.2f}x")
+    for index in range(1, len(names)):
+        rps = statistics.median(r[index].rps / r[0].rps for r in rounds)
+        cpu = statistics.median((r[0].cpu_us or 0.0) / (r[index].cpu_us or 1.0) for r in rounds)
+        print(
+            f"{names[index]} / haproxy-eq: req/s {rps:.2f}x; "
+            f"CPU per request (haproxy/{names[index]}) {cpu:.2f}x"
+        )
 
 
 def main() -> None:
@@ -227,6 +286,9 @@ def main() -> None:
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_wrk_options(parser)
+    parser.add_argument(
+        "--against", type=Path, help="also run the edge of another checkout (ferry@base)"
+    )
     args = parser.parse_args()
     from ferry.proxy.native import build_is_current
 

@@ -16,14 +16,25 @@ Latency: one keep-alive connection sends ``--requests`` benign GETs with a
 browser's headers one after another (a separate client process); p50 and
 p99 per setup, and the WAF's added latency as the difference to ``off`` in
 the same round. Rounds interleave the setups so load drifts hit all alike.
-Throughput: ``wrk -t1 -c<connections> -d<duration>`` per setup (req/s, p99).
+Throughput: ``wrk -t1 -c<connections> -d<duration>`` per setup (req/s, p99;
+``--duration 0`` skips it). CPU per request: user + system time of the edge
+and its WAF workers over a run, divided by its requests.
+
+``--baseline TREE`` adds PL1 and PL4 edges running another checkout's code (e.g. ``main``), so a
+change is measured against what it replaces in the same run. The engine
+in-process line gives the same request's phases 1-2 hot (back to back) and
+cold (64 MB of memory touched before each), same run, with the rule set as
+the edge loads it (pruned above the paranoia level) and, at PL1, whole,
+interleaved.
 
 ``--stall``: does rule evaluation stall other connections? Connection A
 sends requests that take the engine long (a 256 KiB form body at paranoia
 4) while connection B sends small requests to an app without a WAF on the
 same edge; B's p50/p99 are reported with the engine in worker processes
 (``workers``, what the edge uses), on the event loop (``inline``) and in a
-thread of the edge's process (``thread``).
+thread of the edge's process (``thread``); ``workers-waf``: B's app is
+inspected too (PL1 block, its own rule set), so B's requests must not wait
+behind A's in a worker.
 """
 
 from __future__ import annotations
@@ -39,7 +50,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(os.environ.get("WAF_BENCH_TREE") or Path(__file__).resolve().parent.parent)
 sys.path.insert(0, str(ROOT))
 
 BODY = b"x" * 99 + b"\n"
@@ -159,8 +170,10 @@ def serve_edge(port: int, backend_port: int, mode: str, paranoia: int, engine: s
         waf = {"bench": config, "heavy": config} if engine == "stall" else {"bench": config}
     if engine.startswith("stall-"):
         waf = {"heavy": WafConfig(mode="detect", paranoia=4, body_limit=512 * 1024)}
+    if engine == "stall-workers-waf":  # B inspected too, with its own rule set
+        waf["bench"] = WafConfig(mode="block", paranoia=1)
     table = RouteTable(1, apps, {}, waf)
-    kind = engine.removeprefix("stall-")
+    kind = engine.removeprefix("stall-").removesuffix("-waf")
     rule_engine = {"workers": WorkerEngine, "inline": InlineEngine, "thread": ThreadEngine}[kind]()
 
     async def main() -> None:
@@ -250,8 +263,38 @@ def quantiles(values: list[float]) -> tuple[float, float, float]:
     return ordered[n // 2] * 1e3, ordered[int(n * 0.99)] * 1e3, ordered[-1] * 1e3
 
 
-def start(args: list[str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, __file__, *args], env={**os.environ})
+def start(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, __file__, *args], env={**os.environ, **(env or {})})
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of ``pid`` and its children now alive (the edge and its workers)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry) == pid or int(fields[1]) == pid:
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def setups_of(args: argparse.Namespace) -> dict[str, tuple[str, int, dict[str, str]]]:
+    """name -> (mode, paranoia, environment of the edge): the WAF off, PL1 and PL4, and
+    with ``--baseline`` PL1 and PL4 on that checkout's code (its workers inherit it)."""
+    setups: dict[str, tuple[str, int, dict[str, str]]] = {
+        "off": ("off", 1, {}), "pl1": ("block", 1, {}), "pl4": ("block", 4, {}),
+    }  # fmt: skip
+    if args.baseline:
+        tree = str(Path(args.baseline).resolve())
+        env = {"WAF_BENCH_TREE": tree, "PYTHONPATH": tree}
+        setups["pl1 baseline"] = ("block", 1, env)
+        setups["pl4 baseline"] = ("block", 4, env)
+    return setups
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -285,25 +328,29 @@ def wrk(port: int, duration: int, connections: int) -> tuple[float, str]:
 def cost(args: argparse.Namespace) -> None:
     backend_port = free_port()
     backend = start(["--serve-backend", str(backend_port)])
-    setups = {"off": ("off", 1), "pl1": ("block", 1), "pl4": ("block", 4)}
+    setups = setups_of(args)
     edges: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
     try:
         wait_for_port(backend_port)
-        for name, (mode, paranoia) in setups.items():
+        for name, (mode, paranoia, env) in setups.items():
             port = free_port()
             edges[name] = (start(["--serve-edge", str(port), str(backend_port), mode,
-                                  str(paranoia), "workers"]), port)  # fmt: skip
+                                  str(paranoia), "workers"], env), port)  # fmt: skip
         for name, (_, port) in edges.items():
             wait_for_port(port)
             if name != "off":
                 wait_for_waf(port)
         request = BENIGN % b"bench"
         rows: dict[str, list[tuple[float, float]]] = {name: [] for name in setups}
+        cpu: dict[str, list[float]] = {name: [] for name in setups}
         for _ in range(args.rounds):
-            for name, (_, port) in edges.items():
+            for name, (proc, port) in edges.items():
+                before = cpu_seconds(proc.pid)
                 rows[name].append(quantiles(latencies(port, request, args.requests))[:2])
+                cpu[name].append((cpu_seconds(proc.pid) - before) / (args.requests + 50))
         print(f"latency, {args.requests} sequential benign requests x {args.rounds} rounds "
-              f"(median of rounds), {platform.node()}, load {os.getloadavg()[0]:.1f}")  # fmt: skip
+              f"(median of rounds), {platform.node()}, load {os.getloadavg()[0]:.1f}, "
+              f"{time.strftime('%H:%M:%S UTC', time.gmtime())}")  # fmt: skip
         base = [r[0] for r in rows["off"]]
         base99 = [r[1] for r in rows["off"]]
         for name in setups:
@@ -311,20 +358,29 @@ def cost(args: argparse.Namespace) -> None:
             p99 = statistics.median(r[1] for r in rows[name])
             added = statistics.median(r[0] - b for r, b in zip(rows[name], base, strict=True))
             added99 = statistics.median(r[1] - b for r, b in zip(rows[name], base99, strict=True))
-            print(f"  {name:4} p50 {p50:6.3f} ms  p99 {p99:6.3f} ms  added p50 {added:+.3f} ms"
-                  f"  added p99 {added99:+.3f} ms")  # fmt: skip
-        print("engine in-process (the reference: phases 1-2 of the same request, same rule set,"
-              " no edge)")  # fmt: skip
-        for name, (mode, paranoia) in setups.items():
-            if name != "off":
-                p50, p99 = engine_in_process(request, mode, paranoia, args.requests)
-                own = statistics.median(r[0] for r in rows[name]) - statistics.median(base)
-                print(f"  {name:4} p50 {p50:6.3f} ms  p99 {p99:6.3f} ms  edge's added p50 over it "
-                      f"{own - p50:+.3f} ms")  # fmt: skip
-        print(f"throughput, wrk -t1 -c{args.connections} -d{args.duration}s")
-        for name, (_, port) in edges.items():
-            rps, p99 = wrk(port, args.duration, args.connections)
-            print(f"  {name:4} {rps:8.0f} req/s  p99 {p99}")
+            rounds = " ".join(f"{r[0] - b:+.2f}" for r, b in zip(rows[name], base, strict=True))
+            print(f"  {name:14} p50 {p50:6.3f} ms  p99 {p99:6.3f} ms  added p50 {added:+.3f} ms"
+                  f"  added p99 {added99:+.3f} ms  (rounds {rounds}; edge+workers CPU "
+                  f"{statistics.median(cpu[name]) * 1e3:.2f} ms/request)")  # fmt: skip
+        print("engine in-process (the reference: phases 1-2 of the same request, same rule"
+              " set, no edge), hot: back to back; cold: 64 MB touched before each")  # fmt: skip
+        for name, (mode, paranoia, _) in setups.items():
+            if name not in ("pl1", "pl4"):
+                continue
+            prunes = (True, False) if paranoia < 4 else (True,)  # PL4: nothing is pruned
+            found = engine_in_process(request, mode, paranoia, args.requests // 3, prunes)
+            for prune, (hot, cold) in found.items():
+                label = f"{name} {'pruned' if prune else 'whole'}"
+                print(f"  {label:10} hot p50 {hot[0]:6.3f} ms  p99 {hot[1]:6.3f} ms;  cold p50 "
+                      f"{cold[0]:6.3f} ms  p99 {cold[1]:6.3f} ms")  # fmt: skip
+        if args.duration:
+            print(f"throughput, wrk -t1 -c{args.connections} -d{args.duration}s")
+            for name, (proc, port) in edges.items():
+                before = cpu_seconds(proc.pid)
+                rps, p99 = wrk(port, args.duration, args.connections)
+                per = (cpu_seconds(proc.pid) - before) / max(rps * args.duration, 1)
+                print(f"  {name:14} {rps:8.0f} req/s  p99 {p99}  edge+workers CPU "
+                      f"{per * 1e3:.2f} ms/request")  # fmt: skip
     finally:
         for proc, _ in edges.values():
             stop(proc)
@@ -334,28 +390,47 @@ def cost(args: argparse.Namespace) -> None:
 CLIENT, SERVER = ("127.0.0.1", 40000), ("127.0.0.1", 80)
 
 
-def engine_in_process(request: bytes, mode: str, paranoia: int, count: int) -> tuple[float, float]:
-    """p50/p99 ms of phases 1-2 for ``request`` in this process (what the edge's workers run)."""
+def engine_in_process(
+    request: bytes, mode: str, paranoia: int, count: int, prunes: tuple[bool, ...]
+) -> dict[bool, tuple[tuple[float, float], tuple[float, float]]]:
+    """p50/p99 ms of phases 1-2 for ``request`` in this process (what the edge's workers
+    run), hot and cold, per rule set: ``prune`` True as the edge loads it (pruned above
+    the paranoia level), False whole (as the differential's reference loads it).
+
+    The rule sets take turns, three requests each: the first after 64 MB of memory
+    was touched (cold: more than the L3 cache; what the client, the edge, the backend
+    and the machine's other tenants do to the caches between two requests), the
+    third right after the second (hot)."""
     from ferry.model.machine_waf import WafConfig
     from ferry.waf.engine import ModSecurityCore, WafRequest, config_key
 
-    core = ModSecurityCore()
+    cores = [ModSecurityCore(prune=prune) for prune in prunes]
     key = config_key(WafConfig(mode=mode, paranoia=paranoia))  # type: ignore[arg-type]
+    for core in cores:
+        core.load(key)
     line, _, rest = request.partition(b"\r\n")
     method, uri, _version = line.split(b" ")
     headers = tuple(
         (name, value.lstrip())
         for name, _, value in (h.partition(b":") for h in rest.split(b"\r\n") if h)
     )
-    times = []
-    for i in range(count):
+    junk = bytearray(64 << 20)
+    times: dict[tuple[int, bool], list[float]] = {}
+    for i in range(count * len(cores)):
+        which, step = (i // 3) % len(cores), i % 3
+        if step == 0:
+            junk[::64] = bytes([i & 255]) * (len(junk) // 64)
         started = time.perf_counter()
         seen = WafRequest(str(i), CLIENT, SERVER, method, uri, "1.1", headers)
-        txn, _status = core.request(key, seen)
-        times.append(time.perf_counter() - started)
-        core.finish(txn, 0, None)
-    p50, p99, _ = quantiles(times)
-    return p50, p99
+        txn, _status = cores[which].request(key, seen)
+        elapsed = time.perf_counter() - started
+        cores[which].finish(txn, 0, None)
+        if step != 1:
+            times.setdefault((which, step == 0), []).append(elapsed)
+    return {
+        prune: (quantiles(times[(n, False)])[:2], quantiles(times[(n, True)])[:2])
+        for n, prune in enumerate(prunes)
+    }
 
 
 def stall(args: argparse.Namespace) -> None:
@@ -363,13 +438,16 @@ def stall(args: argparse.Namespace) -> None:
     backend = start(["--serve-backend", str(backend_port)])
     try:
         wait_for_port(backend_port)
-        print("stall: B's small requests (no WAF) while A sends 256 KiB forms (PL4 detect)")
-        for kind in ("workers", "inline", "thread"):
+        print("stall: B's small requests (no WAF; workers-waf: PL1 block) while A sends"
+              " 256 KiB forms (PL4 detect)")  # fmt: skip
+        for kind in ("workers", "workers-waf", "inline", "thread"):
             port = free_port()
             edge = start(["--serve-edge", str(port), str(backend_port), "off", "1",
                           f"stall-{kind}"])  # fmt: skip
             try:
                 wait_for_port(port)
+                if kind == "workers-waf":
+                    wait_for_waf(port)
                 time.sleep(1.0)
                 quiet = quantiles(timed_latencies(port, BENIGN % b"bench", 3.0))
                 done = Path(f"/tmp/waf-bench-heavy-{os.getpid()}")
@@ -381,7 +459,7 @@ def stall(args: argparse.Namespace) -> None:
                 stop(heavy)
                 count = done.read_text() if done.exists() else "0"
                 done.unlink(missing_ok=True)
-                print(f"  {kind:7} B alone p50 {quiet[0]:.3f} p99 {quiet[1]:.3f} ms; "
+                print(f"  {kind:11} B alone p50 {quiet[0]:.3f} p99 {quiet[1]:.3f} ms; "
                       f"during A p50 {busy[0]:.3f} p99 {busy[1]:.3f} max {busy[2]:.1f} ms "
                       f"(A: {count} forms inspected in ~8.5 s)")  # fmt: skip
             finally:
@@ -416,6 +494,11 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=5)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--stall", action="store_true", help="only the stall measurement")
+    parser.add_argument(
+        "--baseline",
+        metavar="TREE",
+        help="also PL1 and PL4 with the edge's code from another checkout",
+    )
     args = parser.parse_args()
     if args.stall:
         stall(args)

@@ -15,9 +15,9 @@ route to the whole of ``fdaa::/16`` via the bridge's fixed link-local address
 ``fe80::1``. The host routes the machine's ``/112`` to the bridge, where the
 machine's veth is, and forwards IPv6; so machines on one host reach each other's
 6PN addresses through the host's routing table, and the mesh (another layer)
-only adds routes for other hosts' prefixes. Both steps are idempotent and run
-at every start (two ``ip`` execs), which also heals a namespace an agent
-restart finds.
+only adds routes for other hosts' prefixes. Both steps are idempotent: a
+namespace built at the start gets them in its own two ``ip`` execs; a prepared
+or existing one (an agent restart's) costs two more.
 """
 
 from __future__ import annotations
@@ -115,24 +115,13 @@ class MachineNetwork:
         if netns_exists(name) and not netns_has_link(name, "eth0"):
             self.remove(machine_id, private_ip)
         if not netns_exists(name) and not self.pool.take(host_ip, name):
-            self._build(machine_id, host_ip)
-        if private_ip:
-            self._give_sixpn(name, private_ip)
+            self._build(machine_id, host_ip, private_ip)  # 6PN included: no extra exec
+        elif private_ip:
+            ip_batch(_sixpn_in_machine(private_ip), netns=name)
+            ip_batch([_sixpn_on_host(private_ip)])
         return self.netns_path(machine_id)
 
-    def _give_sixpn(self, name: str, private_ip: str) -> None:
-        """Put ``private_ip``/112 on the machine's eth0 and route its /112 to the bridge."""
-        prefix = parse(private_ip).prefix
-        ip_batch(
-            [
-                f"addr replace {private_ip}/{MACHINE_PREFIXLEN} dev eth0 nodad",
-                f"route replace {SIXPN} via {SIXPN_GATEWAY} dev eth0",
-            ],
-            netns=name,
-        )
-        ip("-6", "route", "replace", str(prefix), "dev", BRIDGE)
-
-    def _build(self, machine_id: str, host_ip: str) -> None:
+    def _build(self, machine_id: str, host_ip: str, private_ip: str = "") -> None:
         name = self.netns_name(machine_id)
         veth = _veth_name(machine_id)
         if link_present(veth):
@@ -142,6 +131,7 @@ class MachineNetwork:
                 f"netns add {name}",
                 f"link add {veth} type veth peer name eth0 netns {name}",
                 f"link set {veth} master {BRIDGE} up",
+                *([_sixpn_on_host(private_ip)] if private_ip else []),
             ]
         )
         ip_batch(
@@ -150,6 +140,7 @@ class MachineNetwork:
                 f"addr add {host_ip}/{self.subnet.prefixlen} dev eth0",
                 "link set eth0 up",
                 f"route add default via {self.gateway}",
+                *(_sixpn_in_machine(private_ip) if private_ip else []),
             ],
             netns=name,
         )
@@ -176,6 +167,20 @@ class MachineNetwork:
         """Machine ids that have a namespace on this host."""
         prefix = f"{self.netns_prefix}vm-"
         return [n[len(prefix) :] for n in list_netns(prefix)]
+
+
+def _sixpn_in_machine(private_ip: str) -> list[str]:
+    """The ``ip`` lines, inside the machine's namespace, that give eth0 its 6PN address
+    (usable at once: ``nodad``) and send all of ``fdaa::/16`` to the host. Idempotent."""
+    return [
+        f"addr replace {private_ip}/{MACHINE_PREFIXLEN} dev eth0 nodad",
+        f"route replace {SIXPN} via {SIXPN_GATEWAY} dev eth0",
+    ]
+
+
+def _sixpn_on_host(private_ip: str) -> str:
+    """The host's ``ip`` line routing the machine's /112 to the bridge. Idempotent."""
+    return f"route replace {parse(private_ip).prefix} dev {BRIDGE}"
 
 
 def _veth_name(machine_id: str) -> str:

@@ -204,6 +204,8 @@ def _inet_table(host: HostIsolation) -> str:
         _set("machine_v6", "ifname . ipv6_addr", [f"{_q(i)} . {m.sixpn}" for i, m in owners]),
         _nd_target_set(owners),
         _set("machine_addrs4", "ipv4_addr", [str(m.ipv4) for m in host.machines]),
+        _set("machine_addrs6", "ipv6_addr", [str(m.sixpn) for m in host.machines]),
+        _nd_owned_set(host),
         _same_org_set(host),
         _set("services4", "ipv4_addr . inet_proto . inet_service", _services(host, 4)),
         _set("services6", "ipv6_addr . inet_proto . inet_service", _services(host, 6)),
@@ -222,6 +224,9 @@ def _bridge_table(host: HostIsolation) -> str:
     lines = [
         f"table bridge {TABLE} {{",
         _set("ports", "ifname", [_q(m.veth) for m in host.machines]),
+        _set("machine_addrs4", "ipv4_addr", [str(m.ipv4) for m in host.machines]),
+        _set("machine_addrs6", "ipv6_addr", [str(m.sixpn) for m in host.machines]),
+        _nd_owned_set(host),
         _set("machine_v4", "ifname . ipv4_addr", [f"{_q(i)} . {m.ipv4}" for i, m in owners]),
         _set("machine_v6", "ifname . ipv6_addr", [f"{_q(i)} . {m.sixpn}" for i, m in owners]),
         _nd_target_set(owners),
@@ -236,6 +241,11 @@ def _nd_target_set(owners: Iterable[tuple[str, MachinePort]]) -> str:
     # nft 1.0.6 has no ``icmpv6 taddr``: the target is read raw, so keyed as an integer.
     elements = [f"{_q(i)} . {int(m.sixpn):#034x}" for i, m in owners]
     return _typeof_set("nd_targets", "meta iifname . @th,64,128", elements)
+
+
+def _nd_owned_set(host: HostIsolation) -> str:
+    elements = [f"{int(m.sixpn):#034x}" for m in host.machines]
+    return _typeof_set("nd_owned", "@th,64,128", elements)
 
 
 def _same_org_set(host: HostIsolation) -> str:

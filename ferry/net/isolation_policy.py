@@ -11,7 +11,8 @@ the mesh only from network 0; forward: machines reach their organization's
 6PN, never another's, another machine's IPv4 or a protected range, the mesh
 is admitted only into its source's organization, and only the edge opens
 connections to machines. ``bridge``: the same source check per port (and for
-ARP), and no frame between two machines' ports but one organization's 6PN.
+ARP), no port but its owner's uses a machine's address, and no frame goes
+between two machines' ports but one organization's 6PN.
 """
 
 from __future__ import annotations
@@ -55,6 +56,30 @@ def _source_checks() -> list[tuple[str, str]]:
     ]
 
 
+def _impersonation_checks(*, arp: bool) -> list[tuple[str, str]]:
+    """From any interface or port: nobody but its owner uses a machine's address."""
+    claim = (
+        "arp saddr ip @machine_addrs4 iifname . arp saddr ip != @machine_v4 drop",
+        "ARP claiming a machine's IPv4 from another port would steal its traffic",
+    )
+    return [
+        *([claim] if arp else []),
+        (
+            "ip saddr @machine_addrs4 iifname . ip saddr != @machine_v4 drop",
+            "a machine's IPv4 from anywhere but its own interface",
+        ),
+        (
+            "ip6 saddr @machine_addrs6 iifname . ip6 saddr != @machine_v6 drop",
+            "a machine's 6PN address from anywhere but its own interface",
+        ),
+        (
+            "icmpv6 type nd-neighbor-advert @th,64,128 @nd_owned"
+            " iifname . @th,64,128 != @nd_targets drop",
+            "announcing a machine's 6PN address from anywhere but its own interface",
+        ),
+    ]
+
+
 def _service_accepts() -> list[tuple[str, str]]:
     return [
         ("ip daddr . meta l4proto . th dport @services4 accept", "a service every machine may use"),
@@ -71,6 +96,7 @@ INET_CHAINS = "\n".join(
             "prerouting",
             "type filter hook prerouting priority raw; policy accept;",
             [
+                *_impersonation_checks(arp=False),
                 (
                     "iifname != @machine_ifaces accept",
                     "only packets from machines are checked here",
@@ -175,7 +201,11 @@ BRIDGE_CHAINS = "\n".join(
             "prerouting",
             "type filter hook prerouting priority filter; policy accept;",
             [
-                ("iifname != @ports accept", "only frames from machines' ports are checked here"),
+                *_impersonation_checks(arp=True),
+                (
+                    "iifname != @ports accept",
+                    "no machine's port (another bridge, rules not loaded yet): inet checks it",
+                ),
                 ("arp saddr ip 0.0.0.0 accept", "address probes carry no sender address"),
                 ("iifname . arp saddr ip @machine_v4 accept", "ARP for the machine's own IPv4"),
                 ("ether type arp drop", "ARP claiming another address would steal its traffic"),
@@ -186,7 +216,6 @@ BRIDGE_CHAINS = "\n".join(
             "forward",
             "type filter hook forward priority filter; policy accept;",
             [
-                ("iifname != @ports accept", "not from a machine's port"),
                 ("oifname != @ports accept", "not to a machine's port"),
                 (f"icmpv6 type {{ {ND_TYPES} }} accept", "neighbour discovery floods the bridge"),
                 ("ip6 saddr . ip6 daddr @same_org accept", "6PN within one organization"),

@@ -6,10 +6,20 @@ nft applies a script as one transaction: when any line fails, nothing of it is
 committed and the ruleset that was loaded stays in force. Every failure is a
 ``NetworkError`` carrying nft's own message.
 
-The seam for the agent: build a ``HostIsolation`` from the host's machines,
-then ``apply_isolation(netns, host)`` after each change (idempotent; the
-whole ruleset is replaced atomically), ``remove_ruleset(netns)`` when the
-host leaves the network.
+The seam for the agent (running in the host's namespace, so ``netns=None``):
+build a ``HostIsolation`` with one ``MachinePort`` per machine on the host
+(``veth``: the host side of its veth, the bridge port — ``fp…`` when it came
+from the prepared pool, so read it off the link, not off the machine id;
+``ipv4``: ``Machine.host_ip``; ``sixpn``: ``Machine.private_ip``; ``network``:
+its organization's 6PN number), ``bridge="br0"``, ``mesh_interfaces``: the
+host's WireGuard interface and any gateway for users' peers
+(``wireguard.interface_name``), ``services``: ``DNS_SERVICES`` plus anything
+machines may use (the edge's address on 80/443), ``edge_sources`` and
+``protected`` (``cluster_edge_sources``/``cluster_protected`` in the embedded
+cluster); then ``apply_isolation(None, host)`` at agent start and after each
+machine namespace is made or removed (idempotent: the whole ruleset is
+replaced atomically; 30 ms for a few machines, 150 ms for 400), and
+``remove_ruleset(None)`` when the host leaves the network.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import ipaddress
 import logging
 import signal
@@ -112,6 +113,20 @@ def traffic_report(
     return {"window_seconds": max(window_seconds, 0.001), "apps": apps}
 
 
+def freeze_startup_heap() -> None:
+    """Move everything alive now (modules, the route table, contexts: the startup heap) out
+    of the cyclic garbage collector's view, once the edge has started.
+
+    Each connection leaves a few reference cycles (protocol objects and their parsers),
+    so the collector runs every few dozen connections, and its full passes walked the
+    whole startup heap (about 50,000 objects): ~15 µs per new connection measured
+    (``bench/https_bench.py``). Frozen objects are still freed when nothing refers to
+    them; only cycles among them would stay (none are made at startup on purpose).
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def run_edge(settings: EdgeSettings) -> None:
     """Run the region's edge until SIGTERM/SIGINT. Blocking."""
     import uvloop
@@ -192,6 +207,7 @@ def run_edge(settings: EdgeSettings) -> None:
         )
         if proxy.https_address is not None:
             log.info("edge %s serving https on %s:%d", settings.region, *proxy.https_address)
+        freeze_startup_heap()
         reporter = loop.create_task(
             _report_loop(client, settings.region, proxy.stats, proxy.load, watcher)
         )

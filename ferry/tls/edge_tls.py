@@ -33,7 +33,7 @@ import os
 import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from cryptography import x509
 
@@ -55,6 +55,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ACME_TLS_ALPN = "acme-tls/1"
+#: Server names whose context ``EdgeTlsContexts`` remembers per snapshot (then it starts over).
+_NAMES_KEPT = 4096
 
 
 def normalize_name(name: str | None) -> str | None:
@@ -192,7 +194,8 @@ def load_bundle(context: ssl.SSLContext, bundle: CertBundle) -> None:
 
 
 class _AlertingSSLObject(ssl.SSLObject):
-    """An ``SSLObject`` whose refused handshakes still send their alert.
+    """An ``SSLObject`` whose refused handshakes still send their alert, and that lets go
+    of OpenSSL's connection as soon as the TLS session is closed.
 
     asyncio and uvloop drop the connection at the first ``SSLError`` of a
     handshake without sending what OpenSSL queued, so a client whose name
@@ -200,6 +203,13 @@ class _AlertingSSLObject(ssl.SSLObject):
     name, the first failure is reported as "want read": the event loop then
     sends the queued ``unrecognized_name`` alert and waits; the client
     closes (or the handshake timeout does), and the next call fails for real.
+
+    Once ``unwrap`` has completed (``close_notify`` sent and received), OpenSSL's
+    connection (``SSL*`` and its buffers, tens of KB) is freed at once, not when the
+    cyclic garbage collector next reaches the connection's objects (the edge's
+    protocol objects form cycles): the next handshakes reuse that memory while it is
+    still in the CPU's caches. Reading then finds no data; other methods raise
+    ``ssl.SSLZeroReturnError`` (the event loop calls none: the connection is over).
     """
 
     refused_name = False
@@ -207,6 +217,8 @@ class _AlertingSSLObject(ssl.SSLObject):
     #: The ClientHello bytes seen so far; None once the SNI callback has run.
     hello: bytearray | None = None
     _incoming: ssl.MemoryBIO | None = None
+    #: CPython's ``_ssl._SSLSocket`` (set by ``SSLObject._create``), then ``_CLOSED``.
+    _sslobj: Any
 
     @classmethod
     def _create(  # CPython's private constructor (wrap_bio calls it): keep the BIO
@@ -219,15 +231,20 @@ class _AlertingSSLObject(ssl.SSLObject):
 
     def do_handshake(self) -> None:
         incoming = self._incoming
-        if self.hello is not None and incoming is not None and incoming.pending:
-            # Peek: take what arrived and put it back, so OpenSSL reads the same bytes.
-            data = incoming.read()
-            with contextlib.suppress(ssl.SSLError):  # closed by the client: fails anyway
-                incoming.write(data)
-            if len(self.hello) < MAX_HELLO:
-                self.hello += data
+        if self.hello is not None and incoming is not None:
+            if incoming.pending:
+                # Peek: take what arrived and put it back, so OpenSSL reads the same bytes.
+                data = incoming.read()
+                with contextlib.suppress(ssl.SSLError):  # closed by the client: fails anyway
+                    incoming.write(data)
+                if len(self.hello) < MAX_HELLO:
+                    self.hello += data
+            elif not self.hello and not incoming.eof:
+                # The event loop's first call, before the client wrote anything: OpenSSL
+                # would only ask for more as well (and build its error message for it).
+                raise ssl.SSLWantReadError("waiting for the ClientHello")
         try:
-            super().do_handshake()
+            self._sslobj.do_handshake()  # ssl.py's own frame spared
         except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
             raise
         except ssl.SSLError as exc:
@@ -237,6 +254,33 @@ class _AlertingSSLObject(ssl.SSLObject):
             raise ssl.SSLWantReadError(
                 "the alert is sent; waiting for the client to close"
             ) from exc
+
+    def unwrap(self) -> None:
+        """Close the TLS session: raises "want read" until the peer's ``close_notify``
+        came; then frees OpenSSL's connection (see the class docstring)."""
+        self._sslobj.shutdown()
+        self._sslobj = _CLOSED
+        self._incoming = None
+
+
+class _ClosedSession:
+    """What an ``_AlertingSSLObject`` holds once its session is closed: no data left to
+    read, nothing more to close; anything else fails as on a closed session."""
+
+    def read(self, size: int = 1024, buffer: object = None) -> bytes:
+        return b""
+
+    def pending(self) -> int:
+        return 0
+
+    def shutdown(self) -> None:
+        return None
+
+    def __getattr__(self, name: str) -> object:
+        raise ssl.SSLZeroReturnError(f"the TLS session is closed ({name})")
+
+
+_CLOSED = _ClosedSession()
 
 
 def _likely_default(tls: EdgeTls) -> CertBundle | None:
@@ -272,6 +316,9 @@ class EdgeTlsContexts:
         self._snapshot: EdgeTls | None = None
         self._contexts: dict[tuple[CertBundle, bool], ssl.SSLContext] = {}
         self._broken: set[CertBundle] = set()  # bundles that failed to load: logged once
+        # SNI as sent -> the context chosen for it from ``_snapshot`` (none refused, none
+        # with a pending challenge): most handshakes are a dict lookup.
+        self._by_name: dict[str, ssl.SSLContext] = {}
         # The listener itself holds the certificate most handshakes get (a wildcard
         # of the source's first snapshot: the cluster's), so they need no switch of
         # context (~20 µs less each). Loaded once, before any handshake: every
@@ -297,8 +344,14 @@ class EdgeTlsContexts:
         if snapshot is not self._snapshot:
             self._forget_unused(snapshot)
             self._snapshot = snapshot
+            self._by_name.clear()
+        elif server_name is not None:
+            known = self._by_name.get(server_name)
+            if known is not None:  # the same answer as the last time, without the work
+                return known
         challenges = self.challenges
-        if challenges and offers is not None and normalize_name(server_name) in snapshot.alpn01:
+        pending = challenges and normalize_name(server_name) in snapshot.alpn01
+        if pending and offers is not None:
             offered = offers()
             challenges = offered is None or ACME_TLS_ALPN in offered
         found = match_certificate(snapshot, server_name, challenges=challenges)
@@ -321,6 +374,10 @@ class EdgeTlsContexts:
                 log.error("the certificate for %s cannot be loaded: %s", found.key, exc)
                 return None
             self._contexts[key] = context
+        if not pending and server_name is not None:  # a pending challenge: ask each time
+            if len(self._by_name) >= _NAMES_KEPT:  # names under a wildcard are unbounded
+                self._by_name.clear()
+            self._by_name[server_name] = context
         return context
 
     def _forget_unused(self, snapshot: EdgeTls) -> None:

@@ -105,10 +105,12 @@ def outcome_of(status: int, messages: list[RuleMessage]) -> WafOutcome:
 
 class ModSecurityCore:
     """Compiles rule sets (cached by ``config_key``) and runs transactions. Blocking;
-    one thread at a time."""
+    one thread at a time. ``prune``: the rule files inlined without the sections
+    above the paranoia level (``rules.prune_paranoia``), else included whole."""
 
-    def __init__(self, files: RuleFiles | None = None) -> None:
+    def __init__(self, files: RuleFiles | None = None, *, prune: bool = True) -> None:
         self.files = files or default_rule_files()
+        self.prune = prune  # load only the sections up to the paranoia level (rules.py)
         self.engine = ModSecurity()
         self.engine.set_connector_information("ferry-edge")
         # Without a callback the engine prints every match to stderr; the messages
@@ -121,9 +123,16 @@ class ModSecurityCore:
         try:
             recommended = self.files.recommended.read_text()
             names = os.listdir(self.files.crs_rules)
-        except OSError as exc:
+            texts = None
+            if self.prune:
+                texts = {
+                    name: (self.files.crs_rules / name).read_text()
+                    for name in names
+                    if name.endswith(".conf")
+                }
+        except (OSError, UnicodeDecodeError) as exc:
             raise WafRulesError(f"the rule files cannot be read: {exc}") from exc
-        return build_rules(config, self.files, recommended, names)
+        return build_rules(config, self.files, recommended, names, texts)
 
     def load(self, key: str) -> RulesSet:
         """The compiled set for ``key`` (a ``config_key``); compiles it on first use.

@@ -4,10 +4,17 @@ libmodsecurity holds the GIL while it evaluates (about 0.5 ms for a benign
 request at paranoia 1, tens of ms for a large body at paranoia 4), so on the
 event loop, or in a thread of the edge's process, it would stall every other
 connection. Each worker (``ferry.waf.worker``) is a process with its own
-compiled rule sets, fed over a Unix socket pair; the edge sends a request's
-phases 1-2 to the least busy worker and its response/logging to the same
-one (the transaction lives there). Frames are pipelined: several requests may
-be outstanding per worker, answered in order.
+compiled rule sets, fed over a Unix socket pair. A rule set has a home
+worker (by its key): its requests' phases 1-2 go there while that worker is
+not evaluating another request, else to the worker with the fewest requests
+under evaluation; a request's response/logging goes to the worker that
+holds its transaction. Keeping one rule set on one worker keeps that
+worker's caches warm for it: measured on the 2-core VM, a benign request's
+evaluation took 0.80 ms p50 in a worker that saw every request against
+1.40 ms when consecutive requests alternated between two workers (each
+worker's caches then hold the other half of the traffic's leftovers). Frames
+are pipelined: several calls may be outstanding per worker, answered in
+order.
 
 A worker that dies fails its outstanding calls with ``WafEngineError`` and is
 started again on next use; rule sets are recompiled there on demand.
@@ -25,6 +32,7 @@ import socket
 import struct
 import subprocess
 import sys
+import zlib
 from collections import deque
 from dataclasses import dataclass
 
@@ -102,6 +110,7 @@ class _Worker:
     process: subprocess.Popen[bytes]
     link: _WorkerLink
     loaded: set[str]
+    inspecting: int = 0  # phases 1-2 calls sent and not yet answered
 
 
 @dataclass(slots=True)
@@ -151,15 +160,25 @@ class WorkerEngine:
         self._workers[index] = worker
         return worker
 
-    async def _pick(self) -> _Worker:
-        """The worker with the fewest outstanding calls (starting any that is not up)."""
-        best = None
-        for index, worker in enumerate(self._workers):
-            if worker is None or worker.link.lost:
+    async def _pick(self, key: str) -> _Worker:
+        """``key``'s home worker when it is not evaluating a request, else the one with
+        the fewest requests under evaluation (then calls outstanding); a worker that
+        is not up is started and used."""
+        home = zlib.crc32(key.encode()) % self.size
+        worker = self._workers[home]
+        if worker is None or worker.link.lost:
+            return await self._worker(home)
+        if not worker.inspecting:
+            return worker
+        best = worker
+        for index, other in enumerate(self._workers):
+            if other is None or other.link.lost:
                 return await self._worker(index)
-            if best is None or len(worker.link.waiting) < len(best.link.waiting):
-                best = worker
-        assert best is not None
+            if (other.inspecting, len(other.link.waiting)) < (
+                best.inspecting,
+                len(best.link.waiting),
+            ):
+                best = other
         return best
 
     async def _call(self, worker: _Worker, message: tuple[object, ...]) -> object:
@@ -186,18 +205,23 @@ class WorkerEngine:
         await asyncio.gather(*(self._ensure(w, key) for w in workers))
 
     async def request(self, config: WafConfig, request: WafRequest) -> Inspection:
-        worker = await self._pick()
         key = config_key(config)
+        worker = await self._pick(key)
         await self._ensure(worker, key)
         txn = next(self._txns)
-        status = await self._call(
-            worker,
-            (
-                "Q", next(self._seq), key, txn, request.request_id,
-                request.client[0], request.client[1], request.server[0], request.server[1],
-                request.method, request.uri, request.http_version, request.headers, request.body,
-            ),
-        )  # fmt: skip
+        worker.inspecting += 1
+        try:
+            status = await self._call(
+                worker,
+                (
+                    "Q", next(self._seq), key, txn, request.request_id,
+                    request.client[0], request.client[1], request.server[0], request.server[1],
+                    request.method, request.uri, request.http_version, request.headers,
+                    request.body,
+                ),
+            )  # fmt: skip
+        finally:
+            worker.inspecting -= 1
         assert isinstance(status, int)
         return _WorkerInspection(status, worker, txn)
 

@@ -7,9 +7,11 @@ Everything in namespaces the lab makes and removes (unique names per run)::
     198.18.0.1 (beyond)  │  └───veth── b1 ns   (org B)
                          └──"wg"── remote ns  (org A, org B and network-0 sources)
 
-``mode``: ``bridged`` puts the machines' veths on a bridge (today's host
-layout, ``ferry.agent.network_hook``), the 6PN /112s routed on the bridge;
-``routed`` gives each veth its own /32 and /112 routes. The "wg" link is a
+``mode``: ``bridged`` is today's host layout (``ferry.agent.network_hook``):
+the machines' veths on a bridge holding the IPv4 gateway and ``fe80::1``, each
+machine's 6PN /112 routed to the bridge, machines routing ``fdaa::/16`` via
+``fe80::1``; ``routed`` gives each veth its own /32 and /112 (gateway ``…:1``)
+instead, the layout a host without a bridge would have. The "wg" link is a
 plain veth: the firewall's mesh rules care about the interface, not the
 encryption. Servers in every namespace answer with their name.
 """
@@ -31,6 +33,7 @@ ORG_A, ORG_B = 0xA, 0xB
 HOST, REMOTE_HOST = 1, 2
 PORTS = (5001, 7777)
 CONTROL_PORT = 7070
+BRIDGE_GATEWAY6 = "fe80::1"  # network_hook.SIXPN_GATEWAY: the machines' 6PN next hop
 
 
 @dataclass
@@ -43,6 +46,10 @@ class Machine:
     @property
     def sixpn(self) -> ipaddress.IPv6Address:
         return sixpn.machine_address(self.network, HOST, self.number)
+
+    @property
+    def prefix6(self) -> ipaddress.IPv6Network:
+        return sixpn.SixpnAddress(self.network, HOST, self.number).prefix
 
     @property
     def gateway6(self) -> ipaddress.IPv6Address:
@@ -121,6 +128,7 @@ class Lab:
                 [
                     f"link add {self.bridge} type bridge",
                     f"addr add 10.{self.octet}.1.1/24 dev {self.bridge}",
+                    f"addr add {BRIDGE_GATEWAY6}/64 dev {self.bridge} nodad",
                     f"link set {self.bridge} up",
                 ],
                 netns=host,
@@ -230,7 +238,7 @@ class Lab:
             ip_batch(
                 [
                     f"link set {veth} master {self.bridge} up",
-                    f"addr add {m.gateway6}/112 dev {self.bridge} nodad",
+                    f"route add {m.prefix6} dev {self.bridge}",
                 ],
                 netns=host,
             )
@@ -239,30 +247,30 @@ class Lab:
                     f"addr add {m.ipv4}/24 dev eth0",
                     "link set eth0 up",
                     f"route add default via 10.{self.octet}.1.1",
+                    f"addr add {m.sixpn}/112 dev eth0 nodad",
+                    f"route add {sixpn.SIXPN} via {BRIDGE_GATEWAY6} dev eth0",
                 ],
                 netns=inside,
             )
-        else:
-            ip_batch(
-                [
-                    f"link set {veth} up",
-                    f"addr add 10.{self.octet}.1.1/32 dev {veth}",
-                    f"route add {m.ipv4}/32 dev {veth}",
-                    f"addr add {m.gateway6}/112 dev {veth} nodad",
-                ],
-                netns=host,
-            )
-            ip_batch(
-                [
-                    f"addr add {m.ipv4}/32 dev eth0",
-                    "link set eth0 up",
-                    f"route add 10.{self.octet}.1.1/32 dev eth0",
-                    f"route add default via 10.{self.octet}.1.1",
-                ],
-                netns=inside,
-            )
+            return
         ip_batch(
-            [f"addr add {m.sixpn}/112 dev eth0 nodad", f"route add default via {m.gateway6}"],
+            [
+                f"link set {veth} up",
+                f"addr add 10.{self.octet}.1.1/32 dev {veth}",
+                f"route add {m.ipv4}/32 dev {veth}",
+                f"addr add {m.gateway6}/112 dev {veth} nodad",
+            ],
+            netns=host,
+        )
+        ip_batch(
+            [
+                f"addr add {m.ipv4}/32 dev eth0",
+                "link set eth0 up",
+                f"route add 10.{self.octet}.1.1/32 dev eth0",
+                f"route add default via 10.{self.octet}.1.1",
+                f"addr add {m.sixpn}/112 dev eth0 nodad",
+                f"route add default via {m.gateway6}",
+            ],
             netns=inside,
         )
 

@@ -9,11 +9,13 @@ layouts a host may have (veths on a bridge, as today, or routed veths). Each
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
 from ferry.errors import NetworkError
 from ferry.net import sixpn
+from ferry.net.iproute import ip
 from ferry.net.nftables import apply_isolation, apply_ruleset, list_ruleset, remove_ruleset
 
 from .isolation_lab import CONTROL_PORT, PORTS, Lab
@@ -118,6 +120,11 @@ def test_a_bad_ruleset_leaves_the_loaded_one_in_force_and_removal_opens_up(lab: 
         remove_ruleset(lab.ns("h"))
         remove_ruleset(lab.ns("h"))  # idempotent
         assert list_ruleset(lab.ns("h")) == ""
+        # On a bridge the host's ICMPv6 redirect has told a1 that b1 is on its link;
+        # a1's direct neighbour discovery of b1 then failed (dropped), and a1 would
+        # remember that for a while: start a1 afresh, as a new connection would be.
+        for args in (("neigh", "flush", "dev", "eth0"), ("route", "flush", "cache")):
+            ip("-6", *args, netns=lab.ns("a1"))
         assert lab.connect("a1", b1.sixpn, PORTS[0]) == "open:b1"
     finally:
         apply_isolation(lab.ns("h"), lab.isolation())
@@ -127,3 +134,24 @@ def test_a_bad_ruleset_leaves_the_loaded_one_in_force_and_removal_opens_up(lab: 
 def test_loading_into_a_missing_namespace_says_which_and_why() -> None:
     with pytest.raises(NetworkError, match=r"fi-missing-ns.*Cannot open network namespace"):
         apply_ruleset("fi-missing-ns", "table inet ferry {}\n")
+
+
+def test_a_machine_missing_from_the_ruleset_cannot_pass_for_another(lab: Lab) -> None:
+    """A machine started before the agent reloaded the rules (its veth not named)."""
+    a1 = lab.machine("a1")
+    full = lab.isolation()
+    without_b1 = replace(full, machines=tuple(m for m in full.machines if m.veth != lab.veth("b1")))
+    apply_isolation(lab.ns("h"), without_b1)
+    try:
+        earlier = len(lab.udp_seen())
+        lab.udp_send("b1", DNS, 53, "b1-as-a1", source=a1.sixpn)
+        lab.udp_send("b1", lab.beyond, 9999, "b1-as-a1-v4", source=a1.ipv4)
+        assert lab.udp("a1", DNS, 53, "barrier") == "reply"
+        assert lab.udp("a1", lab.beyond, 9999, "barrier4") == "reply"
+        assert [line.split()[1] for line in lab.udp_seen()[earlier:]] == ["barrier", "barrier4"]
+        # Its own traffic: on a bridge it waits for its rules (the bridge's sources
+        # are all named); a routed veth the rules do not name is not a machine's.
+        expected = "timeout" if lab.mode == "bridged" else "reply"
+        assert lab.udp("b1", DNS, 53, "b1-before-its-rules") == expected
+    finally:
+        apply_isolation(lab.ns("h"), full)
