@@ -12,6 +12,7 @@ from ferry.model.join import JoinToken
 from ferry.server.audit import note_audit
 from ferry.server.context import ControlPlane, json_response
 from ferry.server.join_service import JoinService
+from ferry.server.openapi import error_responses
 from ferry.server.schemas import RegisterHostRequest
 
 __all__ = ["build_public_router", "build_router"]
@@ -66,7 +67,11 @@ def build_public_router(joins: JoinService) -> APIRouter:
     """``POST /v1/hosts/join``: no API token; the join token in the body is the credential."""
     router = APIRouter(tags=["hosts"])
 
-    @router.post("/v1/hosts/join", status_code=201, responses={201: {"model": JoinedHost}})
+    @router.post(
+        "/v1/hosts/join",
+        status_code=201,
+        responses={201: {"model": JoinedHost}, **error_responses(403)},
+    )
     def join(request: Request, body: JoinRequest) -> JSONResponse:
         registration = RegisterHostRequest.model_validate(body.model_dump(exclude={"token"}))
         joined = joins.join(body.token, registration)

@@ -22,6 +22,26 @@ __all__ = ["VERSION_HEADER", "build_router"]
 VERSION_HEADER = "Ferry-Version"
 
 
+_RECORDS = {
+    "description": "The host's .internal records (ferry.net.internal_records' JSON)",
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["version", "machines", "apps", "peers", "rtt_ms"],
+                "properties": {
+                    "version": {"type": "integer"},
+                    "machines": {"type": "array", "items": {"type": "object"}},
+                    "apps": {"type": "object"},
+                    "peers": {"type": "object"},
+                    "rtt_ms": {"type": "object"},
+                },
+            }
+        }
+    },
+}
+
+
 def build_router(plane: ControlPlane) -> APIRouter:
     router = APIRouter(tags=["mesh"])
     mesh = plane.mesh
@@ -61,7 +81,7 @@ def build_router(plane: ControlPlane) -> APIRouter:
                 return json_response(await asyncio.to_thread(mesh.snapshot))
             await plane.notifier.wait(None, seen, remaining)
 
-    @router.get("/v1/hosts/{host_id}/internal")
+    @router.get("/v1/hosts/{host_id}/internal", responses={200: _RECORDS})
     async def watch_internal_records(
         host_id: str,
         since: int = Query(0, ge=0),

@@ -22,7 +22,7 @@ ERROR_REF = "#/components/schemas/ErrorBody"
 AUTHORIZED = {"400", "401", "403", "404", "429", "503"}
 _ROUTES = Path(ferry.server.routes.__file__).parent
 _ROUTE = re.compile(r"@router\.(get|post|put|patch|delete)\(")
-PUBLIC = {"/healthz", "/v1/invitations/accept", "/openapi.json"}
+PUBLIC = {"/healthz", "/v1/invitations/accept", "/v1/hosts/join", "/openapi.json"}
 
 
 def _operations(doc: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
