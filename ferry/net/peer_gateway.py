@@ -30,13 +30,12 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ferry.errors import NetworkError, ValidationError
-from ferry.net import iproute, wireguard
+from ferry.errors import ValidationError
+from ferry.net import iproute, nftables, wireguard
 from ferry.net.mesh import MeshPeer, MeshSelf, PeerChange, Refusal, WgPeer, plan_mesh
 from ferry.net.sixpn import DNS_ADDRESS, INFRA_NETWORK, ORG_PREFIXLEN, SixpnAddress, org_prefix
 from ferry.net.sixpn import parse as parse_sixpn
@@ -99,12 +98,8 @@ def gateway_endpoint(mesh_endpoint: str) -> str:
 
 def gateway_interface_name(scope: str, number: int) -> str:
     """The peer interface of the edge with mesh number ``number``: ``<scope>g<hex>``
-    (beside its mesh interface ``<scope>w<hex>``, ``wireguard.interface_name``)."""
-    if not _SCOPE.match(scope):
-        raise ValidationError(f"gateway scope {scope!r} must be 1-6 characters of a-z0-9")
-    if not 0 <= number <= 0xFFFF_FFFF:
-        raise ValidationError(f"edge number {number} is out of range 0..{0xFFFF_FFFF}")
-    return f"{scope}g{number:x}"
+    (beside its mesh interface, ``wireguard.interface_name(scope, number, "e")``)."""
+    return wireguard.interface_name(scope, number, "g")
 
 
 @dataclass(frozen=True)
@@ -254,7 +249,7 @@ class PeerGateway:
             resolver=self.resolver,
         )
         # Rules first: a peer added below must never be forwarded unfiltered.
-        _nft(self.netns, plan.ruleset)
+        nftables.apply_ruleset(self.netns, plan.ruleset)
         wireguard.apply_changes(self.ifname, plan.changes)
         routes = wireguard.set_routes(self.netns, self.ifname, plan.routes)
         reasons = [f"started wireguard-go for {self.ifname}"] if restarted else []
@@ -264,16 +259,4 @@ class PeerGateway:
     def stop(self) -> None:
         """Remove the interface (its wireguard-go stops) and the gateway's table."""
         wireguard.delete_interface(self.netns, self.ifname)
-        _nft(self.netns, f"table inet {TABLE}\ndelete table inet {TABLE}\n")
-
-
-def _nft(netns: str | None, text: str) -> None:
-    argv = ["nft", "-f", "-"]
-    if netns is not None:
-        argv = iproute.netns_exec_argv(netns, argv)
-    try:
-        proc = subprocess.run(argv, input=text, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise NetworkError(f"could not run nft for the peer gateway: {exc}") from exc
-    if proc.returncode != 0:
-        raise NetworkError(f"nft refused the peer gateway's rules: {proc.stderr.strip()}")
+        nftables.apply_ruleset(self.netns, f"table inet {TABLE}\ndelete table inet {TABLE}\n")
