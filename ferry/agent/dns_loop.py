@@ -14,8 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
 
 from ferry.errors import FerryError, ValidationError
 from ferry.net import sixpn
@@ -23,7 +23,7 @@ from ferry.net.dns_server import InternalDnsServer, load_records, save_records
 from ferry.net.internal_records import InternalRecords
 from ferry.net.iproute import ip_batch
 
-__all__ = ["DnsLoop", "RecordsClient"]
+__all__ = ["DnsLoop", "FetchRecords"]
 
 log = logging.getLogger("ferry.agent.dns")
 
@@ -31,10 +31,8 @@ WATCH_SECONDS = 30
 RETRY_SECONDS = 1.0
 
 
-class RecordsClient(Protocol):
-    def watch_internal_records(
-        self, host_id: str, since: int = 0, timeout: float = 30
-    ) -> tuple[int, str]: ...
+#: One long poll of the control plane's records: ``(since, timeout) -> (version, JSON)``.
+FetchRecords = Callable[[int, float], tuple[int, str]]
 
 
 class DnsLoop:
@@ -42,15 +40,13 @@ class DnsLoop:
 
     def __init__(
         self,
-        client: RecordsClient,
-        host_id: str,
+        fetch: FetchRecords,
         region: str,
         copy: Path,
         upstream: tuple[str, int] | None,
         stopping: threading.Event,
     ) -> None:
-        self.client = client
-        self.host_id = host_id
+        self.fetch = fetch
         self.copy = copy
         self.stopping = stopping
         self.version = 0
@@ -96,9 +92,7 @@ class DnsLoop:
     def _follow(self) -> None:
         while not self.stopping.is_set():
             try:
-                version, text = self.client.watch_internal_records(
-                    self.host_id, since=self.version, timeout=WATCH_SECONDS
-                )
+                version, text = self.fetch(self.version, WATCH_SECONDS)
                 if version != self.version:
                     self.apply(InternalRecords.from_json(text))
                 self.version = version

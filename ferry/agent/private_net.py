@@ -13,6 +13,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from ferry.agent.dns_loop import DnsLoop
@@ -75,8 +76,7 @@ def start_private_network(
     threads: list[threading.Thread] = []
     if settings.dns:
         dns = DnsLoop(
-            client,
-            host.id,
+            partial(client.watch_internal_records, host.id),
             host.region,
             state_dir / "internal-records.json",
             settings.upstream(),

@@ -41,10 +41,19 @@ class MeshMethods(HttpCore):
     ) -> tuple[int, str]:
         """(Hosts) The ``.internal`` records for this host's resolver once machines moved
         past ``since``: ``(version, JSON text of InternalRecords)`` (long poll)."""
+        return self._records(f"/v1/hosts/{_seg(host_id)}/internal", since, timeout)
+
+    def watch_gateway_records(
+        self, region: str, since: int = 0, timeout: float = 30
+    ) -> tuple[int, str]:
+        """(Edges) The records the region gateway's resolver answers its peers from."""
+        return self._records(f"/v1/edges/{_seg(region)}/internal", since, timeout)
+
+    def _records(self, path: str, since: int, timeout: float) -> tuple[int, str]:
         seconds = max(0, min(MAX_WATCH_SECONDS, round(timeout)))
         response = self._exchange(
             "GET",
-            f"/v1/hosts/{_seg(host_id)}/internal",
+            path,
             params={"since": since, "timeout": seconds},
             timeout=seconds + WATCH_SLACK,
         )

@@ -20,6 +20,7 @@ from ferry.errors import FerryError
 from ferry.model.mesh import MeshNode, MeshSnapshot, edge_node_id
 from ferry.net import sixpn, wireguard
 from ferry.net.mesh_sync import HostMesh
+from ferry.proxy.edge_gateway import start_peer_gateway
 
 __all__ = ["start_edge_mesh"]
 
@@ -80,6 +81,7 @@ def _run(
         own_address=address,
     )
     log.info("mesh: %s at %s as %s", mesh.ifname, endpoint, address)
+    start_peer_gateway(client, region, scope, number, endpoint, state_dir, stopping)
     MeshLoop(client, announce, mesh, list, stopping, cache).run()
 
 

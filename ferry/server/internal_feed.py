@@ -19,7 +19,7 @@ from ferry.model import MachineState
 from ferry.net.internal_records import InternalRecords, MachineRecord
 from ferry.store.base import StateStore
 
-__all__ = ["PeersOf", "internal_records"]
+__all__ = ["PeersOf", "internal_records", "records_of"]
 
 DEFAULT_GROUP = "app"  # a machine without fly_process_group metadata, as deploys name it
 
@@ -35,13 +35,25 @@ def internal_records(
 ) -> InternalRecords:
     """The records ``host_id``'s resolver needs (see the module doc). Blocking."""
     apps = {app.name: app for app in store.list_apps()}
-    live = store.list_machines(include_destroyed=False)
     networks = {
         apps[m.app_name].organization.sixpn_network
-        for m in live
+        for m in store.list_machines(include_destroyed=False)
         if m.host_id == host_id and m.app_name in apps
     }
-    networks.discard(0)
+    return records_of(store, distances, networks, peers_of)
+
+
+def records_of(
+    store: StateStore,
+    distances: RegionDistances,
+    networks: set[int],
+    peers_of: PeersOf | None = None,
+) -> InternalRecords:
+    """The records of the organizations with 6PN ``networks`` (a host's, or those of a
+    gateway's WireGuard peers). Blocking."""
+    apps = {app.name: app for app in store.list_apps()}
+    live = store.list_machines(include_destroyed=False)
+    networks = set(networks) - {0}
     records: list[MachineRecord] = []
     for m in live:
         app = apps.get(m.app_name)

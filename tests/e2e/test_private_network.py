@@ -15,6 +15,7 @@ from ferry.client import FerryClient
 from ferry.cluster.settings import ClusterSettings
 from ferry.model import Machine, MachineState
 from ferry.net import sixpn, wireguard
+from tests.e2e.conftest import ferry
 from tests.e2e.test_edge import deploy_demo, wait_routable
 
 pytestmark = pytest.mark.e2e
@@ -144,3 +145,75 @@ def _mesh_bytes(cluster: ClusterSettings, client: FerryClient, region: str) -> i
         check=True,
     ).stdout
     return sum(int(rx) + int(tx) for _, rx, tx in (line.split() for line in dump.splitlines()))
+
+
+def test_a_developer_peer_reaches_its_orgs_machines_by_name_and_nothing_else(
+    cluster: ClusterSettings,
+    client: FerryClient,
+    net: list[Machine],
+    stranger: Machine,
+    tmp_path: Path,
+) -> None:
+    """`ferry wireguard create`, then real wg-quick in a client namespace next to the
+    ams region: the org's machines in ams and sin by address and by .internal name; not
+    another org's machine."""
+    ams, sin = net
+    org = client.get_app("net").organization
+    suffix = secrets.token_hex(2)
+    client_ns, link = f"{cluster.prefix}-wgc{suffix}", f"wgc{suffix}"
+    config = tmp_path / f"wgp{suffix}.conf"  # wg-quick names the interface after the file
+    name = f"laptop{suffix}"
+    made = ferry(cluster, "wireguard", "create", org.slug, "ams", name, str(config))
+    assert made.returncode == 0, made.stderr
+    text = config.read_text()
+    assert "PrivateKey = " in text and f"DNS = {sixpn.org_prefix(org.sixpn_network)[3]}" in text
+    # no resolvconf here: the test asks the resolver itself instead of wg-quick's DNS line
+    config.write_text("".join(li for li in text.splitlines(True) if not li.startswith("DNS")))
+    region_ns = cluster.plan.region("ams").netns
+    subprocess.run(["ip", "netns", "add", client_ns], check=True)
+    try:
+        for argv in (
+            ["ip", "-n", region_ns, "link", "add", link, "type", "veth", "peer", "name", "eth0",
+             "netns", client_ns],
+            ["ip", "-n", region_ns, "addr", "add", "192.168.251.1/30", "dev", link],
+            ["ip", "-n", region_ns, "link", "set", link, "up"],
+            ["ip", "-n", client_ns, "addr", "add", "192.168.251.2/30", "dev", "eth0"],
+            ["ip", "-n", client_ns, "link", "set", "eth0", "up"],
+            ["ip", "-n", client_ns, "link", "set", "lo", "up"],
+            ["ip", "-n", client_ns, "route", "add", "default", "via", "192.168.251.1"],
+        ):  # fmt: skip
+            subprocess.run(argv, check=True, capture_output=True)
+        up = subprocess.run(
+            ["ip", "netns", "exec", client_ns, "wg-quick", "up", str(config)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert up.returncode == 0, up.stderr
+
+        def get(url: str, seconds: int = 10) -> str:
+            done = subprocess.run(
+                ["ip", "netns", "exec", client_ns, "curl", "-sS", "-m", str(seconds), url],
+                capture_output=True, text=True, timeout=seconds + 10,
+            )  # fmt: skip
+            return done.stdout if done.returncode == 0 else f"failed: {done.stderr.strip()}"
+
+        assert "region=ams" in get(f"http://[{ams.private_ip}]:8080/")
+        assert "region=sin" in get(f"http://[{sin.private_ip}]:8080/")
+        assert get(f"http://[{stranger.private_ip}]:8080/", seconds=2).startswith("failed")
+        resolver = str(sixpn.org_prefix(org.sixpn_network)[3])
+        script = (
+            "import dns.message, dns.query\n"
+            "q = dns.message.make_query('net.internal', 'AAAA')\n"
+            f"r = dns.query.udp(q, {resolver!r}, timeout=3)\n"
+            "print(' '.join(sorted(a.address for rr in r.answer for a in rr)))\n"
+        )
+        looked = subprocess.run(
+            ["ip", "netns", "exec", client_ns, sys.executable, "-c", script],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert looked.stdout.split() == sorted([ams.private_ip, sin.private_ip]), looked.stderr
+    finally:
+        subprocess.run(["ip", "netns", "exec", client_ns, "wg-quick", "down", str(config)],
+                       capture_output=True, timeout=30)  # fmt: skip
+        subprocess.run(["ip", "netns", "delete", client_ns], capture_output=True)
+        subprocess.run(["ip", "-n", region_ns, "link", "del", link], capture_output=True)
+        ferry(cluster, "wireguard", "remove", org.slug, name)

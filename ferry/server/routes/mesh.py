@@ -12,9 +12,10 @@ from fastapi.responses import JSONResponse, Response
 from ferry.errors import ForbiddenError
 from ferry.model.access import TokenKind
 from ferry.model.mesh import MeshAnnouncement, MeshNode, MeshSnapshot
+from ferry.net.internal_records import InternalRecords
 from ferry.server.auth import principal_of
 from ferry.server.context import ControlPlane, json_response
-from ferry.server.internal_feed import internal_records
+from ferry.server.internal_feed import internal_records, records_of
 from ferry.server.wireguard_service import peers_by_network
 
 __all__ = ["VERSION_HEADER", "build_router"]
@@ -112,5 +113,38 @@ def build_router(plane: ControlPlane) -> APIRouter:
                     headers={VERSION_HEADER: str(version)},
                 )
             await plane.notifier.wait(None, seen, remaining)
+
+    @router.get("/v1/edges/{region}/internal", responses={200: _RECORDS})
+    async def watch_gateway_records(
+        region: str,
+        since: int = Query(0, ge=0),
+        timeout: float = Query(30.0, ge=0, le=60),
+    ) -> Response:
+        """What the region gateway's resolver answers its WireGuard peers from: the
+        records of the organizations with peers at that gateway (as the hosts' feed)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            seen = plane.notifier.version(None)
+            version = plane.mesh.version()
+            remaining = deadline - loop.time()
+            if since == 0 or version != since or remaining <= 0:
+                records = await asyncio.to_thread(_gateway_records, region)
+                return Response(
+                    records.to_json(),
+                    media_type="application/json",
+                    headers={VERSION_HEADER: str(version)},
+                )
+            await plane.notifier.wait(None, seen, remaining)
+
+    def _gateway_records(region: str) -> InternalRecords:
+        slugs = {p.org_slug for p in plane.store.list_wireguard_peers(region=region)}
+        networks = {o.sixpn_network for o in plane.store.list_orgs(slugs)} if slugs else set()
+        return records_of(
+            plane.store,
+            plane.machines.distances,
+            networks,
+            partial(peers_by_network, plane.store),
+        )
 
     return router
