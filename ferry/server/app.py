@@ -36,6 +36,7 @@ from ferry.server.routes import (
     waf,
 )
 from ferry.server.routes import audit as audit_routes
+from ferry.server.routes import exec as exec_routes
 from ferry.store import StateStore
 
 __all__ = ["create_app"]
@@ -138,6 +139,7 @@ def create_app(
         certs,
         mesh,
         join,
+        exec_routes,
     ):
         app.include_router(module.build_router(plane), dependencies=authorized, responses=errors)
     app.include_router(orgs.build_router(plane.access), dependencies=authorized, responses=errors)
