@@ -31,6 +31,7 @@ from pathlib import Path
 from types import FrameType
 
 from ferry.agent.checks import CheckTracker
+from ferry.agent.console import ConsoleRunner
 from ferry.agent.exec_loop import ExecLoop
 from ferry.agent.logship import LogShipper
 from ferry.agent.network_hook import MachineNetwork
@@ -357,8 +358,13 @@ class Agent:
     def _exec_loop(self) -> None:
         """Commands users run in this host's machines (``ferry ssh console -C``, the API's
         exec): its own long poll, with its own HTTP client (one request at a time each)."""
-        with FerryClient(self.settings.api_url, self.settings.token) as client:
-            ExecLoop(client, self.driver, self.settings.host_id, self._stopping).run()
+        s = self.settings
+        consoles = ConsoleRunner(
+            s.api_url, s.token, s.host_id, self.driver.runc_binary, self.driver.runc_root
+        )
+        with FerryClient(s.api_url, s.token) as client:
+            loop = ExecLoop(client, self.driver, s.host_id, self._stopping, console=consoles.serve)
+            loop.run()
 
     def _ps_loop(self) -> None:
         """Process reports of the started machines. Never dies: a failed pass is logged."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import posixpath
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
@@ -33,6 +33,8 @@ log = logging.getLogger("ferry.agent.exec")
 
 #: Commands run at once on one host; further orders queue in the pool.
 MAX_PARALLEL = 4
+#: Interactive consoles open at once on one host.
+MAX_CONSOLES = 16
 #: Seconds of one long poll for orders.
 TAKE_SECONDS = 20.0
 
@@ -96,7 +98,12 @@ class ExecLoop:
         stopping: threading.Event,
         *,
         take_seconds: float = TAKE_SECONDS,
+        console: Callable[[ExecOrder], int | None] | None = None,
     ) -> None:
+        """``console``: runs one interactive console order to its end (``ConsoleRunner.
+        serve``); without it such orders are dropped (the user's console times out)."""
+        self.console = console
+        self._consoles = threading.BoundedSemaphore(MAX_CONSOLES)
         self.client = client
         self.driver = driver
         self.host_id = host_id
@@ -116,9 +123,32 @@ class ExecLoop:
                     self.stopping.wait(1.0)
                     continue
                 for order in orders:
-                    self.pool.submit(self.serve, order)
+                    if order.tty:
+                        self._start_console(order)
+                    else:
+                        self.pool.submit(self.serve, order)
         finally:
             self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def _start_console(self, order: ExecOrder) -> None:
+        """A console on a thread of its own (it lasts as long as the user stays)."""
+        if self.console is None or not self._consoles.acquire(blocking=False):
+            log.warning("console to machine %s refused: none or too many", order.machine_id)
+            return
+        threading.Thread(
+            target=self._run_console, args=(order,), name="console", daemon=True
+        ).start()
+
+    def _run_console(self, order: ExecOrder) -> None:
+        assert self.console is not None
+        try:
+            log.info("console to machine %s opened", order.machine_id)
+            code = self.console(order)
+            log.info("console to machine %s closed: exit %s", order.machine_id, code)
+        except Exception as exc:  # the relay is gone or runc failed: the user sees it end
+            log.warning("console to machine %s failed: %s", order.machine_id, exc)
+        finally:
+            self._consoles.release()
 
     def serve(self, order: ExecOrder) -> ExecOutcome:
         """Run one order and post its outcome. Never raises."""

@@ -7,18 +7,20 @@ split into arguments like a shell would, but no shell runs it: write
 ``-C "sh -c 'ps | grep web'"`` for pipes. Its stdout and stderr are printed as they
 are and ``ferry`` exits with its exit code, as ``ssh`` does.
 
-Without ``-C`` flyctl opens an interactive shell; Ferry does not have that yet and
-says so (docs/ssh.md).
+Without ``-C`` it opens an interactive shell on a terminal in the machine, relayed
+through the control plane over WebSockets (``ferry.cli.ssh_terminal``, docs/ssh.md).
 """
 
 from __future__ import annotations
 
 import shlex
+import shutil
 import sys
 
 import typer
 
 from ferry.cli import context
+from ferry.cli.ssh_terminal import run_console
 from ferry.client import FerryClient
 from ferry.errors import ValidationError
 from ferry.model import Machine, MachineState
@@ -86,20 +88,24 @@ def console(
     timeout: int | None = typer.Option(
         None, "--timeout", help="Seconds the command may run (default 30, at most 300)"
     ),
+    shell: str | None = typer.Option(
+        None, "--shell-command", help="Shell of an interactive console (default: sh)"
+    ),
 ) -> None:
-    """Run a command in one of the app's started machines and print its output."""
-    if command is None:
-        raise ValidationError(
-            "an interactive shell is not supported yet: pass the command with -C",
-            hint="e.g. ferry ssh console -C \"sh -c 'ls -l /'\" (see docs/ssh.md)",
-        )
-    argv = split_command(command)
+    """Open a shell in one of the app's started machines, or run one command (-C)."""
+    argv = split_command(command) if command is not None else []
     name = context.resolve_app(app_name)
     client = context.client(ctx)
     if select and machine_id is None:
         machine_id = _select(client, name)
     if machine_id is None:
         machine_id = choose_machine(client.list_machines(name), None).id
+    if command is None:
+        size = shutil.get_terminal_size()
+        url, headers = client.console_address(
+            name, machine_id, cols=size.columns, rows=size.lines, command=shell
+        )
+        raise typer.Exit(run_console(url, headers))
     answer = client.exec_machine(name, machine_id, argv, timeout=timeout)
     sys.stdout.write(answer.stdout)
     sys.stdout.flush()

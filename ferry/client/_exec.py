@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlencode
 
 from ferry.client._http import HttpCore
 from ferry.client._parse import parse_model, parse_models
@@ -62,3 +63,16 @@ class ExecMethods(HttpCore):
         """Post the outcome of one order; ``ApiError`` 404 once its caller stopped waiting."""
         path = f"/v1/hosts/{_seg(host_id)}/exec-requests/{_seg(request_id)}"
         self._request("POST", path, body=outcome.model_dump(mode="json"))
+
+    def console_address(
+        self, app: str, machine_id: str, *, cols: int, rows: int, command: str | None = None
+    ) -> tuple[str, dict[str, str]]:
+        """The WebSocket URL of an interactive console in the machine and the headers that
+        authenticate it (this client's token), for ``websockets``' ``connect``."""
+        query = urlencode({"cols": cols, "rows": rows, **({"cmd": command} if command else {})})
+        path = f"/v1/apps/{_seg(app)}/machines/{_seg(machine_id)}/console?{query}"
+        base = self.base_url
+        scheme, _, rest = base.partition("://")
+        url = ("wss" if scheme == "https" else "ws") + "://" + rest + path
+        headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
+        return url, headers

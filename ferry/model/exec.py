@@ -107,7 +107,12 @@ class ExecRequest(BaseModel):
 
 
 class ExecOrder(BaseModel):
-    """One command for a host's agent to run in one instance of a machine."""
+    """One command for a host's agent to run in one instance of a machine.
+
+    ``tty``: an interactive console: the agent runs ``argv`` on a terminal of
+    ``cols`` x ``rows`` and dials the console relay (``/v1/hosts/{host}/console/{id}``)
+    instead of answering an outcome; ``stdin`` and ``timeout`` are then unused.
+    """
 
     id: str
     machine_id: str
@@ -115,6 +120,9 @@ class ExecOrder(BaseModel):
     argv: list[str]
     stdin: str = ""
     timeout: int = DEFAULT_EXEC_TIMEOUT
+    tty: bool = False
+    cols: int = Field(default=80, ge=1, le=1000)
+    rows: int = Field(default=24, ge=1, le=1000)
 
 
 class ExecOutcome(BaseModel):

@@ -33,7 +33,7 @@ from typing import IO
 
 from ferry.errors import RuntimeFailure
 
-__all__ = ["CommandResult", "descendants", "exec_in_container"]
+__all__ = ["CommandResult", "descendants", "exec_in_container", "kill_tree"]
 
 #: Seconds to keep reading output after the command ended (its background children).
 _DRAIN_GRACE = 1.0
@@ -130,7 +130,7 @@ def _read_parents(pids: Iterable[str]) -> dict[int, int]:
     return parents
 
 
-def _kill_tree(root: int) -> None:
+def kill_tree(root: int) -> None:
     """SIGKILL ``root`` and its descendants, the children first found, then again until
     none is left (a dying shell's children are reparented, not killed)."""
     for _ in range(3):
@@ -192,7 +192,7 @@ def exec_in_container(
             timed_out = True
             text = pid_file.read_text().strip() if pid_file.exists() else ""
             if text.isdigit():
-                _kill_tree(int(text))
+                kill_tree(int(text))
             try:
                 code = process.wait(timeout=_KILL_GRACE)
             except subprocess.TimeoutExpired:

@@ -143,6 +143,7 @@ def create_app(
     ):
         app.include_router(module.build_router(plane), dependencies=authorized, responses=errors)
     app.include_router(orgs.build_router(plane.access), dependencies=authorized, responses=errors)
+    app.include_router(exec_routes.build_console_router(plane))  # WebSockets authenticate alone
     app.include_router(audit_routes.build_router(plane), dependencies=authorized, responses=errors)
     install_openapi(app)
     # Every change and every refused cross-organization attempt goes into the trail.

@@ -45,6 +45,7 @@ class _Pending:
     order: ExecOrder
     outcome: asyncio.Future[ExecOutcome]
     taken: bool = False
+    taken_event: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass
@@ -53,10 +54,20 @@ class _HostQueue:
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
 
-class ExecBroker:
-    """Per-host queues of exec orders and the futures their callers await."""
+#: Seconds an order waits for the host's agent to take it. A live agent keeps a poll
+#: open, so it takes an order at once; one that does not is down or cut off.
+PICKUP_SECONDS = 10.0
 
-    def __init__(self) -> None:
+
+class ExecBroker:
+    """Per-host queues of exec orders and the futures their callers await.
+
+    ``pickup_seconds``: how long an order waits to be taken before its caller gets
+    ``AgentDidNotAnswer`` (tests with no agent lower it).
+    """
+
+    def __init__(self, pickup_seconds: float = PICKUP_SECONDS) -> None:
+        self.pickup_seconds = pickup_seconds
         self._hosts: dict[str, _HostQueue] = {}
         self._by_id: dict[str, _Pending] = {}
 
@@ -70,9 +81,10 @@ class ExecBroker:
     async def run(self, host_id: str, order: ExecOrder, answer_within: float) -> ExecOutcome:
         """Queue ``order`` for ``host_id``'s agent and wait for its outcome.
 
-        Raises ``AgentDidNotAnswer`` after ``answer_within`` seconds, saying whether
-        the agent took the order at all. Cancelling the caller (the user hung up)
-        drops the order; the agent's late answer is then refused.
+        Raises ``AgentDidNotAnswer`` when the agent does not take the order within
+        ``pickup_seconds``, or does not answer within ``answer_within`` seconds of taking
+        it. Cancelling the caller (the user hung up) drops the order; the agent's late
+        answer is then refused.
         """
         pending = _Pending(host_id, order, asyncio.get_running_loop().create_future())
         queue = self._queue(host_id)
@@ -80,12 +92,32 @@ class ExecBroker:
         self._by_id[order.id] = pending
         queue.arrived.set()
         try:
-            return await asyncio.wait_for(asyncio.shield(pending.outcome), answer_within)
-        except TimeoutError:
-            raise _no_answer(pending, answer_within) from None
+            try:
+                await asyncio.wait_for(pending.taken_event.wait(), self.pickup_seconds)
+            except TimeoutError:
+                raise _no_answer(pending, self.pickup_seconds) from None
+            try:
+                return await asyncio.wait_for(asyncio.shield(pending.outcome), answer_within)
+            except TimeoutError:
+                raise _no_answer(pending, answer_within) from None
         finally:
             self._by_id.pop(order.id, None)
             with contextlib.suppress(ValueError):
+                queue.orders.remove(pending)
+
+    def offer(self, host_id: str, order: ExecOrder) -> None:
+        """Queue ``order`` for ``host_id``'s agent without waiting for an outcome (a
+        console: the agent dials the relay instead). ``withdraw`` removes it if untaken."""
+        queue = self._queue(host_id)
+        pending = _Pending(host_id, order, asyncio.get_running_loop().create_future())
+        queue.orders.append(pending)
+        queue.arrived.set()
+
+    def withdraw(self, host_id: str, order_id: str) -> None:
+        """Drop ``order_id`` from ``host_id``'s queue if the agent has not taken it."""
+        queue = self._queue(host_id)
+        for pending in list(queue.orders):
+            if pending.order.id == order_id:
                 queue.orders.remove(pending)
 
     async def take(self, host_id: str, timeout: float) -> list[ExecOrder]:
@@ -99,6 +131,7 @@ class ExecBroker:
             if fresh:
                 for pending in fresh:
                     pending.taken = True
+                    pending.taken_event.set()
                     queue.orders.remove(pending)
                 return [p.order for p in fresh]
             queue.arrived.clear()
@@ -128,10 +161,10 @@ def _no_answer(pending: _Pending, seconds: float) -> AgentDidNotAnswer:
     host = pending.host_id
     if pending.taken:
         return AgentDidNotAnswer(
-            f"the agent of host {host} took the command but did not answer within {seconds:.0f} s",
+            f"the agent of host {host} took the command but did not answer within {seconds:g} s",
             hint="the host may be overloaded; try again, or check `ferry cluster status`",
         )
     return AgentDidNotAnswer(
-        f"the agent of host {host} did not pick up the command within {seconds:.0f} s",
+        f"the agent of host {host} did not pick up the command within {seconds:g} s",
         hint="is the host's agent running? see `ferry cluster status`",
     )

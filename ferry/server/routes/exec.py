@@ -20,25 +20,31 @@ import logging
 import posixpath
 from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, WebSocket
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from ferry.errors import ConflictError
-from ferry.model import MachineState
+from ferry.errors import ConflictError, FerryError
+from ferry.model import Machine, MachineState
 from ferry.model.exec import ExecOrder, ExecOutcome, ExecRequest, ExecResponse
+from ferry.server import tokens
 from ferry.server.audit import note_audit
+from ferry.server.authz import Need, NeedKind, Principal, check
+from ferry.server.console_relay import AGENT_DIAL_SECONDS, send_error
 from ferry.server.context import ControlPlane, json_response
 from ferry.server.exec_service import CommandTimedOut
 from ferry.server.ids import new_ulid
 from ferry.server.openapi import ErrorBody, Ok, error_responses
 
-__all__ = ["ANSWER_SLACK", "build_router"]
+__all__ = ["ANSWER_SLACK", "CONSOLE_SHELL", "build_console_router", "build_router"]
 
 log = logging.getLogger("ferry.server.exec")
 
 #: Seconds the API waits for the agent beyond the command's own timeout.
 ANSWER_SLACK = 10.0
+#: What an interactive console runs when the user names nothing (every image has ``sh``
+#: that has a shell at all; flyctl's default is bash, which busybox images lack).
+CONSOLE_SHELL = "sh"
 _EXEC_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"model": ExecResponse},
     **error_responses(408, 409),
@@ -52,6 +58,15 @@ class ExecOrders(BaseModel):
     requests: list[ExecOrder]
 
 
+def _require_started(machine: Machine, app_name: str) -> None:
+    if machine.state is not MachineState.STARTED or not machine.host_id:
+        raise ConflictError(
+            f"machine {machine.id} is {machine.state.value}: commands run only in a "
+            "started machine",
+            hint=f"start it with `ferry machine start {machine.id} -a {app_name}`",
+        )
+
+
 def build_router(plane: ControlPlane) -> APIRouter:
     router = APIRouter(tags=["exec"])
     broker = plane.execs
@@ -63,12 +78,7 @@ def build_router(plane: ControlPlane) -> APIRouter:
         """Run a command in a started machine and answer its output and exit code."""
         argv = body.argv()
         machine = plane.machines.get(app_name, machine_id)
-        if machine.state is not MachineState.STARTED or not machine.host_id:
-            raise ConflictError(
-                f"machine {machine.id} is {machine.state.value}: commands run only in a "
-                "started machine",
-                hint=f"start it with `ferry machine start {machine.id} -a {app_name}`",
-            )
+        _require_started(machine, app_name)
         program = posixpath.basename(argv[0])
         seconds = body.seconds()
         order = ExecOrder(
@@ -113,5 +123,72 @@ def build_router(plane: ControlPlane) -> APIRouter:
         """The outcome of one order this host's agent took (404 once nobody waits)."""
         broker.answer(host_id, request_id, body)
         return json_response({"ok": True})
+
+    return router
+
+
+def build_console_router(plane: ControlPlane) -> APIRouter:
+    """The console's two WebSocket routes (``ferry.server.console_relay``). They carry no
+    router dependency (a WebSocket has no ``Request``): each authenticates itself."""
+    router = APIRouter()
+    relay = plane.consoles
+    broker = plane.execs
+
+    def caller(socket: WebSocket) -> Principal:
+        assert plane.auth is not None
+        plain = tokens.from_authorization(socket.headers.get("authorization"))
+        principal = plane.auth.principal(plain)
+        if not principal.is_operator:
+            plane.auth.spend(principal)
+        return principal
+
+    @router.websocket("/v1/apps/{app_name}/machines/{machine_id}/console")
+    async def console(
+        socket: WebSocket,
+        app_name: str,
+        machine_id: str,
+        cols: int = 80,
+        rows: int = 24,
+        cmd: str = CONSOLE_SHELL,
+    ) -> None:
+        """An interactive shell in a started machine (the app's writers only)."""
+        await socket.accept()
+        try:
+            principal = caller(socket)
+            assert plane.auth is not None
+            org = plane.auth.cache.app_org(app_name)
+            check(principal, Need(NeedKind.APP_WRITE), {"app_name": app_name}, org)
+            argv = ExecRequest(cmd=cmd).argv()
+            machine = plane.machines.get(app_name, machine_id)
+            _require_started(machine, app_name)
+            order = ExecOrder(
+                id=new_ulid(),
+                machine_id=machine.id,
+                instance_id=machine.instance_id,
+                argv=argv,
+                tty=True,
+                cols=min(max(cols, 1), 1000),
+                rows=min(max(rows, 1), 1000),
+            )
+            relay.open(order.id, machine.host_id)
+            broker.offer(machine.host_id, order)
+            log.info("console to machine %s opened by %s", machine.id, principal.describe())
+            try:
+                await relay.relay(order.id, socket, AGENT_DIAL_SECONDS)
+            finally:
+                broker.withdraw(machine.host_id, order.id)
+                log.info("console to machine %s closed", machine.id)
+        except FerryError as error:
+            await send_error(socket, error)
+
+    @router.websocket("/v1/hosts/{host_id}/console/{session_id}")
+    async def agent_console(socket: WebSocket, host_id: str, session_id: str) -> None:
+        """The host's agent joins a console it was asked to open (host credential only)."""
+        await socket.accept()
+        try:
+            check(caller(socket), Need(NeedKind.HOST), {"host_id": host_id})
+            await relay.join_agent(session_id, host_id, socket)
+        except FerryError as error:
+            await send_error(socket, error)
 
     return router

@@ -9,6 +9,7 @@ machine is 409; ``ferry ssh console -C`` prints the output and exits with the co
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -17,7 +18,9 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from websockets.sync.client import ClientConnection, connect
 
+from ferry.agent.console import ConsoleRunner
 from ferry.agent.exec_loop import ExecLoop
 from ferry.errors import ApiError
 from ferry.model import MachineState
@@ -31,10 +34,16 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def exec_loop(plane: ServerProcess, driver: RuncDriver) -> Iterator[None]:
-    """The agent's exec loop on a thread, as the daemon runs it; stopped at the end."""
+    """The agent's exec loop on a thread, as the daemon runs it (consoles included);
+    stopped at the end."""
     stopping = threading.Event()
+    consoles = ConsoleRunner(
+        plane.url, plane.token, HOST.host_id, driver.runc_binary, driver.runc_root
+    )
     with plane.client() as client:
-        loop = ExecLoop(client, driver, HOST.host_id, stopping, take_seconds=1)
+        loop = ExecLoop(
+            client, driver, HOST.host_id, stopping, take_seconds=1, console=consoles.serve
+        )
         thread = threading.Thread(target=loop.run, daemon=True)
         thread.start()
         try:
@@ -131,3 +140,80 @@ def test_exec_runs_commands_in_a_real_machine_and_ssh_console_prints_them(
             client.exec_machine("shell", machine_id, ["echo", "no"])
         assert stopped.value.status == 409
         assert "commands run only in a started machine" in str(stopped.value)
+
+
+def read_until(socket: ClientConnection, text: bytes, seen: bytearray) -> None:
+    """Receive terminal output into ``seen`` until it holds ``text`` (10 s at most)."""
+    deadline = time.monotonic() + 10
+    while text not in seen:
+        assert time.monotonic() < deadline, f"no {text!r} in {bytes(seen)!r}"
+        message = socket.recv(timeout=max(deadline - time.monotonic(), 0.01))
+        assert isinstance(message, bytes), message
+        seen += message
+
+
+def test_an_interactive_console_is_a_shell_on_a_terminal_in_the_machine(
+    plane: ServerProcess,
+    driver: RuncDriver,
+    images: OneImage,
+    busybox_reference: str,
+    exec_loop: None,
+) -> None:
+    with plane.client() as client:
+        register_host(client)
+        client.create_app("tty")
+        machine_id = create_machine(
+            client, "tty", busybox_reference, "sleep 1000", env={"GREETING": "hej"}
+        )
+        agent = Agent(client, driver, images)
+        agent.reach(machine_id, MachineState.STARTED)
+        url, headers = client.console_address("tty", machine_id, cols=100, rows=30)
+
+        with connect(url, additional_headers=headers, proxy=None) as socket:
+            seen = bytearray()
+            socket.send(b"echo $GREETING-$((6*7)); stty size; tty\n")
+            read_until(socket, b"hej-42", seen)
+            read_until(socket, b"30 100", seen)  # the size the console asked for
+            read_until(socket, b"/dev/pts/", seen)  # a real terminal in the machine
+            socket.send(json.dumps({"resize": [120, 40]}))
+            socket.send(b"sleep 0.2; stty size\n")
+            read_until(socket, b"40 120", seen)
+            socket.send(b"exit 5\n")
+            deadline = time.monotonic() + 10
+            while True:
+                message = socket.recv(timeout=max(deadline - time.monotonic(), 0.01))
+                if isinstance(message, str):
+                    assert json.loads(message) == {"exit": 5}
+                    break
+
+        # Through the CLI, keys from a pipe: its end is Ctrl-D.
+        env = {**os.environ, "FERRY_API_URL": plane.url, "FERRY_API_TOKEN": plane.token}
+        shell = subprocess.run(
+            [sys.executable, "-m", "ferry", "ssh", "console", "-a", "tty"],
+            input="echo piped-$((2+3))\nexit 4\n",
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert shell.returncode == 4, shell.stderr
+        assert "piped-5" in shell.stdout
+
+        # A user who hangs up ends the shell and what it started.
+        with connect(url, additional_headers=headers, proxy=None) as socket:
+            socket.send(b"sleep 777 & echo started\n")
+            read_until(socket, b"started", bytearray())
+            running = client.exec_machine("tty", machine_id, ["ps", "-o", "args"]).stdout
+            assert "sleep 777" in running, running
+        deadline = time.monotonic() + 10
+        while "sleep 777" in client.exec_machine("tty", machine_id, ["ps", "-o", "args"]).stdout:
+            assert time.monotonic() < deadline, "the hung-up console's sleep lives on"
+            time.sleep(0.1)
+
+        # Refusals arrive as an error message on the socket.
+        with connect(
+            url, additional_headers={"Authorization": "Bearer nope"}, proxy=None
+        ) as socket:
+            refused = json.loads(socket.recv(timeout=10))
+        assert refused["status"] == 401 and "malformed token" in refused["error"]

@@ -88,12 +88,15 @@ def test_an_api_refusal_is_a_one_line_error() -> None:
     assert "Error: machine b2 is stopped" in result.stderr
 
 
-def test_without_c_it_says_an_interactive_shell_is_not_there_yet() -> None:
-    api = api_with_machines()
-    result = invoke(api, ["ssh", "console", "-a", "web"])
-    assert result.exit_code == 1
-    assert "interactive shell is not supported yet: pass the command with -C" in result.stderr
-    assert api.execs == []
+def test_the_console_address_is_a_websocket_url_with_the_size_and_the_users_token() -> None:
+    client = FerryClient("https://api.example.test:4280/", "fo1_x_y")
+    url, headers = client.console_address("web", "c3", cols=120, rows=40, command="bash -l")
+    assert url == (
+        "wss://api.example.test:4280/v1/apps/web/machines/c3/console?cols=120&rows=40&cmd=bash+-l"
+    )
+    assert headers == {"Authorization": "Bearer fo1_x_y"}
+    plain, _ = FerryClient("http://127.0.0.1:4280", "t").console_address("a", "b", cols=1, rows=2)
+    assert plain == "ws://127.0.0.1:4280/v1/apps/a/machines/b/console?cols=1&rows=2"
 
 
 def test_choose_machine_and_split_command_refuse_clearly() -> None:
