@@ -171,6 +171,11 @@ def test_an_interactive_console_is_a_shell_on_a_terminal_in_the_machine(
 
         with connect(url, additional_headers=headers, proxy=None) as socket:
             seen = bytearray()
+            # As a person does, wait for the shell before typing (runc sizes the terminal
+            # in the machine as it starts the shell). The output, not the typed echo, holds
+            # "ready": the quotes are gone.
+            socket.send(b"echo rea''dy\n")
+            read_until(socket, b"ready", seen)
             socket.send(b"echo $GREETING-$((6*7)); stty size; tty\n")
             read_until(socket, b"hej-42", seen)
             read_until(socket, b"30 100", seen)  # the size the console asked for
@@ -202,7 +207,7 @@ def test_an_interactive_console_is_a_shell_on_a_terminal_in_the_machine(
 
         # A user who hangs up ends the shell and what it started.
         with connect(url, additional_headers=headers, proxy=None) as socket:
-            socket.send(b"sleep 777 & echo started\n")
+            socket.send(b"sleep 777 & echo sta''rted\n")
             read_until(socket, b"started", bytearray())
             running = client.exec_machine("tty", machine_id, ["ps", "-o", "args"]).stdout
             assert "sleep 777" in running, running
