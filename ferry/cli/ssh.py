@@ -14,13 +14,12 @@ through the control plane over WebSockets (``ferry.cli.ssh_terminal``, docs/ssh.
 from __future__ import annotations
 
 import shlex
-import shutil
 import sys
 
 import typer
 
 from ferry.cli import context
-from ferry.cli.ssh_terminal import run_console
+from ferry.cli.ssh_terminal import run_console, terminal_size
 from ferry.client import FerryClient
 from ferry.errors import ValidationError
 from ferry.model import Machine, MachineState
@@ -101,7 +100,7 @@ def console(
     if machine_id is None:
         machine_id = choose_machine(client.list_machines(name), None).id
     if command is None:
-        size = shutil.get_terminal_size()
+        size = terminal_size()
         url, headers = client.console_address(
             name, machine_id, cols=size.columns, rows=size.lines, command=shell
         )

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import sys
 import termios
@@ -28,9 +27,17 @@ from websockets.sync.client import ClientConnection, connect
 
 from ferry.errors import ApiError, UnavailableError
 
-__all__ = ["run_console"]
+__all__ = ["run_console", "terminal_size"]
 
 _END_OF_INPUT = b"\x04"
+
+
+def terminal_size() -> os.terminal_size:
+    """The size of the terminal the keys come from (stdin, else stdout), else 80 x 24."""
+    for stream in (sys.stdin, sys.stdout):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            return os.get_terminal_size(stream.fileno())
+    return os.terminal_size((80, 24))
 
 
 def run_console(url: str, headers: dict[str, str]) -> int:
@@ -56,7 +63,7 @@ def run_console(url: str, headers: dict[str, str]) -> int:
             tty.setraw(stdin)
 
             def resized(_signum: int, _frame: FrameType | None) -> None:
-                size = shutil.get_terminal_size()
+                size = terminal_size()
                 with contextlib.suppress(WebSocketException, OSError):
                     socket.send(json.dumps({"resize": [size.columns, size.lines]}))
 

@@ -228,5 +228,8 @@ def test_only_the_command_name_and_exit_code_are_logged(
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert f"exec printenv in machine {machine['id']}: exit 0" in logged
     assert "s3cr3t" not in logged and "DATABASE_PASSWORD" not in logged
-    trail = api.client.get("/v1/audit").text
-    assert "s3cr3t" not in trail and "DATABASE_PASSWORD" not in trail
+    trail = api.client.get("/v1/audit")
+    assert "s3cr3t" not in trail.text and "DATABASE_PASSWORD" not in trail.text
+    (record,) = [r for r in trail.json() if r["route"].endswith("/exec")]
+    assert record["target"]["command"] == "printenv"
+    assert record["target"]["exit_code"] == "0" and record["status"] == 200
