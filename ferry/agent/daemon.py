@@ -8,6 +8,8 @@ Threads, each with one job:
   (``ferry.agent.ps_report``: read from /proc, no exec);
 - image-gc: every ``IMAGE_GC_SECONDS`` deletes cached images nothing here needs
   (``RegistryImageStore.collect``; the decision is ``ferry.runtime.image_gc``);
+- exec: long-polls for exec orders and runs them in their machines
+  (``ferry.agent.exec_loop``: ``runc exec``, bounded in time and output);
 - main loop: each cycle reads a fresh snapshot (desired + containers), asks the
   pure ``plan_host`` for steps, logs each step's one-line reason and hands the
   step to a worker pool. Level-triggered: a lost wake-up costs one cycle.
@@ -29,6 +31,8 @@ from pathlib import Path
 from types import FrameType
 
 from ferry.agent.checks import CheckTracker
+from ferry.agent.console import ConsoleRunner
+from ferry.agent.exec_loop import ExecLoop
 from ferry.agent.isolation_keeper import IsolationKeeper, IsolationSettings
 from ferry.agent.logship import LogShipper
 from ferry.agent.network_hook import BRIDGE, MachineNetwork
@@ -165,6 +169,7 @@ class Agent:
             threading.Thread(target=self._health_loop, name="health", daemon=True),
             threading.Thread(target=self._image_gc_loop, name="image-gc", daemon=True),
             threading.Thread(target=self._ps_loop, name="ps", daemon=True),
+            threading.Thread(target=self._exec_loop, name="exec", daemon=True),
         ]
         for t in threads:
             t.start()
@@ -407,6 +412,17 @@ class Agent:
                     self.logs.ship(desired, self.client, self.settings.host_id)
                 except Exception:
                     log.exception("log shipping failed this pass")
+
+    def _exec_loop(self) -> None:
+        """Commands users run in this host's machines (``ferry ssh console -C``, the API's
+        exec): its own long poll, with its own HTTP client (one request at a time each)."""
+        s = self.settings
+        consoles = ConsoleRunner(
+            s.api_url, s.token, s.host_id, self.driver.runc_binary, self.driver.runc_root
+        )
+        with FerryClient(s.api_url, s.token) as client:
+            loop = ExecLoop(client, self.driver, s.host_id, self._stopping, console=consoles.serve)
+            loop.run()
 
     def _ps_loop(self) -> None:
         """Process reports of the started machines. Never dies: a failed pass is logged."""

@@ -31,6 +31,7 @@ from ferry.cli import (
     scale,
     scale_vm,
     secrets,
+    ssh,
     tokens,
     waf,
     wireguard,
@@ -86,6 +87,7 @@ app.add_typer(releases.app, name="releases")
 app.add_typer(secrets.app, name="secrets")
 app.add_typer(waf.app, name="waf")
 app.add_typer(certs.app, name="certs")
+app.add_typer(ssh.app, name="ssh")
 app.command("status")(status_command)
 app.command("logs")(logs_command)
 app.command("audit")(audit_command)

@@ -8,6 +8,7 @@ from ferry.client._access import AccessMethods
 from ferry.client._agent import AgentMethods
 from ferry.client._audit import AuditMethods
 from ferry.client._certs import CertsMethods
+from ferry.client._exec import ExecMethods
 from ferry.client._join import JoinMethods
 from ferry.client._machine_extras import MachineExtrasMethods, nonce_header
 from ferry.client._mesh import MeshMethods
@@ -49,6 +50,7 @@ class FerryClient(
     MeshMethods,
     JoinMethods,
     WireGuardMethods,
+    ExecMethods,
 ):
     """Synchronous client of the Ferry API; every method blocks until the answer arrives.
 

@@ -39,6 +39,7 @@ import signal as signals
 import subprocess
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from ferry.errors import RuntimeFailure, ValidationError
@@ -65,6 +66,7 @@ from ferry.runtime.oci_spec import (
     build_runtime_spec,
     render_hosts_file,
 )
+from ferry.runtime.runc_exec import CommandResult, exec_in_container
 from ferry.runtime.seccomp import DEFAULT_PROFILE, go_arch, load_profile, runtime_seccomp
 
 __all__ = ["RuncDriver", "parse_signal"]
@@ -436,6 +438,24 @@ class RuncDriver:
         """Thaw before a kill: a frozen process cannot act on a signal, not even SIGKILL."""
         if cgroup_frozen(self.cgroups_path(container_id)):
             self._runc("resume", container_id)
+
+    # -- exec -------------------------------------------------------------------
+
+    def exec_command(
+        self, container_id: str, argv: Sequence[str], *, stdin: bytes, timeout: float, limit: int
+    ) -> CommandResult:
+        """Run ``argv`` in the running container as its own process runs (``runc exec``:
+        its env, user, namespaces, cgroup); see ``ferry.runtime.runc_exec``. Blocking."""
+        self._paths(container_id)  # refuses an id that is not a plain name
+        return exec_in_container(
+            self.runc_binary,
+            self.runc_root,
+            container_id,
+            [*argv],
+            stdin=stdin,
+            timeout=timeout,
+            limit=limit,
+        )
 
     # -- signals, stop ----------------------------------------------------------
 

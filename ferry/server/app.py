@@ -37,6 +37,7 @@ from ferry.server.routes import (
     wireguard,
 )
 from ferry.server.routes import audit as audit_routes
+from ferry.server.routes import exec as exec_routes
 from ferry.store import StateStore
 
 __all__ = ["create_app"]
@@ -140,9 +141,11 @@ def create_app(
         mesh,
         join,
         wireguard,
+        exec_routes,
     ):
         app.include_router(module.build_router(plane), dependencies=authorized, responses=errors)
     app.include_router(orgs.build_router(plane.access), dependencies=authorized, responses=errors)
+    app.include_router(exec_routes.build_console_router(plane))  # WebSockets authenticate alone
     app.include_router(audit_routes.build_router(plane), dependencies=authorized, responses=errors)
     install_openapi(app)
     # Every change and every refused cross-organization attempt goes into the trail.

@@ -19,6 +19,8 @@ from ferry.server.auth import Authenticator
 from ferry.server.autoscaler import PlaneFleet
 from ferry.server.certs_service import CertService, CertSettings
 from ferry.server.clock import Clock
+from ferry.server.console_relay import ConsoleRelay
+from ferry.server.exec_service import ExecBroker
 from ferry.server.hosts_service import HostService
 from ferry.server.join_service import JoinService
 from ferry.server.leases_service import LeaseService
@@ -63,6 +65,8 @@ class ControlPlane:
     auth: Authenticator | None = None
     traffic: EdgeTraffic = field(default_factory=EdgeTraffic)
     processes: ProcessBook = field(default_factory=lambda: ProcessBook(time.monotonic))
+    execs: ExecBroker = field(default_factory=ExecBroker)  # exec orders in flight (memory)
+    consoles: ConsoleRelay = field(default_factory=ConsoleRelay)  # interactive consoles
 
     @classmethod
     def build(

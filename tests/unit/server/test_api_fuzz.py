@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -210,13 +211,32 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Worl
     app.state.plane.secrets_rollouts.machine_timeout = LONG_POLL_TIMEOUT
     # Nor waits ``ps`` for a first process report beyond that.
     app.state.plane.processes.first_wait = LONG_POLL_TIMEOUT
+    # Nor an exec for an agent to take it: the World answers them (``answer_execs``).
+    app.state.plane.execs.pickup_seconds = 2.0
     try:
         with served_app(app) as base:
             world = World(base)
+            stop = threading.Event()
+            agent = threading.Thread(target=answer_execs, args=(base, stop), daemon=True)
+            agent.start()
             yield base, world
+            stop.set()
+            agent.join(5)
             print(world.summary())
     finally:
         store.close()
+
+
+def answer_execs(base: str, stop: threading.Event) -> None:
+    """The host agent's part for exec: take each order and answer it as an empty success."""
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    with requests.Session() as session:
+        while not stop.is_set():
+            url = f"{base}/v1/hosts/{HOST}/exec-requests?timeout=1"
+            orders = session.get(url, headers=headers, timeout=10).json()["requests"]
+            for order in orders:
+                answer = f"{base}/v1/hosts/{HOST}/exec-requests/{order['id']}"
+                session.post(answer, json={"exit_code": 0}, headers=headers, timeout=10)
 
 
 def _document() -> dict[str, Any]:
