@@ -43,9 +43,29 @@ _RECORDS = {
 }
 
 
+def records_response(records: InternalRecords, version: int) -> Response:
+    """Records as their own JSON, the version in ``Ferry-Version``."""
+    return Response(
+        records.to_json(), media_type="application/json", headers={VERSION_HEADER: str(version)}
+    )
+
+
 def build_router(plane: ControlPlane) -> APIRouter:
     router = APIRouter(tags=["mesh"])
     mesh = plane.mesh
+
+    async def changed_since(since: int, timeout: float) -> int:
+        """The mesh version (nodes, machines, peers) once it differs from ``since``, or
+        at once when ``since`` is 0, or when ``timeout`` passes: the long poll."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            seen = plane.notifier.version(None)
+            version = await asyncio.to_thread(mesh.version)
+            remaining = deadline - loop.time()
+            if since == 0 or version != since or remaining <= 0:
+                return version
+            await plane.notifier.wait(None, seen, remaining)
 
     @router.put("/v1/hosts/{host_id}/mesh", responses={200: {"model": MeshNode}})
     def announce_host(host_id: str, body: MeshAnnouncement) -> JSONResponse:
@@ -72,15 +92,8 @@ def build_router(plane: ControlPlane) -> APIRouter:
                 f"{p.describe()} may not read the mesh: it is for hosts and edges",
                 hint="hosts and edges use the credential the cluster gave them",
             )
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            seen = plane.notifier.version(None)
-            version = await asyncio.to_thread(mesh.version)
-            remaining = deadline - loop.time()
-            if since == 0 or version != since or remaining <= 0:
-                return json_response(await asyncio.to_thread(mesh.snapshot))
-            await plane.notifier.wait(None, seen, remaining)
+        await changed_since(since, timeout)
+        return json_response(await asyncio.to_thread(mesh.snapshot))
 
     @router.get("/v1/hosts/{host_id}/internal", responses={200: _RECORDS})
     async def watch_internal_records(
@@ -93,26 +106,15 @@ def build_router(plane: ControlPlane) -> APIRouter:
         host, their WireGuard peers included; long-polls on machine and peer changes
         like the host watch. The version comes back in the ``Ferry-Version`` header."""
         plane.store.get_host(host_id)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            seen = plane.notifier.version(None)
-            version = plane.mesh.version()  # machines, and WireGuard peers (mesh counter)
-            remaining = deadline - loop.time()
-            if since == 0 or version != since or remaining <= 0:
-                records = await asyncio.to_thread(
-                    internal_records,
-                    plane.store,
-                    plane.machines.distances,
-                    host_id,
-                    partial(peers_by_network, plane.store),
-                )
-                return Response(
-                    records.to_json(),
-                    media_type="application/json",
-                    headers={VERSION_HEADER: str(version)},
-                )
-            await plane.notifier.wait(None, seen, remaining)
+        version = await changed_since(since, timeout)
+        records = await asyncio.to_thread(
+            internal_records,
+            plane.store,
+            plane.machines.distances,
+            host_id,
+            partial(peers_by_network, plane.store),
+        )
+        return records_response(records, version)
 
     @router.get("/v1/edges/{region}/internal", responses={200: _RECORDS})
     async def watch_gateway_records(
@@ -122,20 +124,9 @@ def build_router(plane: ControlPlane) -> APIRouter:
     ) -> Response:
         """What the region gateway's resolver answers its WireGuard peers from: the
         records of the organizations with peers at that gateway (as the hosts' feed)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            seen = plane.notifier.version(None)
-            version = plane.mesh.version()
-            remaining = deadline - loop.time()
-            if since == 0 or version != since or remaining <= 0:
-                records = await asyncio.to_thread(_gateway_records, region)
-                return Response(
-                    records.to_json(),
-                    media_type="application/json",
-                    headers={VERSION_HEADER: str(version)},
-                )
-            await plane.notifier.wait(None, seen, remaining)
+        version = await changed_since(since, timeout)
+        records = await asyncio.to_thread(_gateway_records, region)
+        return records_response(records, version)
 
     def _gateway_records(region: str) -> InternalRecords:
         slugs = {p.org_slug for p in plane.store.list_wireguard_peers(region=region)}
