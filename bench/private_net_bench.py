@@ -11,6 +11,7 @@ app `nb` in ams only, and puts machine A on ams-1 and B on ams-2. Then:
 1. **Throughput** (iperf3, one TCP stream, ``--seconds`` ≤ 5, ``--rounds``
    interleaved rounds, order rotated each round): ``6pn`` A → B on B's
    private_ip (A's namespace → host ams-1 → Ferry's wireguard-go → ams-2 → B);
+   ``6pn-hosts`` ams-1 → ams-2's own 6PN address over the same mesh (no machine hop);
    ``raw-wg`` ams-1 → ams-2 over a second wireguard-go pair made here with
    ``wg`` (own interfaces, port, IPv6 ULA addresses; removed at the end);
    ``plain`` ams-1 → ams-2 on their region addresses (the region bridge, no
@@ -88,6 +89,7 @@ class Pair:
     host_b_ns: str
     host_a_addr: str
     host_b_addr: str
+    host_b_infra: str  # ams-2's own 6PN address (its mesh interface)
 
     def ns(self, machine: Machine, cluster: ClusterSettings) -> str:
         return f"{cluster.prefix}-vm-{machine.id}"
@@ -158,6 +160,7 @@ def place_pair(cluster: ClusterSettings, client: FerryClient) -> Pair:
     else:
         raise RuntimeError(f"machines landed only on {sorted(by_host)}")
     hosts = {h.host_id: h for h in cluster.plan.hosts}
+    sixpn_host = {h.id: h.sixpn_host for h in client.hosts()}
     return Pair(
         a=by_host["ams-1"],
         b=by_host["ams-2"],
@@ -165,6 +168,7 @@ def place_pair(cluster: ClusterSettings, client: FerryClient) -> Pair:
         host_b_ns=hosts["ams-2"].netns,
         host_a_addr=hosts["ams-1"].address,
         host_b_addr=hosts["ams-2"].address,
+        host_b_infra=str(sixpn.infra_address(sixpn_host["ams-2"])),
     )
 
 
@@ -174,6 +178,7 @@ def place_pair(cluster: ClusterSettings, client: FerryClient) -> Pair:
 def throughput(cluster: ClusterSettings, pair: Pair, rounds: int, seconds: int) -> list[str]:
     targets = {  # client netns, server netns, server address, port
         "6pn": (pair.ns(pair.a, cluster), pair.ns(pair.b, cluster), pair.b.private_ip, 5301),
+        "6pn-hosts": (pair.host_a_ns, pair.host_b_ns, pair.host_b_infra, 5304),
         "raw-wg": (pair.host_a_ns, pair.host_b_ns, RAW_TUNNEL[1], 5302),
         "plain": (pair.host_a_ns, pair.host_b_ns, pair.host_b_addr, 5303),
     }
@@ -183,7 +188,7 @@ def throughput(cluster: ClusterSettings, pair: Pair, rounds: int, seconds: int) 
             servers.enter_context(iperf3_server(netns, address, port))
         names = list(targets)
         for r in range(rounds):
-            for name in names[r % 3 :] + names[: r % 3]:
+            for name in names[r % len(names) :] + names[: r % len(names)]:
                 client_ns, _, address, port = targets[name]
                 results[name].append(iperf3(client_ns, address, port, seconds))
             print(f"round {r + 1}: " + ", ".join(f"{n} {results[n][-1]:.0f}" for n in names))
@@ -193,7 +198,10 @@ def throughput(cluster: ClusterSettings, pair: Pair, rounds: int, seconds: int) 
         "### 1. Throughput, machine A (ams-1) → machine B (ams-2)",
         "",
         f"iperf3, one TCP stream, {seconds} s per run, {rounds} interleaved rounds",
-        "(order rotated each round).",
+        "(order rotated each round). `6pn`: A's namespace → B's private_ip; `6pn-hosts`:",
+        "host ams-1 → ams-2's infra 6PN address, same mesh, no machine hop; `raw-wg`: ams-1 →",
+        "ams-2 over a hand-made wireguard-go pair (IPv6 inside); `plain`: ams-1 → ams-2's",
+        "region address, no encryption.",
         "",
         "| path | Mbit/s per round | median |",
         "|---|---|---|",
