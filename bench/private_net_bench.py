@@ -194,6 +194,7 @@ def throughput(cluster: ClusterSettings, pair: Pair, rounds: int, seconds: int) 
             print(f"round {r + 1}: " + ", ".join(f"{n} {results[n][-1]:.0f}" for n in names))
     med = {n: statistics.median(v) for n, v in results.items()}
     per_round = [s / w for s, w in zip(results["6pn"], results["raw-wg"], strict=True)]
+    hosts_round = [s / w for s, w in zip(results["6pn-hosts"], results["raw-wg"], strict=True)]
     lines = [
         "### 1. Throughput, machine A (ams-1) → machine B (ams-2)",
         "",
@@ -203,18 +204,21 @@ def throughput(cluster: ClusterSettings, pair: Pair, rounds: int, seconds: int) 
         "ams-2 over a hand-made wireguard-go pair (IPv6 inside); `plain`: ams-1 → ams-2's",
         "region address, no encryption.",
         "",
-        "| path | Mbit/s per round | median |",
-        "|---|---|---|",
+        "| path | Mbit/s per round | median | TCP retransmits per run (median) |",
+        "|---|---|---|---|",
     ]
     lines += [
-        f"| {n} | {', '.join(f'{x:.0f}' for x in v)} | **{med[n]:.0f}** |"
+        f"| {n} | {', '.join(f'{x:.0f}' for x in v)} | **{med[n]:.0f}** | "
+        f"{statistics.median(RETRANSMITS[targets[n][2]]):.0f} |"
         for n, v in results.items()
     ]
     lines += [
         "",
         f"6PN / raw wireguard-go: **{statistics.median(per_round):.2f}x** (median of per-round "
         f"ratios {', '.join(f'{x:.2f}' for x in per_round)}; goal ≥ 0.9x). "
-        f"6PN / plain: **{med['6pn'] / med['plain']:.2f}x**.",
+        f"6PN / plain: **{med['6pn'] / med['plain']:.2f}x**. Hosts over Ferry's mesh / raw "
+        f"wireguard-go: {statistics.median(hosts_round):.2f}x (per round "
+        f"{', '.join(f'{x:.2f}' for x in hosts_round)}).",
         "",
     ]
     return lines
@@ -233,7 +237,11 @@ def iperf3(client_ns: str, address: str, port: int, seconds: int) -> float:
     data = json.loads(proc.stdout or "{}")
     if proc.returncode != 0 or "error" in data:
         raise RuntimeError(f"iperf3 to {address} failed: {data.get('error') or proc.stderr}")
+    RETRANSMITS.setdefault(address, []).append(int(data["end"]["sum_sent"].get("retransmits", 0)))
     return float(data["end"]["sum_received"]["bits_per_second"]) / 1e6
+
+
+RETRANSMITS: dict[str, list[int]] = {}  # server address -> TCP retransmits per run
 
 
 @contextlib.contextmanager
