@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
-import json
 import os
 import platform
 import statistics
@@ -42,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.mesh_lab import UNDERLAY, MeshLab, mesh_lab  # noqa: E402
-from ferry.net import iproute  # noqa: E402
+from bench.wg_iperf import iperf3, iperf3_server, raw_wireguard  # noqa: E402
 
 RAW_TUNNEL = ("10.200.0.1", "10.200.0.2")
 RAW_PORT = 51830
@@ -59,7 +58,7 @@ def main() -> None:
         h1, h2 = lab.hosts
         lab.sync(h1)
         lab.sync(h2)
-        with raw_wireguard(lab, Path(state)):
+        with raw_pair(lab, Path(state)):
             targets: dict[str, Target] = {
                 "mesh machines": (h1.machine_netns, h2.machine_netns, h2.machine_address, 5201),
                 "mesh hosts": (h1.netns, h2.netns, h2.mesh.address, 5202),
@@ -83,87 +82,19 @@ def measure(targets: dict[str, Target], rounds: int, seconds: int) -> dict[str, 
     for r in range(rounds):
         order = names[r % len(names) :] + names[: r % len(names)]
         for name in order:
-            results[name].append(iperf3(*targets[name], seconds))
+            client_ns, _server_ns, address, port = targets[name]
+            results[name].append(iperf3(client_ns, address, port, seconds).mbits)
         print(f"round {r + 1}: " + ", ".join(f"{n} {results[n][-1]:.0f}" for n in names))
     return results
 
 
-def iperf3(client_ns: str, _server_ns: str, address: str, port: int, seconds: int) -> float:
-    """Mbit/s received by the server over one TCP stream."""
-    argv = ["iperf3", "-c", address, "-p", str(port), "-t", str(seconds), "-J"]
-    proc = subprocess.run(
-        iproute.netns_exec_argv(client_ns, argv),
-        capture_output=True,
-        text=True,
-        timeout=seconds + 20,
-        check=False,
-    )
-    data = json.loads(proc.stdout or "{}")
-    if proc.returncode != 0 or "error" in data:
-        raise RuntimeError(f"iperf3 to {address} failed: {data.get('error') or proc.stderr}")
-    return float(data["end"]["sum_received"]["bits_per_second"]) / 1e6
-
-
 @contextlib.contextmanager
-def iperf3_server(netns: str, address: str, port: int) -> Iterator[None]:
-    argv = iproute.netns_exec_argv(
-        netns, ["iperf3", "-s", "-B", address, "-p", str(port), "--forceflush"]
-    )
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        assert proc.stdout is not None
-        for _ in range(5):  # bounded: the banner is the first few lines
-            if "Server listening" in proc.stdout.readline():
-                break
-        else:
-            raise RuntimeError(f"iperf3 server on {address} did not start")
-        yield
-    finally:
-        proc.kill()
-        proc.wait(timeout=5)
-
-
-@contextlib.contextmanager
-def raw_wireguard(lab: MeshLab, state: Path) -> Iterator[None]:
+def raw_pair(lab: MeshLab, state: Path) -> Iterator[None]:
     """A second wireguard-go pair between the hosts, configured by hand with ``wg``."""
+    spots = [(host.netns, UNDERLAY[i]) for i, host in enumerate(lab.hosts)]
     names = [f"{lab.scope}r{n}" for n in (1, 2)]
-    keys = []
-    for name in names:
-        private = subprocess.run(["wg", "genkey"], capture_output=True, text=True, check=True)
-        path = state / f"{name}.key"
-        path.touch(mode=0o600)
-        path.write_text(private.stdout)
-        public = subprocess.run(
-            ["wg", "pubkey"], input=private.stdout, capture_output=True, text=True, check=True
-        )
-        keys.append((path, public.stdout.strip()))
-    try:
-        for i, (host, name) in enumerate(zip(lab.hosts, names, strict=True)):
-            other = 1 - i
-            env = {"PATH": os.environ["PATH"], "LOG_LEVEL": "error"}
-            subprocess.run(
-                iproute.netns_exec_argv(host.netns, ["wireguard-go", name]),
-                env=env,
-                stdout=subprocess.DEVNULL,  # a pipe would be held open by the daemon
-                stderr=subprocess.DEVNULL,
-                check=True,
-                start_new_session=True,
-                timeout=10,
-            )
-            subprocess.run(
-                ["wg", "set", name, "listen-port", str(RAW_PORT), "private-key", str(keys[i][0]),
-                 "peer", keys[other][1], "endpoint", f"{UNDERLAY[other]}:{RAW_PORT}",
-                 "allowed-ips", f"{RAW_TUNNEL[other]}/32"],
-                check=True,
-            )  # fmt: skip
-            iproute.ip_batch(
-                [f"addr add {RAW_TUNNEL[i]}/24 dev {name}", f"link set {name} up"],
-                netns=host.netns,
-            )
+    with raw_wireguard(spots, names, [f"{a}/24" for a in RAW_TUNNEL], RAW_PORT, state):
         yield
-    finally:
-        for host, name in zip(lab.hosts, names, strict=True):
-            iproute.ip("link", "del", name, netns=host.netns, check=False)
 
 
 def report(results: dict[str, list[float]], rounds: int, seconds: int) -> str:

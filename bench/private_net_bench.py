@@ -40,7 +40,6 @@ import contextlib
 import datetime
 import functools
 import http.client
-import json
 import os
 import random
 import re
@@ -63,6 +62,7 @@ import dns.rdatatype
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.wg_iperf import iperf3, iperf3_server, raw_wireguard  # noqa: E402
 from ferry.client import FerryClient  # noqa: E402
 from ferry.cluster.ephemeral import ephemeral_cluster  # noqa: E402
 from ferry.cluster.settings import ClusterSettings  # noqa: E402
@@ -120,7 +120,7 @@ def main() -> None:
         wait_routable(cluster, "ams", APP, timeout=60)
         pair = place_pair(cluster, client)
         print(f"A={pair.a.id} on {pair.a.host_id}, B={pair.b.id} on {pair.b.host_id}", flush=True)
-        stack.enter_context(raw_wireguard(pair, tmp))
+        stack.enter_context(raw_pair(pair, tmp))
         print(busiest(), flush=True)  # the idle cluster's CPU, for the reader of the log
         lines += throughput(cluster, pair, args.rounds, args.seconds)
         lines += mtus(cluster, client, pair)
@@ -190,7 +190,7 @@ def throughput(cluster: ClusterSettings, pair: Pair, rounds: int, seconds: int) 
         for r in range(rounds):
             for name in names[r % len(names) :] + names[: r % len(names)]:
                 client_ns, _, address, port = targets[name]
-                results[name].append(iperf3(client_ns, address, port, seconds))
+                results[name].append(iperf3_mbits(client_ns, address, port, seconds))
             print(f"round {r + 1}: " + ", ".join(f"{n} {results[n][-1]:.0f}" for n in names))
     med = {n: statistics.median(v) for n, v in results.items()}
     per_round = [s / w for s, w in zip(results["6pn"], results["raw-wg"], strict=True)]
@@ -224,91 +224,24 @@ def throughput(cluster: ClusterSettings, pair: Pair, rounds: int, seconds: int) 
     return lines
 
 
-def iperf3(client_ns: str, address: str, port: int, seconds: int) -> float:
-    """Mbit/s received by the server over one TCP stream."""
-    argv = ["iperf3", "-c", address, "-p", str(port), "-t", str(seconds), "-J"]
-    proc = subprocess.run(
-        iproute.netns_exec_argv(client_ns, argv),
-        capture_output=True,
-        text=True,
-        timeout=seconds + 20,
-        check=False,
-    )
-    data = json.loads(proc.stdout or "{}")
-    if proc.returncode != 0 or "error" in data:
-        raise RuntimeError(f"iperf3 to {address} failed: {data.get('error') or proc.stderr}")
-    RETRANSMITS.setdefault(address, []).append(int(data["end"]["sum_sent"].get("retransmits", 0)))
-    return float(data["end"]["sum_received"]["bits_per_second"]) / 1e6
-
-
 RETRANSMITS: dict[str, list[int]] = {}  # server address -> TCP retransmits per run
 
 
-@contextlib.contextmanager
-def iperf3_server(netns: str, address: str, port: int) -> Iterator[None]:
-    argv = iproute.netns_exec_argv(
-        netns, ["iperf3", "-s", "-B", address, "-p", str(port), "--forceflush"]
-    )
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        assert proc.stdout is not None
-        for _ in range(5):  # bounded: the banner is the first few lines
-            if "Server listening" in proc.stdout.readline():
-                break
-        else:
-            raise RuntimeError(f"iperf3 server on {address} did not start")
-        yield
-    finally:
-        proc.kill()
-        proc.wait(timeout=5)
+def iperf3_mbits(client_ns: str, address: str, port: int, seconds: int) -> float:
+    """Mbit/s of one run; its retransmits go to ``RETRANSMITS``."""
+    run = iperf3(client_ns, address, port, seconds)
+    RETRANSMITS.setdefault(address, []).append(run.retransmits)
+    return run.mbits
 
 
 @contextlib.contextmanager
-def raw_wireguard(pair: Pair, state: Path) -> Iterator[None]:
+def raw_pair(pair: Pair, state: Path) -> Iterator[None]:
     """A second wireguard-go pair between ams-1 and ams-2, made by hand with ``wg``."""
     tag = os.urandom(2).hex()
-    names = [f"nbr{tag}a", f"nbr{tag}b"]
     spots = [(pair.host_a_ns, pair.host_a_addr), (pair.host_b_ns, pair.host_b_addr)]
-    keys = []
-    for name in names:
-        private = subprocess.run(["wg", "genkey"], capture_output=True, text=True, check=True)
-        path = state / f"{name}.key"
-        path.touch(mode=0o600)
-        path.write_text(private.stdout)
-        public = subprocess.run(
-            ["wg", "pubkey"], input=private.stdout, capture_output=True, text=True, check=True
-        )
-        keys.append((path, public.stdout.strip()))
-    try:
-        for i, ((netns, _), name) in enumerate(zip(spots, names, strict=True)):
-            other = 1 - i
-            env = {"PATH": os.environ["PATH"], "LOG_LEVEL": "error"}
-            subprocess.run(
-                iproute.netns_exec_argv(netns, ["wireguard-go", name]),
-                env=env,
-                stdout=subprocess.DEVNULL,  # a pipe would be held open by the daemon
-                stderr=subprocess.DEVNULL,
-                check=True,
-                start_new_session=True,
-                timeout=10,
-            )
-            subprocess.run(
-                iproute.netns_exec_argv(netns, [
-                    "wg", "set", name, "listen-port", str(RAW_PORT), "private-key",
-                    str(keys[i][0]), "peer", keys[other][1], "endpoint",
-                    f"{spots[other][1]}:{RAW_PORT}", "allowed-ips", f"{RAW_TUNNEL[other]}/128",
-                ]),
-                check=True,
-                timeout=10,
-            )  # fmt: skip
-            iproute.ip_batch(
-                [f"addr add {RAW_TUNNEL[i]}/64 dev {name} nodad", f"link set {name} up mtu 1420"],
-                netns=netns,
-            )
+    names = [f"nbr{tag}a", f"nbr{tag}b"]
+    with raw_wireguard(spots, names, [f"{a}/64" for a in RAW_TUNNEL], RAW_PORT, state):
         yield
-    finally:
-        for (netns, _), name in zip(spots, names, strict=True):
-            iproute.ip("link", "del", name, netns=netns, check=False)
 
 
 def mtus(cluster: ClusterSettings, client: FerryClient, pair: Pair) -> list[str]:

@@ -86,8 +86,7 @@ class DnsLoop:
         self._loop.run_until_complete(self.server.close())
 
     async def _until_stopped(self) -> None:
-        while not self.stopping.is_set():
-            await asyncio.sleep(0.5)
+        await asyncio.to_thread(self.stopping.wait)
 
     def _follow(self) -> None:
         while not self.stopping.is_set():

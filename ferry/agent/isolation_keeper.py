@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from ferry.errors import FerryError, ValidationError
 from ferry.model import Machine, MachineState
 from ferry.net import nftables, sixpn
-from ferry.net.iproute import ip
+from ferry.net.iproute import ip, netns_exists
 from ferry.net.isolation import (
     DNS_SERVICES,
     INFRA_PREFIX,
@@ -109,6 +109,8 @@ class IsolationKeeper:
     def _find_veth(self, machine_id: str) -> str | None:
         """The host-side end of the machine's ``eth0`` (by its peer's ifindex)."""
         netns = self.netns_name(machine_id)
+        if not netns_exists(netns):
+            return None  # a stopped machine's: no exec for it each pass
         shown = ip("-j", "link", "show", "eth0", netns=netns, check=False)
         try:
             peer_index = int(json.loads(shown)[0]["link_index"])

@@ -34,25 +34,28 @@ def internal_records(
     peers_of: PeersOf | None = None,
 ) -> InternalRecords:
     """The records ``host_id``'s resolver needs (see the module doc). Blocking."""
-    apps = {app.name: app for app in store.list_apps()}
-    networks = {
-        apps[m.app_name].organization.sixpn_network
-        for m in store.list_machines(include_destroyed=False)
-        if m.host_id == host_id and m.app_name in apps
-    }
-    return records_of(store, distances, networks, peers_of)
+    return records_of(store, distances, None, peers_of, on_host=host_id)
 
 
 def records_of(
     store: StateStore,
     distances: RegionDistances,
-    networks: set[int],
+    networks: set[int] | None,
     peers_of: PeersOf | None = None,
+    *,
+    on_host: str | None = None,
 ) -> InternalRecords:
-    """The records of the organizations with 6PN ``networks`` (a host's, or those of a
-    gateway's WireGuard peers). Blocking."""
+    """The records of the organizations with 6PN ``networks`` (those of a gateway's
+    WireGuard peers), or, with ``networks=None``, of those with a live machine on
+    ``on_host``. Reads the apps and machines once. Blocking."""
     apps = {app.name: app for app in store.list_apps()}
     live = store.list_machines(include_destroyed=False)
+    if networks is None:
+        networks = {
+            apps[m.app_name].organization.sixpn_network
+            for m in live
+            if m.host_id == on_host and m.app_name in apps
+        }
     networks = set(networks) - {0}
     records: list[MachineRecord] = []
     for m in live:

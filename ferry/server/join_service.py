@@ -126,11 +126,7 @@ class JoinService:
                 f"join token {info.id} is for region {info.region}, not {request.region}",
                 hint=f"join with --region {info.region}, or make a token for {request.region}",
             )
-        try:
-            self._store.get_host(request.id)
-        except NotFoundError:
-            pass
-        else:
+        if any(host.id == request.id for host in self._store.list_hosts()):
             raise ConflictError(
                 f"host {request.id!r} already exists",
                 hint="give the new server an id of its own with --id",

@@ -1,9 +1,10 @@
 """The mesh part of the storage contract (``ferry.store.sqlite_mesh`` for SQLite).
 
 One row per node of the WireGuard mesh (a host or an edge): its public key,
-its endpoint and its mesh number (the ``host`` field of its 6PN address in the
-platform's network 0). A node announcing again keeps its number; keys and
-endpoints are unique across nodes.
+its endpoint and a mesh number. An edge's address is ``sixpn.edge_address`` of
+that number; a host's is ``sixpn.infra_address`` of its 6PN host number, so its
+mesh number only keeps the column unique. A node announcing again keeps its
+number; keys and endpoints are unique across nodes.
 """
 
 from __future__ import annotations
