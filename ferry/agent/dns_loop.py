@@ -50,6 +50,7 @@ class DnsLoop:
         self.copy = copy
         self.stopping = stopping
         self.version = 0
+        self._applied = ""
         self.server = InternalDnsServer(self._load(), region=region, upstream=upstream)
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -92,8 +93,9 @@ class DnsLoop:
         while not self.stopping.is_set():
             try:
                 version, text = self.fetch(self.version, WATCH_SECONDS)
-                if version != self.version:
+                if version != self.version and text != self._applied:
                     self.apply(InternalRecords.from_json(text))
+                    self._applied = text  # the same records again: no swap, no disk write
                 self.version = version
             except (FerryError, OSError) as exc:
                 log.warning("dns feed: %s; answering from the records we have", exc)

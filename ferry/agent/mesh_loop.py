@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -29,6 +30,7 @@ log = logging.getLogger("ferry.agent.mesh")
 
 WATCH_SECONDS = 30
 RETRY_SECONDS = 1.0
+RESYNC_SECONDS = 60.0
 
 
 class MeshHost(Protocol):
@@ -87,6 +89,8 @@ class MeshLoop:
         self.cache = cache
         self.version = 0
         self._announced = False
+        self._applied: list[MeshNode] | None = None  # the nodes the interface was synced to
+        self._synced_at = time.monotonic()
 
     def run(self) -> None:
         cached = self._load()
@@ -113,7 +117,11 @@ class MeshLoop:
             self.announce(me.public_key, endpoint)
             self._announced = True
         snapshot = self.client.watch_mesh(since=self.version, timeout=timeout)
-        if snapshot.version != self.version:
+        # The version moves with every machine write; the peers only with the nodes and
+        # their prefixes: no wg or ip exec when a machine merely starts or stops.
+        # A sync now and then all the same keeps it level-triggered (a killed wireguard-go).
+        stale = time.monotonic() - self._synced_at > RESYNC_SECONDS
+        if stale or (snapshot.version != self.version and snapshot.nodes != self._applied):
             self._sync(snapshot)
             self._save(snapshot)
         self.version = snapshot.version
@@ -121,6 +129,8 @@ class MeshLoop:
 
     def _sync(self, snapshot: MeshSnapshot) -> None:
         report = self.mesh.sync(peers_of(snapshot, self.mesh.node_id), self.local_prefixes())
+        self._applied = snapshot.nodes
+        self._synced_at = time.monotonic()
         for reason in report.reasons:
             log.info("mesh: %s", reason)
 
