@@ -102,7 +102,10 @@ def cluster_up(settings: ClusterSettings, *, timeout: float = 90.0) -> ClusterSe
             start_new_session=True,
         )
     deadline = time.monotonic() + timeout
-    want = {h.host_id for h in settings.plan.hosts}
+    # remote hosts join by token after the others: up means they are up too
+    want = {h.host_id for h in settings.plan.hosts} | {
+        r.host_id for r in settings.plan.remote_hosts
+    }
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise UnavailableError(
