@@ -11,20 +11,38 @@ Nothing of an organization without machines on the host goes there.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from ipaddress import IPv6Address
 
 from ferry.autoscale.distances import RegionDistances
 from ferry.errors import ValidationError
-from ferry.model import MachineState
+from ferry.model import App, Machine, MachineState
 from ferry.net.internal_records import InternalRecords, MachineRecord
 from ferry.store.base import StateStore
 
-__all__ = ["PeersOf", "internal_records", "records_of"]
+__all__ = ["FeedReads", "PeersOf", "internal_records", "read_feed", "records_of"]
 
 DEFAULT_GROUP = "app"  # a machine without fly_process_group metadata, as deploys name it
 
 #: The WireGuard peers (name → address) of the organization with this 6PN network.
 PeersOf = Callable[[Iterable[int]], Mapping[int, Mapping[str, IPv6Address]]]
+
+
+@dataclass(frozen=True)
+class FeedReads:
+    """The store reads every host's and gateway's records are made of: read once
+    per version and shared by them all (``ferry.server.feeds``)."""
+
+    apps: Mapping[str, App]
+    live: list[Machine]
+
+
+def read_feed(store: StateStore) -> FeedReads:
+    """Every app and every machine not destroyed. Blocking."""
+    return FeedReads(
+        {app.name: app for app in store.list_apps()},
+        store.list_machines(include_destroyed=False),
+    )
 
 
 def internal_records(
@@ -34,11 +52,11 @@ def internal_records(
     peers_of: PeersOf | None = None,
 ) -> InternalRecords:
     """The records ``host_id``'s resolver needs (see the module doc). Blocking."""
-    return records_of(store, distances, None, peers_of, on_host=host_id)
+    return records_of(read_feed(store), distances, None, peers_of, on_host=host_id)
 
 
 def records_of(
-    store: StateStore,
+    reads: FeedReads,
     distances: RegionDistances,
     networks: set[int] | None,
     peers_of: PeersOf | None = None,
@@ -47,9 +65,8 @@ def records_of(
 ) -> InternalRecords:
     """The records of the organizations with 6PN ``networks`` (those of a gateway's
     WireGuard peers), or, with ``networks=None``, of those with a live machine on
-    ``on_host``. Reads the apps and machines once. Blocking."""
-    apps = {app.name: app for app in store.list_apps()}
-    live = store.list_machines(include_destroyed=False)
+    ``on_host``. Pure over ``reads``, but ``peers_of`` may read the store."""
+    apps, live = reads.apps, reads.live
     if networks is None:
         networks = {
             apps[m.app_name].organization.sixpn_network
