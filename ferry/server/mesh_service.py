@@ -70,9 +70,9 @@ class MeshService:
                 address = sixpn.parse(machine.private_ip)
             except ValidationError:
                 continue  # no 6PN address (yet): nothing to route
-            prefix = str(sixpn.host_prefix(address.network, address.host))
-            if prefix not in carried.setdefault(machine.host_id, []):
-                carried[machine.host_id].append(prefix)
+            host_prefix = str(sixpn.host_prefix(address.network, address.host))
+            if host_prefix not in carried.setdefault(machine.host_id, []):
+                carried[machine.host_id].append(host_prefix)
         # An edge is its region's gateway for developers' WireGuard peers: it carries their /120s.
         for peer in self._store.list_wireguard_peers():
             network = self._store.get_org(peer.org_slug).sixpn_network
