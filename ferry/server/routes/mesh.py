@@ -14,12 +14,10 @@ from fastapi.responses import JSONResponse, Response
 from ferry.errors import ForbiddenError
 from ferry.model.access import TokenKind
 from ferry.model.mesh import MeshAnnouncement, MeshNode, MeshSnapshot
-from ferry.net.internal_records import InternalRecords
 from ferry.server.auth import principal_of
 from ferry.server.context import ControlPlane, json_response
 from ferry.server.feeds import Feed, FeedState, KeyedFeeds, Memo
-from ferry.server.internal_feed import read_feed, records_of
-from ferry.server.wireguard_service import peers_by_network
+from ferry.server.internal_feed import RecordsView, read_feed
 
 __all__ = ["VERSION_HEADER", "build_router"]
 
@@ -61,20 +59,20 @@ def build_router(plane: ControlPlane) -> APIRouter:
     # Every machine write wakes all these polls: each feed is computed once per
     # version for all of them, and answers only when its own content moved.
     reads = Memo(mesh.version, lambda _version: read_feed(plane.store))
-    peers = partial(peers_by_network, plane.store)
     mesh_feed: Feed[list[MeshNode]] = Feed(
         mesh.version, lambda: mesh.snapshot().nodes, fingerprint=lambda nodes: nodes
     )
-    host_feeds: KeyedFeeds[str, str] = KeyedFeeds(
-        mesh.version,
-        lambda host_id: records_of(
-            reads.current()[1], plane.machines.distances, None, peers, on_host=host_id
-        ).to_json(),
-        fingerprint=lambda text: text,
-    )
-    gateway_feeds: KeyedFeeds[str, str] = KeyedFeeds(
-        mesh.version, lambda region: _gateway_records(region).to_json(), lambda text: text
-    )
+
+    def host_view(host_id: str) -> RecordsView:
+        shared = reads.current()[1]
+        return RecordsView(shared, shared.host_networks.get(host_id, frozenset()))
+
+    def gateway_view(region: str) -> RecordsView:
+        shared = reads.current()[1]
+        return RecordsView(shared, shared.gateway_networks.get(region, frozenset()))
+
+    host_feeds = KeyedFeeds(mesh.version, host_view, RecordsView.fingerprint)
+    gateway_feeds = KeyedFeeds(mesh.version, gateway_view, RecordsView.fingerprint)
 
     async def long_poll(
         current: Callable[[], FeedState[T]], since: int, timeout: float
@@ -131,7 +129,7 @@ def build_router(plane: ControlPlane) -> APIRouter:
         host watch. The version comes back in the ``Ferry-Version`` header."""
         plane.store.get_host(host_id)
         state = await long_poll(partial(host_feeds.current, host_id), since, timeout)
-        return records_response(state.value, state.version)
+        return records_response(state.value.to_json(plane.machines.distances), state.version)
 
     @router.get("/v1/edges/{region}/internal", responses={200: _RECORDS})
     async def watch_gateway_records(
@@ -142,11 +140,6 @@ def build_router(plane: ControlPlane) -> APIRouter:
         """What the region gateway's resolver answers its WireGuard peers from: the
         records of the organizations with peers at that gateway (as the hosts' feed)."""
         state = await long_poll(partial(gateway_feeds.current, region), since, timeout)
-        return records_response(state.value, state.version)
-
-    def _gateway_records(region: str) -> InternalRecords:
-        slugs = {p.org_slug for p in plane.store.list_wireguard_peers(region=region)}
-        networks = {o.sixpn_network for o in plane.store.list_orgs(slugs)} if slugs else set()
-        return records_of(reads.current()[1], plane.machines.distances, networks, peers)
+        return records_response(state.value.to_json(plane.machines.distances), state.version)
 
     return router
