@@ -19,14 +19,51 @@ included. Thread-safe; ``current`` blocks (call it in a thread).
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-__all__ = ["Feed", "FeedState", "KeyedFeeds", "Memo"]
+__all__ = ["Feed", "FeedState", "KeyedFeeds", "Memo", "NotifiedVersion"]
 
 T = TypeVar("T")
 K = TypeVar("K", bound=Hashable)
+
+
+class NotifiedVersion:
+    """A store version, read again only when the change notifier moved (or the last
+    read is ``max_age`` seconds old).
+
+    Every write that a feed follows notifies after it commits, so a version read
+    after the last notification is still the store's; the age bound covers a write
+    that forgot to notify. Each poll of each feed asks for the version on every
+    wake-up: this turns a dozen store reads per write into one.
+    """
+
+    def __init__(
+        self,
+        read: Callable[[], int],
+        generation: Callable[[], int],
+        *,
+        max_age: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._read = read
+        self._generation = generation
+        self._max_age = max_age
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._cached: tuple[int, float, int] | None = None  # generation, read at, version
+
+    def __call__(self) -> int:
+        generation, now = self._generation(), self._clock()
+        with self._lock:
+            cached = self._cached
+            if cached is not None and cached[0] == generation and now - cached[1] < self._max_age:
+                return cached[2]
+            version = self._read()  # after the generation: a later write moves it again
+            self._cached = (generation, now, version)
+            return version
 
 
 @dataclass(frozen=True)

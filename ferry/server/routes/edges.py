@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse, Response
 
 from ferry.errors import NotFoundError, ValidationError
 from ferry.server.context import ControlPlane, json_bytes, json_response
-from ferry.server.feeds import Memo
+from ferry.server.feeds import Memo, NotifiedVersion
 from ferry.server.openapi import AppTraffic, MachinesWatch, Ok
 from ferry.server.placement import known_regions
 from ferry.server.traffic import EdgeReport, unknown_in_report
@@ -25,7 +25,9 @@ def build_router(plane: ControlPlane) -> APIRouter:
         return json_bytes({"resource_version": version, "machines": machines})
 
     # every edge polls this after every machine write: read and encoded once per version
-    routes = Memo(plane.store.resource_version, routes_body)
+    routes = Memo(
+        NotifiedVersion(plane.store.resource_version, plane.notifier.version), routes_body
+    )
 
     @router.get("/v1/routes", responses={200: {"model": MachinesWatch}})
     async def watch_routes(

@@ -16,7 +16,7 @@ from ferry.model.access import TokenKind
 from ferry.model.mesh import MeshAnnouncement, MeshNode, MeshSnapshot
 from ferry.server.auth import principal_of
 from ferry.server.context import ControlPlane, json_response
-from ferry.server.feeds import Feed, FeedState, KeyedFeeds, Memo
+from ferry.server.feeds import Feed, FeedState, KeyedFeeds, Memo, NotifiedVersion
 from ferry.server.internal_feed import RecordsView, read_feed
 
 __all__ = ["VERSION_HEADER", "build_router"]
@@ -58,9 +58,10 @@ def build_router(plane: ControlPlane) -> APIRouter:
     mesh = plane.mesh
     # Every machine write wakes all these polls: each feed is computed once per
     # version for all of them, and answers only when its own content moved.
-    reads = Memo(mesh.version, lambda _version: read_feed(plane.store))
+    version = NotifiedVersion(mesh.version, plane.notifier.version)
+    reads = Memo(version, lambda _version: read_feed(plane.store))
     mesh_feed: Feed[list[MeshNode]] = Feed(
-        mesh.version, lambda: mesh.snapshot().nodes, fingerprint=lambda nodes: nodes
+        version, lambda: mesh.snapshot().nodes, fingerprint=lambda nodes: nodes
     )
 
     def host_view(host_id: str) -> RecordsView:
@@ -71,8 +72,8 @@ def build_router(plane: ControlPlane) -> APIRouter:
         shared = reads.current()[1]
         return RecordsView(shared, shared.gateway_networks.get(region, frozenset()))
 
-    host_feeds = KeyedFeeds(mesh.version, host_view, RecordsView.fingerprint)
-    gateway_feeds = KeyedFeeds(mesh.version, gateway_view, RecordsView.fingerprint)
+    host_feeds = KeyedFeeds(version, host_view, RecordsView.fingerprint)
+    gateway_feeds = KeyedFeeds(version, gateway_view, RecordsView.fingerprint)
 
     async def long_poll(
         current: Callable[[], FeedState[T]], since: int, timeout: float

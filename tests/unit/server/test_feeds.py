@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from ferry.server.feeds import Feed, KeyedFeeds, Memo
+from ferry.server.feeds import Feed, KeyedFeeds, Memo, NotifiedVersion
 
 
 class Source:
@@ -76,3 +76,23 @@ def test_a_memo_recomputes_only_when_the_source_moves_and_passes_the_version() -
     source.version = 11
     assert memo.current() == (11, 22)
     assert seen == [10, 11]
+
+
+def test_a_notified_version_is_read_again_only_after_a_notification_or_when_old() -> None:
+    reads = [0]
+    store = {"version": 5}
+    generation = [1]
+    now = [100.0]
+
+    def read() -> int:
+        reads[0] += 1
+        return store["version"]
+
+    version = NotifiedVersion(read, lambda: generation[0], max_age=1.0, clock=lambda: now[0])
+    assert version() == 5 and version() == 5 and reads[0] == 1
+    store["version"] = 6  # committed; its notification follows
+    generation[0] += 1
+    assert version() == 6 and reads[0] == 2
+    store["version"] = 7  # a write that never notifies is seen within max_age
+    now[0] += 1.5
+    assert version() == 7 and reads[0] == 3
