@@ -75,7 +75,9 @@ def state_without_netns(state: dict[str, Any]) -> dict[str, Any]:
     (its config's list and ``namespace_paths``); everything else as it is. Pure."""
     config = dict(state["config"])
     config["namespaces"] = [
-        entry for entry in config.get("namespaces") or [] if entry.get("type") != _NET
+        entry
+        for entry in config.get("namespaces") or []
+        if not (isinstance(entry, dict) and entry.get("type") == _NET)
     ]
     paths = {kind: path for kind, path in state["namespace_paths"].items() if kind != _NET}
     return {**state, "config": config, "namespace_paths": paths}
