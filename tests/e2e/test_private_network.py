@@ -120,6 +120,39 @@ def test_internal_names_resolve_for_the_machines_org(
     assert "region=sin" in fetch(cluster, ams, f"http://{sin.id}.vm.net.internal:8080/")
 
 
+def test_ssh_console_runs_a_command_in_a_machine_as_the_cluster_makes_them(
+    cluster: ClusterSettings, net: list[Machine]
+) -> None:
+    """`ferry ssh console -C` in a machine of the cluster's default kind: in a user namespace
+    of its own, in the network namespace its host's agent made; the command reaches
+    another region's machine over 6PN from there."""
+    ams, sin = net
+    script = (
+        "/bin/busybox cat /proc/self/uid_map; /bin/busybox readlink /proc/self/ns/net; "
+        "echo $FLY_PRIVATE_IP; "
+        f'printf "GET / HTTP/1.0\\r\\n\\r\\n" | /bin/busybox nc -w 5 {sin.private_ip} 8080'
+    )
+    done = ferry(
+        cluster,
+        "ssh",
+        "console",
+        "-a",
+        "net",
+        "--machine",
+        ams.id,
+        "-C",
+        f"/bin/busybox sh -c '{script}'",
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    inside, host_uid, _ = lines[0].split()
+    assert inside == "0" and int(host_uid) >= 100_000, lines[0]  # root inside, not on the host
+    netns = Path("/run/netns") / f"{cluster.prefix}-vm-{ams.id}"
+    assert lines[1] == f"net:[{netns.stat().st_ino}]"  # the namespace the agent made
+    assert lines[2] == ams.private_ip
+    assert "region=sin" in done.stdout, done.stdout
+
+
 def _lookup(cluster: ClusterSettings, machine: Machine, name: str) -> list[str]:
     script = (
         "import dns.message, dns.query, sys\n"
