@@ -140,9 +140,10 @@ class KeyedFeeds(Generic[K, T]):
         compute: Callable[[K], T],
         fingerprint: Callable[[T], object],
     ) -> None:
-        self._source_version = source_version
-        self._compute = compute
-        self._fingerprint = fingerprint
+        def make(key: K) -> Feed[T]:
+            return Feed(source_version, lambda: compute(key), fingerprint)
+
+        self._make = make
         self._lock = threading.Lock()
         self._feeds: dict[K, Feed[T]] = {}
 
@@ -150,6 +151,5 @@ class KeyedFeeds(Generic[K, T]):
         with self._lock:
             feed = self._feeds.get(key)
             if feed is None:
-                feed = Feed(self._source_version, lambda: self._compute(key), self._fingerprint)
-                self._feeds[key] = feed
+                feed = self._feeds[key] = self._make(key)
         return feed.current()
