@@ -13,9 +13,10 @@ import pytest
 
 from ferry.client import FerryClient
 from ferry.cluster.settings import ClusterSettings
-from ferry.model import Machine, MachineState
+from ferry.model import InitConfig, Machine, MachineState
 from ferry.net import sixpn, wireguard
 from tests.e2e.conftest import ferry
+from tests.e2e.test_autoscale import wait_until
 from tests.e2e.test_edge import deploy_demo, wait_routable
 
 pytestmark = pytest.mark.e2e
@@ -250,3 +251,46 @@ def test_a_developer_peer_reaches_its_orgs_machines_by_name_and_nothing_else(
         subprocess.run(["ip", "netns", "delete", client_ns], capture_output=True)
         subprocess.run(["ip", "-n", region_ns, "link", "del", link], capture_output=True)
         ferry(cluster, "wireguard", "remove", org.slug, name)
+
+
+def test_a_new_machine_reaches_its_organization_from_its_first_instant(
+    client: FerryClient, net: list[Machine]
+) -> None:
+    """A machine's first packets are not lost while its host's isolation rules take it
+    in: a connection made as the very first thing it does gets through at once (a
+    dropped first SYN would be sent again only a second later)."""
+    ams, sin = net
+    request = 'printf "GET / HTTP/1.0\\r\\n\\r\\n"'
+    uptime_cs = "${t%.*}${t#*.}"  # /proc/uptime in hundredths of a second
+    script = (
+        f"read t _ < /proc/uptime; a={uptime_cs}; "
+        f"{request} | /bin/busybox nc -w 5 {sin.private_ip} 8080 | /bin/busybox head -1; "
+        f"read t _ < /proc/uptime; b={uptime_cs}; "
+        "echo first-connection-ms=$(( (b - a) * 10 )); exec /bin/busybox sleep 600"
+    )
+    config = ams.config.model_copy(
+        update={
+            "init": InitConfig(entrypoint=["/bin/busybox", "sh", "-c"], cmd=[script]),
+            "services": [],
+            "checks": {},
+        }
+    )
+    client.create_app("first")
+    machine = client.create_machine("first", config, region="ams")
+    try:
+        assert client.wait_machine("first", machine.id, timeout=60) == "started"
+        wait_until(
+            lambda: any("first-connection-ms=" in line for line in logs(client, machine)),
+            timeout=30,
+            what="the machine's first connection to end",
+        )
+        lines = logs(client, machine)
+        assert any(" 200 OK" in line for line in lines), lines
+        took = next(int(line.split("=")[1]) for line in lines if "first-connection-ms=" in line)
+        assert took < 700, lines  # sin is 160 ms away; a retransmission waits 1000 ms
+    finally:
+        client.delete_machine("first", machine.id, force=True)
+
+
+def logs(client: FerryClient, machine: Machine) -> list[str]:
+    return client.machine_logs(machine.app_name, machine.id)
