@@ -32,6 +32,7 @@ from ferry.server.processes import ProcessBook
 from ferry.server.secrets_rollout import SecretsRollouts
 from ferry.server.secrets_service import SecretsService
 from ferry.server.traffic import EdgeTraffic
+from ferry.server.volumes_service import VolumeService
 from ferry.server.watch import ChangeNotifier
 from ferry.server.wireguard_service import WireGuardService
 from ferry.store import StateStore
@@ -61,6 +62,7 @@ class ControlPlane:
     mesh: MeshService
     joins: JoinService
     wireguard: WireGuardService
+    volumes: VolumeService
     registry: str = ""
     auth: Authenticator | None = None
     traffic: EdgeTraffic = field(default_factory=EdgeTraffic)
@@ -124,6 +126,7 @@ class ControlPlane:
             mesh=MeshService(store, clock, notifier),
             joins=JoinService(store, clock, hosts, access),
             wireguard=WireGuardService(store, clock, notifier),
+            volumes=VolumeService(store, clock),
             registry=registry,
             traffic=traffic,
             processes=ProcessBook(lambda: clock.now().timestamp()),
