@@ -194,8 +194,8 @@ class ExtendVolumeRequest(FlyConfigModel):
 
 
 class ExtendVolumeResponse(_Frozen):
-    """Fly's answer to an extend: the volume, and whether its machine must restart
-    (never: ext4 grows online while mounted)."""
+    """Fly's answer to an extend: the volume, and whether its machine must restart to
+    see the new size (in use on a host that cannot grow a mounted filesystem)."""
 
     volume: Volume
     needs_restart: bool = False

@@ -173,7 +173,11 @@ class VolumeService:
             grown = self.store.update_volume(
                 volume.model_copy(update={"size_gb": size_gb, "state": VolumeState.EXTENDING})
             )
-        return ExtendVolumeResponse(volume=grown, needs_restart=False)
+        # A mounted ext4 grows online only where the kernel lets the agent (it needs
+        # CAP_SYS_RESOURCE); elsewhere it grows when its machine next starts.
+        in_use = grown.attached_machine_id is not None
+        needs_restart = in_use and not self.store.volume_online_resize(grown.host_id)
+        return ExtendVolumeResponse(volume=grown, needs_restart=needs_restart)
 
     def destroy(self, app_name: str, volume_id: str) -> Volume:
         """Ask the host to delete the volume. ``ConflictError`` while a machine claims it.
@@ -229,7 +233,10 @@ class VolumeService:
         self.store.get_host(host_id)
         capacity = report.get("capacity_bytes")
         if isinstance(capacity, int):
-            self.store.set_volume_capacity(host_id, capacity, self.clock.now())
+            online = report.get("online_resize") is True
+            self.store.set_volume_capacity(
+                host_id, capacity, self.clock.now(), online_resize=online
+            )
         mine = {v.id: v for v in self.store.list_volumes(host_id=host_id)}
         for entry in report.get("volumes", []):
             volume = mine.get(str(entry.get("id")))

@@ -428,6 +428,7 @@ MIGRATIONS: Final[list[tuple[int, list[Step]]]] = [
             """CREATE TABLE volume_hosts (
                 host_id TEXT PRIMARY KEY,
                 capacity_bytes INTEGER NOT NULL,
+                online_resize INTEGER NOT NULL DEFAULT 0,
                 reported_at REAL NOT NULL
             )""",
         ],

@@ -230,16 +230,27 @@ class VolumeRows:
                 raise NotFoundError(f"snapshot {snapshot.id!r} not found")
         return snapshot
 
-    def set_volume_capacity(self, host_id: str, capacity_bytes: int, now: datetime) -> None:
+    def set_volume_capacity(
+        self, host_id: str, capacity_bytes: int, now: datetime, *, online_resize: bool = False
+    ) -> None:
         with self._write() as conn:
             conn.execute(
                 text(
-                    "INSERT INTO volume_hosts (host_id, capacity_bytes, reported_at) "
-                    "VALUES (:host, :bytes, :at) ON CONFLICT (host_id) DO UPDATE SET "
-                    "capacity_bytes = excluded.capacity_bytes, reported_at = excluded.reported_at"
+                    "INSERT INTO volume_hosts (host_id, capacity_bytes, online_resize, "
+                    "reported_at) VALUES (:host, :bytes, :online, :at) ON CONFLICT (host_id) "
+                    "DO UPDATE SET capacity_bytes = excluded.capacity_bytes, "
+                    "online_resize = excluded.online_resize, reported_at = excluded.reported_at"
                 ),
-                {"host": host_id, "bytes": capacity_bytes, "at": ts(now)},
+                {"host": host_id, "bytes": capacity_bytes, "online": online_resize, "at": ts(now)},
             )
+
+    def volume_online_resize(self, host_id: str) -> bool:
+        with self._read() as conn:
+            found = conn.execute(
+                text("SELECT online_resize FROM volume_hosts WHERE host_id = :host"),
+                {"host": host_id},
+            ).scalar()
+        return bool(found)
 
     def volume_capacities(self) -> dict[str, int]:
         with self._read() as conn:

@@ -72,8 +72,15 @@ class VolumeStore(Protocol):
         """Replace a snapshot's row (its agent reporting). ``NotFoundError``."""
         ...
 
-    def set_volume_capacity(self, host_id: str, capacity_bytes: int, now: datetime) -> None:
-        """Record the bytes ``host_id`` can give volumes in all (free + its images)."""
+    def set_volume_capacity(
+        self, host_id: str, capacity_bytes: int, now: datetime, *, online_resize: bool = False
+    ) -> None:
+        """Record the bytes ``host_id`` can give volumes in all (free + its images), and
+        whether it grows a mounted volume without a restart."""
+        ...
+
+    def volume_online_resize(self, host_id: str) -> bool:
+        """Whether ``host_id`` last said it grows mounted volumes online (``False``: unknown)."""
         ...
 
     def volume_capacities(self) -> dict[str, int]:
