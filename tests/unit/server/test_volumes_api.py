@@ -229,3 +229,13 @@ def test_the_host_route_gives_the_agent_its_volumes_and_snapshots(ready: Api) ->
     kept = ready.client.get("/v1/hosts/ams-1/volumes").json()
 
     assert [v["id"] for v in kept["volumes"]] == [volume["id"]] and kept["snapshots"] == []
+
+
+def test_an_app_with_volumes_is_not_deleted_until_they_are_destroyed(ready: Api) -> None:
+    volume = create_volume(ready)
+
+    refused = ready.client.delete("/v1/apps/web", params={"force": True})
+
+    assert refused.status_code == 409 and volume["id"] in refused.json()["error"]
+    ready.client.delete(f"/v1/apps/web/volumes/{volume['id']}")
+    assert ready.client.delete("/v1/apps/web").status_code in (200, 202, 204)
