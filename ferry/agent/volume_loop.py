@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -24,6 +25,7 @@ from ferry.errors import FerryError, RuntimeFailure
 from ferry.model.volume import HostVolumes, Volume, VolumeState
 from ferry.storage.loop_volumes import GIB, LoopVolumes, can_resize_online
 from ferry.storage.plan import DiskState, VolumeStep, VolumeStepKind, plan_volumes
+from ferry.storage.transfer import read_frames, write_frames
 
 __all__ = ["VOLUME_SECONDS", "VolumeApi", "VolumeKeeper"]
 
@@ -35,11 +37,15 @@ SOURCE_WAIT_SECONDS = 60.0
 
 
 class VolumeApi(Protocol):
-    """The two calls of ``ferry.client`` the keeper makes."""
+    """The calls of ``ferry.client`` the keeper makes."""
 
     def host_volumes(self, host_id: str) -> HostVolumes: ...
 
     def report_volumes(self, host_id: str, report: dict[str, Any]) -> None: ...
+
+    def send_snapshot(self, host_id: str, snapshot_id: str, frames: Iterable[bytes]) -> None: ...
+
+    def fetch_snapshot(self, host_id: str, snapshot_id: str) -> Iterator[bytes]: ...
 
 
 class VolumeKeeper:
@@ -71,14 +77,21 @@ class VolumeKeeper:
         wanted = self.api.host_volumes(self.host_id)
         self._known = {v.id: v for v in wanted.volumes}
         with self.lock:
-            steps = plan_volumes(wanted.volumes, wanted.snapshots, self._disk_state(), self.failed)
+            steps = plan_volumes(
+                wanted.volumes,
+                wanted.snapshots,
+                self._disk_state(),
+                self.failed,
+                imports=wanted.imports,
+                exports=wanted.exports,
+            )
             snapshot_sizes: dict[str, int] = {}
             snapshot_errors: dict[str, str] = {}
             for step in steps:
                 log.info("volume %s: %s", step.kind.value, step.reason)
                 try:
                     size = self._act(step)
-                except (RuntimeFailure, OSError) as exc:
+                except (FerryError, OSError) as exc:
                     log.warning("volume %s of %s failed: %s", step.kind.value, step.target, exc)
                     if step.kind is VolumeStepKind.SNAPSHOT:
                         snapshot_errors[step.target] = str(exc)
@@ -142,6 +155,16 @@ class VolumeKeeper:
             self.disk.remove(step.target)
         elif kind is VolumeStepKind.SNAPSHOT and v is not None:
             return self.disk.take_snapshot(v.id, step.target)
+        elif kind is VolumeStepKind.FETCH:
+            target = self.disk.snapshot(step.target)
+            partial = target.with_suffix(".partial")
+            write_frames(self.api.fetch_snapshot(self.host_id, step.target), partial)
+            partial.rename(target)  # the next pass restores the fork from it
+            self._wake.set()
+        elif kind is VolumeStepKind.EXPORT:
+            self.api.send_snapshot(
+                self.host_id, step.target, read_frames(self.disk.snapshot(step.target))
+            )
         elif kind is VolumeStepKind.MISSING:
             log.error("volume %s has no image on this host: reported failed", step.target)
         return 0
@@ -163,6 +186,7 @@ class VolumeKeeper:
             elif not self.disk.has_image(v.id) and v.state not in (
                 VolumeState.CREATING,
                 VolumeState.RESTORING,
+                VolumeState.HYDRATING,
             ):
                 entry.update(state="failed", error="its image is missing on the host")
             elif self.disk.is_mounted(v.id):

@@ -8,16 +8,13 @@ machine mounts it with ``[[mounts]]`` in fly.toml or ``config.mounts``. Only
 
 from __future__ import annotations
 
-import time
 from datetime import datetime
 from typing import Any
 
 import typer
 
 from ferry.cli import context, output
-from ferry.client import FerryClient
-from ferry.errors import FerryError
-from ferry.model.volume import SnapshotStatus, Volume, VolumeSnapshot
+from ferry.model.volume import Volume
 
 app = typer.Typer(help="Persistent volumes of an app: ext4 filesystems on its hosts.")
 snapshots_app = typer.Typer(help="Snapshots of a volume: consistent copies on its host.")
@@ -27,8 +24,6 @@ _JSON_HELP = "Print the API answer as JSON"
 _APP = typer.Option(None, "--app", "-a", help=context.APP_OPTION_HELP)
 _AS_JSON = typer.Option(False, "--json", "-j", help=_JSON_HELP)
 _VOLUME = typer.Argument(..., metavar="VOLUME_ID", show_default=False)
-#: How long `fork` waits for the copy it makes first.
-_FORK_SNAPSHOT_WAIT = 120.0
 
 
 def _when(moment: datetime) -> str:
@@ -201,7 +196,8 @@ def fork_volume(
     app_name: str | None = _APP,
     as_json: bool = _AS_JSON,
 ) -> None:
-    """A new volume with a consistent copy of VOLUME_ID's data, here or in another region."""
+    """A new volume with a consistent copy of VOLUME_ID's data, here or in another region
+    (the copy is `hydrating` until it has reached its host)."""
     app_of = context.resolve_app(app_name)
     client = context.client(ctx)
     source = client.get_volume(app_of, volume_id)
@@ -211,31 +207,11 @@ def fork_volume(
         "size_gb": source.size_gb,
         "source_volume_id": source.id,
     }
-    if body["region"] == source.region:
-        # On the same host: a snapshot restored into a new volume.
-        snapshot = _wait_created(client, app_of, client.create_volume_snapshot(app_of, volume_id))
-        body = {**body, "snapshot_id": snapshot.id}
-        del body["source_volume_id"]
     copy = client.create_volume(app_of, body)
     if as_json:
         output.print_json(copy)
         return
     _details(copy)
-
-
-def _wait_created(client: FerryClient, app_name: str, made: VolumeSnapshot) -> VolumeSnapshot:
-    deadline = time.monotonic() + _FORK_SNAPSHOT_WAIT
-    while time.monotonic() < deadline:
-        for snapshot in client.list_volume_snapshots(app_name, made.volume_id):
-            if snapshot.id == made.id and snapshot.status is not SnapshotStatus.CREATING:
-                if snapshot.status is SnapshotStatus.FAILED:
-                    raise FerryError(f"snapshot {made.id} of {made.volume_id} failed")
-                return snapshot
-        time.sleep(0.2)
-    raise FerryError(
-        f"snapshot {made.id} of {made.volume_id} is not made after {_FORK_SNAPSHOT_WAIT:.0f} s",
-        hint="is the volume's host up? see `ferry volumes snapshots list`",
-    )
 
 
 @snapshots_app.command("list")

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import Any
+
+import httpx
 
 from ferry.client._http import HttpCore
 from ferry.client._parse import parse_model, parse_models
 from ferry.client._parse import path_segment as _seg
+from ferry.errors import UnavailableError
 from ferry.model.volume import ExtendVolumeResponse, HostVolumes, Volume, VolumeSnapshot
 
 
@@ -45,6 +49,28 @@ class VolumeMethods(HttpCore):
     def host_volumes(self, host_id: str) -> HostVolumes:
         """(Agents) The host's volumes and snapshots to keep."""
         return parse_model(HostVolumes, self._request("GET", f"/v1/hosts/{_seg(host_id)}/volumes"))
+
+    def send_snapshot(self, host_id: str, snapshot_id: str, frames: Iterable[bytes]) -> None:
+        """(Agents) Stream a snapshot's frames to the control plane for a fork elsewhere."""
+        path = f"/v1/hosts/{_seg(host_id)}/snapshots/{_seg(snapshot_id)}/export"
+        try:
+            response = self._http.request("PUT", path, content=iter(frames), timeout=600)
+        except httpx.TransportError as exc:
+            raise UnavailableError(f"cannot send snapshot {snapshot_id}: {exc}") from exc
+        if not response.is_success:
+            raise self._api_error(response)
+
+    def fetch_snapshot(self, host_id: str, snapshot_id: str) -> Iterator[bytes]:
+        """(Agents) The frames of a snapshot a fork on this host needs, as they arrive."""
+        path = f"/v1/hosts/{_seg(host_id)}/snapshots/{_seg(snapshot_id)}/import"
+        try:
+            with self._http.stream("GET", path, timeout=600) as response:
+                if not response.is_success:
+                    response.read()
+                    raise self._api_error(response)
+                yield from response.iter_bytes()
+        except httpx.TransportError as exc:
+            raise UnavailableError(f"cannot fetch snapshot {snapshot_id}: {exc}") from exc
 
     def report_volumes(self, host_id: str, report: dict[str, Any]) -> None:
         """(Agents) Capacity, volume states and figures, snapshot statuses."""

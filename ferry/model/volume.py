@@ -46,8 +46,6 @@ _NAME = re.compile(r"^[a-z0-9_]{1,30}$")
 _RESERVED_PATHS = ("/", "/proc", "/sys", "/dev", "/etc", "/bin", "/sbin", "/lib", "/usr", "/.ferry")
 
 VOLUME_CREATE_REFUSED: Mapping[str, str] = {
-    "source_volume_id": "use `ferry volumes fork` semantics through a snapshot: "
-    "snapshot the volume, then create with snapshot_id (copies between hosts are not built)",
     "host_dedication_id": "dedicated hosts are not supported",
     "compute_image": "placement by image is not supported; the volume's host is chosen by room",
     "unique_zone_app_wide": "zones are not modelled: a host is its own zone",
@@ -84,6 +82,7 @@ class VolumeState(StrEnum):
 
     CREATING = "creating"  # the host's agent has not made the filesystem yet
     RESTORING = "restoring"  # made from a snapshot: the agent copies it
+    HYDRATING = "hydrating"  # a fork: the source's copy travels from its host
     CREATED = "created"
     EXTENDING = "extending"  # asked bigger; the agent grows the image and the filesystem
     PENDING_DESTROY = "pending_destroy"  # the owner asked; the agent removes the image
@@ -123,8 +122,10 @@ class Volume(_Frozen):
     blocks_avail: int = 0
     bytes_total: int = 0
     bytes_used: int = 0
-    #: Ferry-only: the snapshot a restore copies (``snapshot_id`` of the create).
+    #: Ferry-only: the snapshot a restore (or a fork) copies.
     snapshot_id: str | None = None
+    #: The volume a fork copies (Fly's ``source_volume_id``).
+    source_volume_id: str | None = None
     error: str | None = None
     revision: int = 0
 
@@ -154,6 +155,8 @@ class CreateVolumeRequest(FlyConfigModel):
     places the volume on a host that also has room for that guest.
     ``require_unique_zone`` (Fly's default ``true``) puts it on a host that
     holds no other volume of the same name when the region has one.
+    ``source_volume_id`` forks that volume: a consistent copy of it, in any
+    region (``hydrating`` until the copy has reached its host).
     """
 
     name: str
@@ -162,6 +165,7 @@ class CreateVolumeRequest(FlyConfigModel):
     encrypted: bool = False
     fstype: Literal["ext4"] | None = None
     snapshot_id: str | None = None
+    source_volume_id: str | None = None
     snapshot_retention: int = Field(default=5, ge=1, le=60)
     auto_backup_enabled: bool = False
     require_unique_zone: bool = True
@@ -231,7 +235,11 @@ class MachineMount(FlyConfigModel):
 
 class HostVolumes(_Frozen):
     """What a host's agent keeps (``GET /v1/hosts/{id}/volumes``): its volumes that are
-    not destroyed, and the snapshots on it."""
+    not destroyed, the snapshots on it, and the copies it sends or fetches for forks."""
 
     volumes: list[Volume] = Field(default_factory=list)
     snapshots: list[VolumeSnapshot] = Field(default_factory=list)
+    #: Snapshots on this host a fork elsewhere waits for: send each to the control plane.
+    exports: list[str] = Field(default_factory=list)
+    #: Snapshots a fork on this host needs that the control plane holds: fetch each.
+    imports: list[str] = Field(default_factory=list)

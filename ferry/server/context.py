@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from fastapi.responses import JSONResponse
@@ -126,11 +128,19 @@ class ControlPlane:
             mesh=MeshService(store, clock, notifier),
             joins=JoinService(store, clock, hosts, access),
             wireguard=WireGuardService(store, clock, notifier),
-            volumes=VolumeService(store, clock),
+            volumes=VolumeService(store, clock, volume_transfer_dir(store)),
             registry=registry,
             traffic=traffic,
             processes=ProcessBook(lambda: clock.now().timestamp()),
         )
+
+
+def volume_transfer_dir(store: StateStore) -> Path:
+    """Where forks' copies wait between hosts: beside a file store, else a temp dir."""
+    path = getattr(store, "path", None)
+    if isinstance(path, Path):
+        return path.parent / "volume-transfers"
+    return Path(tempfile.mkdtemp(prefix="ferry-volume-transfers-"))
 
 
 def json_response(value: Any, status_code: int = 200) -> JSONResponse:

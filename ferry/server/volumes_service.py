@@ -16,12 +16,15 @@ from __future__ import annotations
 import contextlib
 import secrets
 import threading
+from pathlib import Path
 from typing import Any
 
-from ferry.errors import ConflictError, FerryError, ValidationError
+from ferry.errors import ConflictError, FerryError, NotFoundError, ValidationError
+from ferry.model import Host
 from ferry.model.volume import (
     CreateVolumeRequest,
     ExtendVolumeResponse,
+    HostVolumes,
     SnapshotStatus,
     UpdateVolumeRequest,
     Volume,
@@ -42,7 +45,13 @@ from ferry.store.base import StateStore
 
 __all__ = ["VolumeService", "new_snapshot_id", "new_volume_id"]
 
-_LIVE = (VolumeState.CREATED, VolumeState.EXTENDING, VolumeState.CREATING, VolumeState.RESTORING)
+_LIVE = (
+    VolumeState.CREATED,
+    VolumeState.EXTENDING,
+    VolumeState.CREATING,
+    VolumeState.RESTORING,
+    VolumeState.HYDRATING,
+)
 
 
 def new_volume_id() -> str:
@@ -58,10 +67,12 @@ def new_snapshot_id() -> str:
 class VolumeService:
     """Volumes and snapshots. ``lock`` makes each decision on room atomic with its write."""
 
-    def __init__(self, store: StateStore, clock: Clock) -> None:
+    def __init__(self, store: StateStore, clock: Clock, transfer_dir: Path) -> None:
+        """``transfer_dir``: where forks' copies wait between the two hosts' agents."""
         self.store = store
         self.clock = clock
         self.lock = threading.Lock()
+        self.transfer_dir = transfer_dir
 
     # -- the owner's API -----------------------------------------------------
 
@@ -76,6 +87,8 @@ class VolumeService:
             hosts = self.store.list_hosts()
             volumes = self.store.list_volumes()
             capacities = self.store.volume_capacities()
+            if request.source_volume_id is not None:
+                return self._fork(app_name, request, hosts, volumes, capacities)
             if request.snapshot_id is not None:
                 host_id, floor = self._restore_source(app_name, request.snapshot_id)
                 check_size(request.size_gb, at_least=floor)
@@ -121,6 +134,62 @@ class VolumeService:
                 snapshot_id=request.snapshot_id,
             )
             return self.store.insert_volume(volume)
+
+    def _fork(
+        self,
+        app_name: str,
+        request: CreateVolumeRequest,
+        hosts: list[Host],
+        volumes: list[Volume],
+        capacities: dict[str, int],
+    ) -> Volume:
+        """A copy of ``request.source_volume_id`` on a host of the asked region: a
+        snapshot of the source (made by its host), restored there; from another host it
+        travels through the control plane first (state ``hydrating``)."""
+        assert request.source_volume_id is not None
+        source = self._usable(app_name, request.source_volume_id, "fork")
+        if request.snapshot_id is not None:
+            raise ValidationError(
+                "give either snapshot_id or source_volume_id, not both",
+                hint="a fork copies the volume as it is now",
+            )
+        check_size(request.size_gb, at_least=source.size_gb)
+        region = region_of_request(request.region or source.region, known_regions(hosts))
+        host = choose_volume_host(
+            request.name,
+            region,
+            request.size_gb,
+            hosts,
+            volumes,
+            capacities,
+            unique_zone=request.require_unique_zone,
+        )
+        snapshot = self.store.insert_snapshot(
+            VolumeSnapshot(
+                id=new_snapshot_id(),
+                volume_id=source.id,
+                created_at=self.clock.now(),
+                retention_days=source.snapshot_retention,
+            ),
+            source.host_id,
+        )
+        here = host.id == source.host_id
+        fork = Volume(
+            id=new_volume_id(),
+            name=request.name,
+            app_name=app_name,
+            state=VolumeState.RESTORING if here else VolumeState.HYDRATING,
+            size_gb=request.size_gb,
+            region=host.region,
+            zone=host.id,
+            host_id=host.id,
+            created_at=self.clock.now(),
+            snapshot_retention=request.snapshot_retention,
+            auto_backup_enabled=request.auto_backup_enabled,
+            snapshot_id=snapshot.id,
+            source_volume_id=source.id,
+        )
+        return self.store.insert_volume(fork)
 
     def _restore_source(self, app_name: str, snapshot_id: str) -> tuple[str, int]:
         """The host of a snapshot of ``app_name`` and the size of its volume."""
@@ -222,10 +291,63 @@ class VolumeService:
 
     # -- agents ----------------------------------------------------------------
 
-    def for_host(self, host_id: str) -> tuple[list[Volume], list[VolumeSnapshot]]:
-        """The volumes (destroyed ones left out) and snapshots the host's agent keeps."""
+    def for_host(self, host_id: str) -> HostVolumes:
+        """The volumes (destroyed ones left out) and snapshots the host's agent keeps, and
+        the forks' copies it must send (``exports``) or may fetch (``imports``)."""
         self.store.get_host(host_id)
-        return self.store.list_volumes(host_id=host_id), self.store.list_snapshots(host_id=host_id)
+        mine = self.store.list_snapshots(host_id=host_id)
+        made = {s.id for s in mine if s.status is SnapshotStatus.CREATED}
+        hydrating = [
+            v
+            for v in self.store.list_volumes()
+            if v.state is VolumeState.HYDRATING and v.snapshot_id is not None
+        ]
+        exports = {
+            v.snapshot_id
+            for v in hydrating
+            if v.host_id != host_id and v.snapshot_id in made and not self._held(v.snapshot_id)
+        }
+        imports = {
+            v.snapshot_id
+            for v in hydrating
+            if v.host_id == host_id and v.snapshot_id and self._held(v.snapshot_id)
+        }
+        return HostVolumes(
+            volumes=self.store.list_volumes(host_id=host_id),
+            snapshots=mine,
+            exports=sorted(e for e in exports if e),
+            imports=sorted(i for i in imports if i),
+        )
+
+    # -- forks' copies between hosts ---------------------------------------------
+
+    def transfer_path(self, snapshot_id: str) -> Path:
+        if not snapshot_id or "/" in snapshot_id or snapshot_id.startswith("."):
+            raise ValidationError(f"invalid snapshot id {snapshot_id!r}")
+        return self.transfer_dir / f"{snapshot_id}.frames"
+
+    def _held(self, snapshot_id: str) -> bool:
+        return self.transfer_path(snapshot_id).is_file()
+
+    def check_export(self, host_id: str, snapshot_id: str) -> Path:
+        """Where the copy ``host_id`` sends goes; ``NotFoundError`` unless a fork waits for
+        that snapshot of this host."""
+        if snapshot_id not in self.for_host(host_id).exports:
+            raise NotFoundError(
+                f"no fork waits for snapshot {snapshot_id} from host {host_id}",
+                hint="send only what GET /v1/hosts/{id}/volumes lists in exports",
+            )
+        self.transfer_dir.mkdir(parents=True, exist_ok=True)
+        return self.transfer_path(snapshot_id)
+
+    def check_import(self, host_id: str, snapshot_id: str) -> Path:
+        """The copy ``host_id`` may fetch; ``NotFoundError`` unless a fork there needs it."""
+        if snapshot_id not in self.for_host(host_id).imports:
+            raise NotFoundError(
+                f"host {host_id} has no fork waiting for snapshot {snapshot_id}",
+                hint="fetch only what GET /v1/hosts/{id}/volumes lists in imports",
+            )
+        return self.transfer_path(snapshot_id)
 
     def report(self, host_id: str, report: dict[str, Any]) -> None:
         """Apply an agent's report: capacity, each volume's state and figures, each
@@ -282,6 +404,9 @@ class VolumeService:
             grown = int(entry.get("size_gb", 0)) >= volume.size_gb
             state = VolumeState.CREATED if grown else state
             error = None
+            if state is VolumeState.CREATED and volume.state is VolumeState.HYDRATING:
+                assert volume.snapshot_id is not None  # a fork's copy has arrived: drop it
+                self.transfer_path(volume.snapshot_id).unlink(missing_ok=True)
         changes: dict[str, Any] = {**figures, "state": state, "error": error}
         if all(getattr(volume, k) == v for k, v in changes.items()):
             return

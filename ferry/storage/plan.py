@@ -29,6 +29,8 @@ class VolumeStepKind(StrEnum):
     REMOVE = "remove"  # the owner destroyed it: unmount, delete the image
     SNAPSHOT = "snapshot"  # copy the image (frozen if mounted)
     MISSING = "missing"  # a volume that should exist has no image here: report it failed
+    FETCH = "fetch"  # a fork's copy is at the control plane: fetch it to this host
+    EXPORT = "export"  # a fork on another host waits for this host's snapshot: send it
 
 
 @dataclass(frozen=True)
@@ -58,20 +60,30 @@ def plan_volumes(
     snapshots: Iterable[VolumeSnapshot],
     disk: DiskState,
     failed: Mapping[str, str] | None = None,
+    *,
+    imports: Iterable[str] = (),
+    exports: Iterable[str] = (),
 ) -> list[VolumeStep]:
     """At most one step per volume and one per snapshot, in a stable order.
 
     ``failed`` (volume id → error) holds volumes whose make or restore failed in
     this agent's life: they are not retried (the control plane shows them failed).
+    ``imports``/``exports``: forks' copies the control plane holds for this host,
+    or waits for from it. A restore waits until its snapshot is on this host.
     """
     failed = failed or {}
+    held = set(imports)
     steps: list[VolumeStep] = []
     by_id = {}
     for v in volumes:
         by_id[v.id] = v
-        step = _volume_step(v, disk, failed)
+        step = _volume_step(v, disk, failed, held)
         if step is not None:
             steps.append(step)
+    for snapshot_id in sorted(set(exports)):
+        if snapshot_id in disk.snapshots:
+            why = f"snapshot {snapshot_id} goes to a fork on another host"
+            steps.append(VolumeStep(VolumeStepKind.EXPORT, snapshot_id, why))
     for s in snapshots:
         if s.status is not SnapshotStatus.CREATING:
             continue
@@ -89,7 +101,9 @@ def plan_volumes(
     return steps
 
 
-def _volume_step(v: Volume, disk: DiskState, failed: Mapping[str, str]) -> VolumeStep | None:
+def _volume_step(
+    v: Volume, disk: DiskState, failed: Mapping[str, str], held: set[str]
+) -> VolumeStep | None:
     has_image = v.id in disk.images
     if v.state is VolumeState.DESTROYED:
         return None
@@ -102,9 +116,14 @@ def _volume_step(v: Volume, disk: DiskState, failed: Mapping[str, str]) -> Volum
     if not has_image:
         if v.state is VolumeState.CREATING:
             return VolumeStep(VolumeStepKind.MAKE, v.id, f"{v.id} new: {v.size_gb} GB ext4", v)
-        if v.state is VolumeState.RESTORING:
-            why = f"{v.id} new from snapshot {v.snapshot_id}"
-            return VolumeStep(VolumeStepKind.RESTORE, v.id, why, v)
+        if v.state in (VolumeState.RESTORING, VolumeState.HYDRATING) and v.snapshot_id:
+            if v.snapshot_id in disk.snapshots:
+                why = f"{v.id} new from snapshot {v.snapshot_id}"
+                return VolumeStep(VolumeStepKind.RESTORE, v.id, why, v)
+            if v.snapshot_id in held:
+                why = f"{v.id} forks {v.source_volume_id}: fetching its copy {v.snapshot_id}"
+                return VolumeStep(VolumeStepKind.FETCH, v.snapshot_id, why, v)
+            return None  # its snapshot is being made (or travelling): wait
         return VolumeStep(
             VolumeStepKind.MISSING, v.id, f"{v.id} is {v.state.value} but has no image here", v
         )

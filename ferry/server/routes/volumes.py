@@ -8,9 +8,10 @@ from typing import Any, TypeVar
 
 from fastapi import APIRouter, Body, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
+from starlette.concurrency import run_in_threadpool
 
 from ferry.model.refusals import REQUEST_CONTEXT
 from ferry.model.volume import (
@@ -28,6 +29,7 @@ from ferry.server.context import ControlPlane, json_response
 __all__ = ["build_router", "strict_body"]
 
 _M = TypeVar("_M", bound=BaseModel)
+_BINARY = {"type": "string", "format": "binary"}
 
 
 def strict_body(model: type[_M], body: object) -> _M:
@@ -98,9 +100,36 @@ def build_router(plane: ControlPlane) -> APIRouter:
 
     @router.get("/v1/hosts/{host_id}/volumes", responses={200: {"model": HostVolumes}})
     def host_volumes(host_id: str) -> JSONResponse:
-        """(Agents) The host's volumes and snapshots to keep."""
-        kept, snapshots = volumes.for_host(host_id)
-        return json_response(HostVolumes(volumes=kept, snapshots=snapshots))
+        """(Agents) The host's volumes and snapshots to keep, forks' copies to move."""
+        return json_response(volumes.for_host(host_id))
+
+    @router.put("/v1/hosts/{host_id}/snapshots/{snapshot_id}/export", status_code=204)
+    async def export_snapshot(request: Request, host_id: str, snapshot_id: str) -> None:
+        """(Agents) The frames of a snapshot a fork on another host waits for
+        (``ferry.storage.transfer``); kept until that fork has it."""
+        target = await run_in_threadpool(volumes.check_export, host_id, snapshot_id)
+        partial = target.with_suffix(".partial")
+        handle = await run_in_threadpool(open, partial, "wb")
+        try:
+            async for chunk in request.stream():
+                await run_in_threadpool(handle.write, chunk)
+        except BaseException:
+            handle.close()
+            partial.unlink(missing_ok=True)
+            raise
+        handle.close()
+        partial.rename(target)
+
+    @router.get(
+        "/v1/hosts/{host_id}/snapshots/{snapshot_id}/import",
+        response_class=FileResponse,
+        responses={200: {"content": {"application/octet-stream": {"schema": _BINARY}}}},
+    )
+    def import_snapshot(host_id: str, snapshot_id: str) -> FileResponse:
+        """(Agents) The frames of the snapshot a fork on this host needs."""
+        return FileResponse(
+            volumes.check_import(host_id, snapshot_id), media_type="application/octet-stream"
+        )
 
     @router.post("/v1/hosts/{host_id}/volumes/report", status_code=204)
     def host_volume_report(host_id: str, body: dict[str, Any] = Body(...)) -> None:

@@ -11,6 +11,7 @@ volume in use that cannot be destroyed, a snapshot restored into a new volume.
 from __future__ import annotations
 
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,16 +41,24 @@ SCRIPT = (
 
 
 @pytest.fixture
-def keeper(plane: ServerProcess, tmp_path: Path) -> Iterator[VolumeKeeper]:
-    """The host's volume keeper; every mount and loop device it made is gone afterwards."""
+def keeper(plane: ServerProcess, driver: RuncDriver, tmp_path: Path) -> Iterator[VolumeKeeper]:
+    """The host's volume keeper; every mount and loop device it made is gone afterwards
+    (the machines' containers first: their views of the volumes hold the loop devices)."""
     root = tmp_path / "volumes"
     with plane.client() as client:
         made = VolumeKeeper(client, HOST.host_id, root)
         try:
             yield made
         finally:
+            for status in driver.list():
+                driver.destroy(status.container_id)
             made.disk.wipe()
-    devices = subprocess.run(["losetup", "-a"], capture_output=True, text=True, check=True)
+    deadline = time.monotonic() + 5.0  # the kernel frees an autoclear device a moment later
+    while True:
+        devices = subprocess.run(["losetup", "-a"], capture_output=True, text=True, check=True)
+        if str(root) not in devices.stdout or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert str(root) not in devices.stdout, devices.stdout  # no loop device left behind
 
 
@@ -189,3 +198,53 @@ def test_a_snapshot_of_a_volume_in_use_restores_into_a_new_volume_a_machine_can_
         agent.wait_output(reader, f"start 2 found {note}")
         assert copy.size_gb == 2 and keeper.disk.filesystem_bytes(copy.id) == 2 * GIB
         assert _log(driver, agent, writer).count("wrote") == 1
+
+
+def test_a_fork_to_another_region_carries_a_consistent_copy_across_hosts(
+    plane: ServerProcess, tmp_path: Path
+) -> None:
+    """Two hosts' keepers: the source's sends its snapshot through the control plane, the
+    target's fetches it, restores the fork, and the fork holds the source's files."""
+    with plane.client() as client:
+        register_host(client)
+        client.register_host(
+            host_id="iad-1",
+            region="iad",
+            address="127.0.0.1",
+            cpus=2,
+            memory_mb=2048,
+            machine_subnet="10.2.0.0/24",
+        )
+        client.create_app("db")
+        ams = VolumeKeeper(client, HOST.host_id, tmp_path / "ams")
+        iad = VolumeKeeper(client, "iad-1", tmp_path / "iad")
+        try:
+            for keeper in (ams, iad):
+                keeper.pass_once()
+            source = client.create_volume("db", {"name": "data", "region": "ams", "size_gb": 1})
+            _ready(client, ams, "db", source)
+            data = ams.disk.mountpoint(source.id)
+            (data / "rows").write_text("42 rows\n")
+            (data / "big").write_bytes(b"\1" * (8 << 20))
+
+            fork = client.create_volume(
+                "db", {"name": "data", "region": "iad", "size_gb": 1, "source_volume_id": source.id}
+            )
+            assert fork.state is VolumeState.HYDRATING and fork.host_id == "iad-1"
+            passes = 0
+            while client.get_volume("db", fork.id).state is not VolumeState.CREATED:
+                assert passes < 10, client.get_volume("db", fork.id)
+                ams.pass_once()  # snapshot, then send
+                iad.pass_once()  # fetch, then restore and mount
+                passes += 1
+
+            copy = iad.disk.mountpoint(fork.id)
+            assert (copy / "rows").read_text() == "42 rows\n"
+            assert (copy / "big").stat().st_size == 8 << 20
+            shown = client.get_volume("db", fork.id)
+            assert (shown.region, shown.source_volume_id) == ("iad", source.id)
+            held = list(plane.home.rglob("*.frames"))
+            assert held == []  # the control plane dropped its copy once the fork had it
+        finally:
+            ams.disk.wipe()
+            iad.disk.wipe()

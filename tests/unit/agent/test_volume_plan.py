@@ -32,9 +32,25 @@ def kinds(volumes: list[Volume], disk: DiskState, **kw: Any) -> list[tuple[str, 
 def test_a_new_volume_is_made_and_a_restored_one_copied() -> None:
     assert kinds([volume(VolumeState.CREATING)], DiskState()) == [("make", "vol_1")]
     restoring = volume(VolumeState.RESTORING, snapshot_id="vs_1")
-    steps = plan_volumes([restoring], [], DiskState())
+    assert plan_volumes([restoring], [], DiskState()) == []  # its snapshot is being made
+    steps = plan_volumes([restoring], [], DiskState(snapshots=frozenset({"vs_1"})))
     assert [s.kind for s in steps] == [VolumeStepKind.RESTORE]
     assert "snapshot vs_1" in steps[0].reason
+
+
+def test_a_fork_fetches_its_copy_then_restores_and_the_source_host_sends_it() -> None:
+    fork = volume(
+        VolumeState.HYDRATING, snapshot_id="vs_9", source_volume_id="vol_src", host_id="h2"
+    )
+    waiting = plan_volumes([fork], [], DiskState())
+    fetching = plan_volumes([fork], [], DiskState(), imports=["vs_9"])
+    arrived = plan_volumes([fork], [], DiskState(snapshots=frozenset({"vs_9"})))
+    sending = plan_volumes([], [], DiskState(snapshots=frozenset({"vs_9"})), exports=["vs_9"])
+
+    assert waiting == []
+    assert [(s.kind, s.target) for s in fetching] == [(VolumeStepKind.FETCH, "vs_9")]
+    assert [s.kind for s in arrived] == [VolumeStepKind.RESTORE]
+    assert [(s.kind, s.target) for s in sending] == [(VolumeStepKind.EXPORT, "vs_9")]
 
 
 def test_an_image_that_exists_is_mounted_then_left_alone() -> None:

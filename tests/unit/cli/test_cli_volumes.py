@@ -76,3 +76,29 @@ def test_refusals_are_one_sentence_and_snapshots_list(api: Api) -> None:
     assert "Traceback" not in small.output + big.output
     assert snap.exit_code == 0 and "is being made" in snap.output
     assert "creating" in listed.output
+
+
+def test_fork_asks_for_a_copy_of_the_volume_in_the_other_region(api: Api) -> None:
+    api.register_host()
+    api.register_host("iad-1", "iad", subnet="10.2.0.0/24")
+    api.create_app("web")
+    agent_reports(api, capacity_bytes=10 * GIB)
+    response = api.client.post("/v1/hosts/iad-1/volumes/report", json={"capacity_bytes": 10 * GIB})
+    assert response.status_code == 204
+    made = json.loads(run(api, "volumes", "create", "data", "-r", "ams", "-a", "web", "-j").stdout)
+    agent_reports(api, volumes=[{"id": made["id"], "state": "ready", "size_gb": 1}])
+
+    forked = run(api, "volumes", "fork", made["id"], "-r", "iad", "-a", "web", "--json")
+
+    assert forked.exit_code == 0, forked.output
+    copy = json.loads(forked.stdout)
+    assert (copy["region"], copy["state"], copy["source_volume_id"]) == (
+        "iad",
+        "hydrating",
+        made["id"],
+    )
+    # The source's host is asked for a snapshot; once made, it is to send it.
+    kept = api.client.get("/v1/hosts/ams-1/volumes").json()
+    (snapshot,) = kept["snapshots"]
+    agent_reports(api, snapshots=[{"id": snapshot["id"], "status": "created", "size": 1}])
+    assert api.client.get("/v1/hosts/ams-1/volumes").json()["exports"] == [snapshot["id"]]
