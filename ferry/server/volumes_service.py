@@ -13,18 +13,16 @@ Refusals change nothing. Every method blocks (store I/O).
 
 from __future__ import annotations
 
-import contextlib
 import secrets
 import threading
 from pathlib import Path
 from typing import Any
 
-from ferry.errors import ConflictError, FerryError, NotFoundError, ValidationError
+from ferry.errors import ConflictError, ValidationError
 from ferry.model import Host
 from ferry.model.volume import (
     CreateVolumeRequest,
     ExtendVolumeResponse,
-    HostVolumes,
     SnapshotStatus,
     UpdateVolumeRequest,
     Volume,
@@ -34,6 +32,7 @@ from ferry.model.volume import (
 )
 from ferry.server.clock import Clock
 from ferry.server.placement import known_regions
+from ferry.server.volume_hosts import LIVE_STATES, VolumeHostSide
 from ferry.server.volume_placement import (
     GIB,
     check_size,
@@ -44,14 +43,6 @@ from ferry.server.volume_placement import (
 from ferry.store.base import StateStore
 
 __all__ = ["VolumeService", "new_snapshot_id", "new_volume_id"]
-
-_LIVE = (
-    VolumeState.CREATED,
-    VolumeState.EXTENDING,
-    VolumeState.CREATING,
-    VolumeState.RESTORING,
-    VolumeState.HYDRATING,
-)
 
 
 def new_volume_id() -> str:
@@ -64,11 +55,12 @@ def new_snapshot_id() -> str:
     return "vs_" + secrets.token_hex(8)
 
 
-class VolumeService:
+class VolumeService(VolumeHostSide):
     """Volumes and snapshots. ``lock`` makes each decision on room atomic with its write."""
 
     def __init__(self, store: StateStore, clock: Clock, transfer_dir: Path) -> None:
-        """``transfer_dir``: where forks' copies wait between the two hosts' agents."""
+        """``transfer_dir``: where forks' copies wait between the two hosts' agents
+        (``VolumeHostSide``)."""
         self.store = store
         self.clock = clock
         self.lock = threading.Lock()
@@ -284,132 +276,7 @@ class VolumeService:
             raise ConflictError(
                 f"cannot {verb} volume {volume_id}: it is {volume.state.value}",
                 hint="wait until `ferry volumes show` says created"
-                if volume.state in _LIVE
+                if volume.state in LIVE_STATES
                 else "create a new volume",
             )
         return volume
-
-    # -- agents ----------------------------------------------------------------
-
-    def for_host(self, host_id: str) -> HostVolumes:
-        """The volumes (destroyed ones left out) and snapshots the host's agent keeps, and
-        the forks' copies it must send (``exports``) or may fetch (``imports``)."""
-        self.store.get_host(host_id)
-        mine = self.store.list_snapshots(host_id=host_id)
-        made = {s.id for s in mine if s.status is SnapshotStatus.CREATED}
-        hydrating = [
-            v
-            for v in self.store.list_volumes()
-            if v.state is VolumeState.HYDRATING and v.snapshot_id is not None
-        ]
-        exports = {
-            v.snapshot_id
-            for v in hydrating
-            if v.host_id != host_id and v.snapshot_id in made and not self._held(v.snapshot_id)
-        }
-        imports = {
-            v.snapshot_id
-            for v in hydrating
-            if v.host_id == host_id and v.snapshot_id and self._held(v.snapshot_id)
-        }
-        return HostVolumes(
-            volumes=self.store.list_volumes(host_id=host_id),
-            snapshots=mine,
-            exports=sorted(e for e in exports if e),
-            imports=sorted(i for i in imports if i),
-        )
-
-    # -- forks' copies between hosts ---------------------------------------------
-
-    def transfer_path(self, snapshot_id: str) -> Path:
-        if not snapshot_id or "/" in snapshot_id or snapshot_id.startswith("."):
-            raise ValidationError(f"invalid snapshot id {snapshot_id!r}")
-        return self.transfer_dir / f"{snapshot_id}.frames"
-
-    def _held(self, snapshot_id: str) -> bool:
-        return self.transfer_path(snapshot_id).is_file()
-
-    def check_export(self, host_id: str, snapshot_id: str) -> Path:
-        """Where the copy ``host_id`` sends goes; ``NotFoundError`` unless a fork waits for
-        that snapshot of this host."""
-        if snapshot_id not in self.for_host(host_id).exports:
-            raise NotFoundError(
-                f"no fork waits for snapshot {snapshot_id} from host {host_id}",
-                hint="send only what GET /v1/hosts/{id}/volumes lists in exports",
-            )
-        self.transfer_dir.mkdir(parents=True, exist_ok=True)
-        return self.transfer_path(snapshot_id)
-
-    def check_import(self, host_id: str, snapshot_id: str) -> Path:
-        """The copy ``host_id`` may fetch; ``NotFoundError`` unless a fork there needs it."""
-        if snapshot_id not in self.for_host(host_id).imports:
-            raise NotFoundError(
-                f"host {host_id} has no fork waiting for snapshot {snapshot_id}",
-                hint="fetch only what GET /v1/hosts/{id}/volumes lists in imports",
-            )
-        return self.transfer_path(snapshot_id)
-
-    def report(self, host_id: str, report: dict[str, Any]) -> None:
-        """Apply an agent's report: capacity, each volume's state and figures, each
-        snapshot's status. Entries for volumes of other hosts are ignored."""
-        self.store.get_host(host_id)
-        capacity = report.get("capacity_bytes")
-        if isinstance(capacity, int):
-            online = report.get("online_resize") is True
-            self.store.set_volume_capacity(
-                host_id, capacity, self.clock.now(), online_resize=online
-            )
-        mine = {v.id: v for v in self.store.list_volumes(host_id=host_id)}
-        for entry in report.get("volumes", []):
-            volume = mine.get(str(entry.get("id")))
-            if volume is not None:
-                self._apply_volume_report(volume, entry)
-        snapshots = {s.id: s for s in self.store.list_snapshots(host_id=host_id)}
-        for entry in report.get("snapshots", []):
-            snapshot = snapshots.get(str(entry.get("id")))
-            if snapshot is None:
-                continue
-            status = SnapshotStatus(entry.get("status", snapshot.status.value))
-            self.store.update_snapshot(
-                snapshot.model_copy(
-                    update={
-                        "status": status,
-                        "size": int(entry.get("size", 0)),
-                        "digest": str(entry.get("digest", "")),
-                    }
-                )
-            )
-
-    def _apply_volume_report(self, volume: Volume, entry: dict[str, Any]) -> None:
-        reported = str(entry.get("state", ""))
-        figures = {
-            k: int(entry[k])
-            for k in (
-                "block_size",
-                "blocks",
-                "blocks_free",
-                "blocks_avail",
-                "bytes_total",
-                "bytes_used",
-            )
-            if isinstance(entry.get(k), int)
-        }
-        state = volume.state
-        error = entry.get("error")
-        if reported == "destroyed" and state is VolumeState.PENDING_DESTROY:
-            state = VolumeState.DESTROYED
-        elif reported == "failed" and state in _LIVE:
-            state = VolumeState.FAILED
-        elif reported == "ready" and state in _LIVE:
-            grown = int(entry.get("size_gb", 0)) >= volume.size_gb
-            state = VolumeState.CREATED if grown else state
-            error = None
-            if state is VolumeState.CREATED and volume.state is VolumeState.HYDRATING:
-                assert volume.snapshot_id is not None  # a fork's copy has arrived: drop it
-                self.transfer_path(volume.snapshot_id).unlink(missing_ok=True)
-        changes: dict[str, Any] = {**figures, "state": state, "error": error}
-        if all(getattr(volume, k) == v for k, v in changes.items()):
-            return
-        # Changed meanwhile (an extend, a destroy): the next report applies.
-        with contextlib.suppress(FerryError):
-            self.store.update_volume(volume.model_copy(update=changes))
