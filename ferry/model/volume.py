@@ -26,11 +26,14 @@ __all__ = [
     "CreateVolumeRequest",
     "ExtendVolumeRequest",
     "ExtendVolumeResponse",
+    "HostVolumeReport",
     "HostVolumes",
     "MachineMount",
+    "SnapshotReportEntry",
     "SnapshotStatus",
     "UpdateVolumeRequest",
     "Volume",
+    "VolumeReportEntry",
     "VolumeSnapshot",
     "VolumeState",
     "mount_path_problem",
@@ -243,3 +246,34 @@ class HostVolumes(_Frozen):
     exports: list[str] = Field(default_factory=list)
     #: Snapshots a fork on this host needs that the control plane holds: fetch each.
     imports: list[str] = Field(default_factory=list)
+
+
+class VolumeReportEntry(_Frozen):
+    """One volume in a host's report (``state``: ready, failed or destroyed; none: no news)."""
+
+    id: str
+    state: Literal["ready", "failed", "destroyed"] | None = None
+    size_gb: int = Field(default=0, ge=0)
+    error: str | None = Field(default=None, max_length=2000)
+    block_size: int | None = Field(default=None, ge=0)
+    blocks: int | None = Field(default=None, ge=0)
+    blocks_free: int | None = Field(default=None, ge=0)
+    blocks_avail: int | None = Field(default=None, ge=0)
+    bytes_total: int | None = Field(default=None, ge=0)
+    bytes_used: int | None = Field(default=None, ge=0)
+
+
+class SnapshotReportEntry(_Frozen):
+    id: str
+    status: SnapshotStatus
+    size: int = Field(default=0, ge=0)
+    digest: str = ""
+
+
+class HostVolumeReport(_Frozen):
+    """Body of ``POST /v1/hosts/{id}/volumes/report``."""
+
+    capacity_bytes: int | None = Field(default=None, ge=0)
+    online_resize: bool = False
+    volumes: list[VolumeReportEntry] = Field(default_factory=list, max_length=10000)
+    snapshots: list[SnapshotReportEntry] = Field(default_factory=list, max_length=10000)

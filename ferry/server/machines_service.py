@@ -192,8 +192,9 @@ class MachineService:
             return self._mutate(app_name, machine_id, decide)[1]
 
     def _claim_mounts(self, machine: Machine, config: MachineConfig) -> None:
-        """Claim the volumes a new config mounts: each must live on the machine's host.
-        ``ConflictError`` when another machine holds one, ``ValidationError`` elsewhere."""
+        """Claim the volumes a new config mounts (each must live on the machine's host)
+        and free those it no longer mounts. ``ConflictError`` when another machine holds
+        one, ``ValidationError`` for a volume elsewhere."""
         for mount in config.mounts:
             volume = self.store.get_volume(mount.volume, machine.app_name)
             if volume.host_id != machine.host_id:
@@ -203,6 +204,10 @@ class MachineService:
                     hint="create a new machine with this mount instead",
                 )
             self.store.claim_volume(volume.id, machine.app_name, machine.id)
+        kept = {mount.volume for mount in config.mounts}
+        for old in machine.config.mounts:  # after the new claims: a refusal keeps the old
+            if old.volume not in kept:
+                self.store.release_volume(old.volume, machine.id)
 
     def _check_resize(self, machine: Machine, config: MachineConfig) -> None:
         old, new = machine.config.effective_guest, config.effective_guest

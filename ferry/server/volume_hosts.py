@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from ferry.errors import FerryError, NotFoundError, ValidationError
-from ferry.model.volume import HostVolumes, SnapshotStatus, Volume, VolumeState
+from ferry.model.volume import (
+    HostVolumeReport,
+    HostVolumes,
+    SnapshotStatus,
+    Volume,
+    VolumeReportEntry,
+    VolumeState,
+)
 from ferry.server.clock import Clock
 from ferry.store.base import StateStore
 
@@ -96,41 +103,36 @@ class VolumeHostSide:
             )
         return self.transfer_path(snapshot_id)
 
-    def report(self, host_id: str, report: dict[str, Any]) -> None:
+    def report(self, host_id: str, report: HostVolumeReport) -> None:
         """Apply an agent's report: capacity, each volume's state and figures, each
         snapshot's status. Entries for volumes of other hosts are ignored."""
         self.store.get_host(host_id)
-        capacity = report.get("capacity_bytes")
-        if isinstance(capacity, int):
-            online = report.get("online_resize") is True
+        if report.capacity_bytes is not None:
             self.store.set_volume_capacity(
-                host_id, capacity, self.clock.now(), online_resize=online
+                host_id, report.capacity_bytes, self.clock.now(), online_resize=report.online_resize
             )
         mine = {v.id: v for v in self.store.list_volumes(host_id=host_id)}
-        for entry in report.get("volumes", []):
-            volume = mine.get(str(entry.get("id")))
+        for entry in report.volumes:
+            volume = mine.get(entry.id)
             if volume is not None:
                 self._apply_volume_report(volume, entry)
         snapshots = {s.id: s for s in self.store.list_snapshots(host_id=host_id)}
-        for entry in report.get("snapshots", []):
-            snapshot = snapshots.get(str(entry.get("id")))
-            if snapshot is None:
-                continue
-            status = SnapshotStatus(entry.get("status", snapshot.status.value))
-            self.store.update_snapshot(
-                snapshot.model_copy(
-                    update={
-                        "status": status,
-                        "size": int(entry.get("size", 0)),
-                        "digest": str(entry.get("digest", "")),
-                    }
+        for reported in report.snapshots:
+            snapshot = snapshots.get(reported.id)
+            if snapshot is not None:
+                self.store.update_snapshot(
+                    snapshot.model_copy(
+                        update={
+                            "status": reported.status,
+                            "size": reported.size,
+                            "digest": reported.digest,
+                        }
+                    )
                 )
-            )
 
-    def _apply_volume_report(self, volume: Volume, entry: dict[str, Any]) -> None:
-        reported = str(entry.get("state", ""))
+    def _apply_volume_report(self, volume: Volume, entry: VolumeReportEntry) -> None:
         figures = {
-            k: int(entry[k])
+            k: getattr(entry, k)
             for k in (
                 "block_size",
                 "blocks",
@@ -139,16 +141,16 @@ class VolumeHostSide:
                 "bytes_total",
                 "bytes_used",
             )
-            if isinstance(entry.get(k), int)
+            if getattr(entry, k) is not None
         }
         state = volume.state
-        error = entry.get("error")
-        if reported == "destroyed" and state is VolumeState.PENDING_DESTROY:
+        error = entry.error
+        if entry.state == "destroyed" and state is VolumeState.PENDING_DESTROY:
             state = VolumeState.DESTROYED
-        elif reported == "failed" and state in LIVE_STATES:
+        elif entry.state == "failed" and state in LIVE_STATES:
             state = VolumeState.FAILED
-        elif reported == "ready" and state in LIVE_STATES:
-            grown = int(entry.get("size_gb", 0)) >= volume.size_gb
+        elif entry.state == "ready" and state in LIVE_STATES:
+            grown = entry.size_gb >= volume.size_gb
             state = VolumeState.CREATED if grown else state
             error = None
             if state is VolumeState.CREATED and volume.state is VolumeState.HYDRATING:

@@ -18,6 +18,7 @@ from ferry.model.volume import (
     CreateVolumeRequest,
     ExtendVolumeRequest,
     ExtendVolumeResponse,
+    HostVolumeReport,
     HostVolumes,
     UpdateVolumeRequest,
     Volume,
@@ -132,7 +133,7 @@ def build_router(plane: ControlPlane) -> APIRouter:
         )
 
     @router.post("/v1/hosts/{host_id}/volumes/report", status_code=204)
-    def host_volume_report(host_id: str, body: dict[str, Any] = Body(...)) -> None:
+    def host_volume_report(host_id: str, body: HostVolumeReport) -> None:
         """(Agents) Capacity, volume states and figures, snapshot statuses."""
         volumes.report(host_id, body)
 

@@ -240,3 +240,29 @@ def test_an_app_with_volumes_is_not_deleted_until_they_are_destroyed(ready: Api)
     assert refused.status_code == 409 and volume["id"] in refused.json()["error"]
     ready.client.delete(f"/v1/apps/web/volumes/{volume['id']}")
     assert ready.client.delete("/v1/apps/web").status_code in (200, 202, 204)
+
+
+def test_a_machine_update_that_drops_its_mount_frees_the_volume(ready: Api) -> None:
+    volume = create_volume(ready)
+    mounts = [{"volume": volume["id"], "path": "/data"}]
+    machine = ready.create_machine(config={"image": IMAGE, "mounts": mounts})
+
+    updated = ready.client.post(
+        f"/v1/apps/web/machines/{machine['id']}", json={"config": {"image": IMAGE}}
+    )
+
+    assert updated.status_code == 200, updated.text
+    shown = ready.client.get(f"/v1/apps/web/volumes/{volume['id']}").json()
+    assert shown["attached_machine_id"] is None
+
+
+def test_a_malformed_agent_report_is_a_400_and_changes_nothing(ready: Api) -> None:
+    volume = create_volume(ready)
+
+    response = ready.client.post(
+        "/v1/hosts/ams-1/volumes/report",
+        json={"volumes": [{"id": volume["id"], "state": "exploded"}]},
+    )
+
+    assert response.status_code == 400 and "volumes.0.state" in response.json()["error"]
+    assert ready.client.get(f"/v1/apps/web/volumes/{volume['id']}").json()["state"] == "creating"
