@@ -154,8 +154,9 @@ class VolumeSnapshot(_Frozen):
 class CreateVolumeRequest(FlyConfigModel):
     """Body of ``POST /v1/apps/{app}/volumes``; unknown or refused fields are named in a 400.
 
-    ``compute`` (the guest of the machine that will use it) is accepted: Ferry
-    places the volume on a host that also has room for that guest.
+    ``compute`` (the guest of the machine that will use it) is accepted, but
+    placement looks at disk room only: the machine's create says if its volume's
+    host lacks the CPU or memory.
     ``require_unique_zone`` (Fly's default ``true``) puts it on a host that
     holds no other volume of the same name when the region has one.
     ``source_volume_id`` forks that volume: a consistent copy of it, in any

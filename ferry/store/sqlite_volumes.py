@@ -106,6 +106,18 @@ class VolumeRows:
     def update_volume(self, volume: Volume) -> Volume:
         stored = volume.model_copy(update={"revision": volume.revision + 1})
         with self._write() as conn:
+            if volume.state is VolumeState.PENDING_DESTROY:
+                # Checked in the write that destroys: a claim cannot slip in between.
+                attached = conn.execute(
+                    text("SELECT attached_machine_id FROM volumes WHERE id = :id"),
+                    {"id": volume.id},
+                ).scalar()
+                holder = _holder(conn, attached)
+                if holder is not None:
+                    raise ConflictError(
+                        f"volume {volume.id} is in use by machine {holder}",
+                        hint=f"destroy machine {holder} first",
+                    )
             done = conn.execute(
                 text(
                     "UPDATE volumes SET state = :state, doc = :doc, revision = :next "

@@ -41,7 +41,9 @@ class VolumeStore(Protocol):
 
     def update_volume(self, volume: Volume) -> Volume:
         """Write ``volume`` if its ``revision`` is still the stored one; returns it with
-        the next revision. ``RevisionConflict`` otherwise, ``NotFoundError``."""
+        the next revision. ``RevisionConflict`` otherwise, ``NotFoundError``;
+        ``ConflictError`` when it would become ``pending_destroy`` while a machine that
+        is not destroyed claims it (checked in the same transaction as the write)."""
         ...
 
     def claim_volume(self, volume_id: str, app_name: str, machine_id: str) -> Volume:

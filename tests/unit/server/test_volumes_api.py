@@ -266,3 +266,20 @@ def test_a_malformed_agent_report_is_a_400_and_changes_nothing(ready: Api) -> No
 
     assert response.status_code == 400 and "volumes.0.state" in response.json()["error"]
     assert ready.client.get(f"/v1/apps/web/volumes/{volume['id']}").json()["state"] == "creating"
+
+
+def test_the_store_refuses_to_destroy_a_volume_a_machine_claimed_meanwhile(ready: Api) -> None:
+    from ferry.errors import ConflictError
+    from ferry.model.volume import Volume, VolumeState
+
+    volume = create_volume(ready)
+    read_before_the_claim = Volume.model_validate(volume)
+    machine = ready.create_machine(
+        config={"image": IMAGE, "mounts": [{"volume": volume["id"], "path": "/data"}]}
+    )
+
+    with pytest.raises(ConflictError, match=machine["id"]):
+        ready.plane.store.update_volume(
+            read_before_the_claim.model_copy(update={"state": VolumeState.PENDING_DESTROY})
+        )
+    assert ready.client.get(f"/v1/apps/web/volumes/{volume['id']}").json()["state"] == "creating"
