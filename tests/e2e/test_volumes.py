@@ -9,6 +9,8 @@ the edge, as a user would see it.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +21,7 @@ import pytest
 
 from ferry.cluster.ephemeral import copy_demo_app, ephemeral_cluster, run_cli
 from ferry.cluster.settings import ClusterSettings
+from tests.e2e.conftest import cluster_pid
 
 pytestmark = pytest.mark.e2e
 
@@ -104,6 +107,24 @@ def test_a_deployed_apps_volume_keeps_its_data_and_forks_to_another_region(
     assert [v["id"] for v in ferry_json(cluster, "volumes", "list", "-a", "notes")] == [
         volume["id"]
     ]
+
+    # The host's agent is killed; its successor finds the volume as it was (no new
+    # filesystem), and the machine restarted by it reads the notes.
+    host = machine["host_id"]
+    killed = cluster_pid(cluster, "agent", "--host-id", host)
+    assert killed is not None
+    log = cluster.log_dir / f"agent-{host}.log"
+    seen = log.stat().st_size
+    os.kill(killed, signal.SIGKILL)
+    until(
+        "a new agent",
+        lambda: cluster_pid(cluster, "agent", "--host-id", host) not in (None, killed),
+    )
+    ferry(cluster, "machine", "restart", machine["id"], "-a", "notes")
+    again = until("the app after the agent restart", lambda: notes(cluster, "third"))
+    assert again.split() == ["first", "second", "third"]
+    made_before = log.read_bytes()[:seen]
+    assert b"volume make" in made_before and b"volume make" not in log.read_bytes()[seen:]
 
     refused = run_cli(cluster, "volumes", "destroy", volume["id"], "-a", "notes", "--yes")
     assert refused.returncode == 1 and "in use by machine" in refused.stderr
