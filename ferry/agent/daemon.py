@@ -10,6 +10,8 @@ Threads, each with one job:
   (``RegistryImageStore.collect``; the decision is ``ferry.runtime.image_gc``);
 - exec: long-polls for exec orders and runs them in their machines
   (``ferry.agent.exec_loop``: ``runc exec``, bounded in time and output);
+- volumes: every second makes the host's volumes match the control plane's
+  (``ferry.agent.volume_loop``: ext4 images on loop devices, snapshots);
 - main loop: each cycle reads a fresh snapshot (desired + containers), asks the
   pure ``plan_host`` for steps, logs each step's one-line reason and hands the
   step to a worker pool. Level-triggered: a lost wake-up costs one cycle.
@@ -40,6 +42,7 @@ from ferry.agent.private_net import PrivateNetSettings, resolv_conf, start_priva
 from ferry.agent.ps_report import PS_REPORT_SECONDS, ProcessReporter
 from ferry.agent.reconcile import MachineMemory, Step, container_id, plan_host
 from ferry.agent.runner import HostIdentity, StepRunner
+from ferry.agent.volume_loop import VolumeKeeper
 from ferry.client import FerryClient
 from ferry.errors import FerryError, ValidationError
 from ferry.model import DesiredState, Host, Machine, MachineState
@@ -102,6 +105,12 @@ class Agent:
         )
         self.network = MachineNetwork(settings.netns_prefix, settings.machine_subnet)
         self.memory: dict[str, MachineMemory] = {}
+        # Its own client: the keeper's passes run beside the watch and the steps.
+        self.volumes = VolumeKeeper(
+            FerryClient(settings.api_url, settings.token),
+            settings.host_id,
+            settings.state_dir / "volumes",
+        )
         self.runner = StepRunner(
             HostIdentity(settings.host_id, settings.region),
             self.driver,
@@ -117,6 +126,7 @@ class Agent:
             if settings.user_namespaces
             else None,
             readonly_root=settings.readonly_root,
+            volumes=self.volumes,
         )
         self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="step")
         self.checks = CheckTracker()
@@ -153,6 +163,9 @@ class Agent:
             threading.Thread(target=self._image_gc_loop, name="image-gc", daemon=True),
             threading.Thread(target=self._ps_loop, name="ps", daemon=True),
             threading.Thread(target=self._exec_loop, name="exec", daemon=True),
+            threading.Thread(
+                target=self.volumes.run, args=(self._stopping,), name="volumes", daemon=True
+            ),
         ]
         for t in threads:
             t.start()

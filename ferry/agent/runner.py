@@ -71,6 +71,13 @@ class SecretsSource(Protocol):
     def machine_secrets(self, host_id: str, machine_id: str) -> dict[str, str]: ...
 
 
+class VolumeSource(Protocol):
+    """Where a starting machine's volumes are mounted on the host
+    (``ferry.agent.volume_loop.VolumeKeeper``)."""
+
+    def source_for(self, volume_id: str) -> Path: ...
+
+
 @dataclass(frozen=True)
 class HostIdentity:
     host_id: str
@@ -93,11 +100,15 @@ class StepRunner:
         secrets: SecretsSource | None = None,
         id_ranges: IdRangeAllocator | None = None,
         readonly_root: bool = False,
+        volumes: VolumeSource | None = None,
     ) -> None:
         """``id_ranges``: each machine runs in its own user namespace, root inside
         mapped to the host uid range it holds there (kept across its restarts,
         freed when it is destroyed); ``None``: in the host's, as root.
-        ``readonly_root``: machines get a read-only root filesystem."""
+        ``readonly_root``: machines get a read-only root filesystem. ``volumes``:
+        where a machine's ``config.mounts`` come from (``None``: the host keeps no volumes,
+        and a machine with one fails to start, saying so)."""
+        self.volumes = volumes
         self.host = host
         # Asked for the app's secrets at every container start (None: machines get none).
         # The last answer per machine is kept in memory only, to restart a crashed
@@ -292,6 +303,11 @@ class StepRunner:
         mark = phases.lap("image", mark, self.clock())
         netns = self.network.ensure(m.id, m.host_ip, m.private_ip)
         mark = phases.lap("network", mark, self.clock())
+        volumes = tuple(
+            (mount.path, self._volume_source(mount.volume)) for mount in m.config.mounts
+        )
+        if volumes:
+            mark = phases.lap("volumes", mark, self.clock())
         secrets = {} if fetching is None else fetching.result()
         if fetching is not None:
             mark = phases.lap("secrets", mark, self.clock())  # the wait beyond the network
@@ -316,11 +332,20 @@ class StepRunner:
             if self.id_ranges is None
             else self.id_ranges.acquire(range_owner(self.host.host_id, m.id)),
             readonly_root=self.readonly_root,
+            volumes=volumes,
         )
         self.driver.destroy(spec.container_id)  # a half-made container from a crash mid-start
         mark = phases.lap("spec", mark, self.clock())
         self.driver.start(spec)
         phases.lap("container", mark, self.clock())
+
+    def _volume_source(self, volume_id: str) -> Path:
+        if self.volumes is None:
+            raise RuntimeFailure(
+                f"this host's agent keeps no volumes, so volume {volume_id} cannot be mounted",
+                hint="run the agent with volumes (its default)",
+            )
+        return self.volumes.source_for(volume_id)
 
     def _fetch_secrets(self, m: Machine) -> dict[str, str]:
         """The app's secrets now; the last ones fetched for ``m`` if the control plane is

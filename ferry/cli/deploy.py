@@ -42,6 +42,7 @@ from ferry.deploy.release_command import ReleaseCommand
 from ferry.deploy.rollback import configs_by_group
 from ferry.deploy.rollout import Progress, Rollout, expected_check_count
 from ferry.deploy.strategies import check_strategy
+from ferry.deploy.volumes import DeployVolumes
 from ferry.errors import ApiError, ConfigError, FerryError, RuntimeFailure, ValidationError
 from ferry.model import Machine, MachineConfig, parse_duration
 from ferry.model.release import NewRelease, Release, ReleaseStatus
@@ -118,6 +119,15 @@ def deploy_command(
     )
     output.say(f"Image: {pinned}")
     config_for = _config_factory(app_config, pinned, machines)
+    rollout_config_for = config_for
+    if app_config is not None and app_config.mounts:
+        if chosen_strategy in ("canary", "bluegreen"):
+            raise ValidationError(
+                f"the {chosen_strategy} strategy starts new machines beside the old ones, and "
+                "a volume is mounted by one machine at a time",
+                hint="deploy an app with [[mounts]] with --strategy rolling or immediate",
+            )
+        rollout_config_for = DeployVolumes(client, app_name, app_config, machines).wrap(config_for)
     release_command: ReleaseCommandSpec | None = None
     command = app_config.deploy.release_command if app_config else None
     if app_config is not None and command:
@@ -129,7 +139,7 @@ def deploy_command(
         client,
         app_name,
         plan,
-        config_for,
+        rollout_config_for,
         new,
         wait_timeout=timeout,
         max_unavailable=chosen_max_unavailable,
@@ -314,6 +324,12 @@ def _config_factory(
             same_group[0] if same_group else None,
         )
         if existing is not None:
+            if existing.config.mounts and existing.id != step.machine_id:
+                raise ValidationError(
+                    f"a new machine would copy machine {existing.id}'s config, which mounts "
+                    f"volume {existing.config.mounts[0].volume}: a volume serves one machine",
+                    hint="deploy with a fly.toml whose [[mounts]] gives each machine a volume",
+                )
             return existing.config.model_copy(update={"image": image})
         return MachineConfig(image=image)
 

@@ -33,6 +33,7 @@ from ferry.cli import (
     secrets,
     ssh,
     tokens,
+    volumes,
     waf,
     wireguard,
 )
@@ -87,6 +88,9 @@ app.add_typer(releases.app, name="releases")
 app.add_typer(secrets.app, name="secrets")
 app.add_typer(waf.app, name="waf")
 app.add_typer(certs.app, name="certs")
+app.add_typer(volumes.app, name="volumes")
+app.add_typer(volumes.app, name="volume", hidden=True)
+app.add_typer(volumes.app, name="vol", hidden=True)
 app.add_typer(ssh.app, name="ssh")
 app.command("status")(status_command)
 app.command("logs")(logs_command)

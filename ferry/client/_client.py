@@ -16,6 +16,7 @@ from ferry.client._parse import parse_model, parse_models
 from ferry.client._parse import path_segment as _seg
 from ferry.client._releases import ReleaseMethods
 from ferry.client._secrets import SecretsMethods
+from ferry.client._volumes import VolumeMethods
 from ferry.client._waf import WafMethods
 from ferry.client._wireguard import WireGuardMethods
 from ferry.errors import UnavailableError
@@ -50,6 +51,7 @@ class FerryClient(
     MeshMethods,
     JoinMethods,
     WireGuardMethods,
+    VolumeMethods,
     ExecMethods,
 ):
     """Synchronous client of the Ferry API; every method blocks until the answer arrives.

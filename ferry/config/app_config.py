@@ -8,6 +8,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from ferry.config.groups import FileSource, Scoped, group_names
+from ferry.config.mounts import MountSource
 from ferry.errors import ConfigError, ValidationError
 from ferry.model import (
     CheckConfig,
@@ -96,6 +97,7 @@ class AppConfig(_Frozen):
     warnings: tuple[str, ...] = ()
     statics: list[StaticConfig] = Field(default_factory=list)
     waf: WafConfig | None = None  # [waf], Ferry's own (docs/waf.md)
+    mounts: list[Scoped[MountSource]] = Field(default_factory=list)  # [[mounts]]
     raw: dict[str, Any] = Field(default_factory=dict)
 
     @property

@@ -12,6 +12,7 @@ from ferry.config.app_config import AppConfig
 from ferry.config.autoscale import parse_autoscale
 from ferry.config.groups import FileSource, Scoped, group_names, parse_files, parse_processes
 from ferry.config.locate import KeyLocator
+from ferry.config.mounts import parse_mounts
 from ferry.config.reader import Source, Table, show
 from ferry.config.sections import (
     parse_build,
@@ -48,16 +49,14 @@ _SECTIONS = (
     "files",
     "statics",
     "waf",
+    "mounts",
 )
 _IGNORED_TOP_LEVEL = {"console_command": "Ferry has no console command yet"}
 _UNSUPPORTED_TOP_LEVEL = {
     "machine_checks": "remove it; Ferry runs [checks] and service checks",
     "machine_config": "remove it and describe the machine with [[vm]] and [experimental]",
     "container": "remove it; Ferry runs one container per machine",
-    # Not silently skipped: data written to a missing volume would be lost on the next deploy.
-    "mounts": "volumes are planned; until then keep data in a database outside the machines "
-    "(a machine's disk is replaced on every deploy)",
-    "mount": "volumes are planned; until then keep data in a database outside the machines",
+    "mount": "the section is [[mounts]] (source, destination): see docs/volumes.md",
     "metrics": "Ferry does not scrape app metrics yet; remove the section",
     "swap_size_mb": "swap is not supported; size memory with [[vm]] memory",
     "host_dedication_id": "dedicated hosts are not supported",
@@ -178,6 +177,7 @@ def parse_app_config(
         autoscale=parse_autoscale(root.table("autoscale")),
         statics=parse_statics(root.tables("statics")),
         waf=parse_waf(root.table("waf")),
+        mounts=parse_mounts(root.tables("mounts"), groups),
         http_service_internal_port=(
             services[0].value.internal_port if http_table is not None else None
         ),

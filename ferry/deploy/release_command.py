@@ -46,6 +46,7 @@ def release_machine_config(base: MachineConfig, command: Sequence[str]) -> Machi
             "services": [],
             "checks": {},
             "restart": RestartPolicy(policy="no", max_retries=0),
+            "mounts": [],  # the app's machines own their volumes, as on Fly
             "metadata": {**base.metadata, "fly_process_group": RELEASE_PROCESS_GROUP},
         }
     )

@@ -39,6 +39,7 @@ from ferry.model.refusals import (
     is_request,
 )
 from ferry.model.sizes import DEFAULT_SIZE, preset
+from ferry.model.volume import MachineMount
 
 #: Handlers the edge implements; ``pg_tls``/``proxy_proto`` are refused.
 SUPPORTED_HANDLERS = frozenset({"http", "tls"})
@@ -291,8 +292,28 @@ class MachineConfig(FlyConfigModel):
     statics: list[StaticConfig] = Field(default_factory=list, max_length=MAX_STATICS)
     #: Ferry extension (fly.toml ``[waf]``): the edge's web application firewall.
     waf: WafConfig | None = None
+    #: Volumes mounted into the machine (Fly allows one; so does Ferry).
+    mounts: list[MachineMount] = Field(default_factory=list, max_length=1)
 
     refused_fields: ClassVar[Mapping[str, str]] = CONFIG_REFUSED
+
+    @field_validator("mounts", mode="before")
+    @classmethod
+    def _no_mounts(cls, value: object) -> object:
+        return [] if value is None else value  # Fly's clients may send null for none
+
+    @model_validator(mode="after")
+    def _files_outside_mounts(self) -> MachineConfig:
+        for mount in self.mounts:
+            for file in self.files:
+                if file.guest_path == mount.path or file.guest_path.startswith(
+                    mount.path.rstrip("/") + "/"
+                ):
+                    raise ValueError(
+                        f"files entry {file.guest_path!r} lies inside the volume mounted at "
+                        f"{mount.path!r}: the volume would hide it; write it elsewhere"
+                    )
+        return self
 
     @field_validator("statics", mode="before")
     @classmethod

@@ -43,10 +43,9 @@ def is_request(info: ValidationInfo) -> bool:
     return isinstance(info.context, dict) and bool(info.context.get(REQUEST_CONTEXT))
 
 
-_VOLUMES = "volumes are not built yet; keep data in a database outside the machine"
+_VOLUMES = "use config.mounts with a volume made by `POST /v1/apps/{app}/volumes`"
 
 CONFIG_REFUSED: Mapping[str, str] = {
-    "mounts": _VOLUMES,
     "volumes": _VOLUMES,
     "metrics": "Ferry does not scrape app metrics yet",
     "schedule": "scheduled machines are not built yet",

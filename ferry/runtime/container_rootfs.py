@@ -35,6 +35,7 @@ class RootfsDirs:
     lower: Path  # the image idmapped into the container's range (user namespace only)
     sys: Path  # a sysfs of its network namespace (user namespace + given netns only)
     rootfs: Path
+    volumes: Path | None = None  # <n>/: volume n idmapped into the range (user namespace)
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,8 @@ class MountedRootfs:
 
     sysfs: Path | None  # bind this on /sys instead of letting runc mount a sysfs
     owner: tuple[int, int] | None  # host uid and gid of the container's root
+    # (path in the machine, host directory to bind there) of each volume
+    volumes: tuple[tuple[str, Path], ...] = ()
 
 
 def make_searchable_dirs(path: Path) -> None:
@@ -76,7 +79,7 @@ def mount_rootfs(dirs: RootfsDirs, spec: ContainerSpec) -> MountedRootfs:
         dirs.rootfs.mkdir()
     if id_range is None or root_ids is None:
         mount_overlay(spec.image.rootfs, dirs.upper, dirs.work, dirs.rootfs)
-        return MountedRootfs(sysfs=None, owner=None)
+        return MountedRootfs(sysfs=None, owner=None, volumes=spec.volumes)
     dirs.lower.mkdir()
     mount_idmapped(spec.image.rootfs, dirs.lower, id_range)
     os.chown(dirs.upper, *root_ids)  # the overlay's root dir takes the upper's owner
@@ -86,7 +89,16 @@ def mount_rootfs(dirs: RootfsDirs, spec: ContainerSpec) -> MountedRootfs:
         dirs.sys.mkdir()
         prepare_network_namespace(spec.netns_path, dirs.sys)
         sysfs = dirs.sys
-    return MountedRootfs(sysfs=sysfs, owner=root_ids)
+    volumes = []
+    for number, (destination, source) in enumerate(spec.volumes):
+        # The volume keeps root as 0 on disk: an idmapped view makes its files the
+        # machine's, whatever uid range this machine holds (the next may hold another).
+        assert dirs.volumes is not None, "a container with volumes needs a volumes dir"
+        view = dirs.volumes / str(number)
+        view.mkdir(parents=True)
+        mount_idmapped(source, view, id_range, readonly=False)
+        volumes.append((destination, view))
+    return MountedRootfs(sysfs=sysfs, owner=root_ids, volumes=tuple(volumes))
 
 
 def unmount_rootfs(dirs: RootfsDirs, legacy_rootfs: Path) -> None:
@@ -97,8 +109,10 @@ def unmount_rootfs(dirs: RootfsDirs, legacy_rootfs: Path) -> None:
     Raises ``RuntimeFailure`` while anything stays mounted: removing a directory
     then would reach into the container's layer, the shared image or /sys.
     """
-    for point in (dirs.rootfs, legacy_rootfs, dirs.sys, dirs.lower):
+    views = sorted(dirs.volumes.iterdir()) if dirs.volumes and dirs.volumes.is_dir() else []
+    for point in (dirs.rootfs, legacy_rootfs, dirs.sys, dirs.lower, *views):
         unmount(point)
         if os.path.ismount(point):
+            # Removing the directory now would delete a volume's files through it.
             raise RuntimeFailure(f"{point} is still mounted; its directory is kept")
     shutil.rmtree(dirs.rootfs.parent, ignore_errors=True)  # now a plain, empty directory

@@ -66,6 +66,8 @@ class ContainerSpec:
     id_range: IdRange | None = None
     readonly_root: bool = False
     private_ip: str = ""  # the machine's 6PN address: fly-local-6pn in its /etc/hosts
+    # Volumes: (path in the machine, the host directory where the volume is mounted).
+    volumes: tuple[tuple[str, Path], ...] = ()
 
 
 class ContainerState(StrEnum):

@@ -97,8 +97,9 @@ def user_namespace(id_range: IdRange) -> Iterator[int]:
         os.close(fd)
 
 
-def mount_idmapped(source: Path, target: Path, id_range: IdRange) -> None:
-    """Bind ``source`` (not recursively) read-only on ``target``, ids shifted by ``id_range``.
+def mount_idmapped(source: Path, target: Path, id_range: IdRange, *, readonly: bool = True) -> None:
+    """Bind ``source`` (not recursively) on ``target``, ids shifted by ``id_range``;
+    read-only unless ``readonly`` is false (a volume).
 
     ``target`` must exist. Raises ``RuntimeFailure`` naming the failing step and
     errno (``EINVAL`` from mount_setattr: the filesystem cannot be idmapped).
@@ -110,7 +111,8 @@ def mount_idmapped(source: Path, target: Path, id_range: IdRange) -> None:
         _fail("open_tree", source)
     try:
         with user_namespace(id_range) as userns:
-            attr = _MountAttr(_MOUNT_ATTR_IDMAP | _MOUNT_ATTR_RDONLY, 0, 0, userns)
+            flags = _MOUNT_ATTR_IDMAP | (_MOUNT_ATTR_RDONLY if readonly else 0)
+            attr = _MountAttr(flags, 0, 0, userns)
             if (
                 _libc.syscall(
                     _SYS_MOUNT_SETATTR,

@@ -177,6 +177,7 @@ def build_runtime_spec(
     user: ExecUser | None = None,
     seccomp: dict[str, Any] | None = None,
     sysfs_source: Path | None = None,
+    volumes: tuple[tuple[str, Path], ...] = (),
 ) -> dict[str, Any]:
     """The OCI runtime spec (as a JSON-ready dict) to run ``spec`` on ``rootfs``.
 
@@ -193,7 +194,8 @@ def build_runtime_spec(
     namespace made outside it). ``spec.id_range``: a user namespace with that uid and
     gid mapping; the rootfs must then show the image's files shifted into it
     (the driver's idmapped lower layer). ``spec.readonly_root``: a read-only root
-    with a tmpfs on /tmp. Pure: touches no file.
+    with a tmpfs on /tmp. ``volumes``: (path in the machine, host directory) of each
+    volume, bound read-write (nosuid, nodev). Pure: touches no file.
     """
     if user is None:
         user = resolve_user(spec.image.config.user, None, None)
@@ -226,6 +228,15 @@ def build_runtime_spec(
     if seccomp is not None:
         linux["seccomp"] = seccomp
     mounts = _mounts(hosts_file, resolv_conf, sysfs_source) + _init_mounts(spec)
+    mounts += [
+        {
+            "destination": destination,
+            "type": "bind",
+            "source": str(source),
+            "options": ["bind", "rw", "nosuid", "nodev"],
+        }
+        for destination, source in volumes
+    ]
     if spec.readonly_root:
         mounts.append(
             {

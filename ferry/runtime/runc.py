@@ -8,6 +8,8 @@ Layout of ``state_dir/containers/<id>/``::
                   container's uid range, read-only (the overlay's lower layer)
     sys/          with a user namespace and a network namespace given: a sysfs
                   of that network namespace, bound on the container's /sys
+    volumes/<n>/  with a user namespace: volume n, idmapped into the container's
+                  range (read-write), bound on its path in the machine
     hosts         bind-mounted on /etc/hosts
     stdout.log    the process's stdout and stderr (and runc's own errors)
     pid           the container's init pid, written by runc
@@ -111,7 +113,10 @@ class _Paths:
         self.lower = directory / "lower"
         self.sys = directory / "sys"
         self.rootfs = rootfs
-        self.rootfs_dirs = RootfsDirs(self.upper, self.work, self.lower, self.sys, rootfs)
+        self.volumes = directory / "volumes"
+        self.rootfs_dirs = RootfsDirs(
+            self.upper, self.work, self.lower, self.sys, rootfs, self.volumes
+        )
         self.hosts = directory / "hosts"
         self.log = directory / "stdout.log"
         self.pid = directory / "pid"
@@ -258,6 +263,7 @@ class RuncDriver:
             user=user,
             seccomp=self.seccomp,
             sysfs_source=mounted.sysfs,
+            volumes=mounted.volumes,
         )
         # The spec holds the process's environment, the app's secrets included: owner only.
         descriptor = os.open(paths.config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

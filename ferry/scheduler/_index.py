@@ -252,6 +252,31 @@ class Scheduler:
         region.change_usage(record, app, request.cpus, request.memory_mb, 1)
         return Placement(record.host_id, region.region, reason)
 
+    def place_on(self, host_id: str, request: PlacementRequest) -> Placement | NoPlacement:
+        """Commit the machine on ``host_id`` (its volume's host) if that host is up in
+        ``request.region`` with room; else say why not. A ``NoPlacement`` changes nothing."""
+        record = self._records.get(host_id)
+        region = self._regions.get(request.region)
+        if record is None or region is None or record.region != request.region:
+            return NoPlacement(
+                request.region,
+                f"host {host_id} of the machine's volume is not in region {request.region}",
+            )
+        if host_id not in region.up_hosts:
+            return NoPlacement(
+                request.region,
+                f"host {host_id}, which holds the machine's volume, is not up",
+            )
+        if record.free_cpus < request.cpus or record.free_memory_mb < request.memory_mb:
+            return NoPlacement(
+                request.region,
+                f"host {host_id}, which holds the machine's volume, has room for "
+                f"{record.free_cpus} cpus / {record.free_memory_mb} MB, not "
+                f"{request.cpus} cpus / {request.memory_mb} MB",
+            )
+        region.change_usage(record, request.app, request.cpus, request.memory_mb, 1)
+        return Placement(host_id, request.region, f"placed on {host_id}: it holds the volume")
+
     def hold(self, host_id: str, app: str, cpus: int, memory_mb: int) -> None:
         """Commit one machine of ``app`` (with that guest size) on ``host_id``, as
         ``place`` does for the host it chooses: for a machine placed elsewhere.

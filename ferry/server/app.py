@@ -33,6 +33,7 @@ from ferry.server.routes import (
     platform,
     releases,
     secrets,
+    volumes,
     waf,
     wireguard,
 )
@@ -141,6 +142,7 @@ def create_app(
         mesh,
         join,
         wireguard,
+        volumes,
         exec_routes,
     ):
         app.include_router(module.build_router(plane), dependencies=authorized, responses=errors)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from ferry.errors import ConflictError, NotFoundError, RevisionConflict, ValidationError
 from ferry.model import App, DesiredState, MachineState, Organization
 from ferry.model.names import APP_NAME_RULE, app_name_problem
+from ferry.model.volume import VolumeState
 from ferry.server.clock import Clock
 from ferry.server.ids import new_app_id
 from ferry.server.machines_service import make_event
@@ -66,10 +67,21 @@ class AppService:
     def delete(self, name: str, *, force: bool = False) -> str:
         """Start deleting the app; returns ``"deleted"`` or ``"destroying"``.
 
-        Idempotent. Raises ``NotFoundError`` for an unknown app and
-        ``ConflictError`` when machines are running and ``force`` is false.
+        Idempotent. Raises ``NotFoundError`` for an unknown app, ``ConflictError``
+        while it has volumes (even with ``force``), or when machines are running and
+        ``force`` is false.
         """
         self.store.get_app(name)
+        volumes = [
+            v.id
+            for v in self.store.list_volumes(app_name=name)
+            if v.state not in (VolumeState.PENDING_DESTROY, VolumeState.DESTROYED)
+        ]
+        if volumes:  # only the owner's explicit destroy deletes a volume's data
+            raise ConflictError(
+                f"app {name!r} has {len(volumes)} volume(s): {', '.join(volumes)}",
+                hint="destroy them first (`ferry volumes destroy ID`), then the app",
+            )
         live = self.store.list_machines(app_name=name, include_destroyed=False)
         running = [m.id for m in live if m.state in _RUNNING]
         if running and not force:

@@ -134,6 +134,16 @@ class CapacityView:
             )
         return outcome
 
+    def place_on(self, host_id: str, request: PlacementRequest) -> Placement | NoPlacement:
+        """As ``place``, on ``host_id`` only (the host of the machine's volume)."""
+        self.abandon()
+        outcome = self._scheduler.place_on(host_id, request)
+        if isinstance(outcome, Placement):
+            self._pending = _Claim(
+                outcome.host_id, request.app, request.cpus, request.memory_mb, -1
+            )
+        return outcome
+
     def abandon(self) -> None:
         """Give back the room of a placement that was not stored."""
         pending, self._pending = self._pending, None

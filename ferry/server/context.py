@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from fastapi.responses import JSONResponse
@@ -32,6 +34,7 @@ from ferry.server.processes import ProcessBook
 from ferry.server.secrets_rollout import SecretsRollouts
 from ferry.server.secrets_service import SecretsService
 from ferry.server.traffic import EdgeTraffic
+from ferry.server.volumes_service import VolumeService
 from ferry.server.watch import ChangeNotifier
 from ferry.server.wireguard_service import WireGuardService
 from ferry.store import StateStore
@@ -61,6 +64,7 @@ class ControlPlane:
     mesh: MeshService
     joins: JoinService
     wireguard: WireGuardService
+    volumes: VolumeService
     registry: str = ""
     auth: Authenticator | None = None
     traffic: EdgeTraffic = field(default_factory=EdgeTraffic)
@@ -124,10 +128,19 @@ class ControlPlane:
             mesh=MeshService(store, clock, notifier),
             joins=JoinService(store, clock, hosts, access),
             wireguard=WireGuardService(store, clock, notifier),
+            volumes=VolumeService(store, clock, volume_transfer_dir(store)),
             registry=registry,
             traffic=traffic,
             processes=ProcessBook(lambda: clock.now().timestamp()),
         )
+
+
+def volume_transfer_dir(store: StateStore) -> Path:
+    """Where forks' copies wait between hosts: beside a file store, else a temp dir."""
+    path = getattr(store, "path", None)
+    if isinstance(path, Path):
+        return path.parent / "volume-transfers"
+    return Path(tempfile.mkdtemp(prefix="ferry-volume-transfers-"))
 
 
 def json_response(value: Any, status_code: int = 200) -> JSONResponse:

@@ -26,6 +26,7 @@ from ferry.model import (
     MachineState,
 )
 from ferry.model.names import MACHINE_NAME_RULE, machine_name_problem
+from ferry.model.volume import Volume, VolumeState
 from ferry.scheduler import NoPlacement, PlacementRequest
 from ferry.server.capacity_view import CapacityView
 from ferry.server.clock import Clock
@@ -94,7 +95,12 @@ class MachineCreator:
                 try:
                     self._check_app(app_name, request.name)
                     machine, event = self._decide(app_name, request, guest, source, reason)
-                    stored = self.store.insert_machine(machine, event, expected=view.versions)
+                    try:
+                        stored = self.store.insert_machine(machine, event, expected=view.versions)
+                    except BaseException:
+                        for mount in machine.config.mounts:  # the claim of a machine not made
+                            self.store.release_volume(mount.volume, machine.id)
+                        raise
                 except StalePlacement as stale:
                     # Someone wrote since the view's versions: the insert brought
                     # back what changed, so catching up needs no read.
@@ -124,6 +130,24 @@ class MachineCreator:
             else:  # pragma: no cover - the last attempt returns or raises
                 raise AssertionError("unreachable")
         return stored.model_copy(update={"events": [event]})
+
+    def _mounted_volume(self, app_name: str, request: CreateMachineRequest) -> Volume | None:
+        """The volume ``config.mounts`` names (checked usable), or ``None``."""
+        if not request.config.mounts:
+            return None
+        volume = self.store.get_volume(request.config.mounts[0].volume, app_name)
+        if volume.state in (VolumeState.PENDING_DESTROY, VolumeState.DESTROYED, VolumeState.FAILED):
+            raise ConflictError(
+                f"volume {volume.id} is {volume.state.value} and cannot be mounted",
+                hint="create a new volume",
+            )
+        if volume.attached_machine_id is not None:
+            raise ConflictError(
+                f"volume {volume.id} is in use by machine {volume.attached_machine_id}: a "
+                "volume is mounted by one machine at a time",
+                hint="destroy that machine first, or create another volume",
+            )
+        return volume
 
     def _check_app(self, app_name: str, name: str | None) -> None:
         """Refuse an unknown app or one being deleted (as the view knows it), or a bad name."""
@@ -160,9 +184,21 @@ class MachineCreator:
         placement_request = PlacementRequest(
             app=app_name, region=wanted, cpus=guest.cpus, memory_mb=guest.memory_mb
         )
-        outcome = view.place(placement_request)
+        volume = self._mounted_volume(app_name, request)
+        if volume is not None:
+            # A machine with a volume runs where its volume lives, and nowhere else.
+            if request.region not in (None, "", volume.region):
+                raise FerryValidationError(
+                    f"volume {volume.id} is in region {volume.region}, not {request.region}",
+                    hint=f"create the machine in {volume.region}, or fork the volume "
+                    "(snapshot + restore) there",
+                )
+            placement_request = replace(placement_request, region=volume.region)
+            outcome = view.place_on(volume.host_id, placement_request)
+        else:
+            outcome = view.place(placement_request)
         note: str | None = None
-        if isinstance(outcome, NoPlacement) and request.region_fallback:
+        if isinstance(outcome, NoPlacement) and request.region_fallback and volume is None:
             refusal = outcome.reason
             for other in fallback_regions(wanted, view.regions, self.distances):
                 found = view.place(replace(placement_request, region=other))
@@ -177,9 +213,12 @@ class MachineCreator:
             raise CapacityError(outcome.reason, hint=hint)
         host = view.hosts[outcome.host_id]
         now = self.clock.now()
+        machine_id = new_machine_id()
+        if volume is not None:
+            self.store.claim_volume(volume.id, app_name, machine_id)
         desired = DesiredState.STOPPED if request.skip_launch else DesiredState.STARTED
         machine = Machine(
-            id=new_machine_id(),
+            id=machine_id,
             name=name,
             app_name=app_name,
             state=MachineState.CREATED,

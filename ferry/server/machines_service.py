@@ -173,6 +173,7 @@ class MachineService:
                     hint="read the machine again and retry",
                 )
             self._check_resize(m, request.config)
+            self._claim_mounts(m, request.config)
             running = m.desired_state is DesiredState.STARTED
             state = MachineState.REPLACING if running else m.state
             event = make_event(self.clock, "update", state.value, "user")
@@ -189,6 +190,24 @@ class MachineService:
         # placement lock, so it cannot race a create for the same room.
         with self._placement_lock:
             return self._mutate(app_name, machine_id, decide)[1]
+
+    def _claim_mounts(self, machine: Machine, config: MachineConfig) -> None:
+        """Claim the volumes a new config mounts (each must live on the machine's host)
+        and free those it no longer mounts. ``ConflictError`` when another machine holds
+        one, ``ValidationError`` for a volume elsewhere."""
+        for mount in config.mounts:
+            volume = self.store.get_volume(mount.volume, machine.app_name)
+            if volume.host_id != machine.host_id:
+                raise FerryValidationError(
+                    f"volume {volume.id} lives on host {volume.host_id}, machine {machine.id} "
+                    f"on {machine.host_id}: a machine mounts only a volume of its host",
+                    hint="create a new machine with this mount instead",
+                )
+            self.store.claim_volume(volume.id, machine.app_name, machine.id)
+        kept = {mount.volume for mount in config.mounts}
+        for old in machine.config.mounts:  # after the new claims: a refusal keeps the old
+            if old.volume not in kept:
+                self.store.release_volume(old.volume, machine.id)
 
     def _check_resize(self, machine: Machine, config: MachineConfig) -> None:
         old, new = machine.config.effective_guest, config.effective_guest

@@ -35,6 +35,7 @@ from ferry.store.certs_base import CertStore
 from ferry.store.join_base import JoinTokenStore
 from ferry.store.mesh_base import MeshStore
 from ferry.store.secrets_base import SecretsStore
+from ferry.store.volumes_base import VolumeStore
 from ferry.store.waf_base import WafEventStore
 from ferry.store.wireguard_base import WireGuardPeerStore
 
@@ -93,6 +94,7 @@ class StateStore(
     MeshStore,
     JoinTokenStore,
     WireGuardPeerStore,
+    VolumeStore,
     Protocol,
 ):
     """Durable state of the control plane. All methods block; all are thread-safe.

@@ -400,6 +400,39 @@ MIGRATIONS: Final[list[tuple[int, list[Step]]]] = [
             )""",
         ],
     ),
+    (
+        18,
+        [
+            # Volumes (ferry.store.sqlite_volumes): the API object as JSON in ``doc``; the
+            # columns are what queries filter on. ``attached_machine_id`` is the machine
+            # that claimed it (free again once that machine is destroyed).
+            """CREATE TABLE volumes (
+                id TEXT PRIMARY KEY,
+                app_name TEXT NOT NULL,
+                host_id TEXT NOT NULL,
+                state TEXT NOT NULL,
+                attached_machine_id TEXT,
+                doc TEXT NOT NULL,
+                revision INTEGER NOT NULL
+            )""",
+            "CREATE INDEX volumes_by_app ON volumes (app_name)",
+            "CREATE INDEX volumes_by_host ON volumes (host_id)",
+            """CREATE TABLE volume_snapshots (
+                id TEXT PRIMARY KEY,
+                volume_id TEXT NOT NULL,
+                host_id TEXT NOT NULL,
+                status TEXT NOT NULL,
+                doc TEXT NOT NULL
+            )""",
+            # The bytes each host can give volumes, as its agent last reported.
+            """CREATE TABLE volume_hosts (
+                host_id TEXT PRIMARY KEY,
+                capacity_bytes INTEGER NOT NULL,
+                online_resize INTEGER NOT NULL DEFAULT 0,
+                reported_at REAL NOT NULL
+            )""",
+        ],
+    ),
 ]
 
 
@@ -429,8 +462,11 @@ def apply_migrations(conn: Connection) -> int:
             f"the state database has schema version {version}, "
             f"but this Ferry only knows up to {latest}"
         )
+    # By the numbers recorded, not only the highest: a migration merged in below one
+    # already applied (branches that took 17 and 18 apart) still runs once.
+    applied = {int(n) for n in conn.execute(text("SELECT version FROM schema_version")).scalars()}
     for number, statements in MIGRATIONS:
-        if number <= version:
+        if number in applied:
             continue
         for statement in statements:
             if isinstance(statement, str):
@@ -441,5 +477,5 @@ def apply_migrations(conn: Connection) -> int:
             text("INSERT INTO schema_version (version, applied_at) VALUES (:v, :t)"),
             {"v": number, "t": time.time()},
         )
-        version = number
+        version = max(version, number)
     return version

@@ -71,6 +71,7 @@ from ferry.store.sqlite_rows import (
     ts,
 )
 from ferry.store.sqlite_secrets import SecretRows, delete_app_secrets
+from ferry.store.sqlite_volumes import VolumeRows
 from ferry.store.sqlite_waf import WafEventRows, delete_app_waf_events
 from ferry.store.sqlite_wireguard import WireGuardPeerRows
 
@@ -92,6 +93,7 @@ class SqliteStore(
     MeshRows,
     JoinTokenRows,
     WireGuardPeerRows,
+    VolumeRows,
 ):
     """``StateStore`` on one SQLite file (guarantees: ``sqlite_engine.py``).
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ferry.agent.reconcile import MachineMemory, container_id, plan_host
-from ferry.agent.runner import HostIdentity, StepRunner
+from ferry.agent.runner import HostIdentity, StepRunner, VolumeSource
 from ferry.client import FerryClient
 from ferry.model import Machine, MachineConfig, MachineState
 from ferry.runtime.driver import LocalImage
@@ -89,9 +89,15 @@ class Agent:
     """One host agent whose cycles the test runs; a new ``Agent`` is an agent restart."""
 
     def __init__(
-        self, client: FerryClient, driver: RuncDriver, images: OneImage, network: Any = None
+        self,
+        client: FerryClient,
+        driver: RuncDriver,
+        images: OneImage,
+        network: Any = None,
+        volumes: VolumeSource | None = None,
     ) -> None:
-        """``network``: the host's machine network (default: none, ``NoNetwork``)."""
+        """``network``: the host's machine network (default: none, ``NoNetwork``);
+        ``volumes``: where machines' volumes come from (default: none kept)."""
         self.client = client
         self.driver = driver
         self.memory: dict[str, MachineMemory] = {}
@@ -105,6 +111,7 @@ class Agent:
             secrets=client,  # as the daemon does: each start asks for the app's secrets
             # as the daemon runs machines: each in a user namespace of its own
             id_ranges=IdRangeAllocator(driver.state_dir / "id-ranges.json"),
+            volumes=volumes,
         )
 
     def machine(self, machine_id: str) -> Machine:

@@ -23,8 +23,8 @@ def error_of(text: str) -> str:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ('[[mounts]]\nsource = "data"\n', "fly.toml:1: mounts is not supported yet by Ferry"),
-        ('[mounts]\nsource = "data"\n', "fly.toml:1: mounts is not supported yet by Ferry"),
+        ('[[mounts]]\nsource = "data"\n', "fly.toml:1: [[mounts]] needs a destination"),
+        ('[mount]\nsource = "data"\n', "fly.toml:1: mount is not supported yet by Ferry"),
         (
             '[[statics]]\nguest_path = "/a"\nurl_prefix = "/"\ntigris_bucket = "b"\n',
             "fly.toml:4: [[statics]] tigris_bucket is not supported yet by Ferry",
