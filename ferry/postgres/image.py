@@ -63,8 +63,15 @@ def default_cache_dir() -> Path:
 
 @contextmanager
 def _locked(cache_dir: Path) -> Iterator[None]:
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    with (cache_dir / "lock").open("a") as handle:
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        handle = (cache_dir / "lock").open("a")
+    except OSError as exc:
+        raise RuntimeFailure(
+            f"cannot use the Postgres image cache {cache_dir}: {exc.strerror}",
+            hint="run as root, or give a directory you can write with --cache-dir",
+        ) from exc
+    with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield

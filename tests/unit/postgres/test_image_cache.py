@@ -153,3 +153,13 @@ def test_publish_copies_the_cached_image_and_pins_it_by_digest(tmp_path: Path) -
         f"oci:{tmp_path / 'layout'}:{built.tag}",
         f"docker://10.77.0.1:5000/ferry-postgres:{built.tag}",
     ]
+
+
+def test_a_cache_that_cannot_be_written_is_named(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+
+    with pytest.raises(RuntimeFailure, match="cannot use the Postgres image cache") as raised:
+        build(blocker / "cache", FakeTools())
+
+    assert raised.value.hint is not None and "--cache-dir" in raised.value.hint
