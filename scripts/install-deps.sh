@@ -7,7 +7,7 @@ PACKAGES=(runc skopeo umoci buildah docker-registry iproute2 nftables
           busybox-static python3-venv python3-dev curl procps wrk haproxy
           util-linux psmisc ca-certificates iputils-ping tini nginx-light gcc
           golang-github-containers-common pebble modsecurity-crs
-          nghttp2-client wireguard-go wireguard-tools iperf3)
+          nghttp2-client wireguard-go wireguard-tools iperf3 mmdebstrap)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

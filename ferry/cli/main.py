@@ -25,6 +25,7 @@ from ferry.cli import (
     host,
     orgs,
     output,
+    postgres,
     region,
     regions,
     releases,
@@ -99,6 +100,7 @@ app.add_typer(cluster.app, name="cluster")
 app.add_typer(region.app, name="region")
 app.add_typer(host.app, name="host")
 app.add_typer(wireguard.app, name="wireguard")
+app.add_typer(postgres.app, name="postgres")
 app.command("server")(daemons.server_command)
 app.command("agent")(daemons.agent_command)
 app.command("proxy")(daemons.proxy_command)

@@ -1,0 +1,103 @@
+"""Patroni's and etcd's settings rendered from a Postgres machine's environment."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ferry.postgres.patroni_config import (
+    SettingsError,
+    etcd_argv,
+    patroni_config,
+    patroni_env,
+    read_settings,
+)
+
+SECRETS = {"SU_PASSWORD": "su-secret", "REPL_PASSWORD": "repl-secret", "OPERATOR_PASSWORD": "op-s"}
+MACHINE = {"FLY_PRIVATE_IP": "fdaa:0:1:a7b:1::3", "FLY_APP_NAME": "db", "FLY_MACHINE_ID": "m1"}
+
+
+def test_a_machine_runs_its_own_etcd_member_when_no_endpoints_are_given() -> None:
+    settings = read_settings({**MACHINE, **SECRETS}, hostname="h")
+
+    assert (settings.scope, settings.name, settings.data_dir) == ("db", "m1", "/data/postgresql")
+    assert settings.etcd_local
+    assert settings.etcd_endpoints == ("http://[fdaa:0:1:a7b:1::3]:2379",)
+    assert settings.etcd_initial_cluster == "m1=http://[fdaa:0:1:a7b:1::3]:2380"
+
+
+def test_the_config_advertises_the_6pn_address_and_holds_no_password() -> None:
+    settings = read_settings({**MACHINE, **SECRETS}, hostname="h")
+
+    config = patroni_config(settings)
+    text = json.dumps(config)
+
+    assert config["postgresql"]["connect_address"] == "[fdaa:0:1:a7b:1::3]:5432"
+    assert config["restapi"] == {
+        "listen": "[::]:8008",
+        "connect_address": "[fdaa:0:1:a7b:1::3]:8008",
+    }
+    assert config["etcd3"] == {"hosts": ["[fdaa:0:1:a7b:1::3]:2379"]}
+    assert config["postgresql"]["data_dir"] == "/data/postgresql"
+    assert config["postgresql"]["bin_dir"] == "/usr/lib/postgresql/15/bin"
+    assert config["bootstrap"]["dcs"]["postgresql"]["use_pg_rewind"] is True
+    for secret in SECRETS.values():
+        assert secret not in text
+
+
+def test_passwords_reach_patroni_only_through_its_environment() -> None:
+    settings = read_settings({**MACHINE, **SECRETS}, hostname="h")
+
+    env = patroni_env(settings, {**MACHINE, **SECRETS, "UNRELATED": "x"})
+
+    assert env["PATRONI_SUPERUSER_PASSWORD"] == "su-secret"
+    assert env["PATRONI_REPLICATION_PASSWORD"] == "repl-secret"
+    assert env["OPERATOR_PASSWORD"] == "op-s"
+    assert "UNRELATED" not in env and "SU_PASSWORD" not in env
+
+
+def test_external_etcd_endpoints_turn_the_local_member_off() -> None:
+    env = {**MACHINE, **SECRETS, "ETCD_ENDPOINTS": "http://10.0.0.1:2379, http://10.0.0.2:2379"}
+
+    settings = read_settings(env, hostname="h")
+
+    assert not settings.etcd_local
+    assert patroni_config(settings)["etcd3"]["hosts"] == ["10.0.0.1:2379", "10.0.0.2:2379"]
+
+
+def test_etcd_listens_on_the_private_address_and_loopback() -> None:
+    settings = read_settings({**MACHINE, **SECRETS, "ETCD_DATA_DIR": "/d/etcd"}, hostname="h")
+
+    argv = etcd_argv(settings)
+
+    assert argv[argv.index("--listen-client-urls") + 1] == (
+        "http://[fdaa:0:1:a7b:1::3]:2379,http://127.0.0.1:2379"
+    )
+    assert argv[argv.index("--data-dir") + 1] == "/d/etcd"
+    assert argv[argv.index("--initial-cluster-token") + 1] == "db"
+
+
+def test_an_ipv4_address_listens_on_all_ipv4_addresses() -> None:
+    settings = read_settings({**SECRETS, "FLY_PRIVATE_IP": "127.0.0.1"}, hostname="box.1")
+
+    assert settings.name == "box-1"  # a name safe in etcd keys and URLs
+    assert settings.scope == "postgres"
+    assert patroni_config(settings)["restapi"]["listen"] == "0.0.0.0:8008"
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"FLY_PRIVATE_IP": ""}, "FLY_PRIVATE_IP is not set"),
+        ({"FLY_PRIVATE_IP": "not-an-ip"}, "'not-an-ip' is not an IP address"),
+        ({"SU_PASSWORD": ""}, "SU_PASSWORD is not set"),
+        ({"REPL_PASSWORD": ""}, "REPL_PASSWORD is not set"),
+        ({"OPERATOR_PASSWORD": ""}, "OPERATOR_PASSWORD is not set"),
+        ({"ETCD_ENDPOINTS": "10.0.0.1:2379"}, "is not an http(s):// URL"),
+        ({"PG_TTL": "soon"}, "PG_TTL='soon' is not a positive number"),
+    ],
+)
+def test_a_bad_environment_names_the_variable(change: dict[str, str], named: str) -> None:
+    with pytest.raises(SettingsError, match=named.replace("(", r"\(").replace(")", r"\)")):
+        read_settings({**MACHINE, **SECRETS, **change}, hostname="h")
