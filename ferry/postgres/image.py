@@ -123,7 +123,7 @@ def _build_base(
         except RuntimeFailure as exc:
             raise RuntimeFailure(
                 f"mmdebstrap could not build the Postgres base: {exc.message}",
-                hint="check that the Debian mirror (deb.debian.org) is reachable and apt works",
+                hint="check that the machine's Debian mirror (its apt sources) answers",
             ) from exc
         installed = time.monotonic()
         say("Compressing the base layer")

@@ -25,27 +25,31 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from ferry.postgres import apt_sources
+
 __all__ = [
     "BUILDER_VERSION",
     "DPKG_FILTERS",
     "IMAGE_REPOSITORY",
     "PACKAGES",
-    "SOURCES",
     "SUITE",
     "base_key",
     "ferry_files",
     "image_config",
     "image_key",
     "mmdebstrap_argv",
+    "sources",
 ]
 
 BUILDER_VERSION = "1"
 SUITE = "bookworm"
-SOURCES = (
-    "deb http://deb.debian.org/debian bookworm main",
-    "deb http://deb.debian.org/debian bookworm-updates main",
-    "deb http://deb.debian.org/debian-security bookworm-security main",
-)
+
+
+def sources() -> tuple[str, ...]:
+    """This machine's apt entries for ``SUITE`` (``ferry.postgres.apt_sources``)."""
+    return apt_sources.read(SUITE)
+
+
 # Patroni 3.0.2 talks to etcd 3.4 over its v3 gRPC gateway (``etcd3:`` in its
 # config); it still imports python-etcd for its exception classes.
 PACKAGES = (
@@ -106,7 +110,7 @@ def base_key() -> str:
         {
             "builder": BUILDER_VERSION,
             "suite": SUITE,
-            "sources": SOURCES,
+            "sources": sources(),
             "packages": sorted(PACKAGES),
             "dpkg": DPKG_FILTERS,
             "hooks": CUSTOMIZE_HOOKS,
@@ -155,7 +159,7 @@ def mmdebstrap_argv(output: Path) -> list[str]:
     ]
     argv += [f"--dpkgopt={line}" for line in DPKG_FILTERS]
     argv += [f"--customize-hook={hook}" for hook in CUSTOMIZE_HOOKS]
-    return [*argv, SUITE, str(output), *SOURCES]
+    return [*argv, SUITE, str(output), *sources()]
 
 
 def image_config(diff_ids: list[str], key: str) -> dict[str, Any]:
