@@ -23,6 +23,7 @@ from ferry.cli import (
     context,
     daemons,
     host,
+    ips,
     orgs,
     output,
     region,
@@ -87,6 +88,7 @@ app.add_typer(releases.app, name="releases")
 app.add_typer(secrets.app, name="secrets")
 app.add_typer(waf.app, name="waf")
 app.add_typer(certs.app, name="certs")
+app.add_typer(ips.app, name="ips")
 app.add_typer(ssh.app, name="ssh")
 app.command("status")(status_command)
 app.command("logs")(logs_command)

@@ -25,6 +25,7 @@ from ferry.server.routes import (
     autoscale,
     certs,
     edges,
+    flycast,
     hosts,
     join,
     machines,
@@ -141,6 +142,7 @@ def create_app(
         mesh,
         join,
         wireguard,
+        flycast,
         exec_routes,
     ):
         app.include_router(module.build_router(plane), dependencies=authorized, responses=errors)

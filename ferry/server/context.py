@@ -21,6 +21,7 @@ from ferry.server.certs_service import CertService, CertSettings
 from ferry.server.clock import Clock
 from ferry.server.console_relay import ConsoleRelay
 from ferry.server.exec_service import ExecBroker
+from ferry.server.flycast_service import FlycastService
 from ferry.server.hosts_service import HostService
 from ferry.server.join_service import JoinService
 from ferry.server.leases_service import LeaseService
@@ -61,6 +62,7 @@ class ControlPlane:
     mesh: MeshService
     joins: JoinService
     wireguard: WireGuardService
+    flycast: FlycastService
     registry: str = ""
     auth: Authenticator | None = None
     traffic: EdgeTraffic = field(default_factory=EdgeTraffic)
@@ -124,6 +126,7 @@ class ControlPlane:
             mesh=MeshService(store, clock, notifier),
             joins=JoinService(store, clock, hosts, access),
             wireguard=WireGuardService(store, clock, notifier),
+            flycast=FlycastService(store, clock, notifier),
             registry=registry,
             traffic=traffic,
             processes=ProcessBook(lambda: clock.now().timestamp()),

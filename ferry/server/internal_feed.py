@@ -3,8 +3,9 @@
 A host serves machines of some organizations; its resolver answers each
 machine about its own organization only. So the feed for a host holds every
 organization with a live machine on that host — all of that organization's
-machines (in every region: ``<app>.internal`` spans them), apps and
-WireGuard peers — and the region round-trip times for ``top<N>.nearest.of``.
+machines (in every region: ``<app>.internal`` spans them), apps, WireGuard
+peers and Flycast addresses (``<app>.flycast``) — and the region round-trip
+times for ``top<N>.nearest.of``.
 Nothing of an organization without machines on the host goes there.
 """
 
@@ -82,4 +83,16 @@ def records_of(
         if app.organization.sixpn_network in by_network:
             by_network[app.organization.sixpn_network].append(app.name)
     peers = dict(peers_of(sorted(networks))) if peers_of is not None else {}
-    return InternalRecords(records, by_network, peers, distances)
+    flycast: dict[int, dict[str, list[IPv6Address]]] = {}
+    for ip in store.list_flycast_ips():
+        app = apps.get(ip.app_name)
+        # Served while the app is in the network the address was made in (see flycast_service).
+        if (
+            ip.network in networks
+            and app is not None
+            and app.organization.sixpn_network == ip.network
+        ):
+            flycast.setdefault(ip.network, {}).setdefault(ip.app_name, []).append(
+                IPv6Address(ip.address)
+            )
+    return InternalRecords(records, by_network, peers, distances, flycast)
