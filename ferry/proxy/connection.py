@@ -213,7 +213,8 @@ class ClientConnection(asyncio.Protocol):
             answer = edge.tls().http01.get(url[len(_ACME_PREFIX) :].decode("latin-1"))
             if answer is not None:
                 raise _Reject(200, answer)
-        fixed = self.fixed_app
+        # A Flycast connection's app, or the app a backhaul peer routed to (trusted only).
+        fixed = self.fixed_app if self.fixed_app is not None else request.hop_app
         if fixed is not None:
             app: str | None = fixed
         else:

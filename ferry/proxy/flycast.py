@@ -48,8 +48,7 @@ def flycast_ports(table: RouteTable, app: str) -> frozenset[int]:
         port
         for backend in table.backends(app)
         for service in backend.services
-        if "http" in service.handlers and "tls" not in service.handlers
-        for port in service.ports
+        for port in service.http_ports
     )
 
 
@@ -160,9 +159,9 @@ class FlycastListeners:
                 netns=self.netns, check=False,
             )  # fmt: skip
             self._routed = local_flycast_routes(shown)
-        lines = [f"-6 route replace local {a}/128 dev lo" for a in sorted(wanted - self._routed)]
+        lines = [f"route replace local {a}/128 dev lo" for a in sorted(wanted - self._routed)]
         lines += [
-            f"-6 route del local {a}/128 dev lo table local" for a in sorted(self._routed - wanted)
+            f"route del local {a}/128 dev lo table local" for a in sorted(self._routed - wanted)
         ]
         if not lines:
             return

@@ -13,7 +13,7 @@ import pytest
 
 from ferry.agent.mesh_loop import flycast_edge, peers_of
 from ferry.errors import ValidationError
-from ferry.model import DesiredState, MachineState
+from ferry.model import DesiredState, Machine, MachineConfig, MachineState
 from ferry.model.mesh import MeshNode, MeshNodeKind, MeshSnapshot
 from ferry.net import peer_gateway, sixpn
 from ferry.net.flycast import (
@@ -28,7 +28,8 @@ from ferry.net.flycast import (
 from ferry.net.internal_dns import answer
 from ferry.net.internal_records import InternalRecords
 from ferry.proxy.flycast import flycast_ports, local_flycast_routes
-from ferry.proxy.routes import Backend, RouteTable, ServicePorts
+from ferry.proxy.headers import EdgeHeaders, build_request_head
+from ferry.proxy.routes import Backend, RouteTable, ServicePorts, routes_from_machines
 
 ACME, OTHER = 0x10, 0x20
 
@@ -91,9 +92,14 @@ def test_an_app_serves_its_http_ports_on_flycast_but_not_tls_nor_raw_tcp() -> No
             "web": (
                 _backend(
                     "web",
-                    ServicePorts(8080, ports=(80,), handlers=("http",), force_https=True),
-                    ServicePorts(8080, ports=(443,), handlers=("http", "tls")),
-                    ServicePorts(9000, ports=(9000,), handlers=("http",)),
+                    ServicePorts(
+                        8080,
+                        ports=(80, 443),
+                        handlers=("http", "tls"),
+                        force_https=True,
+                        http_ports=(80,),
+                    ),
+                    ServicePorts(9000, ports=(9000,), handlers=("http",), http_ports=(9000,)),
                     ServicePorts(5432, ports=(5432,)),
                 ),
             )
@@ -198,3 +204,32 @@ def test_a_peer_may_reach_its_own_organizations_flycast_addresses_at_the_gateway
     rules = peer_gateway.ruleset("fyg1", [peer], sixpn.DNS_ADDRESS)
     assert f"ip6 daddr {flycast_prefix(ACME)} meta l4proto tcp accept" in rules
     assert str(flycast_prefix(OTHER)) not in rules
+
+
+def test_an_http_service_serves_port_80_on_flycast_and_not_443() -> None:
+    now = datetime(2026, 11, 26, tzinfo=UTC)
+    http_service = {
+        "protocol": "tcp",
+        "internal_port": 8080,
+        "ports": [
+            {"port": 80, "handlers": ["http"], "force_https": True},
+            {"port": 443, "handlers": ["tls", "http"]},
+        ],
+    }
+    config = MachineConfig.model_validate({"image": "img", "services": [http_service]})
+    m = Machine(
+        id="m1", name="m1", app_name="web", state=MachineState.STARTED,
+        desired_state=DesiredState.STARTED, region="ams", instance_id="i1",
+        private_ip="fdaa:0:10:0:1:0:1:2", host_ip="10.77.17.2", config=config,
+        host_id="ams-1", created_at=now, updated_at=now,
+    )  # fmt: skip
+    assert flycast_ports(routes_from_machines(1, [m]), "web") == {80}
+
+
+def test_the_backhaul_names_the_app_for_the_next_edge_and_clients_cannot() -> None:
+    edge = EdgeHeaders("ams", 80)
+    headers = [(b"Host", b"web.flycast"), (b"Ferry-Hop-App", b"web")]
+    trusted = build_request_head(b"GET", b"/", list(headers), edge, b"fdaa::1", b"id", trusted=True)
+    assert trusted.hop_app == "web" and b"Ferry-Hop-App" not in trusted.head
+    client = build_request_head(b"GET", b"/", list(headers), edge, b"fdaa::1", b"id")
+    assert client.hop_app is None and b"Ferry-Hop-App" not in client.head
