@@ -117,7 +117,8 @@ class FlycastListeners:
         self.manage_routes = manage_routes
         self.refused = 0
         self.servers: dict[int, asyncio.Server] = {}
-        self._failed: set[int] = set()
+        self._failed: set[int] = set()  # ports that could not be bound (logged once)
+        self._retry = False  # the last pass left something undone: the next one tries again
         self._routed: set[ipaddress.IPv6Address] | None = None
         self._seen: tuple[FlycastTable, RouteTable] | None = None
 
@@ -129,6 +130,7 @@ class FlycastListeners:
         """One level-triggered pass: routes for exactly the table's addresses, a listener
         on every wanted port. Failures are logged; the next pass tries again."""
         table = self.flycast()
+        self._retry = False
         if self.manage_routes:
             await self._sync_routes(set(table.entries))
         wanted = self.wanted_ports()
@@ -148,6 +150,8 @@ class FlycastListeners:
                 if port not in self._failed:
                     log.warning("flycast: cannot listen on port %d: %s", port, exc)
                 self._failed.add(port)
+                self._retry = True
+        self._failed &= wanted
         for port in sorted(set(self.servers) - wanted):
             self.servers.pop(port).close()
             log.info("flycast: port %d closed (no Flycast app serves it)", port)
@@ -166,15 +170,26 @@ class FlycastListeners:
         if not lines:
             return
         await asyncio.to_thread(iproute.ip_batch, lines, netns=self.netns, force=True)
-        self._routed = set(wanted)
-        log.info("flycast: %d addresses routed to this edge", len(wanted))
+        shown = await asyncio.to_thread(
+            iproute.ip, "-6", "route", "show", "table", "local", "type", "local",
+            netns=self.netns, check=False,
+        )  # fmt: skip
+        self._routed = local_flycast_routes(shown)  # what the kernel has, not what was asked
+        if self._routed != wanted:
+            self._retry = True
+            log.warning(
+                "flycast: routes for %d of %d addresses could not be set; trying again",
+                len(wanted ^ self._routed), len(wanted),
+            )  # fmt: skip
+        else:
+            log.info("flycast: %d addresses routed to this edge", len(wanted))
 
     async def run(self, poll: float = POLL_SECONDS) -> None:
         """Follow both tables until cancelled (a pass whenever either changes)."""
         while True:
             seen = (self.flycast(), self.routes())
             last = self._seen
-            if last is None or seen[0] is not last[0] or seen[1] is not last[1] or self._failed:
+            if last is None or seen[0] is not last[0] or seen[1] is not last[1] or self._retry:
                 try:
                     await self.sync()
                     self._seen = seen

@@ -4,7 +4,9 @@ prefixes to a host's region edge, and ``<app>.flycast`` answers."""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
+import socket
 from datetime import UTC, datetime
 
 import dns.message
@@ -27,8 +29,9 @@ from ferry.net.flycast import (
 )
 from ferry.net.internal_dns import answer
 from ferry.net.internal_records import InternalRecords
-from ferry.proxy.flycast import flycast_ports, local_flycast_routes
+from ferry.proxy.flycast import FlycastListeners, flycast_ports, local_flycast_routes
 from ferry.proxy.headers import EdgeHeaders, build_request_head
+from ferry.proxy.http import HttpEdge
 from ferry.proxy.routes import Backend, RouteTable, ServicePorts, routes_from_machines
 
 ACME, OTHER = 0x10, 0x20
@@ -233,3 +236,42 @@ def test_the_backhaul_names_the_app_for_the_next_edge_and_clients_cannot() -> No
     assert trusted.hop_app == "web" and b"Ferry-Hop-App" not in trusted.head
     client = build_request_head(b"GET", b"/", list(headers), edge, b"fdaa::1", b"id")
     assert client.hop_app is None and b"Ferry-Hop-App" not in client.head
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET6) as probe:
+        probe.bind(("::1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_the_edge_listens_on_the_apps_http_ports_and_closes_what_is_no_flycast_address() -> None:
+    port = _free_port()
+    service = ServicePorts(8080, ports=(port,), handlers=("http",), http_ports=(port,))
+    routes = RouteTable(1, {"web": (_backend("web", service),)})
+    flycast = FlycastTable.of(1, [FlycastEntry(flycast_address(ACME, 1), "web", ACME)])
+
+    async def scenario() -> tuple[set[int], bytes, set[int]]:
+        tables = {"flycast": flycast}
+        edge = HttpEdge("ams", "ferry.test", lambda: routes, {})
+        listeners = FlycastListeners(
+            edge, lambda: tables["flycast"], lambda: routes, host="::1", manage_routes=False
+        )
+        await listeners.sync()
+        opened = set(listeners.servers)
+        # ::1 is no Flycast address: the edge closes the connection without a word.
+        reader, writer = await asyncio.open_connection("::1", port)
+        writer.write(b"GET / HTTP/1.1\r\nHost: web.flycast\r\n\r\n")
+        try:
+            answer = await asyncio.wait_for(reader.read(), 5)
+        except ConnectionResetError:
+            answer = b""
+        writer.close()
+        tables["flycast"] = FlycastTable()  # the address is released: the port closes
+        await listeners.sync()
+        left = set(listeners.servers)
+        await listeners.close()
+        edge.close()
+        return opened, answer, left
+
+    opened, answer, left = asyncio.run(scenario())
+    assert opened == {port} and answer == b"" and left == set()
