@@ -103,8 +103,11 @@ class FlycastService:
 
 def served_records(store: StateStore) -> list[FlycastRecord]:
     """Flycast addresses whose app is still in the network they were made in."""
+    records = store.list_flycast_ips()
+    if not records:  # the common case: no app list read for every mesh snapshot
+        return []
     networks = {app.name: app.organization.sixpn_network for app in store.list_apps()}
-    return [r for r in store.list_flycast_ips() if networks.get(r.app_name) == r.network]
+    return [r for r in records if networks.get(r.app_name) == r.network]
 
 
 def served_prefixes(records: Iterable[FlycastRecord]) -> list[str]:

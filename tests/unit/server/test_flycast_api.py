@@ -153,3 +153,18 @@ def test_deleting_the_app_releases_its_addresses(api: Api, two_orgs: dict[str, s
     assign(api, alice)
     assert api.client.delete("/v1/apps/rocket", headers=alice).status_code in (200, 202, 204)
     assert api.plane.store.list_flycast_ips() == []
+
+
+def test_a_moved_apps_old_addresses_are_no_longer_served(
+    api: Api, two_orgs: dict[str, str]
+) -> None:
+    ip = assign(api, bearer(two_orgs["alice"])).json()["ip"]
+    moved = api.client.post("/v1/apps/rocket/move", json={"org_slug": "globex"})
+    assert moved.status_code == 200, moved.text
+    assert api.plane.flycast.feed(1).addresses == []  # no edge serves it in globex's network
+    mesh = api.client.get("/v1/mesh").json()
+    assert mesh["flycast"] == []
+    shown = api.client.get(IPS.format("rocket")).json()["ips"]
+    assert [(i["ip"], i["network"]["org_slug"]) for i in shown] == [(ip, "acme")]
+    fresh = assign(api, bearer(two_orgs["bob"])).json()
+    assert fresh["network"]["org_slug"] == "globex" and fresh["ip"] != ip
