@@ -32,6 +32,7 @@ for m in machines:
     region, ip, mid = m["region"], m["host_ip"], m["id"]
     print(f"  .venv/bin/ferry region exec {region} -- curl -s http://{ip}:8080/   # straight to machine {mid}")
 '
+echo "  .venv/bin/ferry ssh console -a hello -C '/bin/busybox ip -6 addr show eth0'   # a command in a machine: its 6PN address"
 echo "  .venv/bin/ferry wireguard create personal ams laptop laptop.conf   # a WireGuard peer on the org's private network (docs/networking.md)"
 echo "  .venv/bin/ferry cluster status             # regions, hosts, addresses"
 echo "  make down                                  # stop everything and clean up"

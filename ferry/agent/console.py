@@ -6,7 +6,8 @@ with its host credential (it never listens), allocates a pseudo-terminal of the
 order's size and runs ``runc exec -t`` with that terminal as runc's stdin, stdout and
 stderr: runc puts it in raw mode, makes a second terminal inside the container and
 copies between the two, so the shell runs in the machine's namespaces, as its user,
-with its env — as ``runc exec`` does for ``-C``. Then two copies run until either
+with its env — as ``runc exec`` does for ``-C`` (entered as ``ferry.runtime.runc_enter``
+says, for every kind of machine). Then two copies run until either
 ends: terminal output → binary frames; binary frames → the terminal, and text frames
 ``{"resize": [cols, rows]}`` resize it (runc follows on SIGWINCH). When the shell
 exits the agent sends ``{"exit": code}`` and closes; when the user hangs up the shell
@@ -34,6 +35,7 @@ from websockets.exceptions import WebSocketException
 from websockets.sync.client import ClientConnection, connect
 
 from ferry.model.exec import ExecOrder
+from ferry.runtime.runc_enter import enter_argv
 from ferry.runtime.runc_exec import kill_tree
 
 __all__ = ["ConsoleRunner", "set_window_size", "websocket_url"]
@@ -82,8 +84,9 @@ class ConsoleRunner:
         set_window_size(slave, order.cols, order.rows)
         with tempfile.TemporaryDirectory(prefix="ferry-console-") as scratch:
             pid_file = Path(scratch) / "pid"
-            argv = [self.runc_binary, "--root", str(self.runc_root), "exec", "-t"]
-            argv += ["--pid-file", str(pid_file), f"{order.machine_id}-{order.instance_id}"]
+            container_id = f"{order.machine_id}-{order.instance_id}"
+            argv = enter_argv(self.runc_binary, self.runc_root, container_id, Path(scratch))
+            argv += ["-t", "--pid-file", str(pid_file), container_id]
             try:
                 process = subprocess.Popen(
                     [*argv, *order.argv],

@@ -6,7 +6,7 @@ Threads, each with one job:
 - health: runs machines' checks and ships their logs;
 - ps: every ``PS_REPORT_SECONDS`` reports the processes of the started machines
   (``ferry.agent.ps_report``: read from /proc, no exec);
-- image-gc: every ``IMAGE_GC_SECONDS`` deletes cached images nothing here needs
+- image-gc: every ``IMAGE_GC_SECONDS`` deletes cached images and frees uid ranges nothing here needs
   (``RegistryImageStore.collect``; the decision is ``ferry.runtime.image_gc``);
 - exec: long-polls for exec orders and runs them in their machines
   (``ferry.agent.exec_loop``: ``runc exec``, bounded in time and output);
@@ -24,7 +24,6 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,23 +32,24 @@ from types import FrameType
 from ferry.agent.checks import CheckTracker
 from ferry.agent.console import ConsoleRunner
 from ferry.agent.exec_loop import ExecLoop
+from ferry.agent.housekeeping import Housekeeper
 from ferry.agent.isolation_keeper import IsolationKeeper, IsolationSettings
 from ferry.agent.logship import LogShipper
 from ferry.agent.network_hook import BRIDGE, MachineNetwork
 from ferry.agent.private_net import PrivateNetSettings, resolv_conf, start_private_network
 from ferry.agent.ps_report import PS_REPORT_SECONDS, ProcessReporter
-from ferry.agent.reconcile import LABEL_MACHINE, MachineMemory, Step, container_id, plan_host
+from ferry.agent.reconcile import MachineMemory, Step, container_id, plan_host
 from ferry.agent.runner import HostIdentity, StepRunner
 from ferry.client import FerryClient
 from ferry.errors import FerryError, ValidationError
 from ferry.model import DesiredState, Host, Machine, MachineState
 from ferry.net import sixpn
 from ferry.runtime.driver import ContainerStatus
-from ferry.runtime.image_gc import GcPolicy, ImageDeletion
+from ferry.runtime.image_gc import GcPolicy
 from ferry.runtime.images import RegistryImageStore
 from ferry.runtime.process_sampler import ProcessSampler
 from ferry.runtime.runc import RuncDriver
-from ferry.runtime.userns import IdRangeAllocator, range_owner
+from ferry.runtime.userns import IdRangeAllocator
 
 log = logging.getLogger("ferry.agent")
 
@@ -83,25 +83,6 @@ class AgentSettings:
     private_net: PrivateNetSettings = field(default_factory=PrivateNetSettings)
     # nftables isolation between organizations (docs/networking.md); off by default.
     isolation: IsolationSettings = field(default_factory=IsolationSettings)
-
-
-def images_in_use(machines: Iterable[Machine], containers: Iterable[ContainerStatus]) -> set[str]:
-    """The image references (and ``image_ref`` digests) of every machine assigned to this
-    host, except destroyed ones with no container left. Pure.
-
-    A container's own image is not recorded anywhere the agent reads (an old instance's
-    container runs an image its machine no longer names): ``collect`` keeps the images
-    that mounted container overlays use, which covers every container.
-    """
-    with_container = {c.labels.get(LABEL_MACHINE, c.container_id.split("-")[0]) for c in containers}
-    references: set[str] = set()
-    for m in machines:
-        if m.state is MachineState.DESTROYED and m.id not in with_container:
-            continue
-        references.add(m.config.image)
-        if m.image_ref.digest:
-            references.add(m.image_ref.digest)
-    return references
 
 
 class Agent:
@@ -148,7 +129,9 @@ class Agent:
         self._version = 0
         self._delivered_at = 0.0  # wall-clock time the snapshot arrived (start breakdowns)
         self._busy: set[str] = set()
-        self._unclaimed_ranges: set[str] = set()  # owners collect_id_ranges found unclaimed
+        self.housekeeper = Housekeeper(
+            settings.host_id, self.driver, self.images, self.runner.id_ranges, settings.image_gc
+        )
         self.isolation = IsolationKeeper(
             settings.isolation, self.network.netns_name, BRIDGE, mesh=()
         )  # the mesh interface is named once the host has its 6PN number
@@ -308,61 +291,13 @@ class Agent:
         except Exception:
             log.exception("could not ship the last output of %s", machine.id)
 
-    def collect_images(self) -> list[ImageDeletion]:
-        """Delete the cached images this host no longer needs; log and return them.
-
-        Does nothing before the first snapshot: an empty view could make every
-        stopped machine's image look unneeded. Blocking (deletes files).
-        """
-        with self._lock:
-            desired = self._snapshot
-        if desired is None:
-            return []
-        in_use = images_in_use(desired, self.driver.list())
-        deleted = self.images.collect(in_use, self.settings.image_gc)
-        for deletion in deleted:
-            log.info(
-                "removed image %s (%s): %.1f MB freed",
-                deletion.digest,
-                deletion.reason,
-                deletion.size_bytes / 1e6,
-            )
-        if deleted:
-            freed = sum(d.size_bytes for d in deleted)
-            log.info("image cache: %d images removed, %.1f MB freed", len(deleted), freed / 1e6)
-        return deleted
-
     # -- background loops ----------------------------------------------------
-
-    def collect_id_ranges(self) -> None:
-        """Free the uid ranges of this host's machines that have neither a live machine
-        in the snapshot nor a container, two passes in a row (a machine destroyed
-        while the agent was down). Nothing before the first snapshot."""
-        with self._lock:
-            desired = self._snapshot
-        if desired is None or self.runner.id_ranges is None:
-            return
-        host = self.settings.host_id
-        claimed = {
-            range_owner(host, m.id) for m in desired if m.state is not MachineState.DESTROYED
-        }
-        for c in self.driver.list():
-            machine_id = c.labels.get(LABEL_MACHINE, c.container_id.split("-")[0])
-            claimed.add(range_owner(host, machine_id))
-        self._unclaimed_ranges = self.runner.id_ranges.release_unclaimed(
-            range_owner(host, ""), claimed, self._unclaimed_ranges
-        )
 
     def _image_gc_loop(self) -> None:
         while not self._stopping.wait(IMAGE_GC_SECONDS):
-            try:
-                self.collect_images()
-            except (FerryError, OSError) as exc:
-                log.warning("image garbage collection failed: %s", exc)
-            try:
-                self.collect_id_ranges()
-            except (FerryError, OSError) as exc:
-                log.warning("uid range collection failed: %s", exc)
+            with self._lock:
+                desired = self._snapshot
+            self.housekeeper.collect(desired)
 
     def _watch_loop(self) -> None:
         since = 0

@@ -5,7 +5,9 @@ own bundle (``config.json``): its environment (the app's secrets included: the
 machine's owner asked), its user, working directory, capabilities, rlimits,
 ``no_new_privs`` and seccomp filter, and it joins all of the container's
 namespaces and its cgroup (so the machine's memory and pids limits apply). runc
-refuses a paused (frozen) container by itself.
+refuses a paused (frozen) container by itself. A machine in a user namespace with
+a network namespace the host made is entered with its network namespace joined
+first (``ferry.runtime.runc_enter``: runc 1.1 cannot join it after the user one).
 
 Bounds: the command runs at most ``timeout`` seconds, after which it and every
 process it started are killed (SIGKILL, found through /proc by parentage); of
@@ -32,6 +34,7 @@ from pathlib import Path
 from typing import IO
 
 from ferry.errors import RuntimeFailure
+from ferry.runtime.runc_enter import enter_argv
 
 __all__ = ["CommandResult", "descendants", "exec_in_container", "kill_tree"]
 
@@ -161,16 +164,8 @@ def exec_in_container(
     """
     with tempfile.TemporaryDirectory(prefix="ferry-exec-") as scratch:
         pid_file = Path(scratch) / "pid"
-        command = [
-            runc_binary,
-            "--root",
-            str(runc_root),
-            "exec",
-            "--pid-file",
-            str(pid_file),
-            container_id,
-            *argv,
-        ]
+        entry = enter_argv(runc_binary, runc_root, container_id, Path(scratch))
+        command = [*entry, "--pid-file", str(pid_file), container_id, *argv]
         try:
             process = subprocess.Popen(
                 command,

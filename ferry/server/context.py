@@ -37,7 +37,7 @@ from ferry.server.watch import ChangeNotifier
 from ferry.server.wireguard_service import WireGuardService
 from ferry.store import StateStore
 
-__all__ = ["ControlPlane", "json_response"]
+__all__ = ["ControlPlane", "json_bytes", "json_response"]
 
 
 @dataclass
@@ -136,6 +136,11 @@ class ControlPlane:
 def json_response(value: Any, status_code: int = 200) -> JSONResponse:
     """Serialize models (or lists/dicts of them) once, without response_model re-validation."""
     return JSONResponse(_plain(value), status_code=status_code)
+
+
+def json_bytes(value: Any) -> bytes:
+    """``value`` encoded as ``json_response`` would send it (for bodies cached and sent again)."""
+    return bytes(JSONResponse(_plain(value)).body)
 
 
 def _plain(value: Any) -> Any:

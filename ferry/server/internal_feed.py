@@ -11,88 +11,139 @@ Nothing of an organization without machines on the host goes there.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from ipaddress import IPv6Address
 
 from ferry.autoscale.distances import RegionDistances
 from ferry.errors import ValidationError
-from ferry.model import MachineState
+from ferry.model import Machine, MachineState
+from ferry.net import peer_gateway
 from ferry.net.internal_records import InternalRecords, MachineRecord
 from ferry.store.base import StateStore
 
-__all__ = ["PeersOf", "internal_records", "records_of"]
+__all__ = ["FeedReads", "RecordsView", "internal_records", "read_feed"]
 
 DEFAULT_GROUP = "app"  # a machine without fly_process_group metadata, as deploys name it
 
-#: The WireGuard peers (name → address) of the organization with this 6PN network.
-PeersOf = Callable[[Iterable[int]], Mapping[int, Mapping[str, IPv6Address]]]
 
+@dataclass(frozen=True)
+class FeedReads:
+    """Everything the hosts' and gateways' records are made of, read and indexed once
+    per store version and shared by them all (``ferry.server.feeds``)."""
 
-def internal_records(
-    store: StateStore,
-    distances: RegionDistances,
-    host_id: str,
-    peers_of: PeersOf | None = None,
-) -> InternalRecords:
-    """The records ``host_id``'s resolver needs (see the module doc). Blocking."""
-    return records_of(store, distances, None, peers_of, on_host=host_id)
+    records: Mapping[int, tuple[MachineRecord, ...]]  # network → its live machines
+    apps: Mapping[int, tuple[str, ...]]  # network → its apps' names
+    peers: Mapping[int, Mapping[str, IPv6Address]]  # network → peer name → address
+    host_networks: Mapping[str, frozenset[int]]  # host → networks with machines there
+    gateway_networks: Mapping[str, frozenset[int]]  # region → networks with peers there
+    #: network → app → its Flycast addresses (those still in the app's organization)
+    flycast: Mapping[int, Mapping[str, tuple[IPv6Address, ...]]] = field(default_factory=dict)
 
-
-def records_of(
-    store: StateStore,
-    distances: RegionDistances,
-    networks: set[int] | None,
-    peers_of: PeersOf | None = None,
-    *,
-    on_host: str | None = None,
-) -> InternalRecords:
-    """The records of the organizations with 6PN ``networks`` (those of a gateway's
-    WireGuard peers), or, with ``networks=None``, of those with a live machine on
-    ``on_host``. Reads the apps and machines once. Blocking."""
-    apps = {app.name: app for app in store.list_apps()}
-    live = store.list_machines(include_destroyed=False)
-    if networks is None:
-        networks = {
-            apps[m.app_name].organization.sixpn_network
-            for m in live
-            if m.host_id == on_host and m.app_name in apps
-        }
-    networks = set(networks) - {0}
-    records: list[MachineRecord] = []
-    for m in live:
-        app = apps.get(m.app_name)
-        if app is None or app.organization.sixpn_network not in networks:
-            continue
-        try:
-            records.append(
-                MachineRecord(
-                    id=m.id,
-                    app=m.app_name,
-                    network=app.organization.sixpn_network,
-                    region=m.region,
-                    process_group=m.config.metadata.get("fly_process_group") or DEFAULT_GROUP,
-                    address=IPv6Address(m.private_ip),
-                    started=m.state is MachineState.STARTED,
-                    metadata=dict(m.config.metadata),
-                )
+    def fingerprint(self, networks: frozenset[int]) -> object:
+        """Equal for two reads whose records of ``networks`` are the same."""
+        return tuple(
+            (
+                n,
+                self.records.get(n, ()),
+                self.apps.get(n, ()),
+                dict(self.peers.get(n, {})),
+                dict(self.flycast.get(n, {})),
             )
-        except (ValueError, ValidationError):
-            continue  # no 6PN address (a machine from before 6PN): nothing to answer
-    by_network: dict[int, list[str]] = {n: [] for n in networks}
+            for n in sorted(networks)
+        )
+
+    def records_of(self, networks: frozenset[int], distances: RegionDistances) -> InternalRecords:
+        """The records of the organizations with 6PN ``networks``."""
+        machines = [m for n in sorted(networks) for m in self.records.get(n, ())]
+        apps = {n: self.apps.get(n, ()) for n in networks}
+        peers = {n: self.peers[n] for n in networks if n in self.peers}
+        flycast = {n: self.flycast[n] for n in networks if n in self.flycast}
+        return InternalRecords(machines, apps, peers, distances, flycast)
+
+
+@dataclass(frozen=True)
+class RecordsView:
+    """The records of some networks in one ``FeedReads``: what one host's or one
+    gateway's feed holds, compared by ``fingerprint`` and encoded only when sent."""
+
+    reads: FeedReads
+    networks: frozenset[int]
+
+    def fingerprint(self) -> object:
+        return self.reads.fingerprint(self.networks)
+
+    def to_json(self, distances: RegionDistances) -> str:
+        return self.reads.records_of(self.networks, distances).to_json()
+
+
+def read_feed(store: StateStore) -> FeedReads:
+    """Read apps, live machines and WireGuard peers once, and index them. Blocking."""
+    apps = {app.name: app for app in store.list_apps()}
+    network_of = {o.slug: o.sixpn_network for o in store.list_orgs()}
+    records: dict[int, list[MachineRecord]] = {}
+    hosts: dict[str, set[int]] = {}
+    for m in store.list_machines(include_destroyed=False):
+        app = apps.get(m.app_name)
+        if app is None or not app.organization.sixpn_network:
+            continue
+        network = app.organization.sixpn_network
+        hosts.setdefault(m.host_id, set()).add(network)
+        record = _record(m, network)
+        if record is not None:
+            records.setdefault(network, []).append(record)
+    names: dict[int, list[str]] = {}
     for app in apps.values():
-        if app.organization.sixpn_network in by_network:
-            by_network[app.organization.sixpn_network].append(app.name)
-    peers = dict(peers_of(sorted(networks))) if peers_of is not None else {}
+        names.setdefault(app.organization.sixpn_network, []).append(app.name)
+    peers: dict[int, dict[str, IPv6Address]] = {}
+    gateways: dict[str, set[int]] = {}
+    for peer in store.list_wireguard_peers():
+        peer_network = network_of.get(peer.org_slug)
+        if not peer_network:
+            continue
+        address = peer_gateway.peer_address(peer_network, peer.number)
+        peers.setdefault(peer_network, {})[peer.name] = address
+        gateways.setdefault(peer.region, set()).add(peer_network)
     flycast: dict[int, dict[str, list[IPv6Address]]] = {}
     for ip in store.list_flycast_ips():
-        app = apps.get(ip.app_name)
-        # Served while the app is in the network the address was made in (see flycast_service).
-        if (
-            ip.network in networks
-            and app is not None
-            and app.organization.sixpn_network == ip.network
-        ):
+        owner = apps.get(ip.app_name)
+        # Served while the app is in the network the address was made in (flycast_service).
+        if owner is not None and owner.organization.sixpn_network == ip.network:
             flycast.setdefault(ip.network, {}).setdefault(ip.app_name, []).append(
                 IPv6Address(ip.address)
             )
-    return InternalRecords(records, by_network, peers, distances, flycast)
+    return FeedReads(
+        records={n: tuple(sorted(r, key=lambda m: (m.app, m.id))) for n, r in records.items()},
+        apps={n: tuple(sorted(a)) for n, a in names.items()},
+        peers=peers,
+        host_networks={h: frozenset(n) for h, n in hosts.items()},
+        gateway_networks={r: frozenset(n) for r, n in gateways.items()},
+        flycast={
+            n: {a: tuple(sorted(found)) for a, found in by_app.items()}
+            for n, by_app in flycast.items()
+        },
+    )
+
+
+def internal_records(
+    store: StateStore, distances: RegionDistances, host_id: str
+) -> InternalRecords:
+    """The records ``host_id``'s resolver needs (see the module doc). Blocking."""
+    reads = read_feed(store)
+    return reads.records_of(reads.host_networks.get(host_id, frozenset()), distances)
+
+
+def _record(m: Machine, network: int) -> MachineRecord | None:
+    try:
+        return MachineRecord(
+            id=m.id,
+            app=m.app_name,
+            network=network,
+            region=m.region,
+            process_group=m.config.metadata.get("fly_process_group") or DEFAULT_GROUP,
+            address=IPv6Address(m.private_ip),
+            started=m.state is MachineState.STARTED,
+            metadata=dict(m.config.metadata),
+        )
+    except (ValueError, ValidationError):
+        return None  # no 6PN address (a machine from before 6PN): nothing to answer

@@ -65,12 +65,17 @@ class MeshService:
         """Every node with what it carries, and the version it stands for."""
         version = self.version()
         carried: dict[str, list[str]] = {}
+        # A host carries the /80 of each organization with machines on it, not each
+        # machine's /112: a machine starting or going away changes no peer anywhere
+        # (routing it inside the /80 is the host's business).
         for machine in self._store.list_machines(include_destroyed=False):
             try:
-                prefix = sixpn.parse(machine.private_ip).prefix
+                address = sixpn.parse(machine.private_ip)
             except ValidationError:
                 continue  # no 6PN address (yet): nothing to route
-            carried.setdefault(machine.host_id, []).append(str(prefix))
+            host_prefix = str(sixpn.host_prefix(address.network, address.host))
+            if host_prefix not in carried.setdefault(machine.host_id, []):
+                carried[machine.host_id].append(host_prefix)
         # An edge is its region's gateway for developers' WireGuard peers: it carries their /120s.
         for peer in self._store.list_wireguard_peers():
             network = self._store.get_org(peer.org_slug).sixpn_network

@@ -12,14 +12,12 @@ a bad key or name (400), an organization the caller may not see (404).
 
 The edges read their region's peers (``for_gateway``) to configure their
 peer interface (``ferry.net.peer_gateway.PeerGateway``); the DNS feed reads
-``peers_by_network`` for ``<peer>._peer.internal``.
+the peers for ``<peer>._peer.internal`` (``ferry.server.internal_feed``).
 """
 
 from __future__ import annotations
 
-import ipaddress
 import re
-from collections.abc import Iterable
 
 from ferry.errors import NotFoundError, ValidationError
 from ferry.model.mesh import MeshNodeKind, edge_node_id
@@ -33,7 +31,7 @@ from ferry.store.base import StateStore
 from ferry.store.mesh_base import MeshNodeRecord
 from ferry.store.wireguard_base import WireGuardPeerRecord
 
-__all__ = ["WireGuardService", "peers_by_network"]
+__all__ = ["WireGuardService"]
 
 # A DNS label (the peer is ``<name>._peer.internal``), as Fly's peer names.
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -138,19 +136,3 @@ class WireGuardService:
 def org_network(store: StateStore, org_slug: str) -> int:
     """The organization's 6PN network number (``NotFoundError`` for an unknown org)."""
     return store.get_org(org_slug).sixpn_network
-
-
-def peers_by_network(
-    store: StateStore, networks: Iterable[int]
-) -> dict[int, dict[str, ipaddress.IPv6Address]]:
-    """The peers of the organizations with 6PN ``networks`` as ``.internal`` DNS serves
-    them (``InternalRecords``' ``peers``, ``internal_feed.PeersOf``): network → name →
-    address. Organizations without peers are left out."""
-    wanted = set(networks)
-    found: dict[int, dict[str, ipaddress.IPv6Address]] = {}
-    for record in store.list_wireguard_peers():
-        network = org_network(store, record.org_slug)
-        if network in wanted:
-            address = peer_gateway.peer_address(network, record.number)
-            found.setdefault(network, {})[record.name] = address
-    return found

@@ -57,15 +57,20 @@ def _cert(row: Any) -> CertRow:
     )
 
 
+# The version handed out is the counter plus one: the counter starts at 0, and 0 is
+# the "no snapshot yet, answer at once" of the edges' long poll (a version 0 handed
+# out made every edge of a cluster without certificates poll in a tight loop).
+_OFFSET = 1
+
+
 def _bump(conn: Connection) -> int:
     conn.execute(
         sqlite_insert(counters)
         .values(name=_COUNTER, value=1)
         .on_conflict_do_update(index_elements=["name"], set_={"value": counters.c.value + 1})
     )
-    return int(
-        conn.execute(select(counters.c.value).where(counters.c.name == _COUNTER)).scalar_one()
-    )
+    found = conn.execute(select(counters.c.value).where(counters.c.name == _COUNTER)).scalar_one()
+    return int(found) + _OFFSET
 
 
 def _key_columns(prefix: str, key: SealedFields) -> dict[str, Any]:
@@ -190,7 +195,7 @@ class CertRows:
             found = conn.execute(
                 select(counters.c.value).where(counters.c.name == _COUNTER)
             ).scalar()
-        return int(found or 0)
+        return int(found or 0) + _OFFSET
 
     def cert_key_ids(self) -> dict[str, int]:
         counts: dict[str, int] = {}

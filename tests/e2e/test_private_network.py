@@ -13,9 +13,10 @@ import pytest
 
 from ferry.client import FerryClient
 from ferry.cluster.settings import ClusterSettings
-from ferry.model import Machine, MachineState
+from ferry.model import InitConfig, Machine, MachineState
 from ferry.net import sixpn, wireguard
 from tests.e2e.conftest import ferry
+from tests.e2e.test_autoscale import wait_until
 from tests.e2e.test_edge import deploy_demo, wait_routable
 
 pytestmark = pytest.mark.e2e
@@ -120,6 +121,39 @@ def test_internal_names_resolve_for_the_machines_org(
     assert "region=sin" in fetch(cluster, ams, f"http://{sin.id}.vm.net.internal:8080/")
 
 
+def test_ssh_console_runs_a_command_in_a_machine_as_the_cluster_makes_them(
+    cluster: ClusterSettings, net: list[Machine]
+) -> None:
+    """`ferry ssh console -C` in a machine of the cluster's default kind: in a user namespace
+    of its own, in the network namespace its host's agent made; the command reaches
+    another region's machine over 6PN from there."""
+    ams, sin = net
+    script = (
+        "/bin/busybox cat /proc/self/uid_map; /bin/busybox readlink /proc/self/ns/net; "
+        "echo $FLY_PRIVATE_IP; "
+        f'printf "GET / HTTP/1.0\\r\\n\\r\\n" | /bin/busybox nc -w 5 {sin.private_ip} 8080'
+    )
+    done = ferry(
+        cluster,
+        "ssh",
+        "console",
+        "-a",
+        "net",
+        "--machine",
+        ams.id,
+        "-C",
+        f"/bin/busybox sh -c '{script}'",
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    inside, host_uid, _ = lines[0].split()
+    assert inside == "0" and int(host_uid) >= 100_000, lines[0]  # root inside, not on the host
+    netns = Path("/run/netns") / f"{cluster.prefix}-vm-{ams.id}"
+    assert lines[1] == f"net:[{netns.stat().st_ino}]"  # the namespace the agent made
+    assert lines[2] == ams.private_ip
+    assert "region=sin" in done.stdout, done.stdout
+
+
 def _lookup(cluster: ClusterSettings, machine: Machine, name: str) -> list[str]:
     script = (
         "import dns.message, dns.query, sys\n"
@@ -217,3 +251,46 @@ def test_a_developer_peer_reaches_its_orgs_machines_by_name_and_nothing_else(
         subprocess.run(["ip", "netns", "delete", client_ns], capture_output=True)
         subprocess.run(["ip", "-n", region_ns, "link", "del", link], capture_output=True)
         ferry(cluster, "wireguard", "remove", org.slug, name)
+
+
+def test_a_new_machine_reaches_its_organization_from_its_first_instant(
+    client: FerryClient, net: list[Machine]
+) -> None:
+    """A machine's first packets are not lost while its host's isolation rules take it
+    in: a connection made as the very first thing it does gets through at once (a
+    dropped first SYN would be sent again only a second later)."""
+    ams, sin = net
+    request = 'printf "GET / HTTP/1.0\\r\\n\\r\\n"'
+    uptime_cs = "${t%.*}${t#*.}"  # /proc/uptime in hundredths of a second
+    script = (
+        f"read t _ < /proc/uptime; a={uptime_cs}; "
+        f"{request} | /bin/busybox nc -w 5 {sin.private_ip} 8080 | /bin/busybox head -1; "
+        f"read t _ < /proc/uptime; b={uptime_cs}; "
+        "echo first-connection-ms=$(( (b - a) * 10 )); exec /bin/busybox sleep 600"
+    )
+    config = ams.config.model_copy(
+        update={
+            "init": InitConfig(entrypoint=["/bin/busybox", "sh", "-c"], cmd=[script]),
+            "services": [],
+            "checks": {},
+        }
+    )
+    client.create_app("first")
+    machine = client.create_machine("first", config, region="ams")
+    try:
+        assert client.wait_machine("first", machine.id, timeout=60) == "started"
+        wait_until(
+            lambda: any("first-connection-ms=" in line for line in logs(client, machine)),
+            timeout=30,
+            what="the machine's first connection to end",
+        )
+        lines = logs(client, machine)
+        assert any(" 200 OK" in line for line in lines), lines
+        took = next(int(line.split("=")[1]) for line in lines if "first-connection-ms=" in line)
+        assert took < 700, lines  # sin is 160 ms away; a retransmission waits 1000 ms
+    finally:
+        client.delete_machine("first", machine.id, force=True)
+
+
+def logs(client: FerryClient, machine: Machine) -> list[str]:
+    return client.machine_logs(machine.app_name, machine.id)

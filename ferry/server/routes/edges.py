@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 
 from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from ferry.errors import NotFoundError, ValidationError
-from ferry.server.context import ControlPlane, json_response
+from ferry.server.context import ControlPlane, json_bytes, json_response
+from ferry.server.feeds import Memo, NotifiedVersion
 from ferry.server.openapi import AppTraffic, MachinesWatch, Ok
 from ferry.server.placement import known_regions
 from ferry.server.traffic import EdgeReport, unknown_in_report
@@ -19,11 +20,20 @@ __all__ = ["build_router"]
 def build_router(plane: ControlPlane) -> APIRouter:
     router = APIRouter(tags=["edges"])
 
+    def routes_body(version: int) -> bytes:
+        machines = [m for m in plane.store.list_machines(include_destroyed=False) if not m.cordoned]
+        return json_bytes({"resource_version": version, "machines": machines})
+
+    # every edge polls this after every machine write: read and encoded once per version
+    routes = Memo(
+        NotifiedVersion(plane.store.resource_version, plane.notifier.version), routes_body
+    )
+
     @router.get("/v1/routes", responses={200: {"model": MachinesWatch}})
     async def watch_routes(
         since: int = Query(0, ge=0),
         timeout: float = Query(30.0, ge=0, le=60),
-    ) -> JSONResponse:
+    ) -> Response:
         """Every machine that is not destroyed nor cordoned, for the proxies' routing tables.
 
         A cordoned machine (Fly's cordon) is left out, so no edge sends it new
@@ -37,13 +47,10 @@ def build_router(plane: ControlPlane) -> APIRouter:
         deadline = loop.time() + timeout
         while True:
             seen = plane.notifier.version(None)
-            version = plane.store.resource_version()
+            version, body = await asyncio.to_thread(routes.current)
             remaining = deadline - loop.time()
             if since == 0 or version != since or remaining <= 0:
-                machines = [
-                    m for m in plane.store.list_machines(include_destroyed=False) if not m.cordoned
-                ]
-                return json_response({"resource_version": version, "machines": machines})
+                return Response(body, media_type="application/json")
             await plane.notifier.wait(None, seen, remaining)
 
     def machines_of(app: str) -> set[str] | None:

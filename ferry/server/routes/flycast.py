@@ -11,9 +11,16 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from ferry.model.flycast import AssignIPRequest, FlycastFeed, IPAssignment, IPAssignmentList
+from ferry.model.flycast import (
+    AssignIPRequest,
+    FlycastFeed,
+    FlycastFeedEntry,
+    IPAssignment,
+    IPAssignmentList,
+)
 from ferry.server.audit import note_audit
 from ferry.server.context import ControlPlane, json_response
+from ferry.server.feeds import Feed, NotifiedVersion
 
 __all__ = ["build_router"]
 
@@ -41,6 +48,14 @@ def build_router(plane: ControlPlane) -> APIRouter:
         note_audit(request, ip=released.ip)
         return json_response(released)
 
+    # One computation per store version for every edge, answered only when it changed
+    # (as the mesh's feeds, ferry.server.feeds).
+    feed: Feed[list[FlycastFeedEntry]] = Feed(
+        NotifiedVersion(plane.mesh.version, plane.notifier.version),
+        lambda: ips.feed(0).addresses,
+        fingerprint=lambda addresses: addresses,
+    )
+
     @router.get("/v1/edges/{region}/flycast", responses={200: {"model": FlycastFeed}})
     async def watch_flycast(
         region: str,
@@ -53,11 +68,11 @@ def build_router(plane: ControlPlane) -> APIRouter:
         deadline = loop.time() + timeout
         while True:
             seen = plane.notifier.version(None)
-            version = await run_in_threadpool(plane.mesh.version)
+            state = await run_in_threadpool(feed.current)
             remaining = deadline - loop.time()
-            if since == 0 or version != since or remaining <= 0:
+            if since == 0 or state.version != since or remaining <= 0:
                 break
             await plane.notifier.wait(None, seen, remaining)
-        return json_response(await run_in_threadpool(ips.feed, version))
+        return json_response(FlycastFeed(version=state.version, addresses=state.value))
 
     return router

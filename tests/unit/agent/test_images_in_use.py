@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ferry.agent.daemon import images_in_use
+from ferry.agent.housekeeping import images_in_use
 from ferry.model import DesiredState, ImageRef, MachineState
 from ferry.runtime.driver import ContainerState
 

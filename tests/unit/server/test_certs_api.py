@@ -3,6 +3,7 @@ refusals (never a 500, nothing changed), authorization, and keys kept sealed."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -172,3 +173,18 @@ def test_only_an_edge_credential_reads_the_tls_feed_with_keys(
         raw += wal.read_bytes()
     body_line = key_pem.decode().splitlines()[1].encode()
     assert body_line not in raw
+
+
+def test_an_edge_of_a_cluster_without_certificates_is_told_a_version_it_can_wait_on(
+    certs_api: Api,
+) -> None:
+    """Version 0 means "answer at once": handing it out made edges poll in a tight loop."""
+    edge = mint_token(certs_api, "test-admin-token", kind="edge", region="ams")
+    first = certs_api.client.get("/v1/edges/ams/tls", headers=bearer(edge)).json()
+    assert first["version"] >= 1 and first["certificates"] == {}
+    began = time.monotonic()
+    again = certs_api.client.get(
+        "/v1/edges/ams/tls", params={"since": first["version"], "timeout": 1}, headers=bearer(edge)
+    )
+    assert time.monotonic() - began >= 0.9  # it waited for a change that never came
+    assert again.json()["version"] == first["version"]

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from ferry.net import sixpn
+
 from .conftest import Api, bearer, mint_token
 
 
@@ -133,4 +135,21 @@ def test_a_hosts_node_carries_its_machines_and_a_new_machine_wakes_the_long_poll
     ).json()
     ams = next(n for n in after["nodes"] if n["id"] == "ams-1")
     assert after["version"] != before["version"]
-    assert f"{machine['private_ip'].removesuffix('2')}0/112" in ams["allowed_ips"]
+    address = sixpn.parse(machine["private_ip"])
+    assert str(sixpn.host_prefix(address.network, address.host)) in ams["allowed_ips"]
+
+
+def test_more_machines_of_an_organization_on_a_host_change_no_peer(
+    api: Api, two_hosts: dict[str, dict[str, str]]
+) -> None:
+    """The host already carries the organization's /80: nodes are not woken for it."""
+    assert announce(api, two_hosts["ams-1"], "hosts/ams-1", key(1), "10.0.0.2:51820").is_success
+    assert api.client.post("/v1/apps", json={"app_name": "web"}).status_code == 201
+    api.create_machine("web", region="ams")
+    before = api.client.get("/v1/mesh", headers=two_hosts["sin-1"]).json()
+    second = api.create_machine("web", region="ams")
+    after = api.client.get(
+        f"/v1/mesh?since={before['version']}&timeout=0.3", headers=two_hosts["sin-1"]
+    ).json()
+    assert second["private_ip"] != ""
+    assert after == before

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from ferry.net import sixpn
-from ferry.server.wireguard_service import peers_by_network
+from ferry.server.internal_feed import read_feed
 
 from .conftest import Api, bearer, mint_token, org_with_admin
 
@@ -67,8 +67,7 @@ def test_a_member_adds_a_peer_and_gets_an_address_of_its_org_and_the_gateway(
     listed = api.client.get("/v1/orgs/acme/wireguard-peers", headers=alice).json()
     assert [p["name"] for p in listed] == ["desktop", "laptop"]
     acme = sixpn.parse(address).network
-    by_network = peers_by_network(api.plane.store, [acme])
-    assert by_network[acme] == {
+    assert read_feed(api.plane.store).peers[acme] == {
         "desktop": ipaddress.IPv6Address(second["address"]),
         "laptop": address,
     }
