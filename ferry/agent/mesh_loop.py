@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ferry.errors import ConfigError, FerryError
-from ferry.model.mesh import MeshNode, MeshSnapshot
+from ferry.model.mesh import MeshNode, MeshNodeKind, MeshSnapshot, edge_node_id
 from ferry.net.mesh import MeshPeer
 from ferry.net.mesh_sync import MeshReport
 
@@ -56,17 +56,36 @@ Announce = Callable[[str, str], MeshNode]
 
 
 def peers_of(snapshot: MeshSnapshot, node_id: str) -> list[MeshPeer]:
-    """Every other node of ``snapshot`` as a WireGuard peer, in the control plane's order."""
+    """Every other node of ``snapshot`` as a WireGuard peer, in the control plane's order.
+
+    A host also routes the organizations' Flycast /80s (``snapshot.flycast``) to the
+    edge that serves them for it (``flycast_edge``): they join that edge's allowed IPs.
+    """
+    edge = flycast_edge(snapshot, node_id)
     return [
         MeshPeer(
             node_id=node.id,
             public_key=node.public_key,
             endpoint=node.endpoint,
-            allowed_ips=tuple(node.allowed_ips),
+            allowed_ips=tuple(node.allowed_ips)
+            + (tuple(snapshot.flycast) if node.id == edge else ()),
         )
         for node in snapshot.nodes
         if node.id != node_id
     ]
+
+
+def flycast_edge(snapshot: MeshSnapshot, node_id: str) -> str | None:
+    """The edge host ``node_id`` sends Flycast traffic to: its own region's, else the
+    first edge of the snapshot (the oldest); None for an edge (it serves Flycast itself),
+    a node not in the snapshot, or a mesh without edges."""
+    me = next((n for n in snapshot.nodes if n.id == node_id), None)
+    if me is None or me.kind is not MeshNodeKind.HOST:
+        return None
+    edges = [n for n in snapshot.nodes if n.kind is MeshNodeKind.EDGE]
+    own = next((n for n in edges if n.id == edge_node_id(me.region)), None)
+    chosen = own or next(iter(edges), None)
+    return chosen.id if chosen is not None else None
 
 
 class MeshLoop:
@@ -89,7 +108,8 @@ class MeshLoop:
         self.cache = cache
         self.version = 0
         self._announced = False
-        self._applied: list[MeshNode] | None = None  # the nodes the interface was synced to
+        # The nodes (and Flycast prefixes) the interface was synced to.
+        self._applied: tuple[list[MeshNode], list[str]] | None = None
         self._synced_at = time.monotonic()
 
     def run(self) -> None:
@@ -121,7 +141,8 @@ class MeshLoop:
         # their prefixes: no wg or ip exec when a machine merely starts or stops.
         # A sync now and then all the same keeps it level-triggered (a killed wireguard-go).
         stale = time.monotonic() - self._synced_at > RESYNC_SECONDS
-        if stale or (snapshot.version != self.version and snapshot.nodes != self._applied):
+        applied = (snapshot.nodes, snapshot.flycast)
+        if stale or (snapshot.version != self.version and applied != self._applied):
             self._sync(snapshot)
             self._save(snapshot)
         self.version = snapshot.version
@@ -129,7 +150,7 @@ class MeshLoop:
 
     def _sync(self, snapshot: MeshSnapshot) -> None:
         report = self.mesh.sync(peers_of(snapshot, self.mesh.node_id), self.local_prefixes())
-        self._applied = snapshot.nodes
+        self._applied = (snapshot.nodes, snapshot.flycast)
         self._synced_at = time.monotonic()
         for reason in report.reasons:
             log.info("mesh: %s", reason)

@@ -23,6 +23,7 @@ from ferry.cli import (
     context,
     daemons,
     host,
+    ips,
     orgs,
     output,
     postgres,
@@ -92,6 +93,7 @@ app.add_typer(certs.app, name="certs")
 app.add_typer(volumes.app, name="volumes")
 app.add_typer(volumes.app, name="volume", hidden=True)
 app.add_typer(volumes.app, name="vol", hidden=True)
+app.add_typer(ips.app, name="ips")
 app.add_typer(ssh.app, name="ssh")
 app.command("status")(status_command)
 app.command("logs")(logs_command)

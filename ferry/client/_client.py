@@ -9,6 +9,7 @@ from ferry.client._agent import AgentMethods
 from ferry.client._audit import AuditMethods
 from ferry.client._certs import CertsMethods
 from ferry.client._exec import ExecMethods
+from ferry.client._flycast import FlycastMethods
 from ferry.client._join import JoinMethods
 from ferry.client._machine_extras import MachineExtrasMethods, nonce_header
 from ferry.client._mesh import MeshMethods
@@ -53,6 +54,7 @@ class FerryClient(
     WireGuardMethods,
     VolumeMethods,
     ExecMethods,
+    FlycastMethods,
 ):
     """Synchronous client of the Ferry API; every method blocks until the answer arrives.
 

@@ -49,10 +49,15 @@ class MeshNode(_Frozen):
 
 
 class MeshSnapshot(_Frozen):
-    """Every node, and the version to long-poll from (``GET /v1/mesh?since=``)."""
+    """Every node, and the version to long-poll from (``GET /v1/mesh?since=``).
+
+    ``flycast``: the Flycast /80 of every organization with a Flycast address
+    (``ferry.net.flycast``). Every region's edge serves them all, so they are no
+    one node's: each host routes them to its own region's edge (``peers_of``)."""
 
     version: int
     nodes: list[MeshNode]
+    flycast: list[str] = []
 
 
 def edge_node_id(region: str) -> str:

@@ -26,6 +26,11 @@ Names (case-insensitive; ``<app>`` is an app of the asker's organization)::
     _apps.internal                                   TXT   "app1,app2"
     _peer.internal, <peer>._peer.internal            TXT "a,b" / AAAA of the peer
     _instances.internal (all._instances)             TXT   "instance=ID,app=A,ip=IP,region=R;…"
+    <app>.flycast                                    AAAA  the app's Flycast addresses
+
+``.flycast`` follows the same rules in its own zone (its own SOA): an app of
+the asker's organization with a Flycast address is a name, anything else —
+another organization's app, an app without one — is NXDOMAIN.
 
 A name that exists but has no record of the asked type (an A query, a TXT on
 an AAAA name, a region with no started machine) is NOERROR with no answer
@@ -58,17 +63,21 @@ from ferry.errors import ValidationError
 from ferry.net import sixpn
 from ferry.net.internal_records import InternalRecords, MachineRecord
 
-__all__ = ["MAX_ADDRESSES", "TTL", "ZONE", "Forward", "answer", "parse_query"]
+__all__ = ["FLYCAST_ZONE", "MAX_ADDRESSES", "TTL", "ZONE", "Forward", "answer", "parse_query"]
 
 TTL = 5
 """Seconds every ``.internal`` answer (and negative answer) may be cached."""
 
 ZONE = dns.name.from_text("internal.")
+FLYCAST_ZONE = dns.name.from_text("flycast.")
 MAX_ADDRESSES = 1000
 """At most this many AAAA records in one answer (fits a 64 KiB TCP message)."""
 MAX_NEAREST = 1000
 
 _SOA = dns.rrset.from_text(ZONE, TTL, "IN", "SOA", "ns.internal. hostmaster.internal. 1 60 60 60 5")
+_FLYCAST_SOA = dns.rrset.from_text(
+    FLYCAST_ZONE, TTL, "IN", "SOA", "ns.internal. hostmaster.internal. 1 60 60 60 5"
+)
 _TXT_CHUNK = 255  # a TXT character-string holds at most 255 bytes
 MAX_CACHED = 10_000
 """Answers memoized per ``InternalRecords`` instance (building records is the cost)."""
@@ -142,21 +151,25 @@ def answer(
         response.set_rcode(dns.rcode.REFUSED)
         return response
     question = query.question[0]
-    if not question.name.is_subdomain(ZONE):
+    zone = ZONE if question.name.is_subdomain(ZONE) else FLYCAST_ZONE
+    if not question.name.is_subdomain(zone):
         return Forward(query)
     if question.rdclass not in (dns.rdataclass.IN, dns.rdataclass.ANY):
         response.set_rcode(dns.rcode.REFUSED)
         return response
     response.flags |= dns.flags.AA
     labels = tuple(
-        label.decode("latin-1").lower() for label in question.name.relativize(ZONE).labels
+        label.decode("latin-1").lower() for label in question.name.relativize(zone).labels
     )
-    key = (network, labels, question.rdtype, region)
+    key = (zone, network, labels, question.rdtype, region)
     cache = _answers.setdefault(records, {})
     sections = cache.get(key)
     if sections is None:
         name = question.name.canonicalize()  # lower case, as every answer's owner
-        sections = _sections(name, labels, question.rdtype, network, records, region)
+        if zone == FLYCAST_ZONE:
+            sections = _flycast_sections(name, labels, question.rdtype, network, records)
+        else:
+            sections = _sections(name, labels, question.rdtype, network, records, region)
         if len(cache) >= MAX_CACHED:
             cache.clear()  # bounded memory; refilled by the next queries
         cache[key] = sections
@@ -186,6 +199,26 @@ def _sections(
     if wants(dns.rdatatype.SOA) and not labels:
         answer.append(_SOA)
     return (dns.rcode.NOERROR, tuple(answer), () if answer else (_SOA,))
+
+
+def _flycast_sections(
+    name: dns.name.Name,
+    labels: tuple[str, ...],
+    rdtype: dns.rdatatype.RdataType,
+    network: int,
+    records: InternalRecords,
+) -> _Sections:
+    """``<app>.flycast``: the asker's organization's app's Flycast addresses."""
+    wants = (lambda t: True) if rdtype == dns.rdatatype.ANY else (lambda t: t == rdtype)
+    if not labels:
+        answer = (_FLYCAST_SOA,) if wants(dns.rdatatype.SOA) else ()
+        return (dns.rcode.NOERROR, answer, () if answer else (_FLYCAST_SOA,))
+    found = records.flycast_of(network, labels[0]) if len(labels) == 1 else ()
+    if not found:
+        return (dns.rcode.NXDOMAIN, (), (_FLYCAST_SOA,))
+    if wants(dns.rdatatype.AAAA):
+        return (dns.rcode.NOERROR, (_aaaa(name, found[:MAX_ADDRESSES]),), ())
+    return (dns.rcode.NOERROR, (), (_FLYCAST_SOA,))
 
 
 def _network_of(asker: str | ipaddress.IPv4Address | ipaddress.IPv6Address) -> int | None:

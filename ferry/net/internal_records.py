@@ -7,6 +7,7 @@ number, as read off an asker's address by ``sixpn.parse``):
   started or not, metadata);
 - its apps, including apps without machines (``_apps.internal``);
 - its WireGuard peers, name → address (``<peer>._peer.internal``);
+- its apps' Flycast addresses, app → addresses (``<app>.flycast``);
 
 and, for the whole host, the region round-trip times used to rank machines for
 ``top<N>.nearest.of.<app>.internal`` (``RegionDistances``, as the autoscaler
@@ -106,9 +107,10 @@ class InternalRecords:
         apps: Mapping[int, Iterable[str]] | None = None,
         peers: Mapping[int, Mapping[str, ipaddress.IPv6Address]] | None = None,
         distances: RegionDistances | None = None,
+        flycast: Mapping[int, Mapping[str, Iterable[ipaddress.IPv6Address]]] | None = None,
     ) -> None:
-        """Apps of machines are added to ``apps`` if missing. Peer addresses must be
-        in their organization's network (``ValidationError`` otherwise)."""
+        """Apps of machines are added to ``apps`` if missing. Peer and Flycast addresses
+        must be in their organization's network (``ValidationError`` otherwise)."""
         self.machines: tuple[MachineRecord, ...] = tuple(
             sorted(machines, key=lambda m: (m.network, m.app, m.id))
         )
@@ -137,6 +139,28 @@ class InternalRecords:
             for n, named in clean_peers.items()
             for name, address in named.items()
         }
+        clean_flycast: dict[int, Mapping[str, tuple[ipaddress.IPv6Address, ...]]] = {}
+        for network, of_apps in sorted((flycast or {}).items()):
+            kept: dict[str, tuple[ipaddress.IPv6Address, ...]] = {}
+            for app, given in sorted(of_apps.items()):
+                addrs = tuple(sorted(given))
+                for fc_address in addrs:
+                    if sixpn.parse(fc_address).network != network or network == sixpn.INFRA_NETWORK:
+                        raise ValidationError(
+                            f"{app}.flycast: {fc_address} is not in network {network}"
+                        )
+                if addrs:
+                    kept[app] = addrs
+            if kept:
+                clean_flycast[network] = MappingProxyType(kept)
+        self.flycast: Mapping[int, Mapping[str, tuple[ipaddress.IPv6Address, ...]]] = (
+            MappingProxyType(clean_flycast)
+        )
+        self._flycast_lower = {
+            (n, app.lower()): addrs
+            for n, of_apps in clean_flycast.items()
+            for app, addrs in of_apps.items()
+        }
         self.regions = frozenset(
             {m.region for m in self.machines} | {r for pair in self.distances.rtt for r in pair}
         )
@@ -160,6 +184,10 @@ class InternalRecords:
         """The address of the organization's WireGuard peer ``name`` (any case)."""
         return self._peers_lower.get((network, name.lower()))
 
+    def flycast_of(self, network: int, app: str) -> tuple[ipaddress.IPv6Address, ...]:
+        """The Flycast addresses of the organization's app ``app`` (any case); () if none."""
+        return self._flycast_lower.get((network, app.lower()), ())
+
     def to_json(self) -> str:
         """The whole copy as JSON text; ``from_json`` reads it back equal."""
         document = {
@@ -171,6 +199,10 @@ class InternalRecords:
                 for n, named in self.peers.items()
             },
             "rtt_ms": {f"{a}-{b}": ms for (a, b), ms in sorted(self.distances.rtt.items())},
+            "flycast": {
+                str(n): {app: [str(a) for a in found] for app, found in by_app.items()}
+                for n, by_app in self.flycast.items()
+            },
         }
         return json.dumps(document, indent=1, sort_keys=True) + "\n"
 
@@ -203,11 +235,21 @@ class InternalRecords:
                 str(name): _address(address, f"peer {name!r} address")
                 for name, address in named.items()
             }
+        flycast: dict[int, dict[str, list[ipaddress.IPv6Address]]] = {}
+        for key, by_app in _object(document, "flycast").items():
+            if not isinstance(by_app, dict) or not all(
+                isinstance(found, list) for found in by_app.values()
+            ):
+                raise ValidationError(f"flycast of network {key} must map apps to address lists")
+            flycast[_network_key(key)] = {
+                str(app): [_address(a, f"{app}.flycast address") for a in found]
+                for app, found in by_app.items()
+            }
         try:
             distances = RegionDistances.from_pairs(_object(document, "rtt_ms"))
         except ValueError as exc:
             raise ValidationError(f"rtt_ms: {exc}") from None
-        return cls(machines, apps=apps, peers=peers, distances=distances)
+        return cls(machines, apps=apps, peers=peers, distances=distances, flycast=flycast)
 
 
 def _object(document: dict[str, Any], key: str) -> dict[str, Any]:

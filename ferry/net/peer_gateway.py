@@ -21,7 +21,8 @@ the region (``GatewayPeer``) and the interface's current peers into the
 changes to make (``ferry.net.mesh.plan_mesh`` does the comparing and refuses
 duplicate keys and overlapping prefixes), the routes (each peer's /120
 through the interface) and an nftables ruleset that lets a peer reach only
-its own organization's /48 and the resolver on port 53 — never another
+its own organization's /48, the resolver on port 53 and its organization's
+Flycast addresses (which the edge itself serves, ``ferry.net.flycast``) — never another
 organization, never the gateway's or hosts' own addresses (network 0) — and
 lets only its own organization reach it. ``PeerGateway.sync`` applies a plan.
 """
@@ -36,6 +37,7 @@ from pathlib import Path
 
 from ferry.errors import ValidationError
 from ferry.net import iproute, nftables, wireguard
+from ferry.net.flycast import flycast_prefix
 from ferry.net.mesh import MeshPeer, MeshSelf, PeerChange, Refusal, WgPeer, plan_mesh
 from ferry.net.sixpn import DNS_ADDRESS, INFRA_NETWORK, ORG_PREFIXLEN, SixpnAddress, org_prefix
 from ferry.net.sixpn import parse as parse_sixpn
@@ -169,6 +171,9 @@ def ruleset(ifname: str, peers: Sequence[GatewayPeer], resolver: ipaddress.IPv6A
         org_dns = org_resolver(parse_sixpn(ipaddress.IPv6Network(own)[0]).network)
         nat.append(f"{src} ip6 daddr {org_dns} {dns} dnat ip6 to {resolver}")
         inbound.append(f"{src} ip6 daddr {resolver} {dns} accept")
+        # The edge owns its organization's Flycast addresses: its proxy answers there.
+        org_flycast = flycast_prefix(parse_sixpn(ipaddress.IPv6Network(own)[0]).network)
+        inbound.append(f"{src} ip6 daddr {org_flycast} meta l4proto tcp accept")
         forward.append(f"{src} ip6 daddr {resolver} {dns} accept")
         forward.append(f"{src} ip6 daddr {own} accept")
         forward.append(f"{oif} ip6 saddr {own} ip6 daddr {peer.prefix} accept")

@@ -39,6 +39,8 @@ MACHINE_PREFIXLEN = 112
 ORG_PREFIXLEN = 48
 HOST_PREFIXLEN = 80
 MAX_NUMBER = 0xFFFF_FFFF
+MAX_HOST = MAX_NUMBER - 1
+"""Host numbers stop here: host ``MAX_NUMBER`` holds Flycast addresses (``ferry.net.flycast``)."""
 _MACHINE_SUFFIX = 2  # the machine's address inside its /112, as on Fly
 _INFRA_SUFFIX = 1  # a host's or an edge's own address inside its /112
 
@@ -129,13 +131,14 @@ def parse(address: str | ipaddress.IPv6Address) -> SixpnAddress:
     return SixpnAddress(network, host, machine)
 
 
-def lowest_free(used: Iterable[int]) -> int:
-    """The lowest number ≥ 1 not in ``used``; ``ValidationError`` when all are taken."""
+def lowest_free(used: Iterable[int], highest: int = MAX_NUMBER) -> int:
+    """The lowest number ≥ 1 not in ``used`` (up to ``highest``); ``ValidationError``
+    when all are taken."""
     taken = set(used)
     number = 1
     while number in taken:
         number += 1
-    if number > MAX_NUMBER:
+    if number > highest:
         raise ValidationError("every 6PN number is taken: free some before adding more")
     return number
 

@@ -59,7 +59,7 @@ class ClientConnection(asyncio.Protocol):
 
     # fmt: off
     __slots__ = (
-        "can_upgrade", "client_ip", "closing", "current", "deadline", "edge", "feed",
+        "can_upgrade", "client_ip", "closing", "current", "deadline", "edge", "feed", "fixed_app",
         "get_method", "get_version", "header_bytes", "header_size", "headers", "in_headers",
         "limits", "outbox", "parser", "queued", "read_pauses", "receiving", "seen_bytes",
         "tls", "transport", "tunnel", "upgrading", "url", "wants_keep_alive", "write_paused",
@@ -97,6 +97,8 @@ class ClientConnection(asyncio.Protocol):
         self.read_pauses = 0
         self.closing = False
         self.deadline = 0.0
+        # Set for a Flycast connection: the app its address names (Host is not looked at).
+        self.fixed_app: str | None = None
 
     # asyncio.Protocol -----------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -211,14 +213,20 @@ class ClientConnection(asyncio.Protocol):
             answer = edge.tls().http01.get(url[len(_ACME_PREFIX) :].decode("latin-1"))
             if answer is not None:
                 raise _Reject(200, answer)
-        app = edge.hosts.app_for(request.host) if request.host else None
+        # A Flycast connection's app, or the app a backhaul peer routed to (trusted only).
+        fixed = self.fixed_app if self.fixed_app is not None else request.hop_app
+        if fixed is not None:
+            app: str | None = fixed
+        else:
+            app = edge.hosts.app_for(request.host) if request.host else None
         routes = edge.routes_for(app) if app is not None else None
-        if routes is None and edge.tls is not None and request.host:
+        if routes is None and fixed is None and edge.tls is not None and request.host:
             app = _custom_host_app(edge.tls(), request.host)  # a name added with `certs add`
             routes = edge.routes_for(app) if app is not None else None
         if routes is None:
             raise _Reject(404, _UNKNOWN_HOST)
-        if not self.tls and edge.https_port and edge.forces_https(routes.app):
+        # Flycast is plain HTTP (as on Fly): no redirect to HTTPS there.
+        if not self.tls and fixed is None and edge.https_port and edge.forces_https(routes.app):
             status, location = https_redirect(method, request.host, url, edge.https_port)
             raise _Reject(status, "this app is served over HTTPS", location)
         if request.content_length is not None and not edge.limits.body_allowed(

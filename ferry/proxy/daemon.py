@@ -24,6 +24,8 @@ from ferry.errors import FerryError
 from ferry.model.machine_waf import WafEvent
 from ferry.proxy.dns import serve_dns
 from ferry.proxy.edge_mesh import start_edge_mesh
+from ferry.proxy.flycast import FlycastListeners
+from ferry.proxy.flycast_feed import FlycastWatcher
 from ferry.proxy.limits import LoadTracker
 from ferry.proxy.metrics import EdgeStats
 from ferry.proxy.routes import RouteTable
@@ -139,7 +141,11 @@ def run_edge(settings: EdgeSettings) -> None:
     feed = EdgeTlsFeed(client, settings.region, settings.state_dir / "tls.json")
     feed.load_cached()  # certificates survive a restart while the control plane is down
     threading.Thread(target=feed.run, args=(stop,), name="tls", daemon=True).start()
+    # Flycast rides the mesh: hosts route its addresses over WireGuard to this edge.
+    flycast = FlycastWatcher(client, settings.region, settings.state_dir / "flycast.json")
     if settings.mesh_endpoint:
+        flycast.load_cached()  # answers at once, even while the control plane is down
+        threading.Thread(target=flycast.run, args=(stop,), name="flycast", daemon=True).start()
         start_edge_mesh(
             client,
             settings.region,
@@ -184,6 +190,8 @@ def run_edge(settings: EdgeSettings) -> None:
             waf_engine=WorkerEngine(),  # worker processes start when an app turns [waf] on
         )
         await proxy.start()
+        flycast_listeners = FlycastListeners(proxy.http, flycast.current, watcher.current)
+        flycast_task = loop.create_task(flycast_listeners.run()) if settings.mesh_endpoint else None
         dns = region_dns = None
         if settings.dns_port:
             dns = await serve_dns(
@@ -219,10 +227,13 @@ def run_edge(settings: EdgeSettings) -> None:
         try:
             await done.wait()
         finally:
-            for task in (reporter, shipper):
+            for task in (reporter, shipper, flycast_task):
+                if task is None:
+                    continue
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await flycast_listeners.close()
             if dns is not None:
                 dns.close()
             if region_dns is not None:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from ferry.errors import ValidationError
 from ferry.proxy import detours
-from ferry.proxy.headers import HOP, TERMINATOR, RequestHead, build_response_head
+from ferry.proxy.headers import HOP, HOP_APP, TERMINATOR, RequestHead, build_response_head
 from ferry.proxy.replay import REROUTE, ReplayDirective, parse_replay
 from ferry.proxy.routing import NO_PREFS, AppRoutes, NoRoute, RoutePrefs, Target
 from ferry.proxy.upstream import UpstreamConnection
@@ -233,7 +233,10 @@ class Exchange:
         if self.replay_header:
             head = head[:-2] + b"fly-replay-src: " + self.replay_header + b"\r\n\r\n"
         if self.hop is not None:
-            head = head[:-2] + HOP + b": " + self.hop + b"\r\n\r\n"
+            head = (
+                head[:-2] + HOP + b": " + self.hop + b"\r\n"
+                + HOP_APP + b": " + self.app.encode() + b"\r\n\r\n"
+            )  # fmt: skip
         body = self.retained if self.replayable else self.pending
         if body:
             self.sent_body = True

@@ -27,6 +27,9 @@ __all__ = [
 # the machine the first edge picked, and the answer "no machine here took it".
 HOP = b"Ferry-Hop"
 HOP_REFUSED = b"Ferry-Hop-Refused"
+# Beside Ferry-Hop: the app the first edge routed to (a Flycast request names it by
+# address, not by Host, so the next edge cannot read it off the Host header).
+HOP_APP = b"Ferry-Hop-App"
 # What an edge sets on the way in; from a backhaul peer (trusted) they pass through.
 _EDGE_SET = frozenset(
     {
@@ -104,7 +107,7 @@ class RequestHead:
 
     __slots__ = (
         "chunked", "content_length", "expect_continue", "force_instance", "force_region", "head",
-        "hop", "host", "prefer_instance", "prefer_region", "steered", "upgrade",
+        "hop", "hop_app", "host", "prefer_instance", "prefer_region", "steered", "upgrade",
     )  # fmt: skip
 
     def __init__(self, head: bytes) -> None:
@@ -121,12 +124,13 @@ class RequestHead:
         self.force_instance: str | None = None
         self.prefer_instance: str | None = None
         self.hop: str | None = None  # from a backhaul peer: the machine it picked (steered)
+        self.hop_app: str | None = None  # from a backhaul peer: the app it routed to
 
 
 # What the edge does with a header, by name as sent. Names are looked up as
 # they arrive (one dict probe, no lowercasing); ``_classify`` fills the cache.
 (_PASS, _DROP, _HOST, _LENGTH, _TRANSFER, _XFF, _PREFER, _FORCE, _EXPECT, _UPGRADE, _HOP,
- _FORCE_REGION, _PREFER_INSTANCE) = range(13)  # fmt: skip
+ _FORCE_REGION, _PREFER_INSTANCE, _HOP_APP) = range(14)  # fmt: skip
 _REQUEST_KINDS = {
     b"host": _HOST,
     b"content-length": _LENGTH,
@@ -139,6 +143,7 @@ _REQUEST_KINDS = {
     b"expect": _EXPECT,
     b"upgrade": _UPGRADE,
     HOP.lower(): _HOP,
+    HOP_APP.lower(): _HOP_APP,
 }
 _RESPONSE_KINDS = {b"content-length": _LENGTH, b"transfer-encoding": _TRANSFER}
 _CACHE_LIMIT = 2048  # distinct spellings remembered; a flood of made-up names just re-classifies
@@ -234,6 +239,10 @@ def build_request_head(
             if trusted:
                 info.hop = value.decode("latin-1").strip() or None
                 info.steered = True
+            continue
+        elif kind == _HOP_APP:
+            if trusted:
+                info.hop_app = value.decode("latin-1").strip() or None
             continue
         _add(parts, name, value)
     if upgrade_to and upgrade():

@@ -30,6 +30,9 @@ class ServicePorts:
     autostart: bool = True
     autostop: str = "off"
     min_machines_running: int = 0
+    #: Public ports whose own handlers are ``http`` without ``tls`` (``handlers`` above
+    #: merges every port's): what Flycast serves, plain HTTP only.
+    http_ports: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,11 @@ def backend_from_machine(m: Machine, lan: Lan = None) -> Backend:
                 autostart=s.autostart,
                 autostop=s.autostop,
                 min_machines_running=s.min_machines_running,
+                http_ports=tuple(
+                    p.port
+                    for p in s.ports
+                    if p.port is not None and "http" in p.handlers and "tls" not in p.handlers
+                ),
             )
         )
     return Backend(

@@ -25,6 +25,7 @@ from ferry.server.routes import (
     autoscale,
     certs,
     edges,
+    flycast,
     hosts,
     join,
     machines,
@@ -143,6 +144,7 @@ def create_app(
         join,
         wireguard,
         volumes,
+        flycast,
         exec_routes,
     ):
         app.include_router(module.build_router(plane), dependencies=authorized, responses=errors)

@@ -23,6 +23,7 @@ from ferry.server.certs_service import CertService, CertSettings
 from ferry.server.clock import Clock
 from ferry.server.console_relay import ConsoleRelay
 from ferry.server.exec_service import ExecBroker
+from ferry.server.flycast_service import FlycastService
 from ferry.server.hosts_service import HostService
 from ferry.server.join_service import JoinService
 from ferry.server.leases_service import LeaseService
@@ -65,6 +66,7 @@ class ControlPlane:
     joins: JoinService
     wireguard: WireGuardService
     volumes: VolumeService
+    flycast: FlycastService
     registry: str = ""
     auth: Authenticator | None = None
     traffic: EdgeTraffic = field(default_factory=EdgeTraffic)
@@ -129,6 +131,7 @@ class ControlPlane:
             joins=JoinService(store, clock, hosts, access),
             wireguard=WireGuardService(store, clock, notifier),
             volumes=VolumeService(store, clock, volume_transfer_dir(store)),
+            flycast=FlycastService(store, clock, notifier),
             registry=registry,
             traffic=traffic,
             processes=ProcessBook(lambda: clock.now().timestamp()),

@@ -3,15 +3,16 @@
 A host serves machines of some organizations; its resolver answers each
 machine about its own organization only. So the feed for a host holds every
 organization with a live machine on that host — all of that organization's
-machines (in every region: ``<app>.internal`` spans them), apps and
-WireGuard peers — and the region round-trip times for ``top<N>.nearest.of``.
+machines (in every region: ``<app>.internal`` spans them), apps, WireGuard
+peers and Flycast addresses (``<app>.flycast``) — and the region round-trip
+times for ``top<N>.nearest.of``.
 Nothing of an organization without machines on the host goes there.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv6Address
 
 from ferry.autoscale.distances import RegionDistances
@@ -36,11 +37,19 @@ class FeedReads:
     peers: Mapping[int, Mapping[str, IPv6Address]]  # network → peer name → address
     host_networks: Mapping[str, frozenset[int]]  # host → networks with machines there
     gateway_networks: Mapping[str, frozenset[int]]  # region → networks with peers there
+    #: network → app → its Flycast addresses (those still in the app's organization)
+    flycast: Mapping[int, Mapping[str, tuple[IPv6Address, ...]]] = field(default_factory=dict)
 
     def fingerprint(self, networks: frozenset[int]) -> object:
         """Equal for two reads whose records of ``networks`` are the same."""
         return tuple(
-            (n, self.records.get(n, ()), self.apps.get(n, ()), dict(self.peers.get(n, {})))
+            (
+                n,
+                self.records.get(n, ()),
+                self.apps.get(n, ()),
+                dict(self.peers.get(n, {})),
+                dict(self.flycast.get(n, {})),
+            )
             for n in sorted(networks)
         )
 
@@ -49,7 +58,8 @@ class FeedReads:
         machines = [m for n in sorted(networks) for m in self.records.get(n, ())]
         apps = {n: self.apps.get(n, ()) for n in networks}
         peers = {n: self.peers[n] for n in networks if n in self.peers}
-        return InternalRecords(machines, apps, peers, distances)
+        flycast = {n: self.flycast[n] for n in networks if n in self.flycast}
+        return InternalRecords(machines, apps, peers, distances, flycast)
 
 
 @dataclass(frozen=True)
@@ -94,12 +104,24 @@ def read_feed(store: StateStore) -> FeedReads:
         address = peer_gateway.peer_address(peer_network, peer.number)
         peers.setdefault(peer_network, {})[peer.name] = address
         gateways.setdefault(peer.region, set()).add(peer_network)
+    flycast: dict[int, dict[str, list[IPv6Address]]] = {}
+    for ip in store.list_flycast_ips():
+        owner = apps.get(ip.app_name)
+        # Served while the app is in the network the address was made in (flycast_service).
+        if owner is not None and owner.organization.sixpn_network == ip.network:
+            flycast.setdefault(ip.network, {}).setdefault(ip.app_name, []).append(
+                IPv6Address(ip.address)
+            )
     return FeedReads(
         records={n: tuple(sorted(r, key=lambda m: (m.app, m.id))) for n, r in records.items()},
         apps={n: tuple(sorted(a)) for n, a in names.items()},
         peers=peers,
         host_networks={h: frozenset(n) for h, n in hosts.items()},
         gateway_networks={r: frozenset(n) for r, n in gateways.items()},
+        flycast={
+            n: {a: tuple(sorted(found)) for a, found in by_app.items()}
+            for n, by_app in flycast.items()
+        },
     )
 
 

@@ -7,6 +7,8 @@ routes a machine's address to the host the machine is on; an edge carries its
 own address and the /120 of every developer WireGuard peer of its region (it
 is their gateway, ``ferry.net.peer_gateway``). The snapshot's ``version``
 grows with any change of either (node list or machines), so nodes long-poll it.
+The organizations' Flycast /80s ride beside the nodes (``MeshSnapshot.flycast``):
+every edge serves them, and each host routes them to its region's edge.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from ferry.model.mesh import (
 from ferry.net import peer_gateway, sixpn
 from ferry.net.mesh import endpoint_error, public_key_error
 from ferry.server.clock import Clock
+from ferry.server.flycast_service import served_prefixes, served_records
 from ferry.server.placement import known_regions
 from ferry.server.watch import ChangeNotifier
 from ferry.store.base import StateStore
@@ -83,7 +86,8 @@ class MeshService:
             _node(record, numbers.get(record.id, 0), carried.get(record.id, []))
             for record in self._nodes()
         ]
-        return MeshSnapshot(version=version, nodes=nodes)
+        flycast = served_prefixes(served_records(self._store))
+        return MeshSnapshot(version=version, nodes=nodes, flycast=flycast)
 
     def _nodes(self) -> list[MeshNodeRecord]:
         return self._store.list_mesh_nodes()

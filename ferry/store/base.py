@@ -32,6 +32,7 @@ from ferry.model.release import NewRelease, Release, ReleaseStatus
 from ferry.store.access_base import AccessStore
 from ferry.store.audit_base import AuditStore
 from ferry.store.certs_base import CertStore
+from ferry.store.flycast_base import FlycastStore
 from ferry.store.join_base import JoinTokenStore
 from ferry.store.mesh_base import MeshStore
 from ferry.store.secrets_base import SecretsStore
@@ -95,6 +96,7 @@ class StateStore(
     JoinTokenStore,
     WireGuardPeerStore,
     VolumeStore,
+    FlycastStore,
     Protocol,
 ):
     """Durable state of the control plane. All methods block; all are thread-safe.

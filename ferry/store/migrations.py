@@ -401,6 +401,24 @@ MIGRATIONS: Final[list[tuple[int, list[Step]]]] = [
         ],
     ),
     (
+        17,
+        [
+            # Flycast addresses (ferry.store.sqlite_flycast): an app's private IPv6 that the
+            # edges proxy. ``number`` is its place in its network's Flycast /80
+            # (ferry.net.flycast.flycast_address).
+            """CREATE TABLE flycast_ips (
+                address TEXT PRIMARY KEY,
+                app_name TEXT NOT NULL,
+                org_slug TEXT NOT NULL,
+                network INTEGER NOT NULL,
+                number INTEGER NOT NULL,
+                created_at REAL NOT NULL,
+                UNIQUE (network, number)
+            )""",
+            "CREATE INDEX flycast_ips_app ON flycast_ips (app_name)",
+        ],
+    ),
+    (
         18,
         [
             # Volumes (ferry.store.sqlite_volumes): the API object as JSON in ``doc``; the

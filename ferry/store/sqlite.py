@@ -29,7 +29,7 @@ from ferry.model import (
     Organization,
 )
 from ferry.model.autoscale import AutoscalePolicy
-from ferry.net.sixpn import lowest_free
+from ferry.net.sixpn import MAX_HOST, lowest_free
 from ferry.store.base import HostSnapshot, PlacementVersions
 from ferry.store.schema import (
     apps,
@@ -48,6 +48,7 @@ from ferry.store.sqlite_access import AccessRows
 from ferry.store.sqlite_audit import AuditRows
 from ferry.store.sqlite_certs import CertRows, delete_app_certificates
 from ferry.store.sqlite_engine import SqliteDatabase
+from ferry.store.sqlite_flycast import FlycastRows, delete_app_flycast_ips
 from ferry.store.sqlite_join import JoinTokenRows
 from ferry.store.sqlite_leases import LeaseRows, record_version
 from ferry.store.sqlite_mesh import MeshRows
@@ -94,6 +95,7 @@ class SqliteStore(
     JoinTokenRows,
     WireGuardPeerRows,
     VolumeRows,
+    FlycastRows,
 ):
     """``StateStore`` on one SQLite file (guarantees: ``sqlite_engine.py``).
 
@@ -191,6 +193,7 @@ class SqliteStore(
             delete_app_secrets(conn, name)
             delete_app_waf_events(conn, name)
             delete_app_certificates(conn, name)
+            delete_app_flycast_ips(conn, name)
             conn.execute(apps.delete().where(apps.c.name == name))
             bump_epoch(conn)
 
@@ -204,7 +207,7 @@ class SqliteStore(
             known = conn.execute(select(hosts.c.sixpn_host).where(hosts.c.id == host.id)).scalar()
             if known is None:
                 used = conn.execute(select(hosts.c.sixpn_host)).scalars()
-                values["sixpn_host"] = lowest_free(used)
+                values["sixpn_host"] = lowest_free(used, MAX_HOST)
             statement = sqlite_insert(hosts).values(values)
             conn.execute(statement.on_conflict_do_update(index_elements=["id"], set_=update))
             bump_epoch(conn)

@@ -60,8 +60,8 @@ def build_router(plane: ControlPlane) -> APIRouter:
     # version for all of them, and answers only when its own content moved.
     version = NotifiedVersion(mesh.version, plane.notifier.version)
     reads = Memo(version, lambda _version: read_feed(plane.store))
-    mesh_feed: Feed[list[MeshNode]] = Feed(
-        version, lambda: mesh.snapshot().nodes, fingerprint=lambda nodes: nodes
+    mesh_feed: Feed[MeshSnapshot] = Feed(
+        version, mesh.snapshot, fingerprint=lambda snap: (snap.nodes, snap.flycast)
     )
 
     def host_view(host_id: str) -> RecordsView:
@@ -116,7 +116,10 @@ def build_router(plane: ControlPlane) -> APIRouter:
                 hint="hosts and edges use the credential the cluster gave them",
             )
         state = await long_poll(mesh_feed.current, since, timeout)
-        return json_response(MeshSnapshot(version=state.version, nodes=state.value))
+        snap = state.value
+        return json_response(
+            MeshSnapshot(version=state.version, nodes=snap.nodes, flycast=snap.flycast)
+        )
 
     @router.get("/v1/hosts/{host_id}/internal", responses={200: _RECORDS})
     async def watch_internal_records(
