@@ -26,10 +26,11 @@ from ferry.net.isolation import (
     HostIsolation,
     MachinePort,
     Network,
+    Service,
     render_ruleset,
 )
 
-__all__ = ["IsolationKeeper", "IsolationSettings"]
+__all__ = ["IsolationKeeper", "IsolationSettings", "parse_service"]
 
 log = logging.getLogger("ferry.agent.isolation")
 
@@ -39,11 +40,33 @@ NetnsOf = Callable[[str], str]
 
 @dataclass(frozen=True)
 class IsolationSettings:
-    """Who may open connections to machines, and what machines never reach (CIDRs)."""
+    """Who may open connections to machines, what machines never reach (CIDRs), and
+    what they may reach all the same (``ADDRESS:PORT/PROTO``, e.g. the edge's public
+    address on 80/tcp and 443/tcp: it is in the protected range of the cluster)."""
 
     enabled: bool = False
     edge_sources: tuple[str, ...] = ()
     protected: tuple[str, ...] = ()
+    services: tuple[str, ...] = ()
+
+
+def parse_service(text: str) -> Service:
+    """``10.1.0.1:80/tcp`` or ``[fd00::1]:443/tcp`` (no protocol: tcp) as a ``Service``;
+    ``ValidationError`` naming what is wrong."""
+    where, _, protocol = text.partition("/")
+    host, sep, port = where.rpartition(":")
+    try:
+        address = ipaddress.ip_address(host.removeprefix("[").removesuffix("]"))
+        number = int(port)
+    except ValueError:
+        number, address = 0, None
+    protocol = protocol or "tcp"
+    if not sep or address is None or not 0 < number < 65536 or protocol not in ("tcp", "udp"):
+        raise ValidationError(
+            f"service {text!r} is not ADDRESS:PORT/PROTO",
+            hint="e.g. 10.1.0.1:80/tcp or [fd00::1]:443/tcp",
+        )
+    return Service(address, "tcp" if protocol == "tcp" else "udp", number)
 
 
 class IsolationKeeper:
@@ -72,7 +95,7 @@ class IsolationKeeper:
             machines=tuple(sorted(ports, key=lambda p: p.veth)),
             mesh_interfaces=self.mesh,
             bridge=self.bridge,
-            services=DNS_SERVICES,
+            services=(*DNS_SERVICES, *(parse_service(t) for t in self.settings.services)),
             edge_sources=(INFRA_PREFIX, *_networks(self.settings.edge_sources)),
             protected=_networks(self.settings.protected),
         )

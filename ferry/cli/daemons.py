@@ -125,14 +125,20 @@ def agent_command(
     protected: Annotated[
         list[str] | None, typer.Option(help="CIDR machines never reach; repeat")
     ] = None,
+    service: Annotated[
+        list[str] | None,
+        typer.Option(help="ADDRESS:PORT/PROTO machines may reach all the same; repeat"),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run a host agent: keeps this host's machines as the control plane wants them."""
     from ferry.agent.daemon import Agent, AgentSettings
-    from ferry.agent.isolation_keeper import IsolationSettings
+    from ferry.agent.isolation_keeper import IsolationSettings, parse_service
     from ferry.agent.private_net import PrivateNetSettings
 
     _logging(verbose)
+    for item in service or ():
+        parse_service(item)  # refused here, by name, not at the first ruleset
     token = os.environ.get("FERRY_API_TOKEN", "")
     if not token:
         raise ConfigError("FERRY_API_TOKEN is not set", hint="the agent needs the cluster token")
@@ -162,6 +168,7 @@ def agent_command(
             enabled=isolation,
             edge_sources=tuple(edge_source or ()),
             protected=tuple(protected or ()),
+            services=tuple(service or ()),
         ),
     )
     Agent(settings).run()

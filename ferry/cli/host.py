@@ -118,6 +118,9 @@ def join(
     protected: list[str] = typer.Option(
         [], help="CIDR machines never reach, e.g. the control plane's address; repeat"
     ),
+    service: list[str] = typer.Option(
+        [], help="ADDRESS:PORT/PROTO machines may reach all the same (the edge's); repeat"
+    ),
     netns_prefix: str = typer.Option("ferry-", help="Prefix of the machines' namespaces"),
     cgroup_parent: str = typer.Option("ferry", help="cgroup parent of the machines"),
     start: bool = typer.Option(True, "--start/--no-start", help="Run the agent after joining"),
@@ -132,6 +135,10 @@ def join(
         if start:
             run_joined_agent(state_dir)
         return
+    from ferry.agent.isolation_keeper import parse_service
+
+    for item in service:
+        parse_service(item)  # refused before the token is spent
     plain = _join_token(token, token_file)
     registration = {
         "id": host_id,
@@ -153,6 +160,7 @@ def join(
         "cgroup_parent": cgroup_parent,
         "isolation": isolation,
         "protected": protected,
+        "services": service,
     }
     write_host_files(state_dir, url, {**registration, **extra}, credential)
     output.stderr().print(
@@ -230,6 +238,7 @@ def run_joined_agent(state_dir: Path) -> None:
         isolation=IsolationSettings(
             enabled=bool(facts.get("isolation", True)),
             protected=tuple(facts.get("protected", ())),
+            services=tuple(facts.get("services", ())),
         ),
     )
     Agent(settings).run()

@@ -156,6 +156,9 @@ class Supervisor:
                 "--isolation",
                 *[f"--edge-source={n}" for n in cluster_edge_sources(plan)],
                 *[f"--protected={n}" for n in cluster_protected(plan)],
+                # the edges' public address is in the protected cluster range, yet machines
+                # reach apps by their public names as a client would
+                *[f"--service={plan.edge_address}:{port}/tcp" for port in (80, 443)],
             )
             self.add_with_credential(
                 Child(

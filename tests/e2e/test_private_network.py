@@ -104,6 +104,23 @@ def test_other_organizations_are_unreachable_whatever_address_is_tried(
     assert fetch(cluster, ams, control_plane, seconds=2).startswith("failed")
 
 
+def test_a_machine_reaches_apps_through_the_edge_as_a_client_would(
+    cluster: ClusterSettings, net: list[Machine]
+) -> None:
+    """The edge's public address is in the cluster range machines never reach, except
+    on the ports the edge serves: an app calls another app by its public name."""
+    ams, _ = net
+    done = in_machine(
+        cluster, ams, "curl", "-sS", "-m", "5", "-H", "Host: net.ferry.test",
+        f"http://{cluster.plan.edge_address}/",
+    )  # fmt: skip
+    assert done.returncode == 0 and "region=" in done.stdout, done.stderr
+    port_22 = in_machine(
+        cluster, ams, "curl", "-sS", "-m", "2", f"http://{cluster.plan.edge_address}:22/"
+    )
+    assert port_22.returncode != 0  # only what the edge serves
+
+
 def test_another_organizations_names_do_not_resolve(
     cluster: ClusterSettings, net: list[Machine], stranger: Machine
 ) -> None:
