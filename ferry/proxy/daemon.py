@@ -190,7 +190,9 @@ def run_edge(settings: EdgeSettings) -> None:
             waf_engine=WorkerEngine(),  # worker processes start when an app turns [waf] on
         )
         await proxy.start()
-        flycast_listeners = FlycastListeners(proxy.http, flycast.current, watcher.current)
+        flycast_listeners = FlycastListeners(
+            proxy.http, flycast.current, watcher.current, tcp=proxy.tcp
+        )
         flycast_task = loop.create_task(flycast_listeners.run()) if settings.mesh_endpoint else None
         dns = region_dns = None
         if settings.dns_port:

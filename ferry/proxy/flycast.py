@@ -4,19 +4,23 @@ The edge owns every Flycast address (``ferry.net.flycast``) without putting
 them on an interface: each is an AnyIP route (``ip -6 route replace local
 ADDR/128 dev lo``), so the kernel delivers what hosts and WireGuard peers send
 there to sockets listening on ``[::]`` and never picks one as a source for
-the edge's own connections. One listener per port the Flycast apps serve over
-HTTP; a connection's own address (``getsockname``) names the Flycast address
-dialled, hence the app — never the Host header.
+the edge's own connections. One listener per port the Flycast apps serve; a
+connection's own address (``getsockname``) names the Flycast address dialled,
+hence the app — never the Host header.
 
 A connection is closed at once unless its address is a Flycast address, its
 client is of that address's organization (``FlycastTable.admits``: the 6PN
-network read off the client's address) and the app serves that port with the
-``http`` handler. Then it is an ordinary ``ClientConnection`` of the edge's HTTP
+network read off the client's address) and the app serves that port. A port with
+the ``http`` handler makes it an ordinary ``ClientConnection`` of the edge's HTTP
 side with its app fixed: the same routing, load balancing, concurrency limits,
 wake-on-request (auto start) and statistics as public requests; no TLS and no
-``force_https`` redirect (Flycast is plain HTTP, as on Fly).
+``force_https`` redirect (Flycast is plain HTTP, as on Fly). A port of a service
+with no handler at all (raw TCP, e.g. Postgres on 5432) is spliced byte for byte
+to one of the app's machines by the edge's ``TcpEdge``, as its public raw TCP
+ports are. Ports with the ``tls`` handler are not served on Flycast.
 
-``flycast_ports`` is the pure part: which ports an app serves over Flycast.
+``flycast_ports`` and ``flycast_tcp_ports`` are the pure part: which ports an app
+serves over Flycast, and how.
 """
 
 from __future__ import annotations
@@ -33,8 +37,9 @@ from ferry.net.flycast import FlycastTable, is_flycast
 from ferry.proxy.connection import ClientConnection
 from ferry.proxy.http import HttpEdge
 from ferry.proxy.routes import RouteTable
+from ferry.proxy.tcp import TcpEdge
 
-__all__ = ["FlycastListeners", "flycast_ports", "local_flycast_routes"]
+__all__ = ["FlycastListeners", "flycast_ports", "flycast_tcp_ports", "local_flycast_routes"]
 
 log = logging.getLogger("ferry.proxy.flycast")
 
@@ -49,6 +54,18 @@ def flycast_ports(table: RouteTable, app: str) -> frozenset[int]:
         for backend in table.backends(app)
         for service in backend.services
         for port in service.http_ports
+    )
+
+
+def flycast_tcp_ports(table: RouteTable, app: str) -> frozenset[int]:
+    """The ports ``app`` serves on its Flycast addresses as raw TCP: every port of its
+    TCP services that have no handler at all. Pure."""
+    return frozenset(
+        port
+        for backend in table.backends(app)
+        for service in backend.services
+        if service.protocol == "tcp" and not service.handlers
+        for port in service.ports
     )
 
 
@@ -84,14 +101,20 @@ class _Accept(asyncio.Protocol):
             owner.refused += 1
             transport.abort()  # not a Flycast address, or another organization's client
             return
-        if int(local[1]) not in flycast_ports(owner.routes(), entry.app):
+        port, routes = int(local[1]), owner.routes()
+        protocol: asyncio.Protocol
+        if port in flycast_ports(routes, entry.app):
+            conn = ClientConnection(owner.http)
+            conn.fixed_app = entry.app
+            protocol = conn
+        elif owner.tcp is not None and port in flycast_tcp_ports(routes, entry.app):
+            protocol = owner.tcp.client(entry.app, port)
+        else:
             owner.refused += 1
             transport.abort()
             return
-        conn = ClientConnection(owner.http)
-        conn.fixed_app = entry.app
-        transport.set_protocol(conn)
-        conn.connection_made(transport)
+        transport.set_protocol(protocol)
+        protocol.connection_made(transport)
 
 
 class FlycastListeners:
@@ -108,8 +131,10 @@ class FlycastListeners:
         host: str = "::",
         netns: str | None = None,
         manage_routes: bool = True,
+        tcp: TcpEdge | None = None,
     ) -> None:
         self.http = http
+        self.tcp = tcp
         self.flycast = flycast
         self.routes = routes
         self.host = host
@@ -124,7 +149,12 @@ class FlycastListeners:
 
     def wanted_ports(self) -> set[int]:
         table, routes = self.flycast(), self.routes()
-        return {port for app in table.apps for port in flycast_ports(routes, app)}
+        ports: set[int] = set()
+        for app in table.apps:
+            ports |= flycast_ports(routes, app)
+            if self.tcp is not None:
+                ports |= flycast_tcp_ports(routes, app)
+        return ports
 
     async def sync(self) -> None:
         """One level-triggered pass: routes for exactly the table's addresses, a listener

@@ -252,6 +252,11 @@ class TcpEdge:
             routes, self.load.load, health.health, NO_PREFS, self.rng, checked=health.checked
         )
 
+    def client(self, app: str, port: int) -> asyncio.Protocol:
+        """The protocol that splices one connection accepted elsewhere (a Flycast
+        address's) to ``app``'s machines serving public ``port``."""
+        return _TcpClient(self, app, port)
+
     @property
     def ports(self) -> dict[int, str]:
         """Open listeners: public port -> app."""

@@ -22,7 +22,7 @@ import pytest
 from ferry.client import FerryClient
 from ferry.cluster.ephemeral import ephemeral_cluster
 from ferry.cluster.settings import ClusterSettings
-from ferry.model import Machine, MachineConfig, MachineState
+from ferry.model import Machine, MachineConfig, MachineState, ServiceConfig, ServicePort
 from ferry.net import sixpn
 from ferry.net.flycast import is_flycast
 from tests.e2e.conftest import ferry
@@ -139,6 +139,37 @@ def test_the_remote_host_reaches_it_through_its_region_edge(
     assert lookup(cluster, remote, "echo.flycast") == [echo[0]]
     text = fetch(cluster, remote, "http://echo.flycast/", seconds=10)
     assert answered_by(text) in {m.id for m in echo[1]}
+
+
+def test_a_raw_tcp_service_is_spliced_to_the_apps_machines(
+    cluster: ClusterSettings,
+    client: FerryClient,
+    echo: tuple[str, list[Machine]],
+    callers: dict[str, Machine],
+) -> None:
+    """A service with no handler (raw TCP, as Postgres' 5432) is served on the app's
+    Flycast address byte for byte: the edge picks a machine, the bytes pass untouched."""
+    client.create_app("rawtcp")
+    service = ServiceConfig(protocol="tcp", internal_port=8080, ports=[ServicePort(port=7000)])
+    config = echo[1][0].config.model_copy(update={"services": [service], "checks": {}})
+    machine = client.create_machine("rawtcp", config, region="ams")
+    assert client.wait_machine("rawtcp", machine.id, timeout=90) == "started"
+    address = client.assign_ip("rawtcp").ip
+    caller = callers["ams-1"]
+    script = (
+        "import socket\n"
+        f"s = socket.create_connection(({address!r}, 7000), timeout=5)\n"
+        "s.sendall(b'GET / HTTP/1.0\\r\\nHost: whatever\\r\\n\\r\\n')\n"
+        "print(b''.join(iter(lambda: s.recv(65536), b'')).decode())\n"
+    )
+    answer = ""
+    for _ in range(20):  # the edge opens port 7000 once its tables have the app
+        answer = in_machine(cluster, caller, sys.executable, "-c", script).stdout
+        if "Hello from Ferry!" in answer:
+            break
+        time.sleep(0.5)
+    assert answered_by(answer) == machine.id, answer  # HTTP bytes, no edge in between
+    assert "HTTP/1.0 200" in answer or "HTTP/1.1 200" in answer
 
 
 def test_another_organization_gets_no_name_and_no_connection(

@@ -29,7 +29,12 @@ from ferry.net.flycast import (
 )
 from ferry.net.internal_dns import answer
 from ferry.net.internal_records import InternalRecords
-from ferry.proxy.flycast import FlycastListeners, flycast_ports, local_flycast_routes
+from ferry.proxy.flycast import (
+    FlycastListeners,
+    flycast_ports,
+    flycast_tcp_ports,
+    local_flycast_routes,
+)
 from ferry.proxy.headers import EdgeHeaders, build_request_head
 from ferry.proxy.http import HttpEdge
 from ferry.proxy.routes import Backend, RouteTable, ServicePorts, routes_from_machines
@@ -88,7 +93,7 @@ def _backend(app: str, *services: ServicePorts) -> Backend:
     )
 
 
-def test_an_app_serves_its_http_ports_on_flycast_but_not_tls_nor_raw_tcp() -> None:
+def test_an_app_serves_http_ports_and_raw_tcp_on_flycast_but_not_tls() -> None:
     table = RouteTable(
         1,
         {
@@ -104,12 +109,15 @@ def test_an_app_serves_its_http_ports_on_flycast_but_not_tls_nor_raw_tcp() -> No
                     ),
                     ServicePorts(9000, ports=(9000,), handlers=("http",), http_ports=(9000,)),
                     ServicePorts(5432, ports=(5432,)),
+                    ServicePorts(6379, ports=(6380,), handlers=("tls",)),
+                    ServicePorts(53, protocol="udp", ports=(53,)),
                 ),
             )
         },
     )
     assert flycast_ports(table, "web") == {80, 9000}
-    assert flycast_ports(table, "nope") == frozenset()
+    assert flycast_tcp_ports(table, "web") == {5432}  # spliced; not TLS, not UDP
+    assert flycast_ports(table, "nope") == flycast_tcp_ports(table, "nope") == frozenset()
 
 
 def test_the_edge_reads_back_the_flycast_routes_it_made() -> None:
