@@ -182,6 +182,8 @@ class Agent:
                 self.cycle()
             except FerryError as exc:
                 log.warning("cycle failed: %s", exc)
+            except Exception:  # the loop must outlive any one pass: the next one retries
+                log.exception("cycle failed unexpectedly; the next cycle tries again")
         # Containers keep running: their shims outlive the agent, the next agent adopts them.
         self.pool.shutdown(wait=True, cancel_futures=True)
         self.network.drop_prepared()

@@ -125,7 +125,8 @@ def cgroup_frozen(cgroups_path: str) -> bool:
 
     cgroup v1 (and hybrid): ``freezer/<path>/freezer.state`` reads ``FROZEN``
     (``FREEZING`` is not yet frozen); pure v2: ``<path>/cgroup.freeze`` is 1.
-    A missing cgroup is not frozen. One file read.
+    A missing cgroup is not frozen, nor one being removed while it is read (the
+    kernel then answers ENODEV). One file read.
     """
     relative = cgroups_path.strip("/")
     for path, frozen in (
@@ -134,7 +135,7 @@ def cgroup_frozen(cgroups_path: str) -> bool:
     ):
         try:
             return path.read_text().strip() == frozen
-        except (FileNotFoundError, NotADirectoryError):
+        except OSError:  # gone (ENOENT), going (ENODEV), or no such hierarchy
             continue
     return False
 
