@@ -21,6 +21,7 @@ Environment of a Postgres machine (``read_settings`` names the one that is wrong
 - ``ETCD_INITIAL_CLUSTER`` ``name=http://addr:2380,…`` of all etcd members (default: this one)
 - ``ETCD_DATA_DIR``       etcd's data directory (default ``/data/etcd``)
 - ``PG_TTL``, ``PG_LOOP_WAIT``, ``PG_RETRY_TIMEOUT``  Patroni's timings (defaults 30/10/10 s)
+- ``PG_SYNC``             ``1``: Patroni's synchronous mode (a commit waits for a replica)
 
 Passwords never appear in the rendered file: ``patroni_env`` passes them to
 Patroni through its documented ``PATRONI_*_PASSWORD`` variables.
@@ -83,6 +84,7 @@ class PostgresSettings:
     ttl: int = 30
     loop_wait: int = 10
     retry_timeout: int = 10
+    synchronous_mode: bool = False
 
 
 def url_host(address: str) -> str:
@@ -153,6 +155,7 @@ def read_settings(env: Mapping[str, str], hostname: str | None = None) -> Postgr
         ttl=_positive_int(env, "PG_TTL", 30),
         loop_wait=_positive_int(env, "PG_LOOP_WAIT", 10),
         retry_timeout=_positive_int(env, "PG_RETRY_TIMEOUT", 10),
+        synchronous_mode=env.get("PG_SYNC", "") == "1",
     )
 
 
@@ -193,6 +196,7 @@ def patroni_config(settings: PostgresSettings) -> dict[str, Any]:
                 "loop_wait": settings.loop_wait,
                 "retry_timeout": settings.retry_timeout,
                 "maximum_lag_on_failover": 1048576,
+                "synchronous_mode": settings.synchronous_mode,
                 "postgresql": {
                     "use_pg_rewind": True,
                     "use_slots": True,
