@@ -19,7 +19,7 @@ from ferry.deploy.images import registry_address
 from ferry.postgres import manage, plan
 from ferry.postgres.attach import attach_app, detach_app
 from ferry.postgres.image import default_cache_dir, ensure_image, publish_image
-from ferry.postgres.patroni_config import POSTGRES_PORT
+from ferry.postgres.patroni_config import POSTGRES_PORT, PROXY_PORT
 
 _DB = typer.Argument(..., metavar="DB", help="The Postgres app's name", show_default=False)
 _APP = typer.Option(..., "--app", "-a", help="The app to attach or detach")
@@ -79,7 +79,8 @@ def create_command(
                 ("Password", password),
                 ("Hostname", f"{made.name}.internal"),
                 ("Primary", f"{host} (region {made.regions[0]})"),
-                ("Postgres port", str(POSTGRES_PORT)),
+                ("Proxy port", f"{PROXY_PORT} (any member: forwards to the primary)"),
+                ("Postgres port", f"{POSTGRES_PORT} (the member itself)"),
                 ("Members", ", ".join(f"{m.id} ({m.region})" for m in made.machines)),
             ]
         )
@@ -155,7 +156,7 @@ def attach_command(
     made = attach_app(context.client(ctx), db, app_name, database)
     output.say(
         f"Attached {made.app}: database {made.names.database}, user {made.names.user};"
-        f" DATABASE_URL=postgres://{made.names.user}:…@{made.host}:{POSTGRES_PORT}/"
+        f" DATABASE_URL=postgres://{made.names.user}:…@{made.host}:{PROXY_PORT}/"
         f"{made.names.database} set as its secret"
     )
 

@@ -9,9 +9,10 @@ Attaching ``my-app`` to cluster ``db`` (Fly's behaviour, without Flycast yet):
    after a failover: the table is replicated), makes the role ``my_app`` with a
    fresh password (or gives a detached one its login back) and the database
    ``my_app`` owned by it;
-3. sets ``DATABASE_URL=postgres://my_app:…@<primary-region>.db.internal:5432/my_app``
-   as the app's secret, which rolls its machines. If that fails the psql step is
-   undone (login revoked, attachment forgotten).
+3. sets ``DATABASE_URL=postgres://my_app:…@top1.nearest.of.db.internal:5432/my_app``
+   as the app's secret, which rolls its machines: port 5432 of any member is its
+   forwarder to the current primary, so the nearest started member will do. If
+   that fails the psql step is undone (login revoked, attachment forgotten).
 
 Detaching revokes the role's login, forgets the attachment and unsets the
 secret; the database and its data stay, as on Fly.
@@ -26,7 +27,7 @@ from ferry.client import FerryClient
 from ferry.errors import ConflictError, NotFoundError, UnavailableError
 from ferry.postgres import manage, plan
 
-__all__ = ["Attachment", "attach_app", "detach_app", "primary_region"]
+__all__ = ["Attachment", "attach_app", "detach_app"]
 
 URL_SECRET = "DATABASE_URL"
 
@@ -35,17 +36,7 @@ URL_SECRET = "DATABASE_URL"
 class Attachment:
     app: str
     names: plan.AttachNames
-    host: str  # the URL's host: ``<primary-region>.<db>.internal``
-
-
-def primary_region(client: FerryClient, db: str) -> str:
-    """The region the cluster was created with for its primary (``PRIMARY_REGION``)."""
-    members = manage.members_of(client, db)
-    for machine in members:
-        region = machine.config.env.get("PRIMARY_REGION")
-        if region:
-            return region
-    return members[0].region
+    host: str  # the URL's host: ``top1.nearest.of.<db>.internal``
 
 
 def attach_app(client: FerryClient, db: str, app: str, database: str | None = None) -> Attachment:
@@ -69,7 +60,7 @@ def attach_app(client: FerryClient, db: str, app: str, database: str | None = No
                 hint=f"detach it first: `ferry postgres detach {db} -a {app}`",
             ) from None
         raise
-    host = f"{primary_region(client, db)}.{db}.internal"
+    host = f"top1.nearest.of.{db}.internal"
     url = plan.database_url(names.user, password, host, names.database)
     try:
         client.set_secrets(app, {URL_SECRET: url})

@@ -8,7 +8,8 @@ A Postgres cluster is an app of its own. ``create_cluster``:
    region and a machine *stopped* (``skip_launch``) that mounts it on ``/data``:
    the control plane gives each its 6PN address at creation;
 3. updates every machine with the same env naming all members' etcd peers by
-   those addresses (``plan.member_env``), then starts them all;
+   those addresses (``plan.member_env``; the replicas also wait for the first
+   member to bootstrap, ``plan.bootstrap_env``), then starts them all;
 4. waits until Patroni reports a running primary and every member running.
 
 If any step fails, what was created is destroyed again (machines, then volumes,
@@ -32,7 +33,7 @@ from ferry.model import Machine, MachineConfig, MachineState
 from ferry.model.machine import GuestConfig, RestartPolicy
 from ferry.model.volume import MachineMount, VolumeState
 from ferry.postgres import plan
-from ferry.postgres.patroni_config import PG_BIN_DIR, REST_PORT, SUPERUSER
+from ferry.postgres.patroni_config import PG_BIN_DIR, POSTGRES_PORT, REST_PORT, SUPERUSER
 
 __all__ = [
     "CreatedCluster",
@@ -56,7 +57,7 @@ _CLUSTER_PROBE = (
 #: env inside the shell, so it is on no command line. The script arrives on stdin.
 _PSQL = (
     f'PGPASSWORD="$SU_PASSWORD" exec {PG_BIN_DIR}/psql -X -v ON_ERROR_STOP=1'
-    f' -h /var/run/postgresql -U {SUPERUSER} -d postgres "$@"'
+    f' -h /var/run/postgresql -p {POSTGRES_PORT} -U {SUPERUSER} -d postgres "$@"'
 )
 
 
@@ -116,8 +117,9 @@ def create_cluster(
             say(f"Member {made[-1].id} in {region} on volume {volume.id}")
         peers = [(m.id, m.private_ip) for m in made]
         env = plan.member_env(request.name, regions[0], peers, sync=request.sync)
-        for machine in made:
-            config = machine.config.model_copy(update={"env": env})
+        for index, machine in enumerate(made):
+            member = {**env, **plan.bootstrap_env(peers, index)}
+            config = machine.config.model_copy(update={"env": member})
             client.update_machine(request.name, machine.id, config)
             client.start_machine(request.name, machine.id)
         for machine in made:

@@ -7,7 +7,7 @@ So it imports the standard library only, and every function is pure.
 
 Environment of a Postgres machine (``read_settings`` names the one that is wrong):
 
-- ``FLY_PRIVATE_IP``      the machine's 6PN address: Postgres, Patroni's REST API
+- ``FLY_PRIVATE_IP``      the machine's 6PN address: Postgres (5433), Patroni's REST API
                           and etcd advertise it (required)
 - ``SU_PASSWORD``         password of ``flypgadmin``, the superuser Patroni uses (required)
 - ``REPL_PASSWORD``       password of ``repluser``, for streaming replication (required)
@@ -40,6 +40,7 @@ __all__ = [
     "PGPASS_PATH",
     "PG_BIN_DIR",
     "POSTGRES_PORT",
+    "PROXY_PORT",
     "REPLICATION_USER",
     "REST_PORT",
     "SUPERUSER",
@@ -55,7 +56,10 @@ __all__ = [
 
 PG_BIN_DIR = "/usr/lib/postgresql/15/bin"
 PGPASS_PATH = "/var/lib/postgresql/.pgpass.patroni"
-POSTGRES_PORT = 5432
+#: Postgres itself listens here (Fly's "Postgres port"); ``PROXY_PORT`` is each member's
+#: forwarder to the current primary (``primary_proxy``, Fly's "proxy port").
+POSTGRES_PORT = 5433
+PROXY_PORT = 5432
 REST_PORT = 8008
 ETCD_CLIENT_PORT = 2379
 ETCD_PEER_PORT = 2380

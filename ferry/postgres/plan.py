@@ -25,7 +25,8 @@ from ferry.model.sizes import preset
 from ferry.postgres.patroni_config import (
     ETCD_CLIENT_PORT,
     ETCD_PEER_PORT,
-    POSTGRES_PORT,
+    PROXY_PORT,
+    REST_PORT,
     host_port,
 )
 
@@ -39,6 +40,7 @@ __all__ = [
     "attach_names",
     "attach_sql",
     "attachments_sql",
+    "bootstrap_env",
     "database_url",
     "detach_sql",
     "member_env",
@@ -113,7 +115,7 @@ def member_env(
 
     Each machine runs an etcd member (``ETCD_LOCAL=1``) and names all of them in
     ``ETCD_INITIAL_CLUSTER`` by 6PN address, learnt when the machines were created
-    stopped: the same env on every member, so any member can restart alone.
+    stopped. See ``bootstrap_env`` for what only the replicas get.
     """
     initial = ",".join(f"{mid}=http://{host_port(ip, ETCD_PEER_PORT)}" for mid, ip in members)
     endpoints = ",".join(f"http://{host_port(ip, ETCD_CLIENT_PORT)}" for _, ip in members)
@@ -127,6 +129,15 @@ def member_env(
     if sync:
         env["PG_SYNC"] = "1"
     return env
+
+
+def bootstrap_env(members: Sequence[tuple[str, str]], index: int) -> dict[str, str]:
+    """What member ``index`` gets on top of ``member_env``: the replicas (every member but
+    the first, the primary's region) wait for the first member's Patroni to be the
+    running leader before they start theirs, so the primary's region bootstraps."""
+    if index == 0:
+        return {}
+    return {"PG_BOOTSTRAP_LEADER": f"http://{host_port(members[0][1], REST_PORT)}"}
 
 
 @dataclass(frozen=True)
@@ -152,9 +163,10 @@ def attach_names(app: str, database: str | None = None) -> AttachNames:
 
 
 def database_url(user: str, password: str, host: str, database: str) -> str:
-    """``postgres://user:password@host:5432/database`` with its parts escaped."""
+    """``postgres://user:password@host:5432/database`` (5432: any member's forwarder to
+    the primary) with its parts escaped."""
     credentials = f"{quote(user, safe='')}:{quote(password, safe='')}"
-    return f"postgres://{credentials}@{host}:{POSTGRES_PORT}/{quote(database, safe='')}"
+    return f"postgres://{credentials}@{host}:{PROXY_PORT}/{quote(database, safe='')}"
 
 
 def _literal(text: str) -> str:

@@ -32,7 +32,7 @@ def apps_of_the_module_are_deleted() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[ClusterSettings]:
-    with ephemeral_cluster(("ams",), octet=189) as settings:
+    with ephemeral_cluster(("ams", "iad", "sin"), octet=189) as settings:
         yield settings
 
 
@@ -91,6 +91,22 @@ def test_bad_input_is_refused_and_nothing_is_created(cluster: ClusterSettings) -
         cluster, "postgres", "create", "--name", "PgBad", "--region", "ams"
     )
     assert "pgbad" not in apps(cluster)
+    # A failure after the app and its first volume exist (no host has 16 CPUs): what
+    # was made is destroyed again.
+    too_big = run_cli(
+        cluster,
+        "postgres",
+        "create",
+        "--name",
+        "pgbig",
+        "--region",
+        "ams",
+        "--vm-size",
+        "performance-16x",
+    )
+    assert too_big.returncode == 1, too_big.stdout + too_big.stderr
+    assert "Creating pgbig failed: destroying what was made" in too_big.stdout
+    assert until("pgbig cleaned up", lambda: "pgbig" not in apps(cluster), timeout=60)
     assert "not a Ferry Postgres cluster" in refused(cluster, "postgres", "status", "pgnone")
 
 
@@ -135,7 +151,9 @@ def test_create_status_connect_attach_detach_destroy(
     url = ferry(
         cluster, "ssh", "console", "-a", "pgapp", "-C", "/bin/busybox sh -c 'echo $DATABASE_URL'"
     ).stdout.strip()
-    assert url.startswith("postgres://pgapp:") and url.endswith("@ams.pgdb.internal:5432/pgapp")
+    assert url.startswith("postgres://pgapp:") and url.endswith(
+        "@top1.nearest.of.pgdb.internal:5432/pgapp"
+    )
     query = "select current_user, current_database(), pg_is_in_recovery()"
     connected = in_machine_network(cluster, machine, PSQL, url, "-tA", "-c", query)
     assert connected.stdout.strip() == "pgapp|pgapp|f", connected.stderr
@@ -149,3 +167,68 @@ def test_create_status_connect_attach_detach_destroy(
     assert "DATABASE_URL" not in {s["name"] for s in app_secrets["secrets"]}
     ferry(cluster, "postgres", "destroy", "pgdb", "--yes")
     assert until("pgdb gone", lambda: "pgdb" not in apps(cluster), timeout=60)
+
+
+def test_three_regions_make_one_cluster_with_synchronous_replicas(cluster: ClusterSettings) -> None:
+    started = time.monotonic()
+    ferry(
+        cluster,
+        "postgres",
+        "create",
+        "--name",
+        "pgha",
+        "--region",
+        "ams",
+        "--replicas",
+        "iad,sin",
+        "--sync",
+    )
+    print(
+        f"ferry postgres create, three regions (image cached): {time.monotonic() - started:.1f} s"
+    )
+    ferry(cluster, "postgres", "connect", "pgha", "--command", "create table t (v int)")
+    ferry(cluster, "postgres", "connect", "pgha", "--command", "insert into t values (7)")
+
+    def members() -> list[dict[str, Any]]:
+        return json.loads(ferry(cluster, "postgres", "status", "pgha", "--json").stdout)
+
+    last: list[list[dict[str, Any]]] = []
+
+    def all_streaming() -> list[dict[str, Any]] | None:
+        last[:] = [members()]
+        replicas = [r for r in last[0] if r["role"] != "primary"]
+        # Patroni 3.0 (Debian bookworm) calls a streaming replica "running"; newer ones
+        # say "streaming". Either way a replica with a known lag in bytes is replicating.
+        ok = len(replicas) == 2 and all(
+            r["state"] in ("running", "streaming") and isinstance(r["lag_bytes"], int)
+            for r in replicas
+        )
+        return last[0] if ok else None
+
+    try:
+        rows = until("two streaming replicas", all_streaming, timeout=60)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; status: {last}") from None
+    assert (rows[0]["role"], rows[0]["region"]) == ("primary", "ams")
+    assert {r["region"] for r in rows} == {"ams", "iad", "sin"}
+    assert "sync replica" in {r["role"] for r in rows}  # --sync: Patroni's synchronous mode
+    assert {r["timeline"] for r in rows} == {1}
+    assert all(isinstance(r["lag_bytes"], int) for r in rows)
+    # In the sin replica: its own Postgres (5433) has the row written on the primary and
+    # is in recovery; its port 5432 forwards to the primary in ams.
+    sin = next(r["name"] for r in rows if r["region"] == "sin")
+
+    def on_sin(port: int) -> str:
+        read = (
+            f"PGPASSWORD=$SU_PASSWORD psql -h ::1 -p {port} -U flypgadmin -d postgres"
+            ' -tAc "select v, pg_is_in_recovery() from t"'
+        )
+        argv = ("ssh", "console", "-a", "pgha", "--machine", sin, "-C", f"sh -c '{read}'")
+        return str(ferry(cluster, *argv).stdout.strip())
+
+    assert on_sin(5433) == "7|t"
+    assert on_sin(5432) == "7|f"
+    table = ferry(cluster, "postgres", "status", "pgha").stdout
+    assert "primary" in table and "LAG" in table
+    ferry(cluster, "postgres", "destroy", "pgha", "--yes")
+    assert until("pgha gone", lambda: "pgha" not in apps(cluster), timeout=60)

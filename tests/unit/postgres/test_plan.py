@@ -7,6 +7,7 @@ import pytest
 from ferry.errors import ValidationError
 from ferry.postgres import plan
 from ferry.postgres.patroni_config import read_settings
+from ferry.postgres.primary_proxy import leader_address
 
 REGIONS = ["ams", "iad", "sin"]
 
@@ -72,6 +73,12 @@ def test_every_member_gets_one_env_naming_all_etcd_peers_by_6pn_address() -> Non
     assert "PG_SYNC" not in plan.member_env("pgdb", "ams", members, sync=False)
 
 
+def test_only_the_replicas_wait_for_the_primary_regions_member_to_bootstrap() -> None:
+    members = [("m1", "fdaa:0:1::2"), ("m2", "fdaa:0:2::2"), ("m3", "fdaa:0:3::2")]
+    assert plan.bootstrap_env(members, 0) == {}
+    assert plan.bootstrap_env(members, 2) == {"PG_BOOTSTRAP_LEADER": "http://[fdaa:0:1::2]:8008"}
+
+
 def test_attach_names_follow_the_app_and_refuse_a_bad_database_name() -> None:
     assert plan.attach_names("my-app") == plan.AttachNames(database="my_app", user="my_app")
     assert plan.attach_names("9lives").user == "app_9lives"
@@ -115,3 +122,12 @@ def test_patronis_cluster_answer_becomes_rows_primary_first() -> None:
         ("m3", "sync replica", None),
     ]
     assert plan.read_cluster({}) == []
+
+
+def test_the_forwarder_targets_the_running_leader_only() -> None:
+    leader = {"name": "m1", "role": "leader", "state": "running", "host": "fdaa::2", "port": 5433}
+    replica = {"name": "m2", "role": "replica", "state": "running", "host": "fdaa::3", "port": 5433}
+    assert leader_address({"members": [replica, leader]}) == ("fdaa::2", 5433)
+    assert leader_address({"members": [replica, {**leader, "state": "stopped"}]}) is None
+    assert leader_address({"members": [{**leader, "role": "master"}]}) == ("fdaa::2", 5433)
+    assert leader_address({}) is None
