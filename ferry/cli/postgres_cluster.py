@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import shlex
 import sys
+import time
 
 import typer
 
@@ -32,6 +33,7 @@ def register(app: typer.Typer) -> None:
     app.command("connect")(connect_command)
     app.command("attach")(attach_command)
     app.command("detach")(detach_command)
+    app.command("failover")(failover_command)
     app.command("destroy")(destroy_command)
 
 
@@ -165,6 +167,24 @@ def detach_command(ctx: typer.Context, db: str = _DB, app_name: str = _APP) -> N
     """Revoke APP's login on DB and unset its DATABASE_URL (its database stays)."""
     detach_app(context.client(ctx), db, app_name)
     output.say(f"Detached {app_name} from {db}: login revoked, DATABASE_URL unset")
+
+
+def failover_command(
+    ctx: typer.Context,
+    db: str = _DB,
+    region: str | None = typer.Option(
+        None, "--region", "-r", help="Move the primary to a replica in this region"
+    ),
+) -> None:
+    """Move the primary to a healthy replica (Patroni's switchover); 5432 follows it."""
+    client = context.client(ctx)
+    started = time.monotonic()
+    old, new = manage.switchover(client, db, region)
+    regions = {m.id: m.region for m in manage.members_of(client, db)}
+    output.say(
+        f"Primary of {db} moved from {old.name} ({regions.get(old.name, '?')}) to {new.name}"
+        f" ({regions.get(new.name, '?')}) in {time.monotonic() - started:.1f} s"
+    )
 
 
 def destroy_command(

@@ -28,7 +28,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ferry.client import FerryClient
-from ferry.errors import ApiError, ConflictError, FerryError, NotFoundError, UnavailableError
+from ferry.errors import (
+    ApiError,
+    ConflictError,
+    FerryError,
+    NotFoundError,
+    UnavailableError,
+    ValidationError,
+)
 from ferry.model import Machine, MachineConfig, MachineState
 from ferry.model.machine import GuestConfig, RestartPolicy
 from ferry.model.volume import MachineMount, VolumeState
@@ -44,6 +51,7 @@ __all__ = [
     "members_of",
     "psql_argv",
     "run_psql",
+    "switchover",
     "teardown",
 ]
 
@@ -285,3 +293,69 @@ def destroy_cluster(client: FerryClient, name: str, *, force: bool) -> None:
                 hint=f"detach them (`ferry postgres detach {name} -a APP`) or give --force",
             )
     teardown(client, name)
+
+
+_SWITCHOVER = (
+    "import sys, urllib.error, urllib.request\n"
+    "request = urllib.request.Request("
+    f"'http://[::1]:{REST_PORT}/switchover', data=sys.stdin.buffer.read(), method='POST',"
+    " headers={'Content-Type': 'application/json'})\n"
+    "try:\n"
+    "    print(urllib.request.urlopen(request, timeout=30).read().decode())\n"
+    "except urllib.error.HTTPError as exc:\n"
+    "    sys.exit(exc.read().decode() or str(exc))\n"
+)
+
+
+def switchover(
+    client: FerryClient, name: str, region: str | None = None, *, timeout: float = 60
+) -> tuple[plan.MemberStatus, plan.MemberStatus]:
+    """Move the primary to a healthy replica (in ``region`` if given) with Patroni's
+    switchover; return ``(old, new)`` primaries once the new one is running.
+
+    ``ValidationError`` when no replica is in ``region``; ``ConflictError`` when there
+    is no replica at all; ``UnavailableError`` with Patroni's reason when it refuses
+    (in synchronous mode only the synchronous replica may take over) or when no new
+    primary runs within ``timeout`` seconds.
+    """
+    rows = cluster_members(client, name)
+    leader = next((r for r in rows if r.role == "primary" and r.state == "running"), None)
+    if leader is None:
+        raise UnavailableError(f"{name} has no running primary to move", hint="see `status`")
+    machines = {m.id: m for m in members_of(client, name)}
+    healthy = [r for r in rows if r.role != "primary" and r.state in ("running", "streaming")]
+    if not healthy:
+        raise ConflictError(
+            f"{name} has no healthy replica to fail over to",
+            hint="create the cluster with --replicas",
+        )
+    body: dict[str, str] = {"leader": leader.name}
+    if region is not None:
+        there = [r for r in healthy if machines.get(r.name) and machines[r.name].region == region]
+        if not there:
+            where = sorted({machines[r.name].region for r in healthy if r.name in machines})
+            raise ValidationError(
+                f"{name} has no healthy replica in {region!r}",
+                hint=f"replicas are in: {', '.join(where)}",
+            )
+        body["candidate"] = there[0].name
+    argv = ["/usr/bin/python3", "-c", _SWITCHOVER]
+    _exec(client, name, machines[leader.name], argv, stdin=json.dumps(body))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            now = cluster_members(client, name)
+        except FerryError:
+            now = []  # a member may not answer while roles change
+        new = next(
+            (
+                r
+                for r in now
+                if r.role == "primary" and r.state == "running" and r.name != leader.name
+            ),
+            None,
+        )
+        if new is not None:
+            return leader, new
+        time.sleep(0.5)  # an exec round trip per probe
+    raise UnavailableError(f"no new primary of {name} was running within {timeout:.0f} s")

@@ -203,15 +203,16 @@ def test_three_regions_make_one_cluster_with_synchronous_replicas(cluster: Clust
             r["state"] in ("running", "streaming") and isinstance(r["lag_bytes"], int)
             for r in replicas
         )
+        # --sync: Patroni names a synchronous replica at its next cycle (loop_wait 10 s).
+        ok = ok and "sync replica" in {r["role"] for r in replicas}
         return last[0] if ok else None
 
     try:
-        rows = until("two streaming replicas", all_streaming, timeout=60)
+        rows = until("two streaming replicas, one synchronous", all_streaming, timeout=60)
     except AssertionError as exc:
         raise AssertionError(f"{exc}; status: {last}") from None
     assert (rows[0]["role"], rows[0]["region"]) == ("primary", "ams")
     assert {r["region"] for r in rows} == {"ams", "iad", "sin"}
-    assert "sync replica" in {r["role"] for r in rows}  # --sync: Patroni's synchronous mode
     assert {r["timeline"] for r in rows} == {1}
     assert all(isinstance(r["lag_bytes"], int) for r in rows)
     # In the sin replica: its own Postgres (5433) has the row written on the primary and
@@ -224,10 +225,25 @@ def test_three_regions_make_one_cluster_with_synchronous_replicas(cluster: Clust
             ' -tAc "select v, pg_is_in_recovery() from t"'
         )
         argv = ("ssh", "console", "-a", "pgha", "--machine", sin, "-C", f"sh -c '{read}'")
-        return str(ferry(cluster, *argv).stdout.strip())
+        done = run_cli(cluster, *argv)
+        return done.stdout.strip() if done.returncode == 0 else done.stderr
 
     assert on_sin(5433) == "7|t"
     assert on_sin(5432) == "7|f"
+
+    # A failover (Patroni's switchover): the primary leaves ams, the old one rejoins as a
+    # replica, writes go on, and sin's 5432 follows the new primary.
+    assert "no healthy replica in 'nowhere'" in refused(
+        cluster, "postgres", "failover", "pgha", "--region", "nowhere"
+    )
+    moved = ferry(cluster, "postgres", "failover", "pgha")
+    print(moved.stdout.strip())
+    assert "moved from" in moved.stdout
+    after = until("two replicas again after the failover", all_streaming, timeout=90)
+    assert after[0]["role"] == "primary" and after[0]["region"] != "ams"
+    assert {r["timeline"] for r in after} == {2}
+    ferry(cluster, "postgres", "connect", "pgha", "--command", "update t set v = 8")
+    assert until("sin's 5432 on the new primary", lambda: on_sin(5432) == "8|f", timeout=30)
     table = ferry(cluster, "postgres", "status", "pgha").stdout
     assert "primary" in table and "LAG" in table
     ferry(cluster, "postgres", "destroy", "pgha", "--yes")
