@@ -25,10 +25,10 @@ import asyncio
 import json
 import sys
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["LISTEN_PORT", "leader_address", "main"]
+__all__ = ["LISTEN_PORT", "PrimaryForwarder", "leader_address", "main", "serve"]
 
 LISTEN_PORT = 5432
 REST_URL = "http://[::1]:8008/cluster"
@@ -69,11 +69,12 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 class PrimaryForwarder:
     """The forwarder's state: the leader's address as last read."""
 
-    def __init__(self) -> None:
+    def __init__(self, fetch: Callable[[], tuple[str, int] | None] = _fetch_leader) -> None:
         self.target: tuple[str, int] | None = None
+        self._fetch = fetch  # blocking: run in a thread
 
     async def refresh(self) -> tuple[str, int] | None:
-        self.target = await asyncio.to_thread(_fetch_leader)
+        self.target = await asyncio.to_thread(self._fetch)
         return self.target
 
     async def refresh_forever(self) -> None:
