@@ -1,4 +1,5 @@
-"""`ferry postgres`: Postgres clusters on Ferry. Today: `ferry postgres image`."""
+"""`ferry postgres`: Postgres clusters on Ferry: `image` here, the cluster verbs in
+``ferry.cli.postgres_cluster``."""
 
 from __future__ import annotations
 
@@ -6,11 +7,12 @@ from pathlib import Path
 
 import typer
 
-from ferry.cli import context, output
+from ferry.cli import context, output, postgres_cluster
 from ferry.deploy.images import registry_address
 from ferry.postgres.image import default_cache_dir, ensure_image, publish_image
 
 app = typer.Typer(help="Postgres clusters: PostgreSQL 15 managed by Patroni, on etcd.")
+postgres_cluster.register(app)
 
 
 @app.command("image")

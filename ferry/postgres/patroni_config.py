@@ -7,7 +7,7 @@ So it imports the standard library only, and every function is pure.
 
 Environment of a Postgres machine (``read_settings`` names the one that is wrong):
 
-- ``FLY_PRIVATE_IP``      the machine's 6PN address: Postgres, Patroni's REST API
+- ``FLY_PRIVATE_IP``      the machine's 6PN address: Postgres (5433), Patroni's REST API
                           and etcd advertise it (required)
 - ``SU_PASSWORD``         password of ``flypgadmin``, the superuser Patroni uses (required)
 - ``REPL_PASSWORD``       password of ``repluser``, for streaming replication (required)
@@ -21,6 +21,7 @@ Environment of a Postgres machine (``read_settings`` names the one that is wrong
 - ``ETCD_INITIAL_CLUSTER`` ``name=http://addr:2380,…`` of all etcd members (default: this one)
 - ``ETCD_DATA_DIR``       etcd's data directory (default ``/data/etcd``)
 - ``PG_TTL``, ``PG_LOOP_WAIT``, ``PG_RETRY_TIMEOUT``  Patroni's timings (defaults 30/10/10 s)
+- ``PG_SYNC``             ``1``: Patroni's synchronous mode (a commit waits for a replica)
 
 Passwords never appear in the rendered file: ``patroni_env`` passes them to
 Patroni through its documented ``PATRONI_*_PASSWORD`` variables.
@@ -39,6 +40,7 @@ __all__ = [
     "PGPASS_PATH",
     "PG_BIN_DIR",
     "POSTGRES_PORT",
+    "PROXY_PORT",
     "REPLICATION_USER",
     "REST_PORT",
     "SUPERUSER",
@@ -54,7 +56,10 @@ __all__ = [
 
 PG_BIN_DIR = "/usr/lib/postgresql/15/bin"
 PGPASS_PATH = "/var/lib/postgresql/.pgpass.patroni"
-POSTGRES_PORT = 5432
+#: Postgres itself listens here (Fly's "Postgres port"); ``PROXY_PORT`` is each member's
+#: forwarder to the current primary (``primary_proxy``, Fly's "proxy port").
+POSTGRES_PORT = 5433
+PROXY_PORT = 5432
 REST_PORT = 8008
 ETCD_CLIENT_PORT = 2379
 ETCD_PEER_PORT = 2380
@@ -83,6 +88,7 @@ class PostgresSettings:
     ttl: int = 30
     loop_wait: int = 10
     retry_timeout: int = 10
+    synchronous_mode: bool = False
 
 
 def url_host(address: str) -> str:
@@ -153,6 +159,7 @@ def read_settings(env: Mapping[str, str], hostname: str | None = None) -> Postgr
         ttl=_positive_int(env, "PG_TTL", 30),
         loop_wait=_positive_int(env, "PG_LOOP_WAIT", 10),
         retry_timeout=_positive_int(env, "PG_RETRY_TIMEOUT", 10),
+        synchronous_mode=env.get("PG_SYNC", "") == "1",
     )
 
 
@@ -193,6 +200,7 @@ def patroni_config(settings: PostgresSettings) -> dict[str, Any]:
                 "loop_wait": settings.loop_wait,
                 "retry_timeout": settings.retry_timeout,
                 "maximum_lag_on_failover": 1048576,
+                "synchronous_mode": settings.synchronous_mode,
                 "postgresql": {
                     "use_pg_rewind": True,
                     "use_slots": True,

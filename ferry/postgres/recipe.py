@@ -132,6 +132,10 @@ def ferry_files() -> dict[str, tuple[bytes, int]]:
             package.joinpath("entrypoint.py").read_bytes(),
             0o644,
         ),
+        f"{LIB_DIR}/ferry/postgres/primary_proxy.py": (
+            package.joinpath("primary_proxy.py").read_bytes(),
+            0o644,
+        ),
         "usr/local/bin/ferry-postgres": (ENTRYPOINT_SHIM.encode(), 0o755),
         "usr/local/bin/ferry-postgres-post-bootstrap": (POST_BOOTSTRAP.encode(), 0o755),
     }

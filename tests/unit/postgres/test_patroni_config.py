@@ -33,7 +33,9 @@ def test_the_config_advertises_the_6pn_address_and_holds_no_password() -> None:
     config = patroni_config(settings)
     text = json.dumps(config)
 
-    assert config["postgresql"]["connect_address"] == "[fdaa:0:1:a7b:1::3]:5432"
+    assert (
+        config["postgresql"]["connect_address"] == "[fdaa:0:1:a7b:1::3]:5433"
+    )  # Postgres; 5432 forwards
     assert config["restapi"] == {
         "listen": "[::]:8008",
         "connect_address": "[fdaa:0:1:a7b:1::3]:8008",
