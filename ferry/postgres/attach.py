@@ -9,7 +9,7 @@ Attaching ``my-app`` to cluster ``db`` (Fly's behaviour, without Flycast yet):
    after a failover: the table is replicated), makes the role ``my_app`` with a
    fresh password (or gives a detached one its login back) and the database
    ``my_app`` owned by it;
-3. sets ``DATABASE_URL=postgres://my_app:…@top1.nearest.of.db.internal:5432/my_app``
+3. sets ``DATABASE_URL=postgres://my_app:…@db.flycast:5432/my_app``
    as the app's secret, which rolls its machines: port 5432 of any member is its
    forwarder to the current primary, so the nearest started member will do. If
    that fails the psql step is undone (login revoked, attachment forgotten).
@@ -36,7 +36,7 @@ URL_SECRET = "DATABASE_URL"
 class Attachment:
     app: str
     names: plan.AttachNames
-    host: str  # the URL's host: ``top1.nearest.of.<db>.internal``
+    host: str  # the URL's host: ``<db>.flycast``
 
 
 def attach_app(client: FerryClient, db: str, app: str, database: str | None = None) -> Attachment:
@@ -60,7 +60,7 @@ def attach_app(client: FerryClient, db: str, app: str, database: str | None = No
                 hint=f"detach it first: `ferry postgres detach {db} -a {app}`",
             ) from None
         raise
-    host = f"top1.nearest.of.{db}.internal"
+    host = f"{db}.flycast"  # the edge sends it to a member's 5432, which reaches the primary
     url = plan.database_url(names.user, password, host, names.database)
     try:
         client.set_secrets(app, {URL_SECRET: url})

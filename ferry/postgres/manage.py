@@ -36,11 +36,17 @@ from ferry.errors import (
     UnavailableError,
     ValidationError,
 )
-from ferry.model import Machine, MachineConfig, MachineState
+from ferry.model import Machine, MachineConfig, MachineState, ServiceConfig, ServicePort
 from ferry.model.machine import GuestConfig, RestartPolicy
 from ferry.model.volume import MachineMount, VolumeState
 from ferry.postgres import plan
-from ferry.postgres.patroni_config import PG_BIN_DIR, POSTGRES_PORT, REST_PORT, SUPERUSER
+from ferry.postgres.patroni_config import (
+    PG_BIN_DIR,
+    POSTGRES_PORT,
+    PROXY_PORT,
+    REST_PORT,
+    SUPERUSER,
+)
 
 __all__ = [
     "CreatedCluster",
@@ -89,6 +95,14 @@ def _machine_config(
         env=env,
         metadata={plan.MEMBER_METADATA: "member"},
         restart=RestartPolicy(policy="always"),
+        # <db>.flycast:5432 through the edge: any member's forwarder, which reaches the primary
+        services=[
+            ServiceConfig(
+                protocol="tcp",
+                internal_port=PROXY_PORT,
+                ports=[ServicePort(port=PROXY_PORT)],
+            )
+        ],
         mounts=[MachineMount(volume=volume_id, path=plan.DATA_PATH, name=plan.VOLUME_NAME)],
     )
 
@@ -113,6 +127,7 @@ def create_cluster(
     made: list[Machine] = []
     try:
         client.set_secrets(request.name, credentials)
+        client.assign_ip(request.name)  # its Flycast address: <db>.flycast for attached apps
         for region in regions:
             volume = client.create_volume(
                 request.name,

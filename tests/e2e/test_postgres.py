@@ -151,9 +151,7 @@ def test_create_status_connect_attach_detach_destroy(
     url = ferry(
         cluster, "ssh", "console", "-a", "pgapp", "-C", "/bin/busybox sh -c 'echo $DATABASE_URL'"
     ).stdout.strip()
-    assert url.startswith("postgres://pgapp:") and url.endswith(
-        "@top1.nearest.of.pgdb.internal:5432/pgapp"
-    )
+    assert url.startswith("postgres://pgapp:") and url.endswith("@pgdb.flycast:5432/pgapp")
     query = "select current_user, current_database(), pg_is_in_recovery()"
     connected = in_machine_network(cluster, machine, PSQL, url, "-tA", "-c", query)
     assert connected.stdout.strip() == "pgapp|pgapp|f", connected.stderr
