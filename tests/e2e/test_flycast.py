@@ -27,7 +27,7 @@ from ferry.net import sixpn
 from ferry.net.flycast import is_flycast
 from tests.e2e.conftest import ferry
 from tests.e2e.test_edge import deploy_demo, until_edge_sees
-from tests.e2e.test_private_network import fetch, in_machine
+from tests.e2e.test_private_network import developer_peer, fetch, in_machine
 
 pytestmark = pytest.mark.e2e
 
@@ -191,33 +191,7 @@ def test_a_developer_peer_reaches_it_by_name(
     peer's resolver answers echo.flycast and the edge serves it over the tunnel."""
     address, machines = echo
     org = client.get_app("echo").organization
-    suffix = secrets.token_hex(2)
-    client_ns, link = f"{cluster.prefix}-fcc{suffix}", f"fcc{suffix}"
-    config = tmp_path / f"fcp{suffix}.conf"  # wg-quick names the interface after the file
-    made = ferry(cluster, "wireguard", "create", org.slug, "ams", f"dev{suffix}", str(config))
-    assert made.returncode == 0, made.stderr
-    # no resolvconf here: the test asks the resolver itself instead of wg-quick's DNS line
-    text = config.read_text()
-    config.write_text("".join(li for li in text.splitlines(True) if not li.startswith("DNS")))
-    region_ns = cluster.plan.region("ams").netns
-    subprocess.run(["ip", "netns", "add", client_ns], check=True)
-    try:
-        for argv in (
-            ["ip", "-n", region_ns, "link", "add", link, "type", "veth", "peer", "name", "eth0",
-             "netns", client_ns],
-            ["ip", "-n", region_ns, "addr", "add", "192.168.252.1/30", "dev", link],
-            ["ip", "-n", region_ns, "link", "set", link, "up"],
-            ["ip", "-n", client_ns, "addr", "add", "192.168.252.2/30", "dev", "eth0"],
-            ["ip", "-n", client_ns, "link", "set", "eth0", "up"],
-            ["ip", "-n", client_ns, "link", "set", "lo", "up"],
-            ["ip", "-n", client_ns, "route", "add", "default", "via", "192.168.252.1"],
-        ):  # fmt: skip
-            subprocess.run(argv, check=True, capture_output=True)
-        up = subprocess.run(
-            ["ip", "netns", "exec", client_ns, "wg-quick", "up", str(config)],
-            capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
-        assert up.returncode == 0, up.stderr
+    with developer_peer(cluster, org.slug, "fcc", 252, tmp_path) as (client_ns, _):
         resolver = str(sixpn.org_prefix(org.sixpn_network)[3])
         script = (
             "import dns.message, dns.query\n"
@@ -239,12 +213,6 @@ def test_a_developer_peer_reaches_it_by_name(
             capture_output=True, text=True, timeout=30,
         )  # fmt: skip
         assert answered_by(done.stdout + done.stderr) in {m.id for m in machines}
-    finally:
-        subprocess.run(["ip", "netns", "exec", client_ns, "wg-quick", "down", str(config)],
-                       capture_output=True, timeout=30)  # fmt: skip
-        subprocess.run(["ip", "netns", "delete", client_ns], capture_output=True)
-        subprocess.run(["ip", "-n", region_ns, "link", "del", link], capture_output=True)
-        ferry(cluster, "wireguard", "remove", org.slug, f"dev{suffix}")
 
 
 def test_a_flycast_request_starts_a_stopped_app(

@@ -3,10 +3,12 @@ hosts, and `.internal` names, asserted from inside the machines' network namespa
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -45,6 +47,51 @@ def fetch(cluster: ClusterSettings, machine: Machine, url: str, seconds: int = 5
     finally:
         shutil.rmtree(etc, ignore_errors=True)
     return done.stdout if done.returncode == 0 else f"failed: {done.stderr.strip()}"
+
+
+@contextlib.contextmanager
+def developer_peer(
+    cluster: ClusterSettings, org_slug: str, tag: str, subnet: int, tmp_path: Path
+) -> Iterator[tuple[str, str]]:
+    """A developer's laptop on the organization's network: ``ferry wireguard create``,
+    then real ``wg-quick up`` in a client namespace joined to the ams region by a veth
+    on ``192.168.<subnet>.0/30``. Yields (the namespace, the config's text); removes
+    the peer, the namespace and the veth afterwards."""
+    suffix = secrets.token_hex(2)
+    client_ns, link, name = f"{cluster.prefix}-{tag}{suffix}", f"{tag}{suffix}", f"dev{suffix}"
+    config = tmp_path / f"{tag}p{suffix}.conf"  # wg-quick names the interface after the file
+    made = ferry(cluster, "wireguard", "create", org_slug, "ams", name, str(config))
+    assert made.returncode == 0, made.stderr
+    text = config.read_text()
+    # no resolvconf here: the tests ask the resolver themselves instead of wg-quick's DNS line
+    config.write_text("".join(li for li in text.splitlines(True) if not li.startswith("DNS")))
+    region_ns = cluster.plan.region("ams").netns
+    net = f"192.168.{subnet}"
+    subprocess.run(["ip", "netns", "add", client_ns], check=True)
+    try:
+        for argv in (
+            ["ip", "-n", region_ns, "link", "add", link, "type", "veth", "peer", "name", "eth0",
+             "netns", client_ns],
+            ["ip", "-n", region_ns, "addr", "add", f"{net}.1/30", "dev", link],
+            ["ip", "-n", region_ns, "link", "set", link, "up"],
+            ["ip", "-n", client_ns, "addr", "add", f"{net}.2/30", "dev", "eth0"],
+            ["ip", "-n", client_ns, "link", "set", "eth0", "up"],
+            ["ip", "-n", client_ns, "link", "set", "lo", "up"],
+            ["ip", "-n", client_ns, "route", "add", "default", "via", f"{net}.1"],
+        ):  # fmt: skip
+            subprocess.run(argv, check=True, capture_output=True)
+        up = subprocess.run(
+            ["ip", "netns", "exec", client_ns, "wg-quick", "up", str(config)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert up.returncode == 0, up.stderr
+        yield client_ns, text
+    finally:
+        subprocess.run(["ip", "netns", "exec", client_ns, "wg-quick", "down", str(config)],
+                       capture_output=True, timeout=30)  # fmt: skip
+        subprocess.run(["ip", "netns", "delete", client_ns], capture_output=True)
+        subprocess.run(["ip", "-n", region_ns, "link", "del", link], capture_output=True)
+        ferry(cluster, "wireguard", "remove", org_slug, name)
 
 
 @pytest.fixture(scope="module")
@@ -210,35 +257,9 @@ def test_a_developer_peer_reaches_its_orgs_machines_by_name_and_nothing_else(
     another org's machine."""
     ams, sin = net
     org = client.get_app("net").organization
-    suffix = secrets.token_hex(2)
-    client_ns, link = f"{cluster.prefix}-wgc{suffix}", f"wgc{suffix}"
-    config = tmp_path / f"wgp{suffix}.conf"  # wg-quick names the interface after the file
-    name = f"laptop{suffix}"
-    made = ferry(cluster, "wireguard", "create", org.slug, "ams", name, str(config))
-    assert made.returncode == 0, made.stderr
-    text = config.read_text()
-    assert "PrivateKey = " in text and f"DNS = {sixpn.org_prefix(org.sixpn_network)[3]}" in text
-    # no resolvconf here: the test asks the resolver itself instead of wg-quick's DNS line
-    config.write_text("".join(li for li in text.splitlines(True) if not li.startswith("DNS")))
-    region_ns = cluster.plan.region("ams").netns
-    subprocess.run(["ip", "netns", "add", client_ns], check=True)
-    try:
-        for argv in (
-            ["ip", "-n", region_ns, "link", "add", link, "type", "veth", "peer", "name", "eth0",
-             "netns", client_ns],
-            ["ip", "-n", region_ns, "addr", "add", "192.168.251.1/30", "dev", link],
-            ["ip", "-n", region_ns, "link", "set", link, "up"],
-            ["ip", "-n", client_ns, "addr", "add", "192.168.251.2/30", "dev", "eth0"],
-            ["ip", "-n", client_ns, "link", "set", "eth0", "up"],
-            ["ip", "-n", client_ns, "link", "set", "lo", "up"],
-            ["ip", "-n", client_ns, "route", "add", "default", "via", "192.168.251.1"],
-        ):  # fmt: skip
-            subprocess.run(argv, check=True, capture_output=True)
-        up = subprocess.run(
-            ["ip", "netns", "exec", client_ns, "wg-quick", "up", str(config)],
-            capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
-        assert up.returncode == 0, up.stderr
+    with developer_peer(cluster, org.slug, "wgc", 251, tmp_path) as (client_ns, text):
+        assert "PrivateKey = " in text
+        assert f"DNS = {sixpn.org_prefix(org.sixpn_network)[3]}" in text
 
         def get(url: str, seconds: int = 10) -> str:
             done = subprocess.run(
@@ -262,12 +283,6 @@ def test_a_developer_peer_reaches_its_orgs_machines_by_name_and_nothing_else(
             capture_output=True, text=True, timeout=30,
         )  # fmt: skip
         assert looked.stdout.split() == sorted([ams.private_ip, sin.private_ip]), looked.stderr
-    finally:
-        subprocess.run(["ip", "netns", "exec", client_ns, "wg-quick", "down", str(config)],
-                       capture_output=True, timeout=30)  # fmt: skip
-        subprocess.run(["ip", "netns", "delete", client_ns], capture_output=True)
-        subprocess.run(["ip", "-n", region_ns, "link", "del", link], capture_output=True)
-        ferry(cluster, "wireguard", "remove", org.slug, name)
 
 
 def test_a_new_machine_reaches_its_organization_from_its_first_instant(
