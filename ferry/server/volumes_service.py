@@ -100,16 +100,7 @@ class VolumeService(VolumeHostSide):
                 state = VolumeState.RESTORING
             else:
                 check_size(request.size_gb)
-                region = region_of_request(request.region, known_regions(hosts))
-                host = choose_volume_host(
-                    request.name,
-                    region,
-                    request.size_gb,
-                    hosts,
-                    volumes,
-                    capacities,
-                    unique_zone=request.require_unique_zone,
-                )
+                host = _place(request, request.region, hosts, volumes, capacities)
                 state = VolumeState.CREATING
             volume = Volume(
                 id=new_volume_id(),
@@ -146,16 +137,7 @@ class VolumeService(VolumeHostSide):
                 hint="a fork copies the volume as it is now",
             )
         check_size(request.size_gb, at_least=source.size_gb)
-        region = region_of_request(request.region or source.region, known_regions(hosts))
-        host = choose_volume_host(
-            request.name,
-            region,
-            request.size_gb,
-            hosts,
-            volumes,
-            capacities,
-            unique_zone=request.require_unique_zone,
-        )
+        host = _place(request, request.region or source.region, hosts, volumes, capacities)
         snapshot = self.store.insert_snapshot(
             VolumeSnapshot(
                 id=new_snapshot_id(),
@@ -280,3 +262,22 @@ class VolumeService(VolumeHostSide):
                 else "create a new volume",
             )
         return volume
+
+
+def _place(
+    request: CreateVolumeRequest,
+    region: str | None,
+    hosts: list[Host],
+    volumes: list[Volume],
+    capacities: dict[str, int],
+) -> Host:
+    """The host of ``region`` (or the only region) with room for the requested volume."""
+    return choose_volume_host(
+        request.name,
+        region_of_request(region, known_regions(hosts)),
+        request.size_gb,
+        hosts,
+        volumes,
+        capacities,
+        unique_zone=request.require_unique_zone,
+    )
