@@ -126,7 +126,10 @@ def parse_files(
     for table in tables:
         table.check_keys(
             ("guest_path", "raw_value", "local_path", "processes"),
-            unsupported={"secret_name": "secrets are not built yet; use raw_value or local_path"},
+            unsupported={
+                "secret_name": "files made from secrets are not built yet; "
+                "use raw_value or local_path"
+            },
         )
         guest_path = table.optional_string("guest_path")
         if guest_path is None:

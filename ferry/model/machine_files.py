@@ -30,7 +30,7 @@ class MachineFile(FlyConfigModel):
     raw_value: str
 
     refused_fields: ClassVar[Mapping[str, str]] = {
-        "secret_name": "secrets are not built yet; use raw_value"
+        "secret_name": "files made from secrets are not built yet; use raw_value"
     }
 
     @field_validator("guest_path")
