@@ -112,7 +112,7 @@ def wait_for_bootstrap_leader(url: str, data_dir: str) -> None:
             if status.get("role") in ("master", "primary") and status.get("state") == "running":
                 return
         except (OSError, ValueError):
-            pass
+            pass  # Patroni not answering yet: ask again until the deadline
         time.sleep(1.0)  # the leader's bootstrap takes seconds; once a second is plenty
     say(f"{url} did not become leader in {BOOTSTRAP_WAIT_SECONDS:.0f} s: starting anyway")
 

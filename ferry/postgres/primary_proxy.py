@@ -61,7 +61,7 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
             writer.write(data)
             await writer.drain()
     except OSError:
-        pass
+        pass  # a side reset the connection: closing both ends below is all there is to do
     finally:
         writer.close()
 

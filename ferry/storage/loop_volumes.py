@@ -312,7 +312,7 @@ def can_resize_online() -> bool:
             if line.startswith("CapEff:"):
                 return bool(int(line.split()[1], 16) >> 24 & 1)
     except (OSError, ValueError):
-        pass
+        pass  # no readable status: assume the capability is missing (grow at next start)
     return False
 
 
