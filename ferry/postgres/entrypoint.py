@@ -9,7 +9,11 @@ files under ``/usr/local/lib/ferry-postgres``). It:
 2. makes the data directories, owned by ``postgres`` (and ``etcd``), mode 0700;
 3. writes Patroni's configuration (no passwords in it) to ``CONFIG_PATH``;
 4. starts etcd as user ``etcd`` when the machine runs its own member, then
-   Patroni as user ``postgres`` (Postgres refuses to run as root);
+   Patroni as user ``postgres`` (Postgres refuses to run as root); in between,
+   a member whose machine died while it was the primary (the leader key in etcd
+   still names it: a clean stop releases it) hands the key over
+   (``release_leader_key_if_mine``), so a replica is promoted at once rather than
+   after the key's ttl, and this member comes back as a replica (pg_rewind);
    A member given ``PG_BOOTSTRAP_LEADER`` (a replica of a new cluster) that has
    no data yet waits (at most ``BOOTSTRAP_WAIT_SECONDS``) until that member's
    Patroni reports itself the running leader before starting Patroni, so the
@@ -24,6 +28,7 @@ files under ``/usr/local/lib/ferry-postgres``). It:
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import pwd
@@ -34,8 +39,10 @@ import time
 import urllib.request
 from collections.abc import Callable
 from types import FrameType
+from typing import Any
 
 from ferry.postgres.patroni_config import (
+    NAMESPACE,
     PostgresSettings,
     SettingsError,
     etcd_argv,
@@ -48,6 +55,10 @@ CONFIG_PATH = "/etc/patroni/ferry.yml"
 SOCKET_DIR = "/var/run/postgresql"
 STOP_GRACE_SECONDS = 30.0
 BOOTSTRAP_WAIT_SECONDS = 180.0
+#: How long a restarted member waits for its etcd to answer before leaving the leader
+#: key to its ttl (a member cut off from the others' quorum gets no answer at all).
+LEADER_KEY_WAIT_SECONDS = 10.0
+LOCAL_ETCD = "http://127.0.0.1:2379"
 FORWARDER_ARGV = ["/usr/bin/python3", "-m", "ferry.postgres.primary_proxy"]
 FORWARDER_ENV = {
     "PATH": "/usr/bin:/bin",
@@ -117,6 +128,94 @@ def wait_for_bootstrap_leader(url: str, data_dir: str) -> None:
     say(f"{url} did not become leader in {BOOTSTRAP_WAIT_SECONDS:.0f} s: starting anyway")
 
 
+def _etcd_call(endpoint: str, path: str, body: dict[str, object]) -> dict[str, Any]:
+    """One call of etcd's v3 JSON gateway (keys and values base64, as etcd wants them)."""
+    request = urllib.request.Request(
+        f"{endpoint}/v3/{path}",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=2) as answer:
+        loaded = json.loads(answer.read())
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def release_txn(key: str, name: str) -> dict[str, object]:
+    """etcd's transaction that deletes ``key`` only while its value is ``name``. Pure."""
+    return {
+        "compare": [{"key": _b64(key), "target": "VALUE", "result": "EQUAL", "value": _b64(name)}],
+        "success": [{"request_delete_range": {"key": _b64(key)}}],
+    }
+
+
+def _value(endpoint: str, key: str) -> str | None:
+    # A linearizable read: answered only by a member in the quorum, so the value is
+    # the cluster's, not this member's stale copy from before its machine died.
+    found = _etcd_call(endpoint, "kv/range", {"key": _b64(key)})
+    values = [base64.b64decode(kv.get("value", "")).decode() for kv in found.get("kvs", [])]
+    return values[0] if values else None
+
+
+def prefers_failover(config_json: str | None) -> bool:
+    """Whether the cluster's dynamic configuration (Patroni's ``config`` key) asks a
+    crashed primary to fail over rather than restart: ``primary_start_timeout`` 0,
+    Ferry's default (``patroni_config``). Pure; no key yet counts as Ferry's default."""
+    if config_json is None:
+        return True
+    try:
+        config = json.loads(config_json)
+    except ValueError:
+        return True
+    if not isinstance(config, dict):
+        return True
+    return config.get("primary_start_timeout", config.get("master_start_timeout", 300)) == 0
+
+
+def release_leader_key_if_mine(settings: PostgresSettings) -> bool:
+    """Before Patroni starts: if the leader key still names this member, delete it (only
+    while it does: one etcd transaction) and say so; True if it did.
+
+    A clean stop of a primary's Patroni deletes its key, so a key naming this member
+    now means the machine died while it was the primary (kill -9, a crash) and was
+    started again by its restart policy. Left alone, the key keeps the replicas
+    waiting for its ttl, and this Patroni would start Postgres as the primary again;
+    Patroni's ``primary_start_timeout: 0`` is meant to fail over instead, but the
+    Patroni in the image (3.0) then races the replicas for the key it has just
+    released, and often takes it back. Deleting it first, with Patroni not running,
+    lets Patroni's own election promote the healthiest replica straight away; this
+    member then finds another leader and rejoins as a replica (pg_rewind). Postgres
+    is not running here yet, so there is never a moment with two primaries.
+
+    Done only while the cluster's configuration says ``primary_start_timeout`` 0 (an
+    operator who sets another value gets Patroni's restart-in-place back). If etcd
+    does not answer within ``LEADER_KEY_WAIT_SECONDS`` (no quorum), nothing is done:
+    the key expires after its ttl and Patroni decides.
+    """
+    key = f"{NAMESPACE}{settings.scope}/leader"
+    endpoint = LOCAL_ETCD if settings.etcd_local else settings.etcd_endpoints[0]
+    deadline = time.monotonic() + LEADER_KEY_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        try:
+            if _value(endpoint, key) != settings.name:
+                return False
+            if not prefers_failover(_value(endpoint, f"{NAMESPACE}{settings.scope}/config")):
+                say("this member held the leader key: primary_start_timeout > 0, so it keeps it")
+                return False
+            done = _etcd_call(endpoint, "kv/txn", release_txn(key, settings.name))
+            if done.get("succeeded"):
+                say("this member held the leader key when its machine died: handed it over")
+                return True
+            return False
+        except (OSError, ValueError):
+            time.sleep(0.2)  # etcd still joining its peers: ask again until the deadline
+    say(f"etcd did not answer in {LEADER_KEY_WAIT_SECONDS:.0f} s: Patroni decides on the key")
+    return False
+
+
 def supervise(
     patroni: subprocess.Popen[bytes],
     etcd: subprocess.Popen[bytes] | None,
@@ -175,6 +274,7 @@ def main() -> int:
         say(f"starting etcd member {settings.name} on {settings.private_ip}")
         etcd = spawn(etcd_argv(settings), etcd_user, {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
     wait_for_bootstrap_leader(os.environ.get("PG_BOOTSTRAP_LEADER", ""), settings.data_dir)
+    release_leader_key_if_mine(settings)
     say(f"starting patroni: scope {settings.scope}, member {settings.name}")
     patroni = spawn(["/usr/bin/patroni", CONFIG_PATH], postgres, patroni_env(settings, os.environ))
     return supervise(patroni, etcd, lambda: spawn(FORWARDER_ARGV, postgres, FORWARDER_ENV))

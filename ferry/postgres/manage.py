@@ -139,7 +139,7 @@ def create_cluster(
             )
             say(f"Member {made[-1].id} in {region} on volume {volume.id}")
         peers = [(m.id, m.private_ip) for m in made]
-        env = plan.member_env(request.name, regions[0], peers, sync=request.sync)
+        env = plan.member_env(request.name, regions[0], peers, sync=request.sync, regions=regions)
         for index, machine in enumerate(made):
             member = {**env, **plan.bootstrap_env(peers, index)}
             config = machine.config.model_copy(update={"env": member})

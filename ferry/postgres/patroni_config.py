@@ -20,8 +20,24 @@ Environment of a Postgres machine (``read_settings`` names the one that is wrong
 - ``ETCD_LOCAL``          ``1``: run an etcd member in this machine too
 - ``ETCD_INITIAL_CLUSTER`` ``name=http://addr:2380,…`` of all etcd members (default: this one)
 - ``ETCD_DATA_DIR``       etcd's data directory (default ``/data/etcd``)
-- ``PG_TTL``, ``PG_LOOP_WAIT``, ``PG_RETRY_TIMEOUT``  Patroni's timings (defaults 30/10/10 s)
+- ``PG_TTL``, ``PG_LOOP_WAIT``, ``PG_RETRY_TIMEOUT``  Patroni's timings (defaults 12/2/5 s;
+                          Patroni's rule ``loop_wait + 2 * retry_timeout <= ttl`` is enforced)
 - ``PG_SYNC``             ``1``: Patroni's synchronous mode (a commit waits for a replica)
+- ``PG_SYNC_STRICT``      ``1`` (with ``PG_SYNC``): ``synchronous_mode_strict``, a commit never
+                          goes unreplicated, even with no replica left (writes wait instead)
+- ``ETCD_HEARTBEAT_MS``, ``ETCD_ELECTION_MS``  etcd's heartbeat interval and election timeout
+                          (defaults etcd's own 100/1000 ms; the election at least 5 heartbeats)
+
+Why these timings (docs/postgres.md, "Failover"): the leader key lives ``ttl`` seconds
+after the primary's last refresh (every ``loop_wait``), so a primary that stops
+answering (a frozen host, a cut region) is replaced after at most ``ttl`` (12 s) plus
+a promotion; ``retry_timeout`` (5 s) outlasts an etcd election on the emulated WAN
+and a slow etcd answer on a busy host, so losing an etcd member does not demote a
+healthy primary; a primary that cannot reach etcd gives up after
+``loop_wait + 2 * retry_timeout`` (12 s), before its key expires and a replica can
+take over. A primary whose machine died and was restarted hands its key over before
+Patroni starts (``entrypoint.release_leader_key_if_mine``), so a kill -9 does not wait
+for the ttl; ``primary_start_timeout`` 0 is Patroni's own version of that rule.
 
 Passwords never appear in the rendered file: ``patroni_env`` passes them to
 Patroni through its documented ``PATRONI_*_PASSWORD`` variables.
@@ -61,6 +77,8 @@ PGPASS_PATH = "/var/lib/postgresql/.pgpass.patroni"
 POSTGRES_PORT = 5433
 PROXY_PORT = 5432
 REST_PORT = 8008
+#: Patroni's keys in etcd are ``<NAMESPACE><scope>/…`` (``leader``, ``members/…``, ``sync``).
+NAMESPACE = "/ferry/"
 ETCD_CLIENT_PORT = 2379
 ETCD_PEER_PORT = 2380
 SUPERUSER = "flypgadmin"
@@ -85,10 +103,13 @@ class PostgresSettings:
     etcd_local: bool
     etcd_initial_cluster: str
     etcd_data_dir: str
-    ttl: int = 30
-    loop_wait: int = 10
-    retry_timeout: int = 10
+    ttl: int = 12
+    loop_wait: int = 2
+    retry_timeout: int = 5
     synchronous_mode: bool = False
+    synchronous_mode_strict: bool = False
+    etcd_heartbeat_ms: int = 100
+    etcd_election_ms: int = 1000
 
 
 def url_host(address: str) -> str:
@@ -107,13 +128,41 @@ def _member_name(text: str) -> str:
     return cleaned.strip("-") or "member"
 
 
-def _positive_int(env: Mapping[str, str], key: str, default: int) -> int:
+def _positive_int(env: Mapping[str, str], key: str, default: int, unit: str = "seconds") -> int:
     raw = env.get(key, "").strip()
     if not raw:
         return default
     if not raw.isdigit() or int(raw) < 1:
-        raise SettingsError(f"{key}={raw!r} is not a positive number of seconds")
+        raise SettingsError(f"{key}={raw!r} is not a positive number of {unit}")
     return int(raw)
+
+
+def _timings(env: Mapping[str, str]) -> dict[str, int]:
+    """Patroni's and etcd's timings from the env, checked against both tools' own rules."""
+    ttl = _positive_int(env, "PG_TTL", PostgresSettings.ttl)
+    loop_wait = _positive_int(env, "PG_LOOP_WAIT", PostgresSettings.loop_wait)
+    retry = _positive_int(env, "PG_RETRY_TIMEOUT", PostgresSettings.retry_timeout)
+    if loop_wait + 2 * retry > ttl:
+        # Patroni's rule: a primary cut off from the DCS must have demoted itself
+        # before its key expires and another member can be promoted.
+        raise SettingsError(
+            f"PG_LOOP_WAIT + 2 * PG_RETRY_TIMEOUT = {loop_wait + 2 * retry} s exceeds"
+            f" PG_TTL = {ttl} s: raise PG_TTL or lower the others"
+        )
+    heartbeat = _positive_int(env, "ETCD_HEARTBEAT_MS", PostgresSettings.etcd_heartbeat_ms, "ms")
+    election = _positive_int(env, "ETCD_ELECTION_MS", PostgresSettings.etcd_election_ms, "ms")
+    if election < 5 * heartbeat:
+        raise SettingsError(
+            f"ETCD_ELECTION_MS={election} is below 5 * ETCD_HEARTBEAT_MS={heartbeat}"
+            " (etcd refuses to start): raise the election timeout"
+        )
+    return {
+        "ttl": ttl,
+        "loop_wait": loop_wait,
+        "retry_timeout": retry,
+        "etcd_heartbeat_ms": heartbeat,
+        "etcd_election_ms": election,
+    }
 
 
 def read_settings(env: Mapping[str, str], hostname: str | None = None) -> PostgresSettings:
@@ -147,6 +196,7 @@ def read_settings(env: Mapping[str, str], hostname: str | None = None) -> Postgr
     initial = env.get("ETCD_INITIAL_CLUSTER", "").strip() or (
         f"{name}=http://{host_port(private_ip, ETCD_PEER_PORT)}"
     )
+    sync = env.get("PG_SYNC", "") == "1"
     return PostgresSettings(
         scope=scope,
         name=name,
@@ -156,10 +206,9 @@ def read_settings(env: Mapping[str, str], hostname: str | None = None) -> Postgr
         etcd_local=etcd_local,
         etcd_initial_cluster=initial,
         etcd_data_dir=env.get("ETCD_DATA_DIR") or "/data/etcd",
-        ttl=_positive_int(env, "PG_TTL", 30),
-        loop_wait=_positive_int(env, "PG_LOOP_WAIT", 10),
-        retry_timeout=_positive_int(env, "PG_RETRY_TIMEOUT", 10),
-        synchronous_mode=env.get("PG_SYNC", "") == "1",
+        synchronous_mode=sync,
+        synchronous_mode_strict=sync and env.get("PG_SYNC_STRICT", "") == "1",
+        **_timings(env),
     )
 
 
@@ -188,7 +237,7 @@ def patroni_config(settings: PostgresSettings) -> dict[str, Any]:
     wildcard = "::" if ":" in settings.private_ip else "0.0.0.0"
     return {
         "scope": settings.scope,
-        "namespace": "/ferry/",
+        "namespace": NAMESPACE,
         "name": settings.name,
         "log": {"level": "INFO"},
         # "::" also takes IPv4 (and loopback) on Linux; Patroni does not accept "*" here.
@@ -200,7 +249,12 @@ def patroni_config(settings: PostgresSettings) -> dict[str, Any]:
                 "loop_wait": settings.loop_wait,
                 "retry_timeout": settings.retry_timeout,
                 "maximum_lag_on_failover": 1048576,
+                # A crashed primary restarted by its machine's restart policy hands its
+                # key over at once (when a replica can take it) instead of coming back
+                # as primary: a kill -9 ends in a failover, never in a race for the key.
+                "primary_start_timeout": 0,
                 "synchronous_mode": settings.synchronous_mode,
+                "synchronous_mode_strict": settings.synchronous_mode_strict,
                 "postgresql": {
                     "use_pg_rewind": True,
                     "use_slots": True,
@@ -235,6 +289,13 @@ def patroni_config(settings: PostgresSettings) -> dict[str, Any]:
                 "jit": "off",
             },
             "pg_hba": pg_hba(),
+            # A member that cannot be rewound onto the new primary's timeline (pg_rewind
+            # failed, or its timeline diverged past what rewind can mend) is cloned from
+            # the leader afresh rather than left stopped: a failed-over member always
+            # rejoins. What it had beyond the shared history was never acknowledged in
+            # --sync mode (the synchronous replica that took over has every commit).
+            "remove_data_directory_on_rewind_failure": True,
+            "remove_data_directory_on_diverged_timelines": True,
         },
         "tags": {"nofailover": False, "noloadbalance": False, "clonefrom": False},
     }
@@ -281,4 +342,10 @@ def etcd_argv(settings: PostgresSettings) -> list[str]:
         settings.scope,
         "--initial-cluster-state",
         "new",
+        # Sized to the WAN between the members (plan.etcd_timings): etcd's defaults
+        # (100/1000 ms) are meant for one data centre.
+        "--heartbeat-interval",
+        str(settings.etcd_heartbeat_ms),
+        "--election-timeout",
+        str(settings.etcd_election_ms),
     ]

@@ -4,7 +4,8 @@
   naming the bad name, region or size (checked before anything is created);
 - ``new_credentials``: the three passwords a cluster's members share, as the app's secrets;
 - ``member_env``: the environment that makes N machines one Patroni cluster on an
-  N-member etcd (one member in each machine, found by its 6PN address);
+  N-member etcd (one member in each machine, found by its 6PN address), with the
+  failover timings (``FAILOVER_TIMINGS``, ``etcd_timings``: docs/postgres.md, "Failover");
 - ``attach_names``, ``database_url``, ``attach_sql``, ``detach_sql``: what ``attach``
   creates for an app and the URL it hands it;
 - ``read_cluster``: Patroni's ``GET /cluster`` answer as rows for ``status``.
@@ -12,6 +13,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import secrets
 from collections.abc import Mapping, Sequence
@@ -22,6 +24,7 @@ from urllib.parse import quote
 from ferry.errors import ValidationError
 from ferry.model.names import APP_NAME_RULE, app_name_problem
 from ferry.model.sizes import preset
+from ferry.net.latency import LatencyMatrix
 from ferry.postgres.patroni_config import (
     ETCD_CLIENT_PORT,
     ETCD_PEER_PORT,
@@ -43,6 +46,7 @@ __all__ = [
     "bootstrap_env",
     "database_url",
     "detach_sql",
+    "etcd_timings",
     "member_env",
     "new_credentials",
     "read_cluster",
@@ -56,6 +60,13 @@ MEMBER_METADATA = "ferry-postgres"
 MAX_MEMBERS = 7
 ATTACHMENTS_TABLE = "ferry_attachments"
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+#: Patroni's timings every member gets (seconds): a dead primary's key expires at most
+#: ``PG_TTL`` after its last refresh (every ``PG_LOOP_WAIT``); ``PG_RETRY_TIMEOUT`` outlasts
+#: an etcd election on the WAN; ``loop_wait + 2 * retry_timeout <= ttl`` (Patroni's rule).
+FAILOVER_TIMINGS = {"PG_TTL": "12", "PG_LOOP_WAIT": "2", "PG_RETRY_TIMEOUT": "5"}
+#: etcd's own defaults (one data centre), the floor of ``etcd_timings``.
+ETCD_MIN_HEARTBEAT_MS = 100
+ETCD_MIN_ELECTION_MS = 1000
 
 
 @dataclass(frozen=True)
@@ -108,14 +119,42 @@ def new_credentials() -> dict[str, str]:
     }
 
 
+def etcd_timings(regions: Sequence[str], matrix: LatencyMatrix | None = None) -> tuple[int, int]:
+    """etcd's ``(heartbeat interval, election timeout)`` in ms for members in ``regions``.
+
+    The heartbeat is the longest round trip between two members' regions (rounded up
+    to 50 ms), as etcd's tuning guide asks; the election timeout five heartbeats (the
+    least etcd accepts; the emulated WAN has no jitter beyond the matrix). Never below
+    etcd's defaults (100/1000 ms). A pair the matrix does not know counts as its
+    longest round trip."""
+    matrix = matrix or LatencyMatrix.default()
+    worst = 0.0
+    for i, a in enumerate(regions):
+        for b in regions[i + 1 :]:
+            try:
+                worst = max(worst, matrix.rtt_ms(a, b))
+            except ValidationError:
+                worst = max(worst, max(matrix.median.values()))
+    heartbeat = max(ETCD_MIN_HEARTBEAT_MS, 50 * math.ceil(worst / 50))
+    return heartbeat, max(ETCD_MIN_ELECTION_MS, 5 * heartbeat)
+
+
 def member_env(
-    scope: str, primary_region: str, members: Sequence[tuple[str, str]], *, sync: bool
+    scope: str,
+    primary_region: str,
+    members: Sequence[tuple[str, str]],
+    *,
+    sync: bool,
+    regions: Sequence[str] = (),
 ) -> dict[str, str]:
-    """The env every member gets, from ``(machine id, private ip)`` of all members.
+    """The env every member gets, from ``(machine id, private ip)`` of all members and
+    their ``regions`` (for etcd's timings; none given: one data centre's).
 
     Each machine runs an etcd member (``ETCD_LOCAL=1``) and names all of them in
     ``ETCD_INITIAL_CLUSTER`` by 6PN address, learnt when the machines were created
-    stopped. See ``bootstrap_env`` for what only the replicas get.
+    stopped. With ``sync`` and at least one replica, synchronous mode is strict: no
+    commit is acknowledged before a replica has it. See ``bootstrap_env`` for what
+    only the replicas get.
     """
     initial = ",".join(f"{mid}=http://{host_port(ip, ETCD_PEER_PORT)}" for mid, ip in members)
     endpoints = ",".join(f"http://{host_port(ip, ETCD_CLIENT_PORT)}" for _, ip in members)
@@ -125,9 +164,14 @@ def member_env(
         "ETCD_LOCAL": "1",
         "ETCD_INITIAL_CLUSTER": initial,
         "ETCD_ENDPOINTS": endpoints,
+        **FAILOVER_TIMINGS,
     }
+    heartbeat, election = etcd_timings(regions)
+    env["ETCD_HEARTBEAT_MS"], env["ETCD_ELECTION_MS"] = str(heartbeat), str(election)
     if sync:
         env["PG_SYNC"] = "1"
+        if len(members) > 1:  # strict with no replica at all would block every write
+            env["PG_SYNC_STRICT"] = "1"
     return env
 
 

@@ -98,8 +98,62 @@ def test_an_ipv4_address_listens_on_all_ipv4_addresses() -> None:
         ({"OPERATOR_PASSWORD": ""}, "OPERATOR_PASSWORD is not set"),
         ({"ETCD_ENDPOINTS": "10.0.0.1:2379"}, "is not an http(s):// URL"),
         ({"PG_TTL": "soon"}, "PG_TTL='soon' is not a positive number"),
+        (
+            {"PG_TTL": "8", "PG_LOOP_WAIT": "3", "PG_RETRY_TIMEOUT": "3"},
+            "PG_LOOP_WAIT \\+ 2 \\* PG_RETRY_TIMEOUT = 9 s exceeds PG_TTL = 8 s",
+        ),
+        ({"ETCD_HEARTBEAT_MS": "0"}, "ETCD_HEARTBEAT_MS='0' is not a positive number of ms"),
+        (
+            {"ETCD_HEARTBEAT_MS": "300", "ETCD_ELECTION_MS": "1000"},
+            "ETCD_ELECTION_MS=1000 is below 5 \\* ETCD_HEARTBEAT_MS=300",
+        ),
     ],
 )
 def test_a_bad_environment_names_the_variable(change: dict[str, str], named: str) -> None:
     with pytest.raises(SettingsError, match=named.replace("(", r"\(").replace(")", r"\)")):
         read_settings({**MACHINE, **SECRETS, **change}, hostname="h")
+
+
+def test_failover_timings_default_to_ferrys_and_keep_patronis_rule() -> None:
+    settings = read_settings({**MACHINE, **SECRETS}, hostname="h")
+    dcs = patroni_config(settings)["bootstrap"]["dcs"]
+
+    assert (dcs["ttl"], dcs["loop_wait"], dcs["retry_timeout"]) == (12, 2, 5)
+    assert dcs["loop_wait"] + 2 * dcs["retry_timeout"] <= dcs["ttl"]
+    # A crashed primary that its machine brings back hands its key over: a failover.
+    assert dcs["primary_start_timeout"] == 0
+    assert dcs["postgresql"]["use_pg_rewind"] is True
+    assert dcs["postgresql"]["parameters"]["wal_log_hints"] == "on"
+    # A member pg_rewind cannot mend is cloned afresh: the old primary always rejoins.
+    local = patroni_config(settings)["postgresql"]
+    assert local["remove_data_directory_on_rewind_failure"] is True
+    assert local["remove_data_directory_on_diverged_timelines"] is True
+
+
+def test_etcd_gets_the_heartbeat_and_election_timeout_of_the_env() -> None:
+    env = {**MACHINE, **SECRETS, "ETCD_HEARTBEAT_MS": "250", "ETCD_ELECTION_MS": "1250"}
+
+    argv = etcd_argv(read_settings(env, hostname="h"))
+    default = etcd_argv(read_settings({**MACHINE, **SECRETS}, hostname="h"))
+
+    assert argv[argv.index("--heartbeat-interval") + 1] == "250"
+    assert argv[argv.index("--election-timeout") + 1] == "1250"
+    assert default[default.index("--election-timeout") + 1] == "1000"  # etcd's own
+
+
+@pytest.mark.parametrize(
+    ("change", "mode", "strict"),
+    [
+        ({}, False, False),
+        ({"PG_SYNC": "1"}, True, False),
+        ({"PG_SYNC": "1", "PG_SYNC_STRICT": "1"}, True, True),
+        ({"PG_SYNC_STRICT": "1"}, False, False),  # strict means nothing without sync
+    ],
+)
+def test_synchronous_mode_and_its_strict_variant(
+    change: dict[str, str], mode: bool, strict: bool
+) -> None:
+    dcs = patroni_config(read_settings({**MACHINE, **SECRETS, **change}, hostname="h"))
+
+    assert dcs["bootstrap"]["dcs"]["synchronous_mode"] is mode
+    assert dcs["bootstrap"]["dcs"]["synchronous_mode_strict"] is strict

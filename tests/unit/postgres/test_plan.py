@@ -73,6 +73,32 @@ def test_every_member_gets_one_env_naming_all_etcd_peers_by_6pn_address() -> Non
     assert "PG_SYNC" not in plan.member_env("pgdb", "ams", members, sync=False)
 
 
+def test_members_get_the_failover_timings_and_etcd_sized_to_their_wan() -> None:
+    members = [("m1", "fdaa:0:1::2"), ("m2", "fdaa:0:2::2"), ("m3", "fdaa:0:3::2")]
+
+    env = plan.member_env("pgdb", "ams", members, sync=True, regions=("ams", "iad", "sin"))
+
+    assert (env["PG_TTL"], env["PG_LOOP_WAIT"], env["PG_RETRY_TIMEOUT"]) == ("12", "2", "5")
+    # iad-sin, 224 ms, is the longest round trip: heartbeat 250 ms, election 5 of them.
+    assert (env["ETCD_HEARTBEAT_MS"], env["ETCD_ELECTION_MS"]) == ("250", "1250")
+    assert env["PG_SYNC_STRICT"] == "1"
+    settings = read_settings(
+        {**env, "FLY_PRIVATE_IP": "fdaa:0:1::2", "SU_PASSWORD": "a", "REPL_PASSWORD": "b"}
+        | {"OPERATOR_PASSWORD": "c"}
+    )
+    assert settings.synchronous_mode_strict and settings.etcd_election_ms == 1250
+
+
+def test_one_region_keeps_etcds_defaults_and_a_lone_sync_member_is_not_strict() -> None:
+    alone = plan.member_env("pgdb", "ams", [("m1", "fdaa:0:1::2")], sync=True, regions=("ams",))
+
+    assert (alone["ETCD_HEARTBEAT_MS"], alone["ETCD_ELECTION_MS"]) == ("100", "1000")
+    assert alone["PG_SYNC"] == "1" and "PG_SYNC_STRICT" not in alone
+    assert plan.etcd_timings(("ams", "fra")) == (100, 1000)  # 11 ms: etcd's defaults
+    # A region the matrix does not know counts as its longest round trip (gru-sin, 331 ms).
+    assert plan.etcd_timings(("ams", "xyz")) == (350, 1750)
+
+
 def test_only_the_replicas_wait_for_the_primary_regions_member_to_bootstrap() -> None:
     members = [("m1", "fdaa:0:1::2"), ("m2", "fdaa:0:2::2"), ("m3", "fdaa:0:3::2")]
     assert plan.bootstrap_env(members, 0) == {}
