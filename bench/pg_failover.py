@@ -101,17 +101,22 @@ def set_patroni_defaults(client: FerryClient) -> None:
 def one_run(settings: ClusterSettings, client: FerryClient, writer: Writer) -> dict[str, object]:
     primary = wait_whole(client, 3, timeout=180)
     machine = next(m for m in client.list_machines(DB) if m.id == primary.name)
-    time.sleep(2.0)  # a few acknowledged rows on the old primary before it dies
+    wanted = len(writer.acknowledged()) + 5  # a few rows acknowledged by the old primary
+    deadline = time.monotonic() + 60
+    while len(writer.acknowledged()) < wanted and time.monotonic() < deadline:
+        time.sleep(0.1)  # the writer thread appends; nothing to wait on but its list
     killed_at = time.monotonic()
     chaos.kill_machine(settings, machine.host_id, machine.id)
     seconds = writer.wait_for_write_after(killed_at, timeout=120)
     after = wait_whole(client, 3, timeout=180)
+    region = next(m.region for m in client.list_machines(DB) if m.id == after.name)
     return {
         "killed": f"{machine.id} ({machine.region})",
-        "new_primary": f"{after.name}",
+        "new_primary": f"{after.name} ({region})",
         "seconds": seconds,
         "timeline": after.timeline,
-        "rejoined_in": round(time.monotonic() - killed_at, 1),
+        "whole_again_after": round(time.monotonic() - killed_at, 1),
+        "load": round(os.getloadavg()[0], 1),
     }
 
 

@@ -11,6 +11,11 @@ holds that pid as the host sees it):
   sees the exit and starts the machine again by its restart policy (``always``).
 - ``freeze_machine`` / ``thaw_machine``: SIGSTOP / SIGCONT every process of the
   namespace (a hung host: the agent still sees it running and does nothing).
+- ``cut_region`` / ``heal_region``: nftables rules in the cluster's core namespace
+  that drop everything between one region's link (``r-<code>``) and the emulated
+  WAN (the TUN ``wan0`` every inter-region packet passes): the region's members can
+  no longer reach the others' (their 6PN and etcd traffic alike), while its agents
+  still reach the control plane (that path bypasses the WAN).
 - ``Writer``: a client writing numbered rows through port 5432 in a loop from an
   app machine's network namespace (``psql`` per row, so each row is one
   connection and one acknowledged commit), remembering every acknowledged id.
@@ -30,12 +35,15 @@ from pathlib import Path
 
 from ferry.client import FerryClient
 from ferry.cluster.settings import ClusterSettings
+from ferry.cluster.wan import TUN_NAME as WAN_TUN
 
 __all__ = [
     "PSQL",
     "Attempt",
     "Writer",
+    "cut_region",
     "freeze_machine",
+    "heal_region",
     "kill_machine",
     "machine_init_pid",
     "thaw_machine",
@@ -108,6 +116,34 @@ def thaw_machine(init: int) -> None:
     _signal_all(init, signal.SIGCONT)
 
 
+def _cut_table(region: str) -> str:
+    return f"ferry_cut_{region}"
+
+
+def cut_region(settings: ClusterSettings, region: str) -> None:
+    """Drop all traffic between ``region`` and the other regions (``heal_region`` undoes)."""
+    link = f"r-{region}"
+    script = (
+        f"table inet {_cut_table(region)} {{\n"
+        "  chain forward {\n"
+        "    type filter hook forward priority -10; policy accept;\n"
+        f'    iifname "{link}" oifname "{WAN_TUN}" drop\n'
+        f'    iifname "{WAN_TUN}" oifname "{link}" drop\n'
+        "  }\n"
+        "}\n"
+    )
+    argv = ["ip", "netns", "exec", settings.plan.core_netns, "nft", "-f", "-"]
+    subprocess.run(argv, input=script, text=True, check=True, capture_output=True)
+
+
+def heal_region(settings: ClusterSettings, region: str) -> None:
+    """Remove ``cut_region``'s rules (idempotent: a region not cut is left as it is)."""
+    argv = ["ip", "netns", "exec", settings.plan.core_netns, "nft"]
+    subprocess.run(
+        [*argv, "delete", "table", "inet", _cut_table(region)], capture_output=True, check=False
+    )
+
+
 @dataclass(frozen=True)
 class Attempt:
     """One INSERT: its row id, when it began and ended (monotonic), whether it was acked."""
@@ -120,8 +156,9 @@ class Attempt:
 
 @dataclass
 class Writer:
-    """Writes rows 1, 2, 3… into ``failover_rows`` through ``url`` from network namespace
-    ``netns`` (names resolved with ``resolv_conf``, as the machine does), until ``stop``.
+    """Writes rows n+1, n+2, … (n: the highest id there) into ``failover_rows`` through
+    ``url`` from network namespace ``netns`` (names resolved with ``resolv_conf``, as the
+    machine does), until ``stop``.
 
     ``start`` creates the table (retrying until it can); ``attempts`` lists every INSERT;
     ``close`` (always, also on failure) removes what ``start`` put in /etc/netns.
@@ -133,6 +170,7 @@ class Writer:
     attempts: list[Attempt] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
+    _first_row: int = 1
 
     def _etc(self) -> Path:
         return Path("/etc/netns") / self.netns
@@ -152,14 +190,18 @@ class Writer:
         shutil.copy(self.resolv_conf, self._etc() / "resolv.conf")
         create = f"create table if not exists {TABLE} (id bigint primary key, at timestamptz)"
         deadline = time.monotonic() + table_timeout
-        while (done := self.psql(create)).returncode != 0:
+        # Rows go on from the highest id already there (an earlier writer's): every
+        # INSERT is of a new id, so a failure is never a duplicate key.
+        last = f"{create}; select coalesce(max(id), 0) from {TABLE}"
+        while (done := self.psql(last)).returncode != 0:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"cannot create {TABLE}: {done.stderr.strip()}")
+        self._first_row = int(done.stdout.split()[-1]) + 1
         self._thread = threading.Thread(target=self._run, name="pg-writer", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        row = max((a.row for a in self.attempts), default=0)
+        row = max((a.row for a in self.attempts), default=self._first_row - 1)
         while not self._stop.is_set():
             row += 1
             began = time.monotonic()

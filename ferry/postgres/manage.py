@@ -37,7 +37,7 @@ from ferry.errors import (
     ValidationError,
 )
 from ferry.model import Machine, MachineConfig, MachineState, ServiceConfig, ServicePort
-from ferry.model.machine import GuestConfig, RestartPolicy
+from ferry.model.machine import CheckConfig, GuestConfig, RestartPolicy
 from ferry.model.volume import MachineMount, VolumeState
 from ferry.postgres import plan
 from ferry.postgres.patroni_config import (
@@ -63,6 +63,10 @@ __all__ = [
 
 DEFAULT_MEMORY_MB = 512
 READY_TIMEOUT = 180.0
+#: The edge's check of each member's 5432 service: Patroni's REST API must answer.
+LIVENESS_CHECK = CheckConfig(
+    type="http", port=REST_PORT, path="/liveness", interval="2s", timeout="2s"
+)
 _CLUSTER_PROBE = (
     "import urllib.request;print(urllib.request.urlopen("
     f"'http://[::1]:{REST_PORT}/cluster',timeout=3).read().decode())"
@@ -101,6 +105,10 @@ def _machine_config(
                 protocol="tcp",
                 internal_port=PROXY_PORT,
                 ports=[ServicePort(port=PROXY_PORT)],
+                # A hung member (frozen host) still completes TCP handshakes in its
+                # kernel: only a check that needs an answer takes it out of the edge's
+                # rotation. Patroni's /liveness answers while its HA loop runs.
+                checks=[LIVENESS_CHECK],
             )
         ],
         mounts=[MachineMount(volume=volume_id, path=plan.DATA_PATH, name=plan.VOLUME_NAME)],

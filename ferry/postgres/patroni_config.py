@@ -265,6 +265,10 @@ def patroni_config(settings: PostgresSettings) -> dict[str, Any]:
                         "max_wal_senders": 10,
                         "max_replication_slots": 10,
                         "wal_keep_size": "128MB",
+                        # A replica whose primary died retries its WAL source this often
+                        # (default 5 s): after a failover it reaches the new primary
+                        # sooner, and in strict --sync mode the first commit waits for that.
+                        "wal_retrieve_retry_interval": "1s",
                     },
                 },
             },

@@ -3,7 +3,8 @@
 An app in iad, attached to the database, writes numbered rows through
 ``<db>.flycast:5432`` in a loop (one psql per row: each acknowledged commit is
 remembered) while the primary's machine is killed with ``kill -9`` of its init, or
-frozen (every process stopped, then thawed). Each scenario asserts that writes go on
+frozen (every process stopped, then thawed), or its region is cut off from the
+others by the WAN (then healed). Each scenario asserts that writes go on
 within a bound, that every acknowledged row is still there, that ``ferry postgres
 status`` shows a new primary on a new timeline and the old primary back as a
 replica. Each scenario leaves the database whole (all members streaming) for the next.
@@ -166,4 +167,38 @@ def test_a_frozen_primary_is_replaced_and_demotes_when_it_thaws(
         assert seconds is not None, f"no write through 5432 within {FAILOVER_BOUND:.0f} s"
     finally:
         chaos.thaw_machine(init)
+    settle_and_check(cluster, writer, machine, before)
+
+
+def on_member(cluster: ClusterSettings, member: str, sql: str) -> str:
+    """``sql`` on the member's own Postgres (5433), through exec; "down" if it answers not."""
+    read = f'PGPASSWORD=$SU_PASSWORD psql -h ::1 -p 5433 -U flypgadmin -d postgres -tAc "{sql}"'
+    argv = ("ssh", "console", "-a", DB, "--machine", member, "-C", f"sh -c '{read}'")
+    done = run_cli(cluster, *argv)
+    return done.stdout.strip() if done.returncode == 0 else "down"
+
+
+def test_a_primary_region_cut_off_by_the_wan_stops_taking_writes_and_rejoins(
+    cluster: ClusterSettings, writer: Writer
+) -> None:
+    machine, before = primary_machine(cluster)
+    if machine["region"] == "iad":  # the writer's own region must stay on the WAN
+        ferry(cluster, "postgres", "failover", DB, "--region", "ams")
+        machine, before = primary_machine(cluster)
+    until("rows acknowledged before the cut", lambda: len(writer.acknowledged()) >= 5, 60)
+    cut_at = time.monotonic()
+    chaos.cut_region(cluster, machine["region"])
+    try:
+        seconds = writer.wait_for_write_after(cut_at, timeout=FAILOVER_BOUND)
+        print(f"cut off {machine['region']}: a write succeeded after {seconds} s")
+        assert seconds is not None, f"no write through 5432 within {FAILOVER_BOUND:.0f} s"
+        # On its side of the cut the old primary has demoted itself: read-only (or down).
+        demoted = until(
+            "the cut-off primary read-only",
+            lambda: on_member(cluster, machine["id"], "select pg_is_in_recovery()") != "f",
+            FAILOVER_BOUND,
+        )
+        assert demoted is True
+    finally:
+        chaos.heal_region(cluster, machine["region"])
     settle_and_check(cluster, writer, machine, before)

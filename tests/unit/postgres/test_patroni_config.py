@@ -124,6 +124,7 @@ def test_failover_timings_default_to_ferrys_and_keep_patronis_rule() -> None:
     assert dcs["primary_start_timeout"] == 0
     assert dcs["postgresql"]["use_pg_rewind"] is True
     assert dcs["postgresql"]["parameters"]["wal_log_hints"] == "on"
+    assert dcs["postgresql"]["parameters"]["wal_retrieve_retry_interval"] == "1s"
     # A member pg_rewind cannot mend is cloned afresh: the old primary always rejoins.
     local = patroni_config(settings)["postgresql"]
     assert local["remove_data_directory_on_rewind_failure"] is True
