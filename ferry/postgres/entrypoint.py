@@ -59,6 +59,8 @@ BOOTSTRAP_WAIT_SECONDS = 180.0
 #: key to its ttl (a member cut off from the others' quorum gets no answer at all).
 LEADER_KEY_WAIT_SECONDS = 10.0
 LOCAL_ETCD = "http://127.0.0.1:2379"
+#: After handing the key over, how much longer than the ttl to wait for a new leader.
+HANDOVER_EXTRA_SECONDS = 5.0
 FORWARDER_ARGV = ["/usr/bin/python3", "-m", "ferry.postgres.primary_proxy"]
 FORWARDER_ENV = {
     "PATH": "/usr/bin:/bin",
@@ -175,6 +177,26 @@ def prefers_failover(config_json: str | None) -> bool:
     return config.get("primary_start_timeout", config.get("master_start_timeout", 300)) == 0
 
 
+def _await_new_leader(endpoint: str, key: str, settings: PostgresSettings) -> None:
+    """Keep this member's Patroni out of the election it just opened until a replica has
+    won it: its data is the most advanced (it was the primary), so Patroni would
+    otherwise often elect it again, on a new timeline, while the replicas' Patroni are
+    still asking each other. After ``settings.ttl`` + ``HANDOVER_EXTRA_SECONDS``
+    without a new leader (no replica can take over) it starts anyway and Patroni
+    decides, which may make it the primary again."""
+    deadline = time.monotonic() + settings.ttl + HANDOVER_EXTRA_SECONDS
+    while time.monotonic() < deadline:
+        try:
+            holder = _value(endpoint, key)
+        except (OSError, ValueError):
+            holder = None  # etcd busy for a moment: ask again
+        if holder and holder != settings.name:
+            say(f"{holder} is the new primary: starting patroni to follow it")
+            return
+        time.sleep(0.2)  # the replicas' election takes a second or two
+    say("no replica took over: starting patroni, which decides")
+
+
 def release_leader_key_if_mine(settings: PostgresSettings) -> bool:
     """Before Patroni starts: if the leader key still names this member, delete it (only
     while it does: one etcd transaction) and say so; True if it did.
@@ -187,8 +209,9 @@ def release_leader_key_if_mine(settings: PostgresSettings) -> bool:
     Patroni in the image (3.0) then races the replicas for the key it has just
     released, and often takes it back. Deleting it first, with Patroni not running,
     lets Patroni's own election promote the healthiest replica straight away; this
-    member then finds another leader and rejoins as a replica (pg_rewind). Postgres
-    is not running here yet, so there is never a moment with two primaries.
+    member waits until one has won (``_await_new_leader``), then starts Patroni,
+    which finds the new leader and rejoins as a replica (pg_rewind). Postgres is not
+    running here yet, so there is never a moment with two primaries.
 
     Done only while the cluster's configuration says ``primary_start_timeout`` 0 (an
     operator who sets another value gets Patroni's restart-in-place back). If etcd
@@ -206,10 +229,11 @@ def release_leader_key_if_mine(settings: PostgresSettings) -> bool:
                 say("this member held the leader key: primary_start_timeout > 0, so it keeps it")
                 return False
             done = _etcd_call(endpoint, "kv/txn", release_txn(key, settings.name))
-            if done.get("succeeded"):
-                say("this member held the leader key when its machine died: handed it over")
-                return True
-            return False
+            if not done.get("succeeded"):
+                return False
+            say("this member held the leader key when its machine died: handed it over")
+            _await_new_leader(endpoint, key, settings)
+            return True
         except (OSError, ValueError):
             time.sleep(0.2)  # etcd still joining its peers: ask again until the deadline
     say(f"etcd did not answer in {LEADER_KEY_WAIT_SECONDS:.0f} s: Patroni decides on the key")

@@ -7,8 +7,10 @@ plays etcd's two calls (``kv/range``, ``kv/txn`` with a value compare) on one ke
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -29,6 +31,7 @@ def b64(text: str) -> str:
 class FakeEtcd(ThreadingHTTPServer):
     keys: dict[str, str]
     calls: list[str]
+    successor: str | None  # the replica that takes the key once it is deleted
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -48,7 +51,10 @@ class Handler(BaseHTTPRequestHandler):
             holds = self.server.keys.get(key) == base64.b64decode(compare["value"]).decode()
             if holds and compare["target"] == "VALUE" and compare["result"] == "EQUAL":
                 (op,) = body["success"]
-                del self.server.keys[base64.b64decode(op["request_delete_range"]["key"]).decode()]
+                released = base64.b64decode(op["request_delete_range"]["key"]).decode()
+                del self.server.keys[released]
+                if self.server.successor:
+                    self.server.keys[released] = self.server.successor
             answer = {"succeeded": holds}
         data = json.dumps(answer).encode()
         self.send_response(200)
@@ -63,7 +69,7 @@ class Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def etcd() -> Iterator[FakeEtcd]:
     server = FakeEtcd(("127.0.0.1", 0), Handler)
-    server.keys, server.calls = {}, []
+    server.keys, server.calls, server.successor = {}, [], None
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server
@@ -83,13 +89,31 @@ def settings_for(etcd: FakeEtcd, name: str) -> Any:
     return read_settings(env)
 
 
-def test_a_key_naming_this_member_is_deleted_so_a_replica_is_promoted(etcd: FakeEtcd) -> None:
+def test_a_key_naming_this_member_is_deleted_and_patroni_waits_for_the_new_leader(
+    etcd: FakeEtcd,
+) -> None:
     etcd.keys[KEY] = "m1"
+    etcd.successor = "m2"
 
     assert entrypoint.release_leader_key_if_mine(settings_for(etcd, "m1"))
 
+    assert etcd.keys[KEY] == "m2"
+    # leader, config, the conditional delete, then the leader again: m2 has it.
+    assert etcd.calls == ["/v3/kv/range", "/v3/kv/range", "/v3/kv/txn", "/v3/kv/range"]
+
+
+def test_with_no_replica_taking_over_patroni_starts_after_the_ttl(
+    etcd: FakeEtcd, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    etcd.keys[KEY] = "m1"
+    monkeypatch.setattr(entrypoint, "HANDOVER_EXTRA_SECONDS", 0.3)
+    settings = dataclasses.replace(settings_for(etcd, "m1"), ttl=0)
+
+    began = time.monotonic()
+    assert entrypoint.release_leader_key_if_mine(settings)
+
     assert KEY not in etcd.keys
-    assert etcd.calls == ["/v3/kv/range", "/v3/kv/range", "/v3/kv/txn"]
+    assert 0.3 <= time.monotonic() - began < 5
 
 
 def test_a_cluster_configured_to_restart_its_primary_in_place_keeps_the_key(
