@@ -17,8 +17,10 @@ last run every acknowledged id must be in the table.
 ``--patroni-defaults`` first sets Patroni's own timings (ttl 30, loop_wait 10,
 retry_timeout 10, primary_start_timeout 300) through its REST API: the baseline
 (with ``primary_start_timeout`` 300 the restarted primary keeps its key and Patroni
-restarts it in place if it comes back before the key expires). ``--not-strict``
-turns ``synchronous_mode_strict`` off (Patroni's plain synchronous mode).
+restarts it in place if it comes back before the key expires). ``--strict`` turns
+``synchronous_mode_strict`` on (Ferry's ``--sync`` is Patroni's synchronous mode,
+not strict: with strict the first commit after a failover also waits for a replica
+to stream from the new primary).
 """
 
 from __future__ import annotations
@@ -131,7 +133,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--patroni-defaults", action="store_true")
     parser.add_argument(
-        "--not-strict", action="store_true", help="synchronous_mode without _strict"
+        "--strict", action="store_true", help="synchronous_mode_strict on (not Ferry's default)"
     )
     args = parser.parse_args()
     if os.geteuid() != 0:
@@ -146,8 +148,8 @@ def main() -> int:
             print(f"create: {time.monotonic() - began:.1f} s", flush=True)
             if args.patroni_defaults:
                 patch_config(client, PATRONI_DEFAULTS)
-            if args.not_strict:
-                patch_config(client, {"synchronous_mode_strict": False})
+            if args.strict:
+                patch_config(client, {"synchronous_mode_strict": True})
             writer = client_writer(settings, client)
             results = []
             try:
@@ -165,7 +167,7 @@ def main() -> int:
     ours = "/".join(FAILOVER_TIMINGS[k] for k in ("PG_TTL", "PG_LOOP_WAIT", "PG_RETRY_TIMEOUT"))
     timings = "Patroni's defaults 30/10/10" if args.patroni_defaults else f"Ferry's {ours}"
     print(f"conditions: {platform.node()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f};")
-    sync = "--sync, not strict" if args.not_strict else "--sync (strict)"
+    sync = "--sync, synchronous_mode_strict" if args.strict else "--sync (not strict)"
     print(f"  regions ams,iad,sin (emulated WAN), {sync}, timings {timings}, writer in iad")
     print(f"seconds until a write through 5432 succeeds: {[round(t, 1) for t in times]}")
     if times:

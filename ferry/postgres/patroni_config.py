@@ -24,7 +24,8 @@ Environment of a Postgres machine (``read_settings`` names the one that is wrong
                           Patroni's rule ``loop_wait + 2 * retry_timeout <= ttl`` is enforced)
 - ``PG_SYNC``             ``1``: Patroni's synchronous mode (a commit waits for a replica)
 - ``PG_SYNC_STRICT``      ``1`` (with ``PG_SYNC``): ``synchronous_mode_strict``, a commit never
-                          goes unreplicated, even with no replica left (writes wait instead)
+                          goes unreplicated, even with no replica left (writes wait instead);
+                          ``ferry postgres create --sync`` does not set it
 - ``ETCD_HEARTBEAT_MS``, ``ETCD_ELECTION_MS``  etcd's heartbeat interval and election timeout
                           (defaults etcd's own 100/1000 ms; the election at least 5 heartbeats)
 

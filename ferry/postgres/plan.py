@@ -152,9 +152,7 @@ def member_env(
 
     Each machine runs an etcd member (``ETCD_LOCAL=1``) and names all of them in
     ``ETCD_INITIAL_CLUSTER`` by 6PN address, learnt when the machines were created
-    stopped. With ``sync`` and at least one replica, synchronous mode is strict: no
-    commit is acknowledged before a replica has it. See ``bootstrap_env`` for what
-    only the replicas get.
+    stopped. See ``bootstrap_env`` for what only the replicas get.
     """
     initial = ",".join(f"{mid}=http://{host_port(ip, ETCD_PEER_PORT)}" for mid, ip in members)
     endpoints = ",".join(f"http://{host_port(ip, ETCD_CLIENT_PORT)}" for _, ip in members)
@@ -169,9 +167,10 @@ def member_env(
     heartbeat, election = etcd_timings(regions)
     env["ETCD_HEARTBEAT_MS"], env["ETCD_ELECTION_MS"] = str(heartbeat), str(election)
     if sync:
+        # Patroni's synchronous mode, not strict: only a replica known to be synchronous
+        # may be promoted, so no failover loses an acknowledged commit; with no replica
+        # streaming the primary commits alone rather than blocking (docs/postgres.md).
         env["PG_SYNC"] = "1"
-        if len(members) > 1:  # strict with no replica at all would block every write
-            env["PG_SYNC_STRICT"] = "1"
     return env
 
 

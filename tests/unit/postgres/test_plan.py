@@ -81,19 +81,20 @@ def test_members_get_the_failover_timings_and_etcd_sized_to_their_wan() -> None:
     assert (env["PG_TTL"], env["PG_LOOP_WAIT"], env["PG_RETRY_TIMEOUT"]) == ("12", "2", "5")
     # iad-sin, 224 ms, is the longest round trip: heartbeat 250 ms, election 5 of them.
     assert (env["ETCD_HEARTBEAT_MS"], env["ETCD_ELECTION_MS"]) == ("250", "1250")
-    assert env["PG_SYNC_STRICT"] == "1"
+    # Patroni's synchronous mode, not strict (no failover loses an acknowledged commit).
+    assert env["PG_SYNC"] == "1" and "PG_SYNC_STRICT" not in env
     settings = read_settings(
         {**env, "FLY_PRIVATE_IP": "fdaa:0:1::2", "SU_PASSWORD": "a", "REPL_PASSWORD": "b"}
         | {"OPERATOR_PASSWORD": "c"}
     )
-    assert settings.synchronous_mode_strict and settings.etcd_election_ms == 1250
+    assert settings.synchronous_mode and not settings.synchronous_mode_strict
+    assert settings.etcd_election_ms == 1250
 
 
-def test_one_region_keeps_etcds_defaults_and_a_lone_sync_member_is_not_strict() -> None:
+def test_one_region_keeps_etcds_defaults() -> None:
     alone = plan.member_env("pgdb", "ams", [("m1", "fdaa:0:1::2")], sync=True, regions=("ams",))
 
     assert (alone["ETCD_HEARTBEAT_MS"], alone["ETCD_ELECTION_MS"]) == ("100", "1000")
-    assert alone["PG_SYNC"] == "1" and "PG_SYNC_STRICT" not in alone
     assert plan.etcd_timings(("ams", "fra")) == (100, 1000)  # 11 ms: etcd's defaults
     # A region the matrix does not know counts as its longest round trip (gru-sin, 331 ms).
     assert plan.etcd_timings(("ams", "xyz")) == (350, 1750)
