@@ -29,6 +29,7 @@ files under ``/usr/local/lib/ferry-postgres``). It:
 from __future__ import annotations
 
 import base64
+import importlib
 import json
 import os
 import pwd
@@ -62,6 +63,8 @@ LOCAL_ETCD = "http://127.0.0.1:2379"
 #: After handing the key over, how much longer than the ttl to wait for a new leader.
 HANDOVER_EXTRA_SECONDS = 5.0
 FORWARDER_ARGV = ["/usr/bin/python3", "-m", "ferry.postgres.primary_proxy"]
+#: Patroni, started through this module so ``run_patroni`` can guard its leader key.
+PATRONI_ARGV = ["/usr/bin/python3", "-m", "ferry.postgres.entrypoint", "--patroni"]
 FORWARDER_ENV = {
     "PATH": "/usr/bin:/bin",
     "LANG": "C.UTF-8",
@@ -240,6 +243,61 @@ def release_leader_key_if_mine(settings: PostgresSettings) -> bool:
     return False
 
 
+def _guarded_update_leader(self: Any) -> bool:
+    """Patroni 3.0's ``Etcd3._update_leader``, but the leader key is re-attached to a new
+    lease only while it is unchanged since this member last saw it as its own.
+
+    The original re-puts the key unconditionally whenever its lease had expired. A
+    primary frozen for longer than ``ttl`` (a hung host) wakes up with its cached view
+    still naming itself the leader, so it overwrote the key of the replica promoted
+    meanwhile, which then demoted itself: the frozen one was primary again and the
+    commits the promoted one had acknowledged were lost (seen in the e2e test). With
+    the compare (the key's mod_revision as last seen), such a put fails, Patroni
+    reports that it lost the lock and demotes this member instead, as Patroni 3.1+ does.
+    """
+    etcd3 = importlib.import_module("patroni.dcs.etcd3")
+    retry = self._retry.copy()
+
+    def _retry(*args: Any, **kwargs: Any) -> Any:
+        kwargs["retry"] = retry
+        return retry(*args, **kwargs)
+
+    self._run_and_handle_exceptions(self._do_refresh_lease, True, retry=_retry)
+    if not self._lease:
+        return False
+    cluster = self.cluster
+    leader = cluster.leader if cluster is not None else None
+    if leader is None or getattr(leader, "session", None) != self._lease:
+        retry.deadline = retry.stoptime - time.time()
+        if retry.deadline < 1:
+            raise etcd3.Etcd3Error("update_leader timeout")
+        if leader is None or leader.name != self._name:
+            return False  # the key is gone or someone else's: never take it back here
+        try:
+            updated = self._run_and_handle_exceptions(
+                self._client.put,
+                self.leader_path,
+                self._name,
+                self._lease,
+                mod_revision=leader.index,
+                retry=_retry,
+            )
+        except etcd3.ReturnFalseException:
+            updated = False
+        if not updated:
+            return False
+    return True
+
+
+def run_patroni(argv: list[str]) -> int:
+    """Patroni's own ``main`` with ``_guarded_update_leader`` in place (as user postgres)."""
+    etcd3 = importlib.import_module("patroni.dcs.etcd3")
+    etcd3.Etcd3._update_leader = _guarded_update_leader
+    sys.argv = ["patroni", *argv]
+    importlib.import_module("patroni.__main__").main()
+    return 0
+
+
 def supervise(
     patroni: subprocess.Popen[bytes],
     etcd: subprocess.Popen[bytes] | None,
@@ -300,9 +358,9 @@ def main() -> int:
     wait_for_bootstrap_leader(os.environ.get("PG_BOOTSTRAP_LEADER", ""), settings.data_dir)
     release_leader_key_if_mine(settings)
     say(f"starting patroni: scope {settings.scope}, member {settings.name}")
-    patroni = spawn(["/usr/bin/patroni", CONFIG_PATH], postgres, patroni_env(settings, os.environ))
+    patroni = spawn([*PATRONI_ARGV, CONFIG_PATH], postgres, patroni_env(settings, os.environ))
     return supervise(patroni, etcd, lambda: spawn(FORWARDER_ARGV, postgres, FORWARDER_ENV))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_patroni(sys.argv[2:]) if sys.argv[1:2] == ["--patroni"] else main())

@@ -312,6 +312,8 @@ def patroni_env(settings: PostgresSettings, env: Mapping[str, str]) -> dict[str,
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "HOME": "/var/lib/postgresql",
         "LANG": "C.UTF-8",
+        # Patroni runs through ``ferry.postgres.entrypoint --patroni`` (its leader-key guard).
+        "PYTHONPATH": "/usr/local/lib/ferry-postgres",
         "PATRONI_SUPERUSER_PASSWORD": env["SU_PASSWORD"],
         "PATRONI_REPLICATION_PASSWORD": env["REPL_PASSWORD"],
         "PATRONI_REWIND_PASSWORD": env["SU_PASSWORD"],

@@ -70,9 +70,22 @@ def whole(rows: list[dict[str, Any]]) -> bool:
     )
 
 
+LAST_STATUS: list[list[dict[str, Any]]] = [[]]
+
+
 def whole_status(cluster: ClusterSettings) -> list[dict[str, Any]] | None:
+    """``status`` rows when the database is whole (the last rows kept for the message)."""
     rows = status(cluster)
+    LAST_STATUS[0] = rows
     return rows if whole(rows) else None
+
+
+def until_whole(cluster: ClusterSettings, what: str) -> list[dict[str, Any]]:
+    try:
+        rows: list[dict[str, Any]] = until(what, lambda: whole_status(cluster), 180)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; last status: {LAST_STATUS[0]}") from None
+    return rows
 
 
 def until(what: str, probe: Callable[[], Any], timeout: float) -> Any:
@@ -114,7 +127,7 @@ def writer(cluster: ClusterSettings, database: str) -> Iterator[Writer]:
 
 def primary_machine(cluster: ClusterSettings) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The primary's machine (``machine list``), once the database is whole."""
-    rows = until("the database whole", lambda: whole_status(cluster), 180)
+    rows = until_whole(cluster, "the database whole")
     leader = next(r for r in rows if r["role"] == "primary")
     machines = json.loads(ferry(cluster, "machine", "list", "-a", DB, "--json").stdout)
     return next(m for m in machines if m["id"] == leader["name"]), rows
@@ -125,11 +138,7 @@ def settle_and_check(
 ) -> None:
     """The database whole again on a new timeline, the old primary a replica, and every
     acknowledged row present."""
-    rows = until(
-        "the old primary back as a replica",
-        lambda: whole_status(cluster),
-        180,
-    )
+    rows = until_whole(cluster, "the old primary back as a replica")
     roles = {r["name"]: r["role"] for r in rows}
     assert roles[old["id"]] in ("replica", "sync replica"), rows
     assert {r["timeline"] for r in rows} == {before[0]["timeline"] + 1}, rows
