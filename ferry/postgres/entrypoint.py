@@ -250,8 +250,8 @@ def _guarded_update_leader(self: Any) -> bool:
     The original re-puts the key unconditionally whenever its lease had expired. A
     primary frozen for longer than ``ttl`` (a hung host) wakes up with its cached view
     still naming itself the leader, so it overwrote the key of the replica promoted
-    meanwhile, which then demoted itself: the frozen one was primary again and the
-    commits the promoted one had acknowledged were lost (seen in the e2e test). With
+    meanwhile, which then demoted itself: the frozen one was primary again, and what
+    the promoted one had acknowledged would be rewound away (seen in the e2e test). With
     the compare (the key's mod_revision as last seen), such a put fails, Patroni
     reports that it lost the lock and demotes this member instead, as Patroni 3.1+ does.
     """
