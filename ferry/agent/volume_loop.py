@@ -36,7 +36,7 @@ __all__ = ["FIGURES_SECONDS", "WATCH_SECONDS", "VolumeApi", "VolumeKeeper", "rep
 log = logging.getLogger("ferry.agent.volumes")
 
 #: How long one long poll of the host's view may wait on the control plane.
-WATCH_SECONDS = 25.0
+WATCH_SECONDS = 10.0
 #: Pause after a failed pass (the control plane away, a disk error) before the next.
 RETRY_SECONDS = 1.0
 #: Figures (used bytes, the host's capacity) are reported at most this often.
