@@ -197,6 +197,9 @@ class Replay(Exception):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: the edge pools its connections
+    # Headers and body leave in two writes: without TCP_NODELAY the body waits for the
+    # edge's delayed ACK of the headers (40 ms per answer).
+    disable_nagle_algorithm = True
     server_version = "pg-replay"
     db: Database
     origin: str
