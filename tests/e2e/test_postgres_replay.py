@@ -143,16 +143,26 @@ def database(cluster: ClusterSettings) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
+def base_copy_removed() -> Iterator[Path]:
+    """The Postgres image's layout; buildah's copy of it (named after its path) is removed
+    from buildah's storage at the end, as it was made by this module's build."""
+    layout = default_cache_dir() / "layout"
+    yield layout
+    subprocess.run(["buildah", "rmi", f"localhost{layout}"], capture_output=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
 def app(
     cluster: ClusterSettings,
     database: list[dict[str, Any]],
     tmp_path_factory: pytest.TempPathFactory,
+    base_copy_removed: Path,
 ) -> dict[str, dict[str, Any]]:
     """The example, deployed from a copy of the repo's directory as a user would, and
     attached; its started machine per region."""
     app_dir = tmp_path_factory.mktemp("example") / "pg-replay"
     shutil.copytree(EXAMPLE, app_dir)
-    layout = default_cache_dir() / "layout"
+    layout = base_copy_removed
     if layout != Path("/var/cache/ferry/postgres/layout"):  # the Dockerfile's default
         with (app_dir / "fly.toml").open("a") as toml:
             toml.write(f'\n[build.args]\n  PG_IMAGE = "oci:{layout}"\n')
