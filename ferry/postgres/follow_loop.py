@@ -168,7 +168,9 @@ class FollowLoop:
                 template = _template(machines)
                 if template is None:
                     return "failed: the database has no member made by `ferry postgres create`"
-                app = next(f.app for f in followers if action.region in f.regions)
+                app = next(
+                    f.app for f in followers if f.policy.follows and action.region in f.regions
+                )
                 made = fleet.add_replica(database, template, action.region, app, action.reason)
                 return f"created {made.id}"
             if action.kind == "remove":

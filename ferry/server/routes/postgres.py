@@ -18,7 +18,7 @@ from ferry.errors import NotFoundError, ValidationError
 from ferry.model.postgres_follow import FollowPolicy
 from ferry.postgres import plan
 from ferry.server.context import ControlPlane, json_response
-from ferry.server.openapi import PolicyDeleted
+from ferry.server.openapi import PolicyDeleted, error_responses
 from ferry.server.room import check_room
 
 __all__ = ["FollowStatus", "RoomAnswer", "build_router"]
@@ -98,7 +98,7 @@ def build_router(plane: ControlPlane) -> APIRouter:
         seen = plane.pg_follow.status(policy.database) if policy else {}
         return json_response({"app": app_name, "policy": policy, **seen})
 
-    @router.get("/v1/platform/room", responses={200: {"model": RoomAnswer}})
+    @router.get("/v1/platform/room", responses={200: {"model": RoomAnswer}, **error_responses(422)})
     def room(
         region: str,
         size_gb: int = 1,
