@@ -22,6 +22,8 @@ Environment of a Postgres machine (``read_settings`` names the one that is wrong
 - ``ETCD_DATA_DIR``       etcd's data directory (default ``/data/etcd``)
 - ``PG_TTL``, ``PG_LOOP_WAIT``, ``PG_RETRY_TIMEOUT``  Patroni's timings (defaults 30/10/10 s)
 - ``PG_SYNC``             ``1``: Patroni's synchronous mode (a commit waits for a replica)
+- ``PG_FOLLOWER``         ``1``: a replica that follows the app (``ferry.postgres.follow``):
+                          tagged ``nofailover`` and ``nosync``, never primary nor sync replica
 
 Passwords never appear in the rendered file: ``patroni_env`` passes them to
 Patroni through its documented ``PATRONI_*_PASSWORD`` variables.
@@ -89,6 +91,7 @@ class PostgresSettings:
     loop_wait: int = 10
     retry_timeout: int = 10
     synchronous_mode: bool = False
+    follower: bool = False
 
 
 def url_host(address: str) -> str:
@@ -160,6 +163,7 @@ def read_settings(env: Mapping[str, str], hostname: str | None = None) -> Postgr
         loop_wait=_positive_int(env, "PG_LOOP_WAIT", 10),
         retry_timeout=_positive_int(env, "PG_RETRY_TIMEOUT", 10),
         synchronous_mode=env.get("PG_SYNC", "") == "1",
+        follower=env.get("PG_FOLLOWER", "") == "1",
     )
 
 
@@ -236,7 +240,12 @@ def patroni_config(settings: PostgresSettings) -> dict[str, Any]:
             },
             "pg_hba": pg_hba(),
         },
-        "tags": {"nofailover": False, "noloadbalance": False, "clonefrom": False},
+        "tags": {
+            "nofailover": settings.follower,
+            "nosync": settings.follower,
+            "noloadbalance": False,
+            "clonefrom": False,
+        },
     }
 
 
