@@ -1,10 +1,14 @@
 """The agent's volume keeper: makes this host's volumes match what the control plane says.
 
-Each pass (every ``VOLUME_SECONDS``, and when the runner needs a volume) reads
-the host's volumes and snapshots from the control plane, asks the pure
-``plan_volumes`` for steps, logs each step's reason, takes them one at a time
-under one lock, and reports every volume's state and figures, each
-snapshot's status and the host's capacity. Level-triggered and idempotent:
+Each pass reads the host's volumes and snapshots from the control plane, asks
+the pure ``plan_volumes`` for steps, logs each step's reason, takes them one at
+a time under one lock, and reports every volume's state and figures, each
+snapshot's status and the host's capacity when ``report_due`` says so (a state
+changed, or figures that moved are ``FIGURES_SECONDS`` old). Between passes it
+long-polls the control plane, which answers when the host's view changes (or
+after ``WATCH_SECONDS``); a pass that took steps is followed by another at once,
+until there is nothing left to do. So an idle host costs the control plane one
+request every ``WATCH_SECONDS`` and no write. Level-triggered and idempotent:
 after an agent restart the images and their mounts (in the host's mount
 namespace) are found as they were; after a reboot they are mounted again.
 
@@ -27,11 +31,21 @@ from ferry.storage.loop_volumes import GIB, LoopVolumes, can_resize_online
 from ferry.storage.plan import DiskState, VolumeStep, VolumeStepKind, plan_volumes
 from ferry.storage.transfer import read_frames, write_frames
 
-__all__ = ["VOLUME_SECONDS", "VolumeApi", "VolumeKeeper"]
+__all__ = ["FIGURES_SECONDS", "WATCH_SECONDS", "VolumeApi", "VolumeKeeper", "report_due"]
 
 log = logging.getLogger("ferry.agent.volumes")
 
-VOLUME_SECONDS = 1.0
+#: How long one long poll of the host's view may wait on the control plane.
+WATCH_SECONDS = 10.0
+#: Pause after a failed pass (the control plane away, a disk error) before the next.
+RETRY_SECONDS = 1.0
+#: Figures (used bytes, the host's capacity) are reported at most this often.
+FIGURES_SECONDS = 10.0
+#: Even an unchanged report is sent again after this long.
+REFRESH_SECONDS = 300.0
+_FIGURES = frozenset(
+    {"block_size", "blocks", "blocks_free", "blocks_avail", "bytes_total", "bytes_used"}
+)
 #: How long a machine's start waits for its volume to be made and mounted.
 SOURCE_WAIT_SECONDS = 60.0
 
@@ -39,7 +53,7 @@ SOURCE_WAIT_SECONDS = 60.0
 class VolumeApi(Protocol):
     """The calls of ``ferry.client`` the keeper makes."""
 
-    def host_volumes(self, host_id: str) -> HostVolumes: ...
+    def host_volumes(self, host_id: str, since: int = 0, timeout: float = 0) -> HostVolumes: ...
 
     def report_volumes(self, host_id: str, report: dict[str, Any]) -> None: ...
 
@@ -58,23 +72,34 @@ class VolumeKeeper:
         self.lock = threading.Lock()  # one disk operation at a time (mkfs, resize, copy)
         self.failed: dict[str, str] = {}  # volume id -> why its make/restore failed
         self._known: dict[str, Volume] = {}
-        self._wake = threading.Event()
+        self._sent: dict[str, Any] | None = None  # the last report the control plane took
+        self._sent_at = 0.0
 
     def run(self, stopping: threading.Event) -> None:
         """Pass after pass until ``stopping``; a failed pass is logged, never fatal."""
+        since = 0
         while not stopping.is_set():
             try:
-                self.pass_once()
+                view, steps = self._pass(since, WATCH_SECONDS)
+                # Work done may have made more (a fetched copy to restore): look again
+                # at once; else wait for the view to change.
+                since = 0 if steps else view.version
+                continue
             except FerryError as exc:
                 log.warning("volume pass failed: %s", exc)
             except Exception:
                 log.exception("volume pass failed")
-            self._wake.wait(VOLUME_SECONDS)
-            self._wake.clear()
+            since = 0
+            stopping.wait(RETRY_SECONDS)
 
     def pass_once(self) -> list[VolumeStep]:
-        """Read, plan, act, report. Returns the steps taken (for tests and logs)."""
-        wanted = self.api.host_volumes(self.host_id)
+        """Read at once, plan, act, report (always). Returns the steps taken."""
+        return self._pass(0, 0, force_report=True)[1]
+
+    def _pass(
+        self, since: int, timeout: float, *, force_report: bool = False
+    ) -> tuple[HostVolumes, list[VolumeStep]]:
+        wanted = self.api.host_volumes(self.host_id, since, timeout)
         self._known = {v.id: v for v in wanted.volumes}
         with self.lock:
             steps = plan_volumes(
@@ -101,8 +126,11 @@ class VolumeKeeper:
                 if step.kind is VolumeStepKind.SNAPSHOT:
                     snapshot_sizes[step.target] = size
             report = self._report(wanted, snapshot_sizes, snapshot_errors)
-        self.api.report_volumes(self.host_id, report)
-        return steps
+        now = time.monotonic()
+        if force_report or report_due(self._sent, report, now - self._sent_at):
+            self.api.report_volumes(self.host_id, report)
+            self._sent, self._sent_at = report, now
+        return wanted, steps
 
     def source_for(self, volume_id: str, timeout: float = SOURCE_WAIT_SECONDS) -> Path:
         """The host directory of ``volume_id`` for a machine about to start: waits
@@ -123,7 +151,6 @@ class VolumeKeeper:
                     f"volume {volume_id} is not ready on this host after {timeout:.0f} s",
                     hint="see `ferry volumes show`: it may still be creating, or be failed",
                 )
-            self._wake.set()
             time.sleep(0.05)
 
     # -- pieces ------------------------------------------------------------------
@@ -159,8 +186,7 @@ class VolumeKeeper:
             target = self.disk.snapshot(step.target)
             partial = target.with_suffix(".partial")
             write_frames(self.api.fetch_snapshot(self.host_id, step.target), partial)
-            partial.rename(target)  # the next pass restores the fork from it
-            self._wake.set()
+            partial.rename(target)  # the next pass (at once: steps were taken) restores it
         elif kind is VolumeStepKind.EXPORT:
             self.api.send_snapshot(
                 self.host_id, step.target, read_frames(self.disk.snapshot(step.target))
@@ -204,3 +230,23 @@ class VolumeKeeper:
             "volumes": volumes,
             "snapshots": snapshots,
         }
+
+
+def report_due(last: dict[str, Any] | None, report: dict[str, Any], age: float) -> bool:
+    """Whether ``report`` must be sent, ``last`` having been sent ``age`` seconds ago.
+
+    Pure. Yes for the first report, when a state, an error, a size or a snapshot
+    changed (the control plane and its users wait for those), when only figures
+    changed but the last report is ``FIGURES_SECONDS`` old, and every
+    ``REFRESH_SECONDS`` in any case.
+    """
+    if last is None or age >= REFRESH_SECONDS:
+        return True
+    if report == last:
+        return False
+    return _without_figures(report) != _without_figures(last) or age >= FIGURES_SECONDS
+
+
+def _without_figures(report: dict[str, Any]) -> dict[str, Any]:
+    volumes = [{k: v for k, v in e.items() if k not in _FIGURES} for e in report["volumes"]]
+    return {**report, "capacity_bytes": None, "volumes": volumes}

@@ -13,6 +13,7 @@ from pathlib import Path
 import typer
 
 from ferry.cli import context, output
+from ferry.cli.deploy_postgres import sync_postgres
 from ferry.client import FerryClient, placement_note
 from ferry.config import AppConfig
 from ferry.deploy.images import (
@@ -135,6 +136,7 @@ def deploy_command(
         release_command = (command, app_config.deploy.release_command_timeout, where)
     configs = configs_by_group(plan, config_for)
     new = NewRelease(image=pinned, strategy=chosen_strategy, configs=configs)
+    sync_postgres(client, app_name, app_config)  # refused before any machine changes
     release = run_release(
         client,
         app_name,

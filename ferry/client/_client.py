@@ -23,6 +23,7 @@ from ferry.client._wireguard import WireGuardMethods
 from ferry.errors import UnavailableError
 from ferry.model import App, Host, Machine, MachineConfig, MachineEvent, Region
 from ferry.model.autoscale import AutoscalePolicy
+from ferry.model.postgres_follow import FollowPolicy
 
 
 def placement_note(machine: Machine) -> str | None:
@@ -257,12 +258,40 @@ class FerryClient(
             raise UnavailableError("the Ferry API sent no autoscale status")
         return data
 
+    # -- [postgres] follow policy (Ferry-only) -------------------------------
+
+    def put_follow_policy(self, app: str, policy: FollowPolicy) -> FollowPolicy:
+        """Store the app's ``[postgres]`` section (replacing any previous one)."""
+        path = f"/v1/apps/{_seg(app)}/postgres"
+        return parse_model(
+            FollowPolicy, self._request("PUT", path, body=policy.model_dump(mode="json"))
+        )
+
+    def delete_follow_policy(self, app: str) -> bool:
+        """Forget the app's ``[postgres]`` section; ``True`` if there was one."""
+        data = self._request("DELETE", f"/v1/apps/{_seg(app)}/postgres") or {}
+        return bool(data.get("deleted"))
+
+    def follow_status(self, app: str) -> dict[str, Any]:
+        """The policy and what the follow loop last did for its database (docs/api.md)."""
+        data = self._request("GET", f"/v1/apps/{_seg(app)}/postgres/status")
+        if not isinstance(data, dict):
+            raise UnavailableError("the Ferry API sent no follow status")
+        return data
+
     # -- platform -----------------------------------------------------------
 
     def regions(self) -> list[Region]:
         """The regions that have at least one registered host."""
         data = self._request("GET", "/v1/platform/regions") or {}
         return parse_models(Region, data.get("Regions", []))
+
+    def check_room(self, region: str, size_gb: int, cpus: int, memory_mb: int) -> str:
+        """The host of ``region`` with room for a ``size_gb`` volume and a machine of that
+        size (Ferry-only); the API's 422 ``CapacityError`` names the region otherwise."""
+        params = {"region": region, "size_gb": size_gb, "cpus": cpus, "memory_mb": memory_mb}
+        data = self._request("GET", "/v1/platform/room", params=params) or {}
+        return str(data.get("host_id", ""))
 
     def platform_info(self) -> dict[str, Any]:
         """``{"version", "registry", "regions", "hosts"}`` as the server sends it."""

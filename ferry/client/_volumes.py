@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 
+from ferry.client._agent import MAX_WATCH_SECONDS, WATCH_SLACK
 from ferry.client._http import HttpCore
 from ferry.client._parse import parse_model, parse_models
 from ferry.client._parse import path_segment as _seg
@@ -46,9 +47,18 @@ class VolumeMethods(HttpCore):
         path = f"/v1/apps/{_seg(app_name)}/volumes/{_seg(volume_id)}/snapshots"
         return parse_model(VolumeSnapshot, self._request("POST", path))
 
-    def host_volumes(self, host_id: str) -> HostVolumes:
-        """(Agents) The host's volumes and snapshots to keep."""
-        return parse_model(HostVolumes, self._request("GET", f"/v1/hosts/{_seg(host_id)}/volumes"))
+    def host_volumes(self, host_id: str, since: int = 0, timeout: float = 0) -> HostVolumes:
+        """(Agents) The host's volumes and snapshots to keep. With ``since`` (a view's
+        ``version``) a long poll: the server answers when the view changes or after
+        ``timeout`` seconds (capped at 60); the HTTP timeout allows for that."""
+        seconds = max(0, min(MAX_WATCH_SECONDS, round(timeout)))
+        data = self._request(
+            "GET",
+            f"/v1/hosts/{_seg(host_id)}/volumes",
+            params={"since": since, "timeout": seconds},
+            timeout=seconds + WATCH_SLACK,
+        )
+        return parse_model(HostVolumes, data)
 
     def send_snapshot(self, host_id: str, snapshot_id: str, frames: Iterable[bytes]) -> None:
         """(Agents) Stream a snapshot's frames to the control plane for a fork elsewhere."""

@@ -24,6 +24,7 @@ from ferry.model import (
 from ferry.model.autoscale import AutoscalePolicy
 from ferry.model.machine_statics import StaticConfig
 from ferry.model.machine_waf import WafConfig
+from ferry.model.postgres_follow import FollowPolicy
 
 __all__ = ["AppConfig", "BuildConfig", "DeployConfig"]
 
@@ -98,6 +99,7 @@ class AppConfig(_Frozen):
     statics: list[StaticConfig] = Field(default_factory=list)
     waf: WafConfig | None = None  # [waf], Ferry's own (docs/waf.md)
     mounts: list[Scoped[MountSource]] = Field(default_factory=list)  # [[mounts]]
+    postgres: FollowPolicy | None = None  # [postgres], Ferry's own (docs/postgres.md)
     raw: dict[str, Any] = Field(default_factory=dict)
 
     @property

@@ -13,6 +13,7 @@ from ferry.config.autoscale import parse_autoscale
 from ferry.config.groups import FileSource, Scoped, group_names, parse_files, parse_processes
 from ferry.config.locate import KeyLocator
 from ferry.config.mounts import parse_mounts
+from ferry.config.postgres import parse_postgres
 from ferry.config.reader import Source, Table, show
 from ferry.config.sections import (
     parse_build,
@@ -50,6 +51,7 @@ _SECTIONS = (
     "statics",
     "waf",
     "mounts",
+    "postgres",
 )
 _IGNORED_TOP_LEVEL = {"console_command": "Ferry has no console command yet"}
 _UNSUPPORTED_TOP_LEVEL = {
@@ -159,6 +161,7 @@ def parse_app_config(
     http_table = root.table("http_service")
     services = [parse_http_service(http_table, groups)] if http_table is not None else []
     services += parse_services(root.tables("services"), groups)
+    autoscale = parse_autoscale(root.table("autoscale"))
     config = AppConfig(
         app=_app_name(root),
         primary_region=root.optional_string("primary_region"),
@@ -174,7 +177,8 @@ def parse_app_config(
         restarts=parse_restart(root.tables("restart"), groups),
         files=parse_files(root.tables("files"), groups, base_dir or Path.cwd()),
         init=parse_experimental(root.table("experimental")),
-        autoscale=parse_autoscale(root.table("autoscale")),
+        autoscale=autoscale,
+        postgres=parse_postgres(root.table("postgres"), autoscale),
         statics=parse_statics(root.tables("statics")),
         waf=parse_waf(root.table("waf")),
         mounts=parse_mounts(root.tables("mounts"), groups),

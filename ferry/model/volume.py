@@ -239,8 +239,12 @@ class MachineMount(FlyConfigModel):
 
 class HostVolumes(_Frozen):
     """What a host's agent keeps (``GET /v1/hosts/{id}/volumes``): its volumes that are
-    not destroyed, the snapshots on it, and the copies it sends or fetches for forks."""
+    not destroyed, the snapshots on it, and the copies it sends or fetches for forks.
 
+    ``version`` fingerprints the rest (never 0): the agent long-polls with it as
+    ``since`` and is answered when anything here changes."""
+
+    version: int = 0
     volumes: list[Volume] = Field(default_factory=list)
     snapshots: list[VolumeSnapshot] = Field(default_factory=list)
     #: Snapshots on this host a fork elsewhere waits for: send each to the control plane.

@@ -125,11 +125,13 @@ def create_cluster(
 ) -> CreatedCluster:
     """Make the cluster and wait until it has a running primary (see the module's steps).
 
-    Validates first (``ValidationError``, nothing made). Blocking. On any later
+    Validates first (``ValidationError``; ``CapacityError`` when a region has no room for
+    a member: nothing made). Blocking. On any later
     failure destroys what it made and re-raises.
     """
     started = time.monotonic()
     regions = plan.validate_create(request, [r.code for r in client.regions()])
+    _check_room(client, request, regions)
     credentials = plan.new_credentials()
     client.create_app(request.name)
     made: list[Machine] = []
@@ -168,6 +170,14 @@ def create_cluster(
         operator_password=credentials["OPERATOR_PASSWORD"],
         seconds=time.monotonic() - started,
     )
+
+
+def _check_room(client: FerryClient, request: plan.CreateRequest, regions: Sequence[str]) -> None:
+    """Refuse (the API's ``CapacityError``, naming the region) before anything is made
+    when a member's region has no host with room for its volume and its machine."""
+    guest = _machine_config("-", request, "-", {}).effective_guest
+    for region in dict.fromkeys(regions):
+        client.check_room(region, request.volume_size_gb, guest.cpus, guest.memory_mb)
 
 
 def _wait_ready(client: FerryClient, name: str, size: int, deadline: float) -> None:

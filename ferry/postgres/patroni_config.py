@@ -28,6 +28,8 @@ Environment of a Postgres machine (``read_settings`` names the one that is wrong
                           ``ferry postgres create --sync`` does not set it
 - ``ETCD_HEARTBEAT_MS``, ``ETCD_ELECTION_MS``  etcd's heartbeat interval and election timeout
                           (defaults etcd's own 100/1000 ms; the election at least 5 heartbeats)
+- ``PG_FOLLOWER``         ``1``: a replica that follows the app (``ferry.postgres.follow``):
+                          tagged ``nofailover`` and ``nosync``, never primary nor sync replica
 
 Why these timings (docs/postgres.md, "Failover"): the leader key lives ``ttl`` seconds
 after the primary's last refresh (every ``loop_wait``), so a primary that stops
@@ -111,6 +113,7 @@ class PostgresSettings:
     synchronous_mode_strict: bool = False
     etcd_heartbeat_ms: int = 100
     etcd_election_ms: int = 1000
+    follower: bool = False
 
 
 def url_host(address: str) -> str:
@@ -210,6 +213,7 @@ def read_settings(env: Mapping[str, str], hostname: str | None = None) -> Postgr
         synchronous_mode=sync,
         synchronous_mode_strict=sync and env.get("PG_SYNC_STRICT", "") == "1",
         **_timings(env),
+        follower=env.get("PG_FOLLOWER", "") == "1",
     )
 
 
@@ -302,7 +306,12 @@ def patroni_config(settings: PostgresSettings) -> dict[str, Any]:
             "remove_data_directory_on_rewind_failure": True,
             "remove_data_directory_on_diverged_timelines": True,
         },
-        "tags": {"nofailover": False, "noloadbalance": False, "clonefrom": False},
+        "tags": {
+            "nofailover": settings.follower,
+            "nosync": settings.follower,
+            "noloadbalance": False,
+            "clonefrom": False,
+        },
     }
 
 

@@ -194,7 +194,8 @@ class AttachNames:
 def attach_names(app: str, database: str | None = None) -> AttachNames:
     """``my-app`` → database and user ``my_app``; ``ValidationError`` for a bad ``database``."""
     user = app.replace("-", "_")
-    if not _IDENTIFIER.fullmatch(user):
+    # Postgres reserves role names that start with pg_ (``pg-replay`` → ``app_pg_replay``).
+    if not _IDENTIFIER.fullmatch(user) or user.startswith("pg_"):
         user = f"app_{user}"[:63]
     name = database or user
     if not _IDENTIFIER.fullmatch(name):

@@ -32,6 +32,7 @@ from ferry.server.routes import (
     mesh,
     orgs,
     platform,
+    postgres,
     releases,
     secrets,
     volumes,
@@ -68,7 +69,8 @@ def create_app(
     ``host_down_after`` seconds without a heartbeat; ``run_liveness=False``
     leaves it to the caller (tests call ``app.state.plane.liveness.run_once()``).
     Likewise the autoscaler runs a cycle every ``autoscale_interval`` seconds
-    unless ``run_autoscaler=False`` (tests call ``plane.autoscaler.run_once()``).
+    unless ``run_autoscaler=False`` (tests call ``plane.autoscaler.run_once()``), and so
+    does the Postgres follow loop (``plane.pg_follow``, docs/postgres.md).
     ``distances`` (region RTTs, see ``ferry.autoscale.load_latency_file``)
     order capacity fallbacks; without them the order is alphabetical.
     ``app.state.plane`` is the ``ControlPlane`` behind the routes. The store is
@@ -98,6 +100,7 @@ def create_app(
             tasks.append(asyncio.create_task(plane.liveness.run_forever()))
         if run_autoscaler:
             tasks.append(asyncio.create_task(plane.autoscaler.run_forever(autoscale_interval)))
+            tasks.append(asyncio.create_task(plane.pg_follow.run_forever(autoscale_interval)))
         if run_certificates and plane.certs.settings.directory_url:
             loop = CertLoop(plane.certs)
             tasks.append(asyncio.create_task(loop.run_forever(certificates_interval)))
@@ -145,6 +148,7 @@ def create_app(
         wireguard,
         volumes,
         flycast,
+        postgres,
         exec_routes,
     ):
         app.include_router(module.build_router(plane), dependencies=authorized, responses=errors)

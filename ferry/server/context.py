@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from ferry.autoscale.distances import RegionDistances
 from ferry.autoscale.loop import AutoscaleLoop
 from ferry.errors import ConfigError
+from ferry.postgres.follow_loop import FollowLoop
 from ferry.secrets import SecretsKey
 from ferry.server.access_service import AccessService
 from ferry.server.apps_service import AppService
@@ -31,6 +32,7 @@ from ferry.server.liveness import HostLiveness
 from ferry.server.machine_labels import MachineLabels
 from ferry.server.machines_service import MachineService
 from ferry.server.mesh_service import MeshService
+from ferry.server.pg_follow import PlaneFollowFleet
 from ferry.server.processes import ProcessBook
 from ferry.server.secrets_rollout import SecretsRollouts
 from ferry.server.secrets_service import SecretsService
@@ -73,6 +75,7 @@ class ControlPlane:
     processes: ProcessBook = field(default_factory=lambda: ProcessBook(time.monotonic))
     execs: ExecBroker = field(default_factory=ExecBroker)  # exec orders in flight (memory)
     consoles: ConsoleRelay = field(default_factory=ConsoleRelay)  # interactive consoles
+    pg_follow: FollowLoop = field(init=False)  # replicas that follow their apps
 
     @classmethod
     def build(
@@ -111,7 +114,7 @@ class ControlPlane:
         apps.listeners.append(lambda _app: certs.changes.notify())
         hosts = HostService(store, clock, notifier, apps)
         access = AccessService(store, clock)
-        return cls(
+        plane = cls(
             store=store,
             clock=clock,
             notifier=notifier,
@@ -136,6 +139,9 @@ class ControlPlane:
             traffic=traffic,
             processes=ProcessBook(lambda: clock.now().timestamp()),
         )
+        follow = PlaneFollowFleet(store, clock, machines, plane.volumes)
+        plane.pg_follow = FollowLoop(follow, clock.now)
+        return plane
 
 
 def volume_transfer_dir(store: StateStore) -> Path:

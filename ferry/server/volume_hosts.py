@@ -11,8 +11,9 @@ fork reports ready. Every method blocks (store and file I/O).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ferry.errors import FerryError, NotFoundError, ValidationError
 from ferry.model.volume import (
@@ -24,9 +25,12 @@ from ferry.model.volume import (
     VolumeState,
 )
 from ferry.server.clock import Clock
+from ferry.server.watch import ChangeNotifier
 from ferry.store.base import StateStore
 
-__all__ = ["LIVE_STATES", "VolumeHostSide"]
+__all__ = ["LIVE_STATES", "VolumeHostSide", "view_version"]
+
+T = TypeVar("T")
 
 #: States of a volume that exists or is being made.
 LIVE_STATES = (
@@ -44,6 +48,12 @@ class VolumeHostSide:
     store: StateStore
     clock: Clock
     transfer_dir: Path
+    changes: ChangeNotifier
+
+    def _changed(self, value: T) -> T:
+        """``value``, after waking the agents' long polls (call after each write they see)."""
+        self.changes.notify(None)
+        return value
 
     def for_host(self, host_id: str) -> HostVolumes:
         """The volumes (destroyed ones left out) and snapshots the host's agent keeps, and
@@ -66,12 +76,13 @@ class VolumeHostSide:
             for v in hydrating
             if v.host_id == host_id and v.snapshot_id and self._held(v.snapshot_id)
         }
-        return HostVolumes(
+        view = HostVolumes(
             volumes=self.store.list_volumes(host_id=host_id),
             snapshots=mine,
             exports=sorted(e for e in exports if e),
             imports=sorted(i for i in imports if i),
         )
+        return view.model_copy(update={"version": view_version(view)})
 
     # -- forks' copies between hosts ---------------------------------------------
 
@@ -103,6 +114,10 @@ class VolumeHostSide:
             )
         return self.transfer_path(snapshot_id)
 
+    def copy_arrived(self, snapshot_id: str) -> None:
+        """A fork's copy is now held (``imports`` of its host changed)."""
+        self._changed(snapshot_id)
+
     def report(self, host_id: str, report: HostVolumeReport) -> None:
         """Apply an agent's report: capacity, each volume's state and figures, each
         snapshot's status. Entries for volumes of other hosts are ignored."""
@@ -129,6 +144,7 @@ class VolumeHostSide:
                         }
                     )
                 )
+        self._changed(report)  # states and figures moved: forks elsewhere may wait for them
 
     def _apply_volume_report(self, volume: Volume, entry: VolumeReportEntry) -> None:
         figures = {
@@ -162,3 +178,11 @@ class VolumeHostSide:
         # Changed meanwhile (an extend, a destroy): the next report applies.
         with contextlib.suppress(FerryError):
             self.store.update_volume(volume.model_copy(update=changes))
+
+
+def view_version(view: HostVolumes) -> int:
+    """A fingerprint of ``view`` without its version: never 0 (0 asks "answer at once"),
+    below 2**53 (exact in any JSON reader), equal exactly when the content is."""
+    body = view.model_dump_json(exclude={"version"}).encode()
+    digest = int.from_bytes(hashlib.blake2b(body, digest_size=8).digest(), "big")
+    return (digest >> 11) | 1

@@ -40,6 +40,7 @@ from ferry.server.volume_placement import (
     free_bytes,
     region_of_request,
 )
+from ferry.server.watch import ChangeNotifier
 from ferry.store.base import StateStore
 
 __all__ = ["VolumeService", "new_snapshot_id", "new_volume_id"]
@@ -65,6 +66,9 @@ class VolumeService(VolumeHostSide):
         self.clock = clock
         self.lock = threading.Lock()
         self.transfer_dir = transfer_dir
+        #: Notified after every write an agent's view depends on (any host's: a fork
+        #: on one host waits for a snapshot of another); the agents long-poll it.
+        self.changes = ChangeNotifier()
 
     # -- the owner's API -----------------------------------------------------
 
@@ -116,7 +120,7 @@ class VolumeService(VolumeHostSide):
                 auto_backup_enabled=request.auto_backup_enabled,
                 snapshot_id=request.snapshot_id,
             )
-            return self.store.insert_volume(volume)
+            return self._changed(self.store.insert_volume(volume))
 
     def _fork(
         self,
@@ -163,7 +167,7 @@ class VolumeService(VolumeHostSide):
             snapshot_id=snapshot.id,
             source_volume_id=source.id,
         )
-        return self.store.insert_volume(fork)
+        return self._changed(self.store.insert_volume(fork))
 
     def _restore_source(self, app_name: str, snapshot_id: str) -> tuple[str, int]:
         """The host of a snapshot of ``app_name`` and the size of its volume."""
@@ -190,7 +194,7 @@ class VolumeService(VolumeHostSide):
     def update(self, app_name: str, volume_id: str, request: UpdateVolumeRequest) -> Volume:
         volume = self.store.get_volume(volume_id, app_name)
         changes: dict[str, Any] = {k: v for k, v in request.model_dump().items() if v is not None}
-        return self.store.update_volume(volume.model_copy(update=changes))
+        return self._changed(self.store.update_volume(volume.model_copy(update=changes)))
 
     def extend(self, app_name: str, volume_id: str, size_gb: int) -> ExtendVolumeResponse:
         """Grow the volume to ``size_gb`` (online: no restart). ``ValidationError`` when
@@ -213,8 +217,10 @@ class VolumeService(VolumeHostSide):
                     f"not the {size_gb - volume.size_gb} GB more asked",
                     hint="ask for less, or fork to another host with a snapshot",
                 )
-            grown = self.store.update_volume(
-                volume.model_copy(update={"size_gb": size_gb, "state": VolumeState.EXTENDING})
+            grown = self._changed(
+                self.store.update_volume(
+                    volume.model_copy(update={"size_gb": size_gb, "state": VolumeState.EXTENDING})
+                )
             )
         # A mounted ext4 grows online only where the kernel lets the agent (it needs
         # CAP_SYS_RESOURCE); elsewhere it grows when its machine next starts.
@@ -233,8 +239,10 @@ class VolumeService(VolumeHostSide):
                 f"volume {volume_id} is in use by machine {volume.attached_machine_id}",
                 hint=f"destroy machine {volume.attached_machine_id} first",
             )
-        return self.store.update_volume(
-            volume.model_copy(update={"state": VolumeState.PENDING_DESTROY})
+        return self._changed(
+            self.store.update_volume(
+                volume.model_copy(update={"state": VolumeState.PENDING_DESTROY})
+            )
         )
 
     def list_snapshots(self, app_name: str, volume_id: str) -> list[VolumeSnapshot]:
@@ -250,7 +258,7 @@ class VolumeService(VolumeHostSide):
             created_at=self.clock.now(),
             retention_days=volume.snapshot_retention,
         )
-        return self.store.insert_snapshot(snapshot, volume.host_id)
+        return self._changed(self.store.insert_snapshot(snapshot, volume.host_id))
 
     def _usable(self, app_name: str, volume_id: str, verb: str) -> Volume:
         volume = self.store.get_volume(volume_id, app_name)

@@ -35,6 +35,7 @@ from ferry.store.certs_base import CertStore
 from ferry.store.flycast_base import FlycastStore
 from ferry.store.join_base import JoinTokenStore
 from ferry.store.mesh_base import MeshStore
+from ferry.store.pg_follow_base import FollowPolicyStore
 from ferry.store.secrets_base import SecretsStore
 from ferry.store.volumes_base import VolumeStore
 from ferry.store.waf_base import WafEventStore
@@ -97,6 +98,7 @@ class StateStore(
     WireGuardPeerStore,
     VolumeStore,
     FlycastStore,
+    FollowPolicyStore,
     Protocol,
 ):
     """Durable state of the control plane. All methods block; all are thread-safe.

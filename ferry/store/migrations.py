@@ -451,6 +451,19 @@ MIGRATIONS: Final[list[tuple[int, list[Step]]]] = [
             )""",
         ],
     ),
+    (
+        19,
+        [
+            # An app's [postgres] section (ferry.store.sqlite_pg_follow): which Postgres
+            # cluster it uses and whether that cluster's replicas follow it (JSON policy).
+            """CREATE TABLE postgres_follow (
+                app_name TEXT PRIMARY KEY,
+                database TEXT NOT NULL,
+                policy TEXT NOT NULL,
+                updated_at REAL NOT NULL
+            )""",
+        ],
+    ),
 ]
 
 

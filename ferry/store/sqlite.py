@@ -52,6 +52,7 @@ from ferry.store.sqlite_flycast import FlycastRows, delete_app_flycast_ips
 from ferry.store.sqlite_join import JoinTokenRows
 from ferry.store.sqlite_leases import LeaseRows, record_version
 from ferry.store.sqlite_mesh import MeshRows
+from ferry.store.sqlite_pg_follow import FollowPolicyRows, delete_app_follow_policy
 from ferry.store.sqlite_placement import (
     PlacementRows,
     StaleRows,
@@ -96,6 +97,7 @@ class SqliteStore(
     WireGuardPeerRows,
     VolumeRows,
     FlycastRows,
+    FollowPolicyRows,
 ):
     """``StateStore`` on one SQLite file (guarantees: ``sqlite_engine.py``).
 
@@ -194,6 +196,7 @@ class SqliteStore(
             delete_app_waf_events(conn, name)
             delete_app_certificates(conn, name)
             delete_app_flycast_ips(conn, name)
+            delete_app_follow_policy(conn, name)
             conn.execute(apps.delete().where(apps.c.name == name))
             bump_epoch(conn)
 

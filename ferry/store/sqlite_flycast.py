@@ -13,7 +13,7 @@ from ferry.errors import NotFoundError
 from ferry.net.flycast import MAX_FLYCAST, flycast_address
 from ferry.net.sixpn import lowest_free
 from ferry.store.flycast_base import FlycastRecord
-from ferry.store.sqlite_rows import dt, ts
+from ferry.store.sqlite_rows import dt, equal_filters, ts
 
 __all__ = ["FlycastRows", "delete_app_flycast_ips"]
 
@@ -55,11 +55,7 @@ class FlycastRows:
         return FlycastRecord(address, app_name, org_slug, network, number, now)
 
     def list_flycast_ips(self, app_name: str | None = None) -> list[FlycastRecord]:
-        query = "SELECT * FROM flycast_ips"
-        params: dict[str, str] = {}
-        if app_name is not None:
-            query += " WHERE app_name = :app"
-            params["app"] = app_name
+        query, params = equal_filters("SELECT * FROM flycast_ips", app_name=app_name)
         with self._read() as conn:
             rows = conn.execute(text(query + " ORDER BY network, number"), params).all()
         return [_record(row) for row in rows]

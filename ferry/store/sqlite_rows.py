@@ -31,6 +31,7 @@ __all__ = [
     "app_from_row",
     "dt",
     "encode_machine_changes",
+    "equal_filters",
     "event_from_row",
     "event_values",
     "host_from_row",
@@ -68,6 +69,16 @@ def ts(moment: datetime) -> float:
 
 def dt(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
+
+
+def equal_filters(select: str, **wanted: str | None) -> tuple[str, dict[str, str]]:
+    """``select`` narrowed by ``column = value`` for each given (non-``None``) value,
+    and the parameters to bind: ``equal_filters("SELECT * FROM t", app_name="web")`` is
+    ``("SELECT * FROM t WHERE 1 = 1 AND app_name = :app_name", {"app_name": "web"})``.
+    Column names are the caller's keywords, never user input."""
+    params = {column: value for column, value in wanted.items() if value is not None}
+    where = "".join(f" AND {column} = :{column}" for column in params)
+    return f"{select} WHERE 1 = 1{where}", params
 
 
 def app_from_row(row: Row[Any]) -> App:

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, text
 
 from ferry.errors import ConflictError, NotFoundError, RevisionConflict
 from ferry.model.volume import Volume, VolumeSnapshot, VolumeState
-from ferry.store.sqlite_rows import ts
+from ferry.store.sqlite_rows import equal_filters, ts
 
 __all__ = ["VolumeRows"]
 
@@ -88,14 +88,7 @@ class VolumeRows:
         host_id: str | None = None,
         include_destroyed: bool = False,
     ) -> list[Volume]:
-        query = "SELECT * FROM volumes WHERE 1 = 1"
-        params: dict[str, str] = {}
-        if app_name is not None:
-            query += " AND app_name = :app"
-            params["app"] = app_name
-        if host_id is not None:
-            query += " AND host_id = :host"
-            params["host"] = host_id
+        query, params = equal_filters("SELECT * FROM volumes", app_name=app_name, host_id=host_id)
         if not include_destroyed:
             query += " AND state != 'destroyed'"
         with self._read() as conn:
@@ -202,14 +195,9 @@ class VolumeRows:
     def list_snapshots(
         self, *, volume_id: str | None = None, host_id: str | None = None
     ) -> list[VolumeSnapshot]:
-        query = "SELECT doc FROM volume_snapshots WHERE 1 = 1"
-        params: dict[str, str] = {}
-        if volume_id is not None:
-            query += " AND volume_id = :volume"
-            params["volume"] = volume_id
-        if host_id is not None:
-            query += " AND host_id = :host"
-            params["host"] = host_id
+        query, params = equal_filters(
+            "SELECT doc FROM volume_snapshots", volume_id=volume_id, host_id=host_id
+        )
         with self._read() as conn:
             docs = conn.execute(text(query), params).scalars().all()
         snapshots = [VolumeSnapshot.model_validate_json(doc) for doc in docs]

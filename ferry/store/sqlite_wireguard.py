@@ -11,7 +11,7 @@ from sqlalchemy import Connection, Row, text
 
 from ferry.errors import ConflictError, NotFoundError
 from ferry.net.sixpn import lowest_free
-from ferry.store.sqlite_rows import dt, ts
+from ferry.store.sqlite_rows import dt, equal_filters, ts
 from ferry.store.wireguard_base import WireGuardPeerRecord
 
 __all__ = ["WireGuardPeerRows", "forget_wireguard_peers"]
@@ -66,14 +66,9 @@ class WireGuardPeerRows:
     def list_wireguard_peers(
         self, org_slug: str | None = None, region: str | None = None
     ) -> list[WireGuardPeerRecord]:
-        query = "SELECT * FROM wireguard_peers WHERE 1 = 1"
-        params: dict[str, str] = {}
-        if org_slug is not None:
-            query += " AND org_slug = :org"
-            params["org"] = org_slug
-        if region is not None:
-            query += " AND region = :region"
-            params["region"] = region
+        query, params = equal_filters(
+            "SELECT * FROM wireguard_peers", org_slug=org_slug, region=region
+        )
         with self._read() as conn:
             rows = conn.execute(text(query + " ORDER BY org_slug, name"), params).all()
         return [_record(row) for row in rows]

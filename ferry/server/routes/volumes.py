@@ -4,9 +4,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, TypeVar
 
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Body, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel
@@ -100,9 +101,23 @@ def build_router(plane: ControlPlane) -> APIRouter:
         return json_response(made)
 
     @router.get("/v1/hosts/{host_id}/volumes", responses={200: {"model": HostVolumes}})
-    def host_volumes(host_id: str) -> JSONResponse:
-        """(Agents) The host's volumes and snapshots to keep, forks' copies to move."""
-        return json_response(volumes.for_host(host_id))
+    async def host_volumes(
+        host_id: str,
+        since: int = Query(0, ge=0),
+        timeout: float = Query(0.0, ge=0, le=60),
+    ) -> JSONResponse:
+        """(Agents) The host's volumes and snapshots to keep, forks' copies to move.
+        Long-polls: answers at once when ``since`` is 0 or not the view's ``version``,
+        else when the view changes or ``timeout`` seconds pass."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            seen = volumes.changes.version(None)  # before the read: no change is missed
+            view = await run_in_threadpool(volumes.for_host, host_id)
+            remaining = deadline - loop.time()
+            if since == 0 or view.version != since or remaining <= 0:
+                return json_response(view)
+            await volumes.changes.wait(None, seen, remaining)
 
     @router.put("/v1/hosts/{host_id}/snapshots/{snapshot_id}/export", status_code=204)
     async def export_snapshot(request: Request, host_id: str, snapshot_id: str) -> None:
@@ -120,6 +135,7 @@ def build_router(plane: ControlPlane) -> APIRouter:
             raise
         handle.close()
         partial.rename(target)
+        volumes.copy_arrived(snapshot_id)
 
     @router.get(
         "/v1/hosts/{host_id}/snapshots/{snapshot_id}/import",

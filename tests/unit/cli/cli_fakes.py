@@ -51,6 +51,7 @@ class FakeApi:
         self.traffic: dict[str, dict[str, Any]] = {}
         self.autoscale: dict[str, dict[str, Any]] = {}  # app -> stored policy
         self.autoscale_status: dict[str, Any] = {}
+        self.follow: dict[str, dict[str, Any]] = {}  # app -> stored [postgres] policy
         self.placement_note: str | None = None  # set: creations answer a fallback note
         self.releases: dict[str, list[dict[str, Any]]] = {}  # app -> releases, oldest first
         self.requests: list[tuple[str, str, Any]] = []
@@ -96,6 +97,13 @@ class FakeApi:
         autoscale = re.fullmatch(r"/v1/apps/([^/]+)/autoscale(/status)?", path)
         if autoscale:
             return self._autoscale(method, autoscale[1], bool(autoscale[2]), body)
+        follow = re.fullmatch(r"/v1/apps/([^/]+)/postgres", path)
+        if follow and method in ("PUT", "DELETE"):  # [postgres]: stored, never acted on
+            if method == "PUT":
+                self.follow[follow[1]] = body
+                return httpx.Response(200, json=body)
+            deleted = self.follow.pop(follow[1], None) is not None
+            return httpx.Response(200, json={"ok": True, "deleted": deleted})
         releases = re.fullmatch(r"/v1/apps/([^/]+)/releases(?:/(\d+))?", path)
         if releases:
             version = int(releases[2]) if releases[2] else None

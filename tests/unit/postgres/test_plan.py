@@ -109,6 +109,8 @@ def test_only_the_replicas_wait_for_the_primary_regions_member_to_bootstrap() ->
 def test_attach_names_follow_the_app_and_refuse_a_bad_database_name() -> None:
     assert plan.attach_names("my-app") == plan.AttachNames(database="my_app", user="my_app")
     assert plan.attach_names("9lives").user == "app_9lives"
+    # Postgres refuses to create roles named pg_*: the app pg-replay gets app_pg_replay.
+    assert plan.attach_names("pg-replay") == plan.AttachNames("app_pg_replay", "app_pg_replay")
     assert plan.attach_names("web", "shop").database == "shop"
     with pytest.raises(ValidationError, match="not a plain identifier"):
         plan.attach_names("web", "Shop; drop")

@@ -92,8 +92,9 @@ def test_every_operation_declares_its_errors_with_the_error_body(doc: dict[str, 
 def test_fastapi_422_is_not_declared_since_a_bad_request_is_a_400(doc: dict[str, Any]) -> None:
     assert "HTTPValidationError" not in doc["components"]["schemas"]
     capacity = [(m, p) for m, p, op in _operations(doc) if "422" in op["responses"]]
-    # 422 is Ferry's "no capacity", only where a machine is placed.
-    assert capacity and all(p.startswith("/v1/apps/{app_name}/machines") for _m, p in capacity)
+    # 422 is Ferry's "no capacity", only where a machine is placed (or asked whether it fits).
+    placing = ("/v1/apps/{app_name}/machines", "/v1/platform/room")
+    assert capacity and all(p.startswith(placing) for _m, p in capacity)
 
 
 def test_operations_that_can_conflict_declare_it(doc: dict[str, Any]) -> None:

@@ -3,6 +3,8 @@ the issue names are refused with a sentence and change nothing."""
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -230,6 +232,28 @@ def test_the_host_route_gives_the_agent_its_volumes_and_snapshots(ready: Api) ->
     kept = ready.client.get("/v1/hosts/ams-1/volumes").json()
 
     assert [v["id"] for v in kept["volumes"]] == [volume["id"]] and kept["snapshots"] == []
+
+
+def test_the_host_route_long_polls_until_the_hosts_view_changes(ready: Api) -> None:
+    first = ready.client.get("/v1/hosts/ams-1/volumes").json()
+    assert first["version"] != 0
+    started = time.monotonic()
+    unchanged = ready.client.get(
+        "/v1/hosts/ams-1/volumes", params={"since": first["version"], "timeout": 0.3}
+    ).json()
+    assert unchanged["version"] == first["version"] and time.monotonic() - started >= 0.3
+
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(
+            ready.client.get,
+            "/v1/hosts/ams-1/volumes",
+            params={"since": first["version"], "timeout": 30},
+        )
+        volume = create_volume(ready)
+        changed = waiting.result(timeout=10).json()  # the create answered it, not the timeout
+
+    assert changed["version"] != first["version"]
+    assert [v["id"] for v in changed["volumes"]] == [volume["id"]]
 
 
 def test_an_app_with_volumes_is_not_deleted_until_they_are_destroyed(ready: Api) -> None:
