@@ -29,6 +29,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import sys
 import time
@@ -83,10 +84,13 @@ def wait_whole(client: FerryClient, size: int, timeout: float) -> MemberStatus:
 def client_writer(settings: ClusterSettings, client: FerryClient) -> Writer:
     """Deploy the demo app as APP in iad, attach it, and a Writer in its machine's netns."""
     app_dir = demo_app_dir()
-    toml = (app_dir / "fly.toml").read_text().replace('app = "hello"', f'app = "{APP}"')
-    toml = toml.replace('primary_region = "ams"', 'primary_region = "iad"')
-    (app_dir / "fly.toml").write_text(toml)
-    ferry_cli(settings, "deploy", cwd=app_dir)
+    try:
+        toml = (app_dir / "fly.toml").read_text().replace('app = "hello"', f'app = "{APP}"')
+        toml = toml.replace('primary_region = "ams"', 'primary_region = "iad"')
+        (app_dir / "fly.toml").write_text(toml)
+        ferry_cli(settings, "deploy", cwd=app_dir)
+    finally:
+        shutil.rmtree(app_dir.parent, ignore_errors=True)
     ferry_cli(settings, "postgres", "attach", DB, "-a", APP)
     return chaos.writer_for_app(settings, client, APP)
 
