@@ -1,4 +1,4 @@
-"""`ferry postgres create|status|connect|attach|detach|destroy` (docs/postgres.md).
+"""`ferry postgres create|status|connect|attach|detach|failover|destroy|follow` (docs/postgres.md).
 
 Registered on the ``ferry postgres`` group by ``ferry.cli.postgres``. The work is in
 ``ferry.postgres.manage`` and ``ferry.postgres.attach``; these functions read options,
@@ -35,6 +35,7 @@ def register(app: typer.Typer) -> None:
     app.command("detach")(detach_command)
     app.command("failover")(failover_command)
     app.command("destroy")(destroy_command)
+    app.command("follow")(follow_command)
 
 
 def create_command(
@@ -198,3 +199,47 @@ def destroy_command(
         typer.confirm(f"Destroy {db} and all its data?", abort=True)
     manage.destroy_cluster(context.client(ctx), db, force=force)
     output.say(f"Destroyed {db}: machines, volumes and app")
+
+
+def follow_command(
+    ctx: typer.Context,
+    app_name: str = typer.Option(..., "--app", "-a", help="The app whose [postgres] to show"),
+    as_json: bool = typer.Option(False, "--json", "-j", help="Print the API's answer as JSON"),
+) -> None:
+    """The app's [postgres] policy and what the follow loop last saw and did for it."""
+    answer = context.client(ctx).follow_status(app_name)
+    if as_json:
+        output.print_json(answer)
+        return
+    policy = answer.get("policy")
+    if not policy:
+        output.say(f"{app_name} has no [postgres] section: its database's replicas stay as made")
+        return
+    out_after, in_after = policy.get("scale_out_after"), policy.get("scale_in_after")
+    output.say(
+        f"{app_name} uses {policy.get('database')}: replicas {policy.get('replicas')},"
+        f" at least {policy.get('min_replicas')}, scale out after {out_after:g} s,"
+        f" scale in after {in_after:g} s"
+    )
+    if answer.get("last_reason"):
+        output.say(f"Last check ({answer.get('checked_at', '?')}): {answer['last_reason']}")
+    running = answer.get("app_running_since") or {}
+    if running:
+        since = ", ".join(f"{region} since {at}" for region, at in sorted(running.items()))
+        output.say(f"The app runs in {since}")
+    rows = [
+        (
+            str(a.get("at", "")),
+            str(a.get("kind", "")),
+            str(a.get("region", "")),
+            str(a.get("machine_id") or "-"),
+            str(a.get("result", "")),
+            str(a.get("reason", "")),
+        )
+        for a in answer.get("actions") or []
+    ]
+    if rows:
+        cols = ["AT", "ACTION", "REGION", "MACHINE", "RESULT", "REASON"]
+        output.stdout().print(output.simple_table(cols, rows))
+    else:
+        output.say("No replica added or removed yet")

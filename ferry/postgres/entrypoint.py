@@ -29,6 +29,7 @@ files under ``/usr/local/lib/ferry-postgres``). It:
 from __future__ import annotations
 
 import base64
+import dataclasses
 import importlib
 import json
 import os
@@ -81,6 +82,15 @@ def owned_dir(path: str, user: pwd.struct_passwd, mode: int) -> None:
     os.makedirs(path, exist_ok=True)
     os.chown(path, user.pw_uid, user.pw_gid)
     os.chmod(path, mode)
+
+
+def disk_size_mb(path: str) -> int:
+    """Size in MB of the filesystem holding ``path`` (the volume); 0 if it cannot be read."""
+    try:
+        stat = os.statvfs(path)
+    except OSError:
+        return 0
+    return stat.f_blocks * stat.f_frsize // (1 << 20)
 
 
 def write_config(settings: PostgresSettings, owner: pwd.struct_passwd) -> None:
@@ -349,6 +359,8 @@ def main() -> int:
     os.makedirs(os.path.dirname(settings.data_dir.rstrip("/")) or "/", exist_ok=True)
     owned_dir(settings.data_dir, postgres, 0o700)
     owned_dir(SOCKET_DIR, postgres, 0o2775)
+    if not settings.disk_mb:  # measured at every start: it follows `ferry volumes extend`
+        settings = dataclasses.replace(settings, disk_mb=disk_size_mb(settings.data_dir))
     write_config(settings, postgres)
     etcd: subprocess.Popen[bytes] | None = None
     if settings.etcd_local:

@@ -30,6 +30,9 @@ Environment of a Postgres machine (``read_settings`` names the one that is wrong
                           (defaults etcd's own 100/1000 ms; the election at least 5 heartbeats)
 - ``PG_FOLLOWER``         ``1``: a replica that follows the app (``ferry.postgres.follow``):
                           tagged ``nofailover`` and ``nosync``, never primary nor sync replica
+- ``PG_DISK_MB``          the size of the data directory's filesystem (the volume), in MB;
+                          the entrypoint measures it at every start. Bounds the WAL kept
+                          (``wal_limits``); unset: Postgres's own unbounded defaults
 
 Why these timings (docs/postgres.md, "Failover"): the leader key lives ``ttl`` seconds
 after the primary's last refresh (every ``loop_wait``), so a primary that stops
@@ -71,6 +74,7 @@ __all__ = [
     "patroni_env",
     "read_settings",
     "url_host",
+    "wal_limits",
 ]
 
 PG_BIN_DIR = "/usr/lib/postgresql/15/bin"
@@ -114,6 +118,30 @@ class PostgresSettings:
     etcd_heartbeat_ms: int = 100
     etcd_election_ms: int = 1000
     follower: bool = False
+    disk_mb: int = 0  # the volume's size; 0: unknown, the WAL is not bounded by it
+
+
+def wal_limits(disk_mb: int) -> dict[str, str]:
+    """WAL settings that keep the WAL within a share of a ``disk_mb`` volume. Pure.
+
+    Fly's users' most common Postgres outage is WAL filling the disk: a replica that
+    went away keeps its replication slot, and the primary keeps every segment since.
+    ``max_slot_wal_keep_size`` (a quarter of the disk, at least 128 MB) lets such a
+    slot be invalidated instead (that replica stops streaming and has to be made
+    again: one member less, not a primary that stops); ``max_wal_size`` (an eighth,
+    64 MB to 1 GB, Postgres's default) bounds what accumulates between checkpoints.
+    So a full disk is the data's doing, and fails the statement that extends a
+    table with "No space left on device" rather than the WAL writer.
+    ``disk_mb`` ≤ 0: no bounds (``{}``).
+    """
+    if disk_mb <= 0:
+        return {}
+    max_wal = max(64, min(1024, disk_mb // 8))
+    return {
+        "max_wal_size": f"{max_wal}MB",
+        "min_wal_size": f"{max(32, min(80, max_wal // 2))}MB",
+        "max_slot_wal_keep_size": f"{max(128, disk_mb // 4)}MB",
+    }
 
 
 def url_host(address: str) -> str:
@@ -214,6 +242,7 @@ def read_settings(env: Mapping[str, str], hostname: str | None = None) -> Postgr
         synchronous_mode_strict=sync and env.get("PG_SYNC_STRICT", "") == "1",
         **_timings(env),
         follower=env.get("PG_FOLLOWER", "") == "1",
+        disk_mb=_positive_int(env, "PG_DISK_MB", 0, "MB") if env.get("PG_DISK_MB") else 0,
     )
 
 
@@ -296,6 +325,8 @@ def patroni_config(settings: PostgresSettings) -> dict[str, Any]:
                 "password_encryption": "scram-sha-256",
                 # The image leaves LLVM out (110 MB): no JIT.
                 "jit": "off",
+                # Local parameters apply at every start, so they follow `volumes extend`.
+                **wal_limits(settings.disk_mb),
             },
             "pg_hba": pg_hba(),
             # A member that cannot be rewound onto the new primary's timeline (pg_rewind

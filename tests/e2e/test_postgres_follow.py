@@ -7,6 +7,7 @@ scaling it out of sin makes the replica and its volume go; the ams member stays.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -183,6 +184,9 @@ def test_a_full_disk_stops_writes_and_extend_brings_them_back_with_the_data_inta
     def sql(statement: str) -> Any:
         return run_cli(cluster, "postgres", "connect", "pgfull", "--command", statement, timeout=60)
 
+    # The WAL a lost replica's slot may keep is a quarter of the 1 GB volume, not all of it.
+    kept = sql("show max_slot_wal_keep_size").stdout
+    assert re.search(r"\b2[0-9]{2}MB\b", kept), kept
     assert sql("create table big (id bigserial primary key, pad text)").returncode == 0
     assert sql("insert into big (pad) values ('kept')").returncode == 0
     (volume,) = volumes_of(cluster, "pgfull")

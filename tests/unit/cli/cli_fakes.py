@@ -52,6 +52,7 @@ class FakeApi:
         self.autoscale: dict[str, dict[str, Any]] = {}  # app -> stored policy
         self.autoscale_status: dict[str, Any] = {}
         self.follow: dict[str, dict[str, Any]] = {}  # app -> stored [postgres] policy
+        self.follow_seen: dict[str, Any] = {}  # what the follow loop last saw and did
         self.placement_note: str | None = None  # set: creations answer a fallback note
         self.releases: dict[str, list[dict[str, Any]]] = {}  # app -> releases, oldest first
         self.requests: list[tuple[str, str, Any]] = []
@@ -97,6 +98,11 @@ class FakeApi:
         autoscale = re.fullmatch(r"/v1/apps/([^/]+)/autoscale(/status)?", path)
         if autoscale:
             return self._autoscale(method, autoscale[1], bool(autoscale[2]), body)
+        follow_status = re.fullmatch(r"/v1/apps/([^/]+)/postgres/status", path)
+        if follow_status and method == "GET":
+            policy = self.follow.get(follow_status[1])
+            answer = {"app": follow_status[1], "policy": policy, **self.follow_seen}
+            return httpx.Response(200, json=answer)
         follow = re.fullmatch(r"/v1/apps/([^/]+)/postgres", path)
         if follow and method in ("PUT", "DELETE"):  # [postgres]: stored, never acted on
             if method == "PUT":

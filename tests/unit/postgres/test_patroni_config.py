@@ -12,6 +12,7 @@ from ferry.postgres.patroni_config import (
     patroni_config,
     patroni_env,
     read_settings,
+    wal_limits,
 )
 
 SECRETS = {"SU_PASSWORD": "su-secret", "REPL_PASSWORD": "repl-secret", "OPERATOR_PASSWORD": "op-s"}
@@ -103,6 +104,7 @@ def test_an_ipv4_address_listens_on_all_ipv4_addresses() -> None:
             "PG_LOOP_WAIT \\+ 2 \\* PG_RETRY_TIMEOUT = 9 s exceeds PG_TTL = 8 s",
         ),
         ({"ETCD_HEARTBEAT_MS": "0"}, "ETCD_HEARTBEAT_MS='0' is not a positive number of ms"),
+        ({"PG_DISK_MB": "1G"}, "PG_DISK_MB='1G' is not a positive number of MB"),
         (
             {"ETCD_HEARTBEAT_MS": "300", "ETCD_ELECTION_MS": "1000"},
             "ETCD_ELECTION_MS=1000 is below 5 \\* ETCD_HEARTBEAT_MS=300",
@@ -158,3 +160,19 @@ def test_synchronous_mode_and_its_strict_variant(
 
     assert dcs["bootstrap"]["dcs"]["synchronous_mode"] is mode
     assert dcs["bootstrap"]["dcs"]["synchronous_mode_strict"] is strict
+
+
+def test_the_wal_kept_is_bounded_by_the_volume_so_a_lost_replica_cannot_fill_it() -> None:
+    """A 1 GB volume keeps at most a quarter for a slot's WAL and an eighth between
+    checkpoints; a big one stops at Postgres's own 1 GB; an unknown size is unbounded."""
+    config = patroni_config(read_settings({**MACHINE, **SECRETS, "PG_DISK_MB": "1008"}, "h"))
+    parameters = config["postgresql"]["parameters"]
+
+    assert parameters["max_slot_wal_keep_size"] == "252MB"
+    assert parameters["max_wal_size"] == "126MB"
+    assert parameters["min_wal_size"] == "63MB"
+    assert wal_limits(500_000)["max_wal_size"] == "1024MB"
+    assert wal_limits(200)["max_wal_size"] == "64MB"
+    assert wal_limits(200)["max_slot_wal_keep_size"] == "128MB"
+    unknown = patroni_config(read_settings({**MACHINE, **SECRETS}, "h"))["postgresql"]
+    assert "max_slot_wal_keep_size" not in unknown["parameters"]
