@@ -3,7 +3,9 @@
 The probe itself is ``ferry.net.probe`` (the one the edge uses too: method,
 path, headers, ``https`` with TLS, 2xx passes, no redirects followed). Until a
 check first passes it is probed every ``FAST_INTERVAL`` seconds, so a deploy
-learns quickly; afterwards at its configured interval. The due probes of one
+learns quickly; afterwards, or once the instance has run ``FAST_WINDOW`` seconds
+(a check that fails by design, such as a Postgres replica's ``/primary``, is not
+probed four times a second forever), at its configured interval. The due probes of one
 pass run concurrently, so a machine that times out delays no other. Results go
 to the control plane only when they change (status or output).
 """
@@ -23,6 +25,7 @@ from ferry.net.probe import NetProber, Prober, ProbeResult
 log = logging.getLogger(__name__)
 
 FAST_INTERVAL = 0.25
+FAST_WINDOW = 60.0
 DEFAULT_PORT = 8080
 #: The report's event status (``name=status, …``) is cut to the length the API takes.
 MAX_EVENT_STATUS = 64
@@ -100,7 +103,9 @@ class CheckTracker:
             state = self._states[(m.id, m.instance_id, name)]
             status = "passing" if result.passed else "critical"
             state.ever_passed |= result.passed
-            interval = parse_duration(check.interval) if state.ever_passed else FAST_INTERVAL
+            started = self._started_at[(m.id, m.instance_id)]
+            fast = not state.ever_passed and now - started < FAST_WINDOW
+            interval = FAST_INTERVAL if fast else parse_duration(check.interval)
             state.next_at = now + max(interval, 0.05)
             if (status, result.output) != (state.status, state.output):
                 dirty.add((m.id, m.instance_id))

@@ -63,9 +63,14 @@ __all__ = [
 
 DEFAULT_MEMORY_MB = 512
 READY_TIMEOUT = 180.0
-#: The edge's check of each member's 5432 service: Patroni's REST API must answer.
-LIVENESS_CHECK = CheckConfig(
-    type="http", port=REST_PORT, path="/liveness", interval="2s", timeout="2s"
+#: The edge's check of each member's Flycast 5432 service, as HAProxy's is in Patroni's
+#: own setup (and on Fly): Patroni's ``/primary`` answers 200 only on the running primary
+#: holding the leader key, so ``<db>.flycast:5432`` reaches the primary's Postgres (5433)
+#: with no forwarder hop. A failing check is retried every 0.25 s, so a promoted replica
+#: is in rotation within a quarter second; a hung member (a frozen host still completes
+#: TCP handshakes in its kernel) answers no check and is out within the timeout.
+PRIMARY_CHECK = CheckConfig(
+    type="http", port=REST_PORT, path="/primary", interval="1s", timeout="1s"
 )
 _CLUSTER_PROBE = (
     "import urllib.request;print(urllib.request.urlopen("
@@ -99,16 +104,13 @@ def _machine_config(
         env=env,
         metadata={plan.MEMBER_METADATA: "member"},
         restart=RestartPolicy(policy="always"),
-        # <db>.flycast:5432 through the edge: any member's forwarder, which reaches the primary
+        # <db>.flycast:5432 through the edge: straight to the primary's own Postgres
         services=[
             ServiceConfig(
                 protocol="tcp",
-                internal_port=PROXY_PORT,
+                internal_port=POSTGRES_PORT,
                 ports=[ServicePort(port=PROXY_PORT)],
-                # A hung member (frozen host) still completes TCP handshakes in its
-                # kernel: only a check that needs an answer takes it out of the edge's
-                # rotation. Patroni's /liveness answers while its HA loop runs.
-                checks=[LIVENESS_CHECK],
+                checks=[PRIMARY_CHECK],
             )
         ],
         mounts=[MachineMount(volume=volume_id, path=plan.DATA_PATH, name=plan.VOLUME_NAME)],

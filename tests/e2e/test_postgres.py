@@ -151,9 +151,10 @@ def test_create_status_connect_attach_detach_destroy(
         cluster, "ssh", "console", "-a", "pgapp", "-C", "/bin/busybox sh -c 'echo $DATABASE_URL'"
     ).stdout.strip()
     assert url.startswith("postgres://pgapp:") and url.endswith("@pgdb.flycast:5432/pgapp")
-    query = "select current_user, current_database(), pg_is_in_recovery()"
+    # The edge sends <db>.flycast:5432 straight to the primary's own Postgres (5433).
+    query = "select current_user, current_database(), pg_is_in_recovery(), inet_server_port()"
     connected = in_machine_network(cluster, machine, PSQL, url, "-tA", "-c", query)
-    assert connected.stdout.strip() == "pgapp|pgapp|f", connected.stderr
+    assert connected.stdout.strip() == "pgapp|pgapp|f|5433", connected.stderr
 
     # Destroy is refused while pgapp is attached; after detach it goes, volume and all.
     assert "attached to pgapp" in refused(cluster, "postgres", "destroy", "pgdb", "--yes")

@@ -1,11 +1,13 @@
-"""Health-check scheduling: fast until first pass, then at the interval; changes only."""
+"""Health-check scheduling: fast until first pass (for a minute at most), then at the
+interval; changes only."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime
 from typing import Any
 
-from ferry.agent.checks import MAX_EVENT_STATUS, CheckTracker, machine_checks
+from ferry.agent.checks import FAST_WINDOW, MAX_EVENT_STATUS, CheckTracker, machine_checks
 from ferry.model import (
     CheckConfig,
     DesiredState,
@@ -137,3 +139,27 @@ def test_a_new_reason_for_a_still_failing_check_is_reported() -> None:
     assert changed[1][1]["output"] == "not an HTTP answer"
     now[0] = 0.6
     assert tracker.run_due([m]) == []  # same status, same reason: nothing to report
+
+
+def test_a_check_that_never_passes_slows_to_its_interval_after_the_fast_window() -> None:
+    """A replica's `/primary` fails by design: probed fast for a minute, then every 10 s."""
+    now = [0.0]
+    calls: list[float] = []
+
+    class NeverPasses:
+        async def probe(self, address: str, port: int, check: CheckConfig) -> ProbeResult:
+            if check.type == "tcp":
+                calls.append(now[0])
+            return ProbeResult(False, "HTTP 503")
+
+    tracker = CheckTracker(clock=lambda: now[0], prober=NeverPasses())
+    m = machine_with_checks()
+    for step in range(400):  # 100 s in quarter seconds
+        now[0] = step * 0.25
+        tracker.run_due([m])
+
+    fast = [t for t in calls if t < FAST_WINDOW]
+    slow = [t for t in calls if t >= FAST_WINDOW]
+    assert len(fast) == FAST_WINDOW / 0.25  # every quarter second for the first minute
+    assert [b - a for a, b in itertools.pairwise(slow)] == [10.0] * (len(slow) - 1)
+    assert len(slow) in (4, 5)  # then the configured 10 s
