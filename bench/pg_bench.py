@@ -18,8 +18,8 @@ once both replicas have replayed it (within 1 MB). Then:
    ``forwarder`` = the member's port 5432 (``ferry/postgres/primary_proxy.py``,
    which forwards to the primary: here itself); ``flycast`` = ``pgbench.flycast:5432``
    (the address resolved once in the netns: the region's edge splices the
-   connection to the nearest member's 5432, then the forwarder). Modes:
-   ``select-only`` (``-S``), ``tpcb-like`` (pgbench's default script) and
+   connection to the primary's own 5433: the member whose Patroni answers
+   ``/primary``). Modes: ``select-only`` (``-S``), ``tpcb-like`` (pgbench's default script) and
    ``select-only -C`` (a new connection, SCRAM login included, per transaction).
    After an uncounted 5 s warm-up of each script (direct),
    ``--rounds`` interleaved rounds of ``--seconds`` each, the order of the three
