@@ -47,6 +47,11 @@ PRIMARY_REGION = os.environ.get("PRIMARY_REGION", REGION)
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 MAX_NOTE = 1000  # characters
 CATCH_UP_SECONDS = 3.0  # how long a read with ?after=LSN waits for the replica
+#: Which member answered: its address, role, and the settings Ferry's image gives it.
+WHO_ANSWERED = (
+    "select host(inet_server_addr()), pg_is_in_recovery(),"
+    " current_setting('ferry.machine_id', true), current_setting('ferry.region', true)"
+)
 SCHEMA = """
 create table if not exists notes (
     id bigserial primary key,
@@ -130,19 +135,24 @@ class Database:
                     self._schema_ready = True
                 cur.execute(sql, args)
                 rows = cur.fetchall() if cur.description else []
-                cur.execute("select host(inet_server_addr()), pg_is_in_recovery()")
-                address, in_recovery = cur.fetchone()
+                cur.execute(WHO_ANSWERED)
+                address, in_recovery, machine, region = cur.fetchone()
         except Exception:
             conn.close()
             raise
         self._give_back(dsn, conn)
-        return rows, self.member(address, in_recovery)
+        return rows, self.member(address, in_recovery, machine, region)
 
-    def member(self, address: str | None, in_recovery: bool) -> dict[str, Any]:
-        """Who ``address`` is: the machine id and region from ``_instances.internal``."""
-        known = self._instances()
-        key = str(ipaddress.ip_address(address)) if address else ""
-        machine, region = known.get(key, ("?", "?"))
+    def member(
+        self, address: str | None, in_recovery: bool, machine: str | None, region: str | None
+    ) -> dict[str, Any]:
+        """Who answered: the member's own ``ferry.machine_id``/``ferry.region`` settings
+        (Ferry's Postgres image sets them), else its address looked up in
+        ``_instances.internal`` (a 6PN address: the connection came by ``.internal``)."""
+        if not (machine and region):
+            known = self._instances()
+            key = str(ipaddress.ip_address(address)) if address else ""
+            machine, region = known.get(key, ("?", "?"))
         role = "replica" if in_recovery else "primary"
         return {"machine": machine, "region": region, "role": role, "address": address}
 

@@ -30,6 +30,9 @@ Environment of a Postgres machine (``read_settings`` names the one that is wrong
                           (defaults etcd's own 100/1000 ms; the election at least 5 heartbeats)
 - ``PG_FOLLOWER``         ``1``: a replica that follows the app (``ferry.postgres.follow``):
                           tagged ``nofailover`` and ``nosync``, never primary nor sync replica
+- ``FLY_REGION``          the member's region: with its name, set as the custom settings
+                          ``ferry.region`` and ``ferry.machine_id`` (``SHOW ferry.region``),
+                          so a client can tell which member answered, whatever the path
 - ``PG_DISK_MB``          the size of the data directory's filesystem (the volume), in MB;
                           the entrypoint measures it at every start. Bounds the WAL kept
                           (``wal_limits``); unset: Postgres's own unbounded defaults
@@ -119,6 +122,7 @@ class PostgresSettings:
     etcd_election_ms: int = 1000
     follower: bool = False
     disk_mb: int = 0  # the volume's size; 0: unknown, the WAL is not bounded by it
+    region: str = ""
 
 
 def wal_limits(disk_mb: int) -> dict[str, str]:
@@ -243,6 +247,7 @@ def read_settings(env: Mapping[str, str], hostname: str | None = None) -> Postgr
         **_timings(env),
         follower=env.get("PG_FOLLOWER", "") == "1",
         disk_mb=_positive_int(env, "PG_DISK_MB", 0, "MB") if env.get("PG_DISK_MB") else 0,
+        region=_member_name(env.get("FLY_REGION") or "unknown"),
     )
 
 
@@ -327,6 +332,10 @@ def patroni_config(settings: PostgresSettings) -> dict[str, Any]:
                 "jit": "off",
                 # Local parameters apply at every start, so they follow `volumes extend`.
                 **wal_limits(settings.disk_mb),
+                # Who answered, whatever the path (the edge reaches members by their
+                # host-local IPv4, so inet_server_addr() is no 6PN address to look up).
+                "ferry.machine_id": settings.name,
+                "ferry.region": settings.region,
             },
             "pg_hba": pg_hba(),
             # A member that cannot be rewound onto the new primary's timeline (pg_rewind

@@ -176,3 +176,10 @@ def test_the_wal_kept_is_bounded_by_the_volume_so_a_lost_replica_cannot_fill_it(
     assert wal_limits(200)["max_slot_wal_keep_size"] == "128MB"
     unknown = patroni_config(read_settings({**MACHINE, **SECRETS}, "h"))["postgresql"]
     assert "max_slot_wal_keep_size" not in unknown["parameters"]
+
+
+def test_a_member_names_itself_and_its_region_in_custom_settings() -> None:
+    env = {**MACHINE, **SECRETS, "FLY_REGION": "sin"}
+    parameters = patroni_config(read_settings(env, "h"))["postgresql"]["parameters"]
+
+    assert (parameters["ferry.machine_id"], parameters["ferry.region"]) == ("m1", "sin")
