@@ -140,6 +140,14 @@ def test_the_remote_host_reaches_it_through_its_region_edge(
     assert lookup(cluster, remote, "echo.flycast") == [echo[0]]
     text = fetch(cluster, remote, "http://echo.flycast/", seconds=10)
     assert answered_by(text) in {m.id for m in echo[1]}
+    # It shares no LAN with its edge: its Flycast traffic stays on WireGuard.
+    remote_ns = f"{cluster.prefix}-sin-r"
+    wg, _ = _mesh_interface(remote_ns, cluster.prefix)
+    route = subprocess.run(
+        ["ip", "-n", remote_ns, "-6", "route", "get", echo[0], "from", remote.private_ip],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert f"dev {wg}" in route.stdout, route.stdout
 
 
 def _link_bytes(netns: str, ifname: str) -> int:
