@@ -4,7 +4,10 @@ Level-triggered, in its own thread: announce the host's public key and
 endpoint to the control plane (again whenever the control plane forgets it),
 then follow the node list (``GET /v1/mesh``, long poll) and hand every
 snapshot to ``HostMesh.sync``, which starts wireguard-go if it is not
-running and makes the interface's peers and routes match. The last snapshot
+running and makes the interface's peers and routes match. Before that, when
+given one, a ``FlycastPath`` moves Flycast onto the LAN for a host on its
+region edge's LAN (``ferry.net.flycast_lan``); the edge's /80s then leave the
+WireGuard peer's allowed IPs. The last snapshot
 is kept in ``mesh.json`` so a host restarted while the control plane is down
 rebuilds its peers from it. Private keys never leave ``HostMesh``'s key file.
 """
@@ -15,16 +18,17 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
 from ferry.errors import ConfigError, FerryError
 from ferry.model.mesh import MeshNode, MeshNodeKind, MeshSnapshot, edge_node_id
+from ferry.net.flycast_lan_sync import FlycastLanReport
 from ferry.net.mesh import MeshPeer
 from ferry.net.mesh_sync import MeshReport
 
-__all__ = ["Announce", "MeshClient", "MeshHost", "MeshLoop", "peers_of"]
+__all__ = ["Announce", "FlycastPath", "MeshClient", "MeshHost", "MeshLoop", "peers_of"]
 
 log = logging.getLogger("ferry.agent.mesh")
 
@@ -47,6 +51,15 @@ class MeshHost(Protocol):
     def sync(self, desired: Sequence[MeshPeer], local_prefixes: Sequence[str]) -> MeshReport: ...
 
 
+class FlycastPath(Protocol):
+    """What the loop needs of ``ferry.net.flycast_lan_sync``'s ``HostFlycastLan`` and
+    ``EdgeFlycastLan``: Flycast over the LAN, made to match the snapshot."""
+
+    def sync(
+        self, snapshot: MeshSnapshot, serves: Mapping[str, str | None]
+    ) -> FlycastLanReport: ...
+
+
 class MeshClient(Protocol):
     def watch_mesh(self, since: int = 0, timeout: float = 30) -> MeshSnapshot: ...
 
@@ -55,13 +68,16 @@ class MeshClient(Protocol):
 Announce = Callable[[str, str], MeshNode]
 
 
-def peers_of(snapshot: MeshSnapshot, node_id: str) -> list[MeshPeer]:
+def peers_of(
+    snapshot: MeshSnapshot, node_id: str, flycast_over_mesh: bool = True
+) -> list[MeshPeer]:
     """Every other node of ``snapshot`` as a WireGuard peer, in the control plane's order.
 
     A host also routes the organizations' Flycast /80s (``snapshot.flycast``) to the
-    edge that serves them for it (``flycast_edge``): they join that edge's allowed IPs.
+    edge that serves them for it (``flycast_edge``): they join that edge's allowed IPs,
+    unless the host sends them over its LAN (``flycast_over_mesh`` False).
     """
-    edge = flycast_edge(snapshot, node_id)
+    edge = flycast_edge(snapshot, node_id) if flycast_over_mesh else None
     return [
         MeshPeer(
             node_id=node.id,
@@ -73,6 +89,11 @@ def peers_of(snapshot: MeshSnapshot, node_id: str) -> list[MeshPeer]:
         for node in snapshot.nodes
         if node.id != node_id
     ]
+
+
+def flycast_edges(snapshot: MeshSnapshot) -> dict[str, str | None]:
+    """Node id → ``flycast_edge`` of every node of ``snapshot``."""
+    return {node.id: flycast_edge(snapshot, node.id) for node in snapshot.nodes}
 
 
 def flycast_edge(snapshot: MeshSnapshot, node_id: str) -> str | None:
@@ -99,6 +120,7 @@ class MeshLoop:
         local_prefixes: Callable[[], Sequence[str]],
         stopping: threading.Event,
         cache: Path,
+        flycast_lan: FlycastPath | None = None,
     ) -> None:
         self.client = client
         self.announce = announce
@@ -106,6 +128,7 @@ class MeshLoop:
         self.local_prefixes = local_prefixes
         self.stopping = stopping
         self.cache = cache
+        self.flycast_lan = flycast_lan
         self.version = 0
         self._announced = False
         # The nodes (and Flycast prefixes) the interface was synced to.
@@ -149,11 +172,26 @@ class MeshLoop:
         return snapshot
 
     def _sync(self, snapshot: MeshSnapshot) -> None:
-        report = self.mesh.sync(peers_of(snapshot, self.mesh.node_id), self.local_prefixes())
+        # Flycast over the LAN first: its routes are in before the mesh drops the /80s.
+        lan = self._sync_flycast_lan(snapshot)
+        over_mesh = lan is None or lan.gateway is None
+        peers = peers_of(snapshot, self.mesh.node_id, flycast_over_mesh=over_mesh)
+        report = self.mesh.sync(peers, self.local_prefixes())
         self._applied = (snapshot.nodes, snapshot.flycast)
         self._synced_at = time.monotonic()
-        for reason in report.reasons:
+        if lan is not None and lan.retry:
+            self._synced_at -= RESYNC_SECONDS  # e.g. a host's MAC not resolved: next cycle
+        for reason in (lan.reasons if lan is not None else ()) + report.reasons:
             log.info("mesh: %s", reason)
+
+    def _sync_flycast_lan(self, snapshot: MeshSnapshot) -> FlycastLanReport | None:
+        if self.flycast_lan is None:
+            return None
+        try:
+            return self.flycast_lan.sync(snapshot, flycast_edges(snapshot))
+        except FerryError as exc:
+            log.warning("mesh: flycast over the LAN: %s; keeping it on WireGuard", exc)
+            return None
 
     def _load(self) -> MeshSnapshot | None:
         try:

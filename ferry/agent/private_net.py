@@ -23,6 +23,7 @@ from ferry.errors import ValidationError
 from ferry.model import Host
 from ferry.model.mesh import MeshNode
 from ferry.net import wireguard
+from ferry.net.flycast_lan_sync import HostFlycastLan
 from ferry.net.mesh_sync import DEFAULT_PORT, HostMesh
 
 __all__ = ["PrivateNetSettings", "start_private_network"]
@@ -98,7 +99,10 @@ def start_private_network(
         def announce(public_key: str, endpoint: str) -> MeshNode:
             return client.announce_host_mesh(host.id, public_key, endpoint)
 
-        loop = MeshLoop(client, announce, mesh, local_prefixes, stopping, state_dir / "mesh.json")
+        # Flycast goes to the region's edge over the LAN when the edge is on it.
+        lan = HostFlycastLan(settings.mesh_endpoint, host.id)
+        cache = state_dir / "mesh.json"
+        loop = MeshLoop(client, announce, mesh, local_prefixes, stopping, cache, lan)
         thread = threading.Thread(target=loop.run, name="mesh", daemon=True)
         thread.start()
         threads.append(thread)

@@ -19,6 +19,7 @@ from ferry.client import FerryClient
 from ferry.errors import FerryError
 from ferry.model.mesh import MeshNode, MeshSnapshot, edge_node_id
 from ferry.net import sixpn, wireguard
+from ferry.net.flycast_lan_sync import EdgeFlycastLan
 from ferry.net.mesh_sync import HostMesh
 from ferry.proxy.edge_gateway import start_peer_gateway
 
@@ -82,7 +83,9 @@ def _run(
     )
     log.info("mesh: %s at %s as %s", mesh.ifname, endpoint, address)
     start_peer_gateway(client, region, scope, number, endpoint, state_dir, stopping)
-    MeshLoop(client, announce, mesh, list, stopping, cache).run()
+    # Hosts on the edge's LAN send Flycast over it: answer them over it, check sources.
+    lan = EdgeFlycastLan(endpoint, node_id)
+    MeshLoop(client, announce, mesh, list, stopping, cache, lan).run()
 
 
 def _cached_address(cache: Path, node_id: str) -> str | None:

@@ -10,6 +10,7 @@ WireGuard to the sin edge, which sends the request on to ams as any public one.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import subprocess
 import sys
@@ -139,6 +140,98 @@ def test_the_remote_host_reaches_it_through_its_region_edge(
     assert lookup(cluster, remote, "echo.flycast") == [echo[0]]
     text = fetch(cluster, remote, "http://echo.flycast/", seconds=10)
     assert answered_by(text) in {m.id for m in echo[1]}
+    # It shares no LAN with its edge: its Flycast traffic stays on WireGuard.
+    remote_ns = f"{cluster.prefix}-sin-r"
+    wg, _ = _mesh_interface(remote_ns, cluster.prefix)
+    route = subprocess.run(
+        ["ip", "-n", remote_ns, "-6", "route", "get", echo[0], "from", remote.private_ip],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert f"dev {wg}" in route.stdout, route.stdout
+
+
+def _link_bytes(netns: str, ifname: str) -> int:
+    """Bytes received plus sent by ``ifname`` in ``netns``."""
+    shown = subprocess.run(
+        ["ip", "-n", netns, "-j", "-s", "link", "show", "dev", ifname],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    stats = json.loads(shown.stdout)[0]["stats64"]
+    return int(stats["rx"]["bytes"]) + int(stats["tx"]["bytes"])
+
+
+def _mesh_interface(netns: str, prefix: str) -> tuple[str, str]:
+    """The host's WireGuard interface (``<prefix>w…``) and the host's 6PN address on it."""
+    shown = subprocess.run(
+        ["ip", "-n", netns, "-j", "-6", "addr", "show"], capture_output=True, text=True, check=True
+    )
+    for link in json.loads(shown.stdout):
+        if link["ifname"].startswith(f"{prefix}w"):
+            (own,) = [a["local"] for a in link["addr_info"] if a.get("scope") == "global"]
+            return link["ifname"], own
+    raise AssertionError(f"no WireGuard interface in {netns}")
+
+
+def _connect_from(netns: str, source: str, address: str) -> str:
+    """Open a TCP connection to ``address``:80 from ``netns`` with any ``source`` address."""
+    script = (
+        "import socket\n"
+        "s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)\n"
+        "s.setsockopt(socket.IPPROTO_IPV6, 78, 1)  # IPV6_FREEBIND: a source not ours\n"
+        f"s.bind(({source!r}, 0)); s.settimeout(2)\n"
+        f"try: s.connect(({address!r}, 80)); print('connected')\n"
+        "except OSError as exc: print('failed', exc)\n"
+    )
+    done = subprocess.run(
+        ["ip", "netns", "exec", netns, sys.executable, "-c", script],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    return done.stdout.strip() or done.stderr
+
+
+def _edge_drops(cluster: ClusterSettings, region: str) -> int:
+    """Packets the region edge dropped as Flycast with a forged source (its LAN check)."""
+    shown = subprocess.run(
+        ["ip", "netns", "exec", f"{cluster.prefix}-{region}",
+         "nft", "list", "chain", "inet", "ferry_flycast", "from_lan"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    found = re.search(r"counter packets (\d+) bytes \d+ drop", shown.stdout)
+    assert found, shown.stdout
+    return int(found.group(1))
+
+
+def test_a_same_region_machine_reaches_flycast_over_the_lan_not_wireguard(
+    cluster: ClusterSettings, echo: tuple[str, list[Machine]], callers: dict[str, Machine]
+) -> None:
+    """ams-1 is on the ams edge's LAN: its machines' Flycast packets go over the LAN link
+    (eth0), unencrypted, and the answers come back on it; WireGuard carries none of them."""
+    address, caller = echo[0], callers["ams-1"]
+    host_ns = f"{cluster.prefix}-ams-1"
+    wg, _ = _mesh_interface(host_ns, cluster.prefix)
+    lan_before, wg_before = _link_bytes(host_ns, "eth0"), _link_bytes(host_ns, wg)
+    pinged = in_machine(
+        cluster, caller, "ping", "-q", "-c", "200", "-i", "0.005", "-s", "1200", address
+    )
+    assert " 0% packet loss" in pinged.stdout, pinged.stdout + pinged.stderr
+    assert answered_by(fetch(cluster, caller, "http://echo.flycast/")) in {m.id for m in echo[1]}
+    lan, mesh = _link_bytes(host_ns, "eth0") - lan_before, _link_bytes(host_ns, wg) - wg_before
+    assert lan > 2 * 200 * 1200, f"the LAN link carried {lan} bytes"  # both ways
+    assert mesh < 50_000, f"WireGuard carried {mesh} bytes of a {lan}-byte exchange"
+
+
+def test_the_edge_drops_flycast_packets_with_another_hosts_source_from_the_lan(
+    cluster: ClusterSettings, echo: tuple[str, list[Machine]], callers: dict[str, Machine]
+) -> None:
+    """WireGuard no longer vouches for the source: the edge does. From ams-1's namespace,
+    the host's own address connects; the remote host's machine's address is dropped."""
+    address, host_ns = echo[0], f"{cluster.prefix}-ams-1"
+    _, own = _mesh_interface(host_ns, cluster.prefix)
+    assert _connect_from(host_ns, own, address) == "connected"
+    dropped = _edge_drops(cluster, "ams")
+    forged = _connect_from(host_ns, callers[REMOTE].private_ip, address)
+    assert forged.startswith("failed"), forged
+    assert _edge_drops(cluster, "ams") > dropped
 
 
 def test_a_raw_tcp_service_is_spliced_to_the_apps_machines(
