@@ -6,8 +6,8 @@ model carries Flycast the other way: a host whose region edge is on its LAN
 routes the organizations' Flycast /80s to that edge over the LAN link, and
 the edge sends its answers back over the same link; a host joined from
 another network keeps WireGuard. wireguard-go costs far more per packet than
-a veth, so this is what makes Flycast (``DATABASE_URL`` of ``ferry postgres
-attach``) as fast as a direct connection.
+a veth, so this is what brings Flycast (``DATABASE_URL`` of ``ferry postgres
+attach``) close to a direct connection.
 
 "On the LAN" means on-link: the peer's mesh endpoint IPv4 lies in a network of
 the interface that holds this node's own endpoint address (``lan_link``). Each
