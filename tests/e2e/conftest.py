@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,6 +53,25 @@ def ferry(
     """Run the `ferry` CLI as a user would, pointed at this cluster (as the operator
     unless ``token`` is given)."""
     return run_cli(cluster, *args, cwd=cwd, timeout=timeout, token=token, stdin=stdin)
+
+
+def ferry_ok(cluster: ClusterSettings, *args: str, cwd: Path | None = None) -> Any:
+    """``ferry`` that must succeed: the test fails with the CLI's output otherwise."""
+    done = run_cli(cluster, *args, cwd=cwd)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
+def until(what: str, probe: Callable[[], Any], timeout: float = 60) -> Any:
+    """Call ``probe`` (a CLI or network round trip each: no sleep needed) until it is
+    truthy; return that value, or fail naming ``what`` and the last answer."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+    raise AssertionError(f"{what}: not within {timeout:.0f}s (last: {last!r})")
 
 
 def demo_dir(tmp: Path) -> Path:

@@ -10,7 +10,6 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,25 +17,13 @@ from typing import Any
 import pytest
 
 from ferry.cluster.settings import ClusterSettings
-from tests.e2e.conftest import cluster_pid, demo_dir, ferry
+from tests.e2e.conftest import cluster_pid, demo_dir, ferry, until
 
 pytestmark = pytest.mark.e2e
 
 
 def curl(cluster: ClusterSettings, region: str, *args: str) -> subprocess.CompletedProcess[str]:
     return ferry(cluster, "region", "exec", region, "--", "curl", "-sS", "-m", "5", *args)
-
-
-def until(what: str, probe: Callable[[], Any], timeout: float) -> Any:
-    """Poll ``probe`` (each call is a CLI run: no sleep needed between) until it returns
-    something truthy; fail after ``timeout`` seconds with the last answer."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-    raise AssertionError(f"{what}: not within {timeout:.0f}s (last: {last!r})")
 
 
 def test_a_custom_name_gets_a_certificate_from_the_cluster_ca_and_is_served_over_https(

@@ -10,7 +10,7 @@ import json
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,8 @@ import pytest
 
 from ferry.cluster.ephemeral import copy_demo_app, ephemeral_cluster, run_cli
 from ferry.cluster.settings import ClusterSettings
+from tests.e2e.conftest import ferry_ok as ferry
+from tests.e2e.conftest import until
 
 pytestmark = pytest.mark.e2e
 
@@ -36,27 +38,10 @@ def cluster() -> Iterator[ClusterSettings]:
         yield settings
 
 
-def ferry(cluster: ClusterSettings, *args: str, cwd: Path | None = None) -> Any:
-    done = run_cli(cluster, *args, cwd=cwd)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done
-
-
 def refused(cluster: ClusterSettings, *args: str) -> str:
     done = run_cli(cluster, *args)
     assert done.returncode == 1, done.stdout + done.stderr
     return done.stderr
-
-
-def until(what: str, probe: Callable[[], Any], timeout: float = 60) -> Any:
-    """Call ``probe`` (a CLI run each: no sleep needed) until it is truthy."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-    raise AssertionError(f"{what}: not within {timeout:.0f}s (last: {last!r})")
 
 
 def apps(cluster: ClusterSettings) -> list[str]:

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -25,6 +24,8 @@ from ferry.cluster.ephemeral import copy_demo_app, ephemeral_cluster, run_cli
 from ferry.cluster.settings import ClusterSettings
 from ferry.postgres import chaos
 from ferry.postgres.chaos import Writer
+from tests.e2e.conftest import ferry_ok as ferry
+from tests.e2e.conftest import until
 
 pytestmark = pytest.mark.e2e
 
@@ -43,12 +44,6 @@ def apps_of_the_module_are_deleted() -> None:
 def cluster() -> Iterator[ClusterSettings]:
     with ephemeral_cluster(("ams", "iad", "sin"), octet=195) as settings:
         yield settings
-
-
-def ferry(cluster: ClusterSettings, *args: str, cwd: Path | None = None) -> Any:
-    done = run_cli(cluster, *args, cwd=cwd)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done
 
 
 def status(cluster: ClusterSettings) -> list[dict[str, Any]]:
@@ -86,17 +81,6 @@ def until_whole(cluster: ClusterSettings, what: str) -> list[dict[str, Any]]:
     except AssertionError as exc:
         raise AssertionError(f"{exc}; last status: {LAST_STATUS[0]}") from None
     return rows
-
-
-def until(what: str, probe: Callable[[], Any], timeout: float) -> Any:
-    """Call ``probe`` (a CLI run each: no sleep needed) until it is truthy."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-    raise AssertionError(f"{what}: not within {timeout:.0f}s (last: {last!r})")
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ import signal
 import statistics
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ import pytest
 from ferry.cluster.ephemeral import ephemeral_cluster, run_cli
 from ferry.cluster.settings import ClusterSettings
 from ferry.postgres.image import default_cache_dir
-from tests.e2e.conftest import REPO, cluster_pid
+from tests.e2e.conftest import REPO, cluster_pid, until
 
 pytestmark = pytest.mark.e2e
 
@@ -55,17 +55,6 @@ def ferry(cluster: ClusterSettings, *args: str, cwd: Path | None = None) -> str:
     done = run_cli(cluster, *args, cwd=cwd)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
-
-
-def until(what: str, probe: Callable[[], Any], timeout: float = 60) -> Any:
-    """Call ``probe`` (a CLI or HTTP round trip each: no sleep needed) until it is truthy."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-    raise AssertionError(f"{what}: not within {timeout:.0f}s (last: {last!r})")
 
 
 def request(cluster: ClusterSettings, region: str, method: str, path: str, body: str = "") -> Any:

@@ -13,7 +13,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,8 @@ import pytest
 
 from ferry.cluster.ephemeral import copy_demo_app, ephemeral_cluster, run_cli
 from ferry.cluster.settings import ClusterSettings
-from tests.e2e.conftest import cluster_pid
+from tests.e2e.conftest import cluster_pid, until
+from tests.e2e.conftest import ferry_ok as ferry
 
 pytestmark = pytest.mark.e2e
 
@@ -55,25 +56,8 @@ def cluster() -> Iterator[ClusterSettings]:
     assert str(home) not in devices, f"loop devices left behind: {devices}"
 
 
-def ferry(cluster: ClusterSettings, *args: str, cwd: Path | None = None) -> Any:
-    done = run_cli(cluster, *args, cwd=cwd)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done
-
-
 def ferry_json(cluster: ClusterSettings, *args: str) -> Any:
     return json.loads(ferry(cluster, *args, "--json").stdout)
-
-
-def until(what: str, probe: Callable[[], Any], timeout: float = 60) -> Any:
-    """Call ``probe`` (a CLI run each: no sleep needed) until it is truthy."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-    raise AssertionError(f"{what}: not within {timeout:.0f}s (last: {last!r})")
 
 
 def notes(cluster: ClusterSettings, query: str = "") -> str:
