@@ -222,7 +222,12 @@ def test_three_regions_make_one_cluster_with_synchronous_replicas(cluster: Clust
     moved = ferry(cluster, "postgres", "failover", "pgha")
     print(moved.stdout.strip())
     assert "moved from" in moved.stdout
-    after = until("two replicas again after the failover", all_streaming, timeout=90)
+
+    def on_timeline_2() -> list[dict[str, Any]] | None:
+        rows = all_streaming()
+        return rows if rows and {r["timeline"] for r in rows} == {2} else None
+
+    after = until("two replicas again, on timeline 2", on_timeline_2, timeout=90)
     assert after[0]["role"] == "primary" and after[0]["region"] != "ams"
     assert {r["timeline"] for r in after} == {2}
     ferry(cluster, "postgres", "connect", "pgha", "--command", "update t set v = 8")

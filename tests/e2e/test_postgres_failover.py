@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -75,9 +75,19 @@ def whole_status(cluster: ClusterSettings) -> list[dict[str, Any]] | None:
     return rows if whole(rows) else None
 
 
-def until_whole(cluster: ClusterSettings, what: str) -> list[dict[str, Any]]:
+def until_whole(
+    cluster: ClusterSettings, what: str, also: Callable[[list[dict[str, Any]]], bool] = bool
+) -> list[dict[str, Any]]:
+    """Status rows once the database is whole and ``also`` holds for them. ``status`` asks
+    the first member that answers: right after a partition heals, a member's view can
+    still be the one from before the cut, which is whole too."""
+
+    def ready() -> list[dict[str, Any]] | None:
+        rows = whole_status(cluster)
+        return rows if rows and also(rows) else None
+
     try:
-        rows: list[dict[str, Any]] = until(what, lambda: whole_status(cluster), 180)
+        rows: list[dict[str, Any]] = until(what, ready, 180)
     except AssertionError as exc:
         raise AssertionError(f"{exc}; last status: {LAST_STATUS[0]}") from None
     return rows
@@ -122,7 +132,11 @@ def settle_and_check(
 ) -> None:
     """The database whole again on a new timeline, the old primary a replica, and every
     acknowledged row present."""
-    rows = until_whole(cluster, "the old primary back as a replica")
+
+    def moved_on(rows: list[dict[str, Any]]) -> bool:
+        return any(r["name"] == old["id"] and r["role"] != "primary" for r in rows)
+
+    rows = until_whole(cluster, "the old primary back as a replica", moved_on)
     roles = {r["name"]: r["role"] for r in rows}
     assert roles[old["id"]] in ("replica", "sync replica"), rows
     assert {r["timeline"] for r in rows} == {before[0]["timeline"] + 1}, rows
