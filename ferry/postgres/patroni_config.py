@@ -246,7 +246,7 @@ def read_settings(env: Mapping[str, str], hostname: str | None = None) -> Postgr
         synchronous_mode_strict=sync and env.get("PG_SYNC_STRICT", "") == "1",
         **_timings(env),
         follower=env.get("PG_FOLLOWER", "") == "1",
-        disk_mb=_positive_int(env, "PG_DISK_MB", 0, "MB") if env.get("PG_DISK_MB") else 0,
+        disk_mb=_positive_int(env, "PG_DISK_MB", 0, "MB"),
         region=_member_name(env.get("FLY_REGION") or "unknown"),
     )
 
