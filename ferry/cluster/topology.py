@@ -13,6 +13,7 @@ import logging
 import shutil
 from pathlib import Path
 
+from ferry.errors import NetworkError
 from ferry.net.iproute import add_netns, delete_netns, ip_batch, list_netns, set_sysctl
 from ferry.net.plan import ClusterPlan, HostPlan, RemoteHostPlan
 
@@ -67,6 +68,7 @@ def build_topology(plan: ClusterPlan) -> None:
             ],
             netns=region.netns,
         )
+        switch_without_netfilter(region.netns)
         write_region_resolver(region.netns, plan.edge_address)
         for host in region.hosts:
             _build_host(plan, region.netns, host)
@@ -186,3 +188,24 @@ table inet ferry_wan {{
     }}
 }}
 """
+
+
+BRIDGE_NETFILTER = (
+    "bridge-nf-call-arptables",
+    "bridge-nf-call-iptables",
+    "bridge-nf-call-ip6tables",
+)
+
+
+def switch_without_netfilter(netns: str) -> None:
+    """Let the region's LAN bridge switch frames as a switch does: without passing them to
+    the namespace's IP firewall (``br_netfilter``, when some process has loaded it, does by
+    default). Otherwise a packet the edge's kernel forwards back to the host it came from
+    (Flycast's kernel path, ``ferry.net.flycast_fast``) is taken for a bridged frame after
+    its NAT and dropped (a bridge never sends a frame out of the port it came in by).
+    Without ``br_netfilter`` the keys do not exist and there is nothing to do."""
+    for key in BRIDGE_NETFILTER:
+        try:
+            set_sysctl(netns, f"net.bridge.{key}", "0")
+        except NetworkError:
+            return  # br_netfilter not loaded: bridges do not call the IP firewall

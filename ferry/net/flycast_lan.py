@@ -48,6 +48,7 @@ __all__ = [
     "TABLE",
     "LanHost",
     "LanLink",
+    "edge_address",
     "edge_lan_hosts",
     "edge_routes",
     "edge_ruleset",
@@ -159,13 +160,24 @@ def host_gateway(
 
 
 def host_routes(
-    flycast: Iterable[str], gateway: ipaddress.IPv6Address | None, ifname: str
+    flycast: Iterable[str],
+    gateway: ipaddress.IPv6Address | None,
+    ifname: str,
+    edge_address: str | None = None,
 ) -> set[str]:
     """The routes (``ip -6 route`` arguments, without proto and metric) a host wants for
-    Flycast over the LAN: every /80 via ``gateway``; none without a gateway."""
+    Flycast over the LAN: every /80 via ``gateway``, and the edge's own mesh address
+    (``edge_address``: the source of the connections its kernel forwards to machines,
+    ``ferry.net.flycast_fast``); none without a gateway."""
     if gateway is None:
         return set()
-    return {f"{prefix} via {gateway} dev {ifname}" for prefix in flycast}
+    wanted = [*flycast, *([f"{edge_address.split('/')[0]}/128"] if edge_address else [])]
+    return {f"{prefix} via {gateway} dev {ifname}" for prefix in wanted}
+
+
+def edge_address(snapshot: MeshSnapshot, edge_id: str | None) -> str | None:
+    """The mesh address of the node ``edge_id`` (None when the snapshot has no such node)."""
+    return next((n.address for n in snapshot.nodes if n.id == edge_id), None)
 
 
 def edge_lan_hosts(

@@ -38,7 +38,9 @@ from ferry.net.flycast_lan import (
     REPLY_TABLE,
     ROUTE_METRIC,
     ROUTE_PROTO,
+    LanHost,
     LanLink,
+    edge_address,
     edge_lan_hosts,
     edge_routes,
     edge_ruleset,
@@ -47,7 +49,7 @@ from ferry.net.flycast_lan import (
     lan_link,
 )
 
-__all__ = ["EdgeFlycastLan", "FlycastLanReport", "HostFlycastLan"]
+__all__ = ["EdgeFlycastLan", "EdgeLanView", "FlycastLanReport", "HostFlycastLan"]
 
 PING_TIMEOUT_SECONDS = 1
 
@@ -79,18 +81,31 @@ class HostFlycastLan:
             except NetworkError as exc:  # e.g. IPv6 disabled on the LAN interface
                 reasons.append(f"flycast: stays on WireGuard: {exc}")
                 gateway = None
-        want = host_routes(snapshot.flycast, gateway, link.ifname if link else "")
+        edge = edge_address(snapshot, serves.get(self.node_id))
+        want = host_routes(snapshot.flycast, gateway, link.ifname if link else "", edge)
         reasons += _set_routes(self.netns, want, table=None)
         return FlycastLanReport(gateway, tuple(reasons))
 
 
+class EdgeLanView:
+    """What the edge's event loop reads of its LAN, written by the mesh thread: the LAN
+    hosts whose MAC address the edge's checks know (``hosts``), and the edge's own mesh
+    address (``source``). Each attribute is replaced whole, never changed in place."""
+
+    def __init__(self) -> None:
+        self.hosts: tuple[LanHost, ...] = ()
+        self.source: ipaddress.IPv6Address | None = None
+
+
 @dataclass(frozen=True)
 class EdgeFlycastLan:
-    """An edge's side: ``node_id`` is ``edge-<region>``, ``endpoint`` its mesh endpoint."""
+    """An edge's side: ``node_id`` is ``edge-<region>``, ``endpoint`` its mesh endpoint;
+    ``view`` (if any) gets the LAN hosts each cycle has checked."""
 
     endpoint: str | None
     node_id: str
     netns: str | None = None
+    view: EdgeLanView | None = None
 
     def sync(self, snapshot: MeshSnapshot, serves: Mapping[str, str | None]) -> FlycastLanReport:
         link = _own_link(self.netns, self.endpoint)
@@ -109,6 +124,10 @@ class EdgeFlycastLan:
         reasons += _set_routes(self.netns, want, table=REPLY_TABLE)
         reasons += _ensure_reply_rule(self.netns)
         nftables.apply_ruleset(self.netns, edge_ruleset(snapshot.flycast, hosts))
+        if self.view is not None:
+            own = edge_address(snapshot, self.node_id)
+            self.view.source = ipaddress.IPv6Address(own.split("/")[0]) if own else None
+            self.view.hosts = tuple(h for h in hosts if h.mac and h.prefixes)
         return FlycastLanReport(None, tuple(reasons), retry=any(not h.mac for h in hosts))
 
 

@@ -22,9 +22,11 @@ from pathlib import Path
 from ferry.client import FerryClient
 from ferry.errors import FerryError
 from ferry.model.machine_waf import WafEvent
+from ferry.net.flycast_lan_sync import EdgeLanView
 from ferry.proxy.dns import serve_dns
 from ferry.proxy.edge_mesh import start_edge_mesh
 from ferry.proxy.flycast import FlycastListeners
+from ferry.proxy.flycast_fast import FlycastFastPath
 from ferry.proxy.flycast_feed import FlycastWatcher
 from ferry.proxy.limits import LoadTracker
 from ferry.proxy.metrics import EdgeStats
@@ -143,6 +145,7 @@ def run_edge(settings: EdgeSettings) -> None:
     threading.Thread(target=feed.run, args=(stop,), name="tls", daemon=True).start()
     # Flycast rides the mesh: hosts route its addresses over WireGuard to this edge.
     flycast = FlycastWatcher(client, settings.region, settings.state_dir / "flycast.json")
+    lan_view = EdgeLanView()  # the mesh thread's LAN hosts, for Flycast's kernel path
     if settings.mesh_endpoint:
         flycast.load_cached()  # answers at once, even while the control plane is down
         threading.Thread(target=flycast.run, args=(stop,), name="flycast", daemon=True).start()
@@ -153,6 +156,7 @@ def run_edge(settings: EdgeSettings) -> None:
             settings.mesh_endpoint,
             settings.state_dir,
             stop,
+            lan_view,
         )
 
     async def main() -> None:
@@ -194,6 +198,8 @@ def run_edge(settings: EdgeSettings) -> None:
             proxy.http, flycast.current, watcher.current, tcp=proxy.tcp
         )
         flycast_task = loop.create_task(flycast_listeners.run()) if settings.mesh_endpoint else None
+        fast_path = FlycastFastPath(flycast.current, watcher.current, rtt, proxy.health, lan_view)
+        fast_task = loop.create_task(fast_path.run()) if settings.mesh_endpoint else None
         dns = region_dns = None
         if settings.dns_port:
             dns = await serve_dns(
@@ -229,12 +235,13 @@ def run_edge(settings: EdgeSettings) -> None:
         try:
             await done.wait()
         finally:
-            for task in (reporter, shipper, flycast_task):
+            for task in (reporter, shipper, flycast_task, fast_task):
                 if task is None:
                     continue
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await fast_path.close()
             await flycast_listeners.close()
             if dns is not None:
                 dns.close()

@@ -19,7 +19,7 @@ from ferry.client import FerryClient
 from ferry.errors import FerryError
 from ferry.model.mesh import MeshNode, MeshSnapshot, edge_node_id
 from ferry.net import sixpn, wireguard
-from ferry.net.flycast_lan_sync import EdgeFlycastLan
+from ferry.net.flycast_lan_sync import EdgeFlycastLan, EdgeLanView
 from ferry.net.mesh_sync import HostMesh
 from ferry.proxy.edge_gateway import start_peer_gateway
 
@@ -37,10 +37,12 @@ def start_edge_mesh(
     endpoint: str,
     state_dir: Path,
     stopping: threading.Event,
+    view: EdgeLanView | None = None,
 ) -> threading.Thread:
-    """Join the mesh in a thread of its own (it retries until the control plane answers)."""
+    """Join the mesh in a thread of its own (it retries until the control plane answers);
+    ``view`` gets the LAN hosts it checks (Flycast's kernel path reads them)."""
     thread = threading.Thread(
-        target=_run, args=(client, region, scope, endpoint, state_dir, stopping),
+        target=_run, args=(client, region, scope, endpoint, state_dir, stopping, view),
         name="mesh", daemon=True,
     )  # fmt: skip
     thread.start()
@@ -54,6 +56,7 @@ def _run(
     endpoint: str,
     state_dir: Path,
     stopping: threading.Event,
+    view: EdgeLanView | None,
 ) -> None:
     cache = state_dir / "mesh.json"
     node_id = edge_node_id(region)
@@ -84,7 +87,7 @@ def _run(
     log.info("mesh: %s at %s as %s", mesh.ifname, endpoint, address)
     start_peer_gateway(client, region, scope, number, endpoint, state_dir, stopping)
     # Hosts on the edge's LAN send Flycast over it: answer them over it, check sources.
-    lan = EdgeFlycastLan(endpoint, node_id)
+    lan = EdgeFlycastLan(endpoint, node_id, view=view)
     MeshLoop(client, announce, mesh, list, stopping, cache, lan).run()
 
 

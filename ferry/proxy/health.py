@@ -39,6 +39,7 @@ class HealthBook:
     def __init__(self, *, cooldown: float = 2.0) -> None:
         self.health: dict[str, bool] = {}
         self.checked: dict[str, bool] = {}  # failing active checks only
+        self.reported: set[str] = set()  # machines with an active check result (any)
         self._failing_checks: dict[str, set[str]] = {}
         self._cooldown_until: dict[str, asyncio.TimerHandle] = {}
         self._cooldown = cooldown
@@ -56,6 +57,7 @@ class HealthBook:
 
     def set_check(self, machine_id: str, check: str, passing: bool) -> None:
         """Record an active check result; idempotent."""
+        self.reported.add(machine_id)
         failing = self._failing_checks.setdefault(machine_id, set())
         if passing:
             failing.discard(check)
@@ -83,6 +85,7 @@ class HealthBook:
     def forget(self, machine_id: str) -> None:
         """Drop everything known about a machine that left the table."""
         self._failing_checks.pop(machine_id, None)
+        self.reported.discard(machine_id)
         handle = self._cooldown_until.pop(machine_id, None)
         if handle is not None:
             handle.cancel()

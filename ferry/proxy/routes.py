@@ -47,6 +47,7 @@ class Backend:
     state: MachineState
     desired_state: DesiredState
     services: tuple[ServicePorts, ...] = ()
+    sixpn: str = ""  # its 6PN address ("" when it has none): Flycast's kernel path
 
     @property
     def started(self) -> bool:
@@ -134,6 +135,7 @@ def backend_from_machine(m: Machine, lan: Lan = None) -> Backend:
         state=m.state,
         desired_state=m.desired_state,
         services=tuple(services),
+        sixpn=m.private_ip or "",
     )
 
 

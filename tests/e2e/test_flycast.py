@@ -26,7 +26,7 @@ from ferry.cluster.settings import ClusterSettings
 from ferry.model import Machine, MachineConfig, MachineState, ServiceConfig, ServicePort
 from ferry.net import sixpn
 from ferry.net.flycast import is_flycast
-from tests.e2e.conftest import ferry
+from tests.e2e.conftest import ferry, until
 from tests.e2e.test_edge import deploy_demo, until_edge_sees
 from tests.e2e.test_private_network import developer_peer, fetch, in_machine
 
@@ -263,6 +263,25 @@ def test_a_raw_tcp_service_is_spliced_to_the_apps_machines(
         time.sleep(0.5)
     assert answered_by(answer) == machine.id, answer  # HTTP bytes, no edge in between
     assert "HTTP/1.0 200" in answer or "HTTP/1.1 200" in answer
+
+    def forwarded_by_the_kernel() -> int:
+        # ams-1 is on the edge's LAN: its kernel forwards the port (ferry.net.flycast_fast).
+        answered = in_machine(cluster, caller, sys.executable, "-c", script).stdout
+        assert answered_by(answered) == machine.id, answered
+        return _kernel_forwarded(cluster, "ams", "rawtcp")
+
+    until("the edge's kernel forwards rawtcp:7000", forwarded_by_the_kernel, timeout=30)
+
+
+def _kernel_forwarded(cluster: ClusterSettings, region: str, app: str) -> int:
+    """Connections the region edge's kernel forwarded for ``app`` (its rule's counter)."""
+    shown = subprocess.run(
+        ["ip", "netns", "exec", f"{cluster.prefix}-{region}",
+         "nft", "list", "chain", "ip6", "ferry_flycast_fast", "to_machines"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    found = re.search(rf'counter packets (\d+) bytes \d+ .*comment "{app}"', shown.stdout)
+    return int(found.group(1)) if found else 0
 
 
 def test_another_organization_gets_no_name_and_no_connection(

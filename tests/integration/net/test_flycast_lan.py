@@ -18,6 +18,7 @@ import json
 import re
 import secrets
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,11 +26,14 @@ from datetime import UTC, datetime
 import pytest
 
 from ferry.agent.mesh_loop import flycast_edges
+from ferry.cluster.topology import switch_without_netfilter
 from ferry.model.mesh import MeshNode, MeshNodeKind, MeshSnapshot
 from ferry.net import sixpn
 from ferry.net.flycast import flycast_address, flycast_prefix
-from ferry.net.flycast_lan_sync import EdgeFlycastLan, HostFlycastLan
+from ferry.net.flycast_fast import FastPort, fast_ruleset
+from ferry.net.flycast_lan_sync import EdgeFlycastLan, EdgeLanView, HostFlycastLan
 from ferry.net.iproute import add_netns, delete_netns, ip, ip_batch, set_sysctl
+from ferry.net.nftables import apply_ruleset
 
 ORG = 0x5
 FLYCAST = flycast_address(ORG, 1)
@@ -84,6 +88,7 @@ def lab() -> Iterator[Lab]:
             ],
             netns=made.edge,
         )
+        switch_without_netfilter(made.edge)  # as the embedded cluster's region bridge
         for n, netns in enumerate(made.hosts.values(), start=1):
             add_netns(netns)
             set_sysctl(netns, "net.ipv6.conf.all.forwarding", "1")
@@ -168,3 +173,63 @@ def test_a_host_leaving_the_lan_or_the_snapshot_loses_its_lan_routes(lab: Lab) -
     assert _dropped(lab.edge) >= dropped + 2
     _sync(lab, _snapshot(1, 2, edge=False))  # no edge on the LAN: hosts keep WireGuard
     assert "proto 241" not in ip("-6", "route", "show", netns=h1)
+
+
+_ECHO_PEER = """
+import socket, sys
+server = socket.socket(socket.AF_INET6)
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind((sys.argv[1], 7001))
+server.listen()
+print("ready", flush=True)
+conn, peer = server.accept()
+conn.sendall(peer[0].encode())
+conn.close()
+"""
+
+_ASK = """
+import socket, sys
+conn = socket.create_connection((sys.argv[1], 7000), timeout=5)
+print(conn.getpeername()[0], conn.recv(200).decode())
+"""
+
+
+@pytest.mark.parametrize("client_host", ["ams-2", "ams-1"])
+def test_the_edges_kernel_forwards_a_fast_port_over_the_lan_from_its_own_address(
+    lab: Lab, client_host: str
+) -> None:
+    """``ferry.net.flycast_fast``: a connection to the Flycast address's fast port reaches
+    the machine on ams-1 from the edge's mesh address, the client (on another host, or
+    the machine's own: back out of the bridge port it came in by) sees the Flycast
+    address answer, and both ways cross the LAN, not the mesh."""
+    view = EdgeLanView()
+    snapshot = _snapshot(1, 2)
+    _sync(lab, snapshot)
+    EdgeFlycastLan(EDGE_ENDPOINT, "edge-ams", lab.edge, view=view).sync(
+        snapshot, flycast_edges(snapshot)
+    )
+    assert view.source == ipaddress.IPv6Address("fdaa::a:0:0:1")
+    assert {h.node_id for h in view.hosts} == {"ams-1", "ams-2"}
+    fast = FastPort(FLYCAST, 7000, sixpn.org_prefix(ORG), (lab.machine(1),), 7001, "db")
+    set_sysctl(lab.edge, "net.ipv6.conf.all.forwarding", "1")
+    apply_ruleset(lab.edge, fast_ruleset([fast], view.source))
+    mesh = _tx_bytes(lab.edge, "mesh0")
+    server = subprocess.Popen(
+        ["ip", "netns", "exec", lab.hosts["ams-1"], sys.executable, "-c", _ECHO_PEER,
+         str(lab.machine(1))],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+        asked = subprocess.run(
+            ["ip", "netns", "exec", lab.hosts[client_host], sys.executable, "-c", _ASK,
+             str(FLYCAST)],
+            capture_output=True, text=True, timeout=20,
+        )  # fmt: skip
+    finally:
+        server.kill()
+        server.wait(timeout=10)
+    assert asked.stdout.split() == [str(FLYCAST), "fdaa::a:0:0:1"], asked.stdout + asked.stderr
+    assert _tx_bytes(lab.edge, "mesh0") - mesh < 1200
+    assert "packets 1 " in ip("netns", "exec", lab.edge, "nft", "list", "chain", "ip6",
+                              "ferry_flycast_fast", "to_machines")  # fmt: skip
