@@ -17,9 +17,11 @@ once both replicas have replayed it (within 1 MB). Then:
    in ams, three ways: ``direct`` = the member's own Postgres, ``<6PN>:5433``;
    ``forwarder`` = the member's port 5432 (``ferry/postgres/primary_proxy.py``,
    which forwards to the primary: here itself); ``flycast`` = ``pgbench.flycast:5432``
-   (the address resolved once in the netns: the region's edge splices the
-   connection to the primary's own 5433: the member whose Patroni answers
-   ``/primary``). Modes: ``select-only`` (``-S``), ``tpcb-like`` (pgbench's default script) and
+   (the address resolved once in the netns: the region's edge sends the
+   connection to the primary's own 5433, the member whose Patroni answers
+   ``/primary``; with the primary on the edge's LAN its kernel forwards it,
+   ``ferry.net.flycast_fast``, and the bench prints how many connections it did).
+   Modes: ``select-only`` (``-S``), ``tpcb-like`` (pgbench's default script) and
    ``select-only -C`` (a new connection, SCRAM login included, per transaction).
    After an uncounted 5 s warm-up of each script (direct),
    ``--rounds`` interleaved rounds of ``--seconds`` each, the order of the three
@@ -330,6 +332,16 @@ def deploy_client(settings: ClusterSettings) -> dict[str, str]:
     return next(m for m in listed if m["state"] == "started")
 
 
+def kernel_forwarded(prefix: str, region: str) -> int:
+    """Connections the region edge's kernel forwarded (its ``to_machines`` counters)."""
+    shown = subprocess.run(
+        ["ip", "netns", "exec", f"{prefix}-{region}",
+         "nft", "list", "chain", "ip6", "ferry_flycast_fast", "to_machines"],
+        capture_output=True, text=True, check=False, timeout=30,
+    )  # fmt: skip
+    return sum(int(n) for n in re.findall(r"counter packets (\d+)", shown.stdout))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -367,6 +379,7 @@ def main() -> None:
                 raise RuntimeError("no 5432 forwarder found in the primary's namespace")
             print("throughput:", flush=True)
             cells = throughput(netns, db, targets, forwarder, args)
+            kernel = kernel_forwarded(settings.prefix, "ams")
             print("replica lag:", flush=True)
             lag = replica_lag(settings, netns, db, primary, args.lag_seconds)
         report = conditions(
@@ -377,6 +390,9 @@ def main() -> None:
                 "client": f"pgbench -c {args.clients} -j 2 -T {args.seconds} from {CLIENT_APP}'s"
                 f" machine netns in ams, {args.rounds} interleaved rounds",
                 "ways": ", ".join(f"{k} {h}:{p}" for k, (h, p) in targets.items()),
+                "flycast path": f"client on {client['host_id']}, primary on {host.host_id};"
+                f" connections the ams edge's kernel forwarded: {kernel}"
+                " (ferry.net.flycast_fast; the rest were spliced by the edge process)",
             },
         )
         print("\n".join(["", "== pgbench through 5432 against direct (5433)", *report]))
