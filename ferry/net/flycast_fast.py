@@ -8,8 +8,11 @@ When every machine the edge would pick for such a port is on a host of its
 LAN (``ferry.net.flycast_lan``), its kernel forwards the connection instead:
 
 - ``to_machines`` (NAT, prerouting): a new connection to the Flycast address
-  and port from the address's own organization (its /48) is sent to one of
-  the machines' 6PN address and internal port (round robin among several);
+  and port from the address's own organization (its /48), arriving over the
+  LAN (Ethernet), is sent to one of the machines' 6PN address and internal
+  port (round robin among several). Clients over WireGuard (a remote host, a
+  developer's peer, whose gateway forwards nothing but its own) keep the
+  listeners;
 - ``lan_route`` (prerouting): both directions of such a connection carry the
   mark of the edge's Flycast answers, so ``REPLY_TABLE`` routes them over the
   LAN link (the machine's host there, the client's host back);
@@ -69,7 +72,8 @@ def fast_ruleset(ports: Sequence[FastPort], source: ipaddress.IPv6Address | None
     addresses = sorted({p.address for p in usable})
     elements = f" elements = {{ {', '.join(map(str, addresses))} }};" if addresses else ""
     forwards = [
-        f"    ip6 daddr {p.address} tcp dport {p.port} ip6 saddr {p.organization}"
+        f"    meta iiftype ether ip6 daddr {p.address} tcp dport {p.port}"
+        f" ip6 saddr {p.organization}"
         f' counter {_destination(p)} comment "{p.app}"'
         for p in usable
     ]

@@ -97,7 +97,7 @@ def test_the_ruleset_checks_the_organization_and_balances_over_several_machines(
     source = ipaddress.IPv6Address("fdaa::a:0:0:1")
     rules = fast_ruleset([one, two], source)
     check_ruleset(rules)
-    assert f"ip6 daddr {DB} tcp dport 5432 ip6 saddr fdaa:0:10::/48" in rules
+    assert f"meta iiftype ether ip6 daddr {DB} tcp dport 5432 ip6 saddr fdaa:0:10::/48" in rules
     assert f"dnat ip6 to [{_address(1)}]:5433" in rules
     assert "numgen inc mod 2 map" in rules
     assert f"snat ip6 to {source}" in rules
