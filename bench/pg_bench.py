@@ -23,10 +23,12 @@ once both replicas have replayed it (within 1 MB). Then:
    ``ferry.net.flycast_fast``, and the bench prints how many connections it did).
    Modes: ``select-only`` (``-S``), ``tpcb-like`` (pgbench's default script) and
    ``select-only -C`` (a new connection, SCRAM login included, per transaction).
-   After an uncounted 5 s warm-up of each script (direct),
-   ``--rounds`` interleaved rounds of ``--seconds`` each, the order of the three
-   rotated every round; the ratio of a way is its tps over ``direct``'s in the
-   same round and mode. Less noisy than tps on a shared machine: the primary
+   After an uncounted 5 s warm-up of each script (direct), ``--rounds`` rounds;
+   in each, per mode, every way runs ``--seconds`` in all, in ``SLICES`` (4)
+   turns of a share each, the three taking turns in an order rotated every
+   turn (the machine's slow spells — tens of seconds after a ``-C`` block —
+   fall on all three alike); the ratio of a way is its tps over ``direct``'s in
+   the same round and mode. Less noisy than tps on a shared machine: the primary
    machine's CPU per transaction (``member µs/tx``, its cgroup's cpuacct: Postgres,
    the forwarder, Patroni, etcd) and ``CPU ratio`` = direct's over this way's, which
    is the throughput ratio when the member's CPU (its 1-CPU quota) is what limits;
@@ -89,6 +91,7 @@ CLIENT_APP = "pgclient"
 MODES = {"select-only": ["-S"], "tpcb-like": [], "select-only -C": ["-S", "-C"]}
 SAMPLE_S = 0.1
 WARMUP_RUN_S = 5  # an uncounted run of each of select-only and tpcb-like first
+SLICES = 4  # each way's seconds of a round and mode, in this many turns (see throughput)
 WARMUP_S = 3.0  # lag samples before this (after the load starts) are not counted
 
 
@@ -129,36 +132,50 @@ def throughput(
     forwarder: int,
     args: argparse.Namespace,
 ) -> dict[tuple[str, str], Cell]:
+    """Each round and mode: every way for ``args.seconds`` in all, as ``SLICES`` runs of
+    a share each, the ways taking turns (their order rotated every slice), so that a
+    slow spell of the shared machine falls on every way alike."""
     cells = {(mode, way): Cell() for mode in MODES for way in targets}
     ways = list(targets)
     member = cgroup_of(forwarder)  # the forwarder runs in the primary machine's cgroup
     # Not counted: after pgbench -i the first run ran slower (cold caches, autovacuum).
     for flags in (["-S"], []):
         pgbench(netns, db, *targets["direct"], flags, args.clients, WARMUP_RUN_S)
+    share = max(1, args.seconds // SLICES)
     for round_no in range(args.rounds):
         for mode, flags in MODES.items():
-            order = ways[round_no % len(ways) :] + ways[: round_no % len(ways)]
+            totals = {way: [0.0] * 7 for way in ways}  # busy s, latency·tx, tx, CPU s…
+            for slice_no in range(SLICES):
+                turn = (round_no + slice_no) % len(ways)
+                for way in ways[turn:] + ways[:turn]:
+                    before, member_before = cpu_seconds(forwarder), cgroup_cpu(member)
+                    tps, latency, count = pgbench(
+                        netns, db, *targets[way], flags, args.clients, share
+                    )
+                    used, periods, throttled = (
+                        a - b for a, b in zip(cgroup_cpu(member), member_before, strict=True)
+                    )
+                    total = totals[way]
+                    total[0] += count / tps if tps else share  # seconds of transactions
+                    total[1] += latency * count
+                    total[2] += count
+                    total[3] += cpu_seconds(forwarder) - before
+                    total[4] += used
+                    total[5] += periods
+                    total[6] += throttled
             tps_of: dict[str, float] = {}
             member_of: dict[str, float] = {}
-            for way in order:
-                host, port = targets[way]
-                before = cpu_seconds(forwarder)
-                member_before = cgroup_cpu(member)
-                tps, latency, count = pgbench(
-                    netns, db, host, port, flags, args.clients, args.seconds
-                )
-                used, periods, throttled = (
-                    a - b for a, b in zip(cgroup_cpu(member), member_before, strict=True)
-                )
-                spent = None
-                if way != "direct" and count:
-                    spent = (cpu_seconds(forwarder) - before) / count * 1e6
-                member_us = used / max(count, 1) * 1e6
-                run = Run(tps, latency, count, spent, member_us, throttled / max(periods, 1))
+            for way, (busy, latency_sum, done, fwd, spent_member, slots, full) in totals.items():
+                rate = done / busy if busy else 0.0
+                spent = fwd / done * 1e6 if way != "direct" and done else None
+                member_us = spent_member / max(done, 1) * 1e6
+                run = Run(
+                    rate, latency_sum / max(done, 1), int(done), spent, member_us,
+                    full / max(slots, 1),
+                )  # fmt: skip
                 cells[(mode, way)].runs.append(run)
-                tps_of[way] = tps
-                member_of[way] = member_us
-                print(f"  round {round_no + 1} {mode:15} {way:10} {tps:9.0f} tps", flush=True)
+                tps_of[way], member_of[way] = rate, member_us
+                print(f"  round {round_no + 1} {mode:15} {way:10} {rate:9.0f} tps", flush=True)
             for way in ways:
                 cells[(mode, way)].ratios.append(tps_of[way] / tps_of["direct"])
                 cells[(mode, way)].cpu_ratios.append(member_of["direct"] / member_of[way])

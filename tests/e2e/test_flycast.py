@@ -234,33 +234,42 @@ def test_the_edge_drops_flycast_packets_with_another_hosts_source_from_the_lan(
     assert _edge_drops(cluster, "ams") > dropped
 
 
-def test_a_raw_tcp_service_is_spliced_to_the_apps_machines(
-    cluster: ClusterSettings,
-    client: FerryClient,
-    echo: tuple[str, list[Machine]],
-    callers: dict[str, Machine],
-) -> None:
-    """A service with no handler (raw TCP, as Postgres' 5432) is served on the app's
-    Flycast address byte for byte: the edge picks a machine, the bytes pass untouched."""
+@pytest.fixture(scope="module")
+def rawtcp(client: FerryClient, echo: tuple[str, list[Machine]]) -> tuple[str, Machine]:
+    """App `rawtcp`: one machine in ams serving raw TCP port 7000 (no handler), and its
+    Flycast address."""
     client.create_app("rawtcp")
     service = ServiceConfig(protocol="tcp", internal_port=8080, ports=[ServicePort(port=7000)])
     config = echo[1][0].config.model_copy(update={"services": [service], "checks": {}})
     machine = client.create_machine("rawtcp", config, region="ams")
     assert client.wait_machine("rawtcp", machine.id, timeout=90) == "started"
-    address = client.assign_ip("rawtcp").ip
-    caller = callers["ams-1"]
-    script = (
+    return client.assign_ip("rawtcp").ip, machine
+
+
+def _raw_http(address: str) -> str:
+    """A Python one-liner: an HTTP/1.0 request over a plain TCP connection to port 7000."""
+    return (
         "import socket\n"
         f"s = socket.create_connection(({address!r}, 7000), timeout=5)\n"
         "s.sendall(b'GET / HTTP/1.0\\r\\nHost: whatever\\r\\n\\r\\n')\n"
         "print(b''.join(iter(lambda: s.recv(65536), b'')).decode())\n"
     )
-    answer = ""
-    for _ in range(20):  # the edge opens port 7000 once its tables have the app
-        answer = in_machine(cluster, caller, sys.executable, "-c", script).stdout
-        if "Hello from Ferry!" in answer:
-            break
-        time.sleep(0.5)
+
+
+def test_a_raw_tcp_service_is_spliced_to_the_apps_machines(
+    cluster: ClusterSettings, rawtcp: tuple[str, Machine], callers: dict[str, Machine]
+) -> None:
+    """A service with no handler (raw TCP, as Postgres' 5432) is served on the app's
+    Flycast address byte for byte: the edge picks a machine, the bytes pass untouched."""
+    address, machine = rawtcp
+    caller = callers["ams-1"]
+    script = _raw_http(address)
+
+    def answered() -> str:  # the edge opens port 7000 once its tables have the app
+        text = in_machine(cluster, caller, sys.executable, "-c", script).stdout
+        return text if "Hello from Ferry!" in text else ""
+
+    answer = until("rawtcp answers on its Flycast address", answered, timeout=30)
     assert answered_by(answer) == machine.id, answer  # HTTP bytes, no edge in between
     assert "HTTP/1.0 200" in answer or "HTTP/1.1 200" in answer
 
@@ -297,6 +306,7 @@ def test_a_developer_peer_reaches_it_by_name(
     cluster: ClusterSettings,
     client: FerryClient,
     echo: tuple[str, list[Machine]],
+    rawtcp: tuple[str, Machine],
     tmp_path: Path,
 ) -> None:
     """`ferry wireguard create` and real wg-quick in a client namespace beside ams: the
@@ -325,6 +335,19 @@ def test_a_developer_peer_reaches_it_by_name(
             capture_output=True, text=True, timeout=30,
         )  # fmt: skip
         assert answered_by(done.stdout + done.stderr) in {m.id for m in machines}
+        # A raw TCP port the edge's kernel forwards for LAN hosts: a peer (over
+        # WireGuard, whose gateway forwards nothing) is still served by the edge itself.
+        raw_address, raw_machine = rawtcp
+
+        def raw_answer() -> str:
+            raw = subprocess.run(
+                ["ip", "netns", "exec", client_ns, sys.executable, "-c", _raw_http(raw_address)],
+                capture_output=True, text=True, timeout=30,
+            )  # fmt: skip
+            return raw.stdout if "Hello from Ferry!" in raw.stdout else ""
+
+        raw = until("the peer reaches rawtcp:7000", raw_answer, timeout=30)
+        assert answered_by(raw) == raw_machine.id
 
 
 def test_a_flycast_request_starts_a_stopped_app(
