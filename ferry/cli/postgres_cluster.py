@@ -98,9 +98,10 @@ def status_command(
     db: str = _DB,
     as_json: bool = typer.Option(False, "--json", "-j", help="Print the members as JSON"),
 ) -> None:
-    """Members of the cluster: role, state, timeline, replication lag (from Patroni)."""
+    """Members of the cluster: role, state, timeline, replication lag (from Patroni; every
+    member is asked, the freshest answer shown)."""
     client = context.client(ctx)
-    rows = manage.cluster_members(client, db)
+    rows = manage.cluster_view_of_all(client, db)
     regions = {m.id: m.region for m in manage.members_of(client, db)}
     if as_json:
         output.print_json(

@@ -51,6 +51,7 @@ from ferry.postgres.patroni_config import (
 __all__ = [
     "CreatedCluster",
     "cluster_members",
+    "cluster_view_of_all",
     "create_cluster",
     "destroy_cluster",
     "find_primary",
@@ -245,6 +246,26 @@ def cluster_members(client: FerryClient, name: str) -> list[plan.MemberStatus]:
             problem = exc if isinstance(exc, FerryError) else UnavailableError(str(exc))
     assert problem is not None
     raise UnavailableError(f"no member of {name} answered: {problem.message}")
+
+
+def cluster_view_of_all(client: FerryClient, name: str) -> list[plan.MemberStatus]:
+    """Patroni's view of the cluster asked of every started member, the freshest kept
+    (``plan.freshest_view``): what ``status`` shows. ``UnavailableError`` when none
+    answers."""
+    started = [m for m in members_of(client, name) if m.state is MachineState.STARTED]
+    if not started:
+        raise UnavailableError(f"no member of {name} is started", hint="`ferry machine list`")
+    views, problem = [], None
+    for machine in started:
+        try:
+            out = _exec(client, name, machine, ["/usr/bin/python3", "-c", _CLUSTER_PROBE])
+            views.append(plan.read_cluster(json.loads(out)))
+        except (FerryError, ValueError) as exc:
+            problem = exc if isinstance(exc, FerryError) else UnavailableError(str(exc))
+    if not views:
+        assert problem is not None
+        raise UnavailableError(f"no member of {name} answered: {problem.message}")
+    return plan.freshest_view(views)
 
 
 def find_primary(client: FerryClient, name: str) -> Machine:

@@ -47,6 +47,7 @@ __all__ = [
     "database_url",
     "detach_sql",
     "etcd_timings",
+    "freshest_view",
     "member_env",
     "new_credentials",
     "read_cluster",
@@ -278,6 +279,20 @@ class MemberStatus:
 
 
 _ROLES = {"leader": "primary", "master": "primary", "primary": "primary"}
+
+
+def freshest_view(views: Sequence[list[MemberStatus]]) -> list[MemberStatus]:
+    """Of several members' answers to ``/cluster``, the one to show: a view with a
+    running primary before one without, then the newest timeline, then the most
+    members; the first of equals. A member that was cut off (a partition just
+    healed) may still answer from the DCS state it last saw. Pure; ``views`` not empty."""
+
+    def rank(view: list[MemberStatus]) -> tuple[bool, int, int]:
+        running = any(r.role == "primary" and r.state == "running" for r in view)
+        newest = max((r.timeline for r in view if r.timeline is not None), default=-1)
+        return running, newest, len(view)
+
+    return max(views, key=rank)  # max keeps the first of equal ranks
 
 
 def read_cluster(answer: Mapping[str, Any]) -> list[MemberStatus]:

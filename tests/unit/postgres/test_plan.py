@@ -160,3 +160,18 @@ def test_the_forwarder_targets_the_running_leader_only() -> None:
     assert leader_address({"members": [replica, {**leader, "state": "stopped"}]}) is None
     assert leader_address({"members": [{**leader, "role": "master"}]}) == ("fdaa::2", 5433)
     assert leader_address({}) is None
+
+
+def test_status_shows_the_freshest_of_the_members_views() -> None:
+    """After a partition heals, a member may answer from the DCS state it last saw: the
+    view with a running primary and the newest timeline wins."""
+
+    def row(name: str, role: str, timeline: int, state: str = "running") -> plan.MemberStatus:
+        return plan.MemberStatus(name, role, state, "h", timeline, 0)
+
+    stale = [row("a", "primary", 1), row("b", "replica", 1)]
+    fresh = [row("b", "primary", 2), row("a", "replica", 1), row("c", "replica", 2)]
+    headless = [row("a", "replica", 3, state="stopped")]
+    assert plan.freshest_view([stale, fresh, headless]) == fresh
+    assert plan.freshest_view([headless]) == headless
+    assert plan.freshest_view([stale, list(stale)]) is stale  # the first of equals
