@@ -189,15 +189,21 @@ def _connect_from(netns: str, source: str, address: str) -> str:
     return done.stdout.strip() or done.stderr
 
 
-def _edge_drops(cluster: ClusterSettings, region: str) -> int:
-    """Packets the region edge dropped as Flycast with a forged source (its LAN check)."""
+def _edge_chain(cluster: ClusterSettings, region: str, *family_table_chain: str) -> str:
+    """``nft list chain FAMILY TABLE CHAIN`` in the region edge's namespace ("" if none)."""
     shown = subprocess.run(
         ["ip", "netns", "exec", f"{cluster.prefix}-{region}",
-         "nft", "list", "chain", "inet", "ferry_flycast", "from_lan"],
-        capture_output=True, text=True, check=True,
+         "nft", "list", "chain", *family_table_chain],
+        capture_output=True, text=True, check=False,
     )  # fmt: skip
-    found = re.search(r"counter packets (\d+) bytes \d+ drop", shown.stdout)
-    assert found, shown.stdout
+    return shown.stdout
+
+
+def _edge_drops(cluster: ClusterSettings, region: str) -> int:
+    """Packets the region edge dropped as Flycast with a forged source (its LAN check)."""
+    shown = _edge_chain(cluster, region, "inet", "ferry_flycast", "from_lan")
+    found = re.search(r"counter packets (\d+) bytes \d+ drop", shown)
+    assert found, shown
     return int(found.group(1))
 
 
@@ -284,12 +290,8 @@ def test_a_raw_tcp_service_is_spliced_to_the_apps_machines(
 
 def _kernel_forwarded(cluster: ClusterSettings, region: str, app: str) -> int:
     """Connections the region edge's kernel forwarded for ``app`` (its rule's counter)."""
-    shown = subprocess.run(
-        ["ip", "netns", "exec", f"{cluster.prefix}-{region}",
-         "nft", "list", "chain", "ip6", "ferry_flycast_fast", "to_machines"],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    found = re.search(rf'counter packets (\d+) bytes \d+ .*comment "{app}"', shown.stdout)
+    shown = _edge_chain(cluster, region, "ip6", "ferry_flycast_fast", "to_machines")
+    found = re.search(rf'counter packets (\d+) bytes \d+ .*comment "{app}"', shown)
     return int(found.group(1)) if found else 0
 
 
