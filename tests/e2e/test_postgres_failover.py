@@ -140,7 +140,8 @@ def settle_and_check(
     roles = {r["name"]: r["role"] for r in rows}
     assert roles[old["id"]] in ("replica", "sync replica"), rows
     assert {r["timeline"] for r in rows} == {before[0]["timeline"] + 1}, rows
-    time.sleep(2.0)  # a few more rows acknowledged by the new primary
+    settled = len(writer.acknowledged())
+    until("rows acknowledged by the new primary", lambda: len(writer.acknowledged()) > settled)
     writer.stop()
     acknowledged = writer.acknowledged()
     missing = sorted(acknowledged - writer.rows_present())
@@ -191,7 +192,15 @@ def test_a_primary_region_cut_off_by_the_wan_stops_taking_writes_and_rejoins(
     machine, before = primary_machine(cluster)
     if machine["region"] == "iad":  # the writer's own region must stay on the WAN
         ferry(cluster, "postgres", "failover", DB)  # to the synchronous replica, elsewhere
-        machine, before = primary_machine(cluster)
+        old_timeline = before[0]["timeline"]
+
+        def switched() -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+            # Until the new primary shows its new timeline: the cut's check counts from it.
+            now, rows = primary_machine(cluster)
+            timeline = next(r["timeline"] for r in rows if r["role"] == "primary")
+            return (now, rows) if timeline > old_timeline else None
+
+        machine, before = until("the switchover's new timeline", switched, FAILOVER_BOUND)
         assert machine["region"] != "iad"
     until("rows acknowledged before the cut", lambda: len(writer.acknowledged()) >= 5, 60)
     cut_at = time.monotonic()
