@@ -106,6 +106,30 @@ class Run:
 
 
 @dataclass
+class Tally:
+    """One way's slices of a round and mode, added up."""
+
+    busy_s: float = 0.0  # seconds spent in transactions (pgbench's count over its tps)
+    latency_sum_ms: float = 0.0  # latency times transactions
+    transactions: int = 0
+    forwarder_s: float = 0.0
+    member_s: float = 0.0
+    periods: float = 0.0
+    throttled: float = 0.0
+
+    def run(self, counts_forwarder: bool) -> Run:
+        done = max(self.transactions, 1)
+        return Run(
+            self.transactions / self.busy_s if self.busy_s else 0.0,
+            self.latency_sum_ms / done,
+            self.transactions,
+            self.forwarder_s / done * 1e6 if counts_forwarder and self.transactions else None,
+            self.member_s / done * 1e6,
+            self.throttled / max(self.periods, 1),
+        )
+
+
+@dataclass
 class Cell:
     runs: list[Run] = field(default_factory=list)
     ratios: list[float] = field(default_factory=list)
@@ -144,7 +168,7 @@ def throughput(
     share = max(1, args.seconds // SLICES)
     for round_no in range(args.rounds):
         for mode, flags in MODES.items():
-            totals = {way: [0.0] * 7 for way in ways}  # busy s, latency·tx, tx, CPU s…
+            tallies = {way: Tally() for way in ways}
             for slice_no in range(SLICES):
                 turn = (round_no + slice_no) % len(ways)
                 for way in ways[turn:] + ways[:turn]:
@@ -155,27 +179,21 @@ def throughput(
                     used, periods, throttled = (
                         a - b for a, b in zip(cgroup_cpu(member), member_before, strict=True)
                     )
-                    total = totals[way]
-                    total[0] += count / tps if tps else share  # seconds of transactions
-                    total[1] += latency * count
-                    total[2] += count
-                    total[3] += cpu_seconds(forwarder) - before
-                    total[4] += used
-                    total[5] += periods
-                    total[6] += throttled
+                    tally = tallies[way]
+                    tally.busy_s += count / tps if tps else share
+                    tally.latency_sum_ms += latency * count
+                    tally.transactions += count
+                    tally.forwarder_s += cpu_seconds(forwarder) - before
+                    tally.member_s += used
+                    tally.periods += periods
+                    tally.throttled += throttled
             tps_of: dict[str, float] = {}
             member_of: dict[str, float] = {}
-            for way, (busy, latency_sum, done, fwd, spent_member, slots, full) in totals.items():
-                rate = done / busy if busy else 0.0
-                spent = fwd / done * 1e6 if way != "direct" and done else None
-                member_us = spent_member / max(done, 1) * 1e6
-                run = Run(
-                    rate, latency_sum / max(done, 1), int(done), spent, member_us,
-                    full / max(slots, 1),
-                )  # fmt: skip
+            for way, tally in tallies.items():
+                run = tally.run(counts_forwarder=way != "direct")
                 cells[(mode, way)].runs.append(run)
-                tps_of[way], member_of[way] = rate, member_us
-                print(f"  round {round_no + 1} {mode:15} {way:10} {rate:9.0f} tps", flush=True)
+                tps_of[way], member_of[way] = run.tps, run.member_us
+                print(f"  round {round_no + 1} {mode:15} {way:10} {run.tps:9.0f} tps", flush=True)
             for way in ways:
                 cells[(mode, way)].ratios.append(tps_of[way] / tps_of["direct"])
                 cells[(mode, way)].cpu_ratios.append(member_of["direct"] / member_of[way])

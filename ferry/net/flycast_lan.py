@@ -171,12 +171,13 @@ def host_routes(
     ``ferry.net.flycast_fast``); none without a gateway."""
     if gateway is None:
         return set()
-    wanted = [*flycast, *([f"{edge_address.split('/')[0]}/128"] if edge_address else [])]
+    wanted = [*flycast, *([f"{edge_address}/128"] if edge_address else [])]
     return {f"{prefix} via {gateway} dev {ifname}" for prefix in wanted}
 
 
 def edge_address(snapshot: MeshSnapshot, edge_id: str | None) -> str | None:
-    """The mesh address of the node ``edge_id`` (None when the snapshot has no such node)."""
+    """The mesh address (bare, no prefix length) of the node ``edge_id``; None when the
+    snapshot has no such node."""
     return next((n.address for n in snapshot.nodes if n.id == edge_id), None)
 
 

@@ -126,7 +126,7 @@ class EdgeFlycastLan:
         nftables.apply_ruleset(self.netns, edge_ruleset(snapshot.flycast, hosts))
         if self.view is not None:
             own = edge_address(snapshot, self.node_id)
-            self.view.source = ipaddress.IPv6Address(own.split("/")[0]) if own else None
+            self.view.source = ipaddress.IPv6Address(own) if own else None
             self.view.hosts = tuple(h for h in hosts if h.mac and h.prefixes)
         return FlycastLanReport(None, tuple(reasons), retry=any(not h.mac for h in hosts))
 

@@ -231,41 +231,39 @@ def _exec(
     return answer.stdout
 
 
-def cluster_members(client: FerryClient, name: str) -> list[plan.MemberStatus]:
-    """Patroni's view of the cluster, asked of the first started member that answers."""
-    machines = members_of(client, name)
-    started = [m for m in machines if m.state is MachineState.STARTED]
-    if not started:
-        raise UnavailableError(f"no member of {name} is started", hint="`ferry machine list`")
-    problem: FerryError | None = None
-    for machine in started:
-        try:
-            out = _exec(client, name, machine, ["/usr/bin/python3", "-c", _CLUSTER_PROBE])
-            return plan.read_cluster(json.loads(out))
-        except (FerryError, ValueError) as exc:
-            problem = exc if isinstance(exc, FerryError) else UnavailableError(str(exc))
-    assert problem is not None
-    raise UnavailableError(f"no member of {name} answered: {problem.message}")
-
-
-def cluster_view_of_all(client: FerryClient, name: str) -> list[plan.MemberStatus]:
-    """Patroni's view of the cluster asked of every started member, the freshest kept
-    (``plan.freshest_view``): what ``status`` shows. ``UnavailableError`` when none
-    answers."""
+def _cluster_views(client: FerryClient, name: str, *, every: bool) -> list[list[plan.MemberStatus]]:
+    """Patroni's ``/cluster`` as rows, asked of the started members in turn: of the first
+    that answers, or (``every``) of all that answer. ``UnavailableError`` when none does."""
     started = [m for m in members_of(client, name) if m.state is MachineState.STARTED]
     if not started:
         raise UnavailableError(f"no member of {name} is started", hint="`ferry machine list`")
-    views, problem = [], None
+    views: list[list[plan.MemberStatus]] = []
+    problem: FerryError | None = None
     for machine in started:
         try:
             out = _exec(client, name, machine, ["/usr/bin/python3", "-c", _CLUSTER_PROBE])
             views.append(plan.read_cluster(json.loads(out)))
         except (FerryError, ValueError) as exc:
             problem = exc if isinstance(exc, FerryError) else UnavailableError(str(exc))
+            continue
+        if not every:
+            break
     if not views:
         assert problem is not None
         raise UnavailableError(f"no member of {name} answered: {problem.message}")
-    return plan.freshest_view(views)
+    return views
+
+
+def cluster_members(client: FerryClient, name: str) -> list[plan.MemberStatus]:
+    """Patroni's view of the cluster, asked of the first started member that answers."""
+    return _cluster_views(client, name, every=False)[0]
+
+
+def cluster_view_of_all(client: FerryClient, name: str) -> list[plan.MemberStatus]:
+    """Patroni's view of the cluster asked of every started member, the freshest kept
+    (``plan.freshest_view``): what ``status`` shows. ``UnavailableError`` when none
+    answers."""
+    return plan.freshest_view(_cluster_views(client, name, every=True))
 
 
 def find_primary(client: FerryClient, name: str) -> Machine:

@@ -139,9 +139,9 @@ class FlycastFastPath:
         self.view = view
         self.netns = netns
         self._apply = apply
-        self._applied: str | None = None
+        # What the kernel has: the ports and source last loaded (None: nothing loaded yet).
+        self._loaded: tuple[tuple[FastPort, ...], ipaddress.IPv6Address | None] | None = None
         self._forwarding = False
-        self.ports: tuple[FastPort, ...] = ()
 
     def plan(self) -> tuple[FastPort, ...]:
         return plan_fast_ports(
@@ -154,19 +154,20 @@ class FlycastFastPath:
         )
 
     async def sync(self) -> None:
-        """One level-triggered pass: load the script when it differs from the last one
-        loaded. Raises ``FerryError`` (the table is then as it was)."""
-        ports = self.plan()
-        script = fast_ruleset(ports, self.view.source)
-        if script == self._applied:
+        """One level-triggered pass: load the table when the plan (or the edge's source
+        address) differs from what was loaded. Raises ``FerryError`` (the table is then
+        as it was)."""
+        wanted = (self.plan(), self.view.source)
+        if wanted == self._loaded:
             return
+        ports = wanted[0]
         if ports and not self._forwarding:
             await asyncio.to_thread(
                 iproute.set_sysctl, self.netns, "net.ipv6.conf.all.forwarding", "1"
             )
             self._forwarding = True
-        await asyncio.to_thread(self._apply, self.netns, script)
-        self._applied, self.ports = script, ports
+        await asyncio.to_thread(self._apply, self.netns, fast_ruleset(*wanted))
+        self._loaded = wanted
         log.info(
             "flycast: the kernel forwards %s",
             ", ".join(f"{p.app} [{p.address}]:{p.port} -> {len(p.targets)}" for p in ports)
@@ -184,7 +185,7 @@ class FlycastFastPath:
 
     async def close(self) -> None:
         """Forward nothing more: new connections go to the listeners. Idempotent."""
-        if self._applied is None:
+        if self._loaded is None:
             return
         await asyncio.to_thread(self._apply, self.netns, fast_ruleset((), None))
-        self._applied, self.ports = None, ()
+        self._loaded = None

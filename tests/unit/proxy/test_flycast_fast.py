@@ -108,7 +108,7 @@ def test_the_ruleset_checks_the_organization_and_balances_over_several_machines(
 
 def test_a_lan_host_routes_the_edges_own_address_over_the_lan() -> None:
     gateway = ipaddress.IPv6Address("fe80::a01:1001")
-    routes = host_routes(["fdaa:0:10:ffff:ffff::/80"], gateway, "eth0", "fdaa::a:0:0:1/128")
+    routes = host_routes(["fdaa:0:10:ffff:ffff::/80"], gateway, "eth0", "fdaa::a:0:0:1")
     assert "fdaa::a:0:0:1/128 via fe80::a01:1001 dev eth0" in routes
     assert host_routes([], None, "eth0", "fdaa::a:0:0:1") == set()
 
