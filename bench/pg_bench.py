@@ -20,7 +20,9 @@ once both replicas have replayed it (within 1 MB). Then:
    (the address resolved once in the netns: the region's edge sends the
    connection to the primary's own 5433, the member whose Patroni answers
    ``/primary``; with the primary on the edge's LAN its kernel forwards it,
-   ``ferry.net.flycast_fast``, and the bench prints how many connections it did).
+   ``ferry.net.flycast_fast``, and when the primary is on the client's own host
+   that host's kernel does, ``ferry.net.flycast_host``: the bench prints how
+   many connections each did).
    Modes: ``select-only`` (``-S``), ``tpcb-like`` (pgbench's default script) and
    ``select-only -C`` (a new connection, SCRAM login included, per transaction).
    After an uncounted 5 s warm-up of each script (direct), ``--rounds`` rounds;
@@ -367,11 +369,13 @@ def deploy_client(settings: ClusterSettings) -> dict[str, str]:
     return next(m for m in listed if m["state"] == "started")
 
 
-def kernel_forwarded(prefix: str, region: str) -> int:
-    """Connections the region edge's kernel forwarded (its ``to_machines`` counters)."""
+def kernel_forwarded(prefix: str, where: str, table: str = "ferry_flycast_fast") -> int:
+    """Connections a kernel forwarded: the region edge's (``where`` a region, ``table``
+    ``ferry_flycast_fast``) or a host's (``where`` a host id, ``ferry_flycast_host``)."""
+    chain = "to_machines" if table == "ferry_flycast_fast" else "to_local"
     shown = subprocess.run(
-        ["ip", "netns", "exec", f"{prefix}-{region}",
-         "nft", "list", "chain", "ip6", "ferry_flycast_fast", "to_machines"],
+        ["ip", "netns", "exec", f"{prefix}-{where}",
+         "nft", "list", "chain", "ip6", table, chain],
         capture_output=True, text=True, check=False, timeout=30,
     )  # fmt: skip
     return sum(int(n) for n in re.findall(r"counter packets (\d+)", shown.stdout))
@@ -415,6 +419,7 @@ def main() -> None:
             print("throughput:", flush=True)
             cells = throughput(netns, db, targets, forwarder, args)
             kernel = kernel_forwarded(settings.prefix, "ams")
+            by_host = kernel_forwarded(settings.prefix, client["host_id"], "ferry_flycast_host")
             print("replica lag:", flush=True)
             lag = replica_lag(settings, netns, db, primary, args.lag_seconds)
         report = conditions(
@@ -427,7 +432,8 @@ def main() -> None:
                 "ways": ", ".join(f"{k} {h}:{p}" for k, (h, p) in targets.items()),
                 "flycast path": f"client on {client['host_id']}, primary on {host.host_id};"
                 f" connections the ams edge's kernel forwarded: {kernel}"
-                " (ferry.net.flycast_fast; the rest were spliced by the edge process)",
+                f" (ferry.net.flycast_fast), {client['host_id']}'s kernel: {by_host}"
+                " (ferry.net.flycast_host); the rest were spliced by the edge process",
             },
         )
         print("\n".join(["", "== pgbench through 5432 against direct (5433)", *report]))

@@ -34,6 +34,7 @@ from types import FrameType
 from ferry.agent.checks import CheckTracker
 from ferry.agent.console import ConsoleRunner
 from ferry.agent.exec_loop import ExecLoop
+from ferry.agent.flycast_host import HostFastPath, HostFastView
 from ferry.agent.housekeeping import Housekeeper
 from ferry.agent.isolation_keeper import IsolationKeeper, IsolationSettings
 from ferry.agent.logship import LogShipper
@@ -60,6 +61,7 @@ CYCLE_SECONDS = 0.5
 HEARTBEAT_SECONDS = 2.0
 WATCH_TIMEOUT = 20.0
 IMAGE_GC_SECONDS = 600.0
+STOP_HEALTH_SECONDS = 5.0  # the health thread's last pass: at most a check's timeout
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,13 @@ class Agent:
         self.isolation = IsolationKeeper(
             settings.isolation, self.network.netns_name, BRIDGE, mesh=()
         )  # the mesh interface is named once the host has its 6PN number
+        # Flycast's kernel path on this host (its region edge's plan, gated by our checks).
+        self.fast_plans = HostFastView()
+        self.flycast_host = (
+            HostFastPath(settings.region, self.fast_plans)
+            if settings.private_net.mesh_endpoint
+            else None
+        )
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -159,7 +168,7 @@ class Agent:
         threads = [
             threading.Thread(target=self._watch_loop, name="watch", daemon=True),
             threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True),
-            threading.Thread(target=self._health_loop, name="health", daemon=True),
+            (health := threading.Thread(target=self._health_loop, name="health", daemon=True)),
             threading.Thread(target=self._image_gc_loop, name="image-gc", daemon=True),
             threading.Thread(target=self._ps_loop, name="ps", daemon=True),
             threading.Thread(target=self._exec_loop, name="exec", daemon=True),
@@ -185,6 +194,7 @@ class Agent:
             except Exception:  # the loop must outlive any one pass: the next one retries
                 log.exception("cycle failed unexpectedly; the next cycle tries again")
         # Containers keep running: their shims outlive the agent, the next agent adopts them.
+        health.join(timeout=STOP_HEALTH_SECONDS)  # it empties Flycast's host path last
         self.pool.shutdown(wait=True, cancel_futures=True)
         self.network.drop_prepared()
         log.info("agent %s stopped", self.settings.host_id)
@@ -210,6 +220,7 @@ class Agent:
                 self.settings.state_dir,
                 self.local_prefixes,
                 self._stopping,
+                self.fast_plans,
             )
         except (FerryError, OSError) as exc:
             log.error("private network not started: %s", exc)
@@ -356,12 +367,19 @@ class Agent:
                 self.checks.check_and_report(started, self.client, self.settings.host_id)
             except Exception:
                 log.exception("health checks failed this pass")
+            if self.flycast_host is not None:
+                try:
+                    self.flycast_host.sync(started, self.checks.results)
+                except Exception:
+                    log.exception("flycast's host path failed this pass")
             if time.monotonic() - last_ship >= 1.0:
                 last_ship = time.monotonic()
                 try:
                     self.logs.ship(desired, self.client, self.settings.host_id)
                 except Exception:
                     log.exception("log shipping failed this pass")
+        if self.flycast_host is not None:  # nobody checks the machines from now on
+            self.flycast_host.close()
 
     def _exec_loop(self) -> None:
         """Commands users run in this host's machines (``ferry ssh console -C``, the API's

@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
+from ferry.agent.flycast_host import HostFastView
 from ferry.errors import ConfigError, FerryError
 from ferry.model.mesh import MeshNode, MeshNodeKind, MeshSnapshot, edge_node_id
 from ferry.net.flycast_lan_sync import FlycastLanReport
@@ -121,6 +122,7 @@ class MeshLoop:
         stopping: threading.Event,
         cache: Path,
         flycast_lan: FlycastPath | None = None,
+        fast_plans: HostFastView | None = None,
     ) -> None:
         self.client = client
         self.announce = announce
@@ -129,6 +131,7 @@ class MeshLoop:
         self.stopping = stopping
         self.cache = cache
         self.flycast_lan = flycast_lan
+        self.fast_plans = fast_plans
         self.version = 0
         self._announced = False
         # The nodes (and Flycast prefixes) the interface was synced to.
@@ -139,6 +142,7 @@ class MeshLoop:
         cached = self._load()
         if cached is not None:
             self._sync(cached)  # the peers we had, before the control plane answers
+            self._hand_over_plans(cached)
         while not self.stopping.is_set():
             try:
                 self.sync_once(WATCH_SECONDS)
@@ -168,8 +172,14 @@ class MeshLoop:
         if stale or (snapshot.version != self.version and applied != self._applied):
             self._sync(snapshot)
             self._save(snapshot)
+        self._hand_over_plans(snapshot)
         self.version = snapshot.version
         return snapshot
+
+    def _hand_over_plans(self, snapshot: MeshSnapshot) -> None:
+        # No exec here: the agent's health thread applies them, gated by its checks.
+        if self.fast_plans is not None:
+            self.fast_plans.plans = tuple(snapshot.fast)
 
     def _sync(self, snapshot: MeshSnapshot) -> None:
         # Flycast over the LAN first: its routes are in before the mesh drops the /80s.

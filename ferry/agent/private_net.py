@@ -17,6 +17,7 @@ from functools import partial
 from pathlib import Path
 
 from ferry.agent.dns_loop import DnsLoop
+from ferry.agent.flycast_host import HostFastView
 from ferry.agent.mesh_loop import MeshLoop
 from ferry.client import FerryClient
 from ferry.errors import ValidationError
@@ -72,8 +73,10 @@ def start_private_network(
     state_dir: Path,
     local_prefixes: Callable[[], Sequence[str]],
     stopping: threading.Event,
+    fast_plans: HostFastView | None = None,
 ) -> list[threading.Thread]:
-    """Start the mesh and resolver threads ``settings`` ask for; return them."""
+    """Start the mesh and resolver threads ``settings`` ask for; return them.
+    ``fast_plans`` gets the region edges' published kernel paths (``MeshSnapshot.fast``)."""
     threads: list[threading.Thread] = []
     if settings.dns:
         dns = DnsLoop(
@@ -102,7 +105,7 @@ def start_private_network(
         # Flycast goes to the region's edge over the LAN when the edge is on it.
         lan = HostFlycastLan(settings.mesh_endpoint, host.id)
         cache = state_dir / "mesh.json"
-        loop = MeshLoop(client, announce, mesh, local_prefixes, stopping, cache, lan)
+        loop = MeshLoop(client, announce, mesh, local_prefixes, stopping, cache, lan, fast_plans)
         thread = threading.Thread(target=loop.run, name="mesh", daemon=True)
         thread.start()
         threads.append(thread)

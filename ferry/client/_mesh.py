@@ -7,7 +7,7 @@ from ferry.client._http import HttpCore
 from ferry.client._parse import parse_model
 from ferry.client._parse import path_segment as _seg
 from ferry.errors import UnavailableError
-from ferry.model.mesh import MeshNode, MeshSnapshot
+from ferry.model.mesh import EdgeFastPlan, MeshNode, MeshSnapshot
 
 
 class MeshMethods(HttpCore):
@@ -24,6 +24,13 @@ class MeshMethods(HttpCore):
         body = {"public_key": public_key, "endpoint": endpoint}
         data = self._request("PUT", f"/v1/edges/{_seg(region)}/mesh", body=body)
         return parse_model(MeshNode, data)
+
+    def publish_flycast_fast(self, region: str, plan: EdgeFastPlan) -> EdgeFastPlan:
+        """(Edges) The raw TCP Flycast ports this region edge forwards in its kernel now."""
+        data = self._request(
+            "PUT", f"/v1/edges/{_seg(region)}/flycast-fast", body=plan.model_dump(mode="json")
+        )
+        return parse_model(EdgeFastPlan, data)
 
     def watch_mesh(self, since: int = 0, timeout: float = 30) -> MeshSnapshot:
         """Every node once the mesh moved past ``since`` (long poll, as the host watch)."""

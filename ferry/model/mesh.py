@@ -14,7 +14,15 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["MeshAnnouncement", "MeshNode", "MeshNodeKind", "MeshSnapshot", "edge_node_id"]
+__all__ = [
+    "EdgeFastPlan",
+    "FastForward",
+    "MeshAnnouncement",
+    "MeshNode",
+    "MeshNodeKind",
+    "MeshSnapshot",
+    "edge_node_id",
+]
 
 
 class MeshNodeKind(StrEnum):
@@ -48,6 +56,31 @@ class MeshNode(_Frozen):
     updated_at: datetime
 
 
+class FastForward(_Frozen):
+    """One raw TCP Flycast port a region's edge forwards in its kernel
+    (``ferry.net.flycast_fast``): connections to ``address``:``port`` from
+    ``organization`` (its /48) go to one of ``targets`` (6PN addresses) on
+    ``target_port``. Checked by ``ferry.server.mesh_service`` when published."""
+
+    address: str
+    port: int
+    organization: str
+    targets: list[str]
+    target_port: int
+    app: str
+
+
+class EdgeFastPlan(_Frozen):
+    """What a region's edge forwards in its kernel now (``PUT /v1/edges/{region}/flycast-fast``).
+
+    Hosts of the region whose own machines are *all* the targets of a port
+    forward their machines' connections to it themselves
+    (``ferry.net.flycast_host``): the same choice, without the trip to the edge."""
+
+    region: str = ""  # set by the control plane from the path
+    ports: list[FastForward] = []
+
+
 class MeshSnapshot(_Frozen):
     """Every node, and the version to long-poll from (``GET /v1/mesh?since=``).
 
@@ -58,6 +91,9 @@ class MeshSnapshot(_Frozen):
     version: int
     nodes: list[MeshNode]
     flycast: list[str] = []
+    fast: list[EdgeFastPlan] = []
+    """Each region edge's kernel path as it last published it (kept in memory by the
+    control plane: empty after its restart until the edges publish again)."""
 
 
 def edge_node_id(region: str) -> str:

@@ -34,9 +34,10 @@ import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ferry.model.mesh import EdgeFastPlan, FastForward
 from ferry.net.flycast_lan import REPLY_MARK
 
-__all__ = ["TABLE", "FastPort", "fast_ruleset"]
+__all__ = ["TABLE", "FastPort", "destination", "fast_ruleset", "published"]
 
 TABLE = "ferry_flycast_fast"
 """The edge's nftables table (``ip6`` family); nothing else is touched."""
@@ -55,13 +56,32 @@ class FastPort:
     app: str
 
 
-def _destination(port: FastPort) -> str:
+def destination(port: FastPort) -> str:
+    """The ``dnat`` statement sending a connection to one of ``port``'s targets."""
     if len(port.targets) == 1:
         return f"dnat ip6 to [{port.targets[0]}]:{port.target_port}"
     choices = ", ".join(
         f"{i} : {target} . {port.target_port}" for i, target in enumerate(port.targets)
     )
     return f"dnat ip6 addr . port to numgen inc mod {len(port.targets)} map {{ {choices} }}"
+
+
+def published(ports: Sequence[FastPort]) -> EdgeFastPlan:
+    """What the edge tells the control plane it forwards (``EdgeFastPlan``)."""
+    return EdgeFastPlan(
+        ports=[
+            FastForward(
+                address=str(p.address),
+                port=p.port,
+                organization=str(p.organization),
+                targets=[str(t) for t in p.targets],
+                target_port=p.target_port,
+                app=p.app,
+            )
+            for p in sorted(ports)
+            if p.targets
+        ]
+    )
 
 
 def fast_ruleset(ports: Sequence[FastPort], source: ipaddress.IPv6Address | None) -> str:
@@ -74,7 +94,7 @@ def fast_ruleset(ports: Sequence[FastPort], source: ipaddress.IPv6Address | None
     forwards = [
         f"    meta iiftype ether ip6 daddr {p.address} tcp dport {p.port}"
         f" ip6 saddr {p.organization}"
-        f' counter {_destination(p)} comment "{p.app}"'
+        f' counter {destination(p)} comment "{p.app}"'
         for p in usable
     ]
     from_edge = (

@@ -17,6 +17,7 @@ import signal
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from ferry.client import FerryClient
@@ -198,7 +199,10 @@ def run_edge(settings: EdgeSettings) -> None:
             proxy.http, flycast.current, watcher.current, tcp=proxy.tcp
         )
         flycast_task = loop.create_task(flycast_listeners.run()) if settings.mesh_endpoint else None
-        fast_path = FlycastFastPath(flycast.current, watcher.current, rtt, proxy.health, lan_view)
+        fast_path = FlycastFastPath(
+            flycast.current, watcher.current, rtt, proxy.health, lan_view,
+            publish=partial(client.publish_flycast_fast, settings.region),
+        )  # fmt: skip
         fast_task = loop.create_task(fast_path.run()) if settings.mesh_endpoint else None
         dns = region_dns = None
         if settings.dns_port:

@@ -19,6 +19,12 @@ When none is left (all failing, all stopped: auto start needs the listeners)
 the port leaves the table within a poll and new connections reach the
 listeners, which wake a machine as before. Connections the kernel already
 forwards keep their machine.
+
+The edge publishes what its kernel forwards (``publish``: ``PUT
+/v1/edges/{region}/flycast-fast``) whenever that changes and every
+``REPUBLISH_SECONDS`` (the control plane keeps it in memory only): a host whose
+own machines are all of a port's targets then forwards its machines'
+connections itself (``ferry.net.flycast_host``).
 """
 
 from __future__ import annotations
@@ -26,12 +32,14 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 
 from ferry.errors import FerryError
+from ferry.model.mesh import EdgeFastPlan
 from ferry.net import iproute, nftables, sixpn
 from ferry.net.flycast import FlycastTable
-from ferry.net.flycast_fast import FastPort, fast_ruleset
+from ferry.net.flycast_fast import FastPort, fast_ruleset, published
 from ferry.net.flycast_lan import LanHost
 from ferry.net.flycast_lan_sync import EdgeLanView
 from ferry.proxy.flycast import flycast_tcp_ports
@@ -45,6 +53,10 @@ log = logging.getLogger("ferry.proxy.flycast")
 
 POLL_SECONDS = 0.25
 """How soon a failed health check moves a port's new connections (a primary's failover)."""
+REPUBLISH_SECONDS = 15.0
+"""How often the edge tells the control plane its plan unchanged (a restarted one forgot it)."""
+RETRY_SECONDS = 2.0
+"""How soon a publication that failed is tried again."""
 
 
 def _lan_networks(hosts: Sequence[LanHost]) -> list[ipaddress.IPv6Network]:
@@ -131,6 +143,8 @@ class FlycastFastPath:
         *,
         netns: str | None = None,
         apply: Callable[[str | None, str], None] = nftables.apply_ruleset,
+        publish: Callable[[EdgeFastPlan], object] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.flycast = flycast
         self.routes = routes
@@ -142,6 +156,11 @@ class FlycastFastPath:
         # What the kernel has: the ports and source last loaded (None: nothing loaded yet).
         self._loaded: tuple[tuple[FastPort, ...], ipaddress.IPv6Address | None] | None = None
         self._forwarding = False
+        self._publish = publish
+        self._clock = clock
+        # What the control plane was last told, and when to tell it again.
+        self._published: EdgeFastPlan | None = None
+        self._publish_at = 0.0
 
     def plan(self) -> tuple[FastPort, ...]:
         return plan_fast_ports(
@@ -174,6 +193,25 @@ class FlycastFastPath:
             or "no port (the listeners take every connection)",
         )
 
+    def forwarded(self) -> EdgeFastPlan:
+        """What the kernel forwards now, as the control plane is told it."""
+        if self._loaded is None or self._loaded[1] is None:
+            return EdgeFastPlan()
+        return published(self._loaded[0])
+
+    async def publish_due(self) -> None:
+        """Tell the control plane what the kernel forwards, when that changed since it
+        was last told or ``REPUBLISH_SECONDS`` passed. Raises ``FerryError`` (tried
+        again after ``RETRY_SECONDS``)."""
+        if self._publish is None:
+            return
+        plan, now = self.forwarded(), self._clock()
+        if plan == self._published and now < self._publish_at:
+            return
+        self._publish_at = now + RETRY_SECONDS
+        await asyncio.to_thread(self._publish, plan)
+        self._published, self._publish_at = plan, now + REPUBLISH_SECONDS
+
     async def run(self, poll: float = POLL_SECONDS) -> None:
         """Follow the tables, health and LAN until cancelled."""
         while True:
@@ -181,6 +219,10 @@ class FlycastFastPath:
                 await self.sync()
             except FerryError as exc:  # keep what the kernel has; try again next poll
                 log.warning("flycast: kernel path not updated: %s", exc)
+            try:
+                await self.publish_due()
+            except FerryError as exc:  # hosts keep the plan they have, gated by their checks
+                log.warning("flycast: kernel path not published: %s", exc)
             await asyncio.sleep(poll)
 
     async def close(self) -> None:

@@ -9,14 +9,21 @@ is their gateway, ``ferry.net.peer_gateway``). The snapshot's ``version``
 grows with any change of either (node list or machines), so nodes long-poll it.
 The organizations' Flycast /80s ride beside the nodes (``MeshSnapshot.flycast``):
 every edge serves them, and each host routes them to its region's edge.
+So do the ports each edge forwards in its kernel (``MeshSnapshot.fast``, kept in
+memory: an edge publishes again when its plan changes and every
+``ferry.proxy.flycast_fast.REPUBLISH_SECONDS``), which a host whose own machines
+are a port's every target forwards itself (``ferry.net.flycast_host``).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import threading
+import time
 
 from ferry.errors import NotFoundError, ValidationError
 from ferry.model.mesh import (
+    EdgeFastPlan,
     MeshAnnouncement,
     MeshNode,
     MeshNodeKind,
@@ -24,6 +31,7 @@ from ferry.model.mesh import (
     edge_node_id,
 )
 from ferry.net import peer_gateway, sixpn
+from ferry.net.flycast_host import checked_plan
 from ferry.net.mesh import endpoint_error, public_key_error
 from ferry.server.clock import Clock
 from ferry.server.flycast_service import served_prefixes, served_records
@@ -42,6 +50,11 @@ class MeshService:
         self._store = store
         self._clock = clock
         self._notifier = notifier
+        self._lock = threading.Lock()
+        self._fast: dict[str, EdgeFastPlan] = {}
+        # Grows with every published change. It starts from the clock so that the
+        # snapshot's version never goes back across a restart of the control plane.
+        self._fast_revision = time.time_ns() // 1_000_000
 
     def announce_host(self, host_id: str, body: MeshAnnouncement) -> MeshNode:
         """Record host ``host_id``'s key and endpoint (it must be registered: 404)."""
@@ -57,9 +70,25 @@ class MeshService:
             )
         return self._announce(edge_node_id(region), MeshNodeKind.EDGE, region, body)
 
+    def publish_fast(self, region: str, plan: EdgeFastPlan) -> EdgeFastPlan:
+        """Record what ``region``'s edge forwards in its kernel now (replaces its last
+        plan; ``ValidationError`` for an entry that is not a Flycast port of one
+        organization's machines, and nothing changes). Wakes the nodes' long polls
+        only when the plan differs."""
+        plan = checked_plan(region, plan)
+        with self._lock:
+            if self._fast.get(region) == plan:
+                return plan
+            self._fast[region] = plan
+            self._fast_revision += 1
+        self._notifier.notify(None)
+        return plan
+
     def version(self) -> int:
-        """Grows with every node change and every machine change."""
-        return self._store.mesh_version() + self._store.resource_version()
+        """Grows with every node change, machine change and published plan."""
+        with self._lock:
+            revision = self._fast_revision
+        return self._store.mesh_version() + self._store.resource_version() + revision
 
     def snapshot(self) -> MeshSnapshot:
         """Every node with what it carries, and the version it stands for."""
@@ -87,7 +116,9 @@ class MeshService:
             for record in self._nodes()
         ]
         flycast = served_prefixes(served_records(self._store))
-        return MeshSnapshot(version=version, nodes=nodes, flycast=flycast)
+        with self._lock:
+            fast = [plan for _, plan in sorted(self._fast.items()) if plan.ports]
+        return MeshSnapshot(version=version, nodes=nodes, flycast=flycast, fast=fast)
 
     def _nodes(self) -> list[MeshNodeRecord]:
         return self._store.list_mesh_nodes()

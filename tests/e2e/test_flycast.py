@@ -190,7 +190,8 @@ def _connect_from(netns: str, source: str, address: str) -> str:
 
 
 def _edge_chain(cluster: ClusterSettings, region: str, *family_table_chain: str) -> str:
-    """``nft list chain FAMILY TABLE CHAIN`` in the region edge's namespace ("" if none)."""
+    """``nft list chain FAMILY TABLE CHAIN`` in the region edge's namespace (a host's
+    when ``region`` is a host id; "" if none)."""
     shown = subprocess.run(
         ["ip", "netns", "exec", f"{cluster.prefix}-{region}",
          "nft", "list", "chain", *family_table_chain],
@@ -242,13 +243,12 @@ def test_the_edge_drops_flycast_packets_with_another_hosts_source_from_the_lan(
 
 @pytest.fixture(scope="module")
 def rawtcp(client: FerryClient, echo: tuple[str, list[Machine]]) -> tuple[str, Machine]:
-    """App `rawtcp`: one machine in ams serving raw TCP port 7000 (no handler), and its
-    Flycast address."""
+    """App `rawtcp`: one machine in ams, on host ams-1, serving raw TCP port 7000 (no
+    handler), and its Flycast address."""
     client.create_app("rawtcp")
     service = ServiceConfig(protocol="tcp", internal_port=8080, ports=[ServicePort(port=7000)])
     config = echo[1][0].config.model_copy(update={"services": [service], "checks": {}})
-    machine = client.create_machine("rawtcp", config, region="ams")
-    assert client.wait_machine("rawtcp", machine.id, timeout=90) == "started"
+    machine = _machine_of(client, "rawtcp", config, "ams-1")
     return client.assign_ip("rawtcp").ip, machine
 
 
@@ -262,6 +262,12 @@ def _raw_http(address: str) -> str:
     )
 
 
+def _raw_answer(cluster: ClusterSettings, caller: Machine, address: str) -> str:
+    """What ``caller`` gets from rawtcp's Flycast port 7000 ("" when nothing answered)."""
+    text = in_machine(cluster, caller, sys.executable, "-c", _raw_http(address)).stdout
+    return text if "Hello from Ferry!" in text else ""
+
+
 def test_a_raw_tcp_service_is_spliced_to_the_apps_machines(
     cluster: ClusterSettings, rawtcp: tuple[str, Machine], callers: dict[str, Machine]
 ) -> None:
@@ -269,28 +275,52 @@ def test_a_raw_tcp_service_is_spliced_to_the_apps_machines(
     Flycast address byte for byte: the edge picks a machine, the bytes pass untouched."""
     address, machine = rawtcp
     caller = callers["ams-1"]
-    script = _raw_http(address)
 
     def answered() -> str:  # the edge opens port 7000 once its tables have the app
-        text = in_machine(cluster, caller, sys.executable, "-c", script).stdout
-        return text if "Hello from Ferry!" in text else ""
+        return _raw_answer(cluster, caller, address)
 
     answer = until("rawtcp answers on its Flycast address", answered, timeout=30)
     assert answered_by(answer) == machine.id, answer  # HTTP bytes, no edge in between
     assert "HTTP/1.0 200" in answer or "HTTP/1.1 200" in answer
 
-    def forwarded_by_the_kernel() -> int:
-        # ams-1 is on the edge's LAN: its kernel forwards the port (ferry.net.flycast_fast).
-        answered = in_machine(cluster, caller, sys.executable, "-c", script).stdout
-        assert answered_by(answered) == machine.id, answered
-        return _kernel_forwarded(cluster, "ams", "rawtcp")
 
-    until("the edge's kernel forwards rawtcp:7000", forwarded_by_the_kernel, timeout=30)
+def test_a_machine_on_the_targets_own_host_is_forwarded_by_that_host(
+    cluster: ClusterSettings, rawtcp: tuple[str, Machine], callers: dict[str, Machine]
+) -> None:
+    """The machine is on ams-1, so is this caller: the edge's kernel forwards the port
+    (every machine it would pick is on its LAN, ``ferry.net.flycast_fast``) and
+    publishes that, and ams-1, on which that machine runs, sends the connection to it
+    itself (gated by its agent's own checks): the edge's kernel sees none of it. (A
+    client on another host of the LAN takes the edge's kernel path: this cluster has
+    one host per region, tests/integration/net/test_flycast_lan.py covers it.)"""
+    address, machine = rawtcp
+    caller = callers["ams-1"]
+
+    def forwarded_by_the_host() -> int:
+        assert answered_by(_raw_answer(cluster, caller, address)) == machine.id
+        return _kernel_forwarded(cluster, "ams-1", "rawtcp", table="host")
+
+    until("ams-1's kernel forwards rawtcp:7000 itself", forwarded_by_the_host, timeout=30)
+    edge_rules = _edge_chain(cluster, "ams", "ip6", "ferry_flycast_fast", "to_machines")
+    assert 'comment "rawtcp"' in edge_rules, edge_rules  # the plan the host follows
+    by_host = _kernel_forwarded(cluster, "ams-1", "rawtcp", table="host")
+    by_edge = _kernel_forwarded(cluster, "ams", "rawtcp")
+    assert answered_by(_raw_answer(cluster, caller, address)) == machine.id
+    assert _kernel_forwarded(cluster, "ams-1", "rawtcp", table="host") == by_host + 1
+    assert _kernel_forwarded(cluster, "ams", "rawtcp") == by_edge
 
 
-def _kernel_forwarded(cluster: ClusterSettings, region: str, app: str) -> int:
-    """Connections the region edge's kernel forwarded for ``app`` (its rule's counter)."""
-    shown = _edge_chain(cluster, region, "ip6", "ferry_flycast_fast", "to_machines")
+def _kernel_forwarded(
+    cluster: ClusterSettings, where: str, app: str, *, table: str = "edge"
+) -> int:
+    """Connections the region edge's kernel (``table="edge"``, ``where`` a region) or a
+    host's (``"host"``, ``where`` a host) forwarded for ``app`` (its rule's counter)."""
+    chain = (
+        ("ferry_flycast_fast", "to_machines")
+        if table == "edge"
+        else ("ferry_flycast_host", "to_local")
+    )
+    shown = _edge_chain(cluster, where, "ip6", *chain)
     found = re.search(rf'counter packets (\d+) bytes \d+ .*comment "{app}"', shown)
     return int(found.group(1)) if found else 0
 

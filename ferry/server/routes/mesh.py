@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, Response
 
 from ferry.errors import ForbiddenError
 from ferry.model.access import TokenKind
-from ferry.model.mesh import MeshAnnouncement, MeshNode, MeshSnapshot
+from ferry.model.mesh import EdgeFastPlan, MeshAnnouncement, MeshNode, MeshSnapshot
 from ferry.server.auth import principal_of
 from ferry.server.context import ControlPlane, json_response
 from ferry.server.feeds import Feed, FeedState, KeyedFeeds, Memo, NotifiedVersion
@@ -61,7 +61,7 @@ def build_router(plane: ControlPlane) -> APIRouter:
     version = NotifiedVersion(mesh.version, plane.notifier.version)
     reads = Memo(version, lambda _version: read_feed(plane.store))
     mesh_feed: Feed[MeshSnapshot] = Feed(
-        version, mesh.snapshot, fingerprint=lambda snap: (snap.nodes, snap.flycast)
+        version, mesh.snapshot, fingerprint=lambda snap: (snap.nodes, snap.flycast, snap.fast)
     )
 
     def host_view(host_id: str) -> RecordsView:
@@ -100,6 +100,12 @@ def build_router(plane: ControlPlane) -> APIRouter:
         """The region edge's public key and WireGuard endpoint (that edge's credential)."""
         return json_response(mesh.announce_edge(region, body))
 
+    @router.put("/v1/edges/{region}/flycast-fast", responses={200: {"model": EdgeFastPlan}})
+    def publish_fast(region: str, body: EdgeFastPlan) -> JSONResponse:
+        """The raw TCP Flycast ports the region edge forwards in its kernel now (that
+        edge's credential); the hosts of the region read it in ``/v1/mesh``."""
+        return json_response(mesh.publish_fast(region, body))
+
     @router.get("/v1/mesh", responses={200: {"model": MeshSnapshot}})
     async def watch_mesh(
         request: Request,
@@ -118,7 +124,9 @@ def build_router(plane: ControlPlane) -> APIRouter:
         state = await long_poll(mesh_feed.current, since, timeout)
         snap = state.value
         return json_response(
-            MeshSnapshot(version=state.version, nodes=snap.nodes, flycast=snap.flycast)
+            MeshSnapshot(
+                version=state.version, nodes=snap.nodes, flycast=snap.flycast, fast=snap.fast
+            )
         )
 
     @router.get("/v1/hosts/{host_id}/internal", responses={200: _RECORDS})

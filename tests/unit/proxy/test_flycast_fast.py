@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 
+import pytest
+
 from ferry.model import CheckConfig, DesiredState, MachineState
 from ferry.model.machine import Concurrency
 from ferry.net import sixpn
@@ -136,3 +138,51 @@ def test_the_edge_loads_the_table_only_when_it_changes_and_empties_it_on_close()
     asyncio.run(scenario())
     assert len(applied) == 3
     assert "dnat" not in applied[0] and "dnat" in applied[1] and "dnat" not in applied[2]
+
+
+def test_the_edge_publishes_what_its_kernel_forwards_on_change_and_now_and_then() -> None:
+    from ferry.errors import UnavailableError
+    from ferry.model.mesh import EdgeFastPlan
+    from ferry.proxy.flycast_fast import REPUBLISH_SECONDS, RETRY_SECONDS
+
+    told: list[EdgeFastPlan] = []
+    down = [False]
+
+    def publish(plan: EdgeFastPlan) -> None:
+        if down[0]:
+            raise UnavailableError("control plane unreachable")
+        told.append(plan)
+
+    now = [0.0]
+    book = HealthBook()
+    view = EdgeLanView()
+    view.hosts, view.source = LAN, ipaddress.IPv6Address("fdaa::a:0:0:1")
+    routes = RouteTable(1, {"db": (_member("a1", "ams", 1),)})
+    flycast = FlycastTable.of(1, [FlycastEntry(DB, "db", ORG)])
+    fast = FlycastFastPath(
+        lambda: flycast, lambda: routes, RTT, book, view,
+        apply=lambda _netns, _script: None, publish=publish, clock=lambda: now[0],
+    )  # fmt: skip
+    fast._forwarding = True
+
+    async def step() -> None:
+        await fast.sync()
+        await fast.publish_due()
+
+    asyncio.run(step())
+    assert told == [EdgeFastPlan()]  # nothing forwarded yet, said so
+    book.set_check("a1", "primary", True)
+    asyncio.run(step())
+    assert len(told) == 2 and told[1].ports[0].targets == [str(_address(1))]
+    asyncio.run(step())
+    assert len(told) == 2  # unchanged, not due
+    now[0] += REPUBLISH_SECONDS
+    down[0] = True
+    with pytest.raises(UnavailableError):  # the caller's to log (``run``)
+        asyncio.run(step())
+    down[0] = False
+    asyncio.run(step())
+    assert len(told) == 2  # retried only after RETRY_SECONDS
+    now[0] += RETRY_SECONDS
+    asyncio.run(step())
+    assert len(told) == 3 and told[2] == told[1]

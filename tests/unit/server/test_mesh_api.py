@@ -153,3 +153,56 @@ def test_more_machines_of_an_organization_on_a_host_change_no_peer(
     ).json()
     assert second["private_ip"] != ""
     assert after == before
+
+
+def _fast_plan(targets: list[str], address: str | None = None) -> dict[str, Any]:
+    from ferry.net.flycast import flycast_address
+
+    port = {
+        "address": address or str(flycast_address(7, 1)),
+        "port": 5432,
+        "organization": str(sixpn.org_prefix(7)),
+        "targets": targets,
+        "target_port": 5433,
+        "app": "db",
+    }
+    return {"ports": [port]}
+
+
+def test_an_edge_publishes_its_kernel_path_and_every_node_reads_it(
+    api: Api, two_hosts: dict[str, dict[str, str]]
+) -> None:
+    """Each region edge's plan rides in the snapshot; the long poll wakes only when it
+    changes; another region's edge, a host and a bad plan change nothing."""
+    before = api.client.get("/v1/mesh", headers=two_hosts["ams-1"]).json()
+    assert before["fast"] == []
+    target = str(sixpn.machine_address(7, 1, 1))
+    edge = edge_token(api, "ams")
+    put = api.client.put("/v1/edges/ams/flycast-fast", json=_fast_plan([target]), headers=edge)
+    assert put.status_code == 200, put.text
+    since = before["version"]
+    seen = api.client.get(f"/v1/mesh?since={since}&timeout=5", headers=two_hosts["ams-1"])
+    (plan,) = seen.json()["fast"]
+    assert plan["region"] == "ams" and plan["ports"][0]["targets"] == [target]
+    version = seen.json()["version"]
+    again = api.client.put("/v1/edges/ams/flycast-fast", json=_fast_plan([target]), headers=edge)
+    assert again.status_code == 200
+    quiet = api.client.get(f"/v1/mesh?since={version}&timeout=0", headers=two_hosts["ams-1"])
+    assert quiet.json()["version"] == version  # the same plan again moves nothing
+
+    other = edge_token(api, "sin")
+    assert (
+        api.client.put("/v1/edges/ams/flycast-fast", json=_fast_plan([]), headers=other).status_code
+        == 403
+    )
+    assert (
+        api.client.put(
+            "/v1/edges/ams/flycast-fast", json=_fast_plan([]), headers=two_hosts["ams-1"]
+        ).status_code
+        == 403
+    )
+    foreign = str(sixpn.machine_address(8, 1, 1))
+    bad = api.client.put("/v1/edges/ams/flycast-fast", json=_fast_plan([foreign]), headers=edge)
+    assert bad.status_code == 400 and "is not a machine of" in bad.text, bad.text
+    after = api.client.get("/v1/mesh", headers=two_hosts["ams-1"]).json()
+    assert after["fast"] == seen.json()["fast"] and after["version"] == version
