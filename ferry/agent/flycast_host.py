@@ -4,11 +4,12 @@ The mesh thread hands over each region edge's published plan
 (``HostFastView.plans``, from ``MeshSnapshot.fast``); the health thread, right
 after each pass of its checks, works out which ports this host forwards to its
 own machines (``HostFastPath.sync``) and loads ``table ip6 ferry_flycast_host``
-when that changed — and at least every ``REFRESH_SECONDS``: each port's rule
-holds only while its element of the table's ``alive`` set lives
-(``ALIVE_SECONDS``), so an agent killed while, say, its Postgres primary is
-demoted stops sending connections to it within seconds; they go to the edge,
-which follows its own checks. A stopped agent empties the table (``close``).
+when that changed. Each port's rule holds only while its element of the
+table's ``alive`` set lives (``ALIVE_SECONDS``); the agent renews the elements
+every ``REFRESH_SECONDS`` (the rules and their counters stay), so an agent
+killed while, say, its Postgres primary is demoted stops sending connections
+to it within seconds; they go to the edge, which follows its own checks. A
+stopped agent empties the table (``close``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from ferry.model import Machine
 from ferry.model.mesh import EdgeFastPlan
 from ferry.net import nftables, sixpn
 from ferry.net.flycast_fast import FastPort
-from ferry.net.flycast_host import host_fast_ports, host_ruleset
+from ferry.net.flycast_host import alive_refresh, host_fast_ports, host_ruleset
 
 __all__ = ["ALIVE_SECONDS", "HostFastPath", "HostFastView", "passing_ports"]
 
@@ -105,20 +106,27 @@ class HostFastPath:
         keeps what it had, whose rules expire) and tried again next pass."""
         ports = self.plan(*passing_ports(machines, results))
         now = self._clock()
-        due = ports and now - self._loaded_at >= REFRESH_SECONDS
-        if ports == self._loaded and not due:
+        if ports == self._loaded:
+            if not ports or now - self._loaded_at < REFRESH_SECONDS:
+                return
+            try:
+                self._apply(self.netns, alive_refresh(ports, alive_seconds=ALIVE_SECONDS))
+            except FerryError as exc:  # e.g. the table was deleted: load it whole next pass
+                log.warning("flycast: host path not renewed: %s", exc)
+                self._loaded = None
+                return
+            self._loaded_at = now
             return
         try:
             self._apply(self.netns, host_ruleset(ports, alive_seconds=ALIVE_SECONDS))
         except FerryError as exc:
             log.warning("flycast: host path not updated: %s", exc)
             return
-        if ports != self._loaded:
-            log.info(
-                "flycast: this host forwards %s",
-                ", ".join(f"{p.app} [{p.address}]:{p.port}" for p in ports)
-                or "no port (connections go to the edge)",
-            )
+        log.info(
+            "flycast: this host forwards %s",
+            ", ".join(f"{p.app} [{p.address}]:{p.port}" for p in ports)
+            or "no port (connections go to the edge)",
+        )
         self._loaded, self._loaded_at = ports, now
 
     def close(self) -> None:

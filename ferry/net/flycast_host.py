@@ -31,7 +31,7 @@ from ferry.net import sixpn
 from ferry.net.flycast import is_flycast
 from ferry.net.flycast_fast import FastPort, destination
 
-__all__ = ["TABLE", "checked_plan", "host_fast_ports", "host_ruleset"]
+__all__ = ["TABLE", "alive_refresh", "checked_plan", "host_fast_ports", "host_ruleset"]
 
 TABLE = "ferry_flycast_host"
 """The host's nftables table (``ip6`` family); nothing else is touched."""
@@ -127,12 +127,30 @@ def host_fast_ports(
     return tuple(sorted(found))
 
 
+def _elements(ports: Sequence[FastPort], alive_seconds: int) -> str:
+    usable = sorted(p for p in ports if p.targets)
+    return ", ".join(f"{p.address} . {p.port} timeout {alive_seconds}s" for p in usable)
+
+
+def alive_refresh(ports: Sequence[FastPort], *, alive_seconds: int) -> str:
+    """An ``nft -f`` script giving the loaded ports' rules ``alive_seconds`` more (the
+    rules and their counters stay; fails when the table is not there: load it whole)."""
+    elements = _elements(ports, alive_seconds)
+    return "\n".join(
+        [
+            f"flush set ip6 {TABLE} alive",
+            *([f"add element ip6 {TABLE} alive {{ {elements} }}"] if elements else []),
+            "",
+        ]
+    )
+
+
 def host_ruleset(ports: Sequence[FastPort], *, alive_seconds: int) -> str:
     """The host's ``table ip6 ferry_flycast_host`` as one ``nft -f`` script (replaces it
     whole; with no ports it forwards nothing: connections go to the edge). A port's
     rule holds while its element of ``alive`` does: ``alive_seconds`` after the load."""
     usable = sorted(p for p in ports if p.targets)
-    elements = ", ".join(f"{p.address} . {p.port} timeout {alive_seconds}s" for p in usable)
+    elements = _elements(usable, alive_seconds)
     forwards = [
         f"    ip6 daddr {p.address} tcp dport {p.port} ip6 saddr {p.organization}"
         f" ip6 daddr . tcp dport @alive"

@@ -87,7 +87,8 @@ def test_the_host_loads_on_change_refreshes_before_expiry_and_empties_on_close()
     assert len(applied) == 2  # unchanged, not due
     clock.now += REFRESH_SECONDS
     path.sync([primary], passing)
-    assert len(applied) == 3 and applied[2] == applied[1]  # loaded again: alive again
+    assert len(applied) == 3  # the rule's element renewed, the rule (and its counter) kept
+    assert applied[2].startswith("flush set") and f"{DB} . 5432 timeout" in applied[2]
     path.sync([primary], failing)  # demoted: the edge takes the port back
     assert len(applied) == 4 and "dnat" not in applied[3]
     clock.now += REFRESH_SECONDS
@@ -95,6 +96,27 @@ def test_the_host_loads_on_change_refreshes_before_expiry_and_empties_on_close()
     assert len(applied) == 4  # nothing to keep alive
     path.close()
     assert len(applied) == 5 and "dnat" not in applied[4]
+
+
+def test_a_renewal_that_fails_loads_the_table_whole_next_pass() -> None:
+    applied: list[str] = []
+    clock = Clock()
+
+    def apply(_netns: str | None, script: str) -> None:
+        if script.startswith("flush set") and not any("flush" in a for a in applied):
+            applied.append(script)
+            raise NetworkError("No such file or directory (the table was deleted)")
+        applied.append(script)
+
+    view = HostFastView()
+    primary = member("p", 1)
+    view.plans = (plan_to(primary),)
+    path = HostFastPath("ams", view, apply=apply, clock=clock)
+    path.sync([primary], results_of({"p": "passing"}))
+    clock.now += REFRESH_SECONDS
+    path.sync([primary], results_of({"p": "passing"}))  # renewal refused
+    path.sync([primary], results_of({"p": "passing"}))
+    assert len(applied) == 3 and "dnat" in applied[2]  # the whole table again
 
 
 def test_a_refused_load_is_tried_again_next_pass() -> None:
