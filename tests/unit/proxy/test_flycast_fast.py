@@ -5,18 +5,26 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+from collections.abc import Callable
 
 import pytest
 
+from ferry.errors import UnavailableError
 from ferry.model import CheckConfig, DesiredState, MachineState
 from ferry.model.machine import Concurrency
+from ferry.model.mesh import EdgeFastPlan
 from ferry.net import sixpn
 from ferry.net.flycast import FlycastEntry, FlycastTable, flycast_address
 from ferry.net.flycast_fast import FastPort, fast_ruleset
 from ferry.net.flycast_lan import LanHost, host_routes
 from ferry.net.flycast_lan_sync import EdgeLanView
 from ferry.net.nftables import check_ruleset
-from ferry.proxy.flycast_fast import FlycastFastPath, plan_fast_ports
+from ferry.proxy.flycast_fast import (
+    REPUBLISH_SECONDS,
+    RETRY_SECONDS,
+    FlycastFastPath,
+    plan_fast_ports,
+)
 from ferry.proxy.health import HealthBook
 from ferry.proxy.routes import Backend, RouteTable, ServicePorts
 
@@ -115,18 +123,29 @@ def test_a_lan_host_routes_the_edges_own_address_over_the_lan() -> None:
     assert host_routes([], None, "eth0", "fdaa::a:0:0:1") == set()
 
 
-def test_the_edge_loads_the_table_only_when_it_changes_and_empties_it_on_close() -> None:
-    applied: list[str] = []
-    book = HealthBook()
+def _one_member_path(
+    book: HealthBook,
+    apply: Callable[[str | None, str], None],
+    publish: Callable[[EdgeFastPlan], None] | None = None,
+    clock: Callable[[], float] = lambda: 0.0,
+) -> FlycastFastPath:
+    """The edge's loop over one ams member on its LAN, with fakes for nft and the API."""
     view = EdgeLanView()
     view.hosts, view.source = LAN, ipaddress.IPv6Address("fdaa::a:0:0:1")
     routes = RouteTable(1, {"db": (_member("a1", "ams", 1),)})
     flycast = FlycastTable.of(1, [FlycastEntry(DB, "db", ORG)])
     fast = FlycastFastPath(
         lambda: flycast, lambda: routes, RTT, book, view,
-        apply=lambda _netns, script: applied.append(script),
+        apply=apply, publish=publish, clock=clock,
     )  # fmt: skip
     fast._forwarding = True  # the sysctl is the integration tests' business
+    return fast
+
+
+def test_the_edge_loads_the_table_only_when_it_changes_and_empties_it_on_close() -> None:
+    applied: list[str] = []
+    book = HealthBook()
+    fast = _one_member_path(book, lambda _netns, script: applied.append(script))
 
     async def scenario() -> None:
         await fast.sync()
@@ -141,10 +160,6 @@ def test_the_edge_loads_the_table_only_when_it_changes_and_empties_it_on_close()
 
 
 def test_the_edge_publishes_what_its_kernel_forwards_on_change_and_now_and_then() -> None:
-    from ferry.errors import UnavailableError
-    from ferry.model.mesh import EdgeFastPlan
-    from ferry.proxy.flycast_fast import REPUBLISH_SECONDS, RETRY_SECONDS
-
     told: list[EdgeFastPlan] = []
     down = [False]
 
@@ -155,15 +170,7 @@ def test_the_edge_publishes_what_its_kernel_forwards_on_change_and_now_and_then(
 
     now = [0.0]
     book = HealthBook()
-    view = EdgeLanView()
-    view.hosts, view.source = LAN, ipaddress.IPv6Address("fdaa::a:0:0:1")
-    routes = RouteTable(1, {"db": (_member("a1", "ams", 1),)})
-    flycast = FlycastTable.of(1, [FlycastEntry(DB, "db", ORG)])
-    fast = FlycastFastPath(
-        lambda: flycast, lambda: routes, RTT, book, view,
-        apply=lambda _netns, _script: None, publish=publish, clock=lambda: now[0],
-    )  # fmt: skip
-    fast._forwarding = True
+    fast = _one_member_path(book, lambda _netns, _script: None, publish, lambda: now[0])
 
     async def step() -> None:
         await fast.sync()
