@@ -151,9 +151,11 @@ def host_ruleset(ports: Sequence[FastPort], *, alive_seconds: int) -> str:
     rule holds while its element of ``alive`` does: ``alive_seconds`` after the load."""
     usable = sorted(p for p in ports if p.targets)
     elements = _elements(usable, alive_seconds)
+    # A target's own connection to the address is left to the edge: sent back to its own
+    # address, the answer would stay inside the machine, never un-NATed by the host.
     forwards = [
         f"    ip6 daddr {p.address} tcp dport {p.port} ip6 saddr {p.organization}"
-        f" ip6 daddr . tcp dport @alive"
+        f" ip6 saddr != {{ {', '.join(map(str, p.targets))} }} ip6 daddr . tcp dport @alive"
         f' counter {destination(p)} comment "{p.app}"'
         for p in usable
     ]

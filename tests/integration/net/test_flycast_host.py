@@ -94,7 +94,7 @@ def lab() -> Iterator[Lab]:
             delete_netns(netns)
 
 
-def _connect(lab: Lab, source: ipaddress.IPv6Address) -> str:
+def _connect(lab: Lab, source: ipaddress.IPv6Address, netns: str | None = None) -> str:
     """What the client gets from [FLYCAST]:5432 (the peer address the server saw), or
     the error's name."""
     script = (
@@ -107,7 +107,7 @@ def _connect(lab: Lab, source: ipaddress.IPv6Address) -> str:
         "    print(type(exc).__name__)\n"
     )
     done = subprocess.run(
-        ["ip", "netns", "exec", lab.client, sys.executable, "-c", script],
+        ["ip", "netns", "exec", netns or lab.client, sys.executable, "-c", script],
         capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     return done.stdout.strip()
@@ -132,6 +132,9 @@ def test_the_host_sends_its_machines_connection_to_the_target_itself(lab: Lab) -
     assert peer == str(FLYCAST)  # the client, the Flycast address
     # Another organization's source is not forwarded (its host would drop it anyway).
     assert _connect(lab, STRANGER) in ("OSError", "TimeoutError")
+    # Nor the target's own connection (the edge's, which can NAT its answer back).
+    assert _connect(lab, TARGET, netns=lab.target) in ("OSError", "TimeoutError")
+    assert _forwarded(lab) == 1
     # The agent's renewal keeps the rule and its count of connections.
     apply_ruleset(lab.host, alive_refresh([PORT], alive_seconds=60))
     assert _connect(lab, CLIENT).split()[0] == str(CLIENT)

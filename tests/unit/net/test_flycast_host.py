@@ -99,6 +99,7 @@ def test_the_hosts_rules_check_the_organization_and_expire_unless_loaded_again()
     assert f"ip6 saddr {sixpn.org_prefix(ORG)}" in rules
     assert f"{DB} . 5432 timeout 10s" in rules and "@alive" in rules
     assert "numgen inc mod 2" in rules
+    assert f"ip6 saddr != {{ {PRIMARY}, {REPLICA} }}" in rules  # a target's own: the edge's
     check_ruleset(rules)
     empty = host_ruleset([], alive_seconds=10)
     assert "dnat" not in empty
