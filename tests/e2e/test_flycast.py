@@ -310,6 +310,35 @@ def test_a_machine_on_the_targets_own_host_is_forwarded_by_that_host(
     assert _kernel_forwarded(cluster, "ams", "rawtcp") == by_edge
 
 
+def test_a_stopped_machine_leaves_the_hosts_kernel_and_comes_back_started(
+    cluster: ClusterSettings,
+    client: FerryClient,
+    rawtcp: tuple[str, Machine],
+    callers: dict[str, Machine],
+) -> None:
+    """Stopped, the machine passes no check of ams-1's agent: ams-1 forwards nothing for
+    it any more. Started again, ams-1 forwards its connections again."""
+    address, machine = rawtcp
+
+    def host_rules() -> str:
+        return _edge_chain(cluster, "ams-1", "ip6", "ferry_flycast_host", "to_local")
+
+    client.stop_machine("rawtcp", machine.id)
+    assert client.wait_machine("rawtcp", machine.id, state="stopped", timeout=60) == "stopped"
+    until("ams-1 forwards rawtcp:7000 no more", lambda: 'comment "rawtcp"' not in host_rules())
+    client.start_machine("rawtcp", machine.id)
+    assert client.wait_machine("rawtcp", machine.id, timeout=60) == "started"
+
+    def forwarded_by_the_host() -> int:
+        answer = _raw_answer(cluster, callers["ams-1"], address)
+        if not answer:
+            return 0  # its process is not listening yet
+        assert answered_by(answer) == machine.id
+        return _kernel_forwarded(cluster, "ams-1", "rawtcp", table="host")
+
+    until("ams-1 forwards rawtcp:7000 again", forwarded_by_the_host, timeout=60)
+
+
 def _kernel_forwarded(
     cluster: ClusterSettings, where: str, app: str, *, table: str = "edge"
 ) -> int:
