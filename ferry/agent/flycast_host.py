@@ -104,7 +104,9 @@ class HostFastPath:
     ) -> None:
         """One level-triggered pass. Never raises: a refused load is logged (the kernel
         keeps what it had, whose rules expire) and tried again next pass."""
-        ports = self.plan(*passing_ports(machines, results))
+        planned = any(p.region == self.region and p.ports for p in self.view.plans)
+        # No port of this region's edge: nothing to check the machines against.
+        ports = self.plan(*passing_ports(machines, results)) if planned else ()
         now = self._clock()
         if ports == self._loaded:
             if not ports or now - self._loaded_at < REFRESH_SECONDS:

@@ -128,14 +128,13 @@ def host_fast_ports(
 
 
 def _elements(ports: Sequence[FastPort], alive_seconds: int) -> str:
-    usable = sorted(p for p in ports if p.targets)
-    return ", ".join(f"{p.address} . {p.port} timeout {alive_seconds}s" for p in usable)
+    return ", ".join(f"{p.address} . {p.port} timeout {alive_seconds}s" for p in ports)
 
 
 def alive_refresh(ports: Sequence[FastPort], *, alive_seconds: int) -> str:
     """An ``nft -f`` script giving the loaded ports' rules ``alive_seconds`` more (the
     rules and their counters stay; fails when the table is not there: load it whole)."""
-    elements = _elements(ports, alive_seconds)
+    elements = _elements(sorted(p for p in ports if p.targets), alive_seconds)
     return "\n".join(
         [
             f"flush set ip6 {TABLE} alive",

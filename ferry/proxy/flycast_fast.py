@@ -17,8 +17,8 @@ connections stay with the edge's listeners, which splice them in Python:
 
 When none is left (all failing, all stopped: auto start needs the listeners)
 the port leaves the table within a poll and new connections reach the
-listeners, which wake a machine as before. Connections the kernel already
-forwards keep their machine.
+listeners (which close them while no machine is started: a raw TCP connection
+starts none). Connections the kernel already forwards keep their machine.
 
 The edge publishes what its kernel forwards (``publish``: ``PUT
 /v1/edges/{region}/flycast-fast``) whenever that changes and every
@@ -57,6 +57,7 @@ REPUBLISH_SECONDS = 15.0
 """How often the edge tells the control plane its plan unchanged (a restarted one forgot it)."""
 RETRY_SECONDS = 2.0
 """How soon a publication that failed is tried again."""
+_NEVER = object()
 
 
 def _lan_networks(hosts: Sequence[LanHost]) -> list[ipaddress.IPv6Network]:
@@ -158,8 +159,9 @@ class FlycastFastPath:
         self._forwarding = False
         self._publish = publish
         self._clock = clock
-        # What the control plane was last told, and when to tell it again.
-        self._published: EdgeFastPlan | None = None
+        # The loaded state the control plane was last told of (a sentinel: never), and when
+        # to tell it again.
+        self._published: object = _NEVER
         self._publish_at = 0.0
 
     def plan(self) -> tuple[FastPort, ...]:
@@ -205,12 +207,12 @@ class FlycastFastPath:
         again after ``RETRY_SECONDS``)."""
         if self._publish is None:
             return
-        plan, now = self.forwarded(), self._clock()
-        if plan == self._published and now < self._publish_at:
+        loaded, now = self._loaded, self._clock()
+        if loaded == self._published and now < self._publish_at:
             return
         self._publish_at = now + RETRY_SECONDS
-        await asyncio.to_thread(self._publish, plan)
-        self._published, self._publish_at = plan, now + REPUBLISH_SECONDS
+        await asyncio.to_thread(self._publish, self.forwarded())
+        self._published, self._publish_at = loaded, now + REPUBLISH_SECONDS
 
     async def run(self, poll: float = POLL_SECONDS) -> None:
         """Follow the tables, health and LAN until cancelled."""
