@@ -39,6 +39,8 @@ COMPILED = (
     "replay",
     "routes",
     "routing",
+    "tls_accept",
+    "tls_transport",
     "upstream",
 )
 _PACKAGE = Path(__file__).resolve().parent

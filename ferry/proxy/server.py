@@ -28,6 +28,7 @@ from ferry.proxy.metrics_server import MetricsServer
 from ferry.proxy.routes import RouteTable
 from ferry.proxy.statics import StaticsServer
 from ferry.proxy.tcp import TcpEdge
+from ferry.proxy.tls_accept import TlsAcceptor, listening_sockets
 from ferry.proxy.tls_listener import (
     TLS_HANDSHAKE_TIMEOUT,
     TlsCollector,
@@ -110,7 +111,7 @@ class EdgeProxy:
         # Raw TCP ports with the tls handler: the machine gets the bytes as sent, so no
         # protocol is agreed on its behalf (no ALPN), and no ACME challenge is answered.
         self._tcp_tls = EdgeTlsContexts(tls, alpn=(), challenges=False) if tls is not None else None
-        self._https_server: asyncio.Server | None = None
+        self._https_server: TlsAcceptor | None = None
         self.https_address: tuple[str, int] | None = None
         self.tls_handshakes: dict[str, int] = {}  # ALPN -> completed handshakes
         edge = functools.partial(
@@ -192,16 +193,15 @@ class EdgeProxy:
             if self._public_port is None and port == 0:
                 self.http.headers = type(self.http.headers)(self.region, self.http_address[1])
             if self._https_listen is not None and self.tls_contexts is not None:
-                self._https_server = await loop.create_server(
+                sockets = listening_sockets(*self._https_listen, reuse_port=self._reuse_port)
+                self._https_server = TlsAcceptor(
+                    sockets,
+                    self.tls_contexts.listener,
                     self._tls_protocol,
-                    *self._https_listen,
-                    ssl=self.tls_contexts.listener,
-                    ssl_handshake_timeout=self._tls_handshake_timeout,
-                    reuse_address=True,
-                    reuse_port=self._reuse_port or None,
-                    backlog=1024,
+                    handshake_timeout=self._tls_handshake_timeout,
+                    use_event_loop=self.tls_contexts.challenge_pending,
                 )
-                bound = self._https_server.sockets[0].getsockname()
+                bound = sockets[0].getsockname()
                 self.https_address = (str(bound[0]), int(bound[1]))
                 if not self.http.https_port:  # port 0: the one the kernel picked
                     self.http.https_port = self.https_address[1]

@@ -171,7 +171,11 @@ def server_context(bundle: CertBundle | None, alpn: tuple[str, ...]) -> ssl.SSLC
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.maximum_version = ssl.TLSVersion.TLSv1_3
-    context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
+    # No renegotiation (TLS 1.2): a client-started one costs the server a handshake
+    # and would have OpenSSL write in the middle of a read.
+    context.options |= (
+        ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE | ssl.OP_NO_RENEGOTIATION
+    )
     context.num_tickets = 1
     context.set_alpn_protocols(list(alpn))
     if bundle is not None:
@@ -409,6 +413,11 @@ class EdgeTlsContexts:
         if context is not self.listener:
             connection.context = context
         return None
+
+    def challenge_pending(self) -> bool:
+        """Whether a TLS-ALPN-01 validation is pending for some name on this listener:
+        its handshakes then need the ClientHello's ALPN (``_AlertingSSLObject``)."""
+        return self.challenges and bool(self.source().alpn01)
 
     @property
     def cached(self) -> Mapping[tuple[CertBundle, bool], ssl.SSLContext]:

@@ -233,6 +233,11 @@ def test_tls_alpn_01_challenge_gets_its_certificate_with_acme_tls_1() -> None:
             async with asyncio.timeout(5):
                 assert await reader.read(-1) == b""  # the validator only needed the handshake
             await close(writer)
+            # while it is pending, handshakes go through the event loop's TLS (which can
+            # peek at the ALPN offered): everyone else is served as before
+            assert edge.proxy.tls_contexts is not None
+            assert edge.proxy.tls_contexts.challenge_pending()
+            assert (await _get(port, f"web.{DOMAIN}", "/")).endswith(b"ams-1")
 
     run(scenario())
 

@@ -138,3 +138,17 @@ def test_a_certificate_that_does_not_load_refuses_only_its_names() -> None:
 
 def test_acme_tls_alpn_constant_is_rfc_8737s() -> None:
     assert ACME_TLS_ALPN == "acme-tls/1"
+
+
+def test_a_pending_challenge_is_what_sends_handshakes_through_the_event_loops_tls() -> None:
+    leaf = ClusterCa.create().issue(("*.ferry.test",))
+    holder = [EdgeTls(version=1, certificates={"*.ferry.test": leaf})]
+    listener = EdgeTlsContexts(lambda: holder[0], alpn=("http/1.1",))
+    raw_tcp = EdgeTlsContexts(lambda: holder[0], alpn=(), challenges=False)
+    assert not listener.challenge_pending()
+    holder[0] = EdgeTls(version=2, certificates={"*.ferry.test": leaf}, alpn01={
+        "fresh.example.org": self_signed(("fresh.example.org",))})  # fmt: skip
+    assert listener.challenge_pending()
+    assert not raw_tcp.challenge_pending()  # it never answers validations
+    # renegotiation (TLS 1.2) is refused on every listener
+    assert listener.listener.options & ssl.OP_NO_RENEGOTIATION
