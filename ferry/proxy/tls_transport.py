@@ -1,24 +1,18 @@
 """The edge's TLS transport: OpenSSL reads and writes the client's socket itself.
 
-uvloop's TLS runs OpenSSL over two memory BIOs behind its ``SSLProtocol``: every
-byte is copied through buffers the event loop owns, and each connection builds a
-TCP transport, an SSL protocol, its app transport, two BIOs and an
-``ssl.SSLObject``. On a load of new handshakes that is about an eighth of the
-edge's CPU (bench/RESULTS.md, 2026-12-04 evening). Here each accepted socket is
-handed to CPython's ``_ssl`` as it is (``SSLContext._wrap_socket``): OpenSSL calls
-``recv`` and ``send`` on the file descriptor, and the event loop only says when
-it is readable or writable.
+uvloop's TLS runs OpenSSL over two memory BIOs behind its ``SSLProtocol`` (a TCP
+transport, an SSL protocol, its app transport, two BIOs and an ``ssl.SSLObject``
+per connection): about an eighth of the edge's CPU on new handshakes
+(bench/RESULTS.md, 2026-12-04 evening). Here each accepted socket goes to
+CPython's ``_ssl`` as it is (``SSLContext._wrap_socket``): OpenSSL calls ``recv``
+and ``send`` on the descriptor; the loop only says when it is readable or writable.
 
-``TlsAcceptor`` accepts on the listening sockets and makes a ``TlsTransport`` per
+``TlsAcceptor`` (``ferry.proxy.tls_accept``) makes a ``TlsTransport`` per accepted
 connection; the transport does the handshake, then gives the connection to the
-protocol its factory makes (an ``asyncio.Protocol``: ``connection_made``,
-``data_received``, ``eof_received``, ``connection_lost``, flow control both ways).
-Closing sends ``close_notify``, then reads and drops whatever the client still
-sends until its own ``close_notify`` or EOF (at most ``linger`` seconds), as
-asyncio's and uvloop's TLS do; closing a socket with unread bytes would send a
-reset that can destroy the answer before the client read it. A failed handshake
-sends FIN behind OpenSSL's alert (``unrecognized_name`` for a name nobody has)
-and drops input until EOF, so the alert reaches the client.
+protocol its factory makes (an ``asyncio.Protocol``, flow control both ways).
+A socket is closed only once the client has closed its side or ``linger``
+seconds passed (``_linger``, ``_drain``): closing one with unread bytes sends a
+reset that can destroy the answer (or alert) before the client read it.
 
 Event-loop thread only. The listener's context and its SNI callback are
 ``ferry.tls.edge_tls``'s: the callback gets the transport as its connection and
@@ -28,6 +22,7 @@ switches its ``context``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import ssl
@@ -234,14 +229,11 @@ class TlsTransport(asyncio.Transport):
         self._finish()  # both sides' close_notify done, or the connection is gone
 
     def _linger(self) -> None:
-        """Wait for the client's close_notify or EOF (at most ``linger`` seconds), dropping
-        what it still sends; only then close the socket.
+        """Our close_notify is sent: drop input until the client's or its EOF, then close.
 
-        No FIN right after close_notify: uvloop's TLS takes an EOF for a broken
-        connection and drops what it had received and not yet handed over, so a
-        uvloop client reading a large answer would lose its end (asyncio's and
-        uvloop's own servers wait the same way).
-        """
+        No FIN before that: uvloop's TLS takes an EOF for a broken connection and drops
+        what it had not handed over yet, so a uvloop client would lose the end of a
+        large answer (asyncio's and uvloop's own servers wait the same way)."""
         self._state = _LINGER
         self._stop_writing()
         self._connection_lost(None)
@@ -342,9 +334,6 @@ class TlsTransport(asyncio.Transport):
             self._write_paused = True
             self._protocol.pause_writing()
 
-    def writelines(self, list_of_data: Any) -> None:
-        self.write(b"".join(list_of_data))
-
     def close(self) -> None:
         """Send what is buffered, then ``close_notify``; ``connection_lost(None)`` follows."""
         if self._state == _OPEN:
@@ -383,9 +372,6 @@ class TlsTransport(asyncio.Transport):
     def get_write_buffer_size(self) -> int:
         return self._buffered
 
-    def get_write_buffer_limits(self) -> tuple[int, int]:
-        return (self._low, self._high)
-
     def can_write_eof(self) -> bool:
         return False  # TLS 1.2 and 1.3 have no half-close: close_notify ends both ways
 
@@ -399,27 +385,25 @@ class TlsTransport(asyncio.Transport):
         return self._protocol  # type: ignore[return-value]
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
+        """``peername``, ``sockname``, ``socket``; while open, ``ssl_object``
+        (``selected_alpn_protocol()``…), ``sslcontext`` and ``cipher``."""
         if name == "peername":
             return self._peer
-        if name == "ssl_object":
-            return self._ssl if self._ssl is not None else default
-        if name == "sockname":
-            try:
-                return self._sock.getsockname()
-            except OSError:
-                return default
         if name == "socket":
             return self._sock
-        if self._ssl is None:
+        if name == "sockname":
+            with contextlib.suppress(OSError):
+                return self._sock.getsockname()
             return default
+        tls = self._ssl
+        if tls is None:
+            return default
+        if name == "ssl_object":
+            return tls
         if name == "sslcontext":
-            return self._ssl.context
+            return tls.context
         if name == "cipher":
-            return self._ssl.cipher()
-        if name == "compression":
-            return self._ssl.compression()
-        if name == "peercert":
-            return self._ssl.getpeercert()
+            return tls.cipher()
         return default
 
     def expire(self) -> None:

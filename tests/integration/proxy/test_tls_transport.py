@@ -87,6 +87,18 @@ async def connect(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter
     )
 
 
+async def opened(
+    port: int, made: list[Recorder]
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, asyncio.Transport]:
+    """A client whose first byte reached the first protocol; and that protocol's transport."""
+    reader, writer = await connect(port)
+    writer.write(b"x")
+    await asyncio.wait_for(made_and(made, lambda p: bool(p.received)), 5)
+    transport = made[0].transport
+    assert transport is not None
+    return reader, writer, transport
+
+
 def test_a_large_answer_to_a_slow_reader_pauses_the_protocol_and_arrives_whole() -> None:
     total = 16 * 1024 * 1024
     chunk = bytes(range(256)) * 512  # 128 KiB
@@ -241,11 +253,7 @@ def test_garbage_is_closed_and_the_listener_serves_on() -> None:
 def test_abort_drops_the_connection_and_reports_it_lost() -> None:
     async def scenario() -> None:
         async with serving() as (port, made, _):
-            reader, writer = await connect(port)
-            writer.write(b"x")
-            await asyncio.wait_for(made_and(made, lambda p: bool(p.received)), 5)
-            transport = made[0].transport
-            assert transport is not None
+            reader, writer, transport = await opened(port, made)
             transport.abort()
             assert transport.is_closing()
             assert await asyncio.wait_for(made[0].lost, 5) is None
@@ -260,11 +268,7 @@ def test_abort_drops_the_connection_and_reports_it_lost() -> None:
 def test_the_transport_reports_the_clients_address_and_the_agreed_protocol() -> None:
     async def scenario() -> None:
         async with serving() as (port, made, _):
-            _, writer = await connect(port)
-            writer.write(b"x")
-            await asyncio.wait_for(made_and(made, lambda p: bool(p.received)), 5)
-            transport = made[0].transport
-            assert transport is not None
+            _, writer, transport = await opened(port, made)
             assert transport.get_extra_info("peername") == writer.get_extra_info("sockname")
             assert transport.get_extra_info("sockname") == ("127.0.0.1", port)
             assert transport.get_extra_info("ssl_object").selected_alpn_protocol() == "http/1.1"
