@@ -111,7 +111,7 @@ class EdgeProxy:
         # Raw TCP ports with the tls handler: the machine gets the bytes as sent, so no
         # protocol is agreed on its behalf (no ALPN), and no ACME challenge is answered.
         self._tcp_tls = EdgeTlsContexts(tls, alpn=(), challenges=False) if tls is not None else None
-        self._https_server: TlsAcceptor | None = None
+        self._https_acceptor: TlsAcceptor | None = None
         self.https_address: tuple[str, int] | None = None
         self.tls_handshakes: dict[str, int] = {}  # ALPN -> completed handshakes
         edge = functools.partial(
@@ -194,7 +194,7 @@ class EdgeProxy:
                 self.http.headers = type(self.http.headers)(self.region, self.http_address[1])
             if self._https_listen is not None and self.tls_contexts is not None:
                 sockets = listening_sockets(*self._https_listen, reuse_port=self._reuse_port)
-                self._https_server = TlsAcceptor(
+                self._https_acceptor = TlsAcceptor(
                     sockets,
                     self.tls_contexts.listener,
                     self._tls_protocol,
@@ -266,9 +266,9 @@ class EdgeProxy:
         if self._server is not None:
             self._server.close()
             self._server = None
-        if self._https_server is not None:
-            self._https_server.close()
-            self._https_server = None
+        if self._https_acceptor is not None:
+            self._https_acceptor.close()
+            self._https_acceptor = None
         if self._backhaul_server is not None:
             self._backhaul_server.close()
             self._backhaul_server = None

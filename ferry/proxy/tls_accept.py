@@ -105,9 +105,9 @@ class TlsAcceptor:
             self.loop.add_reader(sock.fileno(), self._accept, sock)
         self._sweeper = self.loop.call_later(self._interval, self._sweep)
 
-    def wrap(self, context: ssl.SSLContext, sock: socket.socket, owner: object) -> Any:
-        """OpenSSL's server side of ``sock`` (``_ssl._SSLSocket``); ``owner`` is what the
-        SNI callback gets as its connection."""
+    def wrap(self, sock: socket.socket, owner: object) -> Any:
+        """OpenSSL's server side of ``sock`` with the listener's context
+        (``_ssl._SSLSocket``); ``owner`` is what the SNI callback gets as its connection."""
         return self.wrap_socket(sock, True, None, owner=owner, session=None)
 
     def expire_at(self, transport: TlsTransport, seconds: float) -> None:
@@ -147,7 +147,7 @@ class TlsAcceptor:
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
             else:
-                TlsTransport(self, sock, peer, self.context, self.factory)
+                TlsTransport(self, sock, peer)
 
     def _accept_failed(self, listener: socket.socket, exc: OSError) -> None:
         if exc.errno not in _RESOURCE_ERRORS:

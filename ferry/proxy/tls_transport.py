@@ -26,7 +26,6 @@ import contextlib
 import logging
 import socket
 import ssl
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -54,9 +53,9 @@ class TlsTransport(asyncio.Transport):
     """One client connection over TLS; see the module docstring."""
 
     __slots__ = (
-        "__weakref__", "_acceptor", "_buffer", "_buffered", "_factory", "_fd", "_high",
-        "_loop", "_lost_sent", "_low", "_paused", "_peer", "_protocol", "_reading", "_sock",
-        "_ssl", "_state", "_write_paused", "_writing",
+        "__weakref__", "_acceptor", "_buffer", "_buffered", "_fd", "_high", "_loop", "_low",
+        "_paused", "_peer", "_protocol", "_reading", "_sock", "_ssl", "_state",
+        "_write_paused", "_writing",
     )  # fmt: skip
 
     def __init__(
@@ -64,8 +63,6 @@ class TlsTransport(asyncio.Transport):
         acceptor: TlsAcceptor,
         sock: socket.socket,
         peer: Any,
-        context: ssl.SSLContext,
-        factory: Callable[[], asyncio.Protocol],
     ) -> None:
         """Wrap an accepted, non-blocking ``sock`` and wait for the client's hello."""
         self._acceptor = acceptor
@@ -73,7 +70,6 @@ class TlsTransport(asyncio.Transport):
         self._sock = sock
         self._fd = sock.fileno()
         self._peer = peer
-        self._factory = factory
         self._protocol: asyncio.Protocol | None = None
         self._buffer: list[bytes] = []  # [0] is what OpenSSL was last asked to write
         self._buffered = 0
@@ -83,10 +79,9 @@ class TlsTransport(asyncio.Transport):
         self._write_paused = False  # the protocol was told to pause writing
         self._writing = False  # a writer callback is registered
         self._reading = False  # a reader callback is registered
-        self._lost_sent = False
         self._state = _HANDSHAKE
         # The SNI callback gets this transport (``owner``) and may switch ``context``.
-        self._ssl: Any = acceptor.wrap(context, sock, self)
+        self._ssl: Any = acceptor.wrap(sock, self)
         acceptor.expire_at(self, acceptor.handshake_timeout)
         self._start_reading()
 
@@ -139,7 +134,7 @@ class TlsTransport(asyncio.Transport):
         self._stop_writing()
         self._acceptor.forget(self)
         self._state = _OPEN
-        protocol = self._factory()
+        protocol = self._acceptor.factory()
         self._protocol = protocol
         protocol.connection_made(self)
         if self._state == _OPEN and not self._paused:
@@ -237,7 +232,6 @@ class TlsTransport(asyncio.Transport):
         self._state = _LINGER
         self._stop_writing()
         self._connection_lost(None)
-        self._protocol = None  # told; the protocol and this transport no longer hold each other
         self._wait_for_eof()
 
     def _drain(self) -> None:
@@ -280,7 +274,6 @@ class TlsTransport(asyncio.Transport):
         self._ssl = None
         self._buffer.clear()
         self._connection_lost(None)
-        self._protocol = None
 
     def _abort(self, exc: Exception | None) -> None:
         if self._state != _CLOSED:
@@ -288,9 +281,11 @@ class TlsTransport(asyncio.Transport):
             self._finish()
 
     def _connection_lost(self, exc: Exception | None) -> None:
-        if not self._lost_sent and self._protocol is not None:
-            self._lost_sent = True
-            self._loop.call_soon(self._protocol.connection_lost, exc)
+        """Tell the protocol once (soon, as asyncio does); it and this transport then no
+        longer hold each other."""
+        protocol, self._protocol = self._protocol, None
+        if protocol is not None:
+            self._loop.call_soon(protocol.connection_lost, exc)
 
     def _start_reading(self) -> None:
         if not self._reading:

@@ -410,7 +410,7 @@ class EdgeTlsContexts:
             if isinstance(connection, _AlertingSSLObject):
                 connection.refused_name = True
             return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
-        if context is not self.listener:
+        if context is not self.listener:  # connection: also the edge's TlsTransport
             connection.context = context
         return None
 
